@@ -1,0 +1,27 @@
+// Node-wide settings the fast path reads on every batch, written once by JS.
+import { CONFIG } from "./layout";
+
+export const C_LOCAL_ADDR: u32 = CONFIG + 0; // u32, host order
+export const C_VNI: u32 = CONFIG + 4; // u32
+export const C_UNDERLAY_MTU: u32 = CONFIG + 8; // u32
+export const C_IP_ID: u32 = CONFIG + 12; // u32, outer IPv4 identification counter
+export const C_VXLAN_PORT: u32 = CONFIG + 16; // u32
+export const C_LOCAL_MAC: u32 = CONFIG + 20; // 6 bytes
+
+export function localAddr(): u32 {
+  return load<u32>(C_LOCAL_ADDR);
+}
+export function vni(): u32 {
+  return load<u32>(C_VNI);
+}
+export function underlayMtu(): u32 {
+  return load<u32>(C_UNDERLAY_MTU);
+}
+export function vxlanPort(): u32 {
+  return load<u32>(C_VXLAN_PORT);
+}
+export function nextIpId(): u16 {
+  const id = load<u32>(C_IP_ID) + 1;
+  store<u32>(C_IP_ID, id);
+  return <u16>id;
+}

@@ -1,0 +1,34 @@
+// Packet counters, u64 each. Indexes are mirrored by name in
+// router/dataplane/counters.ts (a unit test checks both agree).
+import { COUNTERS } from "./layout";
+
+export const TUN_RX: u32 = 0;
+export const IPIP_TX: u32 = 1;
+export const VXLAN_TX: u32 = 2;
+export const IPIP_RX: u32 = 3;
+export const VXLAN_RX: u32 = 4;
+export const TUN_TX: u32 = 5;
+export const ICMP_UNREACHABLE_SENT: u32 = 6;
+export const ICMP_FRAG_NEEDED_SENT: u32 = 7;
+export const BYTES_ENCAPSULATED: u32 = 8;
+export const BYTES_DECAPSULATED: u32 = 9;
+// Drops, by reason.
+export const DROP_MALFORMED_INNER: u32 = 16;
+export const DROP_MALFORMED_OUTER: u32 = 17;
+export const DROP_BAD_CHECKSUM: u32 = 18;
+export const DROP_UNKNOWN_SOURCE: u32 = 19;
+export const DROP_WRONG_VNI: u32 = 20;
+export const DROP_BAD_VXLAN_FLAGS: u32 = 21;
+export const DROP_WRONG_MAC: u32 = 22;
+export const DROP_NOT_IPV4: u32 = 23;
+export const DROP_TOO_BIG_NO_DF: u32 = 24;
+export const DROP_NO_ROUTE: u32 = 25;
+export const DROP_TRUNCATED: u32 = 26;
+export const DROP_NOT_IPIP: u32 = 27;
+export const DROP_ROUTE_NOT_ENCAPSULATED: u32 = 28;
+
+@inline
+export function count(index: u32, n: u64 = 1): void {
+  const p = COUNTERS + (index << 3);
+  store<u64>(p, load<u64>(p) + n);
+}

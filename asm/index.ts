@@ -1,0 +1,51 @@
+// The fast path's exports: batch entry points, table updates, layout for the host.
+import * as L from "./layout";
+import { C_LOCAL_ADDR, C_LOCAL_MAC, C_UNDERLAY_MTU, C_VNI, C_VXLAN_PORT } from "./config";
+import { lpmLookup } from "./lpm";
+import { HEADROOM } from "./forward";
+
+export { encapBatch, decapIpipBatch, decapVxlanBatch } from "./forward";
+export { lpmInsert, lpmDelete, lpmReset, lpmNodesLive, leaf } from "./lpm";
+export { nodesAdd, nodesClear, nodesHas } from "./nodes";
+export { routeSet } from "./routes";
+
+export function configure(localAddr: u32, underlayMtu: u32, vni: u32, vxlanPort: u32, macHi: u32, macLo: u32): void {
+  store<u32>(C_LOCAL_ADDR, localAddr);
+  store<u32>(C_UNDERLAY_MTU, underlayMtu);
+  store<u32>(C_VNI, vni);
+  store<u32>(C_VXLAN_PORT, vxlanPort);
+  store<u8>(C_LOCAL_MAC + 0, <u8>(macHi >> 8));
+  store<u8>(C_LOCAL_MAC + 1, <u8>macHi);
+  store<u8>(C_LOCAL_MAC + 2, <u8>(macLo >> 24));
+  store<u8>(C_LOCAL_MAC + 3, <u8>(macLo >> 16));
+  store<u8>(C_LOCAL_MAC + 4, <u8>(macLo >> 8));
+  store<u8>(C_LOCAL_MAC + 5, <u8>macLo);
+}
+
+export function lookup(addr: u32): u32 {
+  return lpmLookup(addr);
+}
+
+// Looks up n addresses stored at SCRATCH; returns a checksum so the loop is kept.
+export function lookupBench(n: u32, rounds: u32): u32 {
+  let acc: u32 = 0;
+  for (let r: u32 = 0; r < rounds; r++) {
+    for (let i: u32 = 0; i < n; i++) acc += lpmLookup(load<u32>(L.SCRATCH + (i << 2)));
+  }
+  return acc;
+}
+
+export function layoutDesc(): u32 { return L.DESC; }
+export function layoutDescSize(): u32 { return L.DESC_SIZE; }
+export function layoutMaxBatch(): u32 { return L.MAX_BATCH; }
+export function layoutSlots(): u32 { return L.SLOTS; }
+export function layoutSlotsBytes(): u32 { return L.SLOTS_BYTES; }
+export function layoutCounters(): u32 { return L.COUNTERS; }
+export function layoutCounterCount(): u32 { return L.COUNTER_COUNT; }
+export function layoutScratch(): u32 { return L.SCRATCH; }
+export function layoutScratchBytes(): u32 { return L.SCRATCH_BYTES; }
+export function layoutRouteCap(): u32 { return L.ROUTE_CAP; }
+export function layoutLpmBytes(): u32 { return L.MEMORY_END - L.LPM_ROOT; }
+export function layoutLpmNodeBytes(): u32 { return 1024; }
+export function layoutLpmRootBytes(): u32 { return 65536 << 2; }
+export function layoutHeadroom(): u32 { return HEADROOM; }

@@ -1,0 +1,43 @@
+// Fixed layout of the fast path's linear memory. Everything below MEMORY_BASE
+// (asconfig memoryBase) is ours: the AssemblyScript runtime is the stub and never
+// allocates there, so the native addon can hold raw pointers into it.
+
+export const CONFIG: u32 = 64; // see config.ts
+export const COUNTERS: u32 = 1024; // COUNTER_COUNT u64 counters
+export const COUNTER_COUNT: u32 = 64;
+export const DESC: u32 = 4096; // MAX_BATCH descriptors of DESC_SIZE bytes
+export const DESC_SIZE: u32 = 16;
+export const MAX_BATCH: u32 = 256;
+export const NODES: u32 = 16384; // open-addressing set of known node addresses
+export const NODES_CAP: u32 = 4096; // power of two
+export const ROUTES: u32 = 65536; // ROUTE_CAP route records of ROUTE_SIZE bytes
+export const ROUTE_SIZE: u32 = 16;
+export const ROUTE_CAP: u32 = 65536;
+export const SLOTS: u32 = 2 << 20; // packet slots
+export const SLOTS_BYTES: u32 = 16 << 20;
+export const SCRATCH: u32 = 18 << 20; // scratch for benchmarks (random addresses)
+export const SCRATCH_BYTES: u32 = 2 << 20;
+export const LPM_ROOT: u32 = 20 << 20; // 65536 u32 entries (stride 16)
+export const LPM_NODES: u32 = LPM_ROOT + (65536 << 2); // child nodes of 256 u32 entries
+export const LPM_NODE_CAP: u32 = 49152;
+export const MEMORY_END: u32 = LPM_NODES + (LPM_NODE_CAP << 10);
+// asconfig.json memoryBase must be >= MEMORY_END (checked by a unit test).
+
+// Descriptor fields (must match weft_desc in router/native/weft_native.c).
+export const D_OFF: u32 = 0;
+export const D_LEN: u32 = 4;
+export const D_ADDR: u32 = 8;
+export const D_PORT: u32 = 12;
+export const D_CHANNEL: u32 = 14;
+export const D_REASON: u32 = 15;
+
+// Output channels: where the native side sends a descriptor after a batch.
+export const CH_DROP: u8 = 0;
+export const CH_TUN: u8 = 1;
+export const CH_IPIP: u8 = 2;
+export const CH_VXLAN: u8 = 3;
+
+// Encapsulation of a route record.
+export const ENCAP_NONE: u8 = 0;
+export const ENCAP_IPIP: u8 = 1;
+export const ENCAP_VXLAN: u8 = 2;

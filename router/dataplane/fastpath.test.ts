@@ -1,0 +1,263 @@
+import { describe, expect, it, beforeEach } from "vitest";
+import fc from "fast-check";
+import { FastPath, ENCAP_IPIP, ENCAP_VXLAN, CH_DROP, CH_IPIP, CH_TUN, CH_VXLAN } from "./fastpath.js";
+import { parseCIDR, parseIPv4, parseMAC, formatIPv4 } from "./addr.js";
+import { buildEcho, buildIPv4, buildVxlan, ipv4Checksum } from "./packets.js";
+import { vtepMAC } from "./vtep.js";
+
+const SLOT = 2048;
+
+/** Loads packets into slots as the native side would, runs one batch, returns outputs. */
+class Harness {
+  constructor(readonly fp: FastPath) {}
+  load(packets: Array<{ bytes: Uint8Array; from?: number; len?: number }>): void {
+    const mem = new Uint8Array(this.fp.memory);
+    const dv = new DataView(this.fp.memory);
+    packets.forEach((p, i) => {
+      const off = this.fp.slots + i * SLOT + this.fp.headroom;
+      mem.set(p.bytes.subarray(0, SLOT - this.fp.headroom), off);
+      const d = this.fp.desc + i * this.fp.descSize;
+      dv.setUint32(d, off, true);
+      dv.setUint32(d + 4, p.len ?? p.bytes.length, true);
+      dv.setUint32(d + 8, p.from ?? 0, true);
+      dv.setUint16(d + 12, 4789, true);
+      mem[d + 14] = 0xff;
+      mem[d + 15] = 0;
+    });
+  }
+  out(n: number) {
+    const mem = new Uint8Array(this.fp.memory);
+    const dv = new DataView(this.fp.memory);
+    return Array.from({ length: n }, (_, i) => {
+      const d = this.fp.desc + i * this.fp.descSize;
+      const off = dv.getUint32(d, true);
+      const len = dv.getUint32(d + 4, true);
+      return {
+        channel: mem[d + 14],
+        reason: mem[d + 15],
+        addr: dv.getUint32(d + 8, true),
+        port: dv.getUint16(d + 12, true),
+        off,
+        bytes: mem.slice(off, off + Math.min(len, 65536)),
+      };
+    });
+  }
+  encap(packets: Uint8Array[]) {
+    this.load(packets.map((bytes) => ({ bytes })));
+    this.fp.x.encapBatch(packets.length);
+    return this.out(packets.length);
+  }
+  decapIpip(packets: Uint8Array[]) {
+    this.load(packets.map((bytes) => ({ bytes })));
+    this.fp.x.decapIpipBatch(packets.length, SLOT - this.fp.headroom);
+    return this.out(packets.length);
+  }
+  decapVxlan(packets: Array<{ bytes: Uint8Array; from: number }>) {
+    this.load(packets);
+    this.fp.x.decapVxlanBatch(packets.length, SLOT - this.fp.headroom);
+    return this.out(packets.length);
+  }
+}
+
+const W1 = "10.30.0.11";
+const W2 = "10.30.0.12";
+const W3 = "10.30.1.13";
+const MAC1 = vtepMAC("worker-1");
+const MAC3 = vtepMAC("worker-3");
+
+function node1(): Harness {
+  const fp = new FastPath();
+  fp.configure({ localAddr: parseIPv4(W1)!, underlayMTU: 1500, vtepMAC: MAC1 });
+  fp.setNodes([parseIPv4(W2)!, parseIPv4(W3)!]);
+  fp.upsert({ prefix: parseCIDR("192.168.133.192/26")!, nextHop: parseIPv4(W2)!, encap: ENCAP_IPIP });
+  fp.upsert({ prefix: parseCIDR("192.168.97.192/26")!, nextHop: parseIPv4(W3)!, encap: ENCAP_VXLAN, vtepMAC: MAC3 });
+  return new Harness(fp);
+}
+
+describe("VTEP MAC", () => {
+  it("is 0x66 followed by the first five bytes of sha1(node name), as Calico derives it", () => {
+    // sha1("worker-1") begins 93 7f 54 d5 53.
+    expect(vtepMAC("worker-1")).toBe("66:93:7f:54:d5:53");
+  });
+});
+
+describe("encapsulation of pod traffic read from the TUN", () => {
+  let h: Harness;
+  beforeEach(() => {
+    h = node1();
+  });
+
+  it("wraps a packet for worker-2 in IPIP: outer host addresses, protocol 4, valid checksum", () => {
+    const inner = buildEcho("192.168.226.65", "192.168.133.194", 56);
+    const [o] = h.encap([inner]);
+    expect(o.channel).toBe(CH_IPIP);
+    expect(formatIPv4(o.addr)).toBe(W2);
+    const b = o.bytes;
+    expect(b[0]).toBe(0x45);
+    expect(b[9]).toBe(4);
+    expect(formatIPv4(new DataView(b.buffer).getUint32(12))).toBe(W1);
+    expect(formatIPv4(new DataView(b.buffer).getUint32(16))).toBe(W2);
+    expect((b[2] << 8) | b[3]).toBe(inner.length + 20);
+    expect(ipv4Checksum(b, 0, 20)).toBe(0);
+    expect(Buffer.from(b.subarray(20)).equals(Buffer.from(inner))).toBe(true);
+  });
+
+  it("wraps a packet for worker-3 in VXLAN: VNI 4096, inner MACs as derived", () => {
+    const inner = buildEcho("192.168.226.65", "192.168.97.193", 56);
+    const [o] = h.encap([inner]);
+    expect(o.channel).toBe(CH_VXLAN);
+    expect(formatIPv4(o.addr)).toBe(W3);
+    expect(o.port).toBe(4789);
+    const b = o.bytes;
+    expect(b[0]).toBe(0x08);
+    expect((b[4] << 16) | (b[5] << 8) | b[6]).toBe(4096);
+    expect(Array.from(b.subarray(8, 14))).toEqual(parseMAC(MAC3));
+    expect(Array.from(b.subarray(14, 20))).toEqual(parseMAC(MAC1));
+    expect((b[20] << 8) | b[21]).toBe(0x0800);
+    expect(Buffer.from(b.subarray(22)).equals(Buffer.from(inner))).toBe(true);
+  });
+
+  it("answers a packet with no route with ICMP net unreachable back into the TUN", () => {
+    const [o] = h.encap([buildEcho("192.168.226.65", "192.168.250.1", 16)]);
+    expect(o.channel).toBe(CH_TUN);
+    const b = o.bytes;
+    expect(b[9]).toBe(1);
+    expect(formatIPv4(new DataView(b.buffer).getUint32(12))).toBe(W1);
+    expect(formatIPv4(new DataView(b.buffer).getUint32(16))).toBe("192.168.226.65");
+    expect(b[20]).toBe(3);
+    expect(b[21]).toBe(0);
+    expect(ipv4Checksum(b, 0, 20)).toBe(0);
+    expect(ipv4Checksum(b, 20, b.length - 20)).toBe(0);
+    expect(h.fp.counters().icmp_unreachable_sent).toBe(1);
+  });
+
+  it("answers an oversized DF packet with fragmentation needed carrying the tunnel MTU", () => {
+    const [ipip, vx] = h.encap([
+      buildEcho("192.168.226.65", "192.168.133.194", 1500 - 28, true),
+      buildEcho("192.168.226.65", "192.168.97.193", 1480 - 28, true),
+    ]);
+    for (const [o, mtu] of [[ipip, 1480], [vx, 1450]] as const) {
+      expect(o.channel).toBe(CH_TUN);
+      expect(o.bytes[20]).toBe(3);
+      expect(o.bytes[21]).toBe(4);
+      expect((o.bytes[26] << 8) | o.bytes[27]).toBe(mtu);
+      expect(ipv4Checksum(o.bytes, 20, o.bytes.length - 20)).toBe(0);
+    }
+    expect(h.fp.counters().icmp_frag_needed_sent).toBe(2);
+  });
+
+  it("drops an oversized packet without DF and counts it", () => {
+    const [o] = h.encap([buildEcho("192.168.226.65", "192.168.133.194", 1490, false)]);
+    expect(o.channel).toBe(CH_DROP);
+    expect(h.fp.counters().drop_too_big).toBe(1);
+  });
+
+  it("never answers an ICMP error with another one", () => {
+    const err = buildIPv4({ src: "192.168.226.65", dst: "192.168.250.1", protocol: 1, payload: new Uint8Array([3, 1, 0, 0, 0, 0, 0, 0]) });
+    const [o] = h.encap([err]);
+    expect(o.channel).toBe(CH_DROP);
+    expect(h.fp.counters().drop_no_route).toBe(1);
+  });
+});
+
+describe("decapsulation accepts only known nodes", () => {
+  let h: Harness;
+  beforeEach(() => {
+    h = node1();
+  });
+  const inner = buildEcho("192.168.133.194", "192.168.226.65", 32);
+
+  it("delivers the inner packet of IPIP from worker-2 to the TUN", () => {
+    const outer = buildIPv4({ src: W2, dst: W1, protocol: 4, payload: inner });
+    const [o] = h.decapIpip([outer]);
+    expect(o.channel).toBe(CH_TUN);
+    expect(Buffer.from(o.bytes).equals(Buffer.from(inner))).toBe(true);
+  });
+
+  it("drops IPIP from a host that is not a node, and counts it", () => {
+    const outer = buildIPv4({ src: "10.30.0.1", dst: W1, protocol: 4, payload: inner });
+    const [o] = h.decapIpip([outer]);
+    expect(o.channel).toBe(CH_DROP);
+    expect(h.fp.counters().drop_unknown_source).toBe(1);
+  });
+
+  it("drops IPIP with a bad outer or inner checksum", () => {
+    const outer = buildIPv4({ src: W2, dst: W1, protocol: 4, payload: inner });
+    outer[10] ^= 0xff;
+    const badInner = Uint8Array.from(inner);
+    badInner[10] ^= 1;
+    const outer2 = buildIPv4({ src: W2, dst: W1, protocol: 4, payload: badInner });
+    const out = h.decapIpip([outer, outer2]);
+    expect(out.map((o) => o.channel)).toEqual([CH_DROP, CH_DROP]);
+    expect(h.fp.counters().drop_bad_checksum).toBe(2);
+  });
+
+  it("delivers VXLAN from worker-3 with VNI 4096 to our MAC", () => {
+    const v = buildVxlan(4096, parseMAC(MAC1)!, parseMAC(MAC3)!, inner);
+    const [o] = h.decapVxlan([{ bytes: v, from: parseIPv4(W3)! }]);
+    expect(o.channel).toBe(CH_TUN);
+    expect(Buffer.from(o.bytes).equals(Buffer.from(inner))).toBe(true);
+  });
+
+  it("drops VXLAN from a stranger, with another VNI, or to another MAC, each counted", () => {
+    const good = buildVxlan(4096, parseMAC(MAC1)!, parseMAC(MAC3)!, inner);
+    const out = h.decapVxlan([
+      { bytes: good, from: parseIPv4("10.30.0.1")! },
+      { bytes: buildVxlan(4097, parseMAC(MAC1)!, parseMAC(MAC3)!, inner), from: parseIPv4(W3)! },
+      { bytes: buildVxlan(4096, parseMAC(MAC3)!, parseMAC(MAC3)!, inner), from: parseIPv4(W3)! },
+    ]);
+    expect(out.map((o) => o.channel)).toEqual([CH_DROP, CH_DROP, CH_DROP]);
+    const c = h.fp.counters();
+    expect([c.drop_unknown_source, c.drop_wrong_vni, c.drop_wrong_mac]).toEqual([1, 1, 1]);
+  });
+});
+
+describe("fuzz: random bytes never crash the fast path and never leak a packet", () => {
+  const runs = Number(process.env.WEFT_FUZZ_RUNS ?? 100_000);
+  const h = node1();
+  const slotCap = SLOT - h.fp.headroom;
+  const known = new Set([parseIPv4(W2)!, parseIPv4(W3)!]);
+  const bytes = fc.uint8Array({ minLength: 0, maxLength: 200 });
+  // Random bytes, and random bytes behind a plausible header so the deeper checks run.
+  const packet = fc.oneof(
+    bytes,
+    fc.tuple(bytes, fc.boolean()).map(([b, known]) => {
+      const inner = buildEcho("192.168.133.194", "192.168.226.65", 8);
+      const payload = new Uint8Array([...inner.subarray(0, Math.min(inner.length, b.length % 40)), ...b]);
+      return buildIPv4({ src: known ? W2 : "10.9.9.9", dst: W1, protocol: 4, payload });
+    }),
+  );
+  const validInner = (b: Uint8Array) => b.length >= 20 && b[0] >> 4 === 4 && ipv4Checksum(b, 0, (b[0] & 15) * 4) === 0 && ((b[2] << 8) | b[3]) === b.length;
+
+  it(`decapsulation: ${runs} cases`, () => {
+    fc.assert(
+      fc.property(packet, fc.integer({ min: 0, max: slotCap + 8 }), fc.boolean(), (p, lenJitter, vx) => {
+        const len = Math.min(p.length, lenJitter);
+        const from = vx ? (lenJitter % 2 ? parseIPv4(W3)! : 0x0a09_0909) : 0;
+        const out = vx ? h.decapVxlan([{ bytes: p.subarray(0, len), from }]) : h.decapIpip([p.subarray(0, len)]);
+        const o = out[0];
+        if (o.channel === CH_DROP) return;
+        expect(o.channel).toBe(CH_TUN);
+        expect(validInner(o.bytes)).toBe(true);
+        if (vx) expect(known.has(from)).toBe(true);
+        else expect(known.has(new DataView(p.buffer, p.byteOffset).getUint32(12))).toBe(true);
+      }),
+      { numRuns: runs },
+    );
+  });
+
+  it(`encapsulation: ${runs} cases`, () => {
+    fc.assert(
+      fc.property(packet, (p) => {
+        const [o] = h.encap([p]);
+        // Anything sent anywhere must stay inside its slot's memory.
+        if (o.channel === CH_DROP) return;
+        const slot = h.fp.slots;
+        expect(o.off).toBeGreaterThanOrEqual(slot);
+        expect(o.off + o.bytes.length).toBeLessThanOrEqual(slot + SLOT);
+        if (o.channel === CH_IPIP || o.channel === CH_TUN) expect(ipv4Checksum(o.bytes, 0, 20)).toBe(0);
+      }),
+      { numRuns: runs },
+    );
+  });
+});

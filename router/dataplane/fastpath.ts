@@ -1,0 +1,188 @@
+// Loads the wasm fast path and keeps its route table: the set of prefixes lives
+// here (to find the covering prefix on delete), the lookup structure in wasm.
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { projectRoot } from "../native/index.js";
+import { formatCIDR, maskOf, parseMAC, type Prefix } from "./addr.js";
+import { COUNTER_NAMES, type Counters } from "./counters.js";
+
+export const ENCAP_NONE = 0;
+export const ENCAP_IPIP = 1;
+export const ENCAP_VXLAN = 2;
+export type Encap = typeof ENCAP_NONE | typeof ENCAP_IPIP | typeof ENCAP_VXLAN;
+
+export const CH_DROP = 0;
+export const CH_TUN = 1;
+export const CH_IPIP = 2;
+export const CH_VXLAN = 3;
+
+interface Exports {
+  memory: WebAssembly.Memory;
+  configure(localAddr: number, underlayMtu: number, vni: number, vxlanPort: number, macHi: number, macLo: number): void;
+  encapBatch(count: number): void;
+  decapIpipBatch(count: number, slotCap: number): void;
+  decapVxlanBatch(count: number, slotCap: number): void;
+  lpmInsert(prefix: number, len: number, route: number): number;
+  lpmDelete(prefix: number, len: number, cover: number): void;
+  lpmReset(): void;
+  lpmNodesLive(): number;
+  leaf(len: number, route: number): number;
+  lookup(addr: number): number;
+  lookupBench(n: number, rounds: number): number;
+  nodesAdd(addr: number): number;
+  nodesClear(): void;
+  nodesHas(addr: number): number;
+  routeSet(index: number, nextHop: number, encap: number, macHi: number, macLo: number): number;
+  layoutDesc(): number;
+  layoutDescSize(): number;
+  layoutMaxBatch(): number;
+  layoutSlots(): number;
+  layoutSlotsBytes(): number;
+  layoutCounters(): number;
+  layoutCounterCount(): number;
+  layoutScratch(): number;
+  layoutScratchBytes(): number;
+  layoutRouteCap(): number;
+  layoutLpmBytes(): number;
+  layoutLpmNodeBytes(): number;
+  layoutLpmRootBytes(): number;
+  layoutHeadroom(): number;
+}
+
+export interface FastRoute {
+  prefix: Prefix;
+  nextHop: number;
+  encap: Encap;
+  vtepMAC?: string;
+}
+
+export interface FastPathConfig {
+  localAddr: number;
+  underlayMTU: number;
+  vni?: number;
+  vxlanPort?: number;
+  vtepMAC?: string;
+}
+
+function macWords(mac: string | undefined): [number, number] {
+  const b = mac ? parseMAC(mac) : undefined;
+  if (!b) return [0, 0];
+  return [(b[0] << 8) | b[1], ((b[2] << 24) | (b[3] << 16) | (b[4] << 8) | b[5]) >>> 0];
+}
+
+const key = (p: Prefix) => `${p.addr}/${p.len}`;
+
+let module: WebAssembly.Module | undefined;
+
+export function wasmPath(): string {
+  return path.join(projectRoot(), "dist", "asm", "fastpath.wasm");
+}
+
+export class FastPath {
+  readonly x: Exports;
+  readonly desc: number;
+  readonly descSize: number;
+  readonly maxBatch: number;
+  readonly slots: number;
+  readonly headroom: number;
+  private readonly routes = new Map<string, { route: FastRoute; index: number }>();
+  private readonly freeIndexes: number[] = [];
+  private nextIndex = 1;
+
+  constructor() {
+    module ??= new WebAssembly.Module(readFileSync(wasmPath()));
+    const instance = new WebAssembly.Instance(module, {
+      env: {
+        abort: () => {
+          throw new Error("weft fast path aborted");
+        },
+      },
+    });
+    this.x = instance.exports as unknown as Exports;
+    this.desc = this.x.layoutDesc();
+    this.descSize = this.x.layoutDescSize();
+    this.maxBatch = this.x.layoutMaxBatch();
+    this.slots = this.x.layoutSlots();
+    this.headroom = this.x.layoutHeadroom();
+  }
+
+  get memory(): ArrayBuffer {
+    return this.x.memory.buffer;
+  }
+
+  configure(c: FastPathConfig): void {
+    const [hi, lo] = macWords(c.vtepMAC);
+    this.x.configure(c.localAddr >>> 0, c.underlayMTU, c.vni ?? 4096, c.vxlanPort ?? 4789, hi, lo);
+  }
+
+  setNodes(addrs: Iterable<number>): void {
+    this.x.nodesClear();
+    for (const a of addrs) {
+      if (!this.x.nodesAdd(a >>> 0)) throw new Error("weft: too many nodes for the fast path's node set");
+    }
+  }
+
+  /** Adds or replaces a route. */
+  upsert(route: FastRoute): void {
+    const prefix = { addr: (route.prefix.addr & maskOf(route.prefix.len)) >>> 0, len: route.prefix.len };
+    const k = key(prefix);
+    let entry = this.routes.get(k);
+    if (!entry) {
+      const index = this.freeIndexes.pop() ?? this.nextIndex++;
+      if (index >= this.x.layoutRouteCap()) throw new Error("weft: fast-path route table is full");
+      entry = { route, index };
+    }
+    entry.route = { ...route, prefix };
+    const [hi, lo] = macWords(route.vtepMAC);
+    this.x.routeSet(entry.index, route.nextHop >>> 0, route.encap, hi, lo);
+    if (!this.x.lpmInsert(prefix.addr, prefix.len, entry.index)) {
+      throw new Error(`weft: fast-path table out of memory inserting ${formatCIDR(prefix)}`);
+    }
+    this.routes.set(k, entry);
+  }
+
+  remove(p: Prefix): boolean {
+    const prefix = { addr: (p.addr & maskOf(p.len)) >>> 0, len: p.len };
+    const k = key(prefix);
+    const entry = this.routes.get(k);
+    if (!entry) return false;
+    this.routes.delete(k);
+    this.x.lpmDelete(prefix.addr, prefix.len, this.coverOf(prefix));
+    this.freeIndexes.push(entry.index);
+    return true;
+  }
+
+  /** Leaf value of the longest remaining prefix strictly shorter than p that covers it. */
+  private coverOf(p: Prefix): number {
+    for (let len = p.len - 1; len >= 0; len--) {
+      const c = this.routes.get(key({ addr: (p.addr & maskOf(len)) >>> 0, len }));
+      if (c) return this.x.leaf(len, c.index) >>> 0;
+    }
+    return 0;
+  }
+
+  list(): FastRoute[] {
+    return [...this.routes.values()].map((e) => e.route);
+  }
+
+  /** The route the fast path would use for addr, if any. */
+  lookup(addr: number): FastRoute | undefined {
+    const index = this.x.lookup(addr >>> 0);
+    if (index === 0) return undefined;
+    for (const e of this.routes.values()) if (e.index === index) return e.route;
+    return undefined;
+  }
+
+  counters(): Counters {
+    const base = this.x.layoutCounters();
+    const view = new BigUint64Array(this.memory, base, this.x.layoutCounterCount());
+    const out: Counters = {};
+    for (const [i, name] of Object.entries(COUNTER_NAMES)) out[name] = Number(view[Number(i)]);
+    return out;
+  }
+
+  addCounter(index: number, n: number): void {
+    const view = new BigUint64Array(this.memory, this.x.layoutCounters(), this.x.layoutCounterCount());
+    view[index] += BigInt(n);
+  }
+}

@@ -1,0 +1,44 @@
+// Typed face of the N-API addon (weft_native.c), the only code with fds and ioctls.
+import { createRequire } from "node:module";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+
+export const KIND_TUN = 0;
+export const KIND_SOCK = 1;
+
+export interface Native {
+  tunOpen(name: string): number;
+  tunDelete(name: string): void;
+  linkSet(name: string, mtu: number, up: boolean): void;
+  rawOpen(protocol: number): number;
+  udpOpen(address: string, port: number): number;
+  close(fd: number): void;
+  recvBatch(fd: number, kind: number, memory: ArrayBuffer, descOff: number, slotBase: number, slotSize: number, headroom: number, max: number): number;
+  sendBatch(fd: number, kind: number, memory: ArrayBuffer, descOff: number, count: number, channel: number): number;
+  pollStart(fd: number, onReadable: (status: number) => void): unknown;
+  pollStop(handle: unknown): void;
+}
+
+/** Project root, whether running from sources (router/native) or dist/router/native. */
+export function projectRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, "package.json"))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error("weft: cannot find the project root (package.json)");
+    dir = up;
+  }
+  return dir;
+}
+
+let loaded: Native | undefined;
+
+export function native(): Native {
+  if (loaded) return loaded;
+  const file = path.join(projectRoot(), "build", "Release", "weft_native.node");
+  if (!existsSync(file)) {
+    throw new Error(`weft: native addon missing at ${file}; run "npm install" (it builds with node-gyp)`);
+  }
+  loaded = createRequire(import.meta.url)(file) as Native;
+  return loaded;
+}

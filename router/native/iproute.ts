@@ -1,0 +1,109 @@
+// The kernel's routing table, links and sysctls, through iproute2 and /proc. All
+// host configuration goes through here (the addon holds the packet fds).
+import { execFile, execFileSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+
+/** weft's route protocol number (rtnetlink "proto"): weft owns exactly these routes. */
+export const WEFT_RT_PROTO = 87;
+
+export interface KernelRoute {
+  dst: string; // CIDR, e.g. 192.168.133.192/26
+  gateway?: string;
+  dev?: string;
+  type?: string; // unicast (default), blackhole
+  onlink?: boolean;
+}
+
+async function ip(args: string[]): Promise<string> {
+  try {
+    const { stdout } = await run("ip", args, { maxBuffer: 64 << 20 });
+    return stdout;
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`ip ${args.join(" ")}: ${(e.stderr ?? e.message).trim()}`);
+  }
+}
+
+function withPrefix(dst: string): string {
+  if (dst === "default") return "0.0.0.0/0";
+  return dst.includes("/") ? dst : `${dst}/32`;
+}
+
+/** Routes tagged with weft's protocol in the main table. */
+export async function listWeftRoutes(): Promise<KernelRoute[]> {
+  const out = await ip(["-j", "-4", "route", "show", "table", "main", "proto", String(WEFT_RT_PROTO)]);
+  const rows = JSON.parse(out || "[]") as Array<{ dst: string; gateway?: string; dev?: string; type?: string; flags?: string[] }>;
+  return rows.map((r) => ({
+    dst: withPrefix(r.dst),
+    gateway: r.gateway,
+    dev: r.dev,
+    type: r.type && r.type !== "unicast" ? r.type : undefined,
+    onlink: r.flags?.includes("onlink") || undefined,
+  }));
+}
+
+function routeArgs(r: KernelRoute): string[] {
+  const args = r.type ? [r.type, r.dst] : [r.dst];
+  if (r.gateway) args.push("via", r.gateway);
+  if (r.dev) args.push("dev", r.dev);
+  if (r.onlink) args.push("onlink");
+  args.push("proto", String(WEFT_RT_PROTO));
+  return args;
+}
+
+export async function replaceRoute(r: KernelRoute): Promise<void> {
+  await ip(["-4", "route", "replace", ...routeArgs(r)]);
+}
+
+export async function deleteRoute(r: KernelRoute): Promise<void> {
+  try {
+    await ip(["-4", "route", "del", r.dst, "proto", String(WEFT_RT_PROTO)]);
+  } catch (err) {
+    // Already gone is what we wanted.
+    if (!/No such process|Cannot find/.test(String(err))) throw err;
+  }
+}
+
+export interface LinkInfo {
+  name: string;
+  mtu: number;
+  up: boolean;
+  kind?: string;
+}
+
+export function linkInfo(name: string): LinkInfo | undefined {
+  const base = `/sys/class/net/${name}`;
+  if (!existsSync(base)) return undefined;
+  const mtu = Number(readFileSync(`${base}/mtu`, "utf8").trim());
+  const flags = Number.parseInt(readFileSync(`${base}/flags`, "utf8").trim(), 16);
+  return { name, mtu, up: (flags & 1) === 1 };
+}
+
+/** Name of the interface holding an IPv4 address (the node's uplink). */
+export async function interfaceWithAddress(address: string): Promise<string | undefined> {
+  const out = await ip(["-j", "-4", "addr", "show"]);
+  const links = JSON.parse(out || "[]") as Array<{ ifname: string; addr_info?: Array<{ local: string }> }>;
+  return links.find((l) => l.addr_info?.some((a) => a.local === address))?.ifname;
+}
+
+export function setSysctl(key: string, value: string | number): void {
+  writeFileSync(`/proc/sys/${key.replaceAll(".", "/")}`, String(value));
+}
+
+/** Kernel modules that are loaded (for the ipip check). */
+export function moduleLoaded(name: string): boolean {
+  if (existsSync(`/sys/module/${name}`)) return true;
+  try {
+    return readFileSync("/proc/modules", "utf8").split("\n").some((l) => l.startsWith(`${name} `));
+  } catch {
+    return false;
+  }
+}
+
+/** Runs ip synchronously (teardown paths where no event loop turn is left). */
+export function ipSync(args: string[]): void {
+  execFileSync("ip", args, { stdio: "ignore" });
+}

@@ -42,8 +42,19 @@ function answerUnreachable(d: u32, p: u32, ihl: u32, len: u32, code: u8, mtu: u3
   C.count(code == icmp.CODE_FRAG_NEEDED ? C.ICMP_FRAG_NEEDED_SENT : C.ICMP_UNREACHABLE_SENT);
 }
 
+// Per-channel packet counts of a batch, packed 10 bits each (MAX_BATCH < 1024), so the
+// host knows which fds to send on without looking at descriptors.
+@inline function tally(count: u32): u32 {
+  let packed: u32 = 0;
+  for (let i: u32 = 0; i < count; i++) {
+    const ch = <u32>load<u8>(desc(i) + L.D_CHANNEL);
+    if (ch != 0) packed += 1 << ((ch - 1) * 10);
+  }
+  return packed;
+}
+
 // Packets read from the TUN (pod traffic leaving this host): route and encapsulate.
-export function encapBatch(count: u32): void {
+export function encapBatch(count: u32): u32 {
   const mtuBase = underlayMtu();
   for (let i: u32 = 0; i < count; i++) {
     const d = desc(i);
@@ -52,7 +63,8 @@ export function encapBatch(count: u32): void {
     C.count(C.TUN_RX);
     const ihl = ipv4.checkHeader(p, len);
     if (ihl == 0) {
-      drop(d, C.DROP_MALFORMED_INNER);
+      // IPv6 from the TUN is not ours to carry (yet); anything else is malformed.
+      drop(d, len > 0 && load<u8>(p) >> 4 == 6 ? C.DROP_NOT_IPV4 : C.DROP_MALFORMED_INNER);
       continue;
     }
     const total = ipv4.totalLen(p);
@@ -104,6 +116,7 @@ export function encapBatch(count: u32): void {
       drop(d, C.DROP_ROUTE_NOT_ENCAPSULATED);
     }
   }
+  return tally(count);
 }
 
 // Hands the checked inner packet at p (from a known node) to the TUN, or drops it.
@@ -126,7 +139,7 @@ export function encapBatch(count: u32): void {
 }
 
 // Packets from the raw IPIP socket: whole IPv4 packets with protocol 4.
-export function decapIpipBatch(count: u32, slotCap: u32): void {
+export function decapIpipBatch(count: u32, slotCap: u32): u32 {
   for (let i: u32 = 0; i < count; i++) {
     const d = desc(i);
     const p = load<u32>(d + L.D_OFF);
@@ -155,11 +168,12 @@ export function decapIpipBatch(count: u32, slotCap: u32): void {
     }
     deliverInner(d, p + ihl, ipv4.totalLen(p) - ihl);
   }
+  return tally(count);
 }
 
 // Datagrams from the VXLAN UDP socket: VXLAN header, inner Ethernet, inner IPv4.
 // The descriptor's address is the outer source.
-export function decapVxlanBatch(count: u32, slotCap: u32): void {
+export function decapVxlanBatch(count: u32, slotCap: u32): u32 {
   const hdr = vxlan.HEADER_LEN + eth.HEADER_LEN;
   for (let i: u32 = 0; i < count; i++) {
     const d = desc(i);
@@ -197,4 +211,5 @@ export function decapVxlanBatch(count: u32, slotCap: u32): void {
     }
     deliverInner(d, e + eth.HEADER_LEN, len - hdr);
   }
+  return tally(count);
 }

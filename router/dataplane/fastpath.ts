@@ -19,9 +19,10 @@ export const CH_VXLAN = 3;
 interface Exports {
   memory: WebAssembly.Memory;
   configure(localAddr: number, underlayMtu: number, vni: number, vxlanPort: number, macHi: number, macLo: number): void;
-  encapBatch(count: number): void;
-  decapIpipBatch(count: number, slotCap: number): void;
-  decapVxlanBatch(count: number, slotCap: number): void;
+  /** Each returns the batch's per-channel counts, 10 bits each (see tallyOf). */
+  encapBatch(count: number): number;
+  decapIpipBatch(count: number, slotCap: number): number;
+  decapVxlanBatch(count: number, slotCap: number): number;
   lpmInsert(prefix: number, len: number, route: number): number;
   lpmDelete(prefix: number, len: number, cover: number): void;
   lpmReset(): void;
@@ -68,6 +69,11 @@ function macWords(mac: string | undefined): [number, number] {
   const b = mac ? parseMAC(mac) : undefined;
   if (!b) return [0, 0];
   return [(b[0] << 8) | b[1], ((b[2] << 24) | (b[3] << 16) | (b[4] << 8) | b[5]) >>> 0];
+}
+
+/** Packets of a batch routed to a channel, from a batch function's return value. */
+export function tallyOf(packed: number, channel: number): number {
+  return (packed >>> ((channel - 1) * 10)) & 0x3ff;
 }
 
 const key = (p: Prefix) => `${p.addr}/${p.len}`;

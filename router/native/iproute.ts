@@ -89,8 +89,22 @@ export async function interfaceWithAddress(address: string): Promise<string | un
   return links.find((l) => l.addr_info?.some((a) => a.local === address))?.ifname;
 }
 
+/** The kernel's own route toward an address: its gateway (if any) and device. */
+export async function routeGet(address: string): Promise<{ gateway?: string; dev?: string } | undefined> {
+  try {
+    const rows = JSON.parse(await ip(["-j", "-4", "route", "get", address])) as Array<{ gateway?: string; dev?: string }>;
+    return rows[0];
+  } catch {
+    return undefined;
+  }
+}
+
 export function setSysctl(key: string, value: string | number): void {
   writeFileSync(`/proc/sys/${key.replaceAll(".", "/")}`, String(value));
+}
+
+export function setSysctlIfPresent(key: string, value: string | number): void {
+  if (existsSync(`/proc/sys/${key.replaceAll(".", "/")}`)) setSysctl(key, value);
 }
 
 /** Kernel modules that are loaded (for the ipip check). */

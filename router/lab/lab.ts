@@ -1,0 +1,262 @@
+// Builds the seed's topology in network namespaces, runs a weft node per host and
+// wires the pods. Every name carries the lab's prefix, so labs run side by side;
+// down() removes everything the prefix names, even after a crash.
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import path from "node:path";
+import { stringify as toYAML } from "yaml";
+import { projectRoot } from "../native/index.js";
+import { controlGet } from "../control/client.js";
+import { GATEWAY, HOSTS, PODS, addressOf, hostByName, type LabHost, type LabMode, type LabPod } from "./topology.js";
+import { nsExec, sh, sysctl } from "./sh.js";
+
+export const LAB_ROOT = "/run/weft-lab";
+
+export interface LabOptions {
+  /** Name prefix of every namespace, file and socket of this lab (letters/digits, <= 8). */
+  prefix: string;
+  log?: (line: string) => void;
+}
+
+export function podVeth(pod: string): string {
+  return `cali${createHash("sha1").update(`default.${pod}`).digest("hex").slice(0, 11)}`;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class Lab {
+  readonly prefix: string;
+  readonly dir: string;
+  private readonly log: (line: string) => void;
+  mode: LabMode = "ipip";
+
+  constructor(opts: LabOptions) {
+    if (!/^[a-z][a-z0-9]{0,7}$/.test(opts.prefix)) {
+      throw new Error(`lab prefix "${opts.prefix}" must be 1-8 lowercase letters or digits, starting with a letter`);
+    }
+    this.prefix = opts.prefix;
+    this.dir = path.join(LAB_ROOT, opts.prefix);
+    this.log = opts.log ?? (() => {});
+  }
+
+  ns(name: string): string {
+    return `${this.prefix}-${name}`;
+  }
+  get gw(): string {
+    return this.ns("gw");
+  }
+  controlSocket(host: string): string {
+    return path.join(this.dir, `${host}.sock`);
+  }
+
+  exec(target: string, args: string[], opts?: { allowFail?: boolean; timeoutMs?: number }): Promise<string> {
+    return nsExec(this.ns(target), args, opts);
+  }
+
+  /** Namespaces of this lab that exist now. */
+  async namespaces(): Promise<string[]> {
+    const out = await sh("ip", ["-j", "netns", "list"], { allowFail: true });
+    const list = (out ? (JSON.parse(out) as Array<{ name: string }>) : []).map((n) => n.name);
+    return list.filter((n) => n.startsWith(`${this.prefix}-`));
+  }
+
+  async up(mode: LabMode = "ipip"): Promise<void> {
+    await this.down();
+    mkdirSync(this.dir, { recursive: true });
+    this.log("building namespaces: gateway, master, worker-1..3, pod-1..3");
+    await this.buildUnderlay();
+    await this.startNodes(mode);
+    for (const pod of PODS) await this.addPod(pod);
+  }
+
+  private async buildUnderlay(): Promise<void> {
+    const gw = this.gw;
+    await sh("ip", ["netns", "add", gw]);
+    await nsExec(gw, ["ip", "link", "set", "lo", "up"]);
+    await sysctl(gw, "net.ipv4.ip_forward", 1);
+    for (const side of ["A", "B"] as const) {
+      const br = `br${side}`;
+      await nsExec(gw, ["ip", "link", "add", br, "type", "bridge"]);
+      await nsExec(gw, ["ip", "addr", "add", GATEWAY[side], "dev", br]);
+      await nsExec(gw, ["ip", "link", "set", br, "up"]);
+    }
+    for (const h of HOSTS) {
+      const ns = this.ns(h.name);
+      await sh("ip", ["netns", "add", ns]);
+      await nsExec(ns, ["ip", "link", "set", "lo", "up"]);
+      await nsExec(gw, ["ip", "link", "add", "name", `v-${h.short}`, "type", "veth", "peer", "name", "eth0", "netns", ns]);
+      await nsExec(gw, ["ip", "link", "set", `v-${h.short}`, "master", `br${h.subnet}`, "up"]);
+      await nsExec(ns, ["ip", "addr", "add", h.address, "dev", "eth0"]);
+      await nsExec(ns, ["ip", "link", "set", "eth0", "up"]);
+      await nsExec(ns, ["ip", "route", "add", "default", "via", h.gateway]);
+      await sysctl(ns, "net.ipv4.ip_forward", 1);
+    }
+  }
+
+  /** The static config of a host's node for a mode: every other host's block. */
+  nodeConfig(h: LabHost, mode: LabMode): Record<string, unknown> {
+    const encapFor = (other: LabHost) =>
+      mode === "ipip" ? "IPIP" : mode === "vxlan" ? "VXLAN" : mode === "direct" ? "None" : other.subnet === h.subnet ? "None" : "IPIP";
+    return {
+      name: h.name,
+      address: h.address,
+      encapsulation: mode === "vxlan" ? "VXLAN" : "IPIP",
+      routes: HOSTS.filter((o) => o !== h).map((o) => ({ cidr: o.block, node: o.name, address: addressOf(o), encapsulation: encapFor(o) })),
+    };
+  }
+
+  async startNodes(mode: LabMode): Promise<void> {
+    this.mode = mode;
+    this.log(`starting a weft node per host (${mode})`);
+    const main = path.join(projectRoot(), "dist", "router", "cli", "main.js");
+    for (const h of HOSTS) {
+      const cfgFile = path.join(this.dir, `${h.name}.yaml`);
+      writeFileSync(cfgFile, toYAML(this.nodeConfig(h, mode)));
+      await this.startNode(h.name, main, cfgFile);
+    }
+    for (const h of HOSTS) await this.waitNode(h.name);
+  }
+
+  private async startNode(host: string, main: string, cfgFile: string): Promise<void> {
+    const logFile = openSync(path.join(this.dir, `${host}.log`), "a");
+    const child = spawn("ip", ["netns", "exec", this.ns(host), process.execPath, main, "node", "run", "--config", cfgFile, "--control", this.controlSocket(host)], {
+      detached: true,
+      stdio: ["ignore", logFile, logFile],
+    });
+    child.unref();
+    writeFileSync(path.join(this.dir, `${host}.pid`), String(child.pid));
+  }
+
+  async waitNode(host: string, timeoutMs = 15_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        await controlGet(this.controlSocket(host), "/status");
+        return;
+      } catch (err) {
+        if (Date.now() > until) {
+          const logPath = path.join(this.dir, `${host}.log`);
+          const tail = existsSync(logPath) ? readFileSync(logPath, "utf8").trim().split("\n").slice(-3).join("\n") : "";
+          throw new Error(`weft node on ${host} did not come up within ${timeoutMs} ms: ${(err as Error).message}\n${tail}`);
+        }
+        await sleep(100);
+      }
+    }
+  }
+
+  /** Stops the node processes (SIGTERM: they leave weft0 and routes for the next start). */
+  async stopNodes(): Promise<void> {
+    const pids = this.pids();
+    for (const pid of pids) {
+      try {
+        process.kill(pid, "SIGTERM");
+      } catch {
+        /* already gone */
+      }
+    }
+    const until = Date.now() + 5000;
+    while (pids.some(alive) && Date.now() < until) await sleep(50);
+    for (const pid of pids.filter(alive)) process.kill(pid, "SIGKILL");
+    for (const h of HOSTS) rmSync(path.join(this.dir, `${h.name}.pid`), { force: true });
+  }
+
+  private pids(): number[] {
+    if (!existsSync(this.dir)) return [];
+    return readdirSync(this.dir)
+      .filter((f) => f.endsWith(".pid"))
+      .map((f) => Number(readFileSync(path.join(this.dir, f), "utf8")))
+      .filter((p) => Number.isInteger(p) && p > 0);
+  }
+
+  async restartNodes(mode: LabMode): Promise<void> {
+    await this.stopNodes();
+    // Static routes of another mode: remove the old ones so each node programs its own.
+    for (const h of HOSTS) await this.exec(h.name, ["ip", "route", "flush", "proto", "87"], { allowFail: true });
+    await this.startNodes(mode);
+  }
+
+  /** Wires a pod as Calico does: /32 on eth0, default via 169.254.1.1, proxy ARP on the host side. */
+  async addPod(pod: LabPod, mtu?: number): Promise<void> {
+    const host = this.ns(pod.host);
+    const ns = this.ns(pod.name);
+    const veth = podVeth(pod.name);
+    const tunnelMTU = mtu ?? Number((await this.exec(pod.host, ["cat", "/sys/class/net/weft0/mtu"], { allowFail: true })).trim() || 1480);
+    await sh("ip", ["netns", "add", ns]);
+    await nsExec(ns, ["ip", "link", "set", "lo", "up"]);
+    await nsExec(host, ["ip", "link", "add", "name", veth, "type", "veth", "peer", "name", "eth0", "netns", ns]);
+    await nsExec(host, ["ip", "link", "set", veth, "address", "ee:ee:ee:ee:ee:ee", "mtu", String(tunnelMTU), "up"]);
+    await sysctl(host, `net.ipv4.conf.${veth}.proxy_arp`, 1);
+    await sysctl(host, `net.ipv4.neigh.${veth}.proxy_delay`, 0);
+    await sysctl(host, `net.ipv4.conf.${veth}.forwarding`, 1);
+    await nsExec(host, ["ip", "route", "add", `${pod.address}/32`, "dev", veth, "scope", "link"]);
+    await nsExec(ns, ["ip", "addr", "add", `${pod.address}/32`, "dev", "eth0"]);
+    await nsExec(ns, ["ip", "link", "set", "eth0", "mtu", String(tunnelMTU), "up"]);
+    await nsExec(ns, ["ip", "route", "add", "169.254.1.1", "dev", "eth0", "scope", "link"]);
+    await nsExec(ns, ["ip", "route", "add", "default", "via", "169.254.1.1", "dev", "eth0"]);
+  }
+
+  /** One ping; true when answered. */
+  async ping(from: string, to: string, opts: { timeoutS?: number; size?: number; df?: boolean } = {}): Promise<boolean> {
+    const args = ["ping", "-n", "-c", "1", "-W", String(opts.timeoutS ?? 2)];
+    if (opts.size !== undefined) args.push("-s", String(opts.size));
+    if (opts.df) args.push("-M", "do");
+    args.push(to);
+    try {
+      await this.exec(from, args, { timeoutMs: ((opts.timeoutS ?? 2) + 3) * 1000 });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Pod x pod reachability (one ping each, retried once). */
+  async reachability(): Promise<Record<string, Record<string, boolean>>> {
+    const m: Record<string, Record<string, boolean>> = {};
+    for (const a of PODS) {
+      m[a.name] = {};
+      for (const b of PODS) {
+        if (a === b) continue;
+        m[a.name][b.name] = (await this.ping(a.name, b.address, { timeoutS: 1 })) || (await this.ping(a.name, b.address, { timeoutS: 1 }));
+      }
+    }
+    return m;
+  }
+
+  async nodeStatus(host: string): Promise<Record<string, unknown>> {
+    return JSON.parse(await controlGet(this.controlSocket(host), "/status")) as Record<string, unknown>;
+  }
+
+  async counters(host: string): Promise<Record<string, number>> {
+    return JSON.parse(await controlGet(this.controlSocket(host), "/counters")) as Record<string, number>;
+  }
+
+  /** Removes every process, namespace and file of this lab. Safe to repeat. */
+  async down(): Promise<void> {
+    await this.stopNodes();
+    // Processes left in the lab's namespaces (iperf3, captures, a crashed run).
+    for (const ns of await this.namespaces()) {
+      const pids = (await sh("ip", ["netns", "pids", ns], { allowFail: true })).split(/\s+/).filter(Boolean).map(Number);
+      for (const pid of pids) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          /* gone */
+        }
+      }
+    }
+    for (const ns of await this.namespaces()) await sh("ip", ["netns", "del", ns], { allowFail: true });
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export { HOSTS, PODS, hostByName };

@@ -1,0 +1,36 @@
+import { describe, expect, it } from "vitest";
+import { validateStaticConfig } from "./config.js";
+
+const good = {
+  name: "worker-1",
+  address: "10.30.0.11/24",
+  encapsulation: "IPIP",
+  routes: [
+    { cidr: "192.168.133.192/26", node: "worker-2", address: "10.30.0.12" },
+    { cidr: "192.168.97.192/26", node: "worker-3", address: "10.30.1.13", vtepMAC: "66:00:11:22:33:44" },
+  ],
+};
+
+describe("static node config", () => {
+  it("accepts the issue's example and fills defaults", () => {
+    const c = validateStaticConfig(good);
+    expect(c.tunnelDevice).toBe("weft0");
+    expect(c.vni).toBe(4096);
+  });
+
+  const bad: Array<[string, unknown, RegExp]> = [
+    ["a missing name", { ...good, name: undefined }, /config: name: is required/],
+    ["an address without prefix", { ...good, address: "10.30.0.11" }, /config: address: expected an address with its prefix/],
+    ["an unknown encapsulation", { ...good, encapsulation: "GRE" }, /config: encapsulation:/],
+    ["a route with a host-bit CIDR", { ...good, routes: [{ ...good.routes[0], cidr: "192.168.133.193/26" }] }, /routes\[0\]\.cidr: expected a strictly masked/],
+    ["a route with a bad next hop", { ...good, routes: [good.routes[0], { ...good.routes[1], address: "10.30.1.300" }] }, /routes\[1\]\.address: expected an IPv4 address/],
+    ["an unknown field", { ...good, tunnel: "x" }, /config: \(top level\): unknown field "tunnel"/],
+    ["a bad VTEP MAC", { ...good, routes: [{ ...good.routes[1], vtepMAC: "66:00" }] }, /routes\[0\]\.vtepMAC: expected a MAC/],
+    ["a duplicated route", { ...good, routes: [good.routes[0], good.routes[0]] }, /routes\[1\]\.cidr: .* listed twice/],
+  ];
+  for (const [what, doc, re] of bad) {
+    it(`rejects ${what} with one line naming the field`, () => {
+      expect(() => validateStaticConfig(doc)).toThrow(re);
+    });
+  }
+});

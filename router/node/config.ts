@@ -1,0 +1,90 @@
+// The static-routes node configuration (weft node run --config FILE): one schema,
+// one validator, errors that name the field.
+import { readFileSync } from "node:fs";
+import { parse as parseYAML } from "yaml";
+import { z } from "zod";
+import { parseCIDR, parseIPv4, parseMAC } from "../dataplane/addr.js";
+
+const ipv4 = z.string().refine((s) => parseIPv4(s) !== undefined, { message: "expected an IPv4 address such as 10.30.0.12" });
+const addressWithPrefix = z.string().refine((s) => parseCIDR(s, false) !== undefined && parseCIDR(s, false)!.len > 0, {
+  message: "expected an address with its prefix length, such as 10.30.0.11/24",
+});
+const cidr = z.string().refine((s) => parseCIDR(s, true) !== undefined, {
+  message: "expected a strictly masked IPv4 CIDR such as 192.168.133.192/26",
+});
+const mac = z.string().refine((s) => parseMAC(s) !== undefined, { message: "expected a MAC address such as 66:93:7f:54:d5:53" });
+export const encapsulation = z.enum(["IPIP", "VXLAN", "None"]);
+const ifname = z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, "expected an interface name of 1-15 letters, digits, '.', '-' or '_'");
+
+export const staticRoute = z
+  .object({
+    cidr,
+    node: z.string().min(1),
+    address: ipv4,
+    vtepMAC: mac.optional(),
+    encapsulation: encapsulation.optional(),
+  })
+  .strict();
+
+export const staticConfig = z
+  .object({
+    name: z.string().min(1).max(63),
+    address: addressWithPrefix,
+    encapsulation: encapsulation.default("IPIP"),
+    interface: ifname.optional(),
+    tunnelDevice: ifname.default("weft0"),
+    mtu: z.number().int().min(576).max(65535).optional(),
+    vtepMAC: mac.optional(),
+    vni: z.number().int().min(1).max(0xffffff).default(4096),
+    vxlanPort: z.number().int().min(1).max(65535).default(4789),
+    controlSocket: z.string().min(1).optional(),
+    routes: z.array(staticRoute).default([]),
+  })
+  .strict();
+
+export type StaticConfig = z.infer<typeof staticConfig>;
+export type StaticRoute = z.infer<typeof staticRoute>;
+
+export class ConfigError extends Error {}
+
+function fieldPath(path: ReadonlyArray<PropertyKey>): string {
+  return path.reduce<string>((acc, p) => (typeof p === "number" ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), "");
+}
+
+/** Validates parsed YAML/JSON; throws ConfigError naming the first bad field. */
+export function validateStaticConfig(doc: unknown, source = "config"): StaticConfig {
+  const r = staticConfig.safeParse(doc);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const field = fieldPath(issue.path) || "(top level)";
+    let msg = issue.message;
+    if (issue.code === "unrecognized_keys") msg = `unknown field ${issue.keys.map((k) => `"${k}"`).join(", ")}`;
+    if (issue.code === "invalid_type" && /received undefined/.test(issue.message)) msg = "is required";
+    throw new ConfigError(`${source}: ${field}: ${msg}`);
+  }
+  const cfg = r.data;
+  const seen = new Set<string>();
+  cfg.routes.forEach((route, i) => {
+    if (seen.has(route.cidr)) throw new ConfigError(`${source}: routes[${i}].cidr: ${route.cidr} is listed twice`);
+    seen.add(route.cidr);
+  });
+  return cfg;
+}
+
+export function loadStaticConfig(file: string): StaticConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConfigError(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYAML(text);
+  } catch (err) {
+    throw new ConfigError(`${file}: not valid YAML: ${(err as Error).message.split("\n")[0]}`);
+  }
+  return validateStaticConfig(doc, file);
+}
+
+export const OVERHEAD = { IPIP: 20, VXLAN: 50, None: 0 } as const;

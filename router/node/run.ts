@@ -1,0 +1,125 @@
+// weft node run --config FILE: the static-routes node. Creates or adopts the TUN,
+// programs its routes (weft's protocol only) and forwards until SIGTERM, which
+// leaves the TUN and the routes in place for the next start to adopt.
+import type { Logger } from "pino";
+import { parseCIDR, parseIPv4, formatIPv4 } from "../dataplane/addr.js";
+import { Dataplane } from "../dataplane/dataplane.js";
+import { FastPath } from "../dataplane/fastpath.js";
+import { vtepMAC } from "../dataplane/vtep.js";
+import { native } from "../native/index.js";
+import * as kernel from "../native/iproute.js";
+import { controlSocketPath, startControlServer } from "../control/server.js";
+import { desiredState, diffRoutes, type RemoteBlock } from "../routing/desired.js";
+import { ConfigError, OVERHEAD, type StaticConfig } from "./config.js";
+
+export interface Preflight {
+  uplink: string;
+  underlayMTU: number;
+  tunnelMTU: number;
+  localAddress: string;
+  blocks: RemoteBlock[];
+  /** Underlay gateway toward each directly routed node that is not on our subnet. */
+  gateways: Map<string, string>;
+}
+
+/** Everything that can be checked before touching the host. Throws ConfigError. */
+export async function preflight(cfg: StaticConfig, source: string): Promise<Preflight> {
+  const localAddress = cfg.address.split("/")[0];
+  const uplink = cfg.interface ?? (await kernel.interfaceWithAddress(localAddress));
+  if (!uplink) {
+    throw new ConfigError(`${source}: address: ${localAddress} is on no interface of this host; fix the address or set interface`);
+  }
+  const link = kernel.linkInfo(uplink);
+  if (!link) throw new ConfigError(`${source}: interface: ${uplink} does not exist on this host`);
+  const blocks: RemoteBlock[] = cfg.routes.map((r) => ({
+    cidr: r.cidr,
+    node: r.node,
+    address: r.address,
+    encapsulation: r.encapsulation ?? cfg.encapsulation,
+    vtepMAC: r.vtepMAC,
+  }));
+  const encaps = new Set([cfg.encapsulation, ...blocks.map((b) => b.encapsulation)]);
+  const overhead = Math.max(...[...encaps].map((e) => OVERHEAD[e]), OVERHEAD.IPIP);
+  const tunnelMTU = cfg.mtu ?? link.mtu - overhead;
+  const gateways = new Map<string, string>();
+  for (const b of blocks.filter((x) => x.encapsulation === "None")) {
+    const via = await kernel.routeGet(b.address);
+    if (via?.gateway) gateways.set(b.address, via.gateway);
+  }
+  return { uplink, underlayMTU: link.mtu, tunnelMTU, localAddress, blocks, gateways };
+}
+
+export async function runStaticNode(cfg: StaticConfig, source: string, log: Logger, controlPath?: string): Promise<void> {
+  const pre = await preflight(cfg, source);
+  const local = parseCIDR(cfg.address, false)!;
+  if (local.len === 32) {
+    log.warn({ address: cfg.address }, "node address is a /32: no other node is ever in its subnet (CrossSubnet would encapsulate everything)");
+  }
+  if (kernel.moduleLoaded("ipip")) {
+    log.warn("the kernel's ipip module is loaded: it also claims IP protocol 4 (tunl0); weft still receives IPIP on its raw socket, but remove the module (modprobe -r ipip) so only one of them handles it");
+  }
+  const mac = cfg.vtepMAC ?? vtepMAC(cfg.name);
+  const fp = new FastPath();
+  fp.configure({ localAddr: parseIPv4(pre.localAddress)!, underlayMTU: pre.underlayMTU, vni: cfg.vni, vxlanPort: cfg.vxlanPort, vtepMAC: mac });
+  const desired = desiredState({ tunnelDevice: cfg.tunnelDevice, uplink: pre.uplink, underlayGateway: (a) => pre.gateways.get(a) }, pre.blocks);
+  fp.setNodes(desired.nodes);
+  for (const r of desired.fast) fp.upsert(r);
+
+  const dp = new Dataplane(fp, { tunName: cfg.tunnelDevice, underlayMTU: pre.underlayMTU, bindAddress: pre.localAddress, vxlanPort: cfg.vxlanPort, log });
+  dp.start();
+  native().linkSet(cfg.tunnelDevice, pre.tunnelMTU, true);
+  kernel.setSysctl("net.ipv4.ip_forward", 1);
+  // ICMP errors weft writes into the TUN come from the node's own address.
+  kernel.setSysctl(`net.ipv4.conf.${cfg.tunnelDevice}.accept_local`, 1);
+  kernel.setSysctl(`net.ipv4.conf.${cfg.tunnelDevice}.rp_filter`, 0);
+  kernel.setSysctlIfPresent(`net.ipv6.conf.${cfg.tunnelDevice}.disable_ipv6`, 1);
+
+  const installed = await kernel.listWeftRoutes();
+  const diff = diffRoutes(desired.kernel, installed);
+  for (const r of diff.remove) await kernel.deleteRoute(r);
+  for (const r of diff.replace) await kernel.replaceRoute(r);
+  log.info(
+    { node: cfg.name, address: cfg.address, uplink: pre.uplink, tunnel: cfg.tunnelDevice, tunnelMTU: pre.tunnelMTU, vtepMAC: mac, routes: desired.kernel.length, changed: diff.replace.length, removed: diff.remove.length, kept: installed.length - diff.remove.length },
+    "node running",
+  );
+
+  const started = new Date().toISOString();
+  const socketPath = controlPath ?? cfg.controlSocket ?? controlSocketPath(cfg.name);
+  const server = await startControlServer(socketPath, {
+    status: () => ({
+      name: cfg.name,
+      address: cfg.address,
+      mode: "static",
+      encapsulation: cfg.encapsulation,
+      tunnel: { device: cfg.tunnelDevice, mtu: pre.tunnelMTU, vtepMAC: mac },
+      uplink: { device: pre.uplink, mtu: pre.underlayMTU },
+      started,
+      counters: fp.counters(),
+    }),
+    routes: () => fp.list().map((r) => ({ cidr: `${formatIPv4(r.prefix.addr)}/${r.prefix.len}`, nextHop: formatIPv4(r.nextHop), encap: r.encap, vtepMAC: r.vtepMAC, source: "static" })),
+    counters: () => fp.counters(),
+  });
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal, counters: fp.counters() }, "stopping; weft0 and its routes stay for the next start");
+      dp.stop();
+      server.close();
+      resolve();
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+}
+
+/** weft node reset: removes every route with weft's protocol and the tunnel device. */
+export async function resetNode(tunnelDevice: string, log: Logger): Promise<void> {
+  const routes = await kernel.listWeftRoutes();
+  for (const r of routes) await kernel.deleteRoute(r);
+  let tun = false;
+  if (kernel.linkInfo(tunnelDevice)) {
+    native().tunDelete(tunnelDevice);
+    tun = true;
+  }
+  log.info({ routesRemoved: routes.length, tunnelRemoved: tun ? tunnelDevice : null }, "reset done");
+}

@@ -1,0 +1,28 @@
+import { describe, expect, it } from "vitest";
+import { desiredState, diffRoutes } from "./desired.js";
+
+const local = { tunnelDevice: "weft0", uplink: "eth0" };
+
+describe("desired state", () => {
+  it("routes encapsulated blocks through the tunnel device onlink and direct ones via the uplink", () => {
+    const s = desiredState(local, [
+      { cidr: "192.168.133.192/26", node: "worker-2", address: "10.30.0.12", encapsulation: "None" },
+      { cidr: "192.168.97.192/26", node: "worker-3", address: "10.30.1.13", encapsulation: "IPIP" },
+    ]);
+    expect(s.kernel).toEqual([
+      { dst: "192.168.133.192/26", gateway: "10.30.0.12", dev: "eth0" },
+      { dst: "192.168.97.192/26", gateway: "10.30.1.13", dev: "weft0", onlink: true },
+    ]);
+    expect(s.fast).toHaveLength(1);
+    expect(s.nodes).toHaveLength(2);
+  });
+
+  it("changes only what differs and removes only what it no longer wants", () => {
+    const a = { dst: "10.0.0.0/26", gateway: "1.1.1.1", dev: "weft0", onlink: true };
+    const b = { dst: "10.0.1.0/26", gateway: "1.1.1.2", dev: "weft0", onlink: true };
+    const c = { dst: "10.0.2.0/26", gateway: "1.1.1.3", dev: "weft0", onlink: true };
+    const d = diffRoutes([a, { ...b, gateway: "1.1.1.9" }], [a, b, c]);
+    expect(d.replace).toEqual([{ ...b, gateway: "1.1.1.9" }]);
+    expect(d.remove).toEqual([c]);
+  });
+});

@@ -1,0 +1,66 @@
+// The whole desired state of a node, computed from what it knows about remote
+// blocks: kernel routes (weft's protocol only), the fast-path table and the set of
+// nodes whose encapsulated packets are accepted.
+import { parseCIDR, parseIPv4 } from "../dataplane/addr.js";
+import { ENCAP_IPIP, ENCAP_VXLAN, type FastRoute } from "../dataplane/fastpath.js";
+import { vtepMAC } from "../dataplane/vtep.js";
+import type { KernelRoute } from "../native/iproute.js";
+
+export type Encapsulation = "IPIP" | "VXLAN" | "None";
+
+export interface RemoteBlock {
+  cidr: string;
+  node: string;
+  address: string; // the node's underlay address
+  encapsulation: Encapsulation;
+  vtepMAC?: string;
+}
+
+export interface LocalNode {
+  tunnelDevice: string;
+  uplink: string;
+  /** The underlay's own next hop toward a node off our subnet (its gateway), if any. */
+  underlayGateway?: (address: string) => string | undefined;
+}
+
+export interface DesiredState {
+  kernel: KernelRoute[];
+  fast: FastRoute[];
+  nodes: number[];
+}
+
+export function desiredState(local: LocalNode, blocks: RemoteBlock[]): DesiredState {
+  const kernel: KernelRoute[] = [];
+  const fast: FastRoute[] = [];
+  const nodes = new Set<number>();
+  for (const b of blocks) {
+    const nextHop = parseIPv4(b.address)!;
+    nodes.add(nextHop);
+    if (b.encapsulation === "None") {
+      // Direct routing is the kernel's own: no userspace hop. A node off our subnet
+      // is reached through the underlay's gateway, which must then know the block.
+      kernel.push({ dst: b.cidr, gateway: local.underlayGateway?.(b.address) ?? b.address, dev: local.uplink });
+      continue;
+    }
+    kernel.push({ dst: b.cidr, gateway: b.address, dev: local.tunnelDevice, onlink: true });
+    fast.push({
+      prefix: parseCIDR(b.cidr)!,
+      nextHop,
+      encap: b.encapsulation === "VXLAN" ? ENCAP_VXLAN : ENCAP_IPIP,
+      vtepMAC: b.encapsulation === "VXLAN" ? (b.vtepMAC ?? vtepMAC(b.node)) : undefined,
+    });
+  }
+  return { kernel, fast, nodes: [...nodes] };
+}
+
+const same = (a: KernelRoute, b: KernelRoute) =>
+  a.dst === b.dst && a.gateway === b.gateway && a.dev === b.dev && (a.type ?? "") === (b.type ?? "") && !!a.onlink === !!b.onlink;
+
+/** What to change so that installed becomes desired: unchanged routes are left alone. */
+export function diffRoutes(desired: KernelRoute[], installed: KernelRoute[]): { replace: KernelRoute[]; remove: KernelRoute[] } {
+  const have = new Map(installed.map((r) => [r.dst, r]));
+  const want = new Map(desired.map((r) => [r.dst, r]));
+  const replace = desired.filter((r) => !have.has(r.dst) || !same(r, have.get(r.dst)!));
+  const remove = installed.filter((r) => !want.has(r.dst));
+  return { replace, remove };
+}

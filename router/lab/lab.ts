@@ -197,13 +197,14 @@ export class Lab {
   }
 
   /** One ping; true when answered. */
-  async ping(from: string, to: string, opts: { timeoutS?: number; size?: number; df?: boolean } = {}): Promise<boolean> {
-    const args = ["ping", "-n", "-c", "1", "-W", String(opts.timeoutS ?? 2)];
+  async ping(from: string, to: string, opts: { timeoutS?: number; size?: number; df?: boolean; count?: number } = {}): Promise<boolean> {
+    const count = opts.count ?? 1;
+    const args = ["ping", "-n", "-c", String(count), "-i", "0.2", "-W", String(opts.timeoutS ?? 2)];
     if (opts.size !== undefined) args.push("-s", String(opts.size));
     if (opts.df) args.push("-M", "do");
     args.push(to);
     try {
-      await this.exec(from, args, { timeoutMs: ((opts.timeoutS ?? 2) + 3) * 1000 });
+      await this.exec(from, args, { timeoutMs: ((opts.timeoutS ?? 2) + 3 + count) * 1000 });
       return true;
     } catch {
       return false;

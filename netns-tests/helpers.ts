@@ -1,0 +1,72 @@
+// Shared by the netns tests: labs, transfers and captures.
+import { spawn } from "node:child_process";
+import path from "node:path";
+import { Lab } from "../router/lab/lab.js";
+import { projectRoot } from "../router/native/index.js";
+
+export function requireRoot(): void {
+  if (process.getuid?.() !== 0) throw new Error("netns tests need root (network namespaces, TUN, raw sockets); run them as root");
+}
+
+export function newLab(prefix: string): Lab {
+  requireRoot();
+  return new Lab({ prefix, log: (l) => console.log(`[${prefix}] ${l}`) });
+}
+
+const transferJs = () => path.join(projectRoot(), "dist", "router", "lab", "transfer.js");
+
+/** Runs cmd in a namespace in the background; resolves with its stdout when it exits. */
+export function background(lab: Lab, target: string, args: string[], readyOn?: RegExp) {
+  const child = spawn("ip", ["netns", "exec", lab.ns(target), ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (d) => (out += d));
+  const ready = new Promise<void>((resolve, reject) => {
+    if (!readyOn) return resolve();
+    const timer = setTimeout(() => reject(new Error(`${args[0]} in ${target} not ready after 20 s: ${err}`)), 20_000);
+    child.stderr.on("data", (d) => {
+      err += d;
+      if (readyOn.test(err)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  if (!readyOn) child.stderr.on("data", (d) => (err += d));
+  const done = new Promise<string>((resolve) => child.on("close", () => resolve(out)));
+  return { child, ready, done, stderr: () => err };
+}
+
+export interface TransferResult {
+  sent: { bytes: number; sha256: string };
+  received: { bytes: number; sha256: string };
+  seconds: number;
+  mbps: number;
+}
+
+/** Sends bytes of random data over TCP from one pod to another; both ends hash it. */
+export async function transfer(lab: Lab, from: string, to: string, toAddr: string, bytes: number, port = 5001): Promise<TransferResult> {
+  const recv = background(lab, to, [process.execPath, transferJs(), "recv", String(port)], /listening/);
+  await recv.ready;
+  const t0 = Date.now();
+  const sent = JSON.parse(await lab.exec(from, [process.execPath, transferJs(), "send", toAddr, String(port), String(bytes)], { timeoutMs: 130_000 }));
+  const received = JSON.parse((await recv.done).trim());
+  const seconds = (Date.now() - t0) / 1000;
+  return { sent, received, seconds, mbps: (bytes * 8) / seconds / 1e6 };
+}
+
+/** Captures on an interface of a namespace while action runs; returns tshark's field lines. */
+export async function capture(lab: Lab, target: string, iface: string, filter: string, fields: string[], action: () => Promise<unknown>, count = 4): Promise<string[][]> {
+  const args = ["tshark", "-n", "-l", "-i", iface, "-f", filter, "-c", String(count), "-a", "duration:20", "-T", "fields", "-E", "separator=|", "-E", "occurrence=a", "-E", "aggregator=,"];
+  for (const f of fields) args.push("-e", f);
+  const cap = background(lab, target, args, /Capture started/);
+  await cap.ready;
+  await new Promise((r) => setTimeout(r, 300));
+  await action();
+  const out = await cap.done;
+  return out
+    .trim()
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => l.split("|"));
+}

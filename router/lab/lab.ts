@@ -109,7 +109,7 @@ export class Lab {
   async startNodes(mode: LabMode): Promise<void> {
     this.mode = mode;
     this.log(`starting a weft node per host (${mode})`);
-    const main = path.join(projectRoot(), "dist", "router", "cli", "main.js");
+    const main = this.cli();
     for (const h of HOSTS) {
       const cfgFile = path.join(this.dir, `${h.name}.yaml`);
       writeFileSync(cfgFile, toYAML(this.nodeConfig(h, mode)));
@@ -143,6 +143,34 @@ export class Lab {
         await sleep(100);
       }
     }
+  }
+
+  /** Path of the weft command's entry point (built). */
+  cli(): string {
+    return path.join(projectRoot(), "dist", "router", "cli", "main.js");
+  }
+
+  /** Stops one host's node with SIGTERM and waits for it to exit. */
+  async stopNode(host: string): Promise<void> {
+    const file = path.join(this.dir, `${host}.pid`);
+    if (!existsSync(file)) return;
+    const pid = Number(readFileSync(file, "utf8"));
+    try {
+      process.kill(pid, "SIGTERM");
+    } catch {
+      /* gone */
+    }
+    const until = Date.now() + 5000;
+    while (alive(pid) && Date.now() < until) await sleep(50);
+    if (alive(pid)) process.kill(pid, "SIGKILL");
+    rmSync(file, { force: true });
+  }
+
+  /** Starts one host's node again from its config file (mode unchanged). */
+  async restartNode(host: string): Promise<void> {
+    await this.stopNode(host);
+    await this.startNode(host, this.cli(), path.join(this.dir, `${host}.yaml`));
+    await this.waitNode(host);
   }
 
   /** Stops the node processes (SIGTERM: they leave weft0 and routes for the next start). */

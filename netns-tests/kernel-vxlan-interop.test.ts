@@ -1,0 +1,53 @@
+// worker-3 runs the Linux kernel's own vxlan device (VNI 4096, static FDB and
+// neighbour entries, as Calico programs them) instead of weft: pod traffic flows
+// both ways between it and weft nodes.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { newLab, transfer } from "./helpers.js";
+import { vtepMAC } from "../router/dataplane/vtep.js";
+import { HOSTS, addressOf } from "../router/lab/topology.js";
+
+describe("interop with the kernel's vxlan device", () => {
+  const lab = newLab("tkvx");
+  beforeAll(async () => {
+    await lab.up("vxlan");
+    // Replace worker-3's weft node with a kernel VTEP using the MAC weft expects for it.
+    await lab.stopNode("worker-3");
+    await lab.exec("worker-3", [process.execPath, lab.cli(), "node", "reset"]);
+    const w3 = (args: string[]) => lab.exec("worker-3", args);
+    await w3(["ip", "link", "add", "vxlan0", "type", "vxlan", "id", "4096", "dstport", "4789", "local", "10.30.1.13", "dev", "eth0", "nolearning"]);
+    await w3(["ip", "link", "set", "vxlan0", "address", vtepMAC("worker-3"), "mtu", "1450", "up"]);
+    await w3(["ip", "addr", "add", "192.168.97.192/32", "dev", "vxlan0"]);
+    for (const h of HOSTS.filter((x) => x.name !== "worker-3")) {
+      // Calico's pattern: tunnel IP (first address of the block) -> VTEP MAC -> host IP.
+      const tunnelIP = h.block.replace(/\d+\/26$/, (m) => String(Number(m.split("/")[0])));
+      await w3(["bridge", "fdb", "append", vtepMAC(h.name), "dev", "vxlan0", "dst", addressOf(h)]);
+      await w3(["ip", "neigh", "replace", tunnelIP, "lladdr", vtepMAC(h.name), "dev", "vxlan0", "nud", "permanent"]);
+      await w3(["ip", "route", "replace", h.block, "via", tunnelIP, "dev", "vxlan0", "onlink"]);
+    }
+  });
+  afterAll(async () => {
+    await lab.down();
+  });
+
+  it("pod-1 (weft, worker-1) -> pod-3 (kernel vxlan, worker-3) answers ping", async () => {
+    expect(await lab.ping("pod-1", "192.168.97.193", { count: 3 })).toBe(true);
+  });
+
+  it("pod-3 (kernel vxlan) -> pod-2 (weft, worker-2) answers ping", async () => {
+    expect(await lab.ping("pod-3", "192.168.133.194", { count: 3 })).toBe(true);
+  });
+
+  it("TCP both ways between weft and the kernel VTEP keeps every byte", async () => {
+    for (const [from, to, addr] of [
+      ["pod-1", "pod-3", "192.168.97.193"],
+      ["pod-3", "pod-1", "192.168.226.65"],
+    ]) {
+      const r = await transfer(lab, from, to, addr, 10 * 1024 * 1024);
+      console.log(`[tkvx] ${from} -> ${to}: ${r.received.bytes} bytes, ${r.mbps.toFixed(0)} Mbit/s`);
+      expect(r.received.sha256).toBe(r.sent.sha256);
+    }
+    const c = await lab.counters("worker-1");
+    expect(c.vxlan_rx).toBeGreaterThan(0);
+    expect(c.drop_wrong_mac + c.drop_wrong_vni + c.drop_unknown_source).toBe(0);
+  });
+});

@@ -118,7 +118,7 @@ function span(len: u32): u32 {
 // table is out of nodes (nothing changed in that case for lookups outside the prefix).
 export function lpmInsert(prefix: u32, len: u32, route: u32): bool {
   if (len > 32 || route == 0 || route > INDEX_MASK) return false;
-  const masked = len == 0 ? 0 : prefix & (0xffffffff << (32 - len));
+  const masked: u32 = len == 0 ? 0 : prefix & (<u32>0xffffffff << (32 - len));
   const first = descend(masked, levelOf(len), true);
   if (first == 0) return false;
   const v = leaf(len, route);
@@ -131,7 +131,7 @@ export function lpmInsert(prefix: u32, len: u32, route: u32): bool {
 // it (leaf(coverLen, coverRoute), or 0), which the caller keeps in its prefix set.
 export function lpmDelete(prefix: u32, len: u32, cover: u32): void {
   if (len > 32) return;
-  const masked = len == 0 ? 0 : prefix & (0xffffffff << (32 - len));
+  const masked: u32 = len == 0 ? 0 : prefix & (<u32>0xffffffff << (32 - len));
   const level = levelOf(len);
   const first = descend(masked, level, false);
   if (first == 0) return;

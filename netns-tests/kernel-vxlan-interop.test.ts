@@ -3,27 +3,13 @@
 // both ways between it and weft nodes.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newLab, transfer } from "./helpers.js";
-import { vtepMAC } from "../router/dataplane/vtep.js";
-import { HOSTS, addressOf } from "../router/lab/topology.js";
 
 describe("interop with the kernel's vxlan device", () => {
   const lab = newLab("tkvx");
   beforeAll(async () => {
     await lab.up("vxlan");
     // Replace worker-3's weft node with a kernel VTEP using the MAC weft expects for it.
-    await lab.stopNode("worker-3");
-    await lab.exec("worker-3", [process.execPath, lab.cli(), "node", "reset"]);
-    const w3 = (args: string[]) => lab.exec("worker-3", args);
-    await w3(["ip", "link", "add", "vxlan0", "type", "vxlan", "id", "4096", "dstport", "4789", "local", "10.30.1.13", "dev", "eth0", "nolearning"]);
-    await w3(["ip", "link", "set", "vxlan0", "address", vtepMAC("worker-3"), "mtu", "1450", "up"]);
-    await w3(["ip", "addr", "add", "192.168.97.192/32", "dev", "vxlan0"]);
-    for (const h of HOSTS.filter((x) => x.name !== "worker-3")) {
-      // Calico's pattern: tunnel IP (first address of the block) -> VTEP MAC -> host IP.
-      const tunnelIP = h.block.replace(/\d+\/26$/, (m) => String(Number(m.split("/")[0])));
-      await w3(["bridge", "fdb", "append", vtepMAC(h.name), "dev", "vxlan0", "dst", addressOf(h)]);
-      await w3(["ip", "neigh", "replace", tunnelIP, "lladdr", vtepMAC(h.name), "dev", "vxlan0", "nud", "permanent"]);
-      await w3(["ip", "route", "replace", h.block, "via", tunnelIP, "dev", "vxlan0", "onlink"]);
-    }
+    await lab.useKernelVxlan(["worker-3"]);
   });
   afterAll(async () => {
     await lab.down();

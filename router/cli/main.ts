@@ -61,6 +61,67 @@ for (const [name, url, what] of [
     });
 }
 
+const lab = program.command("lab").description("the seed's topology in network namespaces on this machine: master, worker-1..3, a gateway, pod-1..3");
+const labPrefix = new Option("--prefix <p>", "name prefix of the lab's namespaces, files and sockets").default("weft");
+const labOf = async (prefix: string) => new (await import("../lab/lab.js")).Lab({ prefix, log: (l) => process.stderr.write(`${l}\n`) });
+
+lab
+  .command("up")
+  .description("build the lab, start a weft node per host, wire the pods, then print routes and a pod x pod reachability matrix")
+  .addOption(new Option("--mode <mode>", "routing mode").choices(["ipip", "vxlan", "direct", "crosssubnet"]).default("ipip"))
+  .addOption(labPrefix)
+  .action(async (opts: { mode: "ipip" | "vxlan" | "direct" | "crosssubnet"; prefix: string }) => {
+    const { printLab } = await import("../lab/report.js");
+    const l = await labOf(opts.prefix);
+    const t0 = Date.now();
+    await l.up(opts.mode);
+    process.stdout.write(await printLab(l, Date.now() - t0));
+  });
+
+lab
+  .command("status")
+  .description("print the lab's nodes, routes and reachability matrix")
+  .addOption(labPrefix)
+  .action(async (opts: { prefix: string }) => {
+    const { printLab } = await import("../lab/report.js");
+    const l = await labOf(opts.prefix);
+    if ((await l.namespaces()).length === 0) throw new Error(`no lab "${opts.prefix}" is up; start one with "weft lab up"`);
+    process.stdout.write(await printLab(l));
+  });
+
+lab
+  .command("exec")
+  .description("run a command in a lab host or pod, e.g. weft lab exec pod-1 -- ping 192.168.97.193")
+  .argument("<target>", "master, worker-1..3, gw, pod-1..3")
+  .argument("<cmd...>", "the command")
+  .addOption(labPrefix)
+  .action(async (target: string, cmd: string[], opts: { prefix: string }) => {
+    const { spawnSync } = await import("node:child_process");
+    const l = await labOf(opts.prefix);
+    const r = spawnSync("ip", ["netns", "exec", l.ns(target), ...cmd], { stdio: "inherit" });
+    process.exit(r.status ?? 1);
+  });
+
+lab
+  .command("down")
+  .description("remove every namespace, process and file of the lab (safe after a crash, safe to repeat)")
+  .addOption(labPrefix)
+  .action(async (opts: { prefix: string }) => {
+    await (await labOf(opts.prefix)).down();
+  });
+
+program
+  .command("bench")
+  .description("measure pod-1 -> pod-2 TCP throughput (iperf3, one stream) over kernel direct, kernel VXLAN, weft IPIP and weft VXLAN in a lab, with ratios to kernel VXLAN")
+  .option("--json <file>", "also write the results as JSON to this file")
+  .option("--seconds <n>", "length of each iperf3 run", "10")
+  .option("--prefix <p>", "name prefix of the bench lab's namespaces", "bench")
+  .action(async (opts: { json?: string; seconds: string; prefix: string }) => {
+    const { runBench, formatBench } = await import("../bench/bench.js");
+    const runs = await runBench({ seconds: Number(opts.seconds), prefix: opts.prefix, json: opts.json, progress: (l) => process.stderr.write(`${l}\n`) });
+    process.stdout.write(`${formatBench(runs)}\n`);
+  });
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {

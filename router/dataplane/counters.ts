@@ -26,8 +26,10 @@ export const COUNTER_NAMES: Record<number, string> = {
   // Counted on the host side of the fast path.
   40: "drop_send_failed",
   41: "tun_tx_failed",
+  42: "tun_batches",
+  43: "network_batches",
 };
 
-export const HOST_COUNTER = { sendFailed: 40, tunWriteFailed: 41 } as const;
+export const HOST_COUNTER = { sendFailed: 40, tunWriteFailed: 41, tunBatches: 42, networkBatches: 43 } as const;
 
 export type Counters = Record<string, number>;

@@ -78,6 +78,7 @@ export class Dataplane {
     for (let round = 0; round < 8; round++) {
       const count = this.recv(this.tunFd, KIND_TUN);
       if (count === 0) return;
+      this.fp.addCounter(HOST_COUNTER.tunBatches, 1);
       const t = this.fp.x.encapBatch(count);
       this.send(this.ipipFd, KIND_SOCK, count, CH_IPIP, tallyOf(t, CH_IPIP), HOST_COUNTER.sendFailed);
       this.send(this.vxlanFd, KIND_SOCK, count, CH_VXLAN, tallyOf(t, CH_VXLAN), HOST_COUNTER.sendFailed);
@@ -91,6 +92,7 @@ export class Dataplane {
     for (let round = 0; round < 8; round++) {
       const count = this.recv(fd, KIND_SOCK);
       if (count === 0) return;
+      this.fp.addCounter(HOST_COUNTER.networkBatches, 1);
       const t = vxlan ? this.fp.x.decapVxlanBatch(count, cap) : this.fp.x.decapIpipBatch(count, cap);
       this.send(this.tunFd, KIND_TUN, count, CH_TUN, tallyOf(t, CH_TUN), HOST_COUNTER.tunWriteFailed);
       if (count < this.batch) return;

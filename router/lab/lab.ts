@@ -10,6 +10,13 @@ import { projectRoot } from "../native/index.js";
 import { controlGet } from "../control/client.js";
 import { GATEWAY, HOSTS, PODS, addressOf, hostByName, type LabHost, type LabMode, type LabPod } from "./topology.js";
 import { nsExec, sh, sysctl } from "./sh.js";
+import { vtepMAC } from "../dataplane/vtep.js";
+
+/** A host's tunnel address: the first address of its block, as Calico assigns it. */
+export function tunnelAddress(h: LabHost): string {
+  const [a] = h.block.split("/");
+  return a;
+}
 
 export const LAB_ROOT = "/run/weft-lab";
 
@@ -222,6 +229,40 @@ export class Lab {
     await nsExec(ns, ["ip", "link", "set", "eth0", "mtu", String(tunnelMTU), "up"]);
     await nsExec(ns, ["ip", "route", "add", "169.254.1.1", "dev", "eth0", "scope", "link"]);
     await nsExec(ns, ["ip", "route", "add", "default", "via", "169.254.1.1", "dev", "eth0"]);
+  }
+
+  /**
+   * Replaces the weft nodes on these hosts by the kernel's own vxlan device (VNI 4096,
+   * port 4789, static FDB and neighbour entries as Calico programs them), each
+   * using the VTEP MAC weft derives for its host, so weft and kernel VTEPs interoperate.
+   */
+  async useKernelVxlan(hosts: string[], peers: string[] = HOSTS.map((h) => h.name)): Promise<void> {
+    for (const name of hosts) {
+      await this.stopNode(name);
+      await this.exec(name, [process.execPath, this.cli(), "node", "reset"]);
+      const h = hostByName(name);
+      const run = (args: string[]) => this.exec(name, args);
+      await run(["ip", "link", "add", "vxlan0", "type", "vxlan", "id", "4096", "dstport", "4789", "local", addressOf(h), "dev", "eth0", "nolearning"]);
+      await run(["ip", "link", "set", "vxlan0", "address", vtepMAC(name), "mtu", "1450", "up"]);
+      await run(["ip", "addr", "add", `${tunnelAddress(h)}/32`, "dev", "vxlan0"]);
+      for (const o of HOSTS.filter((x) => x.name !== name && peers.includes(x.name))) {
+        await run(["bridge", "fdb", "append", vtepMAC(o.name), "dev", "vxlan0", "dst", addressOf(o)]);
+        await run(["ip", "neigh", "replace", tunnelAddress(o), "lladdr", vtepMAC(o.name), "dev", "vxlan0", "nud", "permanent"]);
+        await run(["ip", "route", "replace", o.block, "via", tunnelAddress(o), "dev", "vxlan0", "onlink"]);
+      }
+    }
+  }
+
+  async removeKernelVxlan(hosts: string[]): Promise<void> {
+    for (const name of hosts) await this.exec(name, ["ip", "link", "del", "vxlan0"], { allowFail: true });
+  }
+
+  /** Sets a pod's MTU on both ends of its veth. */
+  async setPodMTU(pod: string, mtu: number): Promise<void> {
+    const p = PODS.find((x) => x.name === pod)!;
+    await this.exec(p.host, ["ip", "link", "set", podVeth(pod), "mtu", String(mtu)]);
+    await this.exec(pod, ["ip", "link", "set", "eth0", "mtu", String(mtu)]);
+    await this.exec(pod, ["ip", "route", "flush", "cache"], { allowFail: true });
   }
 
   /** One ping; true when answered. */

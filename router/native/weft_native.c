@@ -100,9 +100,17 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
   if (fd < 0) return throw_errno(env, "open /dev/net/tun", errno);
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  // IFF_NAPI: packets we write are fed through NAPI, so the kernel's GRO can merge
+  // consecutive TCP segments before the stack sees them.
+  const char *napi = getenv("WEFT_TUN_NAPI");
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (napi && !strcmp(napi, "0") ? 0 : IFF_NAPI);
   memcpy(ifr.ifr_name, name, n < IFNAMSIZ ? n : IFNAMSIZ - 1);
-  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+  int rc = ioctl(fd, TUNSETIFF, &ifr);
+  if (rc < 0 && (ifr.ifr_flags & IFF_NAPI)) {
+    ifr.ifr_flags &= ~IFF_NAPI;  // older kernels: plain TUN
+    rc = ioctl(fd, TUNSETIFF, &ifr);
+  }
+  if (rc < 0) {
     int e = errno;
     close(fd);
     return throw_errno(env, "TUNSETIFF", e);

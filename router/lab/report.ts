@@ -1,0 +1,27 @@
+// What `weft lab up` and `weft lab status` print: each node, its routes, and who reaches whom.
+import { HOSTS, PODS } from "./topology.js";
+import type { Lab } from "./lab.js";
+
+export async function printLab(lab: Lab, tookMs?: number): Promise<string> {
+  const out: string[] = [];
+  out.push(`lab "${lab.prefix}" (${lab.mode})${tookMs !== undefined ? `, up in ${(tookMs / 1000).toFixed(1)} s` : ""}`);
+  for (const h of HOSTS) {
+    let line = `\n== ${h.name} ${h.address}`;
+    try {
+      const s = (await lab.nodeStatus(h.name)) as { tunnel: { device: string; mtu: number; vtepMAC: string } };
+      line += `  weft node up: ${s.tunnel.device} mtu ${s.tunnel.mtu}, VTEP ${s.tunnel.vtepMAC}`;
+    } catch {
+      line += "  weft node not answering";
+    }
+    out.push(line);
+    const routes = await lab.exec(h.name, ["ip", "route"], { allowFail: true });
+    out.push(...routes.trim().split("\n").map((r) => `   ${r}`));
+  }
+  const m = await lab.reachability();
+  out.push("\nreachability (ping, pod x pod):");
+  out.push(`          ${PODS.map((p) => p.name.padEnd(7)).join(" ")}`);
+  for (const a of PODS) {
+    out.push(`  ${a.name.padEnd(7)} ${PODS.map((b) => (a === b ? "-" : m[a.name][b.name] ? "ok" : "FAIL").padEnd(7)).join(" ")}`);
+  }
+  return `${out.join("\n")}\n`;
+}

@@ -9,6 +9,7 @@ export default defineConfig({
           name: "unit",
           include: ["router/**/*.test.ts", "asm/**/*.test.ts"],
           testTimeout: 120_000,
+          sequence: { groupOrder: 0 },
         },
       },
       {
@@ -20,6 +21,7 @@ export default defineConfig({
           // Each file builds its own lab (own name prefix); two cores: two at a time.
           maxWorkers: 2,
           pool: "forks",
+          sequence: { groupOrder: 1 },
         },
       },
     ],

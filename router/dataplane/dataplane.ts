@@ -36,7 +36,7 @@ export class Dataplane {
     let size = 2048;
     while (size < opts.underlayMTU + fp.headroom + 64) size *= 2;
     this.slotSize = size;
-    this.batch = Math.min(opts.batch ?? 64, fp.maxBatch, Math.floor(fp.x.layoutSlotsBytes() / size));
+    this.batch = Math.min(opts.batch ?? Number(process.env.WEFT_BATCH ?? 64), fp.maxBatch, Math.floor(fp.x.layoutSlotsBytes() / size));
   }
 
   /** Opens (or adopts) the TUN and the sockets and starts forwarding. */

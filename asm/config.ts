@@ -7,6 +7,16 @@ export const C_UNDERLAY_MTU: u32 = CONFIG + 8; // u32
 export const C_IP_ID: u32 = CONFIG + 12; // u32, outer IPv4 identification counter
 export const C_VXLAN_PORT: u32 = CONFIG + 16; // u32
 export const C_LOCAL_MAC: u32 = CONFIG + 20; // 6 bytes
+export const C_OFFLOAD: u32 = CONFIG + 28; // u32 bit set, OFFLOAD_*
+
+// The TUN carries a virtio_net_hdr in front of every packet (IFF_VNET_HDR).
+export const OFFLOAD_VNET: u32 = 1;
+// Coalesce consecutive TCP segments of a flow into one packet for the TUN (GRO).
+export const OFFLOAD_GRO: u32 = 2;
+
+@inline export function offload(bit: u32): bool {
+  return (load<u32>(C_OFFLOAD) & bit) != 0;
+}
 
 export function localAddr(): u32 {
   return load<u32>(C_LOCAL_ADDR);

@@ -12,6 +12,11 @@ export const ICMP_UNREACHABLE_SENT: u32 = 6;
 export const ICMP_FRAG_NEEDED_SENT: u32 = 7;
 export const BYTES_ENCAPSULATED: u32 = 8;
 export const BYTES_DECAPSULATED: u32 = 9;
+export const TSO_PACKETS_SPLIT: u32 = 10; // super-packets from the TUN split in wasm
+export const TSO_SEGMENTS: u32 = 11; // segments they were split into
+export const GRO_PACKETS_WRITTEN: u32 = 12; // coalesced packets written to the TUN
+export const GRO_SEGMENTS_MERGED: u32 = 13; // segments merged into them
+export const CHECKSUMS_COMPLETED: u32 = 14; // partial checksums finished before sending
 // Drops, by reason.
 export const DROP_MALFORMED_INNER: u32 = 16;
 export const DROP_MALFORMED_OUTER: u32 = 17;
@@ -26,6 +31,8 @@ export const DROP_NO_ROUTE: u32 = 25;
 export const DROP_TRUNCATED: u32 = 26;
 export const DROP_NOT_IPIP: u32 = 27;
 export const DROP_ROUTE_NOT_ENCAPSULATED: u32 = 28;
+export const DROP_OUT_OF_SPACE: u32 = 29;
+export const DROP_BAD_OFFLOAD_HEADER: u32 = 30;
 
 @inline
 export function count(index: u32, n: u64 = 1): void {

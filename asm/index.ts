@@ -1,6 +1,6 @@
 // The fast path's exports: batch entry points, table updates, layout for the host.
 import * as L from "./layout";
-import { C_LOCAL_ADDR, C_LOCAL_MAC, C_UNDERLAY_MTU, C_VNI, C_VXLAN_PORT } from "./config";
+import { C_LOCAL_ADDR, C_LOCAL_MAC, C_OFFLOAD, C_UNDERLAY_MTU, C_VNI, C_VXLAN_PORT } from "./config";
 import { lpmLookup } from "./lpm";
 import { HEADROOM } from "./forward";
 
@@ -22,6 +22,11 @@ export function configure(localAddr: u32, underlayMtu: u32, vni: u32, vxlanPort:
   store<u8>(C_LOCAL_MAC + 5, <u8>macLo);
 }
 
+// Offload bits (config.ts OFFLOAD_*): what the TUN and sockets were set up with.
+export function setOffloads(bits: u32): void {
+  store<u32>(C_OFFLOAD, bits);
+}
+
 export function lookup(addr: u32): u32 {
   return lpmLookup(addr);
 }
@@ -35,9 +40,13 @@ export function lookupBench(n: u32, rounds: u32): u32 {
   return acc;
 }
 
-export function layoutDesc(): u32 { return L.DESC; }
+export function layoutDescIn(): u32 { return L.DESC_IN; }
+export function layoutDescOut(): u32 { return L.DESC_OUT; }
 export function layoutDescSize(): u32 { return L.DESC_SIZE; }
-export function layoutMaxBatch(): u32 { return L.MAX_BATCH; }
+export function layoutMaxIn(): u32 { return L.MAX_IN; }
+export function layoutMaxOut(): u32 { return L.MAX_OUT; }
+export function layoutTally(): u32 { return L.TALLY; }
+export function layoutMemoryEnd(): u32 { return L.MEMORY_END; }
 export function layoutSlots(): u32 { return L.SLOTS; }
 export function layoutSlotsBytes(): u32 { return L.SLOTS_BYTES; }
 export function layoutCounters(): u32 { return L.COUNTERS; }

@@ -7,9 +7,9 @@ import { vtepMAC } from "../router/dataplane/vtep.js";
 const pod = (name: string) => PODS.find((p) => p.name === name)!;
 const MB50 = 50 * 1024 * 1024;
 
-export function encapsulatedPodTraffic(mode: "ipip" | "vxlan", prefix: string): void {
-  describe(`${mode.toUpperCase()} between pods through weft nodes`, () => {
-    const lab = newLab(prefix);
+export function encapsulatedPodTraffic(mode: "ipip" | "vxlan", prefix: string, offloads: "on" | "off"): void {
+  describe(`${mode.toUpperCase()} between pods through weft nodes, offloads ${offloads}`, () => {
+    const lab = newLab(prefix, { offloadsOff: offloads === "off" });
     beforeAll(async () => {
       await lab.up(mode);
     });
@@ -28,11 +28,20 @@ export function encapsulatedPodTraffic(mode: "ipip" | "vxlan", prefix: string): 
     for (const to of ["pod-2", "pod-3"]) {
       it(`a 50 MB TCP transfer pod-1 -> ${to} arrives with the same sha256`, async () => {
         const r = await transfer(lab, "pod-1", to, pod(to).address, MB50);
-        console.log(`[${prefix}] ${mode} pod-1 -> ${to}: ${r.received.bytes} bytes in ${r.seconds.toFixed(2)} s = ${r.mbps.toFixed(0)} Mbit/s, sha256 ${r.received.sha256.slice(0, 16)}…`);
+        console.log(`[${prefix}] ${mode} offloads ${offloads} pod-1 -> ${to}: ${r.received.bytes} bytes in ${r.seconds.toFixed(2)} s = ${r.mbps.toFixed(0)} Mbit/s, sha256 ${r.received.sha256.slice(0, 16)}…`);
         expect(r.received.bytes).toBe(MB50);
         expect(r.received.sha256).toBe(r.sent.sha256);
       });
     }
+
+    it(`the nodes run with offloads ${offloads}`, async () => {
+      const s = (await lab.nodeStatus("worker-1")) as { offloads: Record<string, boolean> };
+      const c = await lab.counters("worker-2");
+      console.log(`[${prefix}] offloads ${JSON.stringify(s.offloads)}; worker-2 merged ${c.gro_segments_merged} segments into ${c.gro_packets_written}`);
+      expect(Object.values(s.offloads).every((v) => v === (offloads === "on"))).toBe(true);
+      if (offloads === "on") expect(c.gro_packets_written).toBeGreaterThan(0);
+      else expect(c.gro_packets_written + c.tso_segments).toBe(0);
+    });
 
     if (mode === "ipip") {
       it("captured underlay packets decode as IPIP: host addresses outside, protocol 4, pod addresses inside", async () => {

@@ -8,9 +8,9 @@ export function requireRoot(): void {
   if (process.getuid?.() !== 0) throw new Error("netns tests need root (network namespaces, TUN, raw sockets); run them as root");
 }
 
-export function newLab(prefix: string): Lab {
+export function newLab(prefix: string, opts: { offloadsOff?: boolean } = {}): Lab {
   requireRoot();
-  return new Lab({ prefix, log: (l) => console.log(`[${prefix}] ${l}`) });
+  return new Lab({ prefix, log: (l) => console.log(`[${prefix}] ${l}`), offloadsOff: opts.offloadsOff });
 }
 
 const transferJs = () => path.join(projectRoot(), "dist", "router", "lab", "transfer.js");

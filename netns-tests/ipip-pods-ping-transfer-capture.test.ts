@@ -1,3 +1,3 @@
 import { encapsulatedPodTraffic } from "./encapsulated-pod-traffic.js";
 
-encapsulatedPodTraffic("ipip", "tipip");
+encapsulatedPodTraffic("ipip", "tipip", "on");

@@ -1,3 +1,3 @@
 import { encapsulatedPodTraffic } from "./encapsulated-pod-traffic.js";
 
-encapsulatedPodTraffic("vxlan", "tvxlan");
+encapsulatedPodTraffic("vxlan", "tvxlan", "on");

@@ -2,11 +2,30 @@
 // native read into slots -> one wasm call -> native send per output channel.
 import type { Logger } from "pino";
 import { native, KIND_SOCK, KIND_TUN, type Native } from "../native/index.js";
-import { FastPath, CH_IPIP, CH_TUN, CH_VXLAN, tallyOf } from "./fastpath.js";
+import { FastPath, CH_IPIP, CH_TUN, CH_VXLAN, OFFLOAD_GRO, OFFLOAD_VNET } from "./fastpath.js";
 import { HOST_COUNTER } from "./counters.js";
 
 export const IPPROTO_IPIP = 4;
 export const VXLAN_PORT = 4789;
+
+// linux/if_tun.h
+const TUN_F_CSUM = 0x01;
+const TUN_F_TSO4 = 0x02;
+
+/** Each offload can be turned off (kernels with offload bugs exist). */
+export interface Offloads {
+  /** TUN with virtio-net headers and TSO: read 64 KiB TCP super-packets, split in wasm. */
+  tso: boolean;
+  /** Coalesce received TCP segments into super-packets written to the TUN. */
+  gro: boolean;
+  /** VXLAN send with UDP_SEGMENT: one sendmsg per train of equal-size datagrams. */
+  udpGSO: boolean;
+  /** VXLAN receive with UDP_GRO: several datagrams per receive. */
+  udpGRO: boolean;
+}
+
+export const ALL_OFFLOADS: Offloads = { tso: true, gro: true, udpGSO: true, udpGRO: true };
+export const NO_OFFLOADS: Offloads = { tso: false, gro: false, udpGSO: false, udpGRO: false };
 
 export interface DataplaneOptions {
   tunName: string;
@@ -16,6 +35,7 @@ export interface DataplaneOptions {
   bindAddress: string;
   vxlanPort?: number;
   batch?: number;
+  offloads?: Offloads;
   log: Logger;
 }
 
@@ -25,30 +45,53 @@ export class Dataplane {
   private ipipFd = -1;
   private vxlanFd = -1;
   private polls: unknown[] = [];
-  readonly slotSize: number;
-  private readonly batch: number;
+  private slotSize = 0;
+  private batch = 0;
+  /** What the kernel accepted (asked-for offloads it refused are off). */
+  active: Offloads = { ...NO_OFFLOADS };
 
   constructor(
     readonly fp: FastPath,
     private readonly opts: DataplaneOptions,
-  ) {
-    // One slot holds the largest packet plus headroom; a power of two keeps offsets simple.
-    let size = 2048;
-    while (size < opts.underlayMTU + fp.headroom + 64) size *= 2;
-    this.slotSize = size;
-    this.batch = Math.min(opts.batch ?? Number(process.env.WEFT_BATCH ?? 64), fp.maxBatch, Math.floor(fp.x.layoutSlotsBytes() / size));
-  }
+  ) {}
 
   /** Opens (or adopts) the TUN and the sockets and starts forwarding. */
   start(): void {
-    const { tunName, bindAddress, vxlanPort = VXLAN_PORT } = this.opts;
-    this.tunFd = this.n.tunOpen(tunName);
+    const { tunName, bindAddress, vxlanPort = VXLAN_PORT, log } = this.opts;
+    const want = this.opts.offloads ?? ALL_OFFLOADS;
+    // virtio headers are needed for either TUN offload.
+    const vnet = want.tso || want.gro;
+    this.tunFd = this.n.tunOpen(tunName, vnet);
+    if (want.tso) {
+      this.active.tso = this.n.tunSetOffload(this.tunFd, TUN_F_CSUM | TUN_F_TSO4);
+      if (!this.active.tso) log.warn("the kernel refused TUN TSO offload: reading one packet per system call");
+    } else if (vnet) {
+      this.n.tunSetOffload(this.tunFd, 0);
+    }
+    this.active.gro = want.gro;
     this.ipipFd = this.n.rawOpen(IPPROTO_IPIP);
     try {
       this.vxlanFd = this.n.udpOpen(bindAddress, vxlanPort);
     } catch (err) {
+      this.n.close(this.tunFd);
+      this.n.close(this.ipipFd);
       throw new Error(`cannot bind VXLAN port ${bindAddress}:${vxlanPort} (${(err as Error).message}); is a kernel vxlan device using it?`);
     }
+    if (want.udpGRO) {
+      this.active.udpGRO = this.n.udpSetGro(this.vxlanFd, true);
+      if (!this.active.udpGRO) log.warn("the kernel refused UDP_GRO: receiving one VXLAN datagram per slot");
+    }
+    if (want.udpGSO) {
+      this.active.udpGSO = this.n.udpGsoSupported(this.vxlanFd);
+      if (!this.active.udpGSO) log.warn("the kernel has no UDP_SEGMENT: sending one VXLAN datagram per message");
+    }
+    this.fp.x.setOffloads((vnet ? OFFLOAD_VNET : 0) | (this.active.gro && vnet ? OFFLOAD_GRO : 0));
+    // Super-packets (TSO reads, GRO receives) need 64 KiB slots.
+    const big = this.active.tso || this.active.udpGRO;
+    let size = big ? 65536 + 256 : 2048;
+    while (size < this.opts.underlayMTU + this.fp.headroom + 64) size *= 2;
+    this.slotSize = size;
+    this.batch = Math.min(this.opts.batch ?? Number(process.env.WEFT_BATCH ?? 64), this.fp.maxIn, Math.floor(this.fp.x.layoutSlotsBytes() / size));
     this.polls.push(this.n.pollStart(this.tunFd, () => this.fromTun()));
     this.polls.push(this.n.pollStart(this.ipipFd, () => this.fromNetwork(this.ipipFd, false)));
     this.polls.push(this.n.pollStart(this.vxlanFd, () => this.fromNetwork(this.vxlanFd, true)));
@@ -61,40 +104,43 @@ export class Dataplane {
     this.tunFd = this.ipipFd = this.vxlanFd = -1;
   }
 
-  private recv(fd: number, kind: number): number {
+  private recv(fd: number, kind: number, max: number): number {
     const fp = this.fp;
-    return this.n.recvBatch(fd, kind, fp.memory, fp.desc, fp.slots, this.slotSize, fp.headroom, this.batch);
+    return this.n.recvBatch(fd, kind, fp.memory, fp.descIn, fp.slots, this.slotSize, fp.headroom, max);
   }
 
-  private send(fd: number, kind: number, count: number, channel: number, expected: number, failCounter: number): void {
+  private send(fd: number, kind: number, outputs: number, channel: number, failCounter: number, gso = false): void {
+    const expected = this.fp.tally(channel);
     if (expected === 0) return;
-    const sent = this.n.sendBatch(fd, kind, this.fp.memory, this.fp.desc, count, channel);
+    const sent = this.n.sendBatch(fd, kind, this.fp.memory, this.fp.descOut, outputs, channel, gso);
     if (sent < expected) this.fp.addCounter(failCounter, expected - sent);
   }
 
   // A readiness callback drains at most a few batches, then yields to the loop so
   // the other directions and the control socket get their turn.
   private fromTun(): void {
+    // A TSO super-packet becomes up to 45 segments: keep a batch within the outputs.
+    const max = this.active.tso ? Math.min(this.batch, 64) : this.batch;
     for (let round = 0; round < 8; round++) {
-      const count = this.recv(this.tunFd, KIND_TUN);
+      const count = this.recv(this.tunFd, KIND_TUN, max);
       if (count === 0) return;
       this.fp.addCounter(HOST_COUNTER.tunBatches, 1);
-      const t = this.fp.x.encapBatch(count);
-      this.send(this.ipipFd, KIND_SOCK, count, CH_IPIP, tallyOf(t, CH_IPIP), HOST_COUNTER.sendFailed);
-      this.send(this.vxlanFd, KIND_SOCK, count, CH_VXLAN, tallyOf(t, CH_VXLAN), HOST_COUNTER.sendFailed);
-      this.send(this.tunFd, KIND_TUN, count, CH_TUN, tallyOf(t, CH_TUN), HOST_COUNTER.tunWriteFailed);
-      if (count < this.batch) return;
+      const outs = this.fp.x.encapBatch(count);
+      this.send(this.ipipFd, KIND_SOCK, outs, CH_IPIP, HOST_COUNTER.sendFailed);
+      this.send(this.vxlanFd, KIND_SOCK, outs, CH_VXLAN, HOST_COUNTER.sendFailed, this.active.udpGSO);
+      this.send(this.tunFd, KIND_TUN, outs, CH_TUN, HOST_COUNTER.tunWriteFailed);
+      if (count < max) return;
     }
   }
 
   private fromNetwork(fd: number, vxlan: boolean): void {
     const cap = this.slotSize - this.fp.headroom;
     for (let round = 0; round < 8; round++) {
-      const count = this.recv(fd, KIND_SOCK);
+      const count = this.recv(fd, KIND_SOCK, this.batch);
       if (count === 0) return;
       this.fp.addCounter(HOST_COUNTER.networkBatches, 1);
-      const t = vxlan ? this.fp.x.decapVxlanBatch(count, cap) : this.fp.x.decapIpipBatch(count, cap);
-      this.send(this.tunFd, KIND_TUN, count, CH_TUN, tallyOf(t, CH_TUN), HOST_COUNTER.tunWriteFailed);
+      const outs = vxlan ? this.fp.x.decapVxlanBatch(count, cap) : this.fp.x.decapIpipBatch(count, cap);
+      this.send(this.tunFd, KIND_TUN, outs, CH_TUN, HOST_COUNTER.tunWriteFailed);
       if (count < this.batch) return;
     }
   }

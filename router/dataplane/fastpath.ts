@@ -19,10 +19,11 @@ export const CH_VXLAN = 3;
 interface Exports {
   memory: WebAssembly.Memory;
   configure(localAddr: number, underlayMtu: number, vni: number, vxlanPort: number, macHi: number, macLo: number): void;
-  /** Each returns the batch's per-channel counts, 10 bits each (see tallyOf). */
+  /** Each reads DESC_IN, writes DESC_OUT and returns the number of outputs. */
   encapBatch(count: number): number;
   decapIpipBatch(count: number, slotCap: number): number;
   decapVxlanBatch(count: number, slotCap: number): number;
+  setOffloads(bits: number): void;
   lpmInsert(prefix: number, len: number, route: number): number;
   lpmDelete(prefix: number, len: number, cover: number): void;
   lpmReset(): void;
@@ -34,9 +35,13 @@ interface Exports {
   nodesClear(): void;
   nodesHas(addr: number): number;
   routeSet(index: number, nextHop: number, encap: number, macHi: number, macLo: number): number;
-  layoutDesc(): number;
+  layoutDescIn(): number;
+  layoutDescOut(): number;
   layoutDescSize(): number;
-  layoutMaxBatch(): number;
+  layoutMaxIn(): number;
+  layoutMaxOut(): number;
+  layoutTally(): number;
+  layoutMemoryEnd(): number;
   layoutSlots(): number;
   layoutSlotsBytes(): number;
   layoutCounters(): number;
@@ -71,10 +76,9 @@ function macWords(mac: string | undefined): [number, number] {
   return [(b[0] << 8) | b[1], ((b[2] << 24) | (b[3] << 16) | (b[4] << 8) | b[5]) >>> 0];
 }
 
-/** Packets of a batch routed to a channel, from a batch function's return value. */
-export function tallyOf(packed: number, channel: number): number {
-  return (packed >>> ((channel - 1) * 10)) & 0x3ff;
-}
+/** Offload bits shared with asm/config.ts. */
+export const OFFLOAD_VNET = 1;
+export const OFFLOAD_GRO = 2;
 
 const key = (p: Prefix) => `${p.addr}/${p.len}`;
 
@@ -86,9 +90,11 @@ export function wasmPath(): string {
 
 export class FastPath {
   readonly x: Exports;
-  readonly desc: number;
+  readonly descIn: number;
+  readonly descOut: number;
   readonly descSize: number;
-  readonly maxBatch: number;
+  readonly maxIn: number;
+  private readonly tallyView: Uint32Array;
   readonly slots: number;
   readonly headroom: number;
   private readonly routes = new Map<string, { route: FastRoute; index: number }>();
@@ -105,9 +111,11 @@ export class FastPath {
       },
     });
     this.x = instance.exports as unknown as Exports;
-    this.desc = this.x.layoutDesc();
+    this.descIn = this.x.layoutDescIn();
+    this.descOut = this.x.layoutDescOut();
     this.descSize = this.x.layoutDescSize();
-    this.maxBatch = this.x.layoutMaxBatch();
+    this.maxIn = this.x.layoutMaxIn();
+    this.tallyView = new Uint32Array(this.x.memory.buffer, this.x.layoutTally(), 3);
     this.slots = this.x.layoutSlots();
     this.headroom = this.x.layoutHeadroom();
   }
@@ -119,6 +127,11 @@ export class FastPath {
   configure(c: FastPathConfig): void {
     const [hi, lo] = macWords(c.vtepMAC);
     this.x.configure(c.localAddr >>> 0, c.underlayMTU, c.vni ?? 4096, c.vxlanPort ?? 4789, hi, lo);
+  }
+
+  /** Packets the last batch sent to an output channel (CH_TUN, CH_IPIP, CH_VXLAN). */
+  tally(channel: number): number {
+    return this.tallyView[channel - 1];
   }
 
   setNodes(addrs: Iterable<number>): void {

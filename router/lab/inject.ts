@@ -16,14 +16,14 @@ function sendAll(fd: number, packets: Uint8Array[], dst: number, port: number): 
   packets.forEach((p, i) => {
     const off = 4096 + i * 2048;
     bytes.set(p, off);
-    const d = i * 16;
+    const d = i * 24; // weft_desc
     dv.setUint32(d, off, true);
     dv.setUint32(d + 4, p.length, true);
     dv.setUint32(d + 8, dst, true);
     dv.setUint16(d + 12, port, true);
     bytes[d + 14] = 1;
   });
-  return n.sendBatch(fd, KIND_SOCK, mem, 0, packets.length, 1);
+  return n.sendBatch(fd, KIND_SOCK, mem, 0, packets.length, 1, false);
 }
 
 if (kind === "ipip") {

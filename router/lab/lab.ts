@@ -24,6 +24,8 @@ export interface LabOptions {
   /** Name prefix of every namespace, file and socket of this lab (letters/digits, <= 8). */
   prefix: string;
   log?: (line: string) => void;
+  /** Run the nodes with every offload off (WEFT_OFFLOADS=off). */
+  offloadsOff?: boolean;
 }
 
 export function podVeth(pod: string): string {
@@ -36,6 +38,7 @@ export class Lab {
   readonly prefix: string;
   readonly dir: string;
   private readonly log: (line: string) => void;
+  private readonly offloadsOff: boolean;
   mode: LabMode = "ipip";
 
   constructor(opts: LabOptions) {
@@ -45,6 +48,7 @@ export class Lab {
     this.prefix = opts.prefix;
     this.dir = path.join(LAB_ROOT, opts.prefix);
     this.log = opts.log ?? (() => {});
+    this.offloadsOff = opts.offloadsOff ?? false;
   }
 
   ns(name: string): string {
@@ -130,6 +134,7 @@ export class Lab {
     const child = spawn("ip", ["netns", "exec", this.ns(host), process.execPath, main, "node", "run", "--config", cfgFile, "--control", this.controlSocket(host)], {
       detached: true,
       stdio: ["ignore", logFile, logFile],
+      env: this.offloadsOff ? { ...process.env, WEFT_OFFLOADS: "off" } : process.env,
     });
     child.unref();
     writeFileSync(path.join(this.dir, `${host}.pid`), String(child.pid));

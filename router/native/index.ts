@@ -8,14 +8,17 @@ export const KIND_TUN = 0;
 export const KIND_SOCK = 1;
 
 export interface Native {
-  tunOpen(name: string): number;
+  tunOpen(name: string, vnetHdr: boolean): number;
+  tunSetOffload(fd: number, flags: number): boolean;
   tunDelete(name: string): void;
+  udpSetGro(fd: number, on: boolean): boolean;
+  udpGsoSupported(fd: number): boolean;
   linkSet(name: string, mtu: number, up: boolean): void;
   rawOpen(protocol: number): number;
   udpOpen(address: string, port: number): number;
   close(fd: number): void;
   recvBatch(fd: number, kind: number, memory: ArrayBuffer, descOff: number, slotBase: number, slotSize: number, headroom: number, max: number): number;
-  sendBatch(fd: number, kind: number, memory: ArrayBuffer, descOff: number, count: number, channel: number): number;
+  sendBatch(fd: number, kind: number, memory: ArrayBuffer, descOff: number, count: number, channel: number, gso: boolean): number;
   pollStart(fd: number, onReadable: (status: number) => void): unknown;
   pollStop(handle: unknown): void;
 }

@@ -18,18 +18,39 @@
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <linux/if_tun.h>
+#include <netinet/udp.h>
 
-#define MAX_BATCH 256
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+
+#define MAX_IN 256
+#define MAX_OUT 4096
+#define MAX_GSO_SEGS 64
 
 // Descriptor of one packet slot, shared with the wasm side (asm/layout.ts).
 typedef struct {
-  uint32_t off;     // byte offset of the packet in memory
-  uint32_t len;     // packet length
-  uint32_t addr;    // peer IPv4 address, host order (source on receive, destination on send)
-  uint16_t port;    // peer UDP port, host order
-  uint8_t channel;  // output channel chosen by the fast path (0 = drop)
-  uint8_t reason;   // drop reason or flags
+  uint32_t off;       // byte offset of the packet in memory
+  uint32_t len;       // packet length
+  uint32_t addr;      // peer IPv4 address, host order (source on receive, destination on send)
+  uint16_t port;      // peer UDP port, host order
+  uint8_t channel;    // output channel chosen by the fast path (0 = drop)
+  uint8_t reason;     // drop reason or flags
+  uint16_t gso_size;  // receive: UDP GRO segment size (0 = one datagram)
+  uint16_t flags;
+  uint32_t reserved;
 } weft_desc;
+
+_Static_assert(sizeof(weft_desc) == 24, "descriptor layout is shared with asm/layout.ts");
+
+// Send and receive scratch, reused by every batch (the addon runs on the JS thread only).
+static struct mmsghdr g_msgs[MAX_OUT];
+static struct iovec g_iov[MAX_OUT];
+static struct sockaddr_in g_addr[MAX_OUT];
+static char g_cmsg[MAX_OUT][CMSG_SPACE(sizeof(uint16_t))];
 
 enum { KIND_TUN = 0, KIND_SOCK = 1 };
 
@@ -89,10 +110,13 @@ static int set_nonblock(int fd) {
   return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
-// tunOpen(name) -> fd. Creates the device or attaches to an existing persistent one.
+// tunOpen(name, vnetHdr) -> fd. Creates the device or attaches to an existing
+// persistent one. With vnetHdr every read and write carries a virtio_net_hdr.
 static napi_value tun_open(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  if (!get_args(env, info, 1, argv)) return NULL;
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  bool vnet = false;
+  napi_get_value_bool(env, argv[1], &vnet);
   char name[IFNAMSIZ];
   size_t n;
   CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n));
@@ -100,17 +124,9 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
   if (fd < 0) return throw_errno(env, "open /dev/net/tun", errno);
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
-  // IFF_NAPI: packets we write are fed through NAPI, so the kernel's GRO can merge
-  // consecutive TCP segments before the stack sees them.
-  const char *napi = getenv("WEFT_TUN_NAPI");
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (napi && !strcmp(napi, "0") ? 0 : IFF_NAPI);
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
   memcpy(ifr.ifr_name, name, n < IFNAMSIZ ? n : IFNAMSIZ - 1);
-  int rc = ioctl(fd, TUNSETIFF, &ifr);
-  if (rc < 0 && (ifr.ifr_flags & IFF_NAPI)) {
-    ifr.ifr_flags &= ~IFF_NAPI;  // older kernels: plain TUN
-    rc = ioctl(fd, TUNSETIFF, &ifr);
-  }
-  if (rc < 0) {
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int e = errno;
     close(fd);
     return throw_errno(env, "TUNSETIFF", e);
@@ -122,6 +138,42 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
     return throw_errno(env, "TUNSETPERSIST", e);
   }
   return ret_i32(env, fd);
+}
+
+// tunSetOffload(fd, flags) -> true when the kernel took them (TUN_F_CSUM, TUN_F_TSO4, ...).
+static napi_value tun_set_offload(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  int fd = arg_i32(env, argv[0]);
+  unsigned long flags = arg_u32(env, argv[1]);
+  napi_value ok;
+  napi_get_boolean(env, ioctl(fd, TUNSETOFFLOAD, flags) == 0, &ok);
+  return ok;
+}
+
+// udpSetGro(fd, on) -> true when the kernel took it.
+static napi_value udp_set_gro(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  int fd = arg_i32(env, argv[0]);
+  bool on = false;
+  napi_get_value_bool(env, argv[1], &on);
+  int v = on ? 1 : 0;
+  napi_value ok;
+  napi_get_boolean(env, setsockopt(fd, IPPROTO_UDP, UDP_GRO, &v, sizeof v) == 0, &ok);
+  return ok;
+}
+
+// udpGsoSupported(fd) -> whether UDP_SEGMENT is known to this kernel.
+static napi_value udp_gso_supported(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int fd = arg_i32(env, argv[0]);
+  int v = 0;
+  socklen_t l = sizeof v;
+  napi_value ok;
+  napi_get_boolean(env, getsockopt(fd, IPPROTO_UDP, UDP_SEGMENT, &v, &l) == 0, &ok);
+  return ok;
 }
 
 // tunDelete(name): clears persistence so the device disappears with its routes.
@@ -261,6 +313,7 @@ static int get_memory(napi_env env, napi_value buf, uint8_t **base, size_t *size
 
 // recvBatch(fd, kind, memory, descOff, slotBase, slotSize, headroom, max) -> count.
 // Fills up to max slots; slot i holds its packet at slotBase + i*slotSize + headroom.
+// On a UDP socket with UDP_GRO, one slot may hold several datagrams of gso_size bytes.
 static napi_value recv_batch(napi_env env, napi_callback_info info) {
   napi_value argv[8];
   if (!get_args(env, info, 8, argv)) return NULL;
@@ -274,7 +327,7 @@ static napi_value recv_batch(napi_env env, napi_callback_info info) {
   uint32_t slot_size = arg_u32(env, argv[5]);
   uint32_t headroom = arg_u32(env, argv[6]);
   uint32_t max = arg_u32(env, argv[7]);
-  if (max > MAX_BATCH) max = MAX_BATCH;
+  if (max > MAX_IN) max = MAX_IN;
   if (headroom >= slot_size || (uint64_t)slot_base + (uint64_t)slot_size * max > memsize ||
       (uint64_t)desc_off + sizeof(weft_desc) * max > memsize) {
     napi_throw_range_error(env, NULL, "recvBatch: slots or descriptors outside memory");
@@ -286,56 +339,58 @@ static napi_value recv_batch(napi_env env, napi_callback_info info) {
   if (kind == KIND_TUN) {
     for (uint32_t i = 0; i < max; i++) {
       uint8_t *p = mem + slot_base + i * slot_size + headroom;
-      ssize_t r = read(fd, p, cap);
-      if (r < 0) {
-        if (errno == EINTR) { i--; continue; }
-        break;
-      }
+      ssize_t r;
+      do r = read(fd, p, cap); while (r < 0 && errno == EINTR);
+      if (r < 0) break;
+      memset(&desc[count], 0, sizeof desc[count]);
       desc[count].off = slot_base + i * slot_size + headroom;
       desc[count].len = (uint32_t)r;
-      desc[count].addr = 0;
-      desc[count].port = 0;
-      desc[count].channel = 0;
-      desc[count].reason = 0;
       count++;
     }
     return ret_i32(env, count);
   }
-  struct mmsghdr msgs[MAX_BATCH];
-  struct iovec iov[MAX_BATCH];
-  struct sockaddr_in from[MAX_BATCH];
   for (uint32_t i = 0; i < max; i++) {
-    iov[i].iov_base = mem + slot_base + i * slot_size + headroom;
-    iov[i].iov_len = cap;
-    memset(&msgs[i], 0, sizeof msgs[i]);
-    msgs[i].msg_hdr.msg_iov = &iov[i];
-    msgs[i].msg_hdr.msg_iovlen = 1;
-    msgs[i].msg_hdr.msg_name = &from[i];
-    msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+    g_iov[i].iov_base = mem + slot_base + i * slot_size + headroom;
+    g_iov[i].iov_len = cap;
+    memset(&g_msgs[i], 0, sizeof g_msgs[i]);
+    g_msgs[i].msg_hdr.msg_iov = &g_iov[i];
+    g_msgs[i].msg_hdr.msg_iovlen = 1;
+    g_msgs[i].msg_hdr.msg_name = &g_addr[i];
+    g_msgs[i].msg_hdr.msg_namelen = sizeof g_addr[i];
+    g_msgs[i].msg_hdr.msg_control = g_cmsg[i];
+    g_msgs[i].msg_hdr.msg_controllen = sizeof g_cmsg[i];
   }
   int r;
-  do r = recvmmsg(fd, msgs, max, MSG_DONTWAIT, NULL); while (r < 0 && errno == EINTR);
+  do r = recvmmsg(fd, g_msgs, max, MSG_DONTWAIT, NULL); while (r < 0 && errno == EINTR);
   if (r < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return ret_i32(env, 0);
     return throw_errno(env, "recvmmsg", errno);
   }
   for (int i = 0; i < r; i++) {
+    memset(&desc[i], 0, sizeof desc[i]);
     desc[i].off = slot_base + i * slot_size + headroom;
     // A truncated datagram is marked by a length past the slot: the fast path drops it.
-    desc[i].len = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? cap + 1 : msgs[i].msg_len;
-    desc[i].addr = ntohl(from[i].sin_addr.s_addr);
-    desc[i].port = ntohs(from[i].sin_port);
-    desc[i].channel = 0;
-    desc[i].reason = 0;
+    desc[i].len = (g_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? cap + 1 : g_msgs[i].msg_len;
+    desc[i].addr = ntohl(g_addr[i].sin_addr.s_addr);
+    desc[i].port = ntohs(g_addr[i].sin_port);
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&g_msgs[i].msg_hdr); c; c = CMSG_NXTHDR(&g_msgs[i].msg_hdr, c)) {
+      if (c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_GRO) {
+        uint16_t gso;
+        memcpy(&gso, CMSG_DATA(c), sizeof gso);
+        desc[i].gso_size = gso;
+      }
+    }
   }
   return ret_i32(env, r);
 }
 
-// sendBatch(fd, kind, memory, descOff, count, channel) -> packets the kernel took.
+// sendBatch(fd, kind, memory, descOff, count, channel, gso) -> packets the kernel took.
 // Sends every descriptor whose channel matches; the rest are left for another fd.
+// With gso (UDP), consecutive datagrams to the same peer and of the same size (the
+// last may be shorter) go as one sendmsg with UDP_SEGMENT: one trip through the stack.
 static napi_value send_batch(napi_env env, napi_callback_info info) {
-  napi_value argv[6];
-  if (!get_args(env, info, 6, argv)) return NULL;
+  napi_value argv[7];
+  if (!get_args(env, info, 7, argv)) return NULL;
   int fd = arg_i32(env, argv[0]);
   int kind = arg_i32(env, argv[1]);
   uint8_t *mem;
@@ -344,56 +399,90 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
   uint32_t desc_off = arg_u32(env, argv[3]);
   uint32_t count = arg_u32(env, argv[4]);
   uint32_t channel = arg_u32(env, argv[5]);
-  if (count > MAX_BATCH) count = MAX_BATCH;
+  bool gso = false;
+  napi_get_value_bool(env, argv[6], &gso);
+  if (count > MAX_OUT) count = MAX_OUT;
   if ((uint64_t)desc_off + sizeof(weft_desc) * count > memsize) {
     napi_throw_range_error(env, NULL, "sendBatch: descriptors outside memory");
     return NULL;
   }
   weft_desc *desc = (weft_desc *)(mem + desc_off);
-  struct mmsghdr msgs[MAX_BATCH];
-  struct iovec iov[MAX_BATCH];
-  struct sockaddr_in to[MAX_BATCH];
-  int n = 0;
-  for (uint32_t i = 0; i < count; i++) {
-    if (desc[i].channel != channel) continue;
-    if ((uint64_t)desc[i].off + desc[i].len > memsize || desc[i].len == 0) continue;
-    iov[n].iov_base = mem + desc[i].off;
-    iov[n].iov_len = desc[i].len;
-    memset(&to[n], 0, sizeof to[n]);
-    to[n].sin_family = AF_INET;
-    to[n].sin_addr.s_addr = htonl(desc[i].addr);
-    to[n].sin_port = htons(desc[i].port);
-    n++;
-  }
   int sent = 0;
   if (kind == KIND_TUN) {
-    for (int i = 0; i < n; i++) {
+    for (uint32_t i = 0; i < count; i++) {
+      if (desc[i].channel != channel || desc[i].len == 0) continue;
+      if ((uint64_t)desc[i].off + desc[i].len > memsize) continue;
       ssize_t w;
-      do w = write(fd, iov[i].iov_base, iov[i].iov_len); while (w < 0 && errno == EINTR);
+      do w = write(fd, mem + desc[i].off, desc[i].len); while (w < 0 && errno == EINTR);
       if (w >= 0) sent++;
     }
     return ret_i32(env, sent);
   }
-  for (int i = 0; i < n; i++) {
-    memset(&msgs[i], 0, sizeof msgs[i]);
-    msgs[i].msg_hdr.msg_iov = &iov[i];
-    msgs[i].msg_hdr.msg_iovlen = 1;
-    msgs[i].msg_hdr.msg_name = &to[i];
-    msgs[i].msg_hdr.msg_namelen = sizeof to[i];
+  // Build one message per packet, or per GSO train.
+  int nmsg = 0, niov = 0;
+  int packets_in[MAX_OUT];
+  for (uint32_t i = 0; i < count; i++) {
+    if (desc[i].channel != channel || desc[i].len == 0) continue;
+    if ((uint64_t)desc[i].off + desc[i].len > memsize) continue;
+    g_iov[niov].iov_base = mem + desc[i].off;
+    g_iov[niov].iov_len = desc[i].len;
+    struct msghdr *prev = nmsg ? &g_msgs[nmsg - 1].msg_hdr : NULL;
+    if (gso && prev && packets_in[nmsg - 1] < MAX_GSO_SEGS &&
+        g_addr[nmsg - 1].sin_addr.s_addr == htonl(desc[i].addr) &&
+        g_addr[nmsg - 1].sin_port == htons(desc[i].port)) {
+      size_t seg = prev->msg_iov[0].iov_len;
+      size_t last = prev->msg_iov[prev->msg_iovlen - 1].iov_len;
+      size_t total = 0;
+      for (size_t k = 0; k < prev->msg_iovlen; k++) total += prev->msg_iov[k].iov_len;
+      // Joinable: all before are seg bytes, this one is no longer, and it fits 64 KiB.
+      if (last == seg && desc[i].len <= seg && total + desc[i].len <= 65000) {
+        prev->msg_iovlen++;
+        packets_in[nmsg - 1]++;
+        niov++;
+        continue;
+      }
+    }
+    struct msghdr *m = &g_msgs[nmsg].msg_hdr;
+    memset(&g_msgs[nmsg], 0, sizeof g_msgs[nmsg]);
+    memset(&g_addr[nmsg], 0, sizeof g_addr[nmsg]);
+    g_addr[nmsg].sin_family = AF_INET;
+    g_addr[nmsg].sin_addr.s_addr = htonl(desc[i].addr);
+    g_addr[nmsg].sin_port = htons(desc[i].port);
+    m->msg_iov = &g_iov[niov];
+    m->msg_iovlen = 1;
+    m->msg_name = &g_addr[nmsg];
+    m->msg_namelen = sizeof g_addr[nmsg];
+    packets_in[nmsg] = 1;
+    nmsg++;
+    niov++;
   }
-  while (sent < n) {
-    int r = sendmmsg(fd, msgs + sent, n - sent, MSG_DONTWAIT);
+  if (gso) {
+    for (int k = 0; k < nmsg; k++) {
+      struct msghdr *m = &g_msgs[k].msg_hdr;
+      if (m->msg_iovlen < 2) continue;
+      m->msg_control = g_cmsg[k];
+      m->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+      struct cmsghdr *c = CMSG_FIRSTHDR(m);
+      c->cmsg_level = IPPROTO_UDP;
+      c->cmsg_type = UDP_SEGMENT;
+      c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+      uint16_t seg = (uint16_t)m->msg_iov[0].iov_len;
+      memcpy(CMSG_DATA(c), &seg, sizeof seg);
+    }
+  }
+  int done = 0;
+  while (done < nmsg) {
+    int r = sendmmsg(fd, g_msgs + done, nmsg - done, MSG_DONTWAIT);
     if (r < 0) {
       if (errno == EINTR) continue;
       // EAGAIN: socket buffer full. Anything else (unreachable, EMSGSIZE) hits one
-      // packet: skip it and go on, the caller counts the difference as drops.
+      // message: skip it and go on; the caller counts what was not sent as drops.
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) break;
-      msgs[sent].msg_len = 0;
-      n--;
-      memmove(&msgs[sent], &msgs[sent + 1], sizeof msgs[0] * (n - sent));
+      done++;
       continue;
     }
-    sent += r;
+    for (int k = done; k < done + r; k++) sent += packets_in[k];
+    done += r;
   }
   return ret_i32(env, sent);
 }
@@ -482,6 +571,9 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"tunOpen", NULL, tun_open, NULL, NULL, NULL, napi_default, NULL},
       {"tunDelete", NULL, tun_delete, NULL, NULL, NULL, napi_default, NULL},
+      {"tunSetOffload", NULL, tun_set_offload, NULL, NULL, NULL, napi_default, NULL},
+      {"udpSetGro", NULL, udp_set_gro, NULL, NULL, NULL, napi_default, NULL},
+      {"udpGsoSupported", NULL, udp_gso_supported, NULL, NULL, NULL, napi_default, NULL},
       {"linkSet", NULL, link_set, NULL, NULL, NULL, napi_default, NULL},
       {"rawOpen", NULL, raw_open, NULL, NULL, NULL, napi_default, NULL},
       {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_default, NULL},

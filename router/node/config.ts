@@ -38,6 +38,11 @@ export const staticConfig = z
     vni: z.number().int().min(1).max(0xffffff).default(4096),
     vxlanPort: z.number().int().min(1).max(65535).default(4789),
     controlSocket: z.string().min(1).optional(),
+    // Each offload can be turned off (kernels with offload bugs exist); all on by default.
+    offloads: z
+      .object({ tso: z.boolean().default(true), gro: z.boolean().default(true), udpGSO: z.boolean().default(true), udpGRO: z.boolean().default(true) })
+      .strict()
+      .default({ tso: true, gro: true, udpGSO: true, udpGRO: true }),
     routes: z.array(staticRoute).default([]),
   })
   .strict();

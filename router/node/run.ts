@@ -3,7 +3,7 @@
 // leaves the TUN and the routes in place for the next start to adopt.
 import type { Logger } from "pino";
 import { parseCIDR, parseIPv4, formatIPv4 } from "../dataplane/addr.js";
-import { Dataplane } from "../dataplane/dataplane.js";
+import { Dataplane, NO_OFFLOADS } from "../dataplane/dataplane.js";
 import { FastPath } from "../dataplane/fastpath.js";
 import { vtepMAC } from "../dataplane/vtep.js";
 import { native } from "../native/index.js";
@@ -65,7 +65,8 @@ export async function runStaticNode(cfg: StaticConfig, source: string, log: Logg
   fp.setNodes(desired.nodes);
   for (const r of desired.fast) fp.upsert(r);
 
-  const dp = new Dataplane(fp, { tunName: cfg.tunnelDevice, underlayMTU: pre.underlayMTU, bindAddress: pre.localAddress, vxlanPort: cfg.vxlanPort, log });
+  const offloads = process.env.WEFT_OFFLOADS === "off" ? NO_OFFLOADS : cfg.offloads;
+  const dp = new Dataplane(fp, { tunName: cfg.tunnelDevice, underlayMTU: pre.underlayMTU, bindAddress: pre.localAddress, vxlanPort: cfg.vxlanPort, offloads, log });
   dp.start();
   native().linkSet(cfg.tunnelDevice, pre.tunnelMTU, true);
   kernel.setSysctl("net.ipv4.ip_forward", 1);
@@ -79,7 +80,7 @@ export async function runStaticNode(cfg: StaticConfig, source: string, log: Logg
   for (const r of diff.remove) await kernel.deleteRoute(r);
   for (const r of diff.replace) await kernel.replaceRoute(r);
   log.info(
-    { node: cfg.name, address: cfg.address, uplink: pre.uplink, tunnel: cfg.tunnelDevice, tunnelMTU: pre.tunnelMTU, vtepMAC: mac, routes: desired.kernel.length, changed: diff.replace.length, removed: diff.remove.length, kept: installed.length - diff.remove.length },
+    { node: cfg.name, address: cfg.address, offloads: dp.active, uplink: pre.uplink, tunnel: cfg.tunnelDevice, tunnelMTU: pre.tunnelMTU, vtepMAC: mac, routes: desired.kernel.length, changed: diff.replace.length, removed: diff.remove.length, kept: installed.length - diff.remove.length },
     "node running",
   );
 
@@ -92,6 +93,7 @@ export async function runStaticNode(cfg: StaticConfig, source: string, log: Logg
       mode: "static",
       encapsulation: cfg.encapsulation,
       tunnel: { device: cfg.tunnelDevice, mtu: pre.tunnelMTU, vtepMAC: mac },
+      offloads: dp.active,
       uplink: { device: pre.uplink, mtu: pre.underlayMTU },
       started,
       counters: fp.counters(),

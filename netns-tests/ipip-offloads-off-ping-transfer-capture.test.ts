@@ -1,0 +1,3 @@
+import { encapsulatedPodTraffic } from "./encapsulated-pod-traffic.js";
+
+encapsulatedPodTraffic("ipip", "tipipoff", "off");

@@ -1,6 +1,6 @@
 // The data-plane acceptance for one encapsulation, shared by the IPIP and VXLAN files.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { capture, newLab, transfer } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { capture, transfer, useLab } from "./helpers.js";
 import { PODS } from "../router/lab/topology.js";
 import { vtepMAC } from "../router/dataplane/vtep.js";
 
@@ -9,13 +9,7 @@ const MB50 = 50 * 1024 * 1024;
 
 export function encapsulatedPodTraffic(mode: "ipip" | "vxlan", prefix: string, offloads: "on" | "off"): void {
   describe(`${mode.toUpperCase()} between pods through weft nodes, offloads ${offloads}`, () => {
-    const lab = newLab(prefix, { offloadsOff: offloads === "off" });
-    beforeAll(async () => {
-      await lab.up(mode);
-    });
-    afterAll(async () => {
-      await lab.down();
-    });
+    const lab = useLab(prefix, mode, { offloadsOff: offloads === "off" });
 
     it("pod-1 -> pod-2 (same subnet) answers ping", async () => {
       expect(await lab.ping("pod-1", pod("pod-2").address)).toBe(true);

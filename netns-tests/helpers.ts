@@ -1,7 +1,9 @@
 // Shared by the netns tests: labs, transfers and captures.
 import { spawn } from "node:child_process";
+import { afterAll, beforeAll } from "vitest";
 import path from "node:path";
 import { Lab } from "../router/lab/lab.js";
+import type { LabMode } from "../router/lab/topology.js";
 import { projectRoot } from "../router/native/index.js";
 
 export function requireRoot(): void {
@@ -11,6 +13,19 @@ export function requireRoot(): void {
 export function newLab(prefix: string, opts: { offloadsOff?: boolean } = {}): Lab {
   requireRoot();
   return new Lab({ prefix, log: (l) => console.log(`[${prefix}] ${l}`), offloadsOff: opts.offloadsOff });
+}
+
+/** A lab for the enclosing describe block: up before its tests, always torn down after. */
+export function useLab(prefix: string, mode: LabMode, opts: { offloadsOff?: boolean; setup?: (lab: Lab) => Promise<void> } = {}): Lab {
+  const lab = newLab(prefix, opts);
+  beforeAll(async () => {
+    await lab.up(mode);
+    await opts.setup?.(lab);
+  });
+  afterAll(async () => {
+    await lab.down();
+  });
+  return lab;
 }
 
 const transferJs = () => path.join(projectRoot(), "dist", "router", "lab", "transfer.js");

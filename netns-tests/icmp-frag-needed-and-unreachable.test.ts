@@ -1,17 +1,11 @@
 // ICMP answers from the fast path: fragmentation needed with the tunnel MTU for an
 // oversized DF packet, net unreachable for a destination weft has no route for.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { newLab } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { useLab } from "./helpers.js";
 import { podVeth } from "../router/lab/lab.js";
 
 describe("ICMP errors written back by weft", () => {
-  const lab = newLab("ticmp");
-  beforeAll(async () => {
-    await lab.up("ipip");
-  });
-  afterAll(async () => {
-    await lab.down();
-  });
+  const lab = useLab("ticmp", "ipip");
 
   it("an oversized DF packet gets fragmentation-needed carrying the IPIP tunnel MTU (1480)", async () => {
     // Let 1500-byte packets reach weft0 (as a misconfigured MTU would) so weft must answer.

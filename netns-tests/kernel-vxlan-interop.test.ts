@@ -1,19 +1,12 @@
 // worker-3 runs the Linux kernel's own vxlan device (VNI 4096, static FDB and
 // neighbour entries, as Calico programs them) instead of weft: pod traffic flows
 // both ways between it and weft nodes.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { newLab, transfer } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { transfer, useLab } from "./helpers.js";
 
 describe("interop with the kernel's vxlan device", () => {
-  const lab = newLab("tkvx");
-  beforeAll(async () => {
-    await lab.up("vxlan");
-    // Replace worker-3's weft node with a kernel VTEP using the MAC weft expects for it.
-    await lab.useKernelVxlan(["worker-3"]);
-  });
-  afterAll(async () => {
-    await lab.down();
-  });
+  // worker-3's weft node is replaced by a kernel VTEP using the MAC weft expects for it.
+  const lab = useLab("tkvx", "vxlan", { setup: (l) => l.useKernelVxlan(["worker-3"]) });
 
   it("pod-1 (weft, worker-1) -> pod-3 (kernel vxlan, worker-3) answers ping", async () => {
     expect(await lab.ping("pod-1", "192.168.97.193", { count: 3 })).toBe(true);

@@ -4,17 +4,11 @@
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { background, newLab } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { background, useLab } from "./helpers.js";
 
 describe("node lifecycle", () => {
-  const lab = newLab("tlife");
-  beforeAll(async () => {
-    await lab.up("ipip");
-  });
-  afterAll(async () => {
-    await lab.down();
-  });
+  const lab = useLab("tlife", "ipip");
 
   const weft = (args: string[]) => {
     const r = spawnSync("ip", ["netns", "exec", lab.ns("worker-1"), process.execPath, lab.cli(), ...args], { encoding: "utf8", timeout: 30_000 });

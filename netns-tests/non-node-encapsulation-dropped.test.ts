@@ -1,21 +1,15 @@
 // A host that is not a node (the gateway) sends IPIP and VXLAN to worker-1: every
 // packet is dropped and counted, none reaches the pod.
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { background, newLab } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { background, useLab } from "./helpers.js";
 import { projectRoot } from "../router/native/index.js";
 import { vtepMAC } from "../router/dataplane/vtep.js";
 
 const inject = () => path.join(projectRoot(), "dist", "router", "lab", "inject.js");
 
 describe("encapsulated packets from a host that is not a node", () => {
-  const lab = newLab("tdrop");
-  beforeAll(async () => {
-    await lab.up("vxlan");
-  });
-  afterAll(async () => {
-    await lab.down();
-  });
+  const lab = useLab("tdrop", "vxlan");
 
   for (const kind of ["ipip", "vxlan"] as const) {
     it(`${kind.toUpperCase()} from the gateway is dropped, counted as unknown source, never delivered`, async () => {

@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { randomBytes } from "node:crypto";
-import { FastPath, ENCAP_IPIP, ENCAP_VXLAN, CH_IPIP, CH_TUN, CH_VXLAN, OFFLOAD_GRO, OFFLOAD_VNET } from "./fastpath.js";
+import { FastPath, ENCAP_IPIP, ENCAP_VXLAN, CH_IPIP, CH_TUN, CH_VXLAN, OFFLOAD_GRO, OFFLOAD_VNET, type Encap } from "./fastpath.js";
 import { parseCIDR, parseIPv4, parseMAC } from "./addr.js";
 import { asTsoSuperPacket, buildTcp, buildVxlan, ipv4Checksum, tcpChecksumOk } from "./packets.js";
 import { vtepMAC } from "./vtep.js";
@@ -14,7 +14,7 @@ const W2 = "10.30.0.12";
 const POD1 = "192.168.226.65";
 const POD2 = "192.168.133.194";
 
-function node(name: string, addr: string, peer: string, peerName: string, peerBlock: string, encap: number): FastPath {
+function node(name: string, addr: string, peer: string, peerName: string, peerBlock: string, encap: Encap): FastPath {
   const fp = new FastPath();
   fp.configure({ localAddr: parseIPv4(addr)!, underlayMTU: 1500, vtepMAC: vtepMAC(name) });
   fp.x.setOffloads(OFFLOAD_VNET | OFFLOAD_GRO);

@@ -2,7 +2,7 @@
 // wires the pods. Every name carries the lab's prefix, so labs run side by side;
 // down() removes everything the prefix names, even after a crash.
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import path from "node:path";
 import { stringify as toYAML } from "yaml";
@@ -187,26 +187,7 @@ export class Lab {
 
   /** Stops the node processes (SIGTERM: they leave weft0 and routes for the next start). */
   async stopNodes(): Promise<void> {
-    const pids = this.pids();
-    for (const pid of pids) {
-      try {
-        process.kill(pid, "SIGTERM");
-      } catch {
-        /* already gone */
-      }
-    }
-    const until = Date.now() + 5000;
-    while (pids.some(alive) && Date.now() < until) await sleep(50);
-    for (const pid of pids.filter(alive)) process.kill(pid, "SIGKILL");
-    for (const h of HOSTS) rmSync(path.join(this.dir, `${h.name}.pid`), { force: true });
-  }
-
-  private pids(): number[] {
-    if (!existsSync(this.dir)) return [];
-    return readdirSync(this.dir)
-      .filter((f) => f.endsWith(".pid"))
-      .map((f) => Number(readFileSync(path.join(this.dir, f), "utf8")))
-      .filter((p) => Number.isInteger(p) && p > 0);
+    await Promise.all(HOSTS.map((h) => this.stopNode(h.name)));
   }
 
   async restartNodes(mode: LabMode): Promise<void> {

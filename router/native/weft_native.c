@@ -78,6 +78,13 @@ static napi_value throw_errno(napi_env env, const char *what, int err) {
   return NULL;
 }
 
+// Closes fd (after a failed setup step) and throws what failed with errno.
+static napi_value close_and_throw(napi_env env, int fd, const char *what) {
+  int e = errno;
+  close(fd);
+  return throw_errno(env, what, e);
+}
+
 static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
   size_t argc = want;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) {
@@ -126,17 +133,9 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
   memset(&ifr, 0, sizeof ifr);
   ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
   memcpy(ifr.ifr_name, name, n < IFNAMSIZ ? n : IFNAMSIZ - 1);
-  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-    int e = errno;
-    close(fd);
-    return throw_errno(env, "TUNSETIFF", e);
-  }
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) return close_and_throw(env, fd, "TUNSETIFF");
   // Persistent: the device and its routes outlive the process, so a restart adopts them.
-  if (ioctl(fd, TUNSETPERSIST, 1) < 0 || set_nonblock(fd) < 0) {
-    int e = errno;
-    close(fd);
-    return throw_errno(env, "TUNSETPERSIST", e);
-  }
+  if (ioctl(fd, TUNSETPERSIST, 1) < 0 || set_nonblock(fd) < 0) return close_and_throw(env, fd, "TUNSETPERSIST");
   return ret_i32(env, fd);
 }
 
@@ -189,11 +188,7 @@ static napi_value tun_delete(napi_env env, napi_callback_info info) {
   memset(&ifr, 0, sizeof ifr);
   ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
   memcpy(ifr.ifr_name, name, n < IFNAMSIZ ? n : IFNAMSIZ - 1);
-  if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETPERSIST, 0) < 0) {
-    int e = errno;
-    close(fd);
-    return throw_errno(env, "TUNSETPERSIST 0", e);
-  }
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETPERSIST, 0) < 0) return close_and_throw(env, fd, "TUNSETPERSIST 0");
   close(fd);
   return NULL;
 }
@@ -215,23 +210,11 @@ static napi_value link_set(napi_env env, napi_callback_info info) {
   memcpy(ifr.ifr_name, name, n < IFNAMSIZ ? n : IFNAMSIZ - 1);
   if (mtu > 0) {
     ifr.ifr_mtu = mtu;
-    if (ioctl(s, SIOCSIFMTU, &ifr) < 0) {
-      int e = errno;
-      close(s);
-      return throw_errno(env, "SIOCSIFMTU", e);
-    }
+    if (ioctl(s, SIOCSIFMTU, &ifr) < 0) return close_and_throw(env, s, "SIOCSIFMTU");
   }
-  if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) {
-    int e = errno;
-    close(s);
-    return throw_errno(env, "SIOCGIFFLAGS", e);
-  }
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) return close_and_throw(env, s, "SIOCGIFFLAGS");
   if (up) ifr.ifr_flags |= IFF_UP; else ifr.ifr_flags &= ~IFF_UP;
-  if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) {
-    int e = errno;
-    close(s);
-    return throw_errno(env, "SIOCSIFFLAGS", e);
-  }
+  if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) return close_and_throw(env, s, "SIOCSIFFLAGS");
   close(s);
   return NULL;
 }
@@ -254,11 +237,7 @@ static napi_value raw_open(napi_env env, napi_callback_info info) {
   int fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
   if (fd < 0) return throw_errno(env, "socket(AF_INET, SOCK_RAW)", errno);
   int one = 1;
-  if (setsockopt(fd, IPPROTO_IP, IP_HDRINCL, &one, sizeof one) < 0) {
-    int e = errno;
-    close(fd);
-    return throw_errno(env, "IP_HDRINCL", e);
-  }
+  if (setsockopt(fd, IPPROTO_IP, IP_HDRINCL, &one, sizeof one) < 0) return close_and_throw(env, fd, "IP_HDRINCL");
   set_bufs(fd);
   return ret_i32(env, fd);
 }
@@ -286,11 +265,7 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   int pmtu = IP_PMTUDISC_DO;
   setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu);
   set_bufs(fd);
-  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-    int e = errno;
-    close(fd);
-    return throw_errno(env, "bind UDP", e);
-  }
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) return close_and_throw(env, fd, "bind UDP");
   return ret_i32(env, fd);
 }
 

@@ -1,0 +1,80 @@
+// An etcd server for labs and tests: its own data directory, optionally inside a
+// lab namespace, stopped and started again at will (the datastore-outage test).
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, openSync } from "node:fs";
+import path from "node:path";
+import { Etcd3 } from "etcd3";
+
+export interface EtcdOptions {
+  dir: string;
+  host: string; // address to listen on
+  port: number;
+  netns?: string;
+}
+
+export class EtcdServer {
+  private child?: ChildProcess;
+  constructor(readonly opts: EtcdOptions) {}
+
+  get url(): string {
+    return `etcd://${this.opts.host}:${this.opts.port}`;
+  }
+
+  async start(): Promise<void> {
+    const { dir, host, port, netns } = this.opts;
+    mkdirSync(dir, { recursive: true });
+    const log = openSync(path.join(dir, "etcd.log"), "a");
+    const args = [
+      "--name", "weft", "--data-dir", path.join(dir, "data"),
+      "--listen-client-urls", `http://${host}:${port}`, "--advertise-client-urls", `http://${host}:${port}`,
+      "--listen-peer-urls", `http://${host}:${port + 1}`, "--initial-advertise-peer-urls", `http://${host}:${port + 1}`,
+      "--initial-cluster", `weft=http://${host}:${port + 1}`,
+    ];
+    this.child = netns
+      ? spawn("ip", ["netns", "exec", netns, "etcd", ...args], { stdio: ["ignore", log, log], detached: true })
+      : spawn("etcd", args, { stdio: ["ignore", log, log], detached: true });
+    this.child.unref();
+    await this.waitReady(netns);
+  }
+
+  /** Waits until etcd answers (from inside its namespace when it has one). */
+  private async waitReady(netns?: string): Promise<void> {
+    const until = Date.now() + 20_000;
+    for (;;) {
+      const ok = netns ? await this.probeInNs(netns) : await this.probe();
+      if (ok) return;
+      if (Date.now() > until) throw new Error(`etcd did not answer on ${this.url} within 20 s (log: ${path.join(this.opts.dir, "etcd.log")})`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  private async probe(): Promise<boolean> {
+    const c = new Etcd3({ hosts: `http://${this.opts.host}:${this.opts.port}`, dialTimeout: 500 });
+    try {
+      await c.get("/probe").exec();
+      return true;
+    } catch {
+      return false;
+    } finally {
+      c.close();
+    }
+  }
+
+  private probeInNs(netns: string): Promise<boolean> {
+    return new Promise((resolve) => {
+      const p = spawn("ip", ["netns", "exec", netns, "etcdctl", "--endpoints", `http://${this.opts.host}:${this.opts.port}`, "--dial-timeout", "500ms", "endpoint", "health"], { stdio: "ignore", env: { ...process.env, ETCDCTL_API: "3" } });
+      p.on("close", (code) => resolve(code === 0));
+    });
+  }
+
+  async stop(): Promise<void> {
+    const c = this.child;
+    if (!c || c.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      c.once("exit", () => resolve());
+      c.kill("SIGTERM");
+      setTimeout(() => c.kill("SIGKILL"), 5000).unref();
+    });
+    this.child = undefined;
+  }
+}

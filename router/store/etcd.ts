@@ -1,0 +1,92 @@
+// etcd v3 as the datastore, for clusters of many machines.
+import { Etcd3, type IKeyValue, type Watcher } from "etcd3";
+import { ConflictError, NotFoundError, type Datastore, type KV, type Op, type Watch, type WatchEvent } from "./store.js";
+
+const toKV = (kv: IKeyValue): KV => ({ key: kv.key.toString(), value: kv.value.toString(), modRevision: Number(kv.mod_revision) });
+
+export class EtcdStore implements Datastore {
+  private constructor(
+    private readonly client: Etcd3,
+    readonly description: string,
+  ) {}
+
+  static async open(hosts: string[]): Promise<EtcdStore> {
+    const client = new Etcd3({ hosts: hosts.map((h) => `http://${h}`), dialTimeout: 3000, defaultCallOptions: { timeout: 5000 } as never });
+    return new EtcdStore(client, `etcd://${hosts.join(",")}`);
+  }
+
+  async get(key: string): Promise<KV | undefined> {
+    const res = await this.client.get(key).exec();
+    return res.kvs[0] && toKV(res.kvs[0]);
+  }
+
+  async list(prefix: string): Promise<{ items: KV[]; revision: number }> {
+    const res = await this.client.getAll().prefix(prefix).exec();
+    return { items: res.kvs.map(toKV).sort((a, b) => (a.key < b.key ? -1 : 1)), revision: Number(res.header.revision) };
+  }
+
+  async txn(ops: Op[]): Promise<number> {
+    const ns = this.client;
+    // Always true: a transaction needs one comparison even when nothing is compared.
+    let t = ns.if(ops[0].key, "Version", ">", -1);
+    const compares = ops.map((o) => {
+      if (o.op === "create") return [o.key, "Create", "==", 0] as const;
+      if (o.modRevision !== undefined) return [o.key, "Mod", "==", o.modRevision] as const;
+      return undefined;
+    });
+    let first = true;
+    for (const c of compares) {
+      if (!c) continue;
+      t = first ? ns.if(c[0], c[1], c[2], c[3]) : t.and(c[0], c[1], c[2], c[3]);
+      first = false;
+    }
+    const res = await t
+      .then(...ops.map((o) => (o.op === "delete" ? ns.delete().key(o.key) : ns.put(o.key).value(o.value))))
+      .commit();
+    if (!res.succeeded) {
+      // Find which compare failed, for the message.
+      for (const o of ops) {
+        const cur = await this.get(o.key);
+        if (o.op === "create" && cur) throw new ConflictError(o.key, `${o.key} already exists`);
+        if (o.op !== "create" && o.modRevision !== undefined) {
+          if (!cur) throw new NotFoundError(o.key);
+          if (cur.modRevision !== o.modRevision) throw new ConflictError(o.key);
+        }
+      }
+      throw new ConflictError(ops[0].key);
+    }
+    return Number(res.header.revision);
+  }
+
+  watch(prefix: string, afterRevision: number, onEvents: (events: WatchEvent[]) => void, onError: (err: Error) => void): Watch {
+    let watcher: Watcher | undefined;
+    let stopped = false;
+    this.client
+      .watch()
+      .prefix(prefix)
+      .startRevision(String(afterRevision + 1))
+      .create()
+      .then((w) => {
+        if (stopped) return void w.cancel();
+        watcher = w;
+        w.on("data", (res) => {
+          const events = res.events.map((e): WatchEvent => ({ type: e.type === "Delete" ? "delete" : "put", key: e.kv.key.toString(), value: e.type === "Delete" ? undefined : e.kv.value.toString(), revision: Number(e.kv.mod_revision) }));
+          if (events.length) onEvents(events);
+        });
+        // The client reconnects by itself; tell the caller so it can say so and resync.
+        w.on("disconnected", () => onError(new Error("etcd watch disconnected")));
+        w.on("error", (err) => onError(err as Error));
+      })
+      .catch((err) => onError(err as Error));
+    return {
+      stop: () => {
+        stopped = true;
+        void watcher?.cancel();
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    this.client.close();
+  }
+}

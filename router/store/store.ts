@@ -1,0 +1,82 @@
+// The datastore: one interface with revisions, create / compare-and-swap update /
+// delete, list by prefix and watch from a revision. Values are JSON text.
+
+export interface KV {
+  key: string;
+  value: string;
+  /** Revision of the last change to this key (compare-and-swap token). */
+  modRevision: number;
+}
+
+export interface WatchEvent {
+  type: "put" | "delete";
+  key: string;
+  value?: string;
+  revision: number;
+}
+
+export type Op =
+  | { op: "create"; key: string; value: string }
+  | { op: "update"; key: string; value: string; modRevision?: number } // no modRevision: upsert
+  | { op: "delete"; key: string; modRevision?: number };
+
+export interface Watch {
+  stop(): void;
+}
+
+export interface Datastore {
+  /** What the URL named, for messages. */
+  readonly description: string;
+  get(key: string): Promise<KV | undefined>;
+  list(prefix: string): Promise<{ items: KV[]; revision: number }>;
+  /** Applies all ops atomically or none; throws ConflictError or NotFoundError. */
+  txn(ops: Op[]): Promise<number>;
+  /** Calls onEvents for every change under prefix after revision; onError when the
+   * connection breaks (the caller resyncs with list and watches again). */
+  watch(prefix: string, afterRevision: number, onEvents: (events: WatchEvent[]) => void, onError: (err: Error) => void): Watch;
+  close(): Promise<void>;
+}
+
+/** A compare-and-swap lost: someone changed the key first (or it already exists). */
+export class ConflictError extends Error {
+  constructor(readonly key: string, message = `${key} was changed by someone else; read it again and retry`) {
+    super(message);
+  }
+}
+
+export class NotFoundError extends Error {
+  constructor(readonly key: string) {
+    super(`${key} does not exist`);
+  }
+}
+
+export class DatastoreURLError extends Error {}
+
+export async function create(store: Datastore, key: string, value: string): Promise<number> {
+  return store.txn([{ op: "create", key, value }]);
+}
+
+export async function update(store: Datastore, key: string, value: string, modRevision?: number): Promise<number> {
+  return store.txn([{ op: "update", key, value, modRevision }]);
+}
+
+export const DEFAULT_DATASTORE = "sqlite:/var/lib/weft/weft.db";
+
+/** Opens sqlite:PATH or etcd://HOST:PORT[,HOST:PORT]. */
+export async function openDatastore(url: string): Promise<Datastore> {
+  if (url.startsWith("sqlite:")) {
+    const path = url.slice("sqlite:".length);
+    if (!path) throw new DatastoreURLError(`datastore "${url}": give a file, e.g. ${DEFAULT_DATASTORE}`);
+    const { SqliteStore } = await import("./sqlite.js");
+    return SqliteStore.open(path);
+  }
+  if (url.startsWith("etcd://")) {
+    const hosts = url.slice("etcd://".length).split(",").filter(Boolean);
+    if (hosts.length === 0 || hosts.some((h) => !/^[A-Za-z0-9.-]+:\d+$/.test(h))) {
+      throw new DatastoreURLError(`datastore "${url}": expected etcd://HOST:PORT[,HOST:PORT]`);
+    }
+    const { EtcdStore } = await import("./etcd.js");
+    return EtcdStore.open(hosts);
+  }
+  throw new DatastoreURLError(`datastore "${url}": unknown kind; use sqlite:PATH or etcd://HOST:PORT[,HOST:PORT]`);
+}

@@ -1,0 +1,85 @@
+// Reading and writing resources in the datastore, with the one validator per kind.
+import { randomUUID } from "node:crypto";
+import { KINDS, type IPPool, type Kind, type Resource } from "./kinds.js";
+import { validateIPPoolChange, ValidationError } from "./validate.js";
+import { ConflictError, type Datastore, type Op } from "../store/store.js";
+
+export const RESOURCE_PREFIX = "/weft/resources/";
+
+export function resourceKey(kind: Kind, name: string): string {
+  return `${RESOURCE_PREFIX}${KINDS[kind].plural}/${name}`;
+}
+
+function decode(value: string, modRevision: number): Resource {
+  const r = JSON.parse(value) as Resource;
+  r.metadata.resourceVersion = String(modRevision);
+  return r;
+}
+
+export class Resources {
+  constructor(readonly store: Datastore) {}
+
+  async list<T extends Resource = Resource>(kind: Kind): Promise<T[]> {
+    const { items } = await this.store.list(`${RESOURCE_PREFIX}${KINDS[kind].plural}/`);
+    return items.map((kv) => decode(kv.value, kv.modRevision) as T);
+  }
+
+  async get<T extends Resource = Resource>(kind: Kind, name: string): Promise<T | undefined> {
+    const kv = await this.store.get(resourceKey(kind, name));
+    return kv && (decode(kv.value, kv.modRevision) as T);
+  }
+
+  /**
+   * Validates every resource against the store and against each other, then writes
+   * all of them in one transaction: one bad document means nothing changes.
+   * create: refuse resources that exist. A resourceVersion given is a CAS token.
+   */
+  async apply(resources: Resource[], mode: "apply" | "create" = "apply"): Promise<Array<{ resource: Resource; action: "created" | "configured" | "unchanged" }>> {
+    const seen = new Set<string>();
+    for (const r of resources) {
+      const k = resourceKey(r.kind, r.metadata.name);
+      if (seen.has(k)) throw new ValidationError(`${r.kind}(${r.metadata.name})`, "metadata.name", "appears twice in this apply");
+      seen.add(k);
+    }
+    const pools = await this.list<IPPool>("IPPool");
+    const incomingPools = resources.filter((r): r is IPPool => r.kind === "IPPool");
+    const keptPools = pools.filter((p) => !incomingPools.some((i) => i.metadata.name === p.metadata.name));
+    const ops: Op[] = [];
+    const results: Array<{ resource: Resource; action: "created" | "configured" | "unchanged" }> = [];
+    for (const r of resources) {
+      const key = resourceKey(r.kind, r.metadata.name);
+      const current = await this.store.get(key);
+      const label = `${r.kind}(${r.metadata.name})`;
+      if (current && mode === "create") throw new ValidationError(label, "metadata.name", "already exists; use apply to change it");
+      const previous = current ? decode(current.value, current.modRevision) : undefined;
+      // Against the pools that stay and the ones earlier in this apply: the later one is blamed.
+      if (r.kind === "IPPool") validateIPPoolChange(r as IPPool, [...keptPools, ...incomingPools.slice(0, incomingPools.indexOf(r as IPPool))], previous as IPPool | undefined);
+      const wanted = r.metadata.resourceVersion;
+      if (wanted !== undefined && current && String(current.modRevision) !== wanted) {
+        throw new ConflictError(key, `${label} changed since resourceVersion ${wanted} (now ${current.modRevision}); get it again and re-apply`);
+      }
+      const stored: Resource = {
+        ...r,
+        metadata: { ...r.metadata, resourceVersion: undefined, uid: previous?.metadata.uid ?? r.metadata.uid ?? randomUUID(), creationTimestamp: previous?.metadata.creationTimestamp ?? r.metadata.creationTimestamp ?? new Date().toISOString() },
+      };
+      delete stored.metadata.resourceVersion;
+      const value = JSON.stringify(stored);
+      if (current && current.value === value) {
+        results.push({ resource: stored, action: "unchanged" });
+        continue;
+      }
+      ops.push(current ? { op: "update", key, value, modRevision: current.modRevision } : { op: "create", key, value });
+      results.push({ resource: stored, action: current ? "configured" : "created" });
+    }
+    if (ops.length) await this.store.txn(ops);
+    return results;
+  }
+
+  async delete(kind: Kind, name: string): Promise<boolean> {
+    const key = resourceKey(kind, name);
+    const kv = await this.store.get(key);
+    if (!kv) return false;
+    await this.store.txn([{ op: "delete", key, modRevision: kv.modRevision }]);
+    return true;
+  }
+}

@@ -1,0 +1,112 @@
+// The resource kinds weft supports, in Calico's projectcalico.org/v3 shape: one
+// schema per kind (defaults included); semantic checks live in validate.ts.
+import { z } from "zod";
+
+export const API_VERSION = "projectcalico.org/v3";
+
+const name = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be lowercase letters, digits, '-' and '.', starting and ending with a letter or digit");
+
+export const metadata = z
+  .object({
+    name,
+    labels: z.record(z.string(), z.string()).optional(),
+    annotations: z.record(z.string(), z.string()).optional(),
+    resourceVersion: z.string().optional(),
+    uid: z.string().optional(),
+    creationTimestamp: z.string().optional(),
+  })
+  .strict();
+
+const encapMode = z.enum(["Never", "Always", "CrossSubnet"]);
+const duration = z.string().regex(/^\d+(\.\d+)?(ms|s|m|h)$/, "must be a duration such as 120s or 2m");
+const asNumber = z.number().int().min(1).max(4294967295);
+
+export const ipPoolSpec = z
+  .object({
+    cidr: z.string().min(1),
+    blockSize: z.number().int().optional(),
+    ipipMode: encapMode.default("Never"),
+    vxlanMode: encapMode.default("Never"),
+    natOutgoing: z.boolean().default(false),
+    disabled: z.boolean().default(false),
+    disableBGPExport: z.boolean().default(false),
+    nodeSelector: z.string().default("all()"),
+    allowedUses: z.array(z.enum(["Workload", "Tunnel"])).optional(),
+  })
+  .strict();
+
+export const nodeSpec = z
+  .object({
+    bgp: z
+      .object({
+        ipv4Address: z.string().optional(),
+        ipv6Address: z.string().optional(),
+        asNumber: asNumber.optional(),
+        routeReflectorClusterID: z.string().optional(),
+      })
+      .strict()
+      .optional(),
+    ipv4VXLANTunnelAddr: z.string().optional(),
+    vxlanTunnelMACAddr: z.string().optional(),
+    addresses: z.array(z.object({ address: z.string(), type: z.string().optional() }).strict()).optional(),
+  })
+  .strict();
+
+export const bgpConfigurationSpec = z
+  .object({
+    asNumber: asNumber.optional(),
+    nodeToNodeMeshEnabled: z.boolean().optional(),
+    listenPort: z.number().int().min(1).max(65535).optional(),
+    nodeMeshMaxRestartTime: duration.optional(),
+    logSeverityScreen: z.string().optional(),
+  })
+  .strict();
+
+export const bgpPeerSpec = z
+  .object({
+    peerIP: z.string().optional(),
+    asNumber: asNumber.optional(),
+    node: z.string().optional(),
+    nodeSelector: z.string().optional(),
+    peerSelector: z.string().optional(),
+    password: z.union([z.string(), z.object({ secretKeyRef: z.object({ name: z.string(), key: z.string() }).strict() }).strict()]).optional(),
+    keepaliveTime: duration.optional(),
+    maxRestartTime: duration.optional(),
+    sourceAddress: z.enum(["UseNodeIP", "None"]).optional(),
+  })
+  .strict();
+
+export const KINDS = {
+  IPPool: { spec: ipPoolSpec, plural: "ippools", aliases: ["ippool", "ippools", "pool", "pools"] },
+  Node: { spec: nodeSpec, plural: "nodes", aliases: ["node", "nodes"] },
+  BGPConfiguration: { spec: bgpConfigurationSpec, plural: "bgpconfigurations", aliases: ["bgpconfig", "bgpconfigs", "bgpconfiguration", "bgpconfigurations"] },
+  BGPPeer: { spec: bgpPeerSpec, plural: "bgppeers", aliases: ["bgppeer", "bgppeers"] },
+} as const;
+
+export type Kind = keyof typeof KINDS;
+export type IPPoolSpec = z.infer<typeof ipPoolSpec>;
+export type NodeSpec = z.infer<typeof nodeSpec>;
+export type BGPConfigurationSpec = z.infer<typeof bgpConfigurationSpec>;
+export type BGPPeerSpec = z.infer<typeof bgpPeerSpec>;
+export type Metadata = z.infer<typeof metadata>;
+
+export interface Resource<S = unknown> {
+  apiVersion: typeof API_VERSION;
+  kind: Kind;
+  metadata: Metadata;
+  spec: S;
+}
+export type IPPool = Resource<IPPoolSpec>;
+export type NodeResource = Resource<NodeSpec>;
+export type BGPConfiguration = Resource<BGPConfigurationSpec>;
+export type BGPPeer = Resource<BGPPeerSpec>;
+
+/** The kind a CLI word names (ippool, pools, bgpconfig, ...). */
+export function kindOf(word: string): Kind | undefined {
+  const w = word.toLowerCase();
+  return (Object.keys(KINDS) as Kind[]).find((k) => k.toLowerCase() === w || (KINDS[k].aliases as readonly string[]).includes(w));
+}

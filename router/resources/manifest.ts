@@ -1,0 +1,78 @@
+// Manifests in and out: YAML or JSON, one or many documents, Calico's List form.
+import { parseAllDocuments, stringify } from "yaml";
+import { API_VERSION, type Kind, type Resource } from "./kinds.js";
+import { parseResource, ValidationError } from "./validate.js";
+
+export class ManifestError extends Error {}
+
+/** Parses and validates every document; throws naming the source and document. */
+export function parseManifests(text: string, source: string): Resource[] {
+  const docs = parseAllDocuments(text);
+  const out: Resource[] = [];
+  let n = 0;
+  for (const d of Array.isArray(docs) ? docs : [docs]) {
+    n++;
+    if (d.errors.length) throw new ManifestError(`${source}: document ${n}: not valid YAML: ${d.errors[0].message.split("\n")[0]}`);
+    const value = d.toJS() as unknown;
+    if (value === null || value === undefined) continue;
+    const items = isList(value) ? value.items : [value];
+    for (const item of items) {
+      try {
+        out.push(parseResource(item));
+      } catch (err) {
+        if (err instanceof ValidationError) throw new ManifestError(`${source}: document ${n}: ${err.message}`);
+        throw err;
+      }
+    }
+  }
+  if (out.length === 0) throw new ManifestError(`${source}: no resources found`);
+  return out;
+}
+
+function isList(v: unknown): v is { items: unknown[] } {
+  return typeof v === "object" && v !== null && typeof (v as { kind?: unknown }).kind === "string" && (v as { kind: string }).kind.endsWith("List") && Array.isArray((v as { items?: unknown }).items);
+}
+
+/** What `get -o yaml|json` prints: the resource itself, or a List for several. */
+export function render(resources: Resource[], kind: Kind, format: "yaml" | "json", single: boolean): string {
+  const doc = single ? resources[0] : { apiVersion: API_VERSION, kind: `${kind}List`, items: resources };
+  return format === "json" ? `${JSON.stringify(doc, null, 2)}\n` : stringify(doc);
+}
+
+const COLUMNS: Record<Kind, { narrow: string[]; wide: string[] }> = {
+  IPPool: { narrow: ["NAME", "CIDR", "SELECTOR"], wide: ["NAME", "CIDR", "NAT", "IPIPMODE", "VXLANMODE", "DISABLED", "DISABLEBGPEXPORT", "SELECTOR"] },
+  Node: { narrow: ["NAME"], wide: ["NAME", "ASN", "IPV4", "VXLANMAC"] },
+  BGPConfiguration: { narrow: ["NAME", "MESHENABLED", "ASNUMBER"], wide: ["NAME", "MESHENABLED", "ASNUMBER", "LISTENPORT"] },
+  BGPPeer: { narrow: ["NAME", "PEERIP", "NODE", "ASN"], wide: ["NAME", "PEERIP", "NODE", "ASN", "NODESELECTOR", "PEERSELECTOR"] },
+};
+
+function cell(r: Resource, col: string): string {
+  const s = r.spec as Record<string, any>;
+  switch (col) {
+    case "NAME": return r.metadata.name;
+    case "CIDR": return s.cidr;
+    case "SELECTOR": case "NODESELECTOR": return s.nodeSelector ?? "";
+    case "PEERSELECTOR": return s.peerSelector ?? "";
+    case "NAT": return String(s.natOutgoing);
+    case "IPIPMODE": return s.ipipMode;
+    case "VXLANMODE": return s.vxlanMode;
+    case "DISABLED": return String(s.disabled);
+    case "DISABLEBGPEXPORT": return String(s.disableBGPExport);
+    case "ASN": return String(s.asNumber ?? s.bgp?.asNumber ?? "(64512)");
+    case "IPV4": return s.bgp?.ipv4Address ?? "";
+    case "VXLANMAC": return s.vxlanTunnelMACAddr ?? "";
+    case "MESHENABLED": return String(s.nodeToNodeMeshEnabled ?? true);
+    case "ASNUMBER": return String(s.asNumber ?? 64512);
+    case "LISTENPORT": return String(s.listenPort ?? 179);
+    case "PEERIP": return s.peerIP ?? "";
+    case "NODE": return s.node ?? "(global)";
+    default: return "";
+  }
+}
+
+export function table(resources: Resource[], kind: Kind, wide: boolean): string {
+  const cols = wide ? COLUMNS[kind].wide : COLUMNS[kind].narrow;
+  const rows = [cols, ...resources.map((r) => cols.map((c) => cell(r, c)))];
+  const widths = cols.map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return `${rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join("   ").trimEnd()).join("\n")}\n`;
+}

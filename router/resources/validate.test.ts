@@ -1,0 +1,150 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { openDatastore } from "../store/store.js";
+import { Resources } from "./client.js";
+import { parseManifests, render } from "./manifest.js";
+import { parseSelector } from "./selector.js";
+
+const dir = mkdtempSync(path.join(tmpdir(), "weft-res-"));
+let n = 0;
+const fresh = async () => new Resources(await openDatastore(`sqlite:${path.join(dir, `r${n++}.db`)}`));
+
+const pool = (name: string, spec: Record<string, unknown>) => `apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata:
+  name: ${name}
+spec:
+${Object.entries(spec).map(([k, v]) => `  ${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`).join("\n")}
+`;
+
+// The seed's manifest, exactly as the walkthrough shows it.
+const SEED_NEVER = `apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata:
+  # remove creationTimestamp, resourceVersion,
+  # and uid if present
+  name: default-ipv4-ippool
+spec:
+  blockSize: 26
+  cidr: 192.168.0.0/16
+  ipipMode: Never
+  natOutgoing: true
+  nodeSelector: all()
+  vxlanMode: Never
+`;
+
+describe("IPPool validation messages (as Calico words them)", () => {
+  const cases: Array<[string, Record<string, unknown>, string]> = [
+    ["both encapsulations", { cidr: "10.0.0.0/16", ipipMode: "Always", vxlanMode: "Always" }, "ipipMode and vxlanMode cannot both be enabled"],
+    ["IPIP on IPv6", { cidr: "fd00::/112", ipipMode: "Always" }, "IPIP is not supported on IPv6 pools"],
+    ["an IPv4 block size of 33", { cidr: "10.0.0.0/16", blockSize: 33 }, "blockSize must be between 20 and 32 for IPv4 pools, and between 116 and 128 for IPv6 pools"],
+    ["an IPv4 block size of 19", { cidr: "10.0.0.0/16", blockSize: 19 }, "blockSize must be between 20 and 32 for IPv4 pools, and between 116 and 128 for IPv6 pools"],
+    ["an IPv6 block size of 100", { cidr: "fd00::/64", blockSize: 100 }, "blockSize must be between 20 and 32 for IPv4 pools, and between 116 and 128 for IPv6 pools"],
+    ["a pool smaller than a block", { cidr: "10.0.0.0/28", blockSize: 26 }, "IP pool size is too small for use with Calico IPAM. It must be equal to or greater than the block size."],
+    ["host bits set", { cidr: "10.0.0.1/16" }, "IPPool CIDR must be strictly masked"],
+    ["link-local overlap", { cidr: "169.254.0.0/20" }, "IPPool CIDR overlaps with IPv4 link local range 169.254.0.0/16"],
+    ["an unknown field", { cidr: "10.0.0.0/16", ipipmode: "Always" }, 'unknown field "ipipmode"'],
+    ["a bad mode", { cidr: "10.0.0.0/16", ipipMode: "Sometimes" }, "spec.ipipMode: must be one of Never, Always, CrossSubnet"],
+    ["a bad selector", { cidr: "10.0.0.0/16", nodeSelector: '"k =="' }, "spec.nodeSelector: selector"],
+  ];
+  for (const [what, spec, msg] of cases) {
+    it(`rejects ${what}: "${msg}"`, () => {
+      expect(() => parseManifests(pool("p", spec), "f.yaml")).toThrow(msg);
+    });
+  }
+
+  it("rejects overlapping pools naming both", async () => {
+    const r = await fresh();
+    await r.apply(parseManifests(pool("a", { cidr: "10.0.0.0/16" }), "a.yaml"));
+    await expect(r.apply(parseManifests(pool("b", { cidr: "10.0.128.0/17" }), "b.yaml"))).rejects.toThrow("IPPool(b) CIDR overlaps with IPPool(a) CIDR 10.0.0.0/16");
+  });
+
+  it("refuses to modify cidr or blockSize", async () => {
+    const r = await fresh();
+    await r.apply(parseManifests(pool("a", { cidr: "10.0.0.0/16" }), "a.yaml"));
+    await expect(r.apply(parseManifests(pool("a", { cidr: "10.1.0.0/16" }), "a.yaml"))).rejects.toThrow("IPPool CIDR cannot be modified");
+    await expect(r.apply(parseManifests(pool("a", { cidr: "10.0.0.0/16", blockSize: 24 }), "a.yaml"))).rejects.toThrow("IPPool BlockSize cannot be modified");
+  });
+});
+
+describe("apply", () => {
+  it("takes the seed's manifest unchanged and fills Calico's defaults", async () => {
+    const r = await fresh();
+    const [res] = await r.apply(parseManifests(SEED_NEVER, "ippool.yaml"));
+    expect(res.action).toBe("created");
+    const p = await r.get("IPPool", "default-ipv4-ippool");
+    expect(p?.spec).toMatchObject({ cidr: "192.168.0.0/16", blockSize: 26, ipipMode: "Never", vxlanMode: "Never", natOutgoing: true, nodeSelector: "all()", disabled: false });
+  });
+
+  it("round-trips get -o yaml: the output applies again unchanged", async () => {
+    const r = await fresh();
+    await r.apply(parseManifests(SEED_NEVER, "ippool.yaml"));
+    const yaml = render([(await r.get("IPPool", "default-ipv4-ippool"))!], "IPPool", "yaml", true);
+    expect(parse(yaml).metadata.resourceVersion).toBeDefined();
+    const [again] = await r.apply(parseManifests(yaml, "get.yaml"));
+    expect(again.action).toBe("unchanged");
+    const edited = yaml.replace("ipipMode: Never", "ipipMode: CrossSubnet");
+    expect((await r.apply(parseManifests(edited, "edit.yaml")))[0].action).toBe("configured");
+    // The same stale text again: its resourceVersion no longer matches.
+    await expect(r.apply(parseManifests(edited.replace("CrossSubnet", "Always"), "stale.yaml"))).rejects.toThrow(/changed since resourceVersion/);
+  });
+
+  it("validates a multi-document file whole: one bad document and nothing is written", async () => {
+    const r = await fresh();
+    const before = await r.store.list("/");
+    const text = [pool("good-a", { cidr: "10.1.0.0/16" }), pool("good-b", { cidr: "10.2.0.0/16" }), pool("bad", { cidr: "10.1.5.0/24" })].join("---\n");
+    await expect(r.apply(parseManifests(text, "multi.yaml"))).rejects.toThrow("IPPool(bad) CIDR overlaps with IPPool(good-a)");
+    expect(await r.store.list("/")).toEqual(before);
+    const shapeBad = [pool("good-a", { cidr: "10.1.0.0/16" }), pool("bad", { cidr: "10.9.0.1/16" })].join("---\n");
+    expect(() => parseManifests(shapeBad, "multi.yaml")).toThrow("multi.yaml: document 2: IPPool(bad): spec.cidr: IPPool CIDR must be strictly masked");
+    expect(await r.list("IPPool")).toEqual([]);
+  });
+
+  it("create refuses an existing resource; delete removes it", async () => {
+    const r = await fresh();
+    await r.apply(parseManifests(SEED_NEVER, "a.yaml"), "create");
+    await expect(r.apply(parseManifests(SEED_NEVER, "a.yaml"), "create")).rejects.toThrow("already exists; use apply");
+    expect(await r.delete("IPPool", "default-ipv4-ippool")).toBe(true);
+    expect(await r.delete("IPPool", "default-ipv4-ippool")).toBe(false);
+  });
+
+  it("takes BGPConfiguration, BGPPeer and Node in Calico's shape", async () => {
+    const r = await fresh();
+    const text = `apiVersion: projectcalico.org/v3
+kind: BGPConfiguration
+metadata: {name: default}
+spec: {asNumber: 64512, nodeToNodeMeshEnabled: false, listenPort: 179, nodeMeshMaxRestartTime: 120s}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {name: rr}
+spec: {peerSelector: "route-reflector == 'true'", nodeSelector: "!has(route-reflector)"}
+---
+apiVersion: projectcalico.org/v3
+kind: Node
+metadata: {name: worker-1, labels: {route-reflector: "true"}}
+spec: {bgp: {ipv4Address: 10.30.0.11/24, routeReflectorClusterID: 10.30.0.1}}
+`;
+    expect((await r.apply(parseManifests(text, "bgp.yaml"))).map((x) => x.action)).toEqual(["created", "created", "created"]);
+    expect(() => parseManifests(text.replace("listenPort: 179", "listenPort: 70000"), "x")).toThrow(/spec\.listenPort/);
+  });
+});
+
+describe("selectors", () => {
+  const labels = { zone: "a", "route-reflector": "true", rack: "r1" };
+  const cases: Array<[string, boolean]> = [
+    ["all()", true],
+    ["zone == 'a'", true],
+    ["zone != 'a'", false],
+    ["has(rack)", true],
+    ["!has(rack)", false],
+    ["zone in {'a','b'}", true],
+    ["zone not in {'a'}", false],
+    ["zone == 'b' || (has(rack) && route-reflector == 'true')", true],
+    ["!(zone == 'a')", false],
+  ];
+  for (const [s, want] of cases) it(`${s} -> ${want}`, () => expect(parseSelector(s)(labels)).toBe(want));
+});

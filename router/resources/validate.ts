@@ -1,0 +1,102 @@
+// One validator per kind. Messages follow Calico's, so what users search for matches.
+import type { z } from "zod";
+import { API_VERSION, KINDS, metadata, type IPPool, type Kind, type Resource } from "./kinds.js";
+import { isStrictlyMasked, LINK_LOCAL_V4, overlaps, parseAnyCIDR } from "./cidr.js";
+import { parseSelector, SelectorError } from "./selector.js";
+
+export class ValidationError extends Error {
+  constructor(
+    readonly resource: string,
+    readonly field: string,
+    readonly reason: string,
+  ) {
+    super(`${resource}: ${field ? `${field}: ` : ""}${reason}`);
+  }
+}
+
+function fieldPath(path: ReadonlyArray<PropertyKey>): string {
+  return path.reduce<string>((acc, p) => (typeof p === "number" ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), "");
+}
+
+function zodReason(issue: z.core.$ZodIssue): string {
+  if (issue.code === "unrecognized_keys") return `unknown field ${issue.keys.map((k) => `"${k}"`).join(", ")}`;
+  if (issue.code === "invalid_value") return `must be one of ${issue.values.map(String).join(", ")}`;
+  if (issue.code === "invalid_type" && /received undefined/.test(issue.message)) return "is required";
+  return issue.message;
+}
+
+function parseWith<T>(schema: z.ZodType<T>, value: unknown, label: string, prefix: string): T {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  const extraKeys = issue.code === "unrecognized_keys" ? "" : fieldPath(issue.path);
+  throw new ValidationError(label, [prefix, extraKeys].filter(Boolean).join("."), zodReason(issue));
+}
+
+/** Checks the shape of one manifest document and fills defaults (no cross-resource checks). */
+export function parseResource(doc: unknown): Resource {
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw new ValidationError("document", "", "expected a resource with apiVersion, kind, metadata and spec");
+  const d = doc as Record<string, unknown>;
+  const label = `${String(d.kind ?? "resource")}(${String((d.metadata as { name?: unknown } | undefined)?.name ?? "?")})`;
+  if (d.apiVersion !== API_VERSION) throw new ValidationError(label, "apiVersion", `must be ${API_VERSION}`);
+  if (typeof d.kind !== "string" || !(d.kind in KINDS)) throw new ValidationError(label, "kind", `must be one of ${Object.keys(KINDS).join(", ")}`);
+  for (const k of Object.keys(d)) if (!["apiVersion", "kind", "metadata", "spec"].includes(k)) throw new ValidationError(label, "", `unknown field "${k}"`);
+  const kind = d.kind as Kind;
+  const meta = parseWith(metadata, d.metadata, label, "metadata");
+  const spec = parseWith(KINDS[kind].spec as z.ZodType<unknown>, d.spec ?? {}, label, "spec");
+  const res: Resource = { apiVersion: API_VERSION, kind, metadata: meta, spec };
+  if (kind === "IPPool") validateIPPoolShape(res as IPPool);
+  if (kind === "BGPPeer" || kind === "Node" || kind === "BGPConfiguration") validateSelectors(res);
+  return res;
+}
+
+const poolLabel = (p: IPPool) => `IPPool(${p.metadata.name})`;
+
+/** Checks an IPPool on its own and fills its block size default. */
+function validateIPPoolShape(pool: IPPool): void {
+  const s = pool.spec;
+  const label = poolLabel(pool);
+  const cidr = parseAnyCIDR(s.cidr);
+  if (!cidr) throw new ValidationError(label, "spec.cidr", `"${s.cidr}" is not an IP network such as 192.168.0.0/16`);
+  if (!isStrictlyMasked(cidr)) throw new ValidationError(label, "spec.cidr", "IPPool CIDR must be strictly masked");
+  s.blockSize ??= cidr.family === 4 ? 26 : 122;
+  const ok = cidr.family === 4 ? s.blockSize >= 20 && s.blockSize <= 32 : s.blockSize >= 116 && s.blockSize <= 128;
+  if (!ok) throw new ValidationError(label, "spec.blockSize", "blockSize must be between 20 and 32 for IPv4 pools, and between 116 and 128 for IPv6 pools");
+  if (cidr.len > s.blockSize) throw new ValidationError(label, "spec.cidr", "IP pool size is too small for use with Calico IPAM. It must be equal to or greater than the block size.");
+  if (s.ipipMode !== "Never" && s.vxlanMode !== "Never") throw new ValidationError(label, "spec", "ipipMode and vxlanMode cannot both be enabled");
+  if (cidr.family === 6 && s.ipipMode !== "Never") throw new ValidationError(label, "spec.ipipMode", "IPIP is not supported on IPv6 pools");
+  if (cidr.family === 4 && overlaps(cidr, LINK_LOCAL_V4)) throw new ValidationError(label, "spec.cidr", "IPPool CIDR overlaps with IPv4 link local range 169.254.0.0/16");
+  try {
+    parseSelector(s.nodeSelector);
+  } catch (err) {
+    throw new ValidationError(label, "spec.nodeSelector", (err as SelectorError).message);
+  }
+}
+
+function validateSelectors(res: Resource): void {
+  const spec = res.spec as Record<string, unknown>;
+  for (const f of ["nodeSelector", "peerSelector"]) {
+    if (typeof spec[f] !== "string") continue;
+    try {
+      parseSelector(spec[f] as string);
+    } catch (err) {
+      throw new ValidationError(`${res.kind}(${res.metadata.name})`, `spec.${f}`, (err as SelectorError).message);
+    }
+  }
+}
+
+/** Checks a pool against the pools that will exist alongside it and the one it replaces. */
+export function validateIPPoolChange(pool: IPPool, others: IPPool[], previous?: IPPool): void {
+  const label = poolLabel(pool);
+  if (previous) {
+    if (previous.spec.cidr !== pool.spec.cidr) throw new ValidationError(label, "spec.cidr", "IPPool CIDR cannot be modified");
+    if (previous.spec.blockSize !== pool.spec.blockSize) throw new ValidationError(label, "spec.blockSize", "IPPool BlockSize cannot be modified");
+  }
+  const mine = parseAnyCIDR(pool.spec.cidr)!;
+  for (const o of others) {
+    if (o.metadata.name === pool.metadata.name) continue;
+    if (overlaps(mine, parseAnyCIDR(o.spec.cidr)!)) {
+      throw new ValidationError(label, "spec.cidr", `IPPool(${pool.metadata.name}) CIDR overlaps with IPPool(${o.metadata.name}) CIDR ${o.spec.cidr}`);
+    }
+  }
+}

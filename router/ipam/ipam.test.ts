@@ -1,0 +1,74 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { openDatastore } from "../store/store.js";
+import { Resources } from "../resources/client.js";
+import { parseManifests } from "../resources/manifest.js";
+import type { IPPool } from "../resources/kinds.js";
+import { IPAM } from "./ipam.js";
+
+const dir = mkdtempSync(path.join(tmpdir(), "weft-ipam-"));
+let n = 0;
+
+async function setup(poolYaml: string) {
+  const store = await openDatastore(`sqlite:${path.join(dir, `i${n++}.db`)}`);
+  const res = new Resources(store);
+  await res.apply(parseManifests(poolYaml, "pool.yaml"));
+  return new IPAM(store, () => res.list<IPPool>("IPPool"));
+}
+
+const pool = (cidr: string, blockSize = 26, extra = "") => `apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata: {name: p}
+spec: {cidr: ${cidr}, blockSize: ${blockSize}${extra}}
+`;
+
+describe("IPAM", () => {
+  it("claims one block per node and hands out its addresses in order", async () => {
+    const ipam = await setup(pool("10.10.0.0/16"));
+    const a = await ipam.assign({ node: "w1", handle: "h1" });
+    const b = await ipam.assign({ node: "w1", handle: "h2" });
+    const c = await ipam.assign({ node: "w2", handle: "h3" });
+    expect(a.block).toBe(b.block);
+    expect(c.block).not.toBe(a.block);
+    expect(a.address.endsWith(".0") || /\.\d+$/.test(a.address)).toBe(true);
+    const blocks = await ipam.blocks();
+    expect(blocks.map((x) => x.block.affinity).sort()).toEqual(["host:w1", "host:w2"]);
+  });
+
+  it("borrows from another node's block when the pool has no free block, and says when all is gone", async () => {
+    const ipam = await setup(pool("10.20.0.0/29", 29));
+    const first = await ipam.assign({ node: "w1", handle: "a" });
+    for (let i = 0; i < 7; i++) await ipam.assign({ node: i % 2 ? "w1" : "w2", handle: `x${i}` });
+    const blocks = await ipam.blocks();
+    expect(blocks).toHaveLength(1);
+    expect(Object.values(blocks[0].block.allocations).some((al) => al.node === "w2")).toBe(true);
+    await expect(ipam.assign({ node: "w2", handle: "z" })).rejects.toThrow("No IPs available in pools: [10.20.0.0/29]");
+    await expect(ipam.assign({ node: "w3", handle: "z", strictAffinity: true })).rejects.toThrow("No IPs available in pools");
+    expect(await ipam.releaseAddress(first.address)).toBe(true);
+    expect(await ipam.releaseAddress(first.address)).toBe(false);
+    expect((await ipam.assign({ node: "w2", handle: "again" })).address).toBe(first.address);
+  });
+
+  it("releases by handle exactly the addresses of that handle", async () => {
+    const ipam = await setup(pool("10.30.0.0/24"));
+    await ipam.assign({ node: "w1", handle: "keep" });
+    const gone = [await ipam.assign({ node: "w1", handle: "c1" }), await ipam.assign({ node: "w1", handle: "c1" })];
+    expect((await ipam.releaseByHandle("c1")).sort()).toEqual(gone.map((g) => g.address).sort());
+    expect(await ipam.releaseByHandle("c1")).toEqual([]);
+    expect(await ipam.addressesOf("keep")).toHaveLength(1);
+  });
+
+  it("uses only pools whose nodeSelector selects the node, and skips disabled pools", async () => {
+    const ipam = await setup(pool("10.40.0.0/24", 26, ", nodeSelector: \"zone == 'b'\""));
+    await expect(ipam.assign({ node: "w1", handle: "a", labels: { zone: "a" } })).rejects.toThrow(/No IPs available/);
+    expect((await ipam.assign({ node: "w1", handle: "a", labels: { zone: "b" } })).address).toMatch(/^10\.40\.0\./);
+  });
+
+  it("never gives an address twice under concurrent assignment in one process", async () => {
+    const ipam = await setup(pool("10.50.0.0/24"));
+    const got = await Promise.all(Array.from({ length: 40 }, (_, i) => ipam.assign({ node: `w${i % 4}`, handle: `c${i}` })));
+    expect(new Set(got.map((g) => g.address)).size).toBe(40);
+  });
+});

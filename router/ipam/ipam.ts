@@ -1,0 +1,214 @@
+// Block-affinity IPAM as Calico does it: a node claims whole blocks from the pools
+// that select it (a compare-and-swap create, retried on conflict, so a block never
+// has two owners), assigns addresses from its blocks with a handle, borrows single
+// addresses from other blocks when its own are full, and releases by handle or address.
+import { createHash } from "node:crypto";
+import { formatIPv4, maskOf, parseIPv4 } from "../dataplane/addr.js";
+import { ConflictError, type Datastore, type KV } from "../store/store.js";
+import type { IPPool } from "../resources/kinds.js";
+import { parseSelector, type Labels } from "../resources/selector.js";
+
+export const BLOCK_PREFIX = "/weft/ipam/blocks/";
+const MAX_RETRIES = 100;
+
+export interface Allocation {
+  handle: string;
+  /** The node the address was assigned for (differs from the affinity when borrowed). */
+  node: string;
+}
+
+export interface Block {
+  cidr: string;
+  pool: string;
+  /** "host:<node>" as Calico writes it; null once released. */
+  affinity: string | null;
+  allocations: Record<string, Allocation>; // ordinal -> allocation
+}
+
+export class IPAMError extends Error {}
+
+export const blockKey = (cidr: string) => `${BLOCK_PREFIX}${cidr.replace("/", "-")}`;
+export const affinityOf = (node: string) => `host:${node}`;
+export const nodeOfAffinity = (a: string | null) => (a?.startsWith("host:") ? a.slice(5) : undefined);
+
+function blockSizeOf(b: Block): number {
+  return 2 ** (32 - Number(b.cidr.split("/")[1]));
+}
+
+function addressAt(b: Block, ordinal: number): string {
+  return formatIPv4(parseIPv4(b.cidr.split("/")[0])! + ordinal);
+}
+
+function freeOrdinal(b: Block): number | undefined {
+  const n = blockSizeOf(b);
+  for (let i = 0; i < n; i++) if (!(String(i) in b.allocations)) return i;
+  return undefined;
+}
+
+interface StoredBlock {
+  block: Block;
+  kv: KV;
+}
+
+export interface AssignRequest {
+  node: string;
+  handle: string;
+  /** The node's labels, for pool nodeSelectors. */
+  labels?: Labels;
+  /** Never borrow from another node's block (Calico's strictAffinity). */
+  strictAffinity?: boolean;
+}
+
+export class IPAM {
+  constructor(
+    private readonly store: Datastore,
+    private readonly pools: () => Promise<IPPool[]>,
+  ) {}
+
+  async blocks(): Promise<StoredBlock[]> {
+    const { items } = await this.store.list(BLOCK_PREFIX);
+    return items.map((kv) => ({ block: JSON.parse(kv.value) as Block, kv }));
+  }
+
+  private async usablePools(labels: Labels): Promise<IPPool[]> {
+    const pools = (await this.pools()).filter((p) => !p.spec.disabled && !p.spec.cidr.includes(":") && parseSelector(p.spec.nodeSelector)(labels));
+    return pools.sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+  }
+
+  private queues = new Map<string, Promise<unknown>>();
+
+  /** Assigns one address; retries lost races. Assignments for one node in this
+   * process run one at a time, so concurrent requests do not each claim a block. */
+  assign(req: AssignRequest): Promise<{ address: string; block: string }> {
+    const prev = this.queues.get(req.node) ?? Promise.resolve();
+    const next = prev.catch(() => {}).then(() => this.assignNow(req));
+    this.queues.set(req.node, next);
+    return next;
+  }
+
+  private async assignNow(req: AssignRequest): Promise<{ address: string; block: string }> {
+    const labels = req.labels ?? {};
+    const pools = await this.usablePools(labels);
+    if (pools.length === 0) throw new IPAMError(`No IPs available in pools: [] (no enabled IPv4 pool selects node ${req.node})`);
+    const inPools = (b: Block) => pools.some((p) => p.metadata.name === b.pool);
+    const alloc: Allocation = { handle: req.handle, node: req.node };
+    for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
+      try {
+        const blocks = await this.blocks();
+        // 1. A block this node already owns.
+        for (const { block, kv } of blocks.filter((x) => x.block.affinity === affinityOf(req.node) && inPools(x.block))) {
+          const ord = freeOrdinal(block);
+          if (ord !== undefined) return await this.take(block, kv, ord, alloc);
+        }
+        // 2. A new block, claimed by creating it.
+        const taken = new Set(blocks.map((x) => x.block.cidr));
+        let lostClaim = false;
+        for (const pool of pools) {
+          for (const cidr of candidateBlocks(pool, req.node)) {
+            if (taken.has(cidr)) continue;
+            const block: Block = { cidr, pool: pool.metadata.name, affinity: affinityOf(req.node), allocations: { "0": alloc } };
+            try {
+              await this.store.txn([{ op: "create", key: blockKey(cidr), value: JSON.stringify(block) }]);
+              return { address: addressAt(block, 0), block: cidr };
+            } catch (err) {
+              if (err instanceof ConflictError) {
+                lostClaim = true; // someone claimed it first
+                continue;
+              }
+              throw err;
+            }
+          }
+        }
+        // Our view was stale: look again before borrowing or giving up.
+        if (lostClaim) throw new ConflictError(BLOCK_PREFIX);
+        // 3. Borrow one address from another node's block.
+        if (!req.strictAffinity) {
+          for (const { block, kv } of blocks.filter((x) => inPools(x.block))) {
+            const ord = freeOrdinal(block);
+            if (ord !== undefined) return await this.take(block, kv, ord, alloc);
+          }
+        }
+        throw new IPAMError(`No IPs available in pools: [${pools.map((p) => p.spec.cidr).join(" ")}]`);
+      } catch (err) {
+        if (err instanceof ConflictError) continue;
+        throw err;
+      }
+    }
+    throw new IPAMError(`gave up assigning an address for ${req.handle} after ${MAX_RETRIES} conflicting attempts; try again`);
+  }
+
+  private async take(block: Block, kv: KV, ord: number, alloc: Allocation): Promise<{ address: string; block: string }> {
+    const next: Block = { ...block, allocations: { ...block.allocations, [String(ord)]: alloc } };
+    await this.store.txn([{ op: "update", key: kv.key, value: JSON.stringify(next), modRevision: kv.modRevision }]);
+    return { address: addressAt(block, ord), block: block.cidr };
+  }
+
+  /** Releases one address; false when it was not assigned. */
+  async releaseAddress(address: string): Promise<boolean> {
+    const a = parseIPv4(address);
+    if (a === undefined) throw new IPAMError(`"${address}" is not an IPv4 address`);
+    for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
+      const found = (await this.blocks()).find(({ block }) => {
+        const [base, len] = block.cidr.split("/");
+        return ((a & maskOf(Number(len))) >>> 0) === parseIPv4(base);
+      });
+      if (!found) return false;
+      const ord = String(a - parseIPv4(found.block.cidr.split("/")[0])!);
+      if (!(ord in found.block.allocations)) return false;
+      const allocations = { ...found.block.allocations };
+      delete allocations[ord];
+      try {
+        await this.store.txn([{ op: "update", key: found.kv.key, value: JSON.stringify({ ...found.block, allocations }), modRevision: found.kv.modRevision }]);
+        return true;
+      } catch (err) {
+        if (!(err instanceof ConflictError)) throw err;
+      }
+    }
+    throw new IPAMError(`gave up releasing ${address} after ${MAX_RETRIES} conflicting attempts; try again`);
+  }
+
+  /** Releases every address with this handle; returns them. */
+  async releaseByHandle(handle: string): Promise<string[]> {
+    for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
+      const released: string[] = [];
+      try {
+        for (const { block, kv } of await this.blocks()) {
+          const mine = Object.entries(block.allocations).filter(([, al]) => al.handle === handle);
+          if (mine.length === 0) continue;
+          const allocations = Object.fromEntries(Object.entries(block.allocations).filter(([, al]) => al.handle !== handle));
+          await this.store.txn([{ op: "update", key: kv.key, value: JSON.stringify({ ...block, allocations }), modRevision: kv.modRevision }]);
+          released.push(...mine.map(([ord]) => addressAt(block, Number(ord))));
+        }
+        return released;
+      } catch (err) {
+        if (!(err instanceof ConflictError)) throw err;
+      }
+    }
+    throw new IPAMError(`gave up releasing handle ${handle} after ${MAX_RETRIES} conflicting attempts; try again`);
+  }
+
+  /** Addresses assigned under a handle. */
+  async addressesOf(handle: string): Promise<string[]> {
+    return (await this.blocks()).flatMap(({ block }) =>
+      Object.entries(block.allocations)
+        .filter(([, al]) => al.handle === handle)
+        .map(([ord]) => addressAt(block, Number(ord))),
+    );
+  }
+}
+
+/** The pool's blocks in a node-specific order (fewer collisions, stable across restarts). */
+export function* candidateBlocks(pool: IPPool, node: string): Generator<string> {
+  const [base, lenText] = pool.spec.cidr.split("/");
+  const len = Number(lenText);
+  const size = pool.spec.blockSize ?? 26;
+  const count = 2 ** (size - len);
+  const start = createHash("sha1").update(node).digest().readUInt32BE(0) % count;
+  const b = parseIPv4(base)!;
+  for (let i = 0; i < count; i++) {
+    const k = (start + i) % count;
+    yield `${formatIPv4((b + k * 2 ** (32 - size)) >>> 0)}/${size}`;
+  }
+}
+
+export { addressAt };

@@ -5,6 +5,8 @@ import { ConfigError, loadStaticConfig } from "../node/config.js";
 import { resetNode, runStaticNode } from "../node/run.js";
 import { controlGet, resolveSocket } from "../control/client.js";
 import { logger } from "./log.js";
+import { ManifestError, registerClusterCommands } from "./cluster.js";
+import { ValidationError } from "../resources/validate.js";
 
 /** Exit code for bad input (config, arguments): nothing was touched. */
 export const EXIT_USAGE = 2;
@@ -12,7 +14,7 @@ export const EXIT_USAGE = 2;
 function fail(err: unknown): never {
   const msg = err instanceof Error ? err.message : String(err);
   process.stderr.write(`weft: ${msg}\n`);
-  process.exit(err instanceof ConfigError ? EXIT_USAGE : 1);
+  process.exit(err instanceof ConfigError || err instanceof ManifestError || err instanceof ValidationError ? EXIT_USAGE : 1);
 }
 
 const program = new Command("weft")
@@ -60,6 +62,8 @@ for (const [name, url, what] of [
       process.stdout.write(url === "/metrics" ? body : `${JSON.stringify(JSON.parse(body), null, 2)}\n`);
     });
 }
+
+registerClusterCommands(program);
 
 const lab = program.command("lab").description("the seed's topology in network namespaces on this machine: master, worker-1..3, a gateway, pod-1..3");
 const labPrefix = new Option("--prefix <p>", "name prefix of the lab's namespaces, files and sockets").default("weft");

@@ -1,0 +1,161 @@
+// calicoctl-style commands: get, apply, create, delete, ipam.
+import { readFileSync } from "node:fs";
+import { Command, Option } from "commander";
+import { DEFAULT_DATASTORE, openDatastore, type Datastore } from "../store/store.js";
+import { Resources } from "../resources/client.js";
+import { kindOf, KINDS, type IPPool, type Kind } from "../resources/kinds.js";
+import { ManifestError, parseManifests, render, table } from "../resources/manifest.js";
+import { IPAM } from "../ipam/ipam.js";
+import { ConfigError } from "../node/config.js";
+
+export function datastoreURL(opts: { datastore?: string }): string {
+  return opts.datastore ?? process.env.WEFT_DATASTORE ?? DEFAULT_DATASTORE;
+}
+
+const datastoreOption = () => new Option("--datastore <url>", `sqlite:PATH or etcd://HOST:PORT[,HOST:PORT] (env WEFT_DATASTORE; default ${DEFAULT_DATASTORE})`);
+
+async function withStore<T>(opts: { datastore?: string }, fn: (s: Datastore) => Promise<T>): Promise<T> {
+  const store = await openDatastore(datastoreURL(opts));
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+function kindArg(word: string): Kind {
+  const k = kindOf(word);
+  if (!k) throw new ConfigError(`unknown kind "${word}"; weft knows ${Object.values(KINDS).map((k) => k.aliases[0]).join(", ")}`);
+  return k;
+}
+
+function readManifest(file: string): string {
+  try {
+    return readFileSync(file === "-" ? 0 : file, "utf8");
+  } catch (err) {
+    throw new ConfigError(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+export function ipamOf(store: Datastore): IPAM {
+  const res = new Resources(store);
+  return new IPAM(store, () => res.list<IPPool>("IPPool"));
+}
+
+export function registerClusterCommands(program: Command): void {
+  program
+    .command("get")
+    .description("print resources: ippool, node, bgpconfig, bgppeer")
+    .argument("<kind>", "ippool | node | bgpconfig | bgppeer")
+    .argument("[name]", "one resource")
+    .addOption(new Option("-o, --output <format>", "output format").choices(["table", "wide", "yaml", "json"]).default("table"))
+    .addOption(datastoreOption())
+    .action(async (word: string, name: string | undefined, opts: { output: string; datastore?: string }) => {
+      const kind = kindArg(word);
+      await withStore(opts, async (store) => {
+        const res = new Resources(store);
+        const items = name ? [await res.get(kind, name)].filter((r) => r !== undefined) : await res.list(kind);
+        if (name && items.length === 0) throw new Error(`${kind}(${name}) not found`);
+        if (opts.output === "yaml" || opts.output === "json") process.stdout.write(render(items, kind, opts.output, name !== undefined));
+        else process.stdout.write(table(items, kind, opts.output === "wide"));
+      });
+    });
+
+  for (const mode of ["apply", "create"] as const) {
+    program
+      .command(mode)
+      .description(mode === "apply" ? "create or update the resources in a file (validated whole: one bad document and nothing changes)" : "create the resources in a file; fails if one exists")
+      .requiredOption("-f, --filename <file>", "manifest file, or - for standard input")
+      .addOption(datastoreOption())
+      .action(async (opts: { filename: string; datastore?: string }) => {
+        const resources = parseManifests(readManifest(opts.filename), opts.filename);
+        await withStore(opts, async (store) => {
+          const results = await new Resources(store).apply(resources, mode);
+          for (const r of results) process.stdout.write(`${r.resource.kind}(${r.resource.metadata.name}) ${r.action}\n`);
+        });
+      });
+  }
+
+  program
+    .command("delete")
+    .description("delete the resources in a file, or one by kind and name")
+    .argument("[kind]", "ippool | node | bgpconfig | bgppeer")
+    .argument("[name]", "resource name")
+    .option("-f, --filename <file>", "manifest file, or - for standard input")
+    .addOption(datastoreOption())
+    .action(async (word: string | undefined, name: string | undefined, opts: { filename?: string; datastore?: string }) => {
+      const targets: Array<{ kind: Kind; name: string }> = opts.filename
+        ? parseManifests(readManifest(opts.filename), opts.filename).map((r) => ({ kind: r.kind, name: r.metadata.name }))
+        : word && name
+          ? [{ kind: kindArg(word), name }]
+          : (() => {
+              throw new ConfigError("delete needs -f FILE or KIND NAME");
+            })();
+      await withStore(opts, async (store) => {
+        const res = new Resources(store);
+        for (const t of targets) {
+          const gone = await res.delete(t.kind, t.name);
+          process.stdout.write(`${t.kind}(${t.name}) ${gone ? "deleted" : "not found"}\n`);
+        }
+      });
+    });
+
+  const ipam = program.command("ipam").description("IP address management: blocks, affinities, addresses");
+  ipam
+    .command("show")
+    .description("addresses in use per pool; --show-blocks lists every block with its owner")
+    .option("--show-blocks", "list blocks")
+    .addOption(datastoreOption())
+    .action(async (opts: { showBlocks?: boolean; datastore?: string }) => {
+      await withStore(opts, async (store) => {
+        const pools = await new Resources(store).list<IPPool>("IPPool");
+        const blocks = await ipamOf(store).blocks();
+        const rows: string[][] = [["GROUPING", "CIDR", "IPS TOTAL", "IPS IN USE", "IPS FREE"]];
+        for (const p of pools) {
+          const total = p.spec.cidr.includes(":") ? 0 : 2 ** (32 - Number(p.spec.cidr.split("/")[1]));
+          const used = blocks.filter((b) => b.block.pool === p.metadata.name).reduce((n, b) => n + Object.keys(b.block.allocations).length, 0);
+          rows.push(["IP Pool", p.spec.cidr, String(total), `${used} (${((used / total) * 100).toFixed(0)}%)`, `${total - used}`]);
+          if (opts.showBlocks) {
+            for (const b of blocks.filter((x) => x.block.pool === p.metadata.name)) {
+              const size = 2 ** (32 - Number(b.block.cidr.split("/")[1]));
+              const n = Object.keys(b.block.allocations).length;
+              rows.push([`Block (${b.block.affinity ?? "no affinity"})`, b.block.cidr, String(size), String(n), String(size - n)]);
+            }
+          }
+        }
+        const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+        process.stdout.write(`${rows.map((r) => r.map((c, i) => c.padEnd(w[i])).join(" | ")).join("\n")}\n`);
+      });
+    });
+  ipam
+    .command("release")
+    .description("release one address (or every address of a handle)")
+    .option("--ip <address>", "the address")
+    .option("--handle <id>", "a handle, e.g. a container ID")
+    .addOption(datastoreOption())
+    .action(async (opts: { ip?: string; handle?: string; datastore?: string }) => {
+      if (!opts.ip && !opts.handle) throw new ConfigError("ipam release needs --ip ADDRESS or --handle ID");
+      await withStore(opts, async (store) => {
+        const ipam = ipamOf(store);
+        if (opts.ip) process.stdout.write(`${(await ipam.releaseAddress(opts.ip)) ? "released" : "was not assigned"}: ${opts.ip}\n`);
+        if (opts.handle) process.stdout.write(`released: ${(await ipam.releaseByHandle(opts.handle)).join(", ") || "(none)"}\n`);
+      });
+    });
+  ipam
+    .command("assign")
+    .description("assign addresses for a node by hand (debugging and load tests; the CNI plugin does this for pods)")
+    .requiredOption("--node <name>", "the node")
+    .requiredOption("--handle <id>", "handle prefix; with --count, -N is appended")
+    .option("--count <n>", "how many, assigned concurrently", "1")
+    .addOption(datastoreOption())
+    .action(async (opts: { node: string; handle: string; count: string; datastore?: string }) => {
+      await withStore(opts, async (store) => {
+        const ipam = ipamOf(store);
+        const n = Number(opts.count);
+        const got = await Promise.all(Array.from({ length: n }, (_, i) => ipam.assign({ node: opts.node, handle: n > 1 ? `${opts.handle}-${i}` : opts.handle })));
+        process.stdout.write(`${JSON.stringify(got)}\n`);
+      });
+    });
+}
+
+export { ManifestError };

@@ -5,7 +5,8 @@ import { ConfigError, loadStaticConfig } from "../node/config.js";
 import { resetNode, runStaticNode } from "../node/run.js";
 import { controlGet, resolveSocket } from "../control/client.js";
 import { logger } from "./log.js";
-import { ManifestError, registerClusterCommands } from "./cluster.js";
+import { datastoreURL, ManifestError, registerClusterCommands } from "./cluster.js";
+import { DEFAULT_DATASTORE } from "../store/store.js";
 import { ValidationError } from "../resources/validate.js";
 
 /** Exit code for bad input (config, arguments): nothing was touched. */
@@ -27,13 +28,22 @@ const node = program.command("node").description("run and inspect the node on th
 
 node
   .command("run")
-  .description("run this host's node (with --config: static routes, no datastore)")
-  .requiredOption("--config <file>", "static-routes config (YAML): name, address, encapsulation, routes")
+  .description("run this host's node: from the datastore (default), or with --config from a static-routes file")
+  .option("--datastore <url>", `sqlite:PATH or etcd://HOST:PORT[,HOST:PORT] (env WEFT_DATASTORE; default ${DEFAULT_DATASTORE})`)
+  .option("--name <name>", "node name (default: the hostname)")
+  .option("--ip <address/prefix>", "underlay address with its prefix (default: the address of the default route's interface)")
+  .option("--interface <dev>", "underlay interface (default: the one holding the address)")
+  .option("--config <file>", "static routes instead of a datastore (YAML: name, address, encapsulation, routes)")
   .option("--control <path>", "control socket path (default /run/weft/<name>.sock)")
   .addOption(new Option("--log-level <level>", "log level").choices(["trace", "debug", "info", "warn", "error"]).default("info"))
-  .action(async (opts: { config: string; control?: string; logLevel: string }) => {
-    const cfg = loadStaticConfig(opts.config);
-    await runStaticNode(cfg, opts.config, logger(opts.logLevel), opts.control);
+  .action(async (opts: { config?: string; datastore?: string; name?: string; ip?: string; interface?: string; control?: string; logLevel: string }) => {
+    if (opts.config) {
+      if (opts.datastore || opts.name || opts.ip) throw new ConfigError("--config runs from static routes: leave out --datastore, --name and --ip (the file has them)");
+      await runStaticNode(loadStaticConfig(opts.config), opts.config, logger(opts.logLevel), opts.control);
+    } else {
+      const { runClusterNode } = await import("../node/cluster-node.js");
+      await runClusterNode({ datastore: datastoreURL(opts), name: opts.name, ip: opts.ip, interface: opts.interface, control: opts.control }, logger(opts.logLevel));
+    }
     process.exit(0);
   });
 

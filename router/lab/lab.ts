@@ -11,6 +11,7 @@ import { controlGet } from "../control/client.js";
 import { GATEWAY, HOSTS, PODS, addressOf, hostByName, type LabHost, type LabMode, type LabPod } from "./topology.js";
 import { nsExec, sh, sysctl } from "./sh.js";
 import { vtepMAC } from "../dataplane/vtep.js";
+import { EtcdServer } from "./etcd.js";
 
 /** A host's tunnel address: the first address of its block, as Calico assigns it. */
 export function tunnelAddress(h: LabHost): string {
@@ -26,7 +27,30 @@ export interface LabOptions {
   log?: (line: string) => void;
   /** Run the nodes with every offload off (WEFT_OFFLOADS=off). */
   offloadsOff?: boolean;
+  /** Run the nodes from a datastore (the lab's own SQLite file, or etcd in the gateway
+   * namespace) instead of static routes; pods then get addresses from IPAM. */
+  datastore?: "sqlite" | "etcd";
 }
+
+/** The seed's pool for a mode (Calico's default pool, natOutgoing on). */
+export function poolManifest(mode: LabMode, natOutgoing = true): string {
+  const ipip = mode === "ipip" ? "Always" : mode === "crosssubnet" ? "CrossSubnet" : "Never";
+  const vxlan = mode === "vxlan" ? "Always" : "Never";
+  return `apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata:
+  name: default-ipv4-ippool
+spec:
+  blockSize: 26
+  cidr: 192.168.0.0/16
+  ipipMode: ${ipip}
+  natOutgoing: ${natOutgoing}
+  nodeSelector: all()
+  vxlanMode: ${vxlan}
+`;
+}
+
+export const ETCD_PORT = 2379;
 
 export function podVeth(pod: string): string {
   return `cali${createHash("sha1").update(`default.${pod}`).digest("hex").slice(0, 11)}`;
@@ -39,6 +63,9 @@ export class Lab {
   readonly dir: string;
   private readonly log: (line: string) => void;
   private readonly offloadsOff: boolean;
+  readonly datastore?: "sqlite" | "etcd";
+  private etcd?: EtcdServer;
+  private podAddrs = new Map<string, string>();
   mode: LabMode = "ipip";
 
   constructor(opts: LabOptions) {
@@ -49,6 +76,39 @@ export class Lab {
     this.dir = path.join(LAB_ROOT, opts.prefix);
     this.log = opts.log ?? (() => {});
     this.offloadsOff = opts.offloadsOff ?? false;
+    this.datastore = opts.datastore;
+    const saved = path.join(this.dir, "pods.json");
+    if (existsSync(saved)) this.podAddrs = new Map(Object.entries(JSON.parse(readFileSync(saved, "utf8")) as Record<string, string>));
+  }
+
+  /** The lab's datastore URL (datastore mode only). */
+  get datastoreURL(): string {
+    if (this.datastore === "etcd") return `etcd://${GATEWAY.A.split("/")[0]}:${ETCD_PORT}`;
+    return `sqlite:${path.join(this.dir, "weft.db")}`;
+  }
+
+  /** Runs the weft CLI against the lab's datastore, from the gateway namespace (which
+   * reaches etcd there; the SQLite file is on the shared filesystem). */
+  weft(args: string[], opts?: { allowFail?: boolean }): Promise<string> {
+    return nsExec(this.gw, [process.execPath, this.cli(), ...args, "--datastore", this.datastoreURL], opts);
+  }
+
+  /** Applies a manifest to the lab's datastore. */
+  async apply(manifest: string): Promise<string> {
+    const file = path.join(this.dir, `apply-${Date.now()}.yaml`);
+    writeFileSync(file, manifest);
+    return this.weft(["apply", "-f", file]);
+  }
+
+  podAddress(pod: string): string {
+    const a = this.podAddrs.get(pod) ?? PODS.find((p) => p.name === pod)?.address;
+    if (!a) throw new Error(`no pod ${pod} in lab ${this.prefix}`);
+    return a;
+  }
+
+  /** The etcd server of an etcd lab (to stop and start it). */
+  get etcdServer(): EtcdServer | undefined {
+    return this.etcd;
   }
 
   ns(name: string): string {
@@ -77,8 +137,26 @@ export class Lab {
     mkdirSync(this.dir, { recursive: true });
     this.log("building namespaces: gateway, master, worker-1..3, pod-1..3");
     await this.buildUnderlay();
+    if (this.datastore) {
+      if (this.datastore === "etcd") {
+        this.log("starting etcd in the gateway namespace");
+        this.etcd = new EtcdServer({ dir: path.join(this.dir, "etcd"), host: GATEWAY.A.split("/")[0], port: ETCD_PORT, netns: this.gw });
+        await this.etcd.start();
+      }
+      this.log(`datastore ${this.datastoreURL}: applying the ${mode} pool`);
+      await this.apply(poolManifest(mode));
+    }
     await this.startNodes(mode);
-    for (const pod of PODS) await this.addPod(pod);
+    for (const pod of PODS) {
+      let address = pod.address;
+      if (this.datastore) {
+        const [got] = JSON.parse(await this.weft(["ipam", "assign", "--node", pod.host, "--handle", `pod-${pod.name}`])) as Array<{ address: string }>;
+        address = got.address;
+      }
+      this.podAddrs.set(pod.name, address);
+      await this.addPod({ ...pod, address });
+    }
+    writeFileSync(path.join(this.dir, "pods.json"), JSON.stringify(Object.fromEntries(this.podAddrs)));
   }
 
   private async buildUnderlay(): Promise<void> {
@@ -119,19 +197,18 @@ export class Lab {
 
   async startNodes(mode: LabMode): Promise<void> {
     this.mode = mode;
-    this.log(`starting a weft node per host (${mode})`);
-    const main = this.cli();
+    this.log(`starting a weft node per host (${this.datastore ? `datastore ${this.datastore}` : `static routes, ${mode}`})`);
     for (const h of HOSTS) {
-      const cfgFile = path.join(this.dir, `${h.name}.yaml`);
-      writeFileSync(cfgFile, toYAML(this.nodeConfig(h, mode)));
-      await this.startNode(h.name, main, cfgFile);
+      if (!this.datastore) writeFileSync(path.join(this.dir, `${h.name}.yaml`), toYAML(this.nodeConfig(h, mode)));
+      await this.startNode(h.name);
     }
     for (const h of HOSTS) await this.waitNode(h.name);
   }
 
-  private async startNode(host: string, main: string, cfgFile: string): Promise<void> {
+  private async startNode(host: string): Promise<void> {
     const logFile = openSync(path.join(this.dir, `${host}.log`), "a");
-    const child = spawn("ip", ["netns", "exec", this.ns(host), process.execPath, main, "node", "run", "--config", cfgFile, "--control", this.controlSocket(host)], {
+    const source = this.datastore ? ["--datastore", this.datastoreURL, "--name", host] : ["--config", path.join(this.dir, `${host}.yaml`)];
+    const child = spawn("ip", ["netns", "exec", this.ns(host), process.execPath, this.cli(), "node", "run", ...source, "--control", this.controlSocket(host)], {
       detached: true,
       stdio: ["ignore", logFile, logFile],
       env: this.offloadsOff ? { ...process.env, WEFT_OFFLOADS: "off" } : process.env,
@@ -181,7 +258,7 @@ export class Lab {
   /** Starts one host's node again from its config file (mode unchanged). */
   async restartNode(host: string): Promise<void> {
     await this.stopNode(host);
-    await this.startNode(host, this.cli(), path.join(this.dir, `${host}.yaml`));
+    await this.startNode(host);
     await this.waitNode(host);
   }
 
@@ -273,7 +350,8 @@ export class Lab {
       m[a.name] = {};
       for (const b of PODS) {
         if (a === b) continue;
-        m[a.name][b.name] = (await this.ping(a.name, b.address, { timeoutS: 1 })) || (await this.ping(a.name, b.address, { timeoutS: 1 }));
+        const to = this.podAddress(b.name);
+        m[a.name][b.name] = (await this.ping(a.name, to, { timeoutS: 1 })) || (await this.ping(a.name, to, { timeoutS: 1 }));
       }
     }
     return m;

@@ -89,6 +89,19 @@ export async function interfaceWithAddress(address: string): Promise<string | un
   return links.find((l) => l.addr_info?.some((a) => a.local === address))?.ifname;
 }
 
+/** The device of the IPv4 default route, if there is one. */
+export async function defaultRouteDevice(): Promise<string | undefined> {
+  const rows = JSON.parse((await ip(["-j", "-4", "route", "show", "default"])) || "[]") as Array<{ dev?: string }>;
+  return rows[0]?.dev;
+}
+
+/** The first IPv4 address of a device, with its prefix (10.30.0.11/24). */
+export async function firstAddress(dev: string): Promise<string | undefined> {
+  const links = JSON.parse((await ip(["-j", "-4", "addr", "show", "dev", dev])) || "[]") as Array<{ addr_info?: Array<{ local: string; prefixlen: number }> }>;
+  const a = links[0]?.addr_info?.[0];
+  return a && `${a.local}/${a.prefixlen}`;
+}
+
 /** The kernel's own route toward an address: its gateway (if any) and device. */
 export async function routeGet(address: string): Promise<{ gateway?: string; dev?: string } | undefined> {
   try {

@@ -9,7 +9,9 @@ import { vtepMAC } from "../dataplane/vtep.js";
 import { native } from "../native/index.js";
 import * as kernel from "../native/iproute.js";
 import { controlSocketPath, startControlServer } from "../control/server.js";
-import { desiredState, diffRoutes, type RemoteBlock } from "../routing/desired.js";
+import type { RemoteBlock } from "../routing/desired.js";
+import { RouteOwner } from "../routing/owner.js";
+import { removeNatOutgoing } from "../native/nft.js";
 import { ConfigError, OVERHEAD, type StaticConfig } from "./config.js";
 
 export interface Preflight {
@@ -49,64 +51,57 @@ export async function preflight(cfg: StaticConfig, source: string): Promise<Pref
   return { uplink, underlayMTU: link.mtu, tunnelMTU, localAddress, blocks, gateways };
 }
 
-export async function runStaticNode(cfg: StaticConfig, source: string, log: Logger, controlPath?: string): Promise<void> {
-  const pre = await preflight(cfg, source);
-  const local = parseCIDR(cfg.address, false)!;
-  if (local.len === 32) {
-    log.warn({ address: cfg.address }, "node address is a /32: no other node is ever in its subnet (CrossSubnet would encapsulate everything)");
-  }
+/** What both node modes share: the fast path, the data plane, the route owner, the control socket. */
+export interface NodeBase {
+  fp: FastPath;
+  dp: Dataplane;
+  owner: RouteOwner;
+  mac: string;
+}
+
+export interface NodeBaseOptions {
+  name: string;
+  localAddress: string;
+  uplink: string;
+  underlayMTU: number;
+  tunnelDevice: string;
+  vtepMAC?: string;
+  vni: number;
+  vxlanPort: number;
+  offloads: StaticConfig["offloads"];
+  underlayGateway?: (address: string) => string | undefined;
+}
+
+export function startDataplane(o: NodeBaseOptions, log: Logger): NodeBase {
   if (kernel.moduleLoaded("ipip")) {
     log.warn("the kernel's ipip module is loaded: it also claims IP protocol 4 (tunl0); weft still receives IPIP on its raw socket, but remove the module (modprobe -r ipip) so only one of them handles it");
   }
-  const mac = cfg.vtepMAC ?? vtepMAC(cfg.name);
+  const mac = o.vtepMAC ?? vtepMAC(o.name);
   const fp = new FastPath();
-  fp.configure({ localAddr: parseIPv4(pre.localAddress)!, underlayMTU: pre.underlayMTU, vni: cfg.vni, vxlanPort: cfg.vxlanPort, vtepMAC: mac });
-  const desired = desiredState({ tunnelDevice: cfg.tunnelDevice, uplink: pre.uplink, underlayGateway: (a) => pre.gateways.get(a) }, pre.blocks);
-  fp.setNodes(desired.nodes);
-  for (const r of desired.fast) fp.upsert(r);
-
-  const offloads = process.env.WEFT_OFFLOADS === "off" ? NO_OFFLOADS : cfg.offloads;
-  const dp = new Dataplane(fp, { tunName: cfg.tunnelDevice, underlayMTU: pre.underlayMTU, bindAddress: pre.localAddress, vxlanPort: cfg.vxlanPort, offloads, log });
+  fp.configure({ localAddr: parseIPv4(o.localAddress)!, underlayMTU: o.underlayMTU, vni: o.vni, vxlanPort: o.vxlanPort, vtepMAC: mac });
+  const offloads = process.env.WEFT_OFFLOADS === "off" ? NO_OFFLOADS : o.offloads;
+  const dp = new Dataplane(fp, { tunName: o.tunnelDevice, underlayMTU: o.underlayMTU, bindAddress: o.localAddress, vxlanPort: o.vxlanPort, offloads, log });
   dp.start();
-  native().linkSet(cfg.tunnelDevice, pre.tunnelMTU, true);
   kernel.setSysctl("net.ipv4.ip_forward", 1);
   // ICMP errors weft writes into the TUN come from the node's own address.
-  kernel.setSysctl(`net.ipv4.conf.${cfg.tunnelDevice}.accept_local`, 1);
-  kernel.setSysctl(`net.ipv4.conf.${cfg.tunnelDevice}.rp_filter`, 0);
-  kernel.setSysctlIfPresent(`net.ipv6.conf.${cfg.tunnelDevice}.disable_ipv6`, 1);
+  kernel.setSysctl(`net.ipv4.conf.${o.tunnelDevice}.accept_local`, 1);
+  kernel.setSysctl(`net.ipv4.conf.${o.tunnelDevice}.rp_filter`, 0);
+  kernel.setSysctlIfPresent(`net.ipv6.conf.${o.tunnelDevice}.disable_ipv6`, 1);
+  const owner = new RouteOwner(fp, { tunnelDevice: o.tunnelDevice, uplink: o.uplink, underlayGateway: o.underlayGateway }, log);
+  return { fp, dp, owner, mac };
+}
 
-  const installed = await kernel.listWeftRoutes();
-  const diff = diffRoutes(desired.kernel, installed);
-  for (const r of diff.remove) await kernel.deleteRoute(r);
-  for (const r of diff.replace) await kernel.replaceRoute(r);
-  log.info(
-    { node: cfg.name, address: cfg.address, offloads: dp.active, uplink: pre.uplink, tunnel: cfg.tunnelDevice, tunnelMTU: pre.tunnelMTU, vtepMAC: mac, routes: desired.kernel.length, changed: diff.replace.length, removed: diff.remove.length, kept: installed.length - diff.remove.length },
-    "node running",
-  );
+export function fastRoutes(fp: FastPath, source: string): unknown[] {
+  return fp.list().map((r) => ({ cidr: `${formatIPv4(r.prefix.addr)}/${r.prefix.len}`, nextHop: formatIPv4(r.nextHop), encap: ["none", "IPIP", "VXLAN"][r.encap], vtepMAC: r.vtepMAC, source }));
+}
 
-  const started = new Date().toISOString();
-  const socketPath = controlPath ?? cfg.controlSocket ?? controlSocketPath(cfg.name);
-  const server = await startControlServer(socketPath, {
-    status: () => ({
-      name: cfg.name,
-      address: cfg.address,
-      mode: "static",
-      encapsulation: cfg.encapsulation,
-      tunnel: { device: cfg.tunnelDevice, mtu: pre.tunnelMTU, vtepMAC: mac },
-      offloads: dp.active,
-      uplink: { device: pre.uplink, mtu: pre.underlayMTU },
-      started,
-      counters: fp.counters(),
-    }),
-    routes: () => fp.list().map((r) => ({ cidr: `${formatIPv4(r.prefix.addr)}/${r.prefix.len}`, nextHop: formatIPv4(r.nextHop), encap: r.encap, vtepMAC: r.vtepMAC, source: "static" })),
-    counters: () => fp.counters(),
-  });
-
-  await new Promise<void>((resolve) => {
+/** Resolves on SIGTERM or SIGINT, after stopping the data plane (weft0 and routes stay). */
+export function untilSignal(base: NodeBase, log: Logger, onStop: () => void = () => {}): Promise<void> {
+  return new Promise<void>((resolve) => {
     const stop = (signal: string) => {
-      log.info({ signal, counters: fp.counters() }, "stopping; weft0 and its routes stay for the next start");
-      dp.stop();
-      server.close();
+      log.info({ signal, counters: base.fp.counters() }, "stopping; weft0 and its routes stay for the next start");
+      onStop();
+      base.dp.stop();
       resolve();
     };
     process.once("SIGTERM", () => stop("SIGTERM"));
@@ -114,10 +109,43 @@ export async function runStaticNode(cfg: StaticConfig, source: string, log: Logg
   });
 }
 
+export async function runStaticNode(cfg: StaticConfig, source: string, log: Logger, controlPath?: string): Promise<void> {
+  const pre = await preflight(cfg, source);
+  const local = parseCIDR(cfg.address, false)!;
+  if (local.len === 32) {
+    log.warn({ address: cfg.address }, "node address is a /32: no other node is ever in its subnet (CrossSubnet would encapsulate everything)");
+  }
+  const base = startDataplane(
+    { name: cfg.name, localAddress: pre.localAddress, uplink: pre.uplink, underlayMTU: pre.underlayMTU, tunnelDevice: cfg.tunnelDevice, vtepMAC: cfg.vtepMAC, vni: cfg.vni, vxlanPort: cfg.vxlanPort, offloads: cfg.offloads, underlayGateway: (a) => pre.gateways.get(a) },
+    log,
+  );
+  const result = await base.owner.apply({ remote: pre.blocks, tunnelMTU: pre.tunnelMTU });
+  log.info({ node: cfg.name, address: cfg.address, offloads: base.dp.active, uplink: pre.uplink, tunnel: cfg.tunnelDevice, tunnelMTU: pre.tunnelMTU, vtepMAC: base.mac, routes: pre.blocks.length, ...result }, "node running");
+
+  const started = new Date().toISOString();
+  const server = await startControlServer(controlPath ?? cfg.controlSocket ?? controlSocketPath(cfg.name), {
+    status: () => ({
+      name: cfg.name,
+      address: cfg.address,
+      mode: "static",
+      encapsulation: cfg.encapsulation,
+      tunnel: { device: cfg.tunnelDevice, mtu: pre.tunnelMTU, vtepMAC: base.mac },
+      offloads: base.dp.active,
+      uplink: { device: pre.uplink, mtu: pre.underlayMTU },
+      started,
+      counters: base.fp.counters(),
+    }),
+    routes: () => fastRoutes(base.fp, "static"),
+    counters: () => base.fp.counters(),
+  });
+  await untilSignal(base, log, () => server.close());
+}
+
 /** weft node reset: removes every route with weft's protocol and the tunnel device. */
 export async function resetNode(tunnelDevice: string, log: Logger): Promise<void> {
   const routes = await kernel.listWeftRoutes();
   for (const r of routes) await kernel.deleteRoute(r);
+  await removeNatOutgoing().catch(() => {}); // no table is fine
   let tun = false;
   if (kernel.linkInfo(tunnelDevice)) {
     native().tunDelete(tunnelDevice);

@@ -1,0 +1,39 @@
+// natOutgoing through nftables: masquerade traffic from a pool with natOutgoing to
+// any destination outside every pool (Calico's masq-pools / all-pools rule).
+import { execFile } from "node:child_process";
+
+export const NFT_TABLE = "weft";
+
+export function natRuleset(masqPools: string[], allPools: string[]): string {
+  const set = (name: string, cidrs: string[]) =>
+    `  set ${name} { type ipv4_addr; flags interval;${cidrs.length ? ` elements = { ${cidrs.join(", ")} }` : ""} }`;
+  // "add table" then "delete table": the table is replaced whole in one transaction.
+  return [
+    `table ip ${NFT_TABLE} {}`,
+    `delete table ip ${NFT_TABLE}`,
+    `table ip ${NFT_TABLE} {`,
+    set("masq-pools", masqPools),
+    set("all-pools", allPools),
+    "  chain postrouting {",
+    "    type nat hook postrouting priority srcnat; policy accept;",
+    "    ip saddr @masq-pools ip daddr != @all-pools masquerade",
+    "  }",
+    "}",
+    "",
+  ].join("\n");
+}
+
+function nft(input: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const p = execFile("nft", ["-f", "-"], (err, _out, stderr) => (err ? reject(new Error(`nft: ${stderr.trim() || err.message}`)) : resolve()));
+    p.stdin?.end(input);
+  });
+}
+
+export function applyNatOutgoing(masqPools: string[], allPools: string[]): Promise<void> {
+  return nft(natRuleset(masqPools, allPools));
+}
+
+export async function removeNatOutgoing(): Promise<void> {
+  await nft(`table ip ${NFT_TABLE} {}\ndelete table ip ${NFT_TABLE}\n`);
+}

@@ -1,0 +1,41 @@
+import { describe, expect, it } from "vitest";
+import { clusterState, encapsulationFor } from "./cluster.js";
+import type { IPPool, NodeResource } from "../resources/kinds.js";
+import type { Block } from "../ipam/ipam.js";
+
+const pool = (ipipMode: string, vxlanMode = "Never", natOutgoing = true): IPPool => ({
+  apiVersion: "projectcalico.org/v3",
+  kind: "IPPool",
+  metadata: { name: "default-ipv4-ippool" },
+  spec: { cidr: "192.168.0.0/16", blockSize: 26, ipipMode: ipipMode as never, vxlanMode: vxlanMode as never, natOutgoing, disabled: false, disableBGPExport: false, nodeSelector: "all()" },
+});
+const node = (name: string, addr: string): NodeResource => ({ apiVersion: "projectcalico.org/v3", kind: "Node", metadata: { name }, spec: { bgp: { ipv4Address: addr } } });
+const block = (cidr: string, owner: string, allocations: Block["allocations"] = {}): Block => ({ cidr, pool: "default-ipv4-ippool", affinity: `host:${owner}`, allocations });
+
+const nodes = [node("worker-1", "10.30.0.11/24"), node("worker-2", "10.30.0.12/24"), node("worker-3", "10.30.1.13/24")];
+const blocks = [block("192.168.226.64/26", "worker-1"), block("192.168.133.192/26", "worker-2"), block("192.168.97.192/26", "worker-3")];
+
+describe("cluster desired state (seen from worker-1)", () => {
+  const encaps = (p: IPPool) => Object.fromEntries(clusterState("worker-1", { pools: [p], nodes, blocks }).remote.map((r) => [r.node, r.encapsulation]));
+
+  it("Never: everything direct", () => expect(encaps(pool("Never"))).toEqual({ "worker-2": "None", "worker-3": "None" }));
+  it("CrossSubnet: worker-2 direct, worker-3 (other subnet) IPIP", () => expect(encaps(pool("CrossSubnet"))).toEqual({ "worker-2": "None", "worker-3": "IPIP" }));
+  it("VXLAN Always: everything VXLAN", () => expect(encaps(pool("Never", "Always"))).toEqual({ "worker-2": "VXLAN", "worker-3": "VXLAN" }));
+
+  it("keeps its own block local (blackhole) and knows the other nodes", () => {
+    const s = clusterState("worker-1", { pools: [pool("Always")], nodes, blocks });
+    expect(s.localBlocks).toEqual(["192.168.226.64/26"]);
+    expect(s.knownNodes.sort()).toEqual(["10.30.0.12", "10.30.1.13"]);
+    expect(s.masqPools).toEqual(["192.168.0.0/16"]);
+  });
+
+  it("a node registered as /32 is never same-subnet, so CrossSubnet encapsulates", () => {
+    expect(encapsulationFor(pool("CrossSubnet"), "10.30.0.11/32", "10.30.0.12")).toBe("IPIP");
+  });
+
+  it("routes a borrowed address as a /32 to the node that holds it", () => {
+    const b = [block("192.168.133.192/26", "worker-2", { "5": { handle: "p", node: "worker-3" } })];
+    const s = clusterState("worker-1", { pools: [pool("Always")], nodes, blocks: b });
+    expect(s.remote.map((r) => `${r.cidr}->${r.node}`).sort()).toEqual(["192.168.133.192/26->worker-2", "192.168.133.197/32->worker-3"]);
+  });
+});

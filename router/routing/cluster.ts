@@ -1,0 +1,85 @@
+// The desired state of a node in a cluster: from pools, Node resources and block
+// affinities (BGP adds its RIB later), which blocks are local (blackhole), which are
+// remote and how each is reached (IPIP, VXLAN or direct, CrossSubnet decided by the
+// local node's prefix), which nodes may send us encapsulated traffic, and natOutgoing.
+import { contains, parseCIDR, parseIPv4 } from "../dataplane/addr.js";
+import { vtepMAC } from "../dataplane/vtep.js";
+import type { IPPool, NodeResource } from "../resources/kinds.js";
+import { addressAt, nodeOfAffinity, type Block } from "../ipam/ipam.js";
+import type { Encapsulation, RemoteBlock } from "./desired.js";
+
+export interface ClusterView {
+  pools: IPPool[];
+  nodes: NodeResource[];
+  blocks: Block[];
+}
+
+export interface ClusterState {
+  localBlocks: string[];
+  remote: RemoteBlock[];
+  knownNodes: string[];
+  masqPools: string[];
+  allPools: string[];
+  /** Largest encapsulation overhead any pool asks for (weft0's MTU follows it). */
+  overhead: number;
+}
+
+export function nodeAddress(n: NodeResource): string | undefined {
+  return n.spec.bgp?.ipv4Address;
+}
+
+/** How traffic to a node at remoteAddr goes for a pool, seen from a node at localCIDR. */
+export function encapsulationFor(pool: IPPool, localCIDR: string, remoteAddr: string): Encapsulation {
+  const local = parseCIDR(localCIDR, false);
+  const r = parseIPv4(remoteAddr);
+  // A node registered as /32 is never in our subnet (the CrossSubnet trap).
+  const sameSubnet = !!local && r !== undefined && local.len < 32 && contains(local, r);
+  const pick = (mode: string, encap: Encapsulation): Encapsulation | undefined =>
+    mode === "Always" ? encap : mode === "CrossSubnet" ? (sameSubnet ? "None" : encap) : undefined;
+  return pick(pool.spec.vxlanMode, "VXLAN") ?? pick(pool.spec.ipipMode, "IPIP") ?? "None";
+}
+
+function poolOf(pools: IPPool[], b: Block): IPPool | undefined {
+  const byName = pools.find((p) => p.metadata.name === b.pool);
+  if (byName) return byName;
+  const c = parseCIDR(b.cidr)!;
+  return pools.find((p) => {
+    const pc = parseCIDR(p.spec.cidr);
+    return pc && pc.len <= c.len && contains(pc, c.addr);
+  });
+}
+
+export function clusterState(me: string, view: ClusterView): ClusterState {
+  const nodes = new Map(view.nodes.map((n) => [n.metadata.name, n]));
+  const mine = nodes.get(me);
+  const localCIDR = mine ? (nodeAddress(mine) ?? "") : "";
+  const localBlocks: string[] = [];
+  const remote: RemoteBlock[] = [];
+  const route = (cidr: string, owner: string, pool: IPPool) => {
+    const n = nodes.get(owner);
+    const addr = n && nodeAddress(n)?.split("/")[0];
+    if (!n || !addr) return; // a node we cannot reach (not registered yet)
+    remote.push({ cidr, node: owner, address: addr, encapsulation: encapsulationFor(pool, localCIDR, addr), vtepMAC: n.spec.vxlanTunnelMACAddr ?? vtepMAC(owner) });
+  };
+  for (const b of view.blocks) {
+    const owner = nodeOfAffinity(b.affinity);
+    const pool = poolOf(view.pools, b);
+    if (!pool || pool.spec.cidr.includes(":")) continue;
+    if (owner === me) localBlocks.push(b.cidr);
+    else if (owner) route(b.cidr, owner, pool);
+    // Borrowed addresses: a /32 toward the node that holds each, unless it is us.
+    for (const [ord, al] of Object.entries(b.allocations)) {
+      if (al.node !== owner && al.node !== me) route(`${addressAt(b, Number(ord))}/32`, al.node, pool);
+    }
+  }
+  const v4Pools = view.pools.filter((p) => !p.spec.cidr.includes(":"));
+  const knownNodes = view.nodes.filter((n) => n.metadata.name !== me).map((n) => nodeAddress(n)?.split("/")[0]).filter((a): a is string => !!a);
+  return {
+    localBlocks,
+    remote,
+    knownNodes,
+    masqPools: v4Pools.filter((p) => p.spec.natOutgoing).map((p) => p.spec.cidr),
+    allPools: v4Pools.map((p) => p.spec.cidr),
+    overhead: v4Pools.some((p) => p.spec.vxlanMode !== "Never") ? 50 : 20,
+  };
+}

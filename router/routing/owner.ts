@@ -1,0 +1,75 @@
+// The one owner of what weft installs: kernel routes tagged with weft's protocol, the
+// fast path's table and node set, weft0's MTU and the natOutgoing table. It takes the
+// whole desired state each time, compares it with what is there, and changes only
+// the difference; it never touches a route it does not own.
+import type { Logger } from "pino";
+import { formatCIDR, parseCIDR, parseIPv4 } from "../dataplane/addr.js";
+import type { FastPath, FastRoute } from "../dataplane/fastpath.js";
+import * as kernel from "../native/iproute.js";
+import { native } from "../native/index.js";
+import { applyNatOutgoing } from "../native/nft.js";
+import { desiredState, diffRoutes, type LocalNode, type RemoteBlock } from "./desired.js";
+
+export interface Desired {
+  remote: RemoteBlock[];
+  /** Own blocks, installed as blackhole so nothing inside them leaks to the default route. */
+  localBlocks?: string[];
+  tunnelMTU: number;
+  /** natOutgoing sets; undefined leaves nftables alone (static mode). */
+  nat?: { masqPools: string[]; allPools: string[] };
+}
+
+const fastKey = (r: FastRoute) => `${formatCIDR(r.prefix)} ${r.nextHop} ${r.encap} ${r.vtepMAC ?? ""}`;
+
+export class RouteOwner {
+  private mtu = 0;
+  private natKey = "";
+  private nodesKey = "";
+
+  constructor(
+    private readonly fp: FastPath,
+    private readonly local: LocalNode,
+    private readonly log: Logger,
+  ) {}
+
+  async apply(d: Desired): Promise<{ changed: number; removed: number; kept: number }> {
+    const want = desiredState(this.local, d.remote);
+    for (const b of d.localBlocks ?? []) want.kernel.push({ dst: b, type: "blackhole" });
+    // Fast path first, so a route the kernel starts using is already known.
+    const nodesKey = want.nodes.sort().join(",");
+    if (nodesKey !== this.nodesKey) {
+      this.fp.setNodes(want.nodes);
+      this.nodesKey = nodesKey;
+    }
+    const have = new Map(this.fp.list().map((r) => [formatCIDR(r.prefix), r]));
+    const wantFast = new Map(want.fast.map((r) => [formatCIDR(r.prefix), r]));
+    for (const [cidr, r] of wantFast) if (!have.has(cidr) || fastKey(have.get(cidr)!) !== fastKey(r)) this.fp.upsert(r);
+    for (const [cidr] of have) if (!wantFast.has(cidr)) this.fp.remove(parseCIDR(cidr)!);
+
+    if (d.tunnelMTU !== this.mtu) {
+      native().linkSet(this.local.tunnelDevice, d.tunnelMTU, true);
+      if (this.mtu) this.log.info({ from: this.mtu, to: d.tunnelMTU }, "tunnel MTU changed");
+      this.mtu = d.tunnelMTU;
+    }
+    const installed = await kernel.listWeftRoutes();
+    const diff = diffRoutes(want.kernel, installed);
+    for (const r of diff.replace) await kernel.replaceRoute(r);
+    for (const r of diff.remove) await kernel.deleteRoute(r);
+    if (diff.replace.length || diff.remove.length) {
+      this.log.info({ changed: diff.replace.map((r) => `${r.type ?? ""} ${r.dst} ${r.gateway ? `via ${r.gateway} ` : ""}${r.dev ? `dev ${r.dev}` : ""}`.trim()), removed: diff.remove.map((r) => r.dst) }, "routes updated");
+    }
+    if (d.nat) {
+      const k = JSON.stringify(d.nat);
+      if (k !== this.natKey) {
+        await applyNatOutgoing(d.nat.masqPools, d.nat.allPools);
+        this.log.info(d.nat, "natOutgoing rules updated");
+        this.natKey = k;
+      }
+    }
+    return { changed: diff.replace.length, removed: diff.remove.length, kept: installed.length - diff.remove.length };
+  }
+}
+
+export function isIPv4(addr: string): boolean {
+  return parseIPv4(addr) !== undefined;
+}

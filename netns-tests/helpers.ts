@@ -10,13 +10,18 @@ export function requireRoot(): void {
   if (process.getuid?.() !== 0) throw new Error("netns tests need root (network namespaces, TUN, raw sockets); run them as root");
 }
 
-export function newLab(prefix: string, opts: { offloadsOff?: boolean } = {}): Lab {
+export interface LabTestOptions {
+  offloadsOff?: boolean;
+  datastore?: "sqlite" | "etcd";
+}
+
+export function newLab(prefix: string, opts: LabTestOptions = {}): Lab {
   requireRoot();
-  return new Lab({ prefix, log: (l) => console.log(`[${prefix}] ${l}`), offloadsOff: opts.offloadsOff });
+  return new Lab({ prefix, log: (l) => console.log(`[${prefix}] ${l}`), ...opts });
 }
 
 /** A lab for the enclosing describe block: up before its tests, always torn down after. */
-export function useLab(prefix: string, mode: LabMode, opts: { offloadsOff?: boolean; setup?: (lab: Lab) => Promise<void> } = {}): Lab {
+export function useLab(prefix: string, mode: LabMode, opts: LabTestOptions & { setup?: (lab: Lab) => Promise<void> } = {}): Lab {
   const lab = newLab(prefix, opts);
   beforeAll(async () => {
     await lab.up(mode);

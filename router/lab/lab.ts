@@ -328,6 +328,20 @@ export class Lab {
     await this.exec(pod, ["ip", "route", "flush", "cache"], { allowFail: true });
   }
 
+  /** A host behind the gateway (10.40.0.2) that knows no pod routes: the outside world. */
+  async addExternalHost(): Promise<string> {
+    const ns = this.ns("ext");
+    await sh("ip", ["netns", "add", ns]);
+    await nsExec(ns, ["ip", "link", "set", "lo", "up"]);
+    await nsExec(this.gw, ["ip", "link", "add", "name", "v-ext", "type", "veth", "peer", "name", "eth0", "netns", ns]);
+    await nsExec(this.gw, ["ip", "addr", "add", "10.40.0.1/24", "dev", "v-ext"]);
+    await nsExec(this.gw, ["ip", "link", "set", "v-ext", "up"]);
+    await nsExec(ns, ["ip", "addr", "add", "10.40.0.2/24", "dev", "eth0"]);
+    await nsExec(ns, ["ip", "link", "set", "eth0", "up"]);
+    await nsExec(ns, ["ip", "route", "add", "default", "via", "10.40.0.1"]);
+    return "10.40.0.2";
+  }
+
   /** One ping; true when answered. */
   async ping(from: string, to: string, opts: { timeoutS?: number; size?: number; df?: boolean; count?: number } = {}): Promise<boolean> {
     const count = opts.count ?? 1;

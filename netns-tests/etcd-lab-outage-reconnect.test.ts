@@ -1,0 +1,52 @@
+// The lab on etcd (running in the gateway namespace): pods reach each other; stopping
+// etcd does not stop forwarding; nodes say so, reconnect when it returns, and resume
+// watching (a pool change applied afterwards reaches them).
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { useLab } from "./helpers.js";
+import { poolManifest } from "../router/lab/lab.js";
+
+describe("a weft cluster on etcd, and an etcd outage", () => {
+  const lab = useLab("tetcd", "ipip", { datastore: "etcd" });
+  // Log lines written since mark() was last called.
+  const marks = new Map<string, number>();
+  const full = (host: string) => readFileSync(path.join(lab.dir, `${host}.log`), "utf8");
+  const mark = () => ["master", "worker-1", "worker-2", "worker-3"].forEach((h) => marks.set(h, full(h).length));
+  const log = (host: string) => full(host).slice(marks.get(host) ?? 0);
+  const waitFor = async (what: string, check: () => boolean | Promise<boolean>, ms = 20_000) => {
+    const until = Date.now() + ms;
+    while (!(await check())) {
+      if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+
+  it("runs the lab with --datastore etcd://10.30.0.1:2379: every pod reaches every other", async () => {
+    expect(lab.datastoreURL).toBe("etcd://10.30.0.1:2379");
+    const m = await lab.reachability();
+    expect(Object.values(m).flatMap((r) => Object.values(r)).every(Boolean)).toBe(true);
+  });
+
+  it("with etcd stopped, forwarding goes on and the nodes say the datastore is unreachable", async () => {
+    mark();
+    expect(log("worker-1")).toBe("");
+    await lab.etcdServer!.stop();
+    const t0 = Date.now();
+    await waitFor("worker-1 to log the outage", () => /datastore unreachable/.test(log("worker-1")));
+    console.log(`[tetcd] worker-1 noticed the outage after ${Date.now() - t0} ms`);
+    expect(await lab.ping("pod-1", lab.podAddress("pod-2"))).toBe(true);
+    expect(await lab.ping("pod-1", lab.podAddress("pod-3"))).toBe(true);
+    expect((await lab.nodeStatus("worker-1")).datastore).toMatchObject({ reachable: false });
+  });
+
+  it("when etcd returns, nodes reconnect, say so, and follow changes again", async () => {
+    mark();
+    await lab.etcdServer!.start();
+    const t0 = Date.now();
+    await waitFor("every node to resume watching", () => ["master", "worker-1", "worker-2", "worker-3"].every((h) => /datastore reachable again; resumed watching/.test(log(h))));
+    console.log(`[tetcd] all nodes resumed ${Date.now() - t0} ms after etcd came back`);
+    await lab.apply(poolManifest("direct"));
+    await waitFor("worker-1 to route directly", async () => (await lab.exec("worker-1", ["ip", "route", "show", "proto", "87"])).split("\n").filter((l) => / dev eth0/.test(l)).length === 3, 10_000);
+  });
+});

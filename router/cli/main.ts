@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The weft command.
+import { existsSync, readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { ConfigError, loadStaticConfig } from "../node/config.js";
 import { resetNode, runStaticNode } from "../node/run.js";
@@ -77,16 +78,18 @@ registerClusterCommands(program);
 
 const lab = program.command("lab").description("the seed's topology in network namespaces on this machine: master, worker-1..3, a gateway, pod-1..3");
 const labPrefix = new Option("--prefix <p>", "name prefix of the lab's namespaces, files and sockets").default("weft");
-const labOf = async (prefix: string) => new (await import("../lab/lab.js")).Lab({ prefix, log: (l) => process.stderr.write(`${l}\n`) });
+const labOf = async (prefix: string, datastore?: "sqlite" | "etcd") => new (await import("../lab/lab.js")).Lab({ prefix, datastore, log: (l) => process.stderr.write(`${l}\n`) });
+const labDatastore = (prefix: string) => (existsSync(`/run/weft-lab/${prefix}/weft.db`) ? "sqlite" : existsSync(`/run/weft-lab/${prefix}/etcd`) ? "etcd" : undefined);
 
 lab
   .command("up")
   .description("build the lab, start a weft node per host, wire the pods, then print routes and a pod x pod reachability matrix")
-  .addOption(new Option("--mode <mode>", "routing mode").choices(["ipip", "vxlan", "direct", "crosssubnet"]).default("ipip"))
+  .addOption(new Option("--mode <mode>", "routing mode (the default pool's ipipMode/vxlanMode)").choices(["ipip", "vxlan", "direct", "crosssubnet"]).default("ipip"))
+  .addOption(new Option("--datastore <kind>", "where the cluster state lives: the lab's own SQLite file, or etcd in the gateway namespace; static = no datastore, each node from a routes file").choices(["sqlite", "etcd", "static"]).default("sqlite"))
   .addOption(labPrefix)
-  .action(async (opts: { mode: "ipip" | "vxlan" | "direct" | "crosssubnet"; prefix: string }) => {
+  .action(async (opts: { mode: "ipip" | "vxlan" | "direct" | "crosssubnet"; datastore: "sqlite" | "etcd" | "static"; prefix: string }) => {
     const { printLab } = await import("../lab/report.js");
-    const l = await labOf(opts.prefix);
+    const l = await labOf(opts.prefix, opts.datastore === "static" ? undefined : opts.datastore);
     const t0 = Date.now();
     await l.up(opts.mode);
     process.stdout.write(await printLab(l, Date.now() - t0));
@@ -98,7 +101,7 @@ lab
   .addOption(labPrefix)
   .action(async (opts: { prefix: string }) => {
     const { printLab } = await import("../lab/report.js");
-    const l = await labOf(opts.prefix);
+    const l = await labOf(opts.prefix, labDatastore(opts.prefix));
     if ((await l.namespaces()).length === 0) throw new Error(`no lab "${opts.prefix}" is up; start one with "weft lab up"`);
     process.stdout.write(await printLab(l));
   });
@@ -114,6 +117,18 @@ lab
     const l = await labOf(opts.prefix);
     const r = spawnSync("ip", ["netns", "exec", l.ns(target), ...cmd], { stdio: "inherit" });
     process.exit(r.status ?? 1);
+  });
+
+lab
+  .command("apply")
+  .description("apply a manifest to the lab's datastore (e.g. the seed's ippool.yaml)")
+  .requiredOption("-f, --filename <file>", "manifest file")
+  .addOption(labPrefix)
+  .action(async (opts: { filename: string; prefix: string }) => {
+    const ds = labDatastore(opts.prefix);
+    if (!ds) throw new ConfigError(`lab "${opts.prefix}" has no datastore (is it up, and not --datastore static?)`);
+    const l = await labOf(opts.prefix, ds);
+    process.stdout.write(await l.apply(readFileSync(opts.filename, "utf8")));
   });
 
 lab

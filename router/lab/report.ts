@@ -17,6 +17,8 @@ export async function printLab(lab: Lab, tookMs?: number): Promise<string> {
     const routes = await lab.exec(h.name, ["ip", "route"], { allowFail: true });
     out.push(...routes.trim().split("\n").map((r) => `   ${r}`));
   }
+  out.push("\npods:");
+  for (const p of PODS) out.push(`  ${p.name}  ${lab.podAddress(p.name).padEnd(16)} on ${p.host}`);
   const m = await lab.reachability();
   out.push("\nreachability (ping, pod x pod):");
   out.push(`          ${PODS.map((p) => p.name.padEnd(7)).join(" ")}`);

@@ -154,7 +154,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   log.info({ node: name, address: cidr, uplink, tunnel: tunnelDevice, tunnelAddress: tunnelAddr, vtepMAC: mac, datastore: store.description, offloads: base.dp.active }, "node running");
   const started = new Date().toISOString();
   const server = await startControlServer(opts.control ?? controlSocketPath(name), {
-    status: () => ({ name, address: cidr, mode: "datastore", datastore: { url: store.description, reachable: healthy, revision }, tunnel: { device: tunnelDevice, address: tunnelAddr, vtepMAC: mac }, offloads: base.dp.active, uplink: { device: uplink, mtu: link.mtu }, started, counters: base.fp.counters() }),
+    status: () => ({ name, address: cidr, mode: "datastore", datastore: { url: store.description, reachable: healthy, revision }, tunnel: { device: tunnelDevice, mtu: base.owner.tunnelMTU, address: tunnelAddr, vtepMAC: mac }, offloads: base.dp.active, uplink: { device: uplink, mtu: link.mtu }, started, counters: base.fp.counters() }),
     routes: () => fastRoutes(base.fp, "datastore"),
     counters: () => base.fp.counters(),
   });

@@ -32,6 +32,11 @@ export class RouteOwner {
     private readonly log: Logger,
   ) {}
 
+  /** weft0's MTU as last set. */
+  get tunnelMTU(): number {
+    return this.mtu;
+  }
+
   async apply(d: Desired): Promise<{ changed: number; removed: number; kept: number }> {
     const want = desiredState(this.local, d.remote);
     for (const b of d.localBlocks ?? []) want.kernel.push({ dst: b, type: "blackhole" });

@@ -1,0 +1,100 @@
+// Routes learned from peers (Adj-RIB-In per peer) and the best path per prefix.
+import type { Attributes, Prefix } from "./wire.js";
+
+export interface Path {
+  prefix: string; // CIDR
+  peer: string; // session key
+  peerAddress: string;
+  peerRouterId: string;
+  ibgp: boolean;
+  attrs: Attributes;
+  stale?: boolean;
+}
+
+export const cidrOf = (p: Prefix) => `${p.addr >>> 24}.${(p.addr >>> 16) & 255}.${(p.addr >>> 8) & 255}.${p.addr & 255}/${p.len}`;
+export function prefixOf(cidr: string): Prefix {
+  const [a, l] = cidr.split("/");
+  const o = a.split(".").map(Number);
+  return { addr: ((o[0] << 24) | (o[1] << 16) | (o[2] << 8) | o[3]) >>> 0, len: Number(l) };
+}
+
+const asPathLen = (a: Attributes) => (a.asPath ?? []).reduce((n, s) => n + (s.type === 1 ? 1 : s.asns.length), 0);
+const ipNum = (s: string) => s.split(".").reduce((n, o) => n * 256 + Number(o), 0);
+
+/** RFC 4271 9.1.2.2 decision process, simplified: fewer steps, same order. */
+export function better(a: Path, b: Path): boolean {
+  const lp = (p: Path) => p.attrs.localPref ?? 100;
+  if (lp(a) !== lp(b)) return lp(a) > lp(b);
+  if (asPathLen(a.attrs) !== asPathLen(b.attrs)) return asPathLen(a.attrs) < asPathLen(b.attrs);
+  if ((a.attrs.origin ?? 2) !== (b.attrs.origin ?? 2)) return (a.attrs.origin ?? 2) < (b.attrs.origin ?? 2);
+  if ((a.attrs.med ?? 0) !== (b.attrs.med ?? 0)) return (a.attrs.med ?? 0) < (b.attrs.med ?? 0);
+  if (a.ibgp !== b.ibgp) return !a.ibgp;
+  const ida = ipNum(a.attrs.originatorId ?? a.peerRouterId);
+  const idb = ipNum(b.attrs.originatorId ?? b.peerRouterId);
+  if (ida !== idb) return ida < idb;
+  return ipNum(a.peerAddress) < ipNum(b.peerAddress);
+}
+
+export class Rib {
+  private readonly adjIn = new Map<string, Map<string, Path>>();
+  private readonly best = new Map<string, Path>();
+
+  /** Applies a change; returns the prefixes whose best path changed. */
+  update(peer: string, withdraw: string[], announce: Path[]): string[] {
+    let table = this.adjIn.get(peer);
+    if (!table) this.adjIn.set(peer, (table = new Map()));
+    const touched = new Set<string>();
+    for (const c of withdraw) if (table.delete(c)) touched.add(c);
+    for (const p of announce) {
+      table.set(p.prefix, p);
+      touched.add(p.prefix);
+    }
+    return this.reselect(touched);
+  }
+
+  /** Marks every route of a peer stale (graceful restart: kept until it returns). */
+  markStale(peer: string): void {
+    for (const p of this.adjIn.get(peer)?.values() ?? []) p.stale = true;
+  }
+
+  /** Drops a peer's stale routes (End-of-RIB after its restart, or restart time over). */
+  sweepStale(peer: string): string[] {
+    const table = this.adjIn.get(peer);
+    if (!table) return [];
+    const gone = [...table.values()].filter((p) => p.stale).map((p) => p.prefix);
+    return this.update(peer, gone, []);
+  }
+
+  dropPeer(peer: string): string[] {
+    const table = this.adjIn.get(peer);
+    if (!table) return [];
+    const gone = [...table.keys()];
+    this.adjIn.delete(peer);
+    return this.reselect(new Set(gone));
+  }
+
+  private reselect(prefixes: Set<string>): string[] {
+    const changed: string[] = [];
+    for (const c of prefixes) {
+      let b: Path | undefined;
+      for (const t of this.adjIn.values()) {
+        const p = t.get(c);
+        if (p && (!b || better(p, b))) b = p;
+      }
+      const old = this.best.get(c);
+      if (b === old) continue;
+      if (b) this.best.set(c, b);
+      else this.best.delete(c);
+      changed.push(c);
+    }
+    return changed;
+  }
+
+  bestPaths(): Path[] {
+    return [...this.best.values()];
+  }
+
+  received(peer: string): number {
+    return this.adjIn.get(peer)?.size ?? 0;
+  }
+}

@@ -1,0 +1,293 @@
+// One BGP session (RFC 4271 section 8): the FSM for a configured peer, its
+// connections (two at once during a collision), hold and keepalive timers and
+// connect-retry with backoff. Every transition is logged with its reason.
+import net from "node:net";
+import { EventEmitter } from "node:events";
+import type { Logger } from "pino";
+import { BgpError, CAP, decodeMessage, encodeKeepalive, encodeNotification, encodeOpen, ERR, frameLength, type Capability, type Message, type Open, type Update } from "./wire.js";
+
+export type State = "Idle" | "Connect" | "Active" | "OpenSent" | "OpenConfirm" | "Established";
+export type PeerType = "node-to-node mesh" | "global" | "node specific";
+
+export interface PeerConfig {
+  address: string;
+  port: number;
+  as: number;
+  type: PeerType;
+  /** Wait for the peer to connect (Calico's mesh: passive toward higher addresses). */
+  passive: boolean;
+  /** This peer is our route-reflector client. */
+  rrClient?: boolean;
+  holdTime?: number;
+  /** Peer's node name, when it is a node. */
+  node?: string;
+}
+
+export interface LocalConfig {
+  as: number;
+  routerId: string;
+  holdTime: number;
+  /** Graceful restart (RFC 4724): our restart time, and whether we are restarting now. */
+  restartTime: number;
+  restarting: boolean;
+  /** Local address to connect from (the node's address). */
+  localAddress?: string;
+}
+
+class Conn {
+  private buf: Buffer = Buffer.alloc(0);
+  remoteOpen?: Open;
+  state: State = "Connect";
+  constructor(
+    readonly socket: net.Socket,
+    readonly outgoing: boolean,
+  ) {}
+  push(chunk: Buffer, onMessage: (m: Message) => void): void {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    for (;;) {
+      const len = frameLength(this.buf);
+      if (len === undefined || this.buf.length < len) return;
+      const m = decodeMessage(this.buf.subarray(0, len));
+      this.buf = this.buf.subarray(len);
+      onMessage(m);
+      if (this.socket.destroyed) return;
+    }
+  }
+  send(bytes: Uint8Array): void {
+    if (!this.socket.destroyed) this.socket.write(bytes);
+  }
+}
+
+export interface SessionEvents {
+  established: [];
+  update: [Update];
+  /** graceful: the peer may come back and its routes are kept as stale meanwhile. */
+  down: [{ reason: string; graceful: boolean; restartTime: number }];
+  state: [State];
+}
+
+export class Session extends EventEmitter<SessionEvents> {
+  state: State = "Idle";
+  since = new Date();
+  info = "";
+  private conns: Conn[] = [];
+  private established?: Conn;
+  private holdTimer?: NodeJS.Timeout;
+  private keepaliveTimer?: NodeJS.Timeout;
+  private retryTimer?: NodeJS.Timeout;
+  private retryDelay = 1000;
+  private stopped = false;
+  negotiatedHold = 0;
+  remote?: Open;
+
+  constructor(
+    readonly peer: PeerConfig,
+    private readonly local: LocalConfig,
+    private readonly log: Logger,
+  ) {
+    super();
+  }
+
+  get key(): string {
+    return `${this.peer.address}:${this.peer.port}`;
+  }
+
+  /** Whether the peer advertised graceful restart for IPv4 unicast. */
+  get peerGracefulRestart(): { restartTime: number } | undefined {
+    const gr = this.remote?.capabilities.find((c): c is Extract<Capability, { code: 64 }> => c.code === CAP.GRACEFUL_RESTART && "families" in c);
+    return gr ? { restartTime: gr.restartTime } : undefined;
+  }
+
+  private transition(to: State, reason: string): void {
+    if (this.state === to && this.info === reason) return;
+    this.log.info({ peer: this.peer.address, from: this.state, to, reason }, "BGP state");
+    this.state = to;
+    this.info = reason;
+    this.since = new Date();
+    this.emit("state", to);
+  }
+
+  start(): void {
+    this.stopped = false;
+    if (this.peer.passive) this.transition("Active", "waiting for the peer to connect");
+    else this.connect();
+  }
+
+  stop(notify = true, subcode = 3): void {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    for (const c of [...this.conns]) this.close(c, notify ? { code: ERR.CEASE, subcode } : undefined, "stopped", false);
+    this.transition("Idle", "stopped");
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    this.transition("Connect", "connecting");
+    const socket = net.connect({ host: this.peer.address, port: this.peer.port, localAddress: this.local.localAddress });
+    const conn = new Conn(socket, true);
+    this.conns.push(conn);
+    socket.setNoDelay(true);
+    socket.once("connect", () => this.opened(conn));
+    this.wire(conn);
+  }
+
+  /** An incoming connection from this peer's address (the speaker checked it is configured). */
+  accept(socket: net.Socket): void {
+    if (this.stopped) {
+      socket.destroy();
+      return;
+    }
+    const conn = new Conn(socket, false);
+    if (this.established) {
+      if (this.peerGracefulRestart) {
+        // A new connection while Established from a GR-capable peer: it restarted.
+        this.log.info({ peer: this.peer.address }, "peer reconnected while Established: treating it as a graceful restart");
+        this.close(this.established, undefined, "peer restarted", true);
+      } else {
+        conn.send(encodeNotification(ERR.CEASE, 7));
+        socket.destroy();
+        return;
+      }
+    }
+    this.conns.push(conn);
+    socket.setNoDelay(true);
+    this.wire(conn);
+    this.opened(conn);
+  }
+
+  private wire(conn: Conn): void {
+    conn.socket.on("data", (chunk: Buffer) => {
+      try {
+        conn.push(chunk, (m) => this.receive(conn, m));
+      } catch (err) {
+        if (err instanceof BgpError) this.close(conn, { code: err.code, subcode: err.subcode, data: err.data }, err.message, false);
+        else throw err;
+      }
+    });
+    conn.socket.on("error", (err: NodeJS.ErrnoException) => {
+      const why = err.code === "ECONNREFUSED" ? "Connection refused" : err.code === "ETIMEDOUT" ? "Connection timed out" : err.message;
+      this.close(conn, undefined, `Socket: ${why}`, conn === this.established);
+    });
+    conn.socket.on("close", () => this.close(conn, undefined, "Socket: connection closed", conn === this.established));
+  }
+
+  private opened(conn: Conn): void {
+    const caps: Capability[] = [
+      { code: 1, afi: 1, safi: 1 },
+      { code: 2 },
+      { code: 64, restarting: this.local.restarting, restartTime: this.local.restartTime, families: [{ afi: 1, safi: 1, forwarding: this.local.restarting }] },
+      { code: 65, as: this.local.as },
+    ];
+    conn.send(encodeOpen({ as: this.local.as, holdTime: this.local.holdTime, bgpId: this.local.routerId, capabilities: caps }));
+    conn.state = "OpenSent";
+    this.transition("OpenSent", "OPEN sent");
+    this.armHold(conn, 240); // RFC 4271: a large hold time until OPENs are exchanged
+  }
+
+  private receive(conn: Conn, m: Message): void {
+    if (m.type === 3) {
+      this.close(conn, undefined, `NOTIFICATION received: ${m.code}/${m.subcode}`, false);
+      return;
+    }
+    switch (conn.state) {
+      case "OpenSent":
+        if (m.type !== 1) return this.close(conn, { code: ERR.FSM, subcode: 1 }, `expected OPEN, got message type ${m.type}`, false);
+        return this.onOpen(conn, m);
+      case "OpenConfirm":
+        if (m.type === 4) return this.onEstablished(conn);
+        return this.close(conn, { code: ERR.FSM, subcode: 2 }, `expected KEEPALIVE, got message type ${m.type}`, false);
+      case "Established":
+        this.armHold(conn, this.negotiatedHold);
+        if (m.type === 2) this.emit("update", m);
+        else if (m.type === 1) this.close(conn, { code: ERR.FSM, subcode: 3 }, "OPEN while Established", false);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private onOpen(conn: Conn, o: Open): void {
+    if (o.as !== this.peer.as) return this.close(conn, { code: ERR.OPEN, subcode: 2 }, `Bad peer AS: expected ${this.peer.as}, got ${o.as}`, false);
+    if (o.bgpId === "0.0.0.0" || (o.bgpId === this.local.routerId && o.as === this.local.as)) return this.close(conn, { code: ERR.OPEN, subcode: 3 }, `Bad BGP identifier ${o.bgpId}`, false);
+    if (o.holdTime === 1 || o.holdTime === 2) return this.close(conn, { code: ERR.OPEN, subcode: 6 }, `Unacceptable hold time ${o.holdTime}`, false);
+    conn.remoteOpen = o;
+    // Collision detection (RFC 4271 6.8): keep the connection opened by the higher BGP ID.
+    const other = this.conns.find((c) => c !== conn && (c.state === "OpenConfirm" || (c.state === "OpenSent" && c.remoteOpen)));
+    if (other) {
+      const localHigher = ipNum(this.local.routerId) > ipNum(o.bgpId);
+      const loser = localHigher ? [conn, other].find((c) => !c.outgoing)! : [conn, other].find((c) => c.outgoing)!;
+      this.close(loser, { code: ERR.CEASE, subcode: 7 }, "connection collision resolution", false);
+      if (loser === conn) return;
+    }
+    this.remote = o;
+    this.negotiatedHold = Math.min(this.local.holdTime, this.peer.holdTime ?? this.local.holdTime, o.holdTime);
+    conn.send(encodeKeepalive());
+    conn.state = "OpenConfirm";
+    this.transition("OpenConfirm", "OPEN received");
+    this.armHold(conn, this.negotiatedHold);
+  }
+
+  private onEstablished(conn: Conn): void {
+    conn.state = "Established";
+    this.established = conn;
+    for (const c of this.conns.filter((x) => x !== conn)) this.close(c, { code: ERR.CEASE, subcode: 7 }, "connection collision resolution", false);
+    this.retryDelay = 1000;
+    this.transition("Established", "Established");
+    this.armHold(conn, this.negotiatedHold);
+    if (this.negotiatedHold > 0) {
+      const every = Math.max(1, Math.floor(this.negotiatedHold / 3)) * 1000;
+      this.keepaliveTimer = setInterval(() => conn.send(encodeKeepalive()), every);
+    }
+    this.emit("established");
+  }
+
+  /** Sends bytes on the Established connection. */
+  send(bytes: Uint8Array): void {
+    this.established?.send(bytes);
+  }
+
+  private armHold(conn: Conn, seconds: number): void {
+    clearTimeout(this.holdTimer);
+    if (seconds <= 0) return;
+    this.holdTimer = setTimeout(() => this.close(conn, { code: ERR.HOLD_EXPIRED, subcode: 0 }, "Hold timer expired", true), seconds * 1000);
+  }
+
+  private close(conn: Conn, notify: { code: number; subcode: number; data?: Uint8Array } | undefined, reason: string, graceful: boolean): void {
+    const i = this.conns.indexOf(conn);
+    if (i < 0) return;
+    this.conns.splice(i, 1);
+    if (notify) {
+      this.log.warn({ peer: this.peer.address, code: notify.code, subcode: notify.subcode, reason }, "sending NOTIFICATION");
+      conn.send(encodeNotification(notify.code, notify.subcode, notify.data));
+      conn.socket.end();
+      setTimeout(() => conn.socket.destroy(), 500).unref();
+    } else {
+      conn.socket.destroy();
+    }
+    const wasEstablished = conn === this.established;
+    if (wasEstablished) {
+      this.established = undefined;
+      clearInterval(this.keepaliveTimer);
+      clearTimeout(this.holdTimer);
+      const gr = this.peerGracefulRestart;
+      this.emit("down", { reason, graceful: graceful && !!gr, restartTime: gr?.restartTime ?? 0 });
+    }
+    if (this.conns.length > 0 || this.stopped) return;
+    clearTimeout(this.holdTimer);
+    const state: State = this.peer.passive ? "Active" : "Idle";
+    this.transition(state, reason);
+    if (!this.peer.passive) {
+      clearTimeout(this.retryTimer);
+      // Connect-retry with backoff and jitter: 1 s doubling to 30 s.
+      const delay = this.retryDelay * (0.75 + Math.random() * 0.5);
+      this.retryDelay = Math.min(this.retryDelay * 2, 30_000);
+      this.retryTimer = setTimeout(() => this.connect(), delay);
+      this.transition("Active", reason);
+    }
+  }
+}
+
+export function ipNum(s: string): number {
+  const p = s.split(".").map(Number);
+  return ((p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]) >>> 0;
+}

@@ -1,0 +1,162 @@
+// Live sessions on loopback: two speakers exchange routes, and a raw TCP client
+// feeds a speaker every malformed message RFC 4271 section 6 names.
+import net from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { pino } from "pino";
+import { Speaker } from "./speaker.js";
+import type { PeerConfig } from "./session.js";
+import { decodeMessage, encodeKeepalive, encodeOpen, encodeUpdate, frameLength, type Notification } from "./wire.js";
+
+const log = pino({ level: process.env.WEFT_TEST_LOG ?? "silent" });
+let port = 21000 + Math.floor(Math.random() * 2000);
+const speakers: Speaker[] = [];
+afterEach(async () => {
+  await Promise.all(speakers.splice(0).map((s) => s.stop(false)));
+});
+
+function speaker(routerId: string, opts: { clusterId?: string; holdTime?: number; port?: number } = {}): Speaker {
+  const s = new Speaker({ as: 64512, routerId, holdTime: opts.holdTime ?? 90, restartTime: 120, restarting: false, localAddress: routerId, listenPort: opts.port ?? port, listenAddress: routerId, clusterId: opts.clusterId }, log);
+  speakers.push(s);
+  return s;
+}
+const peer = (address: string, passive: boolean, extra: Partial<PeerConfig> = {}): PeerConfig => ({ address, port, as: 64512, type: "node-to-node mesh", passive, ...extra });
+const until = async (what: string, f: () => boolean, ms = 8000) => {
+  const t = Date.now() + ms;
+  while (!f()) {
+    if (Date.now() > t) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+const routes = (s: Speaker) => s.rib.bestPaths().map((p) => `${p.prefix} via ${p.attrs.nextHop}`).sort();
+
+describe("two weft speakers in a mesh", () => {
+  it("establish one way (the lower address waits), exchange blocks with next hop self and LOCAL_PREF 100, withdraw", async () => {
+    port++;
+    const a = speaker("127.0.0.11");
+    const b = speaker("127.0.0.12");
+    await a.listen();
+    await b.listen();
+    a.setExports(["10.1.0.0/26"]);
+    b.setExports(["10.2.0.0/26"]);
+    a.setPeers([peer("127.0.0.12", true)]);
+    b.setPeers([peer("127.0.0.11", false)]);
+    await until("routes", () => routes(a).length === 1 && routes(b).length === 1);
+    expect(a.status()[0]).toMatchObject({ state: "up", info: "Established", type: "node-to-node mesh" });
+    expect(routes(a)).toEqual(["10.2.0.0/26 via 127.0.0.12"]);
+    expect(b.rib.bestPaths()[0].attrs).toMatchObject({ origin: 0, asPath: [], localPref: 100 });
+    a.setExports([]);
+    await until("withdrawal", () => routes(b).length === 0);
+  });
+
+  it("a peer that goes away (NOTIFICATION) has its routes withdrawn", async () => {
+    port++;
+    const a = speaker("127.0.0.21");
+    const b = speaker("127.0.0.22");
+    await a.listen();
+    await b.listen();
+    b.setExports(["10.9.0.0/26"]);
+    a.setPeers([peer("127.0.0.22", true)]);
+    b.setPeers([peer("127.0.0.21", false)]);
+    await until("routes", () => routes(a).length === 1);
+    await b.stop(false);
+    await until("withdrawal", () => routes(a).length === 0);
+    expect(a.status()[0].state).not.toBe("up");
+  });
+
+  it("a route reflector passes client routes to other clients with ORIGINATOR_ID and CLUSTER_LIST", async () => {
+    port++;
+    const rr = speaker("127.0.0.31", { clusterId: "1.1.1.1" });
+    const c1 = speaker("127.0.0.32");
+    const c2 = speaker("127.0.0.33");
+    for (const s of [rr, c1, c2]) await s.listen();
+    rr.setPeers([peer("127.0.0.32", true, { rrClient: true, type: "global" }), peer("127.0.0.33", true, { rrClient: true, type: "global" })]);
+    c1.setPeers([peer("127.0.0.31", false, { type: "global" })]);
+    c2.setPeers([peer("127.0.0.31", false, { type: "global" })]);
+    c1.setExports(["10.32.0.0/26"]);
+    c2.setExports(["10.33.0.0/26"]);
+    await until("reflection", () => routes(c1).length === 1 && routes(c2).length === 1);
+    expect(routes(c2)).toEqual(["10.32.0.0/26 via 127.0.0.32"]);
+    expect(c2.rib.bestPaths()[0].attrs).toMatchObject({ originatorId: "127.0.0.32", clusterList: ["1.1.1.1"] });
+  });
+});
+
+describe("malformed input on a live session gets the right NOTIFICATION (RFC 4271 section 6)", () => {
+  // A raw client at 127.0.0.41 (a configured peer) talks to a speaker at 127.0.0.40.
+  async function exchange(messages: Uint8Array[], opts: { holdTime?: number; waitMs?: number } = {}): Promise<Notification | "closed" | "alive"> {
+    port++;
+    const s = speaker("127.0.0.40", { holdTime: opts.holdTime });
+    await s.listen();
+    s.setPeers([peer("127.0.0.41", true)]);
+    const sock = net.connect({ host: "127.0.0.40", port, localAddress: "127.0.0.41" });
+    let buf = Buffer.alloc(0);
+    const got: Array<ReturnType<typeof decodeMessage>> = [];
+    sock.on("data", (d) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        const n = frameLength(buf);
+        if (n === undefined || buf.length < n) break;
+        got.push(decodeMessage(buf.subarray(0, n)));
+        buf = buf.subarray(n);
+      }
+    });
+    let closed = false;
+    sock.on("close", () => (closed = true));
+    sock.on("error", () => {});
+    await new Promise((r) => sock.once("connect", r));
+    for (const m of messages) sock.write(m);
+    await until("an answer", () => got.some((m) => m.type === 3) || closed, opts.waitMs ?? 10_000).catch(() => {});
+    sock.destroy();
+    return (got.find((m) => m.type === 3) as Notification | undefined) ?? (closed ? "closed" : "alive");
+  }
+  const open = (o: Partial<Parameters<typeof encodeOpen>[0]> = {}) => encodeOpen({ as: 64512, holdTime: 90, bgpId: "127.0.0.41", capabilities: [{ code: 1, afi: 1, safi: 1 }, { code: 65, as: 64512 }], ...o });
+  const withHeader = (mutate: (b: Uint8Array) => void) => {
+    const b = Uint8Array.from(encodeKeepalive());
+    mutate(b);
+    return b;
+  };
+  const good = { origin: 0, asPath: [], nextHop: "127.0.0.41", localPref: 100 };
+  const patch = (m: Uint8Array, at: number, v: number) => {
+    const b = Uint8Array.from(m);
+    b[at < 0 ? b.length + at : at] = v;
+    return b;
+  };
+  const cases: Array<[string, Uint8Array[], string, { holdTime?: number }?]> = [
+    ["a marker that is not all ones", [withHeader((b) => (b[0] = 0))], "1/1"],
+    ["a bad message length", [withHeader((b) => (b[17] = 5000 & 255, b[16] = 5000 >> 8))], "1/2"],
+    ["a bad message type", [withHeader((b) => (b[18] = 7))], "1/3"],
+    ["an unsupported version", [Uint8Array.from(open(), (v, i) => (i === 19 ? 3 : v))], "2/1"],
+    ["a bad peer AS", [open({ as: 65001, capabilities: [{ code: 65, as: 65001 }] })], "2/2"],
+    ["a bad BGP identifier", [open({ bgpId: "0.0.0.0" })], "2/3"],
+    ["an unacceptable hold time of 2", [open({ holdTime: 2 })], "2/6"],
+    ["an UPDATE before OPEN (FSM error)", [encodeUpdate({ withdrawn: [], attributes: good, nlri: [{ addr: 0x0a000000, len: 24 }] })], "5/1"],
+    ["an UPDATE with a 33-bit NLRI prefix", [open(), encodeKeepalive(), patch(encodeUpdate({ withdrawn: [], attributes: good, nlri: [{ addr: 0x0a000000, len: 24 }] }), -4, 33)], "3/10"],
+    ["an unrecognized well-known attribute", [open(), encodeKeepalive(), Uint8Array.from([...encodeUpdate({ withdrawn: [], attributes: good, nlri: [] })].slice(0, 19).concat([0, 0, 0, 4, 0x40, 99, 1, 0]), (v, i) => (i === 17 ? 27 : v))], "3/2"],
+    ["silence past the hold time (3 s)", [open({ holdTime: 3 }), encodeKeepalive()], "4/0", { holdTime: 3 }],
+  ];
+  for (const [what, msgs, want, opts] of cases) {
+    it(`${what} -> NOTIFICATION ${want}`, async () => {
+      const n = await exchange(msgs, opts);
+      expect(typeof n === "object" ? `${n.code}/${n.subcode}` : n).toBe(want);
+    }, 15_000);
+  }
+
+  it("a malformed ORIGIN is treated as withdraw (RFC 7606): the session stays up", async () => {
+    const upd = Uint8Array.from(encodeUpdate({ withdrawn: [], attributes: good, nlri: [{ addr: 0x0a000000, len: 24 }] }));
+    upd[19 + 4 + 3] = 9;
+    expect(await exchange([open(), encodeKeepalive(), upd], { waitMs: 1500 })).toBe("alive");
+  });
+
+  it("refuses a connection from an address that is no peer", async () => {
+    port++;
+    const s = speaker("127.0.0.50");
+    await s.listen();
+    s.setPeers([peer("127.0.0.51", true)]);
+    const sock = net.connect({ host: "127.0.0.50", port, localAddress: "127.0.0.52" });
+    sock.on("error", () => {});
+    const closed = await new Promise<boolean>((r) => {
+      sock.on("close", () => r(true));
+      setTimeout(() => r(false), 3000);
+    });
+    expect(closed).toBe(true);
+  });
+});

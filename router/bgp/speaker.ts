@@ -1,0 +1,225 @@
+// The BGP speaker: a listener that accepts only configured peers, a session per
+// peer, the RIB, and what goes out: our own blocks (next hop self, LOCAL_PREF 100 on
+// iBGP) and, on a route reflector, the best paths of clients (RFC 4456).
+import net from "node:net";
+import { EventEmitter } from "node:events";
+import type { Logger } from "pino";
+import { Session, type LocalConfig, type PeerConfig } from "./session.js";
+import { Rib, cidrOf, prefixOf, type Path } from "./rib.js";
+import { encodeEndOfRib, encodeUpdates, isEndOfRib, type Attributes, type Update } from "./wire.js";
+
+export interface SpeakerConfig extends LocalConfig {
+  listenPort: number;
+  listenAddress?: string;
+  /** Set on a route reflector: its cluster ID. */
+  clusterId?: string;
+}
+
+export interface PeerStatus {
+  address: string;
+  type: string;
+  state: "up" | "start" | "down";
+  since: Date;
+  info: string;
+  prefixesReceived: number;
+  node?: string;
+}
+
+interface Out {
+  attrsKey: string;
+}
+
+export class Speaker extends EventEmitter<{ routes: [] }> {
+  private readonly sessions = new Map<string, Session>();
+  private readonly adjOut = new Map<string, Map<string, Out>>();
+  private readonly staleTimers = new Map<string, NodeJS.Timeout>();
+  private readonly eorFrom = new Set<string>();
+  private server?: net.Server;
+  private exports: string[] = [];
+  readonly rib = new Rib();
+
+  constructor(
+    readonly cfg: SpeakerConfig,
+    private readonly log: Logger,
+  ) {
+    super();
+  }
+
+  async listen(): Promise<void> {
+    this.server = net.createServer((socket) => this.incoming(socket));
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once("error", reject);
+      this.server!.listen(this.cfg.listenPort, this.cfg.listenAddress ?? "0.0.0.0", () => resolve());
+    });
+  }
+
+  get port(): number {
+    return (this.server?.address() as net.AddressInfo | null)?.port ?? this.cfg.listenPort;
+  }
+
+  private incoming(socket: net.Socket): void {
+    const from = (socket.remoteAddress ?? "").replace(/^::ffff:/, "");
+    const s = [...this.sessions.values()].find((x) => x.peer.address === from);
+    if (!s) {
+      this.log.warn({ from, port: socket.remotePort }, "refused a BGP connection: not a configured peer");
+      socket.destroy();
+      return;
+    }
+    s.accept(socket);
+  }
+
+  /** Sets the peer list: new peers start, missing ones stop (Cease, peer de-configured). */
+  setPeers(peers: PeerConfig[]): void {
+    const want = new Map(peers.map((p) => [`${p.address}:${p.port}`, p]));
+    for (const [k, s] of this.sessions) {
+      const p = want.get(k);
+      if (!p || p.as !== s.peer.as || p.passive !== s.peer.passive || p.rrClient !== s.peer.rrClient || p.type !== s.peer.type) {
+        s.stop(true, 3);
+        this.sessions.delete(k);
+        this.adjOut.delete(k);
+        if (this.rib.dropPeer(k).length) this.emit("routes");
+      }
+    }
+    for (const [k, p] of want) {
+      if (this.sessions.has(k)) continue;
+      const s = new Session(p, this.cfg, this.log);
+      this.sessions.set(k, s);
+      s.on("established", () => this.onEstablished(s));
+      s.on("update", (u) => this.onUpdate(s, u));
+      s.on("down", (d) => this.onDown(s, d));
+      s.start();
+    }
+  }
+
+  /** Our own prefixes to announce (CIDRs). */
+  setExports(cidrs: string[]): void {
+    this.exports = [...new Set(cidrs)].sort();
+    for (const s of this.sessions.values()) if (s.state === "Established") this.sync(s);
+  }
+
+  private ibgp(s: Session): boolean {
+    return s.peer.as === this.cfg.as;
+  }
+
+  /** What peer s should have from us: prefix -> attributes. */
+  private wanted(s: Session): Map<string, Attributes> {
+    const out = new Map<string, Attributes>();
+    const ibgp = this.ibgp(s);
+    for (const c of this.exports) {
+      out.set(c, ibgp ? { origin: 0, asPath: [], nextHop: this.cfg.routerId, localPref: 100 } : { origin: 0, asPath: [{ type: 2, asns: [this.cfg.as] }], nextHop: this.cfg.routerId });
+    }
+    if (this.cfg.clusterId && ibgp) {
+      for (const p of this.rib.bestPaths()) {
+        if (p.peer === s.key || out.has(p.prefix) || !p.ibgp) continue;
+        const from = this.sessions.get(p.peer);
+        // Reflect client routes to everyone, non-client routes to clients only.
+        if (!from?.peer.rrClient && !s.peer.rrClient) continue;
+        out.set(p.prefix, { ...p.attrs, originatorId: p.attrs.originatorId ?? p.peerRouterId, clusterList: [this.cfg.clusterId, ...(p.attrs.clusterList ?? [])] });
+      }
+    }
+    return out;
+  }
+
+  /** Sends peer s the difference between what it has and what it should have. */
+  private sync(s: Session): void {
+    const sent = this.adjOut.get(s.key) ?? new Map<string, Out>();
+    this.adjOut.set(s.key, sent);
+    const want = this.wanted(s);
+    const withdraw = [...sent.keys()].filter((c) => !want.has(c));
+    const groups = new Map<string, { attrs: Attributes; prefixes: string[] }>();
+    for (const [c, attrs] of want) {
+      const k = JSON.stringify(attrs);
+      if (sent.get(c)?.attrsKey === k) continue;
+      const g = groups.get(k) ?? { attrs, prefixes: [] };
+      g.prefixes.push(c);
+      groups.set(k, g);
+      sent.set(c, { attrsKey: k });
+    }
+    for (const c of withdraw) sent.delete(c);
+    if (withdraw.length) for (const m of encodeUpdates(withdraw.map(prefixOf), {}, [])) s.send(m);
+    for (const g of groups.values()) for (const m of encodeUpdates([], g.attrs, g.prefixes.map(prefixOf))) s.send(m);
+  }
+
+  private onEstablished(s: Session): void {
+    this.adjOut.set(s.key, new Map());
+    this.sync(s);
+    s.send(encodeEndOfRib());
+  }
+
+  private onUpdate(s: Session, u: Update): void {
+    if (isEndOfRib(u)) {
+      this.eorFrom.add(s.key);
+      clearTimeout(this.staleTimers.get(s.key));
+      if (this.rib.sweepStale(s.key).length) this.changed();
+      this.emit("routes");
+      return;
+    }
+    const ibgp = this.ibgp(s);
+    let announce = u.nlri.map((p): Path => ({ prefix: cidrOf(p), peer: s.key, peerAddress: s.peer.address, peerRouterId: s.remote?.bgpId ?? s.peer.address, ibgp, attrs: u.attributes }));
+    let withdraw = u.withdrawn.map(cidrOf);
+    if (u.treatAsWithdraw) {
+      this.log.warn({ peer: s.peer.address, reason: u.treatAsWithdraw, prefixes: announce.length }, "UPDATE error: treating its routes as withdrawn (RFC 7606)");
+      withdraw = withdraw.concat(announce.map((p) => p.prefix));
+      announce = [];
+    }
+    // Loop checks: our own routes reflected back, our cluster in the list, our AS in an eBGP path.
+    const loops = (p: Path) =>
+      p.attrs.originatorId === this.cfg.routerId ||
+      (this.cfg.clusterId !== undefined && (p.attrs.clusterList ?? []).includes(this.cfg.clusterId)) ||
+      (!ibgp && (p.attrs.asPath ?? []).some((seg) => seg.asns.includes(this.cfg.as)));
+    const dropped = announce.filter(loops);
+    if (dropped.length) {
+      withdraw = withdraw.concat(dropped.map((p) => p.prefix));
+      announce = announce.filter((p) => !loops(p));
+    }
+    if (this.rib.update(s.key, withdraw, announce).length) this.changed();
+  }
+
+  private onDown(s: Session, d: { reason: string; graceful: boolean; restartTime: number }): void {
+    this.eorFrom.delete(s.key);
+    if (d.graceful && d.restartTime > 0) {
+      this.log.info({ peer: s.peer.address, restartTime: d.restartTime }, "peer down with graceful restart: keeping its routes as stale");
+      this.rib.markStale(s.key);
+      clearTimeout(this.staleTimers.get(s.key));
+      this.staleTimers.set(
+        s.key,
+        setTimeout(() => {
+          this.log.info({ peer: s.peer.address }, "peer did not return within its restart time: dropping its routes");
+          if (this.rib.sweepStale(s.key).length) this.changed();
+        }, d.restartTime * 1000),
+      );
+      return;
+    }
+    this.log.info({ peer: s.peer.address, reason: d.reason }, "peer down: withdrawing its routes");
+    if (this.rib.dropPeer(s.key).length) this.changed();
+  }
+
+  private changed(): void {
+    if (this.cfg.clusterId) for (const s of this.sessions.values()) if (s.state === "Established") this.sync(s);
+    this.emit("routes");
+  }
+
+  /** Every configured peer has sent End-of-RIB (or is not up). */
+  get converged(): boolean {
+    return [...this.sessions.values()].every((s) => s.state !== "Established" || this.eorFrom.has(s.key));
+  }
+
+  status(): PeerStatus[] {
+    return [...this.sessions.values()].map((s) => ({
+      address: s.peer.address,
+      type: s.peer.type,
+      state: s.state === "Established" ? "up" : s.state === "Idle" ? "down" : "start",
+      since: s.since,
+      info: s.state === "Established" ? "Established" : `${s.state}${s.info && s.info !== s.state ? ` ${s.info}` : ""}`,
+      prefixesReceived: this.rib.received(s.key),
+      node: s.peer.node,
+    }));
+  }
+
+  /** Stops every session. graceful: close without NOTIFICATION, so GR peers keep our routes. */
+  async stop(graceful: boolean): Promise<void> {
+    for (const s of this.sessions.values()) s.stop(!graceful, 2);
+    for (const t of this.staleTimers.values()) clearTimeout(t);
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}

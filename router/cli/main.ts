@@ -34,16 +34,17 @@ node
   .option("--name <name>", "node name (default: the hostname)")
   .option("--ip <address/prefix>", "underlay address with its prefix (default: the address of the default route's interface)")
   .option("--interface <dev>", "underlay interface (default: the one holding the address)")
+  .addOption(new Option("--backend <backend>", "bgp: share routes over BGP (Calico's default); vxlan: BGP off, routes from the datastore").choices(["bgp", "vxlan"]).default("bgp"))
   .option("--config <file>", "static routes instead of a datastore (YAML: name, address, encapsulation, routes)")
   .option("--control <path>", "control socket path (default /run/weft/<name>.sock)")
   .addOption(new Option("--log-level <level>", "log level").choices(["trace", "debug", "info", "warn", "error"]).default("info"))
-  .action(async (opts: { config?: string; datastore?: string; name?: string; ip?: string; interface?: string; control?: string; logLevel: string }) => {
+  .action(async (opts: { config?: string; datastore?: string; name?: string; ip?: string; interface?: string; control?: string; logLevel: string; backend: "bgp" | "vxlan" }) => {
     if (opts.config) {
       if (opts.datastore || opts.name || opts.ip) throw new ConfigError("--config runs from static routes: leave out --datastore, --name and --ip (the file has them)");
       await runStaticNode(loadStaticConfig(opts.config), opts.config, logger(opts.logLevel), opts.control);
     } else {
       const { runClusterNode } = await import("../node/cluster-node.js");
-      await runClusterNode({ datastore: datastoreURL(opts), name: opts.name, ip: opts.ip, interface: opts.interface, control: opts.control }, logger(opts.logLevel));
+      await runClusterNode({ datastore: datastoreURL(opts), backend: opts.backend, name: opts.name, ip: opts.ip, interface: opts.interface, control: opts.control }, logger(opts.logLevel));
     }
     process.exit(0);
   });
@@ -58,8 +59,46 @@ node
     await resetNode(dev, logger());
   });
 
+node
+  .command("status")
+  .description("BGP peers as calicoctl node status prints them (--json: everything the node knows about itself)")
+  .option("--node <name>", "which node, when several run on this machine")
+  .option("--control <path>", "control socket path")
+  .option("--json", "the node's full status as JSON (settings, offloads, counters, peers)")
+  .action(async (opts: { node?: string; control?: string; json?: boolean }) => {
+    const sock = resolveSocket(opts);
+    if (opts.json) {
+      const status = JSON.parse(await controlGet(sock, "/status"));
+      const bgp = JSON.parse(await controlGet(sock, "/bgp"));
+      process.stdout.write(`${JSON.stringify({ ...status, bgp }, null, 2)}\n`);
+      return;
+    }
+    const { nodeStatusText } = await import("../control/format.js");
+    process.stdout.write(nodeStatusText(JSON.parse(await controlGet(sock, "/bgp"))));
+  });
+
+node
+  .command("health")
+  .description("liveness (--live) or readiness (--ready, Calico's BGP rule); exit 0 when healthy")
+  .option("--live", "the process and its loops answer")
+  .option("--ready", "BGP peers Established (all within 30 s of start, then at least one)")
+  .option("--node <name>", "which node, when several run on this machine")
+  .option("--control <path>", "control socket path")
+  .action(async (opts: { live?: boolean; ready?: boolean; node?: string; control?: string }) => {
+    if (!opts.live && !opts.ready) throw new ConfigError("health needs --live or --ready");
+    const sock = resolveSocket(opts);
+    if (opts.live) await controlGet(sock, "/health/live");
+    if (opts.ready) {
+      const r = JSON.parse(await controlGet(sock, "/health/ready", true)) as { ready: boolean; reason: string };
+      if (!r.ready) {
+        process.stderr.write(`weft is not ready: ${r.reason}\n`);
+        process.exit(1);
+      }
+    }
+    process.stdout.write(`${opts.ready ? "ready" : "live"}\n`);
+  });
+
 for (const [name, url, what] of [
-  ["status", "/status", "the node's settings and packet counters (JSON)"],
   ["routes", "/routes", "routes in the node's fast path, with their source (JSON)"],
   ["metrics", "/metrics", "Prometheus metrics"],
 ] as const) {

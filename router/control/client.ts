@@ -14,13 +14,14 @@ export function resolveSocket(opts: { node?: string; control?: string }): string
   throw new Error(`several weft nodes run here (${socks.map((s) => s.replace(/\.sock$/, "")).join(", ")}); pick one with --node NAME`);
 }
 
-export function controlGet(socketPath: string, url: string): Promise<string> {
+/** GET on the control socket; anyStatus: return the body whatever the HTTP status. */
+export function controlGet(socketPath: string, url: string, anyStatus = false): Promise<string> {
   return new Promise((resolve, reject) => {
     const req = http.get({ socketPath, path: url, timeout: 5000 }, (res) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (c) => (body += c));
-      res.on("end", () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${url}: ${res.statusCode} ${body.trim()}`))));
+      res.on("end", () => (res.statusCode === 200 || anyStatus ? resolve(body) : reject(new Error(`${url}: ${res.statusCode} ${body.trim()}`))));
     });
     req.on("timeout", () => req.destroy(new Error(`control socket ${socketPath} did not answer within 5 s`)));
     req.on("error", (err: NodeJS.ErrnoException) =>

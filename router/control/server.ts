@@ -2,7 +2,7 @@
 import http from "node:http";
 import { mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
-import { Counter, Registry } from "prom-client";
+import { Counter, Gauge, Registry } from "prom-client";
 import type { Counters } from "../dataplane/counters.js";
 
 export const CONTROL_DIR = "/run/weft";
@@ -15,6 +15,8 @@ export interface ControlSources {
   status(): unknown;
   routes(): unknown;
   counters(): Counters;
+  /** BGP peers and readiness (cluster nodes). */
+  bgp?(): { enabled: boolean; peers: Array<{ address: string; type: string; state: string; since: Date; info: string; prefixesReceived: number }>; ready: boolean; reason: string };
 }
 
 export function metricsRegistry(src: ControlSources): Registry {
@@ -39,6 +41,26 @@ export function metricsRegistry(src: ControlSources): Registry {
       for (const [name, v] of Object.entries(src.counters())) if (name.startsWith("drop_")) this.inc({ reason: name.slice(5) }, v);
     },
   });
+  new Gauge({
+    name: "weft_bgp_sessions",
+    help: "BGP sessions by peer and state (1 = in this state)",
+    labelNames: ["peer", "type", "state"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of src.bgp?.().peers ?? []) this.set({ peer: p.address, type: p.type, state: p.state }, 1);
+    },
+  });
+  new Gauge({
+    name: "weft_bgp_prefixes_received",
+    help: "Prefixes received from each BGP peer",
+    labelNames: ["peer"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of src.bgp?.().peers ?? []) this.set({ peer: p.address }, p.prefixesReceived);
+    },
+  });
   return registry;
 }
 
@@ -57,6 +79,16 @@ export function startControlServer(socketPath: string, src: ControlSources): Pro
           return json(res, src.routes());
         case "/counters":
           return json(res, src.counters());
+        case "/bgp":
+          return json(res, src.bgp?.() ?? { enabled: false, peers: [], ready: true, reason: "static routes: no BGP" });
+        case "/health/live":
+          // Answering at all means the event loop (and with it every batch loop) runs.
+          return json(res, { live: true });
+        case "/health/ready": {
+          const b = src.bgp?.() ?? { ready: true, reason: "static routes: no BGP" };
+          res.writeHead(b.ready ? 200 : 503, { "content-type": "application/json" });
+          return res.end(JSON.stringify({ ready: b.ready, reason: b.reason }));
+        }
         case "/metrics":
           res.writeHead(200, { "content-type": registry.contentType });
           return res.end(await registry.metrics());

@@ -11,14 +11,18 @@ import * as kernel from "../native/iproute.js";
 import { controlSocketPath, startControlServer } from "../control/server.js";
 import { openDatastore, ConflictError, type Datastore, type Watch } from "../store/store.js";
 import { Resources } from "../resources/client.js";
-import { API_VERSION, type IPPool, type NodeResource } from "../resources/kinds.js";
+import { API_VERSION, type BGPConfiguration, type BGPPeer, type IPPool, type NodeResource } from "../resources/kinds.js";
+import { Speaker, type PeerStatus } from "../bgp/speaker.js";
+import { bgpSettings, peersFor } from "../bgp/peers.js";
 import { IPAM, BLOCK_PREFIX, type Block } from "../ipam/ipam.js";
-import { clusterState } from "../routing/cluster.js";
+import { bgpExports, clusterState, remoteFromBgp } from "../routing/cluster.js";
 import { ConfigError } from "./config.js";
 import { fastRoutes, startDataplane, untilSignal } from "./run.js";
 
 export interface ClusterNodeOptions {
   datastore: string;
+  /** bgp (default): routes are learned over BGP; vxlan: BGP off, routes from the datastore. */
+  backend?: "bgp" | "vxlan";
   name?: string;
   ip?: string; // A/P
   interface?: string;
@@ -89,6 +93,26 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   if (!nodeRes.metadata.labels) delete nodeRes.metadata.labels;
   await res.apply([nodeRes]);
 
+  // BGP: the speaker listens before the first sync; restarting = routes survived a restart.
+  const backend = opts.backend ?? "bgp";
+  const startedAt = Date.now();
+  let speaker: Speaker | undefined;
+  if (backend === "bgp") {
+    const settings = bgpSettings(await res.list<BGPConfiguration>("BGPConfiguration"));
+    const restarting = (await kernel.listWeftRoutes()).length > 0;
+    speaker = new Speaker(
+      { as: nodeRes.spec.bgp?.asNumber ?? settings.as, routerId: localAddress, holdTime: 90, restartTime: settings.restartTime, restarting, localAddress, listenPort: settings.listenPort, listenAddress: localAddress, clusterId: nodeRes.spec.bgp?.routeReflectorClusterID },
+      log.child({ component: "bgp" }),
+    );
+    try {
+      await speaker.listen();
+    } catch (err) {
+      throw new ConfigError(`BGP: cannot listen on ${localAddress}:${settings.listenPort} (${(err as Error).message}); is another BGP daemon running here?`);
+    }
+    if (restarting) log.info({ restartTime: settings.restartTime }, "restarting with routes in place: graceful restart, keeping them until peers have sent End-of-RIB");
+  }
+  let meshWarned = false;
+
   // Underlay gateways toward directly routed nodes off our subnet, looked up once each.
   const gateways = new Map<string, string>();
   const base = startDataplane({ name, localAddress, uplink, underlayMTU: link.mtu, tunnelDevice, vtepMAC: mac, vni: 4096, vxlanPort: 4789, offloads: { tso: true, gro: true, udpGSO: true, udpGRO: true }, underlayGateway: (a) => gateways.get(a) }, log);
@@ -102,16 +126,34 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
 
   // Reads the whole cluster view and hands the desired state to the route owner.
   const sync = async (): Promise<void> => {
-    const [pools, nodes, blocks] = await Promise.all([res.list<IPPool>("IPPool"), res.list<NodeResource>("Node"), store.list(BLOCK_PREFIX)]);
+    const [pools, nodes, blocks, configs, bgpPeers] = await Promise.all([res.list<IPPool>("IPPool"), res.list<NodeResource>("Node"), store.list(BLOCK_PREFIX), res.list<BGPConfiguration>("BGPConfiguration"), res.list<BGPPeer>("BGPPeer")]);
     revision = Math.max(revision, blocks.revision);
-    const state = clusterState(name, { pools, nodes, blocks: blocks.items.map((kv) => JSON.parse(kv.value) as Block) });
-    for (const r of state.remote.filter((x) => x.encapsulation === "None" && !gateways.has(x.address))) {
+    const view = { pools, nodes, blocks: blocks.items.map((kv) => JSON.parse(kv.value) as Block) };
+    const state = clusterState(name, view);
+    let remote = state.remote;
+    let keepRemovals = false;
+    if (speaker) {
+      const settings = bgpSettings(configs);
+      const plan = peersFor(name, nodes, bgpPeers, settings);
+      // Users trip over turning the mesh off before reflector sessions are up: keep it until one is.
+      const otherUp = speaker.status().some((p) => p.type !== "node-to-node mesh" && p.state === "up");
+      const keepMesh = !settings.meshEnabled && !otherUp && plan.mesh.length > 0;
+      if (keepMesh && !meshWarned) log.warn({ reflectorsOrPeers: plan.other.map((p) => p.address) }, "nodeToNodeMeshEnabled is false but no route reflector or global peer session is Established yet: keeping the node-to-node mesh until one is, or every route would be lost");
+      meshWarned = keepMesh;
+      speaker.setPeers([...(settings.meshEnabled || keepMesh ? plan.mesh : []), ...plan.other]);
+      speaker.setExports(bgpExports(name, view));
+      remote = remoteFromBgp(name, view, speaker.rib.bestPaths().map((p) => ({ prefix: p.prefix, nextHop: p.attrs.nextHop ?? p.peerAddress })));
+      // Graceful start: until every peer has sent End-of-RIB (at most the restart time), only add.
+      keepRemovals = !speaker.converged && Date.now() - startedAt < settings.restartTime * 1000;
+      if (keepRemovals) schedule(1000);
+    }
+    for (const r of remote.filter((x) => x.encapsulation === "None" && !gateways.has(x.address))) {
       const via = await kernel.routeGet(r.address);
       if (via?.gateway) gateways.set(r.address, via.gateway);
     }
-    const result = await base.owner.apply({ remote: state.remote, localBlocks: state.localBlocks, tunnelMTU: link.mtu - state.overhead, nat: { masqPools: state.masqPools, allPools: state.allPools } });
-    const summary = JSON.stringify(state.remote.map((r) => `${r.cidr}:${r.encapsulation}`));
-    if (summary !== lastSync) log.info({ revision, remoteBlocks: state.remote.length, localBlocks: state.localBlocks, ...result }, "in sync with the datastore");
+    const result = await base.owner.apply({ remote, localBlocks: state.localBlocks, tunnelMTU: link.mtu - state.overhead, nat: { masqPools: state.masqPools, allPools: state.allPools }, keepRemovals });
+    const summary = JSON.stringify(remote.map((r) => `${r.cidr}:${r.encapsulation}`));
+    if (summary !== lastSync) log.info({ revision, remoteBlocks: remote.length, localBlocks: state.localBlocks, ...result }, backend === "bgp" ? "routes in sync with the datastore and BGP" : "in sync with the datastore");
     lastSync = summary;
   };
   const schedule = (delay = 30) => {
@@ -147,6 +189,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       schedule(backoff);
     }
   };
+  speaker?.on("routes", () => schedule(20));
   await resyncAndWatch();
   // A safety net: resync now and then even if a watch event was lost.
   const periodic = setInterval(() => schedule(), 30_000);
@@ -154,15 +197,33 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   log.info({ node: name, address: cidr, uplink, tunnel: tunnelDevice, tunnelAddress: tunnelAddr, vtepMAC: mac, datastore: store.description, offloads: base.dp.active }, "node running");
   const started = new Date().toISOString();
   const server = await startControlServer(opts.control ?? controlSocketPath(name), {
-    status: () => ({ name, address: cidr, mode: "datastore", datastore: { url: store.description, reachable: healthy, revision }, tunnel: { device: tunnelDevice, mtu: base.owner.tunnelMTU, address: tunnelAddr, vtepMAC: mac }, offloads: base.dp.active, uplink: { device: uplink, mtu: link.mtu }, started, counters: base.fp.counters() }),
-    routes: () => fastRoutes(base.fp, "datastore"),
+    bgp: () => bgpStatus(speaker, startedAt),
+    status: () => ({ name, address: cidr, mode: "datastore", backend, datastore: { url: store.description, reachable: healthy, revision }, tunnel: { device: tunnelDevice, mtu: base.owner.tunnelMTU, address: tunnelAddr, vtepMAC: mac }, offloads: base.dp.active, uplink: { device: uplink, mtu: link.mtu }, started, counters: base.fp.counters() }),
+    routes: () => ({
+      fastPath: fastRoutes(base.fp, backend === "bgp" ? "bgp" : "datastore"),
+      bgp: speaker?.rib.bestPaths().map((p) => ({ cidr: p.prefix, nextHop: p.attrs.nextHop, peer: p.peerAddress, asPath: (p.attrs.asPath ?? []).flatMap((seg) => seg.asns), localPref: p.attrs.localPref, stale: p.stale ?? false })) ?? [],
+    }),
     counters: () => base.fp.counters(),
   });
   await untilSignal(base, log, () => {
+    // No NOTIFICATION: peers with graceful restart keep our routes while we are gone.
+    void speaker?.stop(true);
     clearInterval(periodic);
     if (pending) clearTimeout(pending);
     watch?.stop();
     server.close();
   });
   await store.close().catch(() => {});
+}
+
+/** BGP peers as `weft node status` prints them, and Calico's readiness rule: ready with
+ * no peers; within 30 s of start every peer must be Established, after that one is enough. */
+export function bgpStatus(speaker: Speaker | undefined, startedAt: number): { enabled: boolean; peers: PeerStatus[]; ready: boolean; reason: string } {
+  if (!speaker) return { enabled: false, peers: [], ready: true, reason: "BGP is off (vxlan backend)" };
+  const peers = speaker.status();
+  const down = peers.filter((p) => p.state !== "up").map((p) => p.address);
+  const young = Date.now() - startedAt < 30_000;
+  const ready = peers.length === 0 || (young ? down.length === 0 : down.length < peers.length);
+  const reason = ready ? (peers.length ? "BGP peers Established" : "no BGP peers") : `BGP not Established with ${down.join(", ")}`;
+  return { enabled: true, peers, ready, reason };
 }

@@ -49,6 +49,42 @@ function poolOf(pools: IPPool[], b: Block): IPPool | undefined {
   });
 }
 
+/** Remote routes from BGP best paths: toward a node (encapsulated per its pool) or,
+ * for a next hop that is no node (an external router), a direct route. */
+export function remoteFromBgp(me: string, view: ClusterView, best: Array<{ prefix: string; nextHop: string }>): RemoteBlock[] {
+  const byAddr = new Map(view.nodes.map((n) => [nodeAddress(n)?.split("/")[0], n]));
+  const mine = view.nodes.find((n) => n.metadata.name === me);
+  const localCIDR = mine ? (nodeAddress(mine) ?? "") : "";
+  const out: RemoteBlock[] = [];
+  for (const { prefix, nextHop } of best) {
+    const n = byAddr.get(nextHop);
+    if (n?.metadata.name === me) continue;
+    const c = parseCIDR(prefix, false)!;
+    const pool = view.pools.find((p) => {
+      const pc = parseCIDR(p.spec.cidr);
+      return pc && pc.len <= c.len && contains(pc, c.addr);
+    });
+    if (n && pool) out.push({ cidr: prefix, node: n.metadata.name, address: nextHop, encapsulation: encapsulationFor(pool, localCIDR, nextHop), vtepMAC: n.spec.vxlanTunnelMACAddr ?? vtepMAC(n.metadata.name) });
+    else out.push({ cidr: prefix, node: n?.metadata.name ?? nextHop, address: nextHop, encapsulation: "None" });
+  }
+  return out;
+}
+
+/** What this node announces over BGP: its blocks (unless the pool says disableBGPExport)
+ * and the single addresses it borrowed from other nodes' blocks. Never more-specifics
+ * inside its own blocks. */
+export function bgpExports(me: string, view: ClusterView): string[] {
+  const out: string[] = [];
+  for (const b of view.blocks) {
+    const pool = poolOf(view.pools, b);
+    if (!pool || pool.spec.disableBGPExport || pool.spec.cidr.includes(":")) continue;
+    const owner = nodeOfAffinity(b.affinity);
+    if (owner === me) out.push(b.cidr);
+    else for (const [ord, al] of Object.entries(b.allocations)) if (al.node === me) out.push(`${addressAt(b, Number(ord))}/32`);
+  }
+  return out;
+}
+
 export function clusterState(me: string, view: ClusterView): ClusterState {
   const nodes = new Map(view.nodes.map((n) => [n.metadata.name, n]));
   const mine = nodes.get(me);

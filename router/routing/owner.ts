@@ -17,6 +17,8 @@ export interface Desired {
   tunnelMTU: number;
   /** natOutgoing sets; undefined leaves nftables alone (static mode). */
   nat?: { masqPools: string[]; allPools: string[] };
+  /** Add and change only (graceful restart: the RIB is not complete yet). */
+  keepRemovals?: boolean;
 }
 
 const fastKey = (r: FastRoute) => `${formatCIDR(r.prefix)} ${r.nextHop} ${r.encap} ${r.vtepMAC ?? ""}`;
@@ -49,7 +51,7 @@ export class RouteOwner {
     const have = new Map(this.fp.list().map((r) => [formatCIDR(r.prefix), r]));
     const wantFast = new Map(want.fast.map((r) => [formatCIDR(r.prefix), r]));
     for (const [cidr, r] of wantFast) if (!have.has(cidr) || fastKey(have.get(cidr)!) !== fastKey(r)) this.fp.upsert(r);
-    for (const [cidr] of have) if (!wantFast.has(cidr)) this.fp.remove(parseCIDR(cidr)!);
+    if (!d.keepRemovals) for (const [cidr] of have) if (!wantFast.has(cidr)) this.fp.remove(parseCIDR(cidr)!);
 
     if (d.tunnelMTU !== this.mtu) {
       native().linkSet(this.local.tunnelDevice, d.tunnelMTU, true);
@@ -58,6 +60,7 @@ export class RouteOwner {
     }
     const installed = await kernel.listWeftRoutes();
     const diff = diffRoutes(want.kernel, installed);
+    if (d.keepRemovals) diff.remove = [];
     for (const r of diff.replace) await kernel.replaceRoute(r);
     for (const r of diff.remove) await kernel.deleteRoute(r);
     if (diff.replace.length || diff.remove.length) {

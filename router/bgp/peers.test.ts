@@ -1,0 +1,42 @@
+import { describe, expect, it } from "vitest";
+import { bgpSettings, peersFor } from "./peers.js";
+import type { BGPPeer, NodeResource } from "../resources/kinds.js";
+
+const node = (name: string, addr: string, labels?: Record<string, string>, rr?: string): NodeResource => ({
+  apiVersion: "projectcalico.org/v3",
+  kind: "Node",
+  metadata: { name, labels },
+  spec: { bgp: { ipv4Address: `${addr}/24`, routeReflectorClusterID: rr } },
+});
+const bgpPeer = (name: string, spec: BGPPeer["spec"]): BGPPeer => ({ apiVersion: "projectcalico.org/v3", kind: "BGPPeer", metadata: { name }, spec });
+const s = bgpSettings([]);
+const nodes = [node("master", "10.30.0.10"), node("worker-1", "10.30.0.11"), node("worker-2", "10.30.0.12"), node("worker-3", "10.30.1.13")];
+
+describe("peering plan", () => {
+  it("full mesh, AS 64512, passive toward higher addresses", () => {
+    const p = peersFor("worker-1", nodes, [], s);
+    expect(p.mesh.map((x) => `${x.address} ${x.passive ? "passive" : "active"} ${x.as}`)).toEqual(["10.30.0.10 active 64512", "10.30.0.12 passive 64512", "10.30.1.13 passive 64512"]);
+  });
+
+  it("route reflectors leave the mesh; a BGPPeer with peerSelector makes every node peer with them", () => {
+    const ns = [...nodes.slice(1), node("master", "10.30.0.10", { "route-reflector": "true" }, "10.30.0.10")];
+    const peers = [bgpPeer("to-rr", { peerSelector: "route-reflector == 'true'" })];
+    const w1 = peersFor("worker-1", ns, peers, s);
+    expect(w1.mesh.map((x) => x.address)).toEqual(["10.30.0.12", "10.30.1.13"]);
+    expect(w1.other).toMatchObject([{ address: "10.30.0.10", type: "global", node: "master" }]);
+    const rr = peersFor("master", ns, peers, s);
+    expect(rr.mesh).toEqual([]);
+    // The same BGPPeer, seen from the reflector: every node it applies to is a client.
+    expect(rr.other.map((x) => `${x.address} ${x.rrClient ? "client" : ""}`)).toEqual(["10.30.0.11 client", "10.30.0.12 client", "10.30.1.13 client"]);
+  });
+
+  it("an external router by peerIP:port and AS, for one node only", () => {
+    const peers = [bgpPeer("tor", { peerIP: "10.30.0.1:1179", asNumber: 65001, node: "worker-1" })];
+    expect(peersFor("worker-1", nodes, peers, s).other).toEqual([{ address: "10.30.0.1", port: 1179, as: 65001, type: "node specific", passive: false }]);
+    expect(peersFor("worker-2", nodes, peers, s).other).toEqual([]);
+  });
+
+  it("reads BGPConfiguration: AS, mesh switch, port, restart time", () => {
+    expect(bgpSettings([{ apiVersion: "projectcalico.org/v3", kind: "BGPConfiguration", metadata: { name: "default" }, spec: { asNumber: 65000, nodeToNodeMeshEnabled: false, listenPort: 1790, nodeMeshMaxRestartTime: "2m" } }])).toEqual({ as: 65000, meshEnabled: false, listenPort: 1790, restartTime: 120 });
+  });
+});

@@ -1,0 +1,89 @@
+// Who a node peers with, from the Node list, BGPPeer resources and BGPConfiguration,
+// as Calico decides it: a full iBGP mesh among nodes without a route-reflector cluster
+// ID (connecting one way: passive toward higher addresses), plus BGPPeers that select
+// this node (node, nodeSelector, or global) and name a peer by IP or by peerSelector.
+import type { BGPConfiguration, BGPPeer, NodeResource } from "../resources/kinds.js";
+import { parseSelector } from "../resources/selector.js";
+import { ipNum, type PeerConfig } from "./session.js";
+
+export const DEFAULT_AS = 64512;
+
+export interface BgpSettings {
+  as: number;
+  meshEnabled: boolean;
+  listenPort: number;
+  restartTime: number;
+}
+
+export function bgpSettings(configs: BGPConfiguration[]): BgpSettings {
+  const d = configs.find((c) => c.metadata.name === "default")?.spec;
+  const seconds = (t: string | undefined, dflt: number) => {
+    const m = t && /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(t);
+    if (!m) return dflt;
+    return Math.round(Number(m[1]) * { ms: 0.001, s: 1, m: 60, h: 3600 }[m[2] as "s"]);
+  };
+  return { as: d?.asNumber ?? DEFAULT_AS, meshEnabled: d?.nodeToNodeMeshEnabled ?? true, listenPort: d?.listenPort ?? 179, restartTime: Math.min(seconds(d?.nodeMeshMaxRestartTime, 120), 4095) };
+}
+
+const addrOf = (n: NodeResource) => n.spec.bgp?.ipv4Address?.split("/")[0];
+const asOf = (n: NodeResource, s: BgpSettings) => n.spec.bgp?.asNumber ?? s.as;
+
+export interface PeerPlan {
+  mesh: PeerConfig[];
+  other: PeerConfig[];
+}
+
+export function peersFor(me: string, nodes: NodeResource[], bgpPeers: BGPPeer[], s: BgpSettings): PeerPlan {
+  const self = nodes.find((n) => n.metadata.name === me);
+  const myAddr = self && addrOf(self);
+  if (!self || !myAddr) return { mesh: [], other: [] };
+  const myLabels = self.metadata.labels ?? {};
+  const iAmRR = !!self.spec.bgp?.routeReflectorClusterID;
+  const nodePeer = (n: NodeResource, type: PeerConfig["type"]): PeerConfig | undefined => {
+    const a = addrOf(n);
+    if (!a || n.metadata.name === me) return undefined;
+    // Between two weft nodes, connect one way: wait for the peer with the higher address.
+    const otherRR = !!n.spec.bgp?.routeReflectorClusterID;
+    return { address: a, port: s.listenPort, as: asOf(n, s), type, passive: ipNum(myAddr) < ipNum(a), node: n.metadata.name, rrClient: iAmRR && !otherRR ? true : undefined };
+  };
+  const mesh = !iAmRR
+    ? nodes.filter((n) => !n.spec.bgp?.routeReflectorClusterID).map((n) => nodePeer(n, "node-to-node mesh")).filter((p): p is PeerConfig => !!p)
+    : [];
+  const other: PeerConfig[] = [];
+  for (const bp of bgpPeers) {
+    const sp = bp.spec;
+    const global = !sp.node && !sp.nodeSelector;
+    const appliesTo = (n: NodeResource) => global || sp.node === n.metadata.name || (sp.nodeSelector !== undefined && parseSelector(sp.nodeSelector)(n.metadata.labels ?? {}));
+    const appliesToMe = appliesTo(self);
+    const type: PeerConfig["type"] = global ? "global" : "node specific";
+    if (sp.peerSelector) {
+      // Node-to-node peerings are symmetric: we peer with the nodes it selects when it
+      // applies to us, and with the nodes it applies to when it selects us.
+      const sel = parseSelector(sp.peerSelector);
+      const selected = (n: NodeResource) => sel(n.metadata.labels ?? {});
+      for (const n of nodes) {
+        if ((appliesToMe && selected(n)) || (selected(self) && appliesTo(n))) {
+          const p = nodePeer(n, type);
+          if (p) other.push(p);
+        }
+      }
+      continue;
+    }
+    if (!appliesToMe) continue;
+    if (sp.peerIP) {
+      const [address, port] = sp.peerIP.split(":");
+      if (address === myAddr) continue;
+      const node = nodes.find((n) => addrOf(n) === address);
+      if (node) {
+        const p = nodePeer(node, type);
+        if (p) other.push({ ...p, as: sp.asNumber ?? p.as });
+      } else {
+        other.push({ address, port: port ? Number(port) : 179, as: sp.asNumber ?? s.as, type, passive: false });
+      }
+    }
+  }
+  // One session per address: an explicit peering wins over the mesh.
+  const explicit = new Set(other.map((p) => p.address));
+  const dedup = (ps: PeerConfig[]) => ps.filter((p, i) => ps.findIndex((q) => q.address === p.address) === i);
+  return { mesh: dedup(mesh.filter((p) => !explicit.has(p.address))), other: dedup(other) };
+}

@@ -1,0 +1,21 @@
+import { describe, expect, it } from "vitest";
+import { nodeStatusText } from "./format.js";
+
+describe("weft node status", () => {
+  it("prints Calico's table", () => {
+    const since = new Date(2026, 0, 1, 18, 42, 27);
+    const text = nodeStatusText({ enabled: true, peers: [{ address: "10.30.0.206", type: "node-to-node mesh", state: "up", since, info: "Established" }] });
+    expect(text).toBe(`weft process is running.
+
+IPv4 BGP status
++--------------+-------------------+-------+----------+-------------+
+| PEER ADDRESS |     PEER TYPE     | STATE |  SINCE   |    INFO     |
++--------------+-------------------+-------+----------+-------------+
+| 10.30.0.206  | node-to-node mesh | up    | 18:42:27 | Established |
++--------------+-------------------+-------+----------+-------------+
+
+IPv6 BGP status
+No IPv6 peers found.
+`);
+  });
+});

@@ -1,0 +1,34 @@
+// `weft node status` as calicoctl prints it.
+export interface PeerRow {
+  address: string;
+  type: string;
+  state: string;
+  since: string | Date;
+  info: string;
+}
+
+function center(s: string, w: number): string {
+  const left = Math.floor((w - s.length) / 2);
+  return " ".repeat(left) + s + " ".repeat(w - s.length - left);
+}
+
+const hhmmss = (d: string | Date) => new Date(d).toTimeString().slice(0, 8);
+
+export function peerTable(peers: PeerRow[]): string {
+  if (peers.length === 0) return "No IPv4 peers found.\n";
+  const head = ["PEER ADDRESS", "PEER TYPE", "STATE", "SINCE", "INFO"];
+  const rows = peers.map((p) => [p.address, p.type, p.state, hhmmss(p.since), p.info]);
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)) + 2);
+  const line = `+${w.map((n) => "-".repeat(n)).join("+")}+`;
+  const out = [line, `|${head.map((h, i) => center(h, w[i])).join("|")}|`, line];
+  for (const r of rows) out.push(`|${r.map((c, i) => ` ${c.padEnd(w[i] - 1)}`).join("|")}|`);
+  out.push(line);
+  return `${out.join("\n")}\n`;
+}
+
+export function nodeStatusText(bgp: { enabled: boolean; peers: PeerRow[] }): string {
+  const parts = ["weft process is running.", ""];
+  if (!bgp.enabled) parts.push("BGP is off on this node (static routes or the vxlan backend).", "");
+  else parts.push("IPv4 BGP status", peerTable(bgp.peers), "IPv6 BGP status", "No IPv6 peers found.", "");
+  return parts.join("\n");
+}

@@ -1,0 +1,56 @@
+// FRR's bgpd as an external eBGP peer of worker-1: FRR's RIB shows weft's block as
+// valid, and weft installs FRR's route.
+import { describe, expect, it } from "vitest";
+import { useLab } from "./helpers.js";
+import { Frr, until } from "./daemons.js";
+
+const PEER = `apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {name: tor-frr}
+spec: {peerIP: 10.30.0.1, asNumber: 65002, node: worker-1}
+`;
+
+describe("interop: FRR bgpd as a peer", () => {
+  let frr: Frr;
+  const lab = useLab("tfrr", "ipip", {
+    datastore: "sqlite",
+    setup: async (l) => {
+      frr = new Frr(l, "gw");
+      await frr.start(`frr defaults traditional
+hostname gw
+router bgp 65002
+ bgp router-id 10.30.0.1
+ no bgp ebgp-requires-policy
+ no bgp network import-check
+ neighbor 10.30.0.11 remote-as 64512
+ address-family ipv4 unicast
+  network 10.98.0.0/24
+ exit-address-family
+`);
+      await l.apply(PEER);
+    },
+  });
+
+  it("reaches Established (FRR's summary and weft node status agree)", async () => {
+    const sum = await until("FRR to reach Established", async () => {
+      const j = await frr.json("show bgp ipv4 unicast summary");
+      return j.peers?.["10.30.0.11"]?.state === "Established" && j;
+    });
+    expect(sum.peers["10.30.0.11"].state).toBe("Established");
+    const bgp = JSON.parse(await lab.exec("worker-1", [process.execPath, lab.cli(), "node", "status", "--json", "--control", lab.controlSocket("worker-1")])).bgp;
+    expect(bgp.peers.find((p: { address: string }) => p.address === "10.30.0.1")).toMatchObject({ state: "up", type: "node specific", info: "Established" });
+  });
+
+  it("FRR's RIB has worker-1's block as valid, next hop worker-1", async () => {
+    const block = (await lab.exec("worker-1", ["ip", "route", "show", "proto", "87", "type", "blackhole"])).trim().split(/\s+/)[1];
+    const routes = await until("weft's block in FRR", async () => (await frr.json("show bgp ipv4 unicast")).routes?.[block]);
+    console.log(`[tfrr] FRR has ${block}: ${JSON.stringify(routes[0].nexthops?.[0])} valid=${routes[0].valid}`);
+    expect(routes[0].valid).toBe(true);
+    expect(routes[0].nexthops[0].ip).toBe("10.30.0.11");
+  });
+
+  it("weft learns FRR's 10.98.0.0/24 and routes it via FRR", async () => {
+    const r = await until("FRR's route in worker-1's table", async () => (await lab.exec("worker-1", ["ip", "route", "show", "10.98.0.0/24"])).trim());
+    expect(r).toMatch(/^10\.98\.0\.0\/24 via 10\.30\.0\.1 dev eth0 proto 87/);
+  });
+});

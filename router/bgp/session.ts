@@ -92,10 +92,11 @@ export class Session extends EventEmitter<SessionEvents> {
     return `${this.peer.address}:${this.peer.port}`;
   }
 
-  /** Whether the peer advertised graceful restart for IPv4 unicast. */
+  /** Whether the peer advertised graceful restart for IPv4 unicast (RFC 4724: only the
+   * families listed are kept; "aware"-only speakers such as BIRD's default list none). */
   get peerGracefulRestart(): { restartTime: number } | undefined {
     const gr = this.remote?.capabilities.find((c): c is Extract<Capability, { code: 64 }> => c.code === CAP.GRACEFUL_RESTART && "families" in c);
-    return gr ? { restartTime: gr.restartTime } : undefined;
+    return gr && gr.families.some((f) => f.afi === 1 && f.safi === 1) ? { restartTime: gr.restartTime } : undefined;
   }
 
   private transition(to: State, reason: string): void {

@@ -1,0 +1,53 @@
+// The seed's 4-node lab on BGP: master sees three node-to-node mesh peers up, routes
+// come from BGP, and a weft node restarted under load keeps everyone's routes in place
+// (graceful restart) while a TCP transfer through it completes intact.
+import { describe, expect, it } from "vitest";
+import { background, transfer, useLab } from "./helpers.js";
+import { until } from "./daemons.js";
+import { poolManifest } from "../router/lab/lab.js";
+
+describe("BGP mesh in the seed's lab", () => {
+  const lab = useLab("tgr", "ipip", { datastore: "sqlite" });
+  const weft = (host: string, args: string[]) => lab.exec(host, [process.execPath, lab.cli(), ...args, "--control", lab.controlSocket(host)]);
+
+  it("weft node status on master: three node-to-node mesh peers, up, Established", async () => {
+    await until("the mesh", async () => (await weft("master", ["node", "status"])).split("\n").filter((l) => /node-to-node mesh \| up .*Established/.test(l)).length === 3);
+    const text = await weft("master", ["node", "status"]);
+    console.log(`[tgr] master:\n${text}`);
+    for (const a of ["10.30.0.11", "10.30.0.12", "10.30.1.13"]) expect(text).toMatch(new RegExp(`\\| ${a.replace(/\./g, "\\.")}\\s+\\| node-to-node mesh \\| up\\s+\\| \\d\\d:\\d\\d:\\d\\d \\| Established \\|`));
+    expect(text).toContain("No IPv6 peers found.");
+    expect((await lab.exec("master", [process.execPath, lab.cli(), "node", "health", "--ready", "--control", lab.controlSocket("master")])).trim()).toBe("ready");
+  });
+
+  for (const mode of ["ipip", "crosssubnet", "vxlan"] as const) {
+    it(`${mode}: every pod reaches every other, with routes learned over BGP`, async () => {
+      await lab.apply(poolManifest(mode));
+      await new Promise((r) => setTimeout(r, 1500));
+      const routes = JSON.parse(await weft("worker-1", ["node", "routes"]));
+      expect(routes.bgp).toHaveLength(3);
+      expect(routes.bgp.every((r: { peer: string }) => r.peer.startsWith("10.30."))).toBe(true);
+      const m = await lab.reachability();
+      expect(Object.values(m).flatMap((r) => Object.values(r)).every(Boolean)).toBe(true);
+    });
+  }
+
+  it("worker-2's node restarts during a transfer into it: worker-1 keeps the route (graceful restart), every byte arrives", async () => {
+    await lab.apply(poolManifest("ipip"));
+    const block2 = (await lab.exec("worker-2", ["ip", "route", "show", "proto", "87", "type", "blackhole"])).trim().split(/\s+/)[1];
+    const monitor = background(lab, "worker-1", ["timeout", "12", "ip", "monitor", "route"]);
+    const restart = (async () => {
+      await new Promise((r) => setTimeout(r, 500));
+      await lab.restartNode("worker-2");
+    })();
+    const r = await transfer(lab, "pod-1", "pod-2", lab.podAddress("pod-2"), 200 * 1024 * 1024);
+    await restart;
+    const events = await monitor.done;
+    const deletedOurs = events.split("\n").filter((l) => l.startsWith("Deleted") && l.includes(block2));
+    const log = await lab.exec("worker-1", ["cat", `${lab.dir}/worker-1.log`]);
+    console.log(`[tgr] transfer ${r.received.bytes} bytes in ${r.seconds.toFixed(1)} s across worker-2's restart; route deletions for ${block2} on worker-1: ${deletedOurs.length}`);
+    expect(r.received.sha256).toBe(r.sent.sha256);
+    expect(deletedOurs).toEqual([]);
+    expect(log).toMatch(/peer down with graceful restart: keeping its routes as stale/);
+    await until("worker-2 back in the mesh", async () => (await weft("worker-2", ["node", "status"])).split("\n").filter((l) => /\| up /.test(l)).length === 3);
+  });
+});

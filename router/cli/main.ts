@@ -178,8 +178,23 @@ lab
     await (await labOf(opts.prefix)).down();
   });
 
-program
-  .command("bench")
+const bench = program.command("bench");
+bench
+  .command("bgp")
+  .description("BGP scale: N node processes on one bridge; time from the last start until every node has every block")
+  .option("--nodes <n>", "node count (clients when --reflectors is set)", "25")
+  .option("--reflectors <r>", "route reflectors (0 = full mesh)", "0")
+  .option("--prefix <p>", "name prefix of the namespaces", "bgps")
+  .option("--json <file>", "append the result as JSON")
+  .action(async (opts: { nodes: string; reflectors: string; prefix: string; json?: string }) => {
+    const { bgpScale } = await import("../bench/bgp-scale.js");
+    const r = await bgpScale({ nodes: Number(opts.nodes), reflectors: Number(opts.reflectors), prefix: opts.prefix, progress: (l) => process.stderr.write(`${l}\n`) });
+    process.stdout.write(`${r.topology}: every node had every block ${r.convergeSeconds.toFixed(1)} s after the last node started (starting them took ${r.startSeconds.toFixed(1)} s)\n`);
+    if (opts.json) (await import("node:fs")).appendFileSync(opts.json, `${JSON.stringify(r)}\n`);
+  });
+
+bench
+  .command("dataplane", { isDefault: true })
   .description("measure pod-1 -> pod-2 TCP throughput (iperf3, one stream) over kernel direct, kernel VXLAN, weft IPIP and weft VXLAN in a lab, with ratios to kernel VXLAN")
   .option("--json <file>", "also write the results as JSON to this file")
   .option("--seconds <n>", "length of each iperf3 run", "10")

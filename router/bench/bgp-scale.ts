@@ -45,6 +45,15 @@ export async function bgpScale(opts: { nodes: number; reflectors: number; prefix
   };
   await cleanup();
   mkdirSync(dir, { recursive: true });
+  // The ARP table limits are global across namespaces: 50 namespaces x 49 neighbours
+  // overflow the default gc_thresh3 (1024) and connects fail with ENOBUFS. Raise them.
+  const thresh = readFileSync("/proc/sys/net/ipv4/neigh/default/gc_thresh3", "utf8").trim();
+  if (Number(thresh) < total * total * 2) {
+    opts.progress(`raising net.ipv4.neigh.default.gc_thresh1..3 (was ${thresh}): ${total} hosts on one L2 segment need ~${total * total} ARP entries here`);
+    writeFileSync("/proc/sys/net/ipv4/neigh/default/gc_thresh3", String(total * total * 4));
+    writeFileSync("/proc/sys/net/ipv4/neigh/default/gc_thresh2", String(total * total * 2));
+    writeFileSync("/proc/sys/net/ipv4/neigh/default/gc_thresh1", String(total * total));
+  }
   try {
     opts.progress(`building ${total} namespaces on one bridge`);
     const br = `${prefix}-br`;

@@ -128,7 +128,15 @@ export class Session extends EventEmitter<SessionEvents> {
     const conn = new Conn(socket, true);
     this.conns.push(conn);
     socket.setNoDelay(true);
-    socket.once("connect", () => this.opened(conn));
+    // ConnectRetry: a SYN that gets no answer is abandoned after 5 s and tried again
+    // (the kernel alone would keep retransmitting for two minutes).
+    socket.setTimeout(5000, () => {
+      if (socket.connecting) socket.destroy(Object.assign(new Error("connect timed out"), { code: "ETIMEDOUT" }));
+    });
+    socket.once("connect", () => {
+      socket.setTimeout(0);
+      this.opened(conn);
+    });
     this.wire(conn);
   }
 
@@ -279,9 +287,9 @@ export class Session extends EventEmitter<SessionEvents> {
     this.transition(state, reason);
     if (!this.peer.passive) {
       clearTimeout(this.retryTimer);
-      // Connect-retry with backoff and jitter: 1 s doubling to 30 s.
+      // Connect-retry with backoff and jitter: 1 s doubling to 10 s.
       const delay = this.retryDelay * (0.75 + Math.random() * 0.5);
-      this.retryDelay = Math.min(this.retryDelay * 2, 30_000);
+      this.retryDelay = Math.min(this.retryDelay * 2, 10_000);
       this.retryTimer = setTimeout(() => this.connect(), delay);
       this.transition("Active", reason);
     }

@@ -1,6 +1,6 @@
 // The seed's walkthrough as a new user runs it against a cluster of weft nodes with a
 // datastore: apply the exact IPPool manifests and watch every node's routes follow.
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
@@ -9,32 +9,10 @@ import { useLab } from "./helpers.js";
 import { HOSTS } from "../router/lab/topology.js";
 import type { Lab } from "../router/lab/lab.js";
 
-const SEED_NEVER = `apiVersion: projectcalico.org/v3
-kind: IPPool
-metadata:
-  # remove creationTimestamp, resourceVersion,
-  # and uid if present
-  name: default-ipv4-ippool
-spec:
-  blockSize: 26
-  cidr: 192.168.0.0/16
-  ipipMode: Never
-  natOutgoing: true
-  nodeSelector: all()
-  vxlanMode: Never
-`;
-const SEED_CROSSSUBNET = `apiVersion: projectcalico.org/v3
-kind: IPPool
-metadata:
-  name: default-ipv4-ippool
-spec:
-  blockSize: 26
-  cidr: 192.168.0.0/16
-  ipipMode: CrossSubnet
-  natOutgoing: true
-  nodeSelector: all()
-  vxlanMode: Never
-`;
+// The seed's two manifests, exactly as the walkthrough shows them.
+const testdata = (f: string) => readFileSync(new URL(`../router/resources/testdata/${f}`, import.meta.url), "utf8");
+const SEED_NEVER = testdata("seed-ippool-never.yaml");
+const SEED_CROSSSUBNET = testdata("seed-ippool-crosssubnet.yaml");
 const VXLAN = SEED_CROSSSUBNET.replace("ipipMode: CrossSubnet", "ipipMode: Never").replace("vxlanMode: Never", "vxlanMode: Always");
 
 /** worker-1's weft routes as "block -> via dev". */

@@ -1,4 +1,4 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -21,20 +21,7 @@ ${Object.entries(spec).map(([k, v]) => `  ${k}: ${typeof v === "string" ? v : JS
 `;
 
 // The seed's manifest, exactly as the walkthrough shows it.
-const SEED_NEVER = `apiVersion: projectcalico.org/v3
-kind: IPPool
-metadata:
-  # remove creationTimestamp, resourceVersion,
-  # and uid if present
-  name: default-ipv4-ippool
-spec:
-  blockSize: 26
-  cidr: 192.168.0.0/16
-  ipipMode: Never
-  natOutgoing: true
-  nodeSelector: all()
-  vxlanMode: Never
-`;
+const SEED_NEVER = readFileSync(new URL("./testdata/seed-ippool-never.yaml", import.meta.url), "utf8");
 
 describe("IPPool validation messages (as Calico words them)", () => {
   const cases: Array<[string, Record<string, unknown>, string]> = [

@@ -1,0 +1,183 @@
+// weft-cni driven the way the CNI spec says a runtime drives it (environment + config
+// on stdin), on worker-1 of a lab: ADD -> CHECK -> DEL -> DEL, VERSION with dummy
+// values, every error path, concurrency, and nothing left behind after a failure.
+import { spawn, spawnSync } from "node:child_process";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { useLab } from "./helpers.js";
+import { projectRoot } from "../router/native/index.js";
+import type { Lab } from "../router/lab/lab.js";
+
+const plugin = () => path.join(projectRoot(), "dist", "router", "cni", "main.js");
+
+interface Call {
+  command: string;
+  containerID?: string;
+  netns?: string;
+  ifname?: string;
+  args?: string;
+  config?: unknown;
+  env?: Record<string, string>;
+}
+
+function cniEnv(c: Call): Record<string, string> {
+  const e: Record<string, string> = { PATH: process.env.PATH ?? "", ...c.env };
+  if (c.command) e.CNI_COMMAND = c.command;
+  if (c.containerID) e.CNI_CONTAINERID = c.containerID;
+  if (c.netns) e.CNI_NETNS = c.netns;
+  if (c.ifname) e.CNI_IFNAME = c.ifname;
+  if (c.args) e.CNI_ARGS = c.args;
+  e.CNI_PATH = "/opt/cni/bin";
+  return e;
+}
+
+function cni(lab: Lab, host: string, c: Call): { code: number; out: any } {
+  const input = typeof c.config === "string" ? c.config : JSON.stringify(c.config ?? {});
+  const r = spawnSync("ip", ["netns", "exec", lab.ns(host), process.execPath, plugin()], { input, env: cniEnv(c), encoding: "utf8", timeout: 60_000 });
+  let out: any = r.stdout;
+  try {
+    out = JSON.parse(r.stdout);
+  } catch {
+    /* not JSON: the test says so */
+  }
+  return { code: r.status ?? -1, out };
+}
+
+function cniAsync(lab: Lab, host: string, c: Call): Promise<{ code: number; out: any }> {
+  return new Promise((resolve) => {
+    const p = spawn("ip", ["netns", "exec", lab.ns(host), process.execPath, plugin()], { env: cniEnv(c) });
+    let out = "";
+    p.stdout.on("data", (d) => (out += d));
+    p.on("close", (code) => resolve({ code: code ?? -1, out: out ? JSON.parse(out) : undefined }));
+    p.stdin.end(JSON.stringify(c.config));
+  });
+}
+
+/** The ADD result's shape, as the CNI 1.0.0 spec defines it. */
+function expectValidResult(r: any, netns: string): void {
+  expect(r.cniVersion).toBe("1.0.0");
+  expect(r.interfaces).toHaveLength(2);
+  expect(r.interfaces[0]).toEqual({ name: expect.stringMatching(/^cali[0-9a-f]{11}$/), mac: "ee:ee:ee:ee:ee:ee" });
+  expect(r.interfaces[1]).toEqual({ name: "eth0", mac: expect.stringMatching(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/), sandbox: netns });
+  expect(r.ips).toEqual([{ address: expect.stringMatching(/^192\.168\.\d+\.\d+\/32$/), gateway: "169.254.1.1", interface: 1 }]);
+  expect(r.routes).toEqual([{ dst: "0.0.0.0/0", gw: "169.254.1.1" }]);
+  expect(r.dns).toEqual({});
+}
+
+describe("weft-cni conformance (CNI spec 1.0.0)", () => {
+  const lab = useLab("tcni", "ipip", { datastore: "sqlite" });
+  const conf = () => ({ cniVersion: "1.0.0", name: "weft", type: "weft-cni", datastore: lab.datastoreURL, nodename: "worker-1" });
+  const newNetns = async (name: string) => {
+    await lab.exec("worker-1", ["true"]);
+    spawnSync("ip", ["netns", "add", lab.ns(name)]);
+    return `/run/netns/${lab.ns(name)}`;
+  };
+  const handles = async () => (await lab.weft(["ipam", "show", "--show-blocks"])).split("\n").length;
+  const caliCount = async (host: string) => (await lab.exec(host, ["ip", "-o", "link", "show"])).split("\n").filter((l) => / cali[0-9a-f]{11}@/.test(l)).length;
+
+  it("VERSION answers with dummy values for everything else", () => {
+    const r = cni(lab, "worker-1", { command: "VERSION", containerID: "dummy", netns: "dummy", ifname: "dummy", config: { cniVersion: "1.0.0" } });
+    expect(r.code).toBe(0);
+    expect(r.out).toEqual({ cniVersion: "1.0.0", supportedVersions: ["0.4.0", "1.0.0", "1.1.0"] });
+  });
+
+  it("ADD -> CHECK -> DEL -> DEL: a working container, then nothing left", async () => {
+    const netns = await newNetns("c1");
+    const call = { containerID: "c1abc", netns, ifname: "eth0", args: "K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-1", config: conf() };
+    const add = cni(lab, "worker-1", { command: "ADD", ...call });
+    console.log(`[tcni] ADD result: ${JSON.stringify(add.out)}`);
+    expect(add.code).toBe(0);
+    expectValidResult(add.out, netns);
+    const address = add.out.ips[0].address.split("/")[0];
+    expect(add.out.interfaces[0].name).toBe("cali" + (await import("node:crypto")).createHash("sha1").update("default.web-1").digest("hex").slice(0, 11));
+    // The container reaches pod-3 on worker-3 across the gateway, and back.
+    expect(spawnSync("ip", ["netns", "exec", lab.ns("c1"), "ping", "-c", "1", "-W", "2", lab.podAddress("pod-3")]).status).toBe(0);
+    expect(await lab.ping("pod-3", address)).toBe(true);
+    expect(cni(lab, "worker-1", { command: "CHECK", ...call }).code).toBe(0);
+    const del = cni(lab, "worker-1", { command: "DEL", ...call });
+    expect(del.code).toBe(0);
+    expect(await lab.exec("worker-1", ["ip", "route", "show", `${address}/32`])).toBe("");
+    expect(await caliCount("worker-1")).toBe(1); // pod-1's only
+    expect(cni(lab, "worker-1", { command: "DEL", ...call }).code).toBe(0);
+    const after = cni(lab, "worker-1", { command: "CHECK", ...call });
+    expect(after.code).toBe(1);
+    expect(after.out.code).toBe(102);
+  });
+
+  const errors: Array<[string, Call, number, RegExp]> = [
+    ["no CNI_COMMAND", { command: "", containerID: "x", netns: "/run/netns/x", ifname: "eth0" }, 4, /CNI_COMMAND is not set/],
+    ["an unknown command", { command: "FROB", containerID: "x" }, 4, /unknown CNI_COMMAND/],
+    ["config that is not JSON", { command: "ADD", containerID: "x", netns: "/run/netns/x", ifname: "eth0", config: "{name: weft" }, 6, /not valid JSON/],
+    ["a config without name", { command: "ADD", containerID: "x", netns: "/run/netns/x", ifname: "eth0", config: { cniVersion: "1.0.0", type: "weft-cni" } }, 7, /Invalid Configuration/],
+    ["an unknown datastore", { command: "ADD", containerID: "x", netns: "/run/netns/x", ifname: "eth0", config: { cniVersion: "1.0.0", name: "weft", type: "weft-cni", datastore: "mysql://db" } }, 7, /Invalid Configuration/],
+    ["an unsupported cniVersion", { command: "ADD", containerID: "x", netns: "/run/netns/x", ifname: "eth0", config: { cniVersion: "9.9.9", name: "weft", type: "weft-cni" } }, 1, /Incompatible CNI version/],
+    ["ADD without CNI_NETNS", { command: "ADD", containerID: "x", ifname: "eth0" }, 4, /CNI_NETNS is not set/],
+  ];
+  for (const [what, call, code, msg] of errors) {
+    it(`${what}: error code ${code} with a message that says what to fix`, () => {
+      const r = cni(lab, "worker-1", { config: call.config ?? conf(), ...call });
+      console.log(`[tcni] ${what}: ${JSON.stringify(r.out)}`);
+      expect(r.code).toBe(1);
+      expect(r.out.code).toBe(code);
+      expect(`${r.out.msg} ${r.out.details}`).toMatch(msg);
+    });
+  }
+
+  it("a container namespace that does not exist: wiring error, the address given back", async () => {
+    const before = await lab.weft(["ipam", "show"]);
+    const r = cni(lab, "worker-1", { command: "ADD", containerID: "ghost", netns: "/run/netns/does-not-exist", ifname: "eth0", config: conf() });
+    expect(r.out.code).toBe(101);
+    expect(r.out.details).toMatch(/was released/);
+    expect(await lab.weft(["ipam", "show"])).toBe(before);
+  });
+
+  it("a failure injected right after IPAM assignment leaves no address allocated", async () => {
+    const netns = await newNetns("c2");
+    const before = await lab.weft(["ipam", "show"]);
+    const r = cni(lab, "worker-1", { command: "ADD", containerID: "c2", netns, ifname: "eth0", config: conf(), env: { WEFT_CNI_FAIL_AFTER_IPAM: "1" } });
+    expect(r.out.code).toBe(101);
+    expect(await lab.weft(["ipam", "show"])).toBe(before);
+    expect(await caliCount("worker-1")).toBe(1);
+  });
+
+  it("STATUS (1.1.0): ready while the datastore answers, code 50 when it does not", () => {
+    expect(cni(lab, "worker-1", { command: "STATUS", config: { ...conf(), cniVersion: "1.1.0" } }).code).toBe(0);
+    const down = cni(lab, "worker-1", { command: "STATUS", config: { ...conf(), cniVersion: "1.1.0", datastore: "etcd://127.0.0.1:1" } });
+    expect(down.out.code).toBe(50);
+  });
+
+  it("20 concurrent ADDs on worker-1 and 20 across worker-1 and worker-2: unique addresses; after the DELs no veth, route or handle is left", async () => {
+    const base1 = await caliCount("worker-1");
+    const base2 = await caliCount("worker-2");
+    const before = await lab.weft(["ipam", "show"]);
+    const calls = await Promise.all(
+      Array.from({ length: 40 }, async (_, i) => {
+        const host = i < 20 || i % 2 === 0 ? "worker-1" : "worker-2";
+        const netns = await newNetns(`k${i}`);
+        return { host, call: { containerID: `conc-${i}`, netns, ifname: "eth0", config: { ...conf(), nodename: host } } };
+      }),
+    );
+    const t0 = Date.now();
+    const adds = await Promise.all(calls.map(({ host, call }) => cniAsync(lab, host, { command: "ADD", ...call })));
+    console.log(`[tcni] 40 concurrent ADDs in ${Date.now() - t0} ms; failures: ${adds.filter((a) => a.code !== 0).map((a) => JSON.stringify(a.out)).join(" ")}`);
+    expect(adds.every((a) => a.code === 0)).toBe(true);
+    const addrs = adds.map((a) => a.out.ips[0].address);
+    expect(new Set(addrs).size).toBe(40);
+    const dels = await Promise.all(calls.map(({ host, call }) => cniAsync(lab, host, { command: "DEL", ...call })));
+    expect(dels.every((d) => d.code === 0)).toBe(true);
+    expect(await caliCount("worker-1")).toBe(base1);
+    expect(await caliCount("worker-2")).toBe(base2);
+    expect(await lab.weft(["ipam", "show"])).toBe(before);
+  });
+
+  it("GC (1.1.0) releases the attachments the runtime no longer lists", async () => {
+    const a = await newNetns("g1");
+    const b = await newNetns("g2");
+    cni(lab, "worker-1", { command: "ADD", containerID: "keep-me", netns: a, ifname: "eth0", config: conf() });
+    const gone = cni(lab, "worker-1", { command: "ADD", containerID: "forget-me", netns: b, ifname: "eth0", config: conf() });
+    const r = cni(lab, "worker-1", { command: "GC", config: { ...conf(), cniVersion: "1.1.0", "cni.dev/valid-attachments": [{ containerID: "keep-me", ifname: "eth0" }] } });
+    expect(r.code).toBe(0);
+    expect(await lab.exec("worker-1", ["ip", "route", "show", gone.out.ips[0].address])).toBe("");
+    expect(cni(lab, "worker-1", { command: "CHECK", containerID: "keep-me", netns: a, ifname: "eth0", config: conf() }).code).toBe(0);
+  });
+});

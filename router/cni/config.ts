@@ -1,0 +1,43 @@
+// The network configuration weft-cni reads on stdin (one plugin of a conflist).
+import os from "node:os";
+import { z } from "zod";
+import { CNI, CniError } from "./errors.js";
+
+export const SUPPORTED_VERSIONS = ["0.4.0", "1.0.0", "1.1.0"];
+
+const config = z.object({
+  cniVersion: z.string(),
+  name: z.string().min(1),
+  type: z.string().min(1),
+  datastore: z.string().min(1).optional(),
+  nodename: z.string().min(1).optional(),
+  log_file: z.string().optional(),
+  mtu: z.number().int().min(576).max(65535).optional(),
+  // Runtime-supplied (CNI 1.1 GC): the attachments that still exist.
+  "cni.dev/valid-attachments": z.array(z.object({ containerID: z.string(), ifname: z.string() }).passthrough()).optional(),
+}).passthrough();
+
+export type NetConf = z.infer<typeof config> & { datastore: string; nodename: string };
+
+export function parseNetConf(stdin: string, defaults: { datastore: string }): NetConf {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(stdin);
+  } catch (err) {
+    throw new CniError(CNI.DECODE, "the network configuration on stdin is not valid JSON", (err as Error).message);
+  }
+  const r = config.safeParse(doc);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    const field = i.path.join(".") || "(top level)";
+    throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", `${field}: ${/received undefined/.test(i.message) ? "is required" : i.message}`);
+  }
+  if (!SUPPORTED_VERSIONS.includes(r.data.cniVersion)) {
+    throw new CniError(CNI.INCOMPATIBLE_VERSION, "Incompatible CNI version", `cniVersion ${r.data.cniVersion} is not one of ${SUPPORTED_VERSIONS.join(", ")}`);
+  }
+  const ds = r.data.datastore ?? defaults.datastore;
+  if (!/^(sqlite:.+|etcd:\/\/.+)$/.test(ds)) {
+    throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", `datastore "${ds}": use sqlite:PATH or etcd://HOST:PORT`);
+  }
+  return { ...r.data, datastore: ds, nodename: r.data.nodename ?? os.hostname() };
+}

@@ -1,0 +1,191 @@
+#!/usr/bin/env node
+// weft-cni: the CNI plugin (spec 1.0.0; STATUS and GC from 1.1.0). Environment and
+// stdin in, result or error JSON on stdout, exit code 0 or 1.
+import { readFileSync } from "node:fs";
+import { pino, type Logger } from "pino";
+import { DEFAULT_DATASTORE, openDatastore, type Datastore } from "../store/store.js";
+import { Resources } from "../resources/client.js";
+import type { IPPool, NodeResource } from "../resources/kinds.js";
+import { IPAM, IPAMError } from "../ipam/ipam.js";
+import { CNI, CniError } from "./errors.js";
+import { parseNetConf, SUPPORTED_VERSIONS, type NetConf } from "./config.js";
+import { check, GATEWAY, hostVethName, unwire, wire } from "./wiring.js";
+
+const HANDLE_PREFIX = "k8s-pod-network.";
+
+interface Env {
+  command: string;
+  containerID: string;
+  netns: string;
+  ifname: string;
+  args: Record<string, string>;
+}
+
+function readEnv(): Env {
+  const e = process.env;
+  const command = e.CNI_COMMAND ?? "";
+  if (!command) throw new CniError(CNI.INVALID_ENV, "CNI_COMMAND is not set", "set CNI_COMMAND to ADD, DEL, CHECK, VERSION, STATUS or GC");
+  const args = Object.fromEntries((e.CNI_ARGS ?? "").split(";").filter(Boolean).map((kv) => kv.split("=", 2) as [string, string]));
+  return { command, containerID: e.CNI_CONTAINERID ?? "", netns: e.CNI_NETNS ?? "", ifname: e.CNI_IFNAME ?? "", args };
+}
+
+function need(env: Env, ...vars: Array<"containerID" | "netns" | "ifname">): void {
+  const names = { containerID: "CNI_CONTAINERID", netns: "CNI_NETNS", ifname: "CNI_IFNAME" };
+  for (const v of vars) if (!env[v]) throw new CniError(CNI.INVALID_ENV, `${names[v]} is not set`, `${env.command} needs ${vars.map((x) => names[x]).join(", ")}`);
+}
+
+async function withStore<T>(conf: NetConf, f: (s: Datastore) => Promise<T>): Promise<T> {
+  let store: Datastore;
+  try {
+    store = await openDatastore(conf.datastore);
+  } catch (err) {
+    throw new CniError(CNI.TRY_AGAIN, `cannot open the datastore ${conf.datastore}`, (err as Error).message);
+  }
+  try {
+    return await f(store);
+  } finally {
+    await store.close().catch(() => {});
+  }
+}
+
+function ipamOf(store: Datastore): { ipam: IPAM; res: Resources } {
+  const res = new Resources(store);
+  return { ipam: new IPAM(store, () => res.list<IPPool>("IPPool")), res };
+}
+
+function tunnelMTU(conf: NetConf): number {
+  if (conf.mtu) return conf.mtu;
+  try {
+    return Number(readFileSync("/sys/class/net/weft0/mtu", "utf8").trim());
+  } catch {
+    return 1480;
+  }
+}
+
+async function add(env: Env, conf: NetConf, log: Logger): Promise<unknown> {
+  need(env, "containerID", "netns", "ifname");
+  const handle = HANDLE_PREFIX + env.containerID;
+  const hostVeth = hostVethName(env.args, env.containerID);
+  return withStore(conf, async (store) => {
+    const { ipam, res } = ipamOf(store);
+    await ipam.releaseByHandle(handle); // an ADD retried after a failure starts clean
+    const node = await res.get<NodeResource>("Node", conf.nodename);
+    let address: string;
+    try {
+      address = (await ipam.assign({ node: conf.nodename, handle, labels: node?.metadata.labels })).address;
+    } catch (err) {
+      if (err instanceof IPAMError) throw new CniError(CNI.IPAM, err.message, `node ${conf.nodename}`);
+      throw new CniError(CNI.TRY_AGAIN, "the datastore failed during address assignment; try again", (err as Error).message);
+    }
+    log.info({ containerID: env.containerID, address, hostVeth }, "address assigned");
+    try {
+      if (process.env.WEFT_CNI_FAIL_AFTER_IPAM === "1") throw new Error("failure injected after IPAM assignment (WEFT_CNI_FAIL_AFTER_IPAM)");
+      const w = await wire({ netns: env.netns, ifname: env.ifname, hostVeth, address, mtu: tunnelMTU(conf) });
+      const v4 = conf.cniVersion === "0.4.0" ? { version: "4" } : {};
+      return {
+        cniVersion: conf.cniVersion,
+        interfaces: [{ name: w.hostVeth, mac: w.hostMAC }, { name: env.ifname, mac: w.containerMAC, sandbox: env.netns }],
+        ips: [{ ...v4, address: `${address}/32`, gateway: GATEWAY, interface: 1 }],
+        routes: [{ dst: "0.0.0.0/0", gw: GATEWAY }],
+        dns: {},
+      };
+    } catch (err) {
+      // Nothing half-done stays behind: the address goes back, the veth goes away.
+      await unwire(hostVeth, address);
+      await ipam.releaseByHandle(handle);
+      log.warn({ containerID: env.containerID, address, err: (err as Error).message }, "wiring failed; address released");
+      throw new CniError(CNI.WIRING, `could not wire the container: ${(err as Error).message}`, `address ${address} was released`);
+    }
+  });
+}
+
+async function del(env: Env, conf: NetConf, log: Logger): Promise<void> {
+  need(env, "containerID", "ifname");
+  const handle = HANDLE_PREFIX + env.containerID;
+  const hostVeth = hostVethName(env.args, env.containerID);
+  await withStore(conf, async (store) => {
+    const { ipam } = ipamOf(store);
+    const addrs = await ipam.addressesOf(handle);
+    await unwire(hostVeth, addrs[0]);
+    const released = await ipam.releaseByHandle(handle);
+    log.info({ containerID: env.containerID, released, hostVeth }, "deleted");
+  });
+}
+
+async function checkCmd(env: Env, conf: NetConf): Promise<void> {
+  need(env, "containerID", "netns", "ifname");
+  const handle = HANDLE_PREFIX + env.containerID;
+  await withStore(conf, async (store) => {
+    const [address] = await ipamOf(store).ipam.addressesOf(handle);
+    if (!address) throw new CniError(CNI.CHECK_FAILED, `no address is assigned to container ${env.containerID}`);
+    const problem = await check({ netns: env.netns, ifname: env.ifname, hostVeth: hostVethName(env.args, env.containerID), address });
+    if (problem) throw new CniError(CNI.CHECK_FAILED, problem);
+  });
+}
+
+async function gc(conf: NetConf, log: Logger): Promise<void> {
+  const valid = new Set((conf["cni.dev/valid-attachments"] ?? []).map((a) => a.containerID));
+  await withStore(conf, async (store) => {
+    const { ipam } = ipamOf(store);
+    const handles = new Set<string>();
+    for (const { block } of await ipam.blocks()) {
+      for (const al of Object.values(block.allocations)) if (al.node === conf.nodename && al.handle.startsWith(HANDLE_PREFIX)) handles.add(al.handle);
+    }
+    for (const h of handles) {
+      const id = h.slice(HANDLE_PREFIX.length);
+      if (valid.has(id)) continue;
+      await unwire(hostVethName({}, id));
+      log.info({ containerID: id, released: await ipam.releaseByHandle(h) }, "garbage-collected a stale attachment");
+    }
+  });
+}
+
+async function main(): Promise<number> {
+  let version = "1.0.0";
+  try {
+    const env = readEnv();
+    const stdin = env.command === "VERSION" && process.stdin.isTTY ? "{}" : readFileSync(0, "utf8");
+    if (env.command === "VERSION") {
+      // VERSION gets dummy values for everything else: validate nothing.
+      try {
+        version = (JSON.parse(stdin) as { cniVersion?: string }).cniVersion ?? version;
+      } catch {
+        /* dummy config */
+      }
+      process.stdout.write(`${JSON.stringify({ cniVersion: SUPPORTED_VERSIONS.includes(version) ? version : "1.0.0", supportedVersions: SUPPORTED_VERSIONS })}\n`);
+      return 0;
+    }
+    const conf = parseNetConf(stdin, { datastore: process.env.WEFT_DATASTORE ?? DEFAULT_DATASTORE });
+    version = conf.cniVersion;
+    const log = pino({ base: { plugin: "weft-cni", command: env.command } }, conf.log_file ? pino.destination({ dest: conf.log_file, sync: true }) : pino.destination(2));
+    switch (env.command) {
+      case "ADD":
+        process.stdout.write(`${JSON.stringify(await add(env, conf, log))}\n`);
+        return 0;
+      case "DEL":
+        await del(env, conf, log);
+        return 0;
+      case "CHECK":
+        await checkCmd(env, conf);
+        return 0;
+      case "STATUS":
+        await withStore(conf, async (s) => {
+          await s.list("/weft/resources/ippools/");
+        }).catch((err) => {
+          throw new CniError(CNI.NOT_AVAILABLE, "weft's datastore is not reachable: the plugin cannot assign addresses now", (err as Error).message);
+        });
+        return 0;
+      case "GC":
+        await gc(conf, log);
+        return 0;
+      default:
+        throw new CniError(CNI.INVALID_ENV, `unknown CNI_COMMAND "${env.command}"`, "use ADD, DEL, CHECK, VERSION, STATUS or GC");
+    }
+  } catch (err) {
+    const e = err instanceof CniError ? err : new CniError(CNI.IO, (err as Error).message);
+    process.stdout.write(`${JSON.stringify({ cniVersion: SUPPORTED_VERSIONS.includes(version) ? version : "1.0.0", code: e.code, msg: e.message, details: e.details })}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main();

@@ -1,0 +1,77 @@
+// Wires a container the way Calico does: a veth with the host end "cali" + 11 hex of
+// sha1, MAC ee:ee:ee:ee:ee:ee, proxy ARP and a /32 route on the host; in the
+// container a /32 on eth0, 169.254.1.1 on-link and the default route through it.
+import { createHash } from "node:crypto";
+import { execFile } from "node:child_process";
+import { existsSync, writeFileSync } from "node:fs";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+
+async function ip(args: string[], netns?: string): Promise<string> {
+  const [cmd, argv] = netns ? ["nsenter", [`--net=${netns}`, "ip", ...args]] : ["ip", args];
+  try {
+    return (await run(cmd, argv)).stdout;
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`ip ${args.join(" ")}${netns ? ` (in ${netns})` : ""}: ${(e.stderr ?? e.message).trim()}`);
+  }
+}
+
+export const HOST_MAC = "ee:ee:ee:ee:ee:ee";
+export const GATEWAY = "169.254.1.1";
+
+/** cali + the first 11 hex characters of sha1("<namespace>.<pod>") or of the container ID. */
+export function hostVethName(args: Record<string, string>, containerID: string): string {
+  const key = args.K8S_POD_NAMESPACE && args.K8S_POD_NAME ? `${args.K8S_POD_NAMESPACE}.${args.K8S_POD_NAME}` : containerID;
+  return `cali${createHash("sha1").update(key).digest("hex").slice(0, 11)}`;
+}
+
+function sysctl(key: string, value: string | number): void {
+  const p = `/proc/sys/${key.replaceAll(".", "/")}`;
+  if (existsSync(p)) writeFileSync(p, String(value));
+}
+
+export interface Wired {
+  hostVeth: string;
+  hostMAC: string;
+  containerMAC: string;
+}
+
+export async function wire(opts: { netns: string; ifname: string; hostVeth: string; address: string; mtu: number }): Promise<Wired> {
+  const { netns, ifname, hostVeth, address, mtu } = opts;
+  const tmp = `tmp${hostVeth.slice(4, 12)}`;
+  await ip(["link", "add", "name", hostVeth, "type", "veth", "peer", "name", tmp]);
+  await ip(["link", "set", tmp, "netns", netns]);
+  await ip(["link", "set", hostVeth, "address", HOST_MAC, "mtu", String(mtu), "up"]);
+  sysctl(`net.ipv4.conf.${hostVeth}.proxy_arp`, 1);
+  sysctl(`net.ipv4.neigh.${hostVeth}.proxy_delay`, 0);
+  sysctl(`net.ipv4.conf.${hostVeth}.forwarding`, 1);
+  await ip(["link", "set", tmp, "name", ifname], netns);
+  await ip(["link", "set", ifname, "mtu", String(mtu), "up"], netns);
+  await ip(["addr", "add", `${address}/32`, "dev", ifname], netns);
+  await ip(["route", "add", GATEWAY, "dev", ifname, "scope", "link"], netns);
+  await ip(["route", "add", "default", "via", GATEWAY, "dev", ifname], netns);
+  await ip(["route", "replace", `${address}/32`, "dev", hostVeth, "scope", "link"]);
+  const mac = JSON.parse(await ip(["-j", "link", "show", ifname], netns))[0].address as string;
+  return { hostVeth, hostMAC: HOST_MAC, containerMAC: mac };
+}
+
+/** Removes the host end (the container end goes with it); fine when already gone. */
+export async function unwire(hostVeth: string, address?: string): Promise<void> {
+  if (existsSync(`/sys/class/net/${hostVeth}`)) await ip(["link", "del", hostVeth]).catch(() => {});
+  if (address) await ip(["route", "del", `${address}/32`, "dev", hostVeth]).catch(() => {});
+}
+
+/** What CHECK verifies: the host end, the route, and the address in the container. */
+export async function check(opts: { netns: string; ifname: string; hostVeth: string; address: string }): Promise<string | undefined> {
+  if (!existsSync(`/sys/class/net/${opts.hostVeth}`)) return `host interface ${opts.hostVeth} is missing`;
+  const route = await ip(["route", "show", `${opts.address}/32`]);
+  if (!route.includes(`dev ${opts.hostVeth}`)) return `host route ${opts.address}/32 dev ${opts.hostVeth} is missing`;
+  if (!existsSync(opts.netns)) return `container network namespace ${opts.netns} is gone`;
+  const addrs = await ip(["-4", "addr", "show", "dev", opts.ifname], opts.netns).catch(() => "");
+  if (!addrs.includes(`${opts.address}/32`)) return `${opts.ifname} in the container does not have ${opts.address}/32`;
+  const def = await ip(["route", "show", "default"], opts.netns);
+  if (!def.includes(`via ${GATEWAY}`)) return `the container's default route is not via ${GATEWAY}`;
+  return undefined;
+}

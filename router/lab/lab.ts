@@ -148,13 +148,9 @@ export class Lab {
     }
     await this.startNodes(mode);
     for (const pod of PODS) {
-      let address = pod.address;
-      if (this.datastore) {
-        const [got] = JSON.parse(await this.weft(["ipam", "assign", "--node", pod.host, "--handle", `pod-${pod.name}`])) as Array<{ address: string }>;
-        address = got.address;
-      }
+      // On a datastore the pods come through weft-cni, as a container runtime would add them.
+      const address = this.datastore ? await this.addPodWithCni(pod) : (await this.addPod(pod), pod.address);
       this.podAddrs.set(pod.name, address);
-      await this.addPod({ ...pod, address });
     }
     writeFileSync(path.join(this.dir, "pods.json"), JSON.stringify(Object.fromEntries(this.podAddrs)));
   }
@@ -272,6 +268,23 @@ export class Lab {
     // Static routes of another mode: remove the old ones so each node programs its own.
     for (const h of HOSTS) await this.exec(h.name, ["ip", "route", "flush", "proto", "87"], { allowFail: true });
     await this.startNodes(mode);
+  }
+
+  /** Creates the pod's namespace and runs weft-cni ADD in its host's namespace; returns the address. */
+  async addPodWithCni(pod: LabPod): Promise<string> {
+    const ns = this.ns(pod.name);
+    await sh("ip", ["netns", "add", ns]);
+    await nsExec(ns, ["ip", "link", "set", "lo", "up"]);
+    const out = await new Promise<string>((resolve, reject) => {
+      const p = spawn("ip", ["netns", "exec", this.ns(pod.host), process.execPath, path.join(projectRoot(), "dist", "router", "cni", "main.js")], {
+        env: { PATH: process.env.PATH ?? "", CNI_COMMAND: "ADD", CNI_CONTAINERID: `${this.prefix}-${pod.name}`, CNI_NETNS: `/run/netns/${ns}`, CNI_IFNAME: "eth0", CNI_ARGS: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod.name}`, CNI_PATH: "/usr/lib/cni" },
+      });
+      let stdout = "";
+      p.stdout.on("data", (d) => (stdout += d));
+      p.on("close", (code) => (code === 0 ? resolve(stdout) : reject(new Error(`weft-cni ADD for ${pod.name} failed: ${stdout.trim()}`))));
+      p.stdin.end(JSON.stringify({ cniVersion: "1.0.0", name: "weft", type: "weft-cni", datastore: this.datastoreURL, nodename: pod.host, log_file: path.join(this.dir, "cni.log") }));
+    });
+    return (JSON.parse(out) as { ips: Array<{ address: string }> }).ips[0].address.split("/")[0];
   }
 
   /** Wires a pod as Calico does: /32 on eth0, default via 169.254.1.1, proxy ARP on the host side. */

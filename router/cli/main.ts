@@ -125,12 +125,14 @@ lab
   .description("build the lab, start a weft node per host, wire the pods, then print routes and a pod x pod reachability matrix")
   .addOption(new Option("--mode <mode>", "routing mode (the default pool's ipipMode/vxlanMode)").choices(["ipip", "vxlan", "direct", "crosssubnet"]).default("ipip"))
   .addOption(new Option("--datastore <kind>", "where the cluster state lives: the lab's own SQLite file, or etcd in the gateway namespace; static = no datastore, each node from a routes file").choices(["sqlite", "etcd", "static"]).default("sqlite"))
+  .option("--src-dst-check", "the gateway drops frames whose addresses are not the sending host's, as a cloud's source/destination check does")
   .addOption(labPrefix)
-  .action(async (opts: { mode: "ipip" | "vxlan" | "direct" | "crosssubnet"; datastore: "sqlite" | "etcd" | "static"; prefix: string }) => {
+  .action(async (opts: { mode: "ipip" | "vxlan" | "direct" | "crosssubnet"; datastore: "sqlite" | "etcd" | "static"; prefix: string; srcDstCheck?: boolean }) => {
     const { printLab } = await import("../lab/report.js");
     const l = await labOf(opts.prefix, opts.datastore === "static" ? undefined : opts.datastore);
     const t0 = Date.now();
     await l.up(opts.mode);
+    if (opts.srcDstCheck) await l.setSrcDstCheck(true);
     process.stdout.write(await printLab(l, Date.now() - t0));
   });
 
@@ -168,6 +170,20 @@ lab
     if (!ds) throw new ConfigError(`lab "${opts.prefix}" has no datastore (is it up, and not --datastore static?)`);
     const l = await labOf(opts.prefix, ds);
     process.stdout.write(await l.apply(readFileSync(opts.filename, "utf8")));
+  });
+
+lab
+  .command("tour")
+  .description("replay the seed's walkthrough: IPIP, direct with and without source/destination checks, CrossSubnet, VXLAN with BGP off")
+  .addOption(labPrefix)
+  .action(async (opts: { prefix: string }) => {
+    const { runTour } = await import("../lab/tour.js");
+    const l = await labOf(opts.prefix, "sqlite");
+    await l.up("ipip");
+    const outcomes = await runTour(l, (line) => process.stdout.write(`${line}\n`));
+    const surprises = outcomes.filter((o) => o.reached.p1p2 !== o.expected.p1p2 || o.reached.p1p3 !== o.expected.p1p3);
+    process.stdout.write(`\n${surprises.length ? `${surprises.length} step(s) did not match the walkthrough` : "every step matched the walkthrough"}; the lab stays up (weft lab down removes it)\n`);
+    if (surprises.length) process.exit(1);
   });
 
 lab

@@ -64,6 +64,8 @@ export class Lab {
   private readonly log: (line: string) => void;
   private readonly offloadsOff: boolean;
   readonly datastore?: "sqlite" | "etcd";
+  /** Routes over BGP (Calico's default) or from the datastore with BGP off (vxlan). */
+  backend: "bgp" | "vxlan" = "bgp";
   private etcd?: EtcdServer;
   private podAddrs = new Map<string, string>();
   mode: LabMode = "ipip";
@@ -203,7 +205,7 @@ export class Lab {
 
   private async startNode(host: string): Promise<void> {
     const logFile = openSync(path.join(this.dir, `${host}.log`), "a");
-    const source = this.datastore ? ["--datastore", this.datastoreURL, "--name", host] : ["--config", path.join(this.dir, `${host}.yaml`)];
+    const source = this.datastore ? ["--datastore", this.datastoreURL, "--name", host, "--backend", this.backend] : ["--config", path.join(this.dir, `${host}.yaml`)];
     const child = spawn("ip", ["netns", "exec", this.ns(host), process.execPath, this.cli(), "node", "run", ...source, "--control", this.controlSocket(host)], {
       detached: true,
       stdio: ["ignore", logFile, logFile],
@@ -339,6 +341,32 @@ export class Lab {
     await this.exec(p.host, ["ip", "link", "set", podVeth(pod), "mtu", String(mtu)]);
     await this.exec(pod, ["ip", "link", "set", "eth0", "mtu", String(mtu)]);
     await this.exec(pod, ["ip", "route", "flush", "cache"], { allowFail: true });
+  }
+
+  /**
+   * A cloud's source/destination check on the gateway's bridges: a frame whose IP
+   * source (from a host) or destination (to a host) is not that host's address is
+   * dropped, so unencapsulated pod traffic between hosts dies, as on AWS.
+   */
+  async setSrcDstCheck(on: boolean): Promise<void> {
+    const rules = HOSTS.flatMap((h) => {
+      const a = addressOf(h);
+      return [`iifname "v-${h.short}" ip saddr != ${a} drop`, `oifname "v-${h.short}" ip daddr != ${a} drop`];
+    });
+    const table = on
+      ? `table bridge srcdst {}\ndelete table bridge srcdst\ntable bridge srcdst {\n chain forward { type filter hook forward priority 0; policy accept;\n  ${rules.join("\n  ")}\n }\n chain input { type filter hook input priority 0; policy accept;\n  ${rules.filter((r) => r.startsWith("iif")).join("\n  ")}\n }\n}\n`
+      : "table bridge srcdst {}\ndelete table bridge srcdst\n";
+    const file = path.join(this.dir, "srcdst.nft");
+    writeFileSync(file, table);
+    await nsExec(this.gw, ["nft", "-f", file]);
+  }
+
+  /** Restarts every node with another backend (the seed redeploys for VXLAN with BGP off). */
+  async switchBackend(backend: "bgp" | "vxlan"): Promise<void> {
+    this.backend = backend;
+    await this.stopNodes();
+    for (const h of HOSTS) await this.startNode(h.name);
+    for (const h of HOSTS) await this.waitNode(h.name);
   }
 
   /** A host behind the gateway (10.40.0.2) that knows no pod routes: the outside world. */

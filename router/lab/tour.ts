@@ -49,7 +49,7 @@ const STEPS: Step[] = [
 ];
 
 async function weftRoutes(lab: Lab): Promise<string[]> {
-  return (await lab.exec("worker-1", ["ip", "route", "show", "proto", "87"])).trim().split("\n").filter(Boolean);
+  return (await lab.exec("worker-1", ["ip", "route", "show", "proto", "87"])).trim().split("\n").map((l) => l.trim()).filter(Boolean);
 }
 
 /** One packet pod-1 -> target seen on the gateway's subnet-A bridge, as a header line. */

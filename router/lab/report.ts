@@ -1,6 +1,8 @@
 // What `weft lab up` and `weft lab status` print: each node, its routes, and who reaches whom.
 import { HOSTS, PODS } from "./topology.js";
 import type { Lab } from "./lab.js";
+import { controlGet } from "../control/client.js";
+import { peerTable } from "../control/format.js";
 
 export async function printLab(lab: Lab, tookMs?: number): Promise<string> {
   const out: string[] = [];
@@ -14,6 +16,12 @@ export async function printLab(lab: Lab, tookMs?: number): Promise<string> {
       line += "  weft node not answering";
     }
     out.push(line);
+    try {
+      const bgp = JSON.parse(await controlGet(lab.controlSocket(h.name), "/bgp")) as { enabled: boolean; peers: Parameters<typeof peerTable>[0] };
+      if (bgp.enabled) out.push(...peerTable(bgp.peers).trimEnd().split("\n").map((l) => `   ${l}`));
+    } catch {
+      /* node not answering: said above */
+    }
     const routes = await lab.exec(h.name, ["ip", "route"], { allowFail: true });
     out.push(...routes.trim().split("\n").map((r) => `   ${r}`));
   }

@@ -55,14 +55,15 @@ async function weftRoutes(lab: Lab): Promise<string[]> {
 /** One packet pod-1 -> target seen on the gateway's subnet-A bridge, as a header line. */
 async function captureOne(lab: Lab, target: string): Promise<string> {
   const fields = ["ip.src", "ip.dst", "ip.proto", "udp.dstport", "vxlan.vni", "icmp.type"];
-  const args = ["netns", "exec", lab.gw, "tshark", "-n", "-l", "-i", "brA", "-c", "1", "-a", "duration:4", "-f", "not arp and not tcp port 179 and not port 2379", "-T", "fields", "-E", "separator=|", "-E", "occurrence=a", "-E", "aggregator=,"];
+  const args = ["netns", "exec", lab.gw, "tshark", "-n", "-l", "-i", "brA", "-c", "1", "-a", "duration:12", "-f", "not arp and not tcp port 179 and not port 2379", "-T", "fields", "-E", "separator=|", "-E", "occurrence=a", "-E", "aggregator=,"];
   for (const f of fields) args.push("-e", f);
   const p = spawn("ip", args, { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   let err = "";
   p.stdout.on("data", (d) => (out += d));
   await new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, 8000);
+    // tshark can take seconds to start on a loaded machine: wait for it, up to 20 s.
+    const t = setTimeout(resolve, 20_000);
     p.stderr.on("data", (d) => {
       err += d;
       if (/Capture started/.test(err)) {

@@ -3,7 +3,7 @@
 // down() removes everything the prefix names, even after a crash.
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createHash } from "node:crypto";
+import { hostVethName } from "../cni/wiring.js";
 import path from "node:path";
 import { stringify as toYAML } from "yaml";
 import { projectRoot } from "../native/index.js";
@@ -52,8 +52,9 @@ spec:
 
 export const ETCD_PORT = 2379;
 
+/** The host end of a lab pod's veth: the name weft-cni gives pod "default/<pod>". */
 export function podVeth(pod: string): string {
-  return `cali${createHash("sha1").update(`default.${pod}`).digest("hex").slice(0, 11)}`;
+  return hostVethName({ K8S_POD_NAMESPACE: "default", K8S_POD_NAME: pod }, "");
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,6 +1,6 @@
 // The kernel's routing table, links and sysctls, through iproute2 and /proc. All
 // host configuration goes through here (the addon holds the packet fds).
-import { execFile, execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { promisify } from "node:util";
 
@@ -128,9 +128,4 @@ export function moduleLoaded(name: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** Runs ip synchronously (teardown paths where no event loop turn is left). */
-export function ipSync(args: string[]): void {
-  execFileSync("ip", args, { stdio: "ignore" });
 }

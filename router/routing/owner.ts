@@ -3,7 +3,7 @@
 // whole desired state each time, compares it with what is there, and changes only
 // the difference; it never touches a route it does not own.
 import type { Logger } from "pino";
-import { formatCIDR, parseCIDR, parseIPv4 } from "../dataplane/addr.js";
+import { formatCIDR, parseCIDR } from "../dataplane/addr.js";
 import type { FastPath, FastRoute } from "../dataplane/fastpath.js";
 import * as kernel from "../native/iproute.js";
 import { native } from "../native/index.js";
@@ -76,8 +76,4 @@ export class RouteOwner {
     }
     return { changed: diff.replace.length, removed: diff.remove.length, kept: installed.length - diff.remove.length };
   }
-}
-
-export function isIPv4(addr: string): boolean {
-  return parseIPv4(addr) !== undefined;
 }

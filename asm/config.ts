@@ -8,6 +8,7 @@ export const C_IP_ID: u32 = CONFIG + 12; // u32, outer IPv4 identification count
 export const C_VXLAN_PORT: u32 = CONFIG + 16; // u32
 export const C_LOCAL_MAC: u32 = CONFIG + 20; // 6 bytes
 export const C_OFFLOAD: u32 = CONFIG + 28; // u32 bit set, OFFLOAD_*
+export const C_VXLAN_SOCKETS: u32 = CONFIG + 32; // u32, VXLAN source ports (sockets) in use, 1-8
 
 // The TUN carries a virtio_net_hdr in front of every packet (IFF_VNET_HDR).
 export const OFFLOAD_VNET: u32 = 1;
@@ -34,4 +35,8 @@ export function nextIpId(): u16 {
   const id = load<u32>(C_IP_ID) + 1;
   store<u32>(C_IP_ID, id);
   return <u16>id;
+}
+export function vxlanSockets(): u32 {
+  const n = load<u32>(C_VXLAN_SOCKETS);
+  return n == 0 ? 1 : n;
 }

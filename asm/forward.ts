@@ -5,7 +5,7 @@
 // per-batch arena (segments of a TSO super-packet, coalesced TCP for the TUN).
 import * as L from "./layout";
 import * as C from "./counters";
-import { localAddr, nextIpId, offload, underlayMtu, vni, vxlanPort, C_LOCAL_MAC, OFFLOAD_GRO, OFFLOAD_VNET } from "./config";
+import { localAddr, nextIpId, offload, underlayMtu, vni, vxlanPort, vxlanSockets, C_LOCAL_MAC, OFFLOAD_GRO, OFFLOAD_VNET } from "./config";
 import { lpmLookup } from "./lpm";
 import { nodesHas } from "./nodes";
 import { routeAt, R_ENCAP, R_NEXT_HOP, R_VTEP_MAC } from "./routes";
@@ -15,7 +15,7 @@ import * as eth from "./wire/ethernet";
 import * as vxlan from "./wire/vxlan";
 import * as tcp from "./wire/tcp";
 import * as vnet from "./wire/vnet";
-import { checksum, loadBE16, loadBE32, storeBE16, storeBE32, sum16 } from "./wire/checksum";
+import { checksum, fold16, loadBE16, loadBE32, storeBE16, storeBE32, sum16, sum16Copy } from "./wire/checksum";
 
 // Room in front of every received packet for the headers written there.
 export const HEADROOM: u32 = 64;
@@ -31,9 +31,7 @@ let arenaTop: u32 = 0;
 function resetOutputs(): void {
   outCount = 0;
   arenaTop = L.ARENA;
-  store<u32>(L.TALLY + 0, 0);
-  store<u32>(L.TALLY + 4, 0);
-  store<u32>(L.TALLY + 8, 0);
+  memory.fill(L.TALLY, 0, L.CHANNELS << 2);
 }
 
 // Space in the arena, 64-byte aligned; 0 when the batch has used it all.
@@ -92,6 +90,18 @@ function answerUnreachable(p: u32, ihl: u32, len: u32, code: u8, mtu: u32, dropR
   C.count(code == icmp.CODE_FRAG_NEEDED ? C.ICMP_FRAG_NEEDED_SENT : C.ICMP_UNREACHABLE_SENT);
 }
 
+// A hash of the inner packet's flow: addresses, protocol and, for TCP and UDP that
+// are not fragments, ports. Every segment of a flow gets the same value.
+function flowHash(p: u32): u32 {
+  let h = load<u32>(p + ipv4.SRC) * 0x9e3779b1 ^ load<u32>(p + ipv4.DST);
+  const proto = ipv4.protocol(p);
+  h = (h ^ proto) * 0x85ebca6b;
+  if ((proto == 6 || proto == 17) && !(ipv4.flagsFrag(p) & (ipv4.FLAG_MF | ipv4.FRAG_OFFSET_MASK))) {
+    h = (h ^ load<u32>(p + ((<u32>load<u8>(p) & 0xf) << 2))) * 0xc2b2ae35;
+  }
+  return h ^ (h >> 16);
+}
+
 // Writes the outer headers for route r in front of the inner packet at p (total bytes)
 // and emits it. The headroom in front of p must hold VXLAN_OVERHEAD - 28 bytes.
 function encapsulate(p: u32, total: u32, r: u32): void {
@@ -110,7 +120,10 @@ function encapsulate(p: u32, total: u32, r: u32): void {
     eth.copyMac(e + eth.SRC, C_LOCAL_MAC);
     storeBE16(e + eth.ETHERTYPE, eth.TYPE_IPV4);
     vxlan.emit(v, vni());
-    emit(v, total + vxlan.HEADER_LEN + eth.HEADER_LEN, nextHop, vxlanPort(), L.CH_VXLAN);
+    // One socket (source port) per flow, so ECMP in the underlay can spread flows.
+    const n = vxlanSockets();
+    const ch = n == 1 ? L.CH_VXLAN : L.CH_VXLAN + <u8>(flowHash(p) % n);
+    emit(v, total + vxlan.HEADER_LEN + eth.HEADER_LEN, nextHop, vxlanPort(), ch);
     C.count(C.VXLAN_TX);
   } else {
     // A direct route is the kernel's: it never points into the TUN.
@@ -169,7 +182,8 @@ function segmentTcp(p: u32, ihl: u32, total: u32, mss: u32, r: u32): void {
     }
     const s = q + HEADROOM;
     memory.copy(s, p, hdr);
-    memory.copy(s + hdr, p + hdr + off, pay);
+    // One pass copies the payload and sums it for the segment's TCP checksum.
+    const paySum = sum16Copy(s + hdr, p + hdr + off, pay);
     storeBE16(s + ipv4.TOTAL_LEN, segLen);
     storeBE16(s + ipv4.IDENT, (id0 + k) & 0xffff);
     store<u16>(s + ipv4.CHECKSUM, 0);
@@ -181,7 +195,7 @@ function segmentTcp(p: u32, ihl: u32, total: u32, mss: u32, r: u32): void {
     if (off + pay < payload) f &= ~(tcp.FIN | tcp.PSH);
     store<u8>(st + tcp.FLAGS, f);
     store<u16>(st + tcp.CHECKSUM, 0);
-    store<u16>(st + tcp.CHECKSUM, <u16>~sum16(st, thl + pay, pseudoSum(s, 6, thl + pay)));
+    store<u16>(st + tcp.CHECKSUM, <u16>~sum16(st, thl, pseudoSum(s, 6, thl + pay) + paySum));
     C.count(C.TSO_SEGMENTS);
     encapsulate(s, segLen, r);
     if (payload == 0) break;
@@ -265,10 +279,11 @@ export function encapBatch(count: u32): u32 {
 
 // --- decapsulation (network -> TUN), with TCP coalescing --------------------------
 
-// The open coalesced packet: consecutive in-order TCP segments of one flow.
+// The open coalesced packet: consecutive in-order TCP segments of one flow, built in
+// the arena (a virtio header's room in front) while their checksums are verified:
+// each payload is copied and summed in one pass.
 let gOpen = false;
-let gIp: u32 = 0; // its IPv4 header (in place while it holds one segment, then in the arena)
-let gCopied = false;
+let gIp: u32 = 0; // its IPv4 header, in the arena
 let gLen: u32 = 0; // total IPv4 length so far
 let gHdr: u32 = 0; // IP + TCP header bytes
 let gMss: u32 = 0; // payload bytes of the first segment
@@ -278,6 +293,8 @@ let gSegs: u32 = 0;
 function groFlush(): void {
   if (!gOpen) return;
   gOpen = false;
+  // The open packet is the arena's last allocation: give back what it did not use.
+  arenaTop = (gIp + gLen + 63) & ~63;
   if (gSegs == 1) {
     emitToTun(gIp, gLen);
     return;
@@ -289,10 +306,7 @@ function groFlush(): void {
   // NEEDS_CSUM: the field holds the pseudo-header sum, the kernel trusts the rest
   // (every merged segment's checksum was verified on the way in).
   const t = gIp + ihl;
-  let ps = pseudoSum(gIp, 6, gLen - ihl);
-  ps = (ps & 0xffff) + (ps >> 16);
-  ps = (ps & 0xffff) + (ps >> 16);
-  store<u16>(t + tcp.CHECKSUM, <u16>ps);
+  store<u16>(t + tcp.CHECKSUM, <u16>fold16(pseudoSum(gIp, 6, gLen - ihl)));
   vnet.emitTcp4Gso(gIp - vnet.LEN, gHdr, gMss, ihl);
   emit(gIp - vnet.LEN, gLen + vnet.LEN, 0, 0, L.CH_TUN);
   C.count(C.GRO_PACKETS_WRITTEN);
@@ -318,45 +332,34 @@ function continuesOpen(p: u32, thl: u32, pay: u32): bool {
   return true;
 }
 
-// Hands a checked inner packet to the TUN, coalescing bulk TCP when enabled.
+// Hands a checked inner packet to the TUN, coalescing bulk TCP when enabled. A packet
+// that is not merged goes out as it came (without NEEDS_CSUM, so the kernel checks it).
 function toTun(p: u32, total: u32, ihl: u32): void {
   C.count(C.TUN_TX);
   C.count(C.BYTES_DECAPSULATED, total);
-  if (!offload(OFFLOAD_GRO) || ihl != 20 || ipv4.protocol(p) != 6 || ipv4.flagsFrag(p) & (ipv4.FLAG_MF | ipv4.FRAG_OFFSET_MASK)) {
+  if (!offload(OFFLOAD_GRO) || ihl != 20 || ipv4.protocol(p) != 6 || ipv4.flagsFrag(p) & (ipv4.FLAG_MF | ipv4.FRAG_OFFSET_MASK) || total < 20 + tcp.HEADER_LEN) {
     groFlush();
     emitToTun(p, total);
     return;
   }
   const t = p + 20;
-  if (total < 20 + tcp.HEADER_LEN) {
-    groFlush();
-    emitToTun(p, total);
-    return;
-  }
   const thl = tcp.headerLen(t);
   const flags = load<u8>(t + tcp.FLAGS);
   const pay = thl <= total - 20 ? total - 20 - thl : 0;
-  // Only plain data segments (ACK, maybe PSH) with a good checksum are merged.
-  const mergeable = thl >= tcp.HEADER_LEN && thl + 20 <= total && pay > 0 && (flags & ~(tcp.ACK_FLAG | tcp.PSH)) == 0 && flags & tcp.ACK_FLAG &&
-    sum16(t, total - 20, pseudoSum(p, 6, total - 20)) == 0xffff;
-  if (!mergeable) {
+  // Only plain data segments (ACK, maybe PSH) are merged, and only with a good checksum.
+  if (thl < tcp.HEADER_LEN || thl + 20 > total || pay == 0 || (flags & ~(tcp.ACK_FLAG | tcp.PSH)) != 0 || !(flags & tcp.ACK_FLAG)) {
     groFlush();
     emitToTun(p, total);
     return;
   }
+  const headSum = sum16(t, thl, pseudoSum(p, 6, total - 20));
   if (continuesOpen(p, thl, pay)) {
-    if (!gCopied) {
-      const a = arenaAlloc(vnet.LEN + MAX_IP);
-      if (a == 0) {
-        groFlush();
-        emitToTun(p, total);
-        return;
-      }
-      memory.copy(a + vnet.LEN, gIp, gLen);
-      gIp = a + vnet.LEN;
-      gCopied = true;
+    // Copy behind the open packet; it only grows if the checksum holds.
+    if (fold16(headSum + sum16Copy(gIp + gLen, t + thl, pay)) != 0xffff) {
+      groFlush();
+      emitToTun(p, total);
+      return;
     }
-    memory.copy(gIp + gLen, t + thl, pay);
     gLen += pay;
     gNextSeq += pay;
     gSegs++;
@@ -365,9 +368,20 @@ function toTun(p: u32, total: u32, ihl: u32): void {
     return;
   }
   groFlush();
+  const a = arenaAlloc(vnet.LEN + MAX_IP);
+  if (a == 0) {
+    emitToTun(p, total);
+    return;
+  }
+  const g = a + vnet.LEN;
+  memory.copy(g, p, 20 + thl);
+  if (fold16(headSum + sum16Copy(g + 20 + thl, t + thl, pay)) != 0xffff) {
+    arenaTop = a;
+    emitToTun(p, total);
+    return;
+  }
   gOpen = true;
-  gIp = p;
-  gCopied = false;
+  gIp = g;
   gLen = total;
   gHdr = 20 + thl;
   gMss = pay;

@@ -1,8 +1,9 @@
 // The fast path's exports: batch entry points, table updates, layout for the host.
 import * as L from "./layout";
-import { C_LOCAL_ADDR, C_LOCAL_MAC, C_OFFLOAD, C_UNDERLAY_MTU, C_VNI, C_VXLAN_PORT } from "./config";
+import { C_LOCAL_ADDR, C_LOCAL_MAC, C_OFFLOAD, C_UNDERLAY_MTU, C_VNI, C_VXLAN_PORT, C_VXLAN_SOCKETS } from "./config";
 import { lpmLookup } from "./lpm";
 import { HEADROOM } from "./forward";
+import { sum16, sum16Copy } from "./wire/checksum";
 
 export { encapBatch, decapIpipBatch, decapVxlanBatch } from "./forward";
 export { lpmInsert, lpmDelete, lpmReset, lpmNodesLive, leaf } from "./lpm";
@@ -26,6 +27,12 @@ export function configure(localAddr: u32, underlayMtu: u32, vni: u32, vxlanPort:
 export function setOffloads(bits: u32): void {
   store<u32>(C_OFFLOAD, bits);
 }
+
+// How many VXLAN sockets (source ports) the host opened: flows are spread over them.
+export function setVxlanSockets(n: u32): void {
+  store<u32>(C_VXLAN_SOCKETS, n < 1 ? 1 : n > L.VXLAN_SOCKETS_MAX ? L.VXLAN_SOCKETS_MAX : n);
+}
+export function layoutVxlanSocketsMax(): u32 { return L.VXLAN_SOCKETS_MAX; }
 
 export function lookup(addr: u32): u32 {
   return lpmLookup(addr);
@@ -58,3 +65,11 @@ export function layoutLpmBytes(): u32 { return L.MEMORY_END - L.LPM_ROOT; }
 export function layoutLpmNodeBytes(): u32 { return 1024; }
 export function layoutLpmRootBytes(): u32 { return 65536 << 2; }
 export function layoutHeadroom(): u32 { return HEADROOM; }
+
+// The checksum primitives, exposed so tests can hold them to a plain reference.
+export function checksumSum(p: u32, len: u32): u32 {
+  return sum16(p, len, 0);
+}
+export function checksumSumCopy(dst: u32, src: u32, len: u32): u32 {
+  return sum16Copy(dst, src, len, 0);
+}

@@ -42,7 +42,9 @@ export const D_FLAGS: u32 = 18;
 export const CH_DROP: u8 = 0;
 export const CH_TUN: u8 = 1;
 export const CH_IPIP: u8 = 2;
-export const CH_VXLAN: u8 = 3;
+export const CH_VXLAN: u8 = 3; // the first of VXLAN_SOCKETS_MAX channels, one per source port
+export const VXLAN_SOCKETS_MAX: u32 = 8;
+export const CHANNELS: u32 = 2 + VXLAN_SOCKETS_MAX; // TUN, IPIP, VXLAN x 8
 
 // Encapsulation of a route record.
 export const ENCAP_NONE: u8 = 0;

@@ -35,8 +35,26 @@ export const COUNTER_NAMES: Record<number, string> = {
   41: "tun_tx_failed",
   42: "tun_batches",
   43: "network_batches",
+  // Time spent per stage, in nanoseconds (only with stage timing on: WEFT_STAGE_TIMING=1).
+  44: "stage_ns_tun_read",
+  45: "stage_ns_encap",
+  46: "stage_ns_network_send",
+  47: "stage_ns_network_read",
+  48: "stage_ns_decap",
+  49: "stage_ns_tun_write",
 };
 
-export const HOST_COUNTER = { sendFailed: 40, tunWriteFailed: 41, tunBatches: 42, networkBatches: 43 } as const;
+export const HOST_COUNTER = {
+  sendFailed: 40,
+  tunWriteFailed: 41,
+  tunBatches: 42,
+  networkBatches: 43,
+  nsTunRead: 44,
+  nsEncap: 45,
+  nsNetworkSend: 46,
+  nsNetworkRead: 47,
+  nsDecap: 48,
+  nsTunWrite: 49,
+} as const;
 
 export type Counters = Record<string, number>;

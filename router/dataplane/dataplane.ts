@@ -34,6 +34,8 @@ export interface DataplaneOptions {
   /** Address the VXLAN socket binds (the node's underlay address). */
   bindAddress: string;
   vxlanPort?: number;
+  /** VXLAN source ports, one socket each, chosen per flow by hash (1-8; default 4). */
+  vxlanSourcePorts?: number;
   batch?: number;
   offloads?: Offloads;
   log: Logger;
@@ -44,9 +46,13 @@ export class Dataplane {
   private tunFd = -1;
   private ipipFd = -1;
   private vxlanFd = -1;
+  /** Send sockets by source port; the first is vxlanFd (bound to the VXLAN port). */
+  private vxlanFds: number[] = [];
   private polls: unknown[] = [];
   private slotSize = 0;
   private batch = 0;
+  /** Per-stage timing (stage_ns_* counters); costs a clock read per step. */
+  private readonly timing = process.env.WEFT_STAGE_TIMING === "1";
   /** What the kernel accepted (asked-for offloads it refused are off). */
   active: Offloads = { ...NO_OFFLOADS };
 
@@ -77,9 +83,18 @@ export class Dataplane {
       this.n.close(this.ipipFd);
       throw new Error(`cannot bind VXLAN port ${bindAddress}:${vxlanPort} (${(err as Error).message}); is a kernel vxlan device using it?`);
     }
+    // Further source ports: ephemeral ports of the same address, as the kernel's
+    // vxlan device picks source ports from the local port range.
+    const ports = Math.max(1, Math.min(this.opts.vxlanSourcePorts ?? Number(process.env.WEFT_VXLAN_SOURCE_PORTS ?? 4), this.fp.x.layoutVxlanSocketsMax()));
+    this.vxlanFds = [this.vxlanFd];
+    for (let i = 1; i < ports; i++) this.vxlanFds.push(this.n.udpOpen(bindAddress, 0));
+    this.fp.x.setVxlanSockets(ports);
     if (want.udpGRO) {
-      this.active.udpGRO = this.n.udpSetGro(this.vxlanFd, true);
-      if (!this.active.udpGRO) log.warn("the kernel refused UDP_GRO: receiving one VXLAN datagram per slot");
+      this.active.udpGRO = this.vxlanFds.every((fd) => this.n.udpSetGro(fd, true));
+      if (!this.active.udpGRO) {
+        for (const fd of this.vxlanFds) this.n.udpSetGro(fd, false);
+        log.warn("the kernel refused UDP_GRO: receiving one VXLAN datagram per slot");
+      }
     }
     if (want.udpGSO) {
       this.active.udpGSO = this.n.udpGsoSupported(this.vxlanFd);
@@ -94,14 +109,17 @@ export class Dataplane {
     this.batch = Math.min(this.opts.batch ?? Number(process.env.WEFT_BATCH ?? 64), this.fp.maxIn, Math.floor(this.fp.x.layoutSlotsBytes() / size));
     this.polls.push(this.n.pollStart(this.tunFd, () => this.fromTun()));
     this.polls.push(this.n.pollStart(this.ipipFd, () => this.fromNetwork(this.ipipFd, false)));
-    this.polls.push(this.n.pollStart(this.vxlanFd, () => this.fromNetwork(this.vxlanFd, true)));
+    // Peers send to the VXLAN port; the other sockets are polled too, so nothing sent
+    // to them queues up unread.
+    for (const fd of this.vxlanFds) this.polls.push(this.n.pollStart(fd, () => this.fromNetwork(fd, true)));
   }
 
   stop(): void {
     for (const p of this.polls) this.n.pollStop(p);
     this.polls = [];
-    for (const fd of [this.tunFd, this.ipipFd, this.vxlanFd]) if (fd >= 0) this.n.close(fd);
+    for (const fd of [this.tunFd, this.ipipFd, ...this.vxlanFds]) if (fd >= 0) this.n.close(fd);
     this.tunFd = this.ipipFd = this.vxlanFd = -1;
+    this.vxlanFds = [];
   }
 
   private recv(fd: number, kind: number, max: number): number {
@@ -117,31 +135,50 @@ export class Dataplane {
   }
 
   // A readiness callback drains at most a few batches, then yields to the loop so
-  // the other directions and the control socket get their turn.
+  // the other directions and the control socket get their turn. With stage timing
+  // on, the time of each step is added to a stage_ns_* counter.
   private fromTun(): void {
     // A TSO super-packet becomes up to 45 segments: keep a batch within the outputs.
     const max = this.active.tso ? Math.min(this.batch, 64) : this.batch;
+    const timing = this.timing;
+    const fp = this.fp;
     for (let round = 0; round < 8; round++) {
+      let t0 = timing ? performance.now() : 0;
       const count = this.recv(this.tunFd, KIND_TUN, max);
+      if (timing) t0 = this.stage(HOST_COUNTER.nsTunRead, t0);
       if (count === 0) return;
-      this.fp.addCounter(HOST_COUNTER.tunBatches, 1);
-      const outs = this.fp.x.encapBatch(count);
+      fp.addCounter(HOST_COUNTER.tunBatches, 1);
+      const outs = fp.x.encapBatch(count);
+      if (timing) t0 = this.stage(HOST_COUNTER.nsEncap, t0);
       this.send(this.ipipFd, KIND_SOCK, outs, CH_IPIP, HOST_COUNTER.sendFailed);
-      this.send(this.vxlanFd, KIND_SOCK, outs, CH_VXLAN, HOST_COUNTER.sendFailed, this.active.udpGSO);
+      for (let k = 0; k < this.vxlanFds.length; k++) this.send(this.vxlanFds[k], KIND_SOCK, outs, CH_VXLAN + k, HOST_COUNTER.sendFailed, this.active.udpGSO);
+      if (timing) t0 = this.stage(HOST_COUNTER.nsNetworkSend, t0);
       this.send(this.tunFd, KIND_TUN, outs, CH_TUN, HOST_COUNTER.tunWriteFailed);
+      if (timing) this.stage(HOST_COUNTER.nsTunWrite, t0);
       if (count < max) return;
     }
   }
 
   private fromNetwork(fd: number, vxlan: boolean): void {
     const cap = this.slotSize - this.fp.headroom;
+    const timing = this.timing;
     for (let round = 0; round < 8; round++) {
+      let t0 = timing ? performance.now() : 0;
       const count = this.recv(fd, KIND_SOCK, this.batch);
+      if (timing) t0 = this.stage(HOST_COUNTER.nsNetworkRead, t0);
       if (count === 0) return;
       this.fp.addCounter(HOST_COUNTER.networkBatches, 1);
       const outs = vxlan ? this.fp.x.decapVxlanBatch(count, cap) : this.fp.x.decapIpipBatch(count, cap);
+      if (timing) t0 = this.stage(HOST_COUNTER.nsDecap, t0);
       this.send(this.tunFd, KIND_TUN, outs, CH_TUN, HOST_COUNTER.tunWriteFailed);
+      if (timing) this.stage(HOST_COUNTER.nsTunWrite, t0);
       if (count < this.batch) return;
     }
+  }
+
+  private stage(counter: number, since: number): number {
+    const now = performance.now();
+    this.fp.addCounter(counter, Math.round((now - since) * 1e6));
+    return now;
   }
 }

@@ -46,11 +46,28 @@ typedef struct {
 
 _Static_assert(sizeof(weft_desc) == 24, "descriptor layout is shared with asm/layout.ts");
 
-// Send and receive scratch, reused by every batch (the addon runs on the JS thread only).
-static struct mmsghdr g_msgs[MAX_OUT];
-static struct iovec g_iov[MAX_OUT];
-static struct sockaddr_in g_addr[MAX_OUT];
-static char g_cmsg[MAX_OUT][CMSG_SPACE(sizeof(uint16_t))];
+// Send and receive scratch, reused by every batch. One per JS environment (the main
+// thread and each worker thread load the addon separately), kept as instance data.
+typedef struct {
+  struct mmsghdr msgs[MAX_OUT];
+  struct iovec iov[MAX_OUT];
+  struct sockaddr_in addr[MAX_OUT];
+  char cmsg[MAX_OUT][CMSG_SPACE(sizeof(uint16_t))];
+} weft_scratch;
+
+static void scratch_finalize(napi_env env, void *data, void *hint) {
+  (void)env; (void)hint;
+  free(data);
+}
+
+static weft_scratch *scratch_of(napi_env env) {
+  void *s = NULL;
+  if (napi_get_instance_data(env, &s) != napi_ok || !s) {
+    napi_throw_error(env, NULL, "weft native: no scratch for this thread");
+    return NULL;
+  }
+  return s;
+}
 
 enum { KIND_TUN = 0, KIND_SOCK = 1 };
 
@@ -290,6 +307,8 @@ static int get_memory(napi_env env, napi_value buf, uint8_t **base, size_t *size
 // Fills up to max slots; slot i holds its packet at slotBase + i*slotSize + headroom.
 // On a UDP socket with UDP_GRO, one slot may hold several datagrams of gso_size bytes.
 static napi_value recv_batch(napi_env env, napi_callback_info info) {
+  weft_scratch *S = scratch_of(env);
+  if (!S) return NULL;
   napi_value argv[8];
   if (!get_args(env, info, 8, argv)) return NULL;
   int fd = arg_i32(env, argv[0]);
@@ -325,18 +344,18 @@ static napi_value recv_batch(napi_env env, napi_callback_info info) {
     return ret_i32(env, count);
   }
   for (uint32_t i = 0; i < max; i++) {
-    g_iov[i].iov_base = mem + slot_base + i * slot_size + headroom;
-    g_iov[i].iov_len = cap;
-    memset(&g_msgs[i], 0, sizeof g_msgs[i]);
-    g_msgs[i].msg_hdr.msg_iov = &g_iov[i];
-    g_msgs[i].msg_hdr.msg_iovlen = 1;
-    g_msgs[i].msg_hdr.msg_name = &g_addr[i];
-    g_msgs[i].msg_hdr.msg_namelen = sizeof g_addr[i];
-    g_msgs[i].msg_hdr.msg_control = g_cmsg[i];
-    g_msgs[i].msg_hdr.msg_controllen = sizeof g_cmsg[i];
+    S->iov[i].iov_base = mem + slot_base + i * slot_size + headroom;
+    S->iov[i].iov_len = cap;
+    memset(&S->msgs[i], 0, sizeof S->msgs[i]);
+    S->msgs[i].msg_hdr.msS->iov = &S->iov[i];
+    S->msgs[i].msg_hdr.msS->iovlen = 1;
+    S->msgs[i].msg_hdr.msg_name = &S->addr[i];
+    S->msgs[i].msg_hdr.msg_namelen = sizeof S->addr[i];
+    S->msgs[i].msg_hdr.msg_control = S->cmsg[i];
+    S->msgs[i].msg_hdr.msg_controllen = sizeof S->cmsg[i];
   }
   int r;
-  do r = recvmmsg(fd, g_msgs, max, MSG_DONTWAIT, NULL); while (r < 0 && errno == EINTR);
+  do r = recvmmsg(fd, S->msgs, max, MSG_DONTWAIT, NULL); while (r < 0 && errno == EINTR);
   if (r < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return ret_i32(env, 0);
     return throw_errno(env, "recvmmsg", errno);
@@ -345,10 +364,10 @@ static napi_value recv_batch(napi_env env, napi_callback_info info) {
     memset(&desc[i], 0, sizeof desc[i]);
     desc[i].off = slot_base + i * slot_size + headroom;
     // A truncated datagram is marked by a length past the slot: the fast path drops it.
-    desc[i].len = (g_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? cap + 1 : g_msgs[i].msg_len;
-    desc[i].addr = ntohl(g_addr[i].sin_addr.s_addr);
-    desc[i].port = ntohs(g_addr[i].sin_port);
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&g_msgs[i].msg_hdr); c; c = CMSG_NXTHDR(&g_msgs[i].msg_hdr, c)) {
+    desc[i].len = (S->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? cap + 1 : S->msgs[i].msg_len;
+    desc[i].addr = ntohl(S->addr[i].sin_addr.s_addr);
+    desc[i].port = ntohs(S->addr[i].sin_port);
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&S->msgs[i].msg_hdr); c; c = CMSG_NXTHDR(&S->msgs[i].msg_hdr, c)) {
       if (c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_GRO) {
         uint16_t gso;
         memcpy(&gso, CMSG_DATA(c), sizeof gso);
@@ -364,6 +383,8 @@ static napi_value recv_batch(napi_env env, napi_callback_info info) {
 // With gso (UDP), consecutive datagrams to the same peer and of the same size (the
 // last may be shorter) go as one sendmsg with UDP_SEGMENT: one trip through the stack.
 static napi_value send_batch(napi_env env, napi_callback_info info) {
+  weft_scratch *S = scratch_of(env);
+  if (!S) return NULL;
   napi_value argv[7];
   if (!get_args(env, info, 7, argv)) return NULL;
   int fd = arg_i32(env, argv[0]);
@@ -399,55 +420,55 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
   for (uint32_t i = 0; i < count; i++) {
     if (desc[i].channel != channel || desc[i].len == 0) continue;
     if ((uint64_t)desc[i].off + desc[i].len > memsize) continue;
-    g_iov[niov].iov_base = mem + desc[i].off;
-    g_iov[niov].iov_len = desc[i].len;
-    struct msghdr *prev = nmsg ? &g_msgs[nmsg - 1].msg_hdr : NULL;
+    S->iov[niov].iov_base = mem + desc[i].off;
+    S->iov[niov].iov_len = desc[i].len;
+    struct msghdr *prev = nmsg ? &S->msgs[nmsg - 1].msg_hdr : NULL;
     if (gso && prev && packets_in[nmsg - 1] < MAX_GSO_SEGS &&
-        g_addr[nmsg - 1].sin_addr.s_addr == htonl(desc[i].addr) &&
-        g_addr[nmsg - 1].sin_port == htons(desc[i].port)) {
-      size_t seg = prev->msg_iov[0].iov_len;
-      size_t last = prev->msg_iov[prev->msg_iovlen - 1].iov_len;
+        S->addr[nmsg - 1].sin_addr.s_addr == htonl(desc[i].addr) &&
+        S->addr[nmsg - 1].sin_port == htons(desc[i].port)) {
+      size_t seg = prev->msS->iov[0].iov_len;
+      size_t last = prev->msS->iov[prev->msS->iovlen - 1].iov_len;
       size_t total = 0;
-      for (size_t k = 0; k < prev->msg_iovlen; k++) total += prev->msg_iov[k].iov_len;
+      for (size_t k = 0; k < prev->msS->iovlen; k++) total += prev->msS->iov[k].iov_len;
       // Joinable: all before are seg bytes, this one is no longer, and it fits 64 KiB.
       if (last == seg && desc[i].len <= seg && total + desc[i].len <= 65000) {
-        prev->msg_iovlen++;
+        prev->msS->iovlen++;
         packets_in[nmsg - 1]++;
         niov++;
         continue;
       }
     }
-    struct msghdr *m = &g_msgs[nmsg].msg_hdr;
-    memset(&g_msgs[nmsg], 0, sizeof g_msgs[nmsg]);
-    memset(&g_addr[nmsg], 0, sizeof g_addr[nmsg]);
-    g_addr[nmsg].sin_family = AF_INET;
-    g_addr[nmsg].sin_addr.s_addr = htonl(desc[i].addr);
-    g_addr[nmsg].sin_port = htons(desc[i].port);
-    m->msg_iov = &g_iov[niov];
-    m->msg_iovlen = 1;
-    m->msg_name = &g_addr[nmsg];
-    m->msg_namelen = sizeof g_addr[nmsg];
+    struct msghdr *m = &S->msgs[nmsg].msg_hdr;
+    memset(&S->msgs[nmsg], 0, sizeof S->msgs[nmsg]);
+    memset(&S->addr[nmsg], 0, sizeof S->addr[nmsg]);
+    S->addr[nmsg].sin_family = AF_INET;
+    S->addr[nmsg].sin_addr.s_addr = htonl(desc[i].addr);
+    S->addr[nmsg].sin_port = htons(desc[i].port);
+    m->msS->iov = &S->iov[niov];
+    m->msS->iovlen = 1;
+    m->msg_name = &S->addr[nmsg];
+    m->msg_namelen = sizeof S->addr[nmsg];
     packets_in[nmsg] = 1;
     nmsg++;
     niov++;
   }
   if (gso) {
     for (int k = 0; k < nmsg; k++) {
-      struct msghdr *m = &g_msgs[k].msg_hdr;
-      if (m->msg_iovlen < 2) continue;
-      m->msg_control = g_cmsg[k];
+      struct msghdr *m = &S->msgs[k].msg_hdr;
+      if (m->msS->iovlen < 2) continue;
+      m->msg_control = S->cmsg[k];
       m->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
       struct cmsghdr *c = CMSG_FIRSTHDR(m);
       c->cmsg_level = IPPROTO_UDP;
       c->cmsg_type = UDP_SEGMENT;
       c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-      uint16_t seg = (uint16_t)m->msg_iov[0].iov_len;
+      uint16_t seg = (uint16_t)m->msS->iov[0].iov_len;
       memcpy(CMSG_DATA(c), &seg, sizeof seg);
     }
   }
   int done = 0;
   while (done < nmsg) {
-    int r = sendmmsg(fd, g_msgs + done, nmsg - done, MSG_DONTWAIT);
+    int r = sendmmsg(fd, S->msgs + done, nmsg - done, MSG_DONTWAIT);
     if (r < 0) {
       if (errno == EINTR) continue;
       // EAGAIN: socket buffer full. Anything else (unreachable, EMSGSIZE) hits one
@@ -543,6 +564,12 @@ static napi_value poll_stop(napi_env env, napi_callback_info info) {
 }
 
 static napi_value init(napi_env env, napi_value exports) {
+  weft_scratch *scratch = calloc(1, sizeof *scratch);
+  if (!scratch || napi_set_instance_data(env, scratch, scratch_finalize, NULL) != napi_ok) {
+    free(scratch);
+    napi_throw_error(env, NULL, "weft native: cannot allocate batch scratch");
+    return NULL;
+  }
   napi_property_descriptor props[] = {
       {"tunOpen", NULL, tun_open, NULL, NULL, NULL, napi_default, NULL},
       {"tunDelete", NULL, tun_delete, NULL, NULL, NULL, napi_default, NULL},

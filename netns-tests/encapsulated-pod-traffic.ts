@@ -8,8 +8,11 @@ const pod = (name: string) => PODS.find((p) => p.name === name)!;
 const MB50 = 50 * 1024 * 1024;
 
 export function encapsulatedPodTraffic(mode: "ipip" | "vxlan", prefix: string, offloads: "on" | "off"): void {
-  describe(`${mode.toUpperCase()} between pods through weft nodes, offloads ${offloads}`, () => {
-    const lab = useLab(prefix, mode, { offloadsOff: offloads === "off" });
+  // With offloads off the nodes also receive on their main thread, so both the receive
+  // thread and the single-thread path carry the same checks.
+  const threads = offloads === "on" ? "receive thread" : "one thread";
+  describe(`${mode.toUpperCase()} between pods through weft nodes, offloads ${offloads}, ${threads}`, () => {
+    const lab = useLab(prefix, mode, { offloadsOff: offloads === "off", rxThread: offloads === "on" });
 
     it("pod-1 -> pod-2 (same subnet) answers ping", async () => {
       expect(await lab.ping("pod-1", pod("pod-2").address)).toBe(true);
@@ -28,11 +31,14 @@ export function encapsulatedPodTraffic(mode: "ipip" | "vxlan", prefix: string, o
       });
     }
 
-    it(`the nodes run with offloads ${offloads}`, async () => {
-      const s = (await lab.nodeStatus("worker-1")) as { offloads: Record<string, boolean> };
+    it(`the nodes run with offloads ${offloads}, ${threads}`, async () => {
+      const s = (await lab.nodeStatus("worker-1")) as { offloads: Record<string, boolean>; receiveThread: boolean };
       const c = await lab.counters("worker-2");
-      console.log(`[${prefix}] offloads ${JSON.stringify(s.offloads)}; worker-2 merged ${c.gro_segments_merged} segments into ${c.gro_packets_written}`);
+      console.log(`[${prefix}] offloads ${JSON.stringify(s.offloads)}, receive thread ${s.receiveThread}; worker-2 merged ${c.gro_segments_merged} segments into ${c.gro_packets_written}, received ${c.vxlan_rx + c.ipip_rx} packets`);
       expect(Object.values(s.offloads).every((v) => v === (offloads === "on"))).toBe(true);
+      expect(s.receiveThread).toBe(offloads === "on");
+      // The receive thread's counters reach the control socket.
+      expect(c.vxlan_rx + c.ipip_rx).toBeGreaterThan(30_000);
       if (offloads === "on") expect(c.gro_packets_written).toBeGreaterThan(0);
       else expect(c.gro_packets_written + c.tso_segments).toBe(0);
     });

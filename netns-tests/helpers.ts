@@ -12,6 +12,7 @@ export function requireRoot(): void {
 
 export interface LabTestOptions {
   offloadsOff?: boolean;
+  rxThread?: boolean;
   datastore?: "sqlite" | "etcd";
 }
 

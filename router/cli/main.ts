@@ -194,7 +194,8 @@ lab
     await (await labOf(opts.prefix)).down();
   });
 
-const bench = program.command("bench");
+const BENCH_PATH_LIST = "kernel-direct,kernel-vxlan,weft-ipip,weft-vxlan,weft-crosssubnet";
+const bench = program.command("bench").description("measure the data plane against the kernel, or BGP convergence at scale");
 bench
   .command("bgp")
   .description("BGP scale: N node processes on one bridge; time from the last start until every node has every block")
@@ -211,14 +212,34 @@ bench
 
 bench
   .command("dataplane", { isDefault: true })
-  .description("measure pod-1 -> pod-2 TCP throughput (iperf3, one stream) over kernel direct, kernel VXLAN, weft IPIP and weft VXLAN in a lab, with ratios to kernel VXLAN")
+  .description(
+    "in one lab run, kernel direct, kernel VXLAN, weft IPIP, weft VXLAN and weft CrossSubnet, pod-1 -> pod-2: TCP with 1 and 4 streams, TCP request/response latency (p50, p99), 64-byte UDP packets/s, CPU seconds per Gbit, each as a ratio to kernel VXLAN; weft paths also show time per data-path stage",
+  )
+  .option("--seconds <n>", "length of each TCP run (latency and UDP runs take at most 5 s)", "10")
+  .option("--paths <list>", `comma-separated subset of ${BENCH_PATH_LIST} (kernel-vxlan is always measured)`)
   .option("--json <file>", "also write the results as JSON to this file")
-  .option("--seconds <n>", "length of each iperf3 run", "10")
+  .option("--svg <file>", "also write a chart of the ratios as SVG")
+  .option("--png <file>", "also write the chart as PNG")
   .option("--prefix <p>", "name prefix of the bench lab's namespaces", "bench")
-  .action(async (opts: { json?: string; seconds: string; prefix: string }) => {
-    const { runBench, formatBench } = await import("../bench/bench.js");
-    const runs = await runBench({ seconds: Number(opts.seconds), prefix: opts.prefix, json: opts.json, progress: (l) => process.stderr.write(`${l}\n`) });
-    process.stdout.write(`${formatBench(runs)}\n`);
+  .action(async (opts: { json?: string; svg?: string; png?: string; seconds: string; paths?: string; prefix: string }) => {
+    const { runBench, formatBench, BENCH_PATHS } = await import("../bench/bench.js");
+    const seconds = Number(opts.seconds);
+    if (!Number.isInteger(seconds) || seconds < 1 || seconds > 120) throw new ConfigError(`--seconds must be a whole number from 1 to 120, not "${opts.seconds}"`);
+    const paths = opts.paths?.split(",").map((p) => p.trim());
+    for (const p of paths ?? []) if (!(BENCH_PATHS as readonly string[]).includes(p)) throw new ConfigError(`unknown path "${p}" in --paths; choose from ${BENCH_PATHS.join(", ")}`);
+    const tty = process.stderr.isTTY;
+    const progress = (l: string) => process.stderr.write(tty ? `\r\x1b[K${l}` : `${l}\n`);
+    const report = await runBench({ seconds, prefix: opts.prefix, paths: paths as never, progress });
+    if (tty) process.stderr.write("\n");
+    const { writeFileSync } = await import("node:fs");
+    if (opts.json) writeFileSync(opts.json, `${JSON.stringify(report, null, 2)}\n`);
+    if (opts.svg || opts.png) {
+      const { benchSvg, benchPng } = await import("../bench/chart.js");
+      const svg = benchSvg(report);
+      if (opts.svg) writeFileSync(opts.svg, svg);
+      if (opts.png) writeFileSync(opts.png, await benchPng(svg));
+    }
+    process.stdout.write(`${formatBench(report)}\n`);
   });
 
 try {

@@ -1,9 +1,14 @@
 // Owns the packet fds and moves batches between them and the fast path:
 // native read into slots -> one wasm call -> native send per output channel.
+import os from "node:os";
+import path from "node:path";
+import { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
-import { native, KIND_SOCK, KIND_TUN, type Native } from "../native/index.js";
+import { native, projectRoot, KIND_SOCK, KIND_TUN, type Native } from "../native/index.js";
 import { FastPath, CH_IPIP, CH_TUN, CH_VXLAN, OFFLOAD_GRO, OFFLOAD_VNET } from "./fastpath.js";
 import { HOST_COUNTER } from "./counters.js";
+import { Receiver, stage } from "./receiver.js";
+import type { RxThreadInit, RxThreadMessage } from "./rx-thread.js";
 
 export const IPPROTO_IPIP = 4;
 export const VXLAN_PORT = 4789;
@@ -38,6 +43,11 @@ export interface DataplaneOptions {
   vxlanSourcePorts?: number;
   batch?: number;
   offloads?: Offloads;
+  /**
+   * Receive (network -> TUN) on a thread of its own, so each direction has a core.
+   * Default: on when the machine has more than one CPU; WEFT_RX_THREAD=0|1 overrides.
+   */
+  rxThread?: boolean;
   log: Logger;
 }
 
@@ -49,10 +59,16 @@ export class Dataplane {
   /** Send sockets by source port; the first is vxlanFd (bound to the VXLAN port). */
   private vxlanFds: number[] = [];
   private polls: unknown[] = [];
+  private receiver?: Receiver;
+  private worker?: Worker;
+  /** Whether the receive direction runs on its own thread. */
+  threaded = false;
   private slotSize = 0;
   private batch = 0;
   /** Per-stage timing (stage_ns_* counters); costs a clock read per step. */
   private readonly timing = process.env.WEFT_STAGE_TIMING === "1";
+  /** Busy-poll budget after a batch before sleeping in epoll (WEFT_SPIN_US). */
+  private readonly spinUs = Math.max(0, Math.min(Number(process.env.WEFT_SPIN_US ?? 0) || 0, 1000));
   /** What the kernel accepted (asked-for offloads it refused are off). */
   active: Offloads = { ...NO_OFFLOADS };
 
@@ -100,7 +116,8 @@ export class Dataplane {
       this.active.udpGSO = this.n.udpGsoSupported(this.vxlanFd);
       if (!this.active.udpGSO) log.warn("the kernel has no UDP_SEGMENT: sending one VXLAN datagram per message");
     }
-    this.fp.x.setOffloads((vnet ? OFFLOAD_VNET : 0) | (this.active.gro && vnet ? OFFLOAD_GRO : 0));
+    const offloadBits = (vnet ? OFFLOAD_VNET : 0) | (this.active.gro && vnet ? OFFLOAD_GRO : 0);
+    this.fp.x.setOffloads(offloadBits);
     // Super-packets (TSO reads, GRO receives) need 64 KiB slots.
     const big = this.active.tso || this.active.udpGRO;
     let size = big ? 65536 + 256 : 2048;
@@ -108,23 +125,74 @@ export class Dataplane {
     this.slotSize = size;
     this.batch = Math.min(this.opts.batch ?? Number(process.env.WEFT_BATCH ?? 64), this.fp.maxIn, Math.floor(this.fp.x.layoutSlotsBytes() / size));
     this.polls.push(this.n.pollStart(this.tunFd, () => this.fromTun()));
-    this.polls.push(this.n.pollStart(this.ipipFd, () => this.fromNetwork(this.ipipFd, false)));
-    // Peers send to the VXLAN port; the other sockets are polled too, so nothing sent
-    // to them queues up unread.
-    for (const fd of this.vxlanFds) this.polls.push(this.n.pollStart(fd, () => this.fromNetwork(fd, true)));
+    this.receiver = new Receiver(this.n, this.fp, this.tunFd, this.slotSize, this.batch, this.timing, this.spinUs);
+    const envThread = process.env.WEFT_RX_THREAD;
+    const threaded = this.opts.rxThread ?? (envThread ? envThread !== "0" : os.availableParallelism() > 1);
+    if (threaded) this.startRxThread(offloadBits);
+    else this.receiveHere();
   }
 
-  stop(): void {
+  // Peers send to the VXLAN port; the other VXLAN sockets are received from too, so
+  // nothing sent to them queues up unread.
+  private receiveSockets(): Array<[number, boolean]> {
+    return [[this.ipipFd, false], ...this.vxlanFds.map((fd): [number, boolean] => [fd, true])];
+  }
+
+  private receiveHere(): void {
+    const rx = this.receiver!;
+    for (const [fd, vxlan] of this.receiveSockets()) this.polls.push(this.n.pollStart(fd, () => rx.drain(fd, vxlan)));
+  }
+
+  private startRxThread(offloadBits: number): void {
+    const { log } = this.opts;
+    const counters = FastPath.sharedCounters();
+    const init: RxThreadInit = { tunFd: this.tunFd, sockets: this.receiveSockets(), slotSize: this.slotSize, batch: this.batch, config: this.fp.config!, offloadBits, nodes: this.fp.nodeList, counters, timing: this.timing, spinUs: this.spinUs };
+    const worker = new Worker(path.join(projectRoot(), "dist", "router", "dataplane", "rx-thread.js"), { workerData: init, name: "weft-rx" });
+    this.worker = worker;
+    this.threaded = true;
+    this.fp.addPeerCounters(counters);
+    this.fp.onNodes = (nodes) => worker.postMessage({ nodes } satisfies RxThreadMessage);
+    worker.on("error", (err) => {
+      // The thread died: receive on the main thread instead; forwarding goes on.
+      log.error({ err }, "the receive thread failed; receiving on the main thread");
+      this.fp.onNodes = undefined;
+      this.worker = undefined;
+      this.threaded = false;
+      if (this.tunFd >= 0) this.receiveHere();
+    });
+  }
+
+  /** Stops forwarding; the fds close once the receive thread (if any) has let go of them. */
+  stop(): Promise<void> {
     for (const p of this.polls) this.n.pollStop(p);
     this.polls = [];
-    for (const fd of [this.tunFd, this.ipipFd, ...this.vxlanFds]) if (fd >= 0) this.n.close(fd);
+    const fds = [this.tunFd, this.ipipFd, ...this.vxlanFds].filter((fd) => fd >= 0);
     this.tunFd = this.ipipFd = this.vxlanFd = -1;
     this.vxlanFds = [];
+    const close = () => {
+      for (const fd of fds) this.n.close(fd);
+    };
+    const worker = this.worker;
+    this.worker = undefined;
+    this.fp.onNodes = undefined;
+    if (!worker) {
+      close();
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => void worker.terminate(), 2000);
+      worker.once("exit", () => {
+        clearTimeout(timer);
+        close();
+        resolve();
+      });
+      worker.postMessage({ stop: true } satisfies RxThreadMessage);
+    });
   }
 
   private recv(fd: number, kind: number, max: number): number {
     const fp = this.fp;
-    return this.n.recvBatch(fd, kind, fp.memory, fp.descIn, fp.slots, this.slotSize, fp.headroom, max);
+    return this.n.recvBatch(fd, kind, fp.memory, fp.descIn, fp.slots, this.slotSize, fp.headroom, max, this.spinUs);
   }
 
   private send(fd: number, kind: number, outputs: number, channel: number, failCounter: number, gso = false): void {
@@ -145,40 +213,18 @@ export class Dataplane {
     for (let round = 0; round < 8; round++) {
       let t0 = timing ? performance.now() : 0;
       const count = this.recv(this.tunFd, KIND_TUN, max);
-      if (timing) t0 = this.stage(HOST_COUNTER.nsTunRead, t0);
+      if (timing) t0 = stage(this.fp, HOST_COUNTER.nsTunRead, t0);
       if (count === 0) return;
       fp.addCounter(HOST_COUNTER.tunBatches, 1);
       const outs = fp.x.encapBatch(count);
-      if (timing) t0 = this.stage(HOST_COUNTER.nsEncap, t0);
+      if (timing) t0 = stage(this.fp, HOST_COUNTER.nsEncap, t0);
       this.send(this.ipipFd, KIND_SOCK, outs, CH_IPIP, HOST_COUNTER.sendFailed);
       for (let k = 0; k < this.vxlanFds.length; k++) this.send(this.vxlanFds[k], KIND_SOCK, outs, CH_VXLAN + k, HOST_COUNTER.sendFailed, this.active.udpGSO);
-      if (timing) t0 = this.stage(HOST_COUNTER.nsNetworkSend, t0);
+      if (timing) t0 = stage(this.fp, HOST_COUNTER.nsNetworkSend, t0);
       this.send(this.tunFd, KIND_TUN, outs, CH_TUN, HOST_COUNTER.tunWriteFailed);
-      if (timing) this.stage(HOST_COUNTER.nsTunWrite, t0);
+      if (timing) stage(this.fp, HOST_COUNTER.nsTunWrite, t0);
       if (count < max) return;
     }
   }
 
-  private fromNetwork(fd: number, vxlan: boolean): void {
-    const cap = this.slotSize - this.fp.headroom;
-    const timing = this.timing;
-    for (let round = 0; round < 8; round++) {
-      let t0 = timing ? performance.now() : 0;
-      const count = this.recv(fd, KIND_SOCK, this.batch);
-      if (timing) t0 = this.stage(HOST_COUNTER.nsNetworkRead, t0);
-      if (count === 0) return;
-      this.fp.addCounter(HOST_COUNTER.networkBatches, 1);
-      const outs = vxlan ? this.fp.x.decapVxlanBatch(count, cap) : this.fp.x.decapIpipBatch(count, cap);
-      if (timing) t0 = this.stage(HOST_COUNTER.nsDecap, t0);
-      this.send(this.tunFd, KIND_TUN, outs, CH_TUN, HOST_COUNTER.tunWriteFailed);
-      if (timing) this.stage(HOST_COUNTER.nsTunWrite, t0);
-      if (count < this.batch) return;
-    }
-  }
-
-  private stage(counter: number, since: number): number {
-    const now = performance.now();
-    this.fp.addCounter(counter, Math.round((now - since) * 1e6));
-    return now;
-  }
 }

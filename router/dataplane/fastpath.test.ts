@@ -2,7 +2,7 @@ import { describe, expect, it, beforeEach } from "vitest";
 import fc from "fast-check";
 import { FastPath, ENCAP_IPIP, ENCAP_VXLAN, CH_IPIP, CH_TUN, CH_VXLAN } from "./fastpath.js";
 import { parseCIDR, parseIPv4, parseMAC, formatIPv4 } from "./addr.js";
-import { buildEcho, buildIPv4, buildVxlan, ipv4Checksum } from "./packets.js";
+import { buildEcho, buildIPv4, buildTcp, buildVxlan, ipv4Checksum } from "./packets.js";
 import { vtepMAC } from "./vtep.js";
 
 const SLOT = 2048;
@@ -110,6 +110,19 @@ describe("encapsulation of pod traffic read from the TUN", () => {
     expect(Array.from(b.subarray(14, 20))).toEqual(parseMAC(MAC1));
     expect((b[20] << 8) | b[21]).toBe(0x0800);
     expect(Buffer.from(b.subarray(22)).equals(Buffer.from(inner))).toBe(true);
+  });
+
+  it("spreads VXLAN flows over the source-port sockets by flow hash, each flow always on one", () => {
+    h.fp.x.setVxlanSockets(4);
+    const seg = (sport: number, seq: number) => buildTcp({ src: "192.168.226.65", dst: "192.168.97.193", sport, dport: 5201, seq, payload: new Uint8Array(100) });
+    const flows = Array.from({ length: 32 }, (_, i) => 40000 + i);
+    const first = h.encap(flows.map((p) => seg(p, 1))).map((o) => o.channel);
+    const again = h.encap(flows.map((p) => seg(p, 1001))).map((o) => o.channel);
+    expect(again).toEqual(first);
+    expect(new Set(first)).toEqual(new Set([CH_VXLAN, CH_VXLAN + 1, CH_VXLAN + 2, CH_VXLAN + 3]));
+    for (let k = 0; k < 4; k++) expect(h.fp.tally(CH_VXLAN + k)).toBe(first.filter((c) => c === CH_VXLAN + k).length);
+    // IPIP has one socket: its channel does not change.
+    expect(h.encap([buildEcho("192.168.226.65", "192.168.133.193", 8)])[0].channel).toBe(CH_IPIP);
   });
 
   it("answers a packet with no route with ICMP net unreachable back into the TUN", () => {

@@ -88,6 +88,8 @@ export const OFFLOAD_GRO = 2;
 const key = (p: Prefix) => `${p.addr}/${p.len}`;
 
 let module: WebAssembly.Module | undefined;
+/** u64 counters in wasm memory (asm/layout.ts COUNTER_COUNT). */
+const COUNTER_SLOTS = 64;
 
 export function wasmPath(): string {
   return path.join(projectRoot(), "dist", "asm", "fastpath.wasm");
@@ -129,7 +131,14 @@ export class FastPath {
     return this.x.memory.buffer;
   }
 
+  /** The configuration and node set last given, so a receive thread can copy them. */
+  config?: FastPathConfig;
+  nodeList: number[] = [];
+  /** Called after the node set changes (a receive thread keeps its own copy). */
+  onNodes?: (addrs: number[]) => void;
+
   configure(c: FastPathConfig): void {
+    this.config = c;
     const [hi, lo] = macWords(c.vtepMAC);
     this.x.configure(c.localAddr >>> 0, c.underlayMTU, c.vni ?? 4096, c.vxlanPort ?? 4789, hi, lo);
   }
@@ -141,9 +150,13 @@ export class FastPath {
 
   setNodes(addrs: Iterable<number>): void {
     this.x.nodesClear();
+    const list: number[] = [];
     for (const a of addrs) {
       if (!this.x.nodesAdd(a >>> 0)) throw new Error("weft: too many nodes for the fast path's node set");
+      list.push(a >>> 0);
     }
+    this.nodeList = list;
+    this.onNodes?.(list);
   }
 
   /** Adds or replaces a route. */
@@ -198,17 +211,45 @@ export class FastPath {
   }
 
   /** Counters the host side keeps (batches, send failures, stage times): plain numbers, no wasm call. */
-  private readonly hostCounters = new Float64Array(64);
+  private hostCounters: Float64Array<ArrayBufferLike> = new Float64Array(COUNTER_SLOTS);
+  /** Counters of another fast path (a receive thread's), published into shared memory. */
+  private peers: SharedArrayBuffer[] = [];
 
   counters(): Counters {
-    const base = this.x.layoutCounters();
-    const view = new BigUint64Array(this.memory, base, this.x.layoutCounterCount());
+    const view = new BigUint64Array(this.memory, this.x.layoutCounters(), COUNTER_SLOTS);
+    const sums = new Float64Array(COUNTER_SLOTS);
+    for (let i = 0; i < COUNTER_SLOTS; i++) sums[i] = Number(view[i]) + this.hostCounters[i];
+    for (const peer of this.peers) {
+      const wasm = new BigUint64Array(peer, 0, COUNTER_SLOTS);
+      const host = new Float64Array(peer, COUNTER_SLOTS * 8, COUNTER_SLOTS);
+      for (let i = 0; i < COUNTER_SLOTS; i++) sums[i] += Number(wasm[i]) + host[i];
+    }
     const out: Counters = {};
-    for (const [i, name] of Object.entries(COUNTER_NAMES)) out[name] = Number(view[Number(i)]) + this.hostCounters[Number(i)];
+    for (const [i, name] of Object.entries(COUNTER_NAMES)) out[name] = sums[Number(i)];
     return out;
   }
 
   addCounter(index: number, n: number): void {
     this.hostCounters[index] += n;
+  }
+
+  /** Memory a thread's counters are published into (see publishCounters). */
+  static sharedCounters(): SharedArrayBuffer {
+    return new SharedArrayBuffer(COUNTER_SLOTS * 16);
+  }
+
+  /** Counts this fast path's host counters in shared memory, for publishCounters. */
+  useSharedCounters(shared: SharedArrayBuffer): void {
+    this.hostCounters = new Float64Array(shared, COUNTER_SLOTS * 8, COUNTER_SLOTS);
+  }
+
+  /** Copies the wasm counters into shared memory (a few hundred bytes, once per batch). */
+  publishCounters(shared: SharedArrayBuffer): void {
+    new Uint8Array(shared, 0, COUNTER_SLOTS * 8).set(new Uint8Array(this.memory, this.x.layoutCounters(), COUNTER_SLOTS * 8));
+  }
+
+  /** Adds another fast path's published counters to counters(). */
+  addPeerCounters(shared: SharedArrayBuffer): void {
+    this.peers.push(shared);
   }
 }

@@ -17,7 +17,8 @@ export interface Native {
   rawOpen(protocol: number): number;
   udpOpen(address: string, port: number): number;
   close(fd: number): void;
-  recvBatch(fd: number, kind: number, memory: ArrayBuffer, descOff: number, slotBase: number, slotSize: number, headroom: number, max: number): number;
+  /** spinUs: when nothing is waiting, keep polling this long before returning 0. */
+  recvBatch(fd: number, kind: number, memory: ArrayBuffer, descOff: number, slotBase: number, slotSize: number, headroom: number, max: number, spinUs: number): number;
   sendBatch(fd: number, kind: number, memory: ArrayBuffer, descOff: number, count: number, channel: number, gso: boolean): number;
   pollStart(fd: number, onReadable: (status: number) => void): unknown;
   pollStop(handle: unknown): void;

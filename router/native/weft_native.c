@@ -5,6 +5,7 @@
 #include <node_api.h>
 #include <uv.h>
 #include <errno.h>
+#include <time.h>
 #include <fcntl.h>
 #include <string.h>
 #include <stdlib.h>
@@ -109,6 +110,15 @@ static int get_args(napi_env env, napi_callback_info info, size_t want, napi_val
     return 0;
   }
   return 1;
+}
+
+// Whether a busy-poll that started at t0 may go on (spin_us 0: never).
+static int spinning(const struct timespec *t0, uint32_t spin_us) {
+  if (!spin_us) return 0;
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  int64_t us = (int64_t)(now.tv_sec - t0->tv_sec) * 1000000 + (now.tv_nsec - t0->tv_nsec) / 1000;
+  return us < (int64_t)spin_us;
 }
 
 static int32_t arg_i32(napi_env env, napi_value v) {
@@ -309,8 +319,8 @@ static int get_memory(napi_env env, napi_value buf, uint8_t **base, size_t *size
 static napi_value recv_batch(napi_env env, napi_callback_info info) {
   weft_scratch *S = scratch_of(env);
   if (!S) return NULL;
-  napi_value argv[8];
-  if (!get_args(env, info, 8, argv)) return NULL;
+  napi_value argv[9];
+  if (!get_args(env, info, 9, argv)) return NULL;
   int fd = arg_i32(env, argv[0]);
   int kind = arg_i32(env, argv[1]);
   uint8_t *mem;
@@ -321,6 +331,11 @@ static napi_value recv_batch(napi_env env, napi_callback_info info) {
   uint32_t slot_size = arg_u32(env, argv[5]);
   uint32_t headroom = arg_u32(env, argv[6]);
   uint32_t max = arg_u32(env, argv[7]);
+  // Busy-poll: when nothing is there yet, keep trying up to spin_us before giving
+  // up (and letting the thread sleep in epoll): a sleeping thread's wakeup costs more.
+  uint32_t spin_us = arg_u32(env, argv[8]);
+  struct timespec t0 = {0, 0};
+  if (spin_us) clock_gettime(CLOCK_MONOTONIC, &t0);
   if (max > MAX_IN) max = MAX_IN;
   if (headroom >= slot_size || (uint64_t)slot_base + (uint64_t)slot_size * max > memsize ||
       (uint64_t)desc_off + sizeof(weft_desc) * max > memsize) {
@@ -334,7 +349,7 @@ static napi_value recv_batch(napi_env env, napi_callback_info info) {
     for (uint32_t i = 0; i < max; i++) {
       uint8_t *p = mem + slot_base + i * slot_size + headroom;
       ssize_t r;
-      do r = read(fd, p, cap); while (r < 0 && errno == EINTR);
+      do r = read(fd, p, cap); while ((r < 0 && errno == EINTR) || (r < 0 && errno == EAGAIN && count == 0 && spinning(&t0, spin_us)));
       if (r < 0) break;
       memset(&desc[count], 0, sizeof desc[count]);
       desc[count].off = slot_base + i * slot_size + headroom;
@@ -347,15 +362,15 @@ static napi_value recv_batch(napi_env env, napi_callback_info info) {
     S->iov[i].iov_base = mem + slot_base + i * slot_size + headroom;
     S->iov[i].iov_len = cap;
     memset(&S->msgs[i], 0, sizeof S->msgs[i]);
-    S->msgs[i].msg_hdr.msS->iov = &S->iov[i];
-    S->msgs[i].msg_hdr.msS->iovlen = 1;
+    S->msgs[i].msg_hdr.msg_iov = &S->iov[i];
+    S->msgs[i].msg_hdr.msg_iovlen = 1;
     S->msgs[i].msg_hdr.msg_name = &S->addr[i];
     S->msgs[i].msg_hdr.msg_namelen = sizeof S->addr[i];
     S->msgs[i].msg_hdr.msg_control = S->cmsg[i];
     S->msgs[i].msg_hdr.msg_controllen = sizeof S->cmsg[i];
   }
   int r;
-  do r = recvmmsg(fd, S->msgs, max, MSG_DONTWAIT, NULL); while (r < 0 && errno == EINTR);
+  do r = recvmmsg(fd, S->msgs, max, MSG_DONTWAIT, NULL); while ((r < 0 && errno == EINTR) || (r < 0 && errno == EAGAIN && spinning(&t0, spin_us)));
   if (r < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return ret_i32(env, 0);
     return throw_errno(env, "recvmmsg", errno);
@@ -426,13 +441,13 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
     if (gso && prev && packets_in[nmsg - 1] < MAX_GSO_SEGS &&
         S->addr[nmsg - 1].sin_addr.s_addr == htonl(desc[i].addr) &&
         S->addr[nmsg - 1].sin_port == htons(desc[i].port)) {
-      size_t seg = prev->msS->iov[0].iov_len;
-      size_t last = prev->msS->iov[prev->msS->iovlen - 1].iov_len;
+      size_t seg = prev->msg_iov[0].iov_len;
+      size_t last = prev->msg_iov[prev->msg_iovlen - 1].iov_len;
       size_t total = 0;
-      for (size_t k = 0; k < prev->msS->iovlen; k++) total += prev->msS->iov[k].iov_len;
+      for (size_t k = 0; k < prev->msg_iovlen; k++) total += prev->msg_iov[k].iov_len;
       // Joinable: all before are seg bytes, this one is no longer, and it fits 64 KiB.
       if (last == seg && desc[i].len <= seg && total + desc[i].len <= 65000) {
-        prev->msS->iovlen++;
+        prev->msg_iovlen++;
         packets_in[nmsg - 1]++;
         niov++;
         continue;
@@ -444,8 +459,8 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
     S->addr[nmsg].sin_family = AF_INET;
     S->addr[nmsg].sin_addr.s_addr = htonl(desc[i].addr);
     S->addr[nmsg].sin_port = htons(desc[i].port);
-    m->msS->iov = &S->iov[niov];
-    m->msS->iovlen = 1;
+    m->msg_iov = &S->iov[niov];
+    m->msg_iovlen = 1;
     m->msg_name = &S->addr[nmsg];
     m->msg_namelen = sizeof S->addr[nmsg];
     packets_in[nmsg] = 1;
@@ -455,14 +470,14 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
   if (gso) {
     for (int k = 0; k < nmsg; k++) {
       struct msghdr *m = &S->msgs[k].msg_hdr;
-      if (m->msS->iovlen < 2) continue;
+      if (m->msg_iovlen < 2) continue;
       m->msg_control = S->cmsg[k];
       m->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
       struct cmsghdr *c = CMSG_FIRSTHDR(m);
       c->cmsg_level = IPPROTO_UDP;
       c->cmsg_type = UDP_SEGMENT;
       c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-      uint16_t seg = (uint16_t)m->msS->iov[0].iov_len;
+      uint16_t seg = (uint16_t)m->msg_iov[0].iov_len;
       memcpy(CMSG_DATA(c), &seg, sizeof seg);
     }
   }

@@ -101,8 +101,7 @@ export function untilSignal(base: NodeBase, log: Logger, onStop: () => void = ()
     const stop = (signal: string) => {
       log.info({ signal, counters: base.fp.counters() }, "stopping; weft0 and its routes stay for the next start");
       onStop();
-      base.dp.stop();
-      resolve();
+      void base.dp.stop().then(resolve);
     };
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));
@@ -120,7 +119,7 @@ export async function runStaticNode(cfg: StaticConfig, source: string, log: Logg
     log,
   );
   const result = await base.owner.apply({ remote: pre.blocks, tunnelMTU: pre.tunnelMTU });
-  log.info({ node: cfg.name, address: cfg.address, offloads: base.dp.active, uplink: pre.uplink, tunnel: cfg.tunnelDevice, tunnelMTU: pre.tunnelMTU, vtepMAC: base.mac, routes: pre.blocks.length, ...result }, "node running");
+  log.info({ node: cfg.name, address: cfg.address, offloads: base.dp.active, receiveThread: base.dp.threaded, uplink: pre.uplink, tunnel: cfg.tunnelDevice, tunnelMTU: pre.tunnelMTU, vtepMAC: base.mac, routes: pre.blocks.length, ...result }, "node running");
 
   const started = new Date().toISOString();
   const server = await startControlServer(controlPath ?? cfg.controlSocket ?? controlSocketPath(cfg.name), {
@@ -131,6 +130,7 @@ export async function runStaticNode(cfg: StaticConfig, source: string, log: Logg
       encapsulation: cfg.encapsulation,
       tunnel: { device: cfg.tunnelDevice, mtu: pre.tunnelMTU, vtepMAC: base.mac },
       offloads: base.dp.active,
+      receiveThread: base.dp.threaded,
       uplink: { device: pre.uplink, mtu: pre.underlayMTU },
       started,
       counters: base.fp.counters(),

@@ -1,0 +1,51 @@
+// The network -> TUN direction: receive a batch from a tunnel socket, decapsulate it
+// in wasm, write the result to the TUN. Runs on the main thread, or on the receive
+// thread (rx-thread.ts) with a fast path of its own.
+import { KIND_SOCK, KIND_TUN, type Native } from "../native/index.js";
+import { CH_TUN, type FastPath } from "./fastpath.js";
+import { HOST_COUNTER } from "./counters.js";
+
+export class Receiver {
+  constructor(
+    private readonly n: Native,
+    private readonly fp: FastPath,
+    private readonly tunFd: number,
+    private readonly slotSize: number,
+    private readonly batch: number,
+    /** Adds the time of each step to a stage_ns_* counter (a clock read per step). */
+    private readonly timing: boolean,
+    /** Busy-poll budget (microseconds) before the thread sleeps; 0 = none. */
+    private readonly spinUs: number,
+    private readonly afterBatch: () => void = () => {},
+  ) {}
+
+  /** Drains at most a few batches from fd, then yields to the loop. */
+  drain(fd: number, vxlan: boolean): void {
+    const { n, fp, timing } = this;
+    const cap = this.slotSize - fp.headroom;
+    for (let round = 0; round < 8; round++) {
+      let t0 = timing ? performance.now() : 0;
+      const count = n.recvBatch(fd, KIND_SOCK, fp.memory, fp.descIn, fp.slots, this.slotSize, fp.headroom, this.batch, this.spinUs);
+      if (timing) t0 = stage(fp, HOST_COUNTER.nsNetworkRead, t0);
+      if (count === 0) break;
+      fp.addCounter(HOST_COUNTER.networkBatches, 1);
+      const outs = vxlan ? fp.x.decapVxlanBatch(count, cap) : fp.x.decapIpipBatch(count, cap);
+      if (timing) t0 = stage(fp, HOST_COUNTER.nsDecap, t0);
+      const expected = fp.tally(CH_TUN);
+      if (expected > 0) {
+        const sent = n.sendBatch(this.tunFd, KIND_TUN, fp.memory, fp.descOut, outs, CH_TUN, false);
+        if (sent < expected) fp.addCounter(HOST_COUNTER.tunWriteFailed, expected - sent);
+      }
+      if (timing) stage(fp, HOST_COUNTER.nsTunWrite, t0);
+      if (count < this.batch) break;
+    }
+    this.afterBatch();
+  }
+}
+
+/** Adds the time since `since` (performance.now()) to a stage counter; returns now. */
+export function stage(fp: FastPath, counter: number, since: number): number {
+  const now = performance.now();
+  fp.addCounter(counter, Math.round((now - since) * 1e6));
+  return now;
+}

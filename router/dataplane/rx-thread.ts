@@ -1,0 +1,43 @@
+// The receive thread: the network -> TUN direction on a core of its own. It has its
+// own fast path (configuration and known nodes copied from the main thread, which
+// sends node-set changes) and publishes its counters into shared memory.
+import { parentPort, workerData } from "node:worker_threads";
+import { native } from "../native/index.js";
+import { FastPath, type FastPathConfig } from "./fastpath.js";
+import { Receiver } from "./receiver.js";
+
+export interface RxThreadInit {
+  tunFd: number;
+  /** [fd, isVxlan] for each socket to receive from. */
+  sockets: Array<[number, boolean]>;
+  slotSize: number;
+  batch: number;
+  config: FastPathConfig;
+  offloadBits: number;
+  nodes: number[];
+  counters: SharedArrayBuffer;
+  timing: boolean;
+  spinUs: number;
+}
+
+export type RxThreadMessage = { nodes: number[] } | { stop: true };
+
+const init = workerData as RxThreadInit;
+const n = native();
+const fp = new FastPath();
+fp.configure(init.config);
+fp.x.setOffloads(init.offloadBits);
+fp.setNodes(init.nodes);
+fp.useSharedCounters(init.counters);
+const rx = new Receiver(n, fp, init.tunFd, init.slotSize, init.batch, init.timing, init.spinUs, () => fp.publishCounters(init.counters));
+const polls = init.sockets.map(([fd, vxlan]) => n.pollStart(fd, () => rx.drain(fd, vxlan)));
+
+parentPort!.on("message", (m: RxThreadMessage) => {
+  if ("nodes" in m) fp.setNodes(m.nodes);
+  else if ("stop" in m) {
+    for (const p of polls) n.pollStop(p);
+    fp.publishCounters(init.counters);
+    parentPort!.close();
+  }
+});
+parentPort!.postMessage({ ready: true });

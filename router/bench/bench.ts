@@ -8,7 +8,7 @@ import os from "node:os";
 import { Lab } from "../lab/lab.js";
 import type { LabMode } from "../lab/topology.js";
 
-export const BENCH_PATHS = ["kernel-direct", "kernel-vxlan", "weft-ipip", "weft-vxlan", "weft-crosssubnet"] as const;
+export const BENCH_PATHS = ["kernel-direct", "kernel-vxlan", "weft-ipip", "weft-vxlan", "weft-vxlan-rxthread", "weft-crosssubnet"] as const;
 export type BenchPath = (typeof BENCH_PATHS)[number];
 
 export interface PathResult {
@@ -151,6 +151,13 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     if (wanted.has("weft-vxlan")) {
       await weftMode("vxlan");
       await measure("weft-vxlan", "weft VXLAN (UDP GSO/GRO, TSO split and GRO merge in wasm)", 1450, true);
+    }
+    if (wanted.has("weft-vxlan-rxthread")) {
+      // The same with the receive thread forced on: what a second core is worth here.
+      lab.rxThread = true;
+      await weftMode("vxlan");
+      lab.rxThread = undefined;
+      await measure("weft-vxlan-rxthread", "weft VXLAN receiving on a thread of its own (WEFT_RX_THREAD=1)", 1450, true);
     }
     if (wanted.has("weft-crosssubnet")) {
       await weftMode("crosssubnet");

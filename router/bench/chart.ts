@@ -15,6 +15,7 @@ const COLORS: Record<string, string> = {
   "kernel-vxlan": "#52606d",
   "weft-ipip": "#f0b429",
   "weft-vxlan": "#2186eb",
+  "weft-vxlan-rxthread": "#90cdf4",
   "weft-crosssubnet": "#3ebd93",
 };
 

@@ -45,7 +45,8 @@ export interface DataplaneOptions {
   offloads?: Offloads;
   /**
    * Receive (network -> TUN) on a thread of its own, so each direction has a core.
-   * Default: on when the machine has more than one CPU; WEFT_RX_THREAD=0|1 overrides.
+   * Default: on with 4 or more CPUs; WEFT_RX_THREAD=0|1 overrides. On 2 shared CPUs
+   * `weft bench` measured it slower (cross-thread wakeups cost more than the core gives).
    */
   rxThread?: boolean;
   log: Logger;
@@ -67,8 +68,6 @@ export class Dataplane {
   private batch = 0;
   /** Per-stage timing (stage_ns_* counters); costs a clock read per step. */
   private readonly timing = process.env.WEFT_STAGE_TIMING === "1";
-  /** Busy-poll budget after a batch before sleeping in epoll (WEFT_SPIN_US). */
-  private readonly spinUs = Math.max(0, Math.min(Number(process.env.WEFT_SPIN_US ?? 0) || 0, 1000));
   /** What the kernel accepted (asked-for offloads it refused are off). */
   active: Offloads = { ...NO_OFFLOADS };
 
@@ -125,9 +124,9 @@ export class Dataplane {
     this.slotSize = size;
     this.batch = Math.min(this.opts.batch ?? Number(process.env.WEFT_BATCH ?? 64), this.fp.maxIn, Math.floor(this.fp.x.layoutSlotsBytes() / size));
     this.polls.push(this.n.pollStart(this.tunFd, () => this.fromTun()));
-    this.receiver = new Receiver(this.n, this.fp, this.tunFd, this.slotSize, this.batch, this.timing, this.spinUs);
+    this.receiver = new Receiver(this.n, this.fp, this.tunFd, this.slotSize, this.batch, this.timing);
     const envThread = process.env.WEFT_RX_THREAD;
-    const threaded = this.opts.rxThread ?? (envThread ? envThread !== "0" : os.availableParallelism() > 1);
+    const threaded = this.opts.rxThread ?? (envThread ? envThread !== "0" : os.availableParallelism() >= 4);
     if (threaded) this.startRxThread(offloadBits);
     else this.receiveHere();
   }
@@ -146,7 +145,7 @@ export class Dataplane {
   private startRxThread(offloadBits: number): void {
     const { log } = this.opts;
     const counters = FastPath.sharedCounters();
-    const init: RxThreadInit = { tunFd: this.tunFd, sockets: this.receiveSockets(), slotSize: this.slotSize, batch: this.batch, config: this.fp.config!, offloadBits, nodes: this.fp.nodeList, counters, timing: this.timing, spinUs: this.spinUs };
+    const init: RxThreadInit = { tunFd: this.tunFd, sockets: this.receiveSockets(), slotSize: this.slotSize, batch: this.batch, config: this.fp.config!, offloadBits, nodes: this.fp.nodeList, counters, timing: this.timing };
     const worker = new Worker(path.join(projectRoot(), "dist", "router", "dataplane", "rx-thread.js"), { workerData: init, name: "weft-rx" });
     this.worker = worker;
     this.threaded = true;
@@ -192,7 +191,7 @@ export class Dataplane {
 
   private recv(fd: number, kind: number, max: number): number {
     const fp = this.fp;
-    return this.n.recvBatch(fd, kind, fp.memory, fp.descIn, fp.slots, this.slotSize, fp.headroom, max, this.spinUs);
+    return this.n.recvBatch(fd, kind, fp.memory, fp.descIn, fp.slots, this.slotSize, fp.headroom, max);
   }
 
   private send(fd: number, kind: number, outputs: number, channel: number, failCounter: number, gso = false): void {

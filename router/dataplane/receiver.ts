@@ -14,8 +14,6 @@ export class Receiver {
     private readonly batch: number,
     /** Adds the time of each step to a stage_ns_* counter (a clock read per step). */
     private readonly timing: boolean,
-    /** Busy-poll budget (microseconds) before the thread sleeps; 0 = none. */
-    private readonly spinUs: number,
     private readonly afterBatch: () => void = () => {},
   ) {}
 
@@ -25,7 +23,7 @@ export class Receiver {
     const cap = this.slotSize - fp.headroom;
     for (let round = 0; round < 8; round++) {
       let t0 = timing ? performance.now() : 0;
-      const count = n.recvBatch(fd, KIND_SOCK, fp.memory, fp.descIn, fp.slots, this.slotSize, fp.headroom, this.batch, this.spinUs);
+      const count = n.recvBatch(fd, KIND_SOCK, fp.memory, fp.descIn, fp.slots, this.slotSize, fp.headroom, this.batch);
       if (timing) t0 = stage(fp, HOST_COUNTER.nsNetworkRead, t0);
       if (count === 0) break;
       fp.addCounter(HOST_COUNTER.networkBatches, 1);

@@ -17,7 +17,6 @@ export interface RxThreadInit {
   nodes: number[];
   counters: SharedArrayBuffer;
   timing: boolean;
-  spinUs: number;
 }
 
 export type RxThreadMessage = { nodes: number[] } | { stop: true };
@@ -29,7 +28,7 @@ fp.configure(init.config);
 fp.x.setOffloads(init.offloadBits);
 fp.setNodes(init.nodes);
 fp.useSharedCounters(init.counters);
-const rx = new Receiver(n, fp, init.tunFd, init.slotSize, init.batch, init.timing, init.spinUs, () => fp.publishCounters(init.counters));
+const rx = new Receiver(n, fp, init.tunFd, init.slotSize, init.batch, init.timing, () => fp.publishCounters(init.counters));
 const polls = init.sockets.map(([fd, vxlan]) => n.pollStart(fd, () => rx.drain(fd, vxlan)));
 
 parentPort!.on("message", (m: RxThreadMessage) => {

@@ -27,7 +27,7 @@ export interface LabOptions {
   log?: (line: string) => void;
   /** Run the nodes with every offload off (WEFT_OFFLOADS=off). */
   offloadsOff?: boolean;
-  /** false: nodes receive on their main thread (WEFT_RX_THREAD=0) instead of a receive thread. */
+  /** Force the nodes' receive thread on (WEFT_RX_THREAD=1) or off (0); default: the node decides. */
   rxThread?: boolean;
   /** Run the nodes from a datastore (the lab's own SQLite file, or etcd in the gateway
    * namespace) instead of static routes; pods then get addresses from IPAM. */
@@ -66,7 +66,8 @@ export class Lab {
   readonly dir: string;
   private readonly log: (line: string) => void;
   private readonly offloadsOff: boolean;
-  private readonly rxThread: boolean;
+  /** Receive thread of node processes started from now on: forced on, off, or the node's default. */
+  rxThread: boolean | undefined;
   readonly datastore?: "sqlite" | "etcd";
   /** Routes over BGP (Calico's default) or from the datastore with BGP off (vxlan). */
   backend: "bgp" | "vxlan" = "bgp";
@@ -82,7 +83,7 @@ export class Lab {
     this.dir = path.join(LAB_ROOT, opts.prefix);
     this.log = opts.log ?? (() => {});
     this.offloadsOff = opts.offloadsOff ?? false;
-    this.rxThread = opts.rxThread ?? true;
+    this.rxThread = opts.rxThread;
     this.datastore = opts.datastore;
     const saved = path.join(this.dir, "pods.json");
     if (existsSync(saved)) this.podAddrs = new Map(Object.entries(JSON.parse(readFileSync(saved, "utf8")) as Record<string, string>));
@@ -214,7 +215,7 @@ export class Lab {
     const child = spawn("ip", ["netns", "exec", this.ns(host), process.execPath, this.cli(), "node", "run", ...source, "--control", this.controlSocket(host)], {
       detached: true,
       stdio: ["ignore", logFile, logFile],
-      env: { ...process.env, ...(this.offloadsOff ? { WEFT_OFFLOADS: "off" } : {}), ...(this.rxThread ? {} : { WEFT_RX_THREAD: "0" }) },
+      env: { ...process.env, ...(this.offloadsOff ? { WEFT_OFFLOADS: "off" } : {}), ...(this.rxThread === undefined ? {} : { WEFT_RX_THREAD: this.rxThread ? "1" : "0" }) },
     });
     child.unref();
     writeFileSync(path.join(this.dir, `${host}.pid`), String(child.pid));

@@ -17,8 +17,7 @@ export interface Native {
   rawOpen(protocol: number): number;
   udpOpen(address: string, port: number): number;
   close(fd: number): void;
-  /** spinUs: when nothing is waiting, keep polling this long before returning 0. */
-  recvBatch(fd: number, kind: number, memory: ArrayBuffer, descOff: number, slotBase: number, slotSize: number, headroom: number, max: number, spinUs: number): number;
+  recvBatch(fd: number, kind: number, memory: ArrayBuffer, descOff: number, slotBase: number, slotSize: number, headroom: number, max: number): number;
   sendBatch(fd: number, kind: number, memory: ArrayBuffer, descOff: number, count: number, channel: number, gso: boolean): number;
   pollStart(fd: number, onReadable: (status: number) => void): unknown;
   pollStop(handle: unknown): void;

@@ -5,7 +5,6 @@
 #include <node_api.h>
 #include <uv.h>
 #include <errno.h>
-#include <time.h>
 #include <fcntl.h>
 #include <string.h>
 #include <stdlib.h>
@@ -110,15 +109,6 @@ static int get_args(napi_env env, napi_callback_info info, size_t want, napi_val
     return 0;
   }
   return 1;
-}
-
-// Whether a busy-poll that started at t0 may go on (spin_us 0: never).
-static int spinning(const struct timespec *t0, uint32_t spin_us) {
-  if (!spin_us) return 0;
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  int64_t us = (int64_t)(now.tv_sec - t0->tv_sec) * 1000000 + (now.tv_nsec - t0->tv_nsec) / 1000;
-  return us < (int64_t)spin_us;
 }
 
 static int32_t arg_i32(napi_env env, napi_value v) {
@@ -319,8 +309,8 @@ static int get_memory(napi_env env, napi_value buf, uint8_t **base, size_t *size
 static napi_value recv_batch(napi_env env, napi_callback_info info) {
   weft_scratch *S = scratch_of(env);
   if (!S) return NULL;
-  napi_value argv[9];
-  if (!get_args(env, info, 9, argv)) return NULL;
+  napi_value argv[8];
+  if (!get_args(env, info, 8, argv)) return NULL;
   int fd = arg_i32(env, argv[0]);
   int kind = arg_i32(env, argv[1]);
   uint8_t *mem;
@@ -331,11 +321,6 @@ static napi_value recv_batch(napi_env env, napi_callback_info info) {
   uint32_t slot_size = arg_u32(env, argv[5]);
   uint32_t headroom = arg_u32(env, argv[6]);
   uint32_t max = arg_u32(env, argv[7]);
-  // Busy-poll: when nothing is there yet, keep trying up to spin_us before giving
-  // up (and letting the thread sleep in epoll): a sleeping thread's wakeup costs more.
-  uint32_t spin_us = arg_u32(env, argv[8]);
-  struct timespec t0 = {0, 0};
-  if (spin_us) clock_gettime(CLOCK_MONOTONIC, &t0);
   if (max > MAX_IN) max = MAX_IN;
   if (headroom >= slot_size || (uint64_t)slot_base + (uint64_t)slot_size * max > memsize ||
       (uint64_t)desc_off + sizeof(weft_desc) * max > memsize) {
@@ -349,7 +334,7 @@ static napi_value recv_batch(napi_env env, napi_callback_info info) {
     for (uint32_t i = 0; i < max; i++) {
       uint8_t *p = mem + slot_base + i * slot_size + headroom;
       ssize_t r;
-      do r = read(fd, p, cap); while ((r < 0 && errno == EINTR) || (r < 0 && errno == EAGAIN && count == 0 && spinning(&t0, spin_us)));
+      do r = read(fd, p, cap); while (r < 0 && errno == EINTR);
       if (r < 0) break;
       memset(&desc[count], 0, sizeof desc[count]);
       desc[count].off = slot_base + i * slot_size + headroom;
@@ -370,7 +355,7 @@ static napi_value recv_batch(napi_env env, napi_callback_info info) {
     S->msgs[i].msg_hdr.msg_controllen = sizeof S->cmsg[i];
   }
   int r;
-  do r = recvmmsg(fd, S->msgs, max, MSG_DONTWAIT, NULL); while ((r < 0 && errno == EINTR) || (r < 0 && errno == EAGAIN && spinning(&t0, spin_us)));
+  do r = recvmmsg(fd, S->msgs, max, MSG_DONTWAIT, NULL); while (r < 0 && errno == EINTR);
   if (r < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return ret_i32(env, 0);
     return throw_errno(env, "recvmmsg", errno);

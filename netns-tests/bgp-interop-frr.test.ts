@@ -37,8 +37,17 @@ router bgp 65002
       return j.peers?.["10.30.0.11"]?.state === "Established" && j;
     });
     expect(sum.peers["10.30.0.11"].state).toBe("Established");
-    const bgp = JSON.parse(await lab.exec("worker-1", [process.execPath, lab.cli(), "node", "status", "--json", "--control", lab.controlSocket("worker-1")])).bgp;
-    expect(bgp.peers.find((p: { address: string }) => p.address === "10.30.0.1")).toMatchObject({ state: "up", type: "node specific", info: "Established" });
+    // FRR turns Established on weft's KEEPALIVE; weft turns Established on FRR's, which
+    // may follow a moment later: wait for weft to agree (and say how long it took).
+    const t0 = Date.now();
+    type Peer = { address: string; state: string; type: string; info: string };
+    const peer = await until("weft's status to show FRR Established", async () => {
+      const bgp = JSON.parse(await lab.exec("worker-1", [process.execPath, lab.cli(), "node", "status", "--json", "--control", lab.controlSocket("worker-1")])).bgp as { peers: Peer[] };
+      const p = bgp.peers.find((x) => x.address === "10.30.0.1");
+      return p?.info === "Established" && p;
+    });
+    console.log(`[tfrr] weft showed Established ${Date.now() - t0} ms after FRR did`);
+    expect(peer).toMatchObject({ state: "up", type: "node specific", info: "Established" });
   });
 
   it("FRR's RIB has worker-1's block as valid, next hop worker-1", async () => {

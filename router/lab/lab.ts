@@ -168,6 +168,13 @@ export class Lab {
     await sh("ip", ["netns", "add", gw]);
     await nsExec(gw, ["ip", "link", "set", "lo", "up"]);
     await sysctl(gw, "net.ipv4.ip_forward", 1);
+    // The gateway's bridges stand for the underlay's switches, which do not run the
+    // host's iptables on frames they switch: when br_netfilter is loaded (container
+    // tools load it), keep bridged frames out of iptables in this namespace. Its
+    // source/destination check uses nft's bridge family, which is not affected.
+    for (const k of ["iptables", "ip6tables", "arptables"]) {
+      await nsExec(gw, ["sysctl", "-qw", `net.bridge.bridge-nf-call-${k}=0`], { allowFail: true });
+    }
     for (const side of ["A", "B"] as const) {
       const br = `br${side}`;
       await nsExec(gw, ["ip", "link", "add", br, "type", "bridge"]);

@@ -26,6 +26,9 @@ describe("weft bench dataplane (1-second runs, kernel VXLAN and weft VXLAN)", ()
     console.log(`[tbench]\n${table}`);
     report = JSON.parse(readFileSync(`${dir}/b.json`, "utf8")) as BenchReport;
     expect(report.paths.map((p) => p.path)).toEqual(["kernel-vxlan", "weft-vxlan"]);
+    // The single-stream summary scripts read: {"runs":[{"path","gbps"}]}.
+    expect(report.runs.map((r) => r.path)).toEqual(["kernel-vxlan", "weft-vxlan"]);
+    for (const r of report.runs) expect(r.gbps).toBeGreaterThan(0);
     expect(table).toMatch(/kernel-vxlan .*\(1\.00x\)/);
   });
 

@@ -37,6 +37,8 @@ export interface BenchOptions {
 export interface BenchReport {
   machine: { cpus: number; model: string; kernel: string; node: string };
   test: { from: string; to: string; seconds: number; tools: string[] };
+  /** Single-stream TCP per path, the summary kept stable for scripts. */
+  runs: Array<{ path: BenchPath; gbps: number; ratioToKernelVxlan: number }>;
   paths: PathResult[];
 }
 
@@ -181,6 +183,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   return {
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? "?", kernel: os.release(), node: process.version },
     test: { from: "pod-1", to: "pod-2 (same subnet)", seconds: s, tools: ["iperf3 (TCP 1 and 4 streams, UDP 64-byte)", "sockperf ping-pong (TCP, 64-byte)", "/proc/stat (CPU)"] },
+    runs: results.map((r) => ({ path: r.path, gbps: Number(r.tcp1.gbps.toFixed(3)), ratioToKernelVxlan: r.ratio!.tcp1 })),
     paths: results,
   };
 }

@@ -5,24 +5,17 @@
 // words (at most 0x1fffe per step), so lanes cannot overflow below 1 MiB; longer
 // ranges are folded every 256 KiB.
 export function sum16(p: u32, len: u32, acc: u32 = 0): u32 {
-  let s: u64 = acc;
-  let i: u32 = 0;
-  while (i + 32 <= len) {
-    const end = min(len, i + (256 << 10));
-    let a = i32x4.splat(0);
-    let b = i32x4.splat(0);
-    for (; i + 32 <= end; i += 32) {
-      a = i32x4.add(a, i32x4.extadd_pairwise_i16x8_u(v128.load(p + i)));
-      b = i32x4.add(b, i32x4.extadd_pairwise_i16x8_u(v128.load(p + i, 16)));
-    }
-    s += lanes(a) + lanes(b);
-  }
-  return finish(s, p + i, len - i);
+  return sumRange(0, p, len, acc, false);
 }
 
 // The same sum while copying [src, src+len) to dst (regions must not overlap):
 // one pass over the data instead of a copy and a sum.
 export function sum16Copy(dst: u32, src: u32, len: u32, acc: u32 = 0): u32 {
+  return sumRange(dst, src, len, acc, true);
+}
+
+// The loop of both: inlined with a constant `copy`, so each keeps only its own stores.
+@inline function sumRange(dst: u32, src: u32, len: u32, acc: u32, copy: bool): u32 {
   let s: u64 = acc;
   let i: u32 = 0;
   while (i + 32 <= len) {
@@ -32,14 +25,16 @@ export function sum16Copy(dst: u32, src: u32, len: u32, acc: u32 = 0): u32 {
     for (; i + 32 <= end; i += 32) {
       const x = v128.load(src + i);
       const y = v128.load(src + i, 16);
-      v128.store(dst + i, x);
-      v128.store(dst + i, y, 16);
+      if (copy) {
+        v128.store(dst + i, x);
+        v128.store(dst + i, y, 16);
+      }
       a = i32x4.add(a, i32x4.extadd_pairwise_i16x8_u(x));
       b = i32x4.add(b, i32x4.extadd_pairwise_i16x8_u(y));
     }
     s += lanes(a) + lanes(b);
   }
-  if (i < len) memory.copy(dst + i, src + i, len - i);
+  if (copy && i < len) memory.copy(dst + i, src + i, len - i);
   return finish(s, src + i, len - i);
 }
 
@@ -65,10 +60,7 @@ function finish(acc: u64, p: u32, len: u32): u32 {
   if (i < len) s += <u64>load<u8>(p + i);
   s = (s & 0xffffffff) + (s >> 32);
   s = (s & 0xffffffff) + (s >> 32);
-  let t = <u32>s;
-  t = (t & 0xffff) + (t >> 16);
-  t = (t & 0xffff) + (t >> 16);
-  return t;
+  return fold16(<u32>s);
 }
 
 // Checksum of [p, p+len) in memory order: store it with store<u16> as is. The

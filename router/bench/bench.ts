@@ -6,7 +6,6 @@
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import { Lab } from "../lab/lab.js";
-import type { LabMode } from "../lab/topology.js";
 
 export const BENCH_PATHS = ["kernel-direct", "kernel-vxlan", "weft-ipip", "weft-vxlan", "weft-vxlan-rxthread", "weft-crosssubnet"] as const;
 export type BenchPath = (typeof BENCH_PATHS)[number];
@@ -137,9 +136,6 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     results.push(r);
     step(`${tcp1.gbps.toFixed(2)} Gbit/s (4 streams ${r.tcp4.gbps.toFixed(2)}), RR p50 ${rr.p50us.toFixed(0)} us, ${(r.udp64.pps / 1000).toFixed(0)} kpps`);
   };
-  const weftMode = async (mode: LabMode) => {
-    await lab.restartNodes(mode);
-  };
   try {
     await lab.up("direct");
     if (wanted.has("kernel-direct")) await measure("kernel-direct", "kernel routes, no encapsulation", 1500, false);
@@ -147,22 +143,22 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     await measure("kernel-vxlan", "the kernel's vxlan device (VNI 4096)", 1450, false);
     await lab.removeKernelVxlan(["worker-1", "worker-2"]);
     if (wanted.has("weft-ipip")) {
-      await weftMode("ipip");
+      await lab.restartNodes("ipip");
       await measure("weft-ipip", "weft IPIP (raw socket, TSO split and GRO merge in wasm)", 1480, true);
     }
     if (wanted.has("weft-vxlan")) {
-      await weftMode("vxlan");
+      await lab.restartNodes("vxlan");
       await measure("weft-vxlan", "weft VXLAN (UDP GSO/GRO, TSO split and GRO merge in wasm)", 1450, true);
     }
     if (wanted.has("weft-vxlan-rxthread")) {
       // The same with the receive thread forced on: what a second core is worth here.
       lab.rxThread = true;
-      await weftMode("vxlan");
+      await lab.restartNodes("vxlan");
       lab.rxThread = undefined;
       await measure("weft-vxlan-rxthread", "weft VXLAN receiving on a thread of its own (WEFT_RX_THREAD=1)", 1450, true);
     }
     if (wanted.has("weft-crosssubnet")) {
-      await weftMode("crosssubnet");
+      await lab.restartNodes("crosssubnet");
       await measure("weft-crosssubnet", "weft CrossSubnet: same subnet, so kernel routes weft programmed, no encapsulation", 1480, true);
     }
   } finally {

@@ -7,7 +7,7 @@ import type { Logger } from "pino";
 import { native, projectRoot, KIND_SOCK, KIND_TUN, type Native } from "../native/index.js";
 import { FastPath, CH_IPIP, CH_TUN, CH_VXLAN, OFFLOAD_GRO, OFFLOAD_VNET } from "./fastpath.js";
 import { HOST_COUNTER } from "./counters.js";
-import { Receiver, stage } from "./receiver.js";
+import { Receiver, sendChannel, stage } from "./receiver.js";
 import type { RxThreadInit, RxThreadMessage } from "./rx-thread.js";
 
 export const IPPROTO_IPIP = 4;
@@ -144,7 +144,7 @@ export class Dataplane {
 
   private startRxThread(offloadBits: number): void {
     const { log } = this.opts;
-    const counters = FastPath.sharedCounters();
+    const counters = this.fp.sharedCounters();
     const init: RxThreadInit = { tunFd: this.tunFd, sockets: this.receiveSockets(), slotSize: this.slotSize, batch: this.batch, config: this.fp.config!, offloadBits, nodes: this.fp.nodeList, counters, timing: this.timing };
     const worker = new Worker(path.join(projectRoot(), "dist", "router", "dataplane", "rx-thread.js"), { workerData: init, name: "weft-rx" });
     this.worker = worker;
@@ -189,18 +189,6 @@ export class Dataplane {
     });
   }
 
-  private recv(fd: number, kind: number, max: number): number {
-    const fp = this.fp;
-    return this.n.recvBatch(fd, kind, fp.memory, fp.descIn, fp.slots, this.slotSize, fp.headroom, max);
-  }
-
-  private send(fd: number, kind: number, outputs: number, channel: number, failCounter: number, gso = false): void {
-    const expected = this.fp.tally(channel);
-    if (expected === 0) return;
-    const sent = this.n.sendBatch(fd, kind, this.fp.memory, this.fp.descOut, outputs, channel, gso);
-    if (sent < expected) this.fp.addCounter(failCounter, expected - sent);
-  }
-
   // A readiness callback drains at most a few batches, then yields to the loop so
   // the other directions and the control socket get their turn. With stage timing
   // on, the time of each step is added to a stage_ns_* counter.
@@ -211,19 +199,18 @@ export class Dataplane {
     const fp = this.fp;
     for (let round = 0; round < 8; round++) {
       let t0 = timing ? performance.now() : 0;
-      const count = this.recv(this.tunFd, KIND_TUN, max);
-      if (timing) t0 = stage(this.fp, HOST_COUNTER.nsTunRead, t0);
+      const count = this.n.recvBatch(this.tunFd, KIND_TUN, fp.memory, fp.descIn, fp.slots, this.slotSize, fp.headroom, max);
+      if (timing) t0 = stage(fp, HOST_COUNTER.nsTunRead, t0);
       if (count === 0) return;
       fp.addCounter(HOST_COUNTER.tunBatches, 1);
       const outs = fp.x.encapBatch(count);
-      if (timing) t0 = stage(this.fp, HOST_COUNTER.nsEncap, t0);
-      this.send(this.ipipFd, KIND_SOCK, outs, CH_IPIP, HOST_COUNTER.sendFailed);
-      for (let k = 0; k < this.vxlanFds.length; k++) this.send(this.vxlanFds[k], KIND_SOCK, outs, CH_VXLAN + k, HOST_COUNTER.sendFailed, this.active.udpGSO);
-      if (timing) t0 = stage(this.fp, HOST_COUNTER.nsNetworkSend, t0);
-      this.send(this.tunFd, KIND_TUN, outs, CH_TUN, HOST_COUNTER.tunWriteFailed);
-      if (timing) stage(this.fp, HOST_COUNTER.nsTunWrite, t0);
+      if (timing) t0 = stage(fp, HOST_COUNTER.nsEncap, t0);
+      sendChannel(this.n, fp, this.ipipFd, KIND_SOCK, outs, CH_IPIP, HOST_COUNTER.sendFailed);
+      for (let k = 0; k < this.vxlanFds.length; k++) sendChannel(this.n, fp, this.vxlanFds[k], KIND_SOCK, outs, CH_VXLAN + k, HOST_COUNTER.sendFailed, this.active.udpGSO);
+      if (timing) t0 = stage(fp, HOST_COUNTER.nsNetworkSend, t0);
+      sendChannel(this.n, fp, this.tunFd, KIND_TUN, outs, CH_TUN, HOST_COUNTER.tunWriteFailed);
+      if (timing) stage(fp, HOST_COUNTER.nsTunWrite, t0);
       if (count < max) return;
     }
   }
-
 }

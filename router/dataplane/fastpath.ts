@@ -88,8 +88,6 @@ export const OFFLOAD_GRO = 2;
 const key = (p: Prefix) => `${p.addr}/${p.len}`;
 
 let module: WebAssembly.Module | undefined;
-/** u64 counters in wasm memory (asm/layout.ts COUNTER_COUNT). */
-const COUNTER_SLOTS = 64;
 
 export function wasmPath(): string {
   return path.join(projectRoot(), "dist", "asm", "fastpath.wasm");
@@ -104,6 +102,8 @@ export class FastPath {
   private readonly tallyView: Uint32Array;
   readonly slots: number;
   readonly headroom: number;
+  /** u64 counters in wasm memory (asm/layout.ts COUNTER_COUNT); host and thread counters mirror them. */
+  readonly counterCount: number;
   private readonly routes = new Map<string, { route: FastRoute; index: number }>();
   private readonly freeIndexes: number[] = [];
   private nextIndex = 1;
@@ -125,6 +125,8 @@ export class FastPath {
     this.tallyView = new Uint32Array(this.x.memory.buffer, this.x.layoutTally(), 2 + this.x.layoutVxlanSocketsMax());
     this.slots = this.x.layoutSlots();
     this.headroom = this.x.layoutHeadroom();
+    this.counterCount = this.x.layoutCounterCount();
+    this.hostCounters = new Float64Array(this.counterCount);
   }
 
   get memory(): ArrayBuffer {
@@ -211,18 +213,18 @@ export class FastPath {
   }
 
   /** Counters the host side keeps (batches, send failures, stage times): plain numbers, no wasm call. */
-  private hostCounters: Float64Array<ArrayBufferLike> = new Float64Array(COUNTER_SLOTS);
+  private hostCounters: Float64Array<ArrayBufferLike>;
   /** Counters of another fast path (a receive thread's), published into shared memory. */
   private peers: SharedArrayBuffer[] = [];
 
   counters(): Counters {
-    const view = new BigUint64Array(this.memory, this.x.layoutCounters(), COUNTER_SLOTS);
-    const sums = new Float64Array(COUNTER_SLOTS);
-    for (let i = 0; i < COUNTER_SLOTS; i++) sums[i] = Number(view[i]) + this.hostCounters[i];
+    const view = new BigUint64Array(this.memory, this.x.layoutCounters(), this.counterCount);
+    const sums = new Float64Array(this.counterCount);
+    for (let i = 0; i < this.counterCount; i++) sums[i] = Number(view[i]) + this.hostCounters[i];
     for (const peer of this.peers) {
-      const wasm = new BigUint64Array(peer, 0, COUNTER_SLOTS);
-      const host = new Float64Array(peer, COUNTER_SLOTS * 8, COUNTER_SLOTS);
-      for (let i = 0; i < COUNTER_SLOTS; i++) sums[i] += Number(wasm[i]) + host[i];
+      const wasm = new BigUint64Array(peer, 0, this.counterCount);
+      const host = new Float64Array(peer, this.counterCount * 8, this.counterCount);
+      for (let i = 0; i < this.counterCount; i++) sums[i] += Number(wasm[i]) + host[i];
     }
     const out: Counters = {};
     for (const [i, name] of Object.entries(COUNTER_NAMES)) out[name] = sums[Number(i)];
@@ -234,18 +236,18 @@ export class FastPath {
   }
 
   /** Memory a thread's counters are published into (see publishCounters). */
-  static sharedCounters(): SharedArrayBuffer {
-    return new SharedArrayBuffer(COUNTER_SLOTS * 16);
+  sharedCounters(): SharedArrayBuffer {
+    return new SharedArrayBuffer(this.counterCount * 16);
   }
 
   /** Counts this fast path's host counters in shared memory, for publishCounters. */
   useSharedCounters(shared: SharedArrayBuffer): void {
-    this.hostCounters = new Float64Array(shared, COUNTER_SLOTS * 8, COUNTER_SLOTS);
+    this.hostCounters = new Float64Array(shared, this.counterCount * 8, this.counterCount);
   }
 
   /** Copies the wasm counters into shared memory (a few hundred bytes, once per batch). */
   publishCounters(shared: SharedArrayBuffer): void {
-    new Uint8Array(shared, 0, COUNTER_SLOTS * 8).set(new Uint8Array(this.memory, this.x.layoutCounters(), COUNTER_SLOTS * 8));
+    new Uint8Array(shared, 0, this.counterCount * 8).set(new Uint8Array(this.memory, this.x.layoutCounters(), this.counterCount * 8));
   }
 
   /** Adds another fast path's published counters to counters(). */

@@ -29,16 +29,20 @@ export class Receiver {
       fp.addCounter(HOST_COUNTER.networkBatches, 1);
       const outs = vxlan ? fp.x.decapVxlanBatch(count, cap) : fp.x.decapIpipBatch(count, cap);
       if (timing) t0 = stage(fp, HOST_COUNTER.nsDecap, t0);
-      const expected = fp.tally(CH_TUN);
-      if (expected > 0) {
-        const sent = n.sendBatch(this.tunFd, KIND_TUN, fp.memory, fp.descOut, outs, CH_TUN, false);
-        if (sent < expected) fp.addCounter(HOST_COUNTER.tunWriteFailed, expected - sent);
-      }
+      sendChannel(n, fp, this.tunFd, KIND_TUN, outs, CH_TUN, HOST_COUNTER.tunWriteFailed);
       if (timing) stage(fp, HOST_COUNTER.nsTunWrite, t0);
       if (count < this.batch) break;
     }
     this.afterBatch();
   }
+}
+
+/** Sends a batch's outputs of one channel on fd; what the kernel did not take is counted. */
+export function sendChannel(n: Native, fp: FastPath, fd: number, kind: number, outputs: number, channel: number, failCounter: number, gso = false): void {
+  const expected = fp.tally(channel);
+  if (expected === 0) return;
+  const sent = n.sendBatch(fd, kind, fp.memory, fp.descOut, outputs, channel, gso);
+  if (sent < expected) fp.addCounter(failCounter, expected - sent);
 }
 
 /** Adds the time since `since` (performance.now()) to a stage counter; returns now. */

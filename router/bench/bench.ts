@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import { Lab } from "../lab/lab.js";
+import { COUNTER_NAMES } from "../dataplane/counters.js";
 
 export const BENCH_PATHS = ["kernel-direct", "kernel-vxlan", "weft-ipip", "weft-vxlan", "weft-vxlan-rxthread", "weft-crosssubnet"] as const;
 export type BenchPath = (typeof BENCH_PATHS)[number];
@@ -79,7 +80,8 @@ async function requestResponse(lab: Lab, seconds: number): Promise<PathResult["r
   return { p50us: pct("50.000"), p99us: pct("99.000"), transactionsPerSecond: run ? Number(run[2]) / Number(run[1]) : NaN };
 }
 
-const STAGES = ["tun_read", "encap", "network_send", "network_read", "decap", "tun_write"];
+/** The data-path stages the nodes time (the stage_ns_* counters). */
+const STAGES = Object.values(COUNTER_NAMES).filter((n) => n.startsWith("stage_ns_")).map((n) => n.slice("stage_ns_".length));
 
 async function stageSeconds(lab: Lab, host: string): Promise<Record<string, number>> {
   const c = await lab.counters(host);
@@ -97,6 +99,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   const order = BENCH_PATHS.filter((p) => wanted.has(p));
   const results: PathResult[] = [];
   const s = opts.seconds;
+  // Latency and UDP runs need less time than throughput to settle.
+  const short = Math.min(s, 5);
   const measure = async (path: BenchPath, carries: string, mtu: number, weft: boolean) => {
     const n = results.length + 1;
     const step = (what: string) => opts.progress(`[${n}/${order.length}] ${path}: ${what}`);
@@ -117,10 +121,10 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     }
     step(`4 TCP streams, ${s} s`);
     const t4 = await iperf(lab, ["-P", "4"], s);
-    step(`TCP request/response, ${Math.min(s, 5)} s`);
-    const rr = await requestResponse(lab, Math.min(s, 5));
-    step(`64-byte UDP, ${Math.min(s, 5)} s`);
-    const u = await iperf(lab, ["-u", "-b", "0", "-l", "64"], Math.min(s, 5));
+    step(`TCP request/response, ${short} s`);
+    const rr = await requestResponse(lab, short);
+    step(`64-byte UDP, ${short} s`);
+    const u = await iperf(lab, ["-u", "-b", "0", "-l", "64"], short);
     const sum = u.end.sum ?? { packets: 0, lost_packets: 0, seconds: 1, lost_percent: 100 };
     const r: PathResult = {
       path,

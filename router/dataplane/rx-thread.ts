@@ -39,4 +39,3 @@ parentPort!.on("message", (m: RxThreadMessage) => {
     parentPort!.close();
   }
 });
-parentPort!.postMessage({ ready: true });

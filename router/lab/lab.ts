@@ -173,7 +173,7 @@ export class Lab {
     // tools load it), keep bridged frames out of iptables in this namespace. Its
     // source/destination check uses nft's bridge family, which is not affected.
     for (const k of ["iptables", "ip6tables", "arptables"]) {
-      await nsExec(gw, ["sysctl", "-qw", `net.bridge.bridge-nf-call-${k}=0`], { allowFail: true });
+      await sysctl(gw, `net.bridge.bridge-nf-call-${k}`, 0, { allowFail: true });
     }
     for (const side of ["A", "B"] as const) {
       const br = `br${side}`;

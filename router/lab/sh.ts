@@ -20,6 +20,7 @@ export function nsExec(ns: string, args: string[], opts?: { allowFail?: boolean;
   return sh("ip", ["netns", "exec", ns, ...args], opts);
 }
 
-export function sysctl(ns: string, key: string, value: string | number): Promise<string> {
-  return nsExec(ns, ["sysctl", "-qw", `${key}=${value}`]);
+/** Sets a sysctl in a namespace (allowFail: for keys that exist only with some module loaded). */
+export function sysctl(ns: string, key: string, value: string | number, opts?: { allowFail?: boolean }): Promise<string> {
+  return nsExec(ns, ["sysctl", "-qw", `${key}=${value}`], opts);
 }

@@ -43,7 +43,8 @@ function arenaAlloc(size: u32): u32 {
   return p;
 }
 
-function emit(off: u32, len: u32, addr: u32, port: u32, channel: u8): void {
+// len is the whole packet's; with tailLen, its last tailLen bytes are at tail.
+function emit(off: u32, len: u32, addr: u32, port: u32, channel: u8, tail: u32 = 0, tailLen: u32 = 0): void {
   if (outCount >= L.MAX_OUT) {
     C.count(C.DROP_OUT_OF_SPACE);
     return;
@@ -55,7 +56,9 @@ function emit(off: u32, len: u32, addr: u32, port: u32, channel: u8): void {
   store<u16>(d + L.D_PORT, <u16>port);
   store<u8>(d + L.D_CHANNEL, channel);
   store<u8>(d + L.D_REASON, 0);
-  store<u32>(d + L.D_GSO, 0);
+  store<u16>(d + L.D_GSO, <u16>tailLen);
+  store<u16>(d + L.D_FLAGS, 0);
+  store<u32>(d + L.D_TAIL, tailLen ? tail : 0);
   outCount++;
   const t = L.TALLY + ((<u32>channel - 1) << 2);
   store<u32>(t, load<u32>(t) + 1);
@@ -102,16 +105,17 @@ function flowHash(p: u32): u32 {
   return h ^ (h >> 16);
 }
 
-// Writes the outer headers for route r in front of the inner packet at p (total bytes)
-// and emits it. The headroom in front of p must hold VXLAN_OVERHEAD - 28 bytes.
-function encapsulate(p: u32, total: u32, r: u32): void {
+// Writes the outer headers for route r in front of the inner packet at p (total bytes,
+// of which the last tailLen are at tail) and emits it. The headroom in front of p must
+// hold VXLAN_OVERHEAD - 28 bytes.
+function encapsulate(p: u32, total: u32, r: u32, tail: u32 = 0, tailLen: u32 = 0): void {
   const encap = load<u8>(r + R_ENCAP);
   const nextHop = load<u32>(r + R_NEXT_HOP);
   if (encap == L.ENCAP_IPIP) {
     const o = p - ipv4.HEADER_LEN;
     // Outer DF follows the inner packet, as the kernel's ipip tunnel does with pmtudisc.
     ipv4.emit(o, load<u8>(p + ipv4.TOS), total + ipv4.HEADER_LEN, nextIpId(), ipv4.flagsFrag(p) & ipv4.FLAG_DF, 64, ipv4.PROTO_IPIP, localAddr(), nextHop);
-    emit(o, total + ipv4.HEADER_LEN, nextHop, 0, L.CH_IPIP);
+    emit(o, total + ipv4.HEADER_LEN, nextHop, 0, L.CH_IPIP, tail, tailLen);
     C.count(C.IPIP_TX);
   } else if (encap == L.ENCAP_VXLAN) {
     const e = p - eth.HEADER_LEN;
@@ -123,7 +127,7 @@ function encapsulate(p: u32, total: u32, r: u32): void {
     // One socket (source port) per flow, so ECMP in the underlay can spread flows.
     const n = vxlanSockets();
     const ch = n == 1 ? L.CH_VXLAN : L.CH_VXLAN + <u8>(flowHash(p) % n);
-    emit(v, total + vxlan.HEADER_LEN + eth.HEADER_LEN, nextHop, vxlanPort(), ch);
+    emit(v, total + vxlan.HEADER_LEN + eth.HEADER_LEN, nextHop, vxlanPort(), ch, tail, tailLen);
     C.count(C.VXLAN_TX);
   } else {
     // A direct route is the kernel's: it never points into the TUN.
@@ -152,8 +156,9 @@ function completeChecksum(p: u32, total: u32, start: u32, offset: u32): bool {
 }
 
 // Splits a TCP super-packet (IPv4 at p, checked header ihl) into segments of mss
-// payload bytes in the arena, each with its own IP id, length, sequence number,
-// flags and checksums, and encapsulates each for route r.
+// payload bytes, each with its own IP id, length, sequence number, flags and
+// checksums, and encapsulates each for route r. Only the headers are written (in the
+// arena); each segment's payload is sent from where it lies, summed but not copied.
 function segmentTcp(p: u32, ihl: u32, total: u32, mss: u32, r: u32): void {
   const t = p + ihl;
   if (ipv4.protocol(p) != 6 || total < ihl + tcp.HEADER_LEN || mss == 0) {
@@ -175,15 +180,15 @@ function segmentTcp(p: u32, ihl: u32, total: u32, mss: u32, r: u32): void {
   for (let off: u32 = 0; off < payload || (payload == 0 && k == 0); off += mss, k++) {
     const pay = min(mss, payload - off);
     const segLen = hdr + pay;
-    const q = arenaAlloc(HEADROOM + segLen);
+    const q = arenaAlloc(HEADROOM + hdr);
     if (q == 0) {
       C.count(C.DROP_OUT_OF_SPACE);
       return;
     }
     const s = q + HEADROOM;
     memory.copy(s, p, hdr);
-    // One pass copies the payload and sums it for the segment's TCP checksum.
-    const paySum = sum16Copy(s + hdr, p + hdr + off, pay);
+    const tail = p + hdr + off;
+    const paySum = sum16(tail, pay);
     storeBE16(s + ipv4.TOTAL_LEN, segLen);
     storeBE16(s + ipv4.IDENT, (id0 + k) & 0xffff);
     store<u16>(s + ipv4.CHECKSUM, 0);
@@ -197,7 +202,7 @@ function segmentTcp(p: u32, ihl: u32, total: u32, mss: u32, r: u32): void {
     store<u16>(st + tcp.CHECKSUM, 0);
     store<u16>(st + tcp.CHECKSUM, <u16>~sum16(st, thl, pseudoSum(s, 6, thl + pay) + paySum));
     C.count(C.TSO_SEGMENTS);
-    encapsulate(s, segLen, r);
+    encapsulate(s, segLen, r, tail, pay);
     if (payload == 0) break;
   }
 }

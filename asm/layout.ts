@@ -35,8 +35,11 @@ export const D_ADDR: u32 = 8;
 export const D_PORT: u32 = 12;
 export const D_CHANNEL: u32 = 14;
 export const D_REASON: u32 = 15;
-export const D_GSO: u32 = 16;
+export const D_GSO: u32 = 16; // receive: UDP GRO segment size; send: length of the tail
 export const D_FLAGS: u32 = 18;
+export const D_TAIL: u32 = 20; // send: offset of the tail (0 = none)
+// A sent packet is [off, off + len - tail length) followed by the tail: a segment's
+// payload stays where the TUN read put it and only its headers are written.
 
 // Output channels: where the native side sends a descriptor after a batch.
 export const CH_DROP: u8 = 0;

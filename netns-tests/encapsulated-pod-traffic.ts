@@ -9,10 +9,11 @@ const MB50 = 50 * 1024 * 1024;
 
 export function encapsulatedPodTraffic(mode: "ipip" | "vxlan", prefix: string, offloads: "on" | "off"): void {
   // With offloads off the nodes also receive on their main thread, so both the receive
-  // thread and the single-thread path carry the same checks.
+  // thread and the single-thread path carry the same checks; both busy-poll, so the
+  // packets it picks up take the same checks too (the other labs run without it).
   const threads = offloads === "on" ? "receive thread" : "one thread";
-  describe(`${mode.toUpperCase()} between pods through weft nodes, offloads ${offloads}, ${threads}`, () => {
-    const lab = useLab(prefix, mode, { offloadsOff: offloads === "off", rxThread: offloads === "on" });
+  describe(`${mode.toUpperCase()} between pods through weft nodes, offloads ${offloads}, ${threads}, busy-poll on`, () => {
+    const lab = useLab(prefix, mode, { offloadsOff: offloads === "off", rxThread: offloads === "on", busyPollMicros: 40 });
 
     it("pod-1 -> pod-2 (same subnet) answers ping", async () => {
       expect(await lab.ping("pod-1", pod("pod-2").address)).toBe(true);
@@ -31,12 +32,14 @@ export function encapsulatedPodTraffic(mode: "ipip" | "vxlan", prefix: string, o
       });
     }
 
-    it(`the nodes run with offloads ${offloads}, ${threads}`, async () => {
-      const s = (await lab.nodeStatus("worker-1")) as { offloads: Record<string, boolean>; receiveThread: boolean };
+    it(`the nodes run with offloads ${offloads}, ${threads}, busy-poll on`, async () => {
+      const s = (await lab.nodeStatus("worker-1")) as { offloads: Record<string, boolean>; receiveThread: boolean; busyPollMicros: number };
       const c = await lab.counters("worker-2");
-      console.log(`[${prefix}] offloads ${JSON.stringify(s.offloads)}, receive thread ${s.receiveThread}; worker-2 merged ${c.gro_segments_merged} segments into ${c.gro_packets_written}, received ${c.vxlan_rx + c.ipip_rx} packets`);
+      console.log(`[${prefix}] offloads ${JSON.stringify(s.offloads)}, receive thread ${s.receiveThread}; worker-2 merged ${c.gro_segments_merged} segments into ${c.gro_packets_written}, received ${c.vxlan_rx + c.ipip_rx} packets; busy-poll ${s.busyPollMicros} us: ${c.busy_poll_hits} hits, ${c.busy_poll_misses} misses`);
       expect(Object.values(s.offloads).every((v) => v === (offloads === "on"))).toBe(true);
       expect(s.receiveThread).toBe(offloads === "on");
+      expect(s.busyPollMicros).toBe(40);
+      expect(c.busy_poll_hits + c.busy_poll_misses).toBeGreaterThan(0);
       // The receive thread's counters reach the control socket.
       expect(c.vxlan_rx + c.ipip_rx).toBeGreaterThan(30_000);
       if (offloads === "on") expect(c.gro_packets_written).toBeGreaterThan(0);

@@ -13,6 +13,7 @@ export function requireRoot(): void {
 export interface LabTestOptions {
   offloadsOff?: boolean;
   rxThread?: boolean;
+  busyPollMicros?: number;
   datastore?: "sqlite" | "etcd";
 }
 

@@ -8,8 +8,9 @@ import os from "node:os";
 import { Lab } from "../lab/lab.js";
 import { COUNTER_NAMES } from "../dataplane/counters.js";
 
-export const BENCH_PATHS = ["kernel-direct", "kernel-vxlan", "weft-ipip", "weft-vxlan", "weft-vxlan-rxthread", "weft-crosssubnet"] as const;
-export type BenchPath = (typeof BENCH_PATHS)[number];
+import { BENCH_PATHS, type BenchPath } from "./paths.js";
+
+export { BENCH_PATHS, type BenchPath };
 
 export interface PathResult {
   path: BenchPath;
@@ -160,6 +161,13 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       await lab.restartNodes("vxlan");
       lab.rxThread = undefined;
       await measure("weft-vxlan-rxthread", "weft VXLAN receiving on a thread of its own (WEFT_RX_THREAD=1)", 1450, true);
+    }
+    if (wanted.has("weft-vxlan-busypoll")) {
+      // The same with busy-polling after each batch (WEFT_BUSY_POLL_US=40) instead of sleeping at once.
+      lab.busyPollMicros = 40;
+      await lab.restartNodes("vxlan");
+      lab.busyPollMicros = undefined;
+      await measure("weft-vxlan-busypoll", "weft VXLAN busy-polling 40 us after each batch (WEFT_BUSY_POLL_US=40)", 1450, true);
     }
     if (wanted.has("weft-crosssubnet")) {
       await lab.restartNodes("crosssubnet");

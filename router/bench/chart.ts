@@ -16,6 +16,7 @@ const COLORS: Record<string, string> = {
   "weft-ipip": "#f0b429",
   "weft-vxlan": "#2186eb",
   "weft-vxlan-rxthread": "#90cdf4",
+  "weft-vxlan-busypoll": "#7c5cff",
   "weft-crosssubnet": "#3ebd93",
 };
 

@@ -9,6 +9,7 @@ import { logger } from "./log.js";
 import { datastoreURL, ManifestError, registerClusterCommands } from "./cluster.js";
 import { DEFAULT_DATASTORE } from "../store/store.js";
 import { ValidationError } from "../resources/validate.js";
+import { BENCH_PATHS } from "../bench/paths.js";
 
 /** Exit code for bad input (config, arguments): nothing was touched. */
 export const EXIT_USAGE = 2;
@@ -194,7 +195,7 @@ lab
     await (await labOf(opts.prefix)).down();
   });
 
-const BENCH_PATH_LIST = "kernel-direct,kernel-vxlan,weft-ipip,weft-vxlan,weft-vxlan-rxthread,weft-crosssubnet";
+const BENCH_PATH_LIST = BENCH_PATHS.join(",");
 const bench = program.command("bench").description("measure the data plane against the kernel, or BGP convergence at scale");
 bench
   .command("bgp")
@@ -213,7 +214,7 @@ bench
 bench
   .command("dataplane", { isDefault: true })
   .description(
-    "in one lab run, kernel direct, kernel VXLAN, weft IPIP, weft VXLAN (also with its receive thread forced on) and weft CrossSubnet, pod-1 -> pod-2: TCP with 1 and 4 streams, TCP request/response latency (p50, p99), 64-byte UDP packets/s, CPU seconds per Gbit, each as a ratio to kernel VXLAN; weft paths also show time per data-path stage",
+    "in one lab run, kernel direct, kernel VXLAN, weft IPIP, weft VXLAN (also with its receive thread forced on, and busy-polling) and weft CrossSubnet, pod-1 -> pod-2: TCP with 1 and 4 streams, TCP request/response latency (p50, p99), 64-byte UDP packets/s, CPU seconds per Gbit, each as a ratio to kernel VXLAN; weft paths also show time per data-path stage",
   )
   .option("--seconds <n>", "length of each TCP run (latency and UDP runs take at most 5 s)", "10")
   .option("--paths <list>", `comma-separated subset of ${BENCH_PATH_LIST} (kernel-vxlan is always measured)`)
@@ -222,7 +223,7 @@ bench
   .option("--png <file>", "also write the chart as PNG")
   .option("--prefix <p>", "name prefix of the bench lab's namespaces", "bench")
   .action(async (opts: { json?: string; svg?: string; png?: string; seconds: string; paths?: string; prefix: string }) => {
-    const { runBench, formatBench, BENCH_PATHS } = await import("../bench/bench.js");
+    const { runBench, formatBench } = await import("../bench/bench.js");
     const seconds = Number(opts.seconds);
     if (!Number.isInteger(seconds) || seconds < 1 || seconds > 120) throw new ConfigError(`--seconds must be a whole number from 1 to 120, not "${opts.seconds}"`);
     const paths = opts.paths?.split(",").map((p) => p.trim());

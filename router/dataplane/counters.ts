@@ -42,6 +42,9 @@ export const COUNTER_NAMES: Record<number, string> = {
   47: "stage_ns_network_read",
   48: "stage_ns_decap",
   49: "stage_ns_tun_write",
+  // Busy-polls after a batch that found a readable fd, and those that ran out of time.
+  50: "busy_poll_hits",
+  51: "busy_poll_misses",
 };
 
 export const HOST_COUNTER = {
@@ -55,6 +58,8 @@ export const HOST_COUNTER = {
   nsNetworkRead: 47,
   nsDecap: 48,
   nsTunWrite: 49,
+  busyPollHits: 50,
+  busyPollMisses: 51,
 } as const;
 
 export type Counters = Record<string, number>;

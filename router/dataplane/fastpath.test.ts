@@ -25,20 +25,7 @@ class Harness {
     });
   }
   out(n: number) {
-    const mem = new Uint8Array(this.fp.memory);
-    const dv = new DataView(this.fp.memory);
-    return Array.from({ length: n }, (_, i) => {
-      const d = this.fp.descOut + i * this.fp.descSize;
-      const off = dv.getUint32(d, true);
-      const len = dv.getUint32(d + 4, true);
-      return {
-        channel: mem[d + 14],
-        addr: dv.getUint32(d + 8, true),
-        port: dv.getUint16(d + 12, true),
-        off,
-        bytes: mem.slice(off, off + Math.min(len, 70000)),
-      };
-    });
+    return Array.from({ length: n }, (_, i) => this.fp.output(i));
   }
   encap(packets: Uint8Array[], slot = SLOT) {
     this.load(packets.map((bytes) => ({ bytes })), slot);

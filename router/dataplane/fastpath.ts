@@ -133,6 +133,24 @@ export class FastPath {
     return this.x.memory.buffer;
   }
 
+  /**
+   * Output i of the last batch as the native side sends it: channel, peer and the
+   * packet's bytes (headers and, for a split segment, the payload tail joined).
+   */
+  output(i: number): { channel: number; addr: number; port: number; off: number; bytes: Uint8Array } {
+    const mem = new Uint8Array(this.memory);
+    const dv = new DataView(this.memory);
+    const d = this.descOut + i * this.descSize;
+    const off = dv.getUint32(d, true);
+    const len = dv.getUint32(d + 4, true);
+    const tail = dv.getUint32(d + 20, true);
+    const tailLen = tail ? dv.getUint16(d + 16, true) : 0;
+    const bytes = new Uint8Array(len);
+    bytes.set(mem.subarray(off, off + len - tailLen));
+    if (tailLen) bytes.set(mem.subarray(tail, tail + tailLen), len - tailLen);
+    return { channel: mem[d + 14], addr: dv.getUint32(d + 8, true), port: dv.getUint16(d + 12, true), off, bytes };
+  }
+
   /** The configuration and node set last given, so a receive thread can copy them. */
   config?: FastPathConfig;
   nodeList: number[] = [];

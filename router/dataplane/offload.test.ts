@@ -38,13 +38,7 @@ function load(fp: FastPath, packets: Array<{ bytes: Uint8Array; from?: number; g
 }
 
 function outputs(fp: FastPath, n: number) {
-  const mem = new Uint8Array(fp.memory);
-  const dv = new DataView(fp.memory);
-  return Array.from({ length: n }, (_, i) => {
-    const d = fp.descOut + i * fp.descSize;
-    const off = dv.getUint32(d, true);
-    return { channel: mem[d + 14], addr: dv.getUint32(d + 8, true), bytes: mem.slice(off, off + dv.getUint32(d + 4, true)) };
-  });
+  return Array.from({ length: n }, (_, i) => fp.output(i));
 }
 
 const tcpFlow = (payload: Uint8Array, flags = 0x18, seq = 1000) =>

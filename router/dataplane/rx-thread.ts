@@ -4,7 +4,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { native } from "../native/index.js";
 import { FastPath, type FastPathConfig } from "./fastpath.js";
-import { Receiver } from "./receiver.js";
+import { BusyPoll, Receiver } from "./receiver.js";
 
 export interface RxThreadInit {
   tunFd: number;
@@ -17,6 +17,7 @@ export interface RxThreadInit {
   nodes: number[];
   counters: SharedArrayBuffer;
   timing: boolean;
+  busyPollNs: number;
 }
 
 export type RxThreadMessage = { nodes: number[] } | { stop: true };
@@ -29,7 +30,13 @@ fp.x.setOffloads(init.offloadBits);
 fp.setNodes(init.nodes);
 fp.useSharedCounters(init.counters);
 const rx = new Receiver(n, fp, init.tunFd, init.slotSize, init.batch, init.timing, () => fp.publishCounters(init.counters));
-const polls = init.sockets.map(([fd, vxlan]) => n.pollStart(fd, () => rx.drain(fd, vxlan)));
+const busy = new BusyPoll(n, fp, init.busyPollNs, init.sockets.map(([fd, vxlan]): [number, () => void] => [fd, () => rx.drain(fd, vxlan)]));
+const polls = init.sockets.map(([fd, vxlan]) =>
+  n.pollStart(fd, () => {
+    rx.drain(fd, vxlan);
+    busy.run();
+  }),
+);
 
 parentPort!.on("message", (m: RxThreadMessage) => {
   if ("nodes" in m) fp.setNodes(m.nodes);

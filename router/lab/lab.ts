@@ -29,6 +29,8 @@ export interface LabOptions {
   offloadsOff?: boolean;
   /** Force the nodes' receive thread on (WEFT_RX_THREAD=1) or off (0); default: the node decides. */
   rxThread?: boolean;
+  /** Busy-poll budget of the nodes in microseconds (WEFT_BUSY_POLL_US); default: the node's (off). */
+  busyPollMicros?: number;
   /** Run the nodes from a datastore (the lab's own SQLite file, or etcd in the gateway
    * namespace) instead of static routes; pods then get addresses from IPAM. */
   datastore?: "sqlite" | "etcd";
@@ -68,6 +70,8 @@ export class Lab {
   private readonly offloadsOff: boolean;
   /** Receive thread of node processes started from now on: forced on, off, or the node's default. */
   rxThread: boolean | undefined;
+  /** Busy-poll budget of node processes started from now on (undefined: the node's default). */
+  busyPollMicros: number | undefined;
   readonly datastore?: "sqlite" | "etcd";
   /** Routes over BGP (Calico's default) or from the datastore with BGP off (vxlan). */
   backend: "bgp" | "vxlan" = "bgp";
@@ -84,6 +88,7 @@ export class Lab {
     this.log = opts.log ?? (() => {});
     this.offloadsOff = opts.offloadsOff ?? false;
     this.rxThread = opts.rxThread;
+    this.busyPollMicros = opts.busyPollMicros;
     this.datastore = opts.datastore;
     const saved = path.join(this.dir, "pods.json");
     if (existsSync(saved)) this.podAddrs = new Map(Object.entries(JSON.parse(readFileSync(saved, "utf8")) as Record<string, string>));
@@ -222,7 +227,12 @@ export class Lab {
     const child = spawn("ip", ["netns", "exec", this.ns(host), process.execPath, this.cli(), "node", "run", ...source, "--control", this.controlSocket(host)], {
       detached: true,
       stdio: ["ignore", logFile, logFile],
-      env: { ...process.env, ...(this.offloadsOff ? { WEFT_OFFLOADS: "off" } : {}), ...(this.rxThread === undefined ? {} : { WEFT_RX_THREAD: this.rxThread ? "1" : "0" }) },
+      env: {
+        ...process.env,
+        ...(this.offloadsOff ? { WEFT_OFFLOADS: "off" } : {}),
+        ...(this.rxThread === undefined ? {} : { WEFT_RX_THREAD: this.rxThread ? "1" : "0" }),
+        ...(this.busyPollMicros === undefined ? {} : { WEFT_BUSY_POLL_US: String(this.busyPollMicros) }),
+      },
     });
     child.unref();
     writeFileSync(path.join(this.dir, `${host}.pid`), String(child.pid));

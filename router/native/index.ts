@@ -21,6 +21,8 @@ export interface Native {
   sendBatch(fd: number, kind: number, memory: ArrayBuffer, descOff: number, count: number, channel: number, gso: boolean): number;
   pollStart(fd: number, onReadable: (status: number) => void): unknown;
   pollStop(handle: unknown): void;
+  /** Busy-poll: index of the first readable fd within budgetNs, or -1 (yields the CPU between checks). */
+  spinReady(fds: Int32Array, budgetNs: number): number;
 }
 
 /** Project root, whether running from sources (router/native) or dist/router/native. */

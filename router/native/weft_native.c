@@ -19,6 +19,9 @@
 #include <net/if.h>
 #include <linux/if_tun.h>
 #include <netinet/udp.h>
+#include <poll.h>
+#include <sched.h>
+#include <time.h>
 
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
@@ -39,9 +42,9 @@ typedef struct {
   uint16_t port;      // peer UDP port, host order
   uint8_t channel;    // output channel chosen by the fast path (0 = drop)
   uint8_t reason;     // drop reason or flags
-  uint16_t gso_size;  // receive: UDP GRO segment size (0 = one datagram)
+  uint16_t gso_size;  // receive: UDP GRO segment size (0 = one datagram); send: tail length
   uint16_t flags;
-  uint32_t reserved;
+  uint32_t tail;      // send: offset of the packet's last gso_size bytes (0 = none)
 } weft_desc;
 
 _Static_assert(sizeof(weft_desc) == 24, "descriptor layout is shared with asm/layout.ts");
@@ -50,9 +53,12 @@ _Static_assert(sizeof(weft_desc) == 24, "descriptor layout is shared with asm/la
 // thread and each worker thread load the addon separately), kept as instance data.
 typedef struct {
   struct mmsghdr msgs[MAX_OUT];
-  struct iovec iov[MAX_OUT];
+  struct iovec iov[2 * MAX_OUT];
   struct sockaddr_in addr[MAX_OUT];
   char cmsg[MAX_OUT][CMSG_SPACE(sizeof(uint16_t))];
+  // Per message of a send batch: packets in it, their size, the last one's, the sum.
+  int packets_in[MAX_OUT];
+  size_t seg[MAX_OUT], last[MAX_OUT], total[MAX_OUT];
 } weft_scratch;
 
 static void scratch_finalize(napi_env env, void *data, void *hint) {
@@ -378,6 +384,21 @@ static napi_value recv_batch(napi_env env, napi_callback_info info) {
   return ret_i32(env, r);
 }
 
+// The iovecs of one outgoing packet (1, or 2 with a tail) into iov; 0 when it is
+// empty or reaches outside memory.
+static int packet_iov(const weft_desc *d, uint8_t *mem, size_t memsize, struct iovec *iov) {
+  uint32_t tail_len = d->tail ? d->gso_size : 0;
+  if (d->len == 0 || tail_len > d->len) return 0;
+  uint32_t head = d->len - tail_len;
+  if ((uint64_t)d->off + head > memsize || (uint64_t)d->tail + tail_len > memsize) return 0;
+  iov[0].iov_base = mem + d->off;
+  iov[0].iov_len = head;
+  if (!tail_len) return 1;
+  iov[1].iov_base = mem + d->tail;
+  iov[1].iov_len = tail_len;
+  return 2;
+}
+
 // sendBatch(fd, kind, memory, descOff, count, channel, gso) -> packets the kernel took.
 // Sends every descriptor whose channel matches; the rest are left for another fd.
 // With gso (UDP), consecutive datagrams to the same peer and of the same size (the
@@ -406,37 +427,35 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
   int sent = 0;
   if (kind == KIND_TUN) {
     for (uint32_t i = 0; i < count; i++) {
-      if (desc[i].channel != channel || desc[i].len == 0) continue;
-      if ((uint64_t)desc[i].off + desc[i].len > memsize) continue;
+      if (desc[i].channel != channel) continue;
+      int n = packet_iov(&desc[i], mem, memsize, S->iov);
+      if (n == 0) continue;
       ssize_t w;
-      do w = write(fd, mem + desc[i].off, desc[i].len); while (w < 0 && errno == EINTR);
+      do w = writev(fd, S->iov, n); while (w < 0 && errno == EINTR);
       if (w >= 0) sent++;
     }
     return ret_i32(env, sent);
   }
-  // Build one message per packet, or per GSO train.
+  // Build one message per packet, or per GSO train: consecutive packets to the same
+  // peer, all of the first one's size but the last, which may be shorter.
   int nmsg = 0, niov = 0;
-  int packets_in[MAX_OUT];
+  int *packets_in = S->packets_in;
+  size_t *seg = S->seg, *last = S->last, *total = S->total;
   for (uint32_t i = 0; i < count; i++) {
-    if (desc[i].channel != channel || desc[i].len == 0) continue;
-    if ((uint64_t)desc[i].off + desc[i].len > memsize) continue;
-    S->iov[niov].iov_base = mem + desc[i].off;
-    S->iov[niov].iov_len = desc[i].len;
-    struct msghdr *prev = nmsg ? &S->msgs[nmsg - 1].msg_hdr : NULL;
-    if (gso && prev && packets_in[nmsg - 1] < MAX_GSO_SEGS &&
-        S->addr[nmsg - 1].sin_addr.s_addr == htonl(desc[i].addr) &&
-        S->addr[nmsg - 1].sin_port == htons(desc[i].port)) {
-      size_t seg = prev->msg_iov[0].iov_len;
-      size_t last = prev->msg_iov[prev->msg_iovlen - 1].iov_len;
-      size_t total = 0;
-      for (size_t k = 0; k < prev->msg_iovlen; k++) total += prev->msg_iov[k].iov_len;
-      // Joinable: all before are seg bytes, this one is no longer, and it fits 64 KiB.
-      if (last == seg && desc[i].len <= seg && total + desc[i].len <= 65000) {
-        prev->msg_iovlen++;
-        packets_in[nmsg - 1]++;
-        niov++;
-        continue;
-      }
+    if (desc[i].channel != channel) continue;
+    int n = packet_iov(&desc[i], mem, memsize, &S->iov[niov]);
+    if (n == 0) continue;
+    size_t len = desc[i].len;
+    int k = nmsg - 1;
+    if (gso && k >= 0 && packets_in[k] < MAX_GSO_SEGS && last[k] == seg[k] && len <= seg[k] &&
+        total[k] + len <= 65000 && S->addr[k].sin_addr.s_addr == htonl(desc[i].addr) &&
+        S->addr[k].sin_port == htons(desc[i].port)) {
+      S->msgs[k].msg_hdr.msg_iovlen += n;
+      packets_in[k]++;
+      last[k] = len;
+      total[k] += len;
+      niov += n;
+      continue;
     }
     struct msghdr *m = &S->msgs[nmsg].msg_hdr;
     memset(&S->msgs[nmsg], 0, sizeof S->msgs[nmsg]);
@@ -445,25 +464,26 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
     S->addr[nmsg].sin_addr.s_addr = htonl(desc[i].addr);
     S->addr[nmsg].sin_port = htons(desc[i].port);
     m->msg_iov = &S->iov[niov];
-    m->msg_iovlen = 1;
+    m->msg_iovlen = n;
     m->msg_name = &S->addr[nmsg];
     m->msg_namelen = sizeof S->addr[nmsg];
     packets_in[nmsg] = 1;
+    seg[nmsg] = last[nmsg] = total[nmsg] = len;
     nmsg++;
-    niov++;
+    niov += n;
   }
   if (gso) {
     for (int k = 0; k < nmsg; k++) {
       struct msghdr *m = &S->msgs[k].msg_hdr;
-      if (m->msg_iovlen < 2) continue;
+      if (packets_in[k] < 2) continue;
       m->msg_control = S->cmsg[k];
       m->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
       struct cmsghdr *c = CMSG_FIRSTHDR(m);
       c->cmsg_level = IPPROTO_UDP;
       c->cmsg_type = UDP_SEGMENT;
       c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-      uint16_t seg = (uint16_t)m->msg_iov[0].iov_len;
-      memcpy(CMSG_DATA(c), &seg, sizeof seg);
+      uint16_t size = (uint16_t)seg[k];
+      memcpy(CMSG_DATA(c), &size, sizeof size);
     }
   }
   int done = 0;
@@ -563,6 +583,41 @@ static napi_value poll_stop(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+
+// spinReady(fds Int32Array, budgetNs) -> index of the first readable fd, or -1 once
+// budgetNs have passed. Between checks it yields the CPU to anything runnable, so a
+// busy-polling node never holds a CPU another task is waiting for.
+static napi_value spin_ready(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  napi_typedarray_type type;
+  size_t len, offset;
+  void *data;
+  napi_value ab;
+  if (napi_get_typedarray_info(env, argv[0], &type, &len, &data, &ab, &offset) != napi_ok || type != napi_int32_array) {
+    napi_throw_type_error(env, NULL, "spinReady: fds must be an Int32Array");
+    return NULL;
+  }
+  uint32_t budget = arg_u32(env, argv[1]);
+  struct pollfd pf[16];
+  if (len > 16) len = 16;
+  for (size_t i = 0; i < len; i++) {
+    pf[i].fd = ((int32_t *)data)[i];
+    pf[i].events = POLLIN;
+  }
+  struct timespec start, now;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  for (;;) {
+    if (poll(pf, len, 0) > 0)
+      for (size_t i = 0; i < len; i++)
+        if (pf[i].revents & POLLIN) return ret_i32(env, (int32_t)i);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t ns = (int64_t)(now.tv_sec - start.tv_sec) * 1000000000 + (now.tv_nsec - start.tv_nsec);
+    if (ns >= budget) return ret_i32(env, -1);
+    sched_yield();
+  }
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   weft_scratch *scratch = calloc(1, sizeof *scratch);
   if (!scratch || napi_set_instance_data(env, scratch, scratch_finalize, NULL) != napi_ok) {
@@ -584,6 +639,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"sendBatch", NULL, send_batch, NULL, NULL, NULL, napi_default, NULL},
       {"pollStart", NULL, poll_start, NULL, NULL, NULL, napi_default, NULL},
       {"pollStop", NULL, poll_stop, NULL, NULL, NULL, napi_default, NULL},
+      {"spinReady", NULL, spin_ready, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -27,7 +27,12 @@ export function hostVethName(args: Record<string, string>, containerID: string):
   return `cali${createHash("sha1").update(key).digest("hex").slice(0, 11)}`;
 }
 
-function sysctl(key: string, value: string | number): void {
+// A host-side sysctl: written directly in our own namespace, through nsenter in another.
+async function sysctl(key: string, value: string | number, netns?: string): Promise<void> {
+  if (netns) {
+    await run("nsenter", [`--net=${netns}`, "sysctl", "-q", "-w", `${key}=${value}`]);
+    return;
+  }
   const p = `/proc/sys/${key.replaceAll(".", "/")}`;
   if (existsSync(p)) writeFileSync(p, String(value));
 }
@@ -38,21 +43,25 @@ export interface Wired {
   containerMAC: string;
 }
 
-export async function wire(opts: { netns: string; ifname: string; hostVeth: string; address: string; mtu: number }): Promise<Wired> {
-  const { netns, ifname, hostVeth, address, mtu } = opts;
+/**
+ * Wires the container in netns. The host side is the namespace we run in (the CNI
+ * plugin), or hostNetns (the lab, wiring a static pod from outside its host).
+ */
+export async function wire(opts: { netns: string; ifname: string; hostVeth: string; address: string; mtu: number; hostNetns?: string }): Promise<Wired> {
+  const { netns, ifname, hostVeth, address, mtu, hostNetns } = opts;
   const tmp = `tmp${hostVeth.slice(4, 12)}`;
-  await ip(["link", "add", "name", hostVeth, "type", "veth", "peer", "name", tmp]);
-  await ip(["link", "set", tmp, "netns", netns]);
-  await ip(["link", "set", hostVeth, "address", HOST_MAC, "mtu", String(mtu), "up"]);
-  sysctl(`net.ipv4.conf.${hostVeth}.proxy_arp`, 1);
-  sysctl(`net.ipv4.neigh.${hostVeth}.proxy_delay`, 0);
-  sysctl(`net.ipv4.conf.${hostVeth}.forwarding`, 1);
+  await ip(["link", "add", "name", hostVeth, "type", "veth", "peer", "name", tmp], hostNetns);
+  await ip(["link", "set", tmp, "netns", netns], hostNetns);
+  await ip(["link", "set", hostVeth, "address", HOST_MAC, "mtu", String(mtu), "up"], hostNetns);
+  await sysctl(`net.ipv4.conf.${hostVeth}.proxy_arp`, 1, hostNetns);
+  await sysctl(`net.ipv4.neigh.${hostVeth}.proxy_delay`, 0, hostNetns);
+  await sysctl(`net.ipv4.conf.${hostVeth}.forwarding`, 1, hostNetns);
   await ip(["link", "set", tmp, "name", ifname], netns);
   await ip(["link", "set", ifname, "mtu", String(mtu), "up"], netns);
   await ip(["addr", "add", `${address}/32`, "dev", ifname], netns);
   await ip(["route", "add", GATEWAY, "dev", ifname, "scope", "link"], netns);
   await ip(["route", "add", "default", "via", GATEWAY, "dev", ifname], netns);
-  await ip(["route", "replace", `${address}/32`, "dev", hostVeth, "scope", "link"]);
+  await ip(["route", "replace", `${address}/32`, "dev", hostVeth, "scope", "link"], hostNetns);
   const mac = JSON.parse(await ip(["-j", "link", "show", ifname], netns))[0].address as string;
   return { hostVeth, hostMAC: HOST_MAC, containerMAC: mac };
 }

@@ -105,6 +105,8 @@ export class FastPath {
   /** u64 counters in wasm memory (asm/layout.ts COUNTER_COUNT); host and thread counters mirror them. */
   readonly counterCount: number;
   private readonly routes = new Map<string, { route: FastRoute; index: number }>();
+  /** The same entries by route-record index (what the wasm lookup returns). */
+  private readonly byIndex = new Map<number, { route: FastRoute; index: number }>();
   private readonly freeIndexes: number[] = [];
   private nextIndex = 1;
 
@@ -196,6 +198,7 @@ export class FastPath {
       throw new Error(`weft: fast-path table out of memory inserting ${formatCIDR(prefix)}`);
     }
     this.routes.set(k, entry);
+    this.byIndex.set(entry.index, entry);
   }
 
   remove(p: Prefix): boolean {
@@ -204,6 +207,7 @@ export class FastPath {
     const entry = this.routes.get(k);
     if (!entry) return false;
     this.routes.delete(k);
+    this.byIndex.delete(entry.index);
     this.x.lpmDelete(prefix.addr, prefix.len, this.coverOf(prefix));
     this.freeIndexes.push(entry.index);
     return true;
@@ -225,9 +229,7 @@ export class FastPath {
   /** The route the fast path would use for addr, if any. */
   lookup(addr: number): FastRoute | undefined {
     const index = this.x.lookup(addr >>> 0);
-    if (index === 0) return undefined;
-    for (const e of this.routes.values()) if (e.index === index) return e.route;
-    return undefined;
+    return index === 0 ? undefined : this.byIndex.get(index)?.route;
   }
 
   /** Counters the host side keeps (batches, send failures, stage times): plain numbers, no wasm call. */

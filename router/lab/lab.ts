@@ -3,7 +3,7 @@
 // down() removes everything the prefix names, even after a crash.
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { hostVethName } from "../cni/wiring.js";
+import { hostVethName, wire } from "../cni/wiring.js";
 import path from "node:path";
 import { stringify as toYAML } from "yaml";
 import { projectRoot } from "../native/index.js";
@@ -312,24 +312,13 @@ export class Lab {
     return (JSON.parse(out) as { ips: Array<{ address: string }> }).ips[0].address.split("/")[0];
   }
 
-  /** Wires a pod as Calico does: /32 on eth0, default via 169.254.1.1, proxy ARP on the host side. */
+  /** Wires a static pod with weft-cni's own wiring (Calico's), run from outside its host. */
   async addPod(pod: LabPod, mtu?: number): Promise<void> {
-    const host = this.ns(pod.host);
     const ns = this.ns(pod.name);
-    const veth = podVeth(pod.name);
     const tunnelMTU = mtu ?? Number((await this.exec(pod.host, ["cat", "/sys/class/net/weft0/mtu"], { allowFail: true })).trim() || 1480);
     await sh("ip", ["netns", "add", ns]);
     await nsExec(ns, ["ip", "link", "set", "lo", "up"]);
-    await nsExec(host, ["ip", "link", "add", "name", veth, "type", "veth", "peer", "name", "eth0", "netns", ns]);
-    await nsExec(host, ["ip", "link", "set", veth, "address", "ee:ee:ee:ee:ee:ee", "mtu", String(tunnelMTU), "up"]);
-    await sysctl(host, `net.ipv4.conf.${veth}.proxy_arp`, 1);
-    await sysctl(host, `net.ipv4.neigh.${veth}.proxy_delay`, 0);
-    await sysctl(host, `net.ipv4.conf.${veth}.forwarding`, 1);
-    await nsExec(host, ["ip", "route", "add", `${pod.address}/32`, "dev", veth, "scope", "link"]);
-    await nsExec(ns, ["ip", "addr", "add", `${pod.address}/32`, "dev", "eth0"]);
-    await nsExec(ns, ["ip", "link", "set", "eth0", "mtu", String(tunnelMTU), "up"]);
-    await nsExec(ns, ["ip", "route", "add", "169.254.1.1", "dev", "eth0", "scope", "link"]);
-    await nsExec(ns, ["ip", "route", "add", "default", "via", "169.254.1.1", "dev", "eth0"]);
+    await wire({ netns: `/run/netns/${ns}`, hostNetns: `/run/netns/${this.ns(pod.host)}`, ifname: "eth0", hostVeth: podVeth(pod.name), address: pod.address, mtu: tunnelMTU });
   }
 
   /**

@@ -54,17 +54,39 @@ function routeArgs(r: KernelRoute): string[] {
   return args;
 }
 
-export async function replaceRoute(r: KernelRoute): Promise<void> {
-  await ip(["-4", "route", "replace", ...routeArgs(r)]);
-}
+const ALREADY_GONE = /No such process|Cannot find/;
 
-export async function deleteRoute(r: KernelRoute): Promise<void> {
-  try {
-    await ip(["-4", "route", "del", r.dst, "proto", String(WEFT_RT_PROTO)]);
-  } catch (err) {
-    // Already gone is what we wanted.
-    if (!/No such process|Cannot find/.test(String(err))) throw err;
+/**
+ * Replaces and deletes routes in one `ip -batch` process (not one process per route).
+ * Every command is tried; a delete of a route that is already gone is what we wanted.
+ * Any other failure is reported after the batch, naming each failed command.
+ */
+export async function changeRoutes(replace: KernelRoute[], remove: KernelRoute[]): Promise<void> {
+  const lines = [...replace.map((r) => ["route", "replace", ...routeArgs(r)].join(" ")), ...remove.map((r) => `route del ${r.dst} proto ${WEFT_RT_PROTO}`)];
+  if (lines.length === 0) return;
+  const stderr = await new Promise<string>((resolve, reject) => {
+    const child = execFile("ip", ["-4", "-force", "-batch", "-"], { maxBuffer: 16 << 20 }, (err, _stdout, errText) => {
+      // A failed command makes ip exit 1; which ones failed is in stderr.
+      if (err && typeof (err as { code?: unknown }).code !== "number") reject(new Error(`ip -batch: ${err.message}`));
+      else resolve(errText);
+    });
+    child.stdin!.end(`${lines.join("\n")}\n`);
+  });
+  const failed: string[] = [];
+  let message: string[] = [];
+  for (const line of stderr.split("\n")) {
+    const m = /^Command failed -:(\d+)/.exec(line);
+    if (!m) {
+      if (line.trim()) message.push(line.trim());
+      continue;
+    }
+    const i = Number(m[1]) - 1;
+    const why = message.join("; ");
+    message = [];
+    if (i >= replace.length && ALREADY_GONE.test(why)) continue;
+    failed.push(`ip ${lines[i] ?? `(line ${i + 1})`}: ${why}`);
   }
+  if (failed.length) throw new Error(failed.join("\n"));
 }
 
 export interface LinkInfo {

@@ -144,7 +144,7 @@ export async function runStaticNode(cfg: StaticConfig, source: string, log: Logg
 /** weft node reset: removes every route with weft's protocol and the tunnel device. */
 export async function resetNode(tunnelDevice: string, log: Logger): Promise<void> {
   const routes = await kernel.listWeftRoutes();
-  for (const r of routes) await kernel.deleteRoute(r);
+  await kernel.changeRoutes([], routes);
   await removeNatOutgoing().catch(() => {}); // no table is fine
   let tun = false;
   if (kernel.linkInfo(tunnelDevice)) {

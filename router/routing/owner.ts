@@ -61,8 +61,7 @@ export class RouteOwner {
     const installed = await kernel.listWeftRoutes();
     const diff = diffRoutes(want.kernel, installed);
     if (d.keepRemovals) diff.remove = [];
-    for (const r of diff.replace) await kernel.replaceRoute(r);
-    for (const r of diff.remove) await kernel.deleteRoute(r);
+    await kernel.changeRoutes(diff.replace, diff.remove);
     if (diff.replace.length || diff.remove.length) {
       this.log.info({ changed: diff.replace.map((r) => `${r.type ?? ""} ${r.dst} ${r.gateway ? `via ${r.gateway} ` : ""}${r.dev ? `dev ${r.dev}` : ""}`.trim()), removed: diff.remove.map((r) => r.dst) }, "routes updated");
     }

@@ -58,11 +58,18 @@ export function benchSvg(report: BenchReport): string {
     out.push(`<text x="${cx}" y="${top + plotH + 18}" font-size="12" text-anchor="middle">${esc(m.label)}</text>`);
     out.push(`<text x="${cx}" y="${top + plotH + 33}" font-size="10" text-anchor="middle" fill="#7b8794">${m.lowerIsBetter ? "lower is better" : "higher is better"}</text>`);
   });
+  // Legend: as many entries per row as fit, then the next row.
   let lx = left;
+  let ly = H - 42;
   for (const p of paths) {
-    out.push(`<rect x="${lx}" y="${H - 30}" width="12" height="12" fill="${COLORS[p.path] ?? "#888"}"/>`);
-    out.push(`<text x="${lx + 17}" y="${H - 20}" font-size="12">${esc(p.path)}</text>`);
-    lx += 30 + p.path.length * 7.5;
+    const w = 30 + p.path.length * 7.5;
+    if (lx + w > W - 10 && lx > left) {
+      lx = left;
+      ly += 20;
+    }
+    out.push(`<rect x="${lx}" y="${ly}" width="12" height="12" fill="${COLORS[p.path] ?? "#888"}"/>`);
+    out.push(`<text x="${lx + 17}" y="${ly + 10}" font-size="12">${esc(p.path)}</text>`);
+    lx += w;
   }
   out.push("</svg>");
   return `${out.join("\n")}\n`;

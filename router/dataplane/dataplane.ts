@@ -136,7 +136,12 @@ export class Dataplane {
     while (size < this.opts.underlayMTU + this.fp.headroom + 64) size *= 2;
     this.slotSize = size;
     this.batch = Math.min(this.opts.batch ?? Number(process.env.WEFT_BATCH ?? 64), this.fp.maxIn, Math.floor(this.fp.x.layoutSlotsBytes() / size));
-    this.busyPollNs = 1000 * Math.max(0, this.opts.busyPollMicros ?? Number(process.env.WEFT_BUSY_POLL_US ?? 0));
+    const busyUs = this.opts.busyPollMicros ?? Number(process.env.WEFT_BUSY_POLL_US ?? 0);
+    if (!Number.isFinite(busyUs) || busyUs < 0 || busyUs > 1000) {
+      log.warn({ WEFT_BUSY_POLL_US: process.env.WEFT_BUSY_POLL_US, busyPollMicros: this.opts.busyPollMicros }, "busy-poll budget must be 0-1000 microseconds: busy-poll stays off");
+    } else {
+      this.busyPollNs = Math.round(busyUs * 1000);
+    }
     this.polls.push(
       this.n.pollStart(this.tunFd, () => {
         this.fromTun();

@@ -126,8 +126,12 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
 
   // Reads the whole cluster view and hands the desired state to the route owner.
   const sync = async (): Promise<void> => {
-    const [pools, nodes, blocks, configs, bgpPeers] = await Promise.all([res.list<IPPool>("IPPool"), res.list<NodeResource>("Node"), store.list(BLOCK_PREFIX), res.list<BGPConfiguration>("BGPConfiguration"), res.list<BGPPeer>("BGPPeer")]);
-    revision = Math.max(revision, blocks.revision);
+    const [poolList, nodeList, blocks, configList, peerList] = await Promise.all([res.listAt<IPPool>("IPPool"), res.listAt<NodeResource>("Node"), store.list(BLOCK_PREFIX), res.listAt<BGPConfiguration>("BGPConfiguration"), res.listAt<BGPPeer>("BGPPeer")]);
+    // The lists are separate reads and another node may write between them: watch from
+    // the oldest, so a change one list missed still arrives as an event. (Watching from
+    // the last one lost a node registered in between until the next full resync.)
+    revision = Math.max(revision, Math.min(poolList.revision, nodeList.revision, blocks.revision, configList.revision, peerList.revision));
+    const [pools, nodes, configs, bgpPeers] = [poolList.items, nodeList.items, configList.items, peerList.items];
     const view = { pools, nodes, blocks: blocks.items.map((kv) => JSON.parse(kv.value) as Block) };
     const state = clusterState(name, view);
     let remote = state.remote;

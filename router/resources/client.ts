@@ -20,8 +20,13 @@ export class Resources {
   constructor(readonly store: Datastore) {}
 
   async list<T extends Resource = Resource>(kind: Kind): Promise<T[]> {
-    const { items } = await this.store.list(`${RESOURCE_PREFIX}${KINDS[kind].plural}/`);
-    return items.map((kv) => decode(kv.value, kv.modRevision) as T);
+    return (await this.listAt<T>(kind)).items;
+  }
+
+  /** The resources of a kind and the datastore revision they were read at. */
+  async listAt<T extends Resource = Resource>(kind: Kind): Promise<{ items: T[]; revision: number }> {
+    const { items, revision } = await this.store.list(`${RESOURCE_PREFIX}${KINDS[kind].plural}/`);
+    return { items: items.map((kv) => decode(kv.value, kv.modRevision) as T), revision };
   }
 
   async get<T extends Resource = Resource>(kind: Kind, name: string): Promise<T | undefined> {

@@ -55,7 +55,7 @@ async function weftRoutes(lab: Lab): Promise<string[]> {
 /** One packet pod-1 -> target seen on the gateway's subnet-A bridge, as a header line. */
 async function captureOne(lab: Lab, target: string): Promise<string> {
   const fields = ["ip.src", "ip.dst", "ip.proto", "udp.dstport", "vxlan.vni", "icmp.type"];
-  const args = ["netns", "exec", lab.gw, "tshark", "-n", "-l", "-i", "brA", "-c", "1", "-a", "duration:40", "-f", "not arp and not tcp port 179 and not port 2379", "-T", "fields", "-E", "separator=|", "-E", "occurrence=a", "-E", "aggregator=,"];
+  const args = ["netns", "exec", lab.gw, "tshark", "-n", "-l", "-i", "brA", "-c", "1", "-a", "duration:60", "-f", "ip and not tcp port 179 and not port 2379", "-T", "fields", "-E", "separator=|", "-E", "occurrence=a", "-E", "aggregator=,"];
   for (const f of fields) args.push("-e", f);
   const p = spawn("ip", args, { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
@@ -64,9 +64,11 @@ async function captureOne(lab: Lab, target: string): Promise<string> {
   p.stdout.on("data", (d) => (out += d));
   p.stderr.on("data", (d) => (err += d));
   const done = new Promise<void>((r) => p.on("close", () => ((closed = true), r())));
-  // tshark can take many seconds to start on a loaded machine, and says so on stderr:
-  // wait for that (up to 20 s), then ping once a second until it has seen a packet.
-  for (let i = 0; i < 80 && !closed && !/Capture started/.test(err); i++) await new Promise((r) => setTimeout(r, 250));
+  // Only IPv4: a fresh veth's IPv6 chatter (router solicitations, MLD) would otherwise be
+  // the one packet captured. tshark can take many seconds to start on a loaded machine,
+  // and says so on stderr: wait for that (up to 40 s), then ping once a second until it
+  // has seen a packet.
+  for (let i = 0; i < 160 && !closed && !/Capture started/.test(err); i++) await new Promise((r) => setTimeout(r, 250));
   for (let i = 0; i < 12 && !closed; i++) {
     await lab.ping("pod-1", target, { timeoutS: 1 });
     await new Promise((r) => setTimeout(r, 500));

@@ -7,7 +7,6 @@ import { readFileSync } from "node:fs";
 import os from "node:os";
 import { Lab } from "../lab/lab.js";
 import { COUNTER_NAMES } from "../dataplane/counters.js";
-
 import { BENCH_PATHS, type BenchPath } from "./paths.js";
 
 export { BENCH_PATHS, type BenchPath };

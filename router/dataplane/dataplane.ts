@@ -7,7 +7,7 @@ import type { Logger } from "pino";
 import { native, projectRoot, KIND_SOCK, KIND_TUN, type Native } from "../native/index.js";
 import { FastPath, CH_IPIP, CH_TUN, CH_VXLAN, OFFLOAD_GRO, OFFLOAD_VNET } from "./fastpath.js";
 import { HOST_COUNTER } from "./counters.js";
-import { BusyPoll, Receiver, sendChannel, stage } from "./receiver.js";
+import { Readiness, Receiver, sendChannel, stage } from "./receiver.js";
 import type { RxThreadInit, RxThreadMessage } from "./rx-thread.js";
 
 export const IPPROTO_IPIP = 4;
@@ -66,13 +66,13 @@ export class Dataplane {
   private vxlanFd = -1;
   /** Send sockets by source port; the first is vxlanFd (bound to the VXLAN port). */
   private vxlanFds: number[] = [];
-  private polls: unknown[] = [];
+  /** This thread's readiness callbacks (and busy-poll). */
+  private ready?: Readiness;
   private receiver?: Receiver;
-  private busy?: BusyPoll;
   private busyPollNs = 0;
-  /** The busy-poll budget in use, in microseconds (0 = off). */
-  get busyPollMicros(): number {
-    return this.busyPollNs / 1000;
+  /** How the data path runs, as the node's status and start-up log show it. */
+  settings(): { offloads: Offloads; receiveThread: boolean; busyPollMicros: number } {
+    return { offloads: this.active, receiveThread: this.threaded, busyPollMicros: this.busyPollNs / 1000 };
   }
   private worker?: Worker;
   /** Whether the receive direction runs on its own thread. */
@@ -142,12 +142,8 @@ export class Dataplane {
     } else {
       this.busyPollNs = Math.round(busyUs * 1000);
     }
-    this.polls.push(
-      this.n.pollStart(this.tunFd, () => {
-        this.fromTun();
-        this.busy?.run();
-      }),
-    );
+    this.ready = new Readiness(this.n, this.fp, this.busyPollNs);
+    this.ready.add(this.tunFd, () => this.fromTun());
     this.receiver = new Receiver(this.n, this.fp, this.tunFd, this.slotSize, this.batch, this.timing);
     const envThread = process.env.WEFT_RX_THREAD;
     const threaded = this.opts.rxThread ?? (envThread ? envThread !== "0" : os.availableParallelism() >= 4);
@@ -163,24 +159,13 @@ export class Dataplane {
 
   private receiveHere(): void {
     const rx = this.receiver!;
-    const sockets = this.receiveSockets();
-    this.busy = new BusyPoll(this.n, this.fp, this.busyPollNs, [[this.tunFd, () => this.fromTun()], ...sockets.map(([fd, vxlan]): [number, () => void] => [fd, () => rx.drain(fd, vxlan)])]);
-    for (const [fd, vxlan] of sockets) {
-      this.polls.push(
-        this.n.pollStart(fd, () => {
-          rx.drain(fd, vxlan);
-          this.busy?.run();
-        }),
-      );
-    }
+    for (const [fd, vxlan] of this.receiveSockets()) this.ready!.add(fd, () => rx.drain(fd, vxlan));
   }
 
   private startRxThread(offloadBits: number): void {
     const { log } = this.opts;
     const counters = this.fp.sharedCounters();
     const init: RxThreadInit = { tunFd: this.tunFd, sockets: this.receiveSockets(), slotSize: this.slotSize, batch: this.batch, config: this.fp.config!, offloadBits, nodes: this.fp.nodeList, counters, timing: this.timing, busyPollNs: this.busyPollNs };
-    // Each thread busy-polls its own fds: this one the TUN, the receive thread the sockets.
-    this.busy = new BusyPoll(this.n, this.fp, this.busyPollNs, [[this.tunFd, () => this.fromTun()]]);
     const worker = new Worker(path.join(projectRoot(), "dist", "router", "dataplane", "rx-thread.js"), { workerData: init, name: "weft-rx" });
     this.worker = worker;
     this.threaded = true;
@@ -198,8 +183,7 @@ export class Dataplane {
 
   /** Stops forwarding; the fds close once the receive thread (if any) has let go of them. */
   stop(): Promise<void> {
-    for (const p of this.polls) this.n.pollStop(p);
-    this.polls = [];
+    this.ready?.stop();
     const fds = [this.tunFd, this.ipipFd, ...this.vxlanFds].filter((fd) => fd >= 0);
     this.tunFd = this.ipipFd = this.vxlanFd = -1;
     this.vxlanFds = [];

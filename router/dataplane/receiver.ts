@@ -38,41 +38,57 @@ export class Receiver {
 }
 
 /**
- * Busy-poll after a batch: keep checking the fds (poll with no timeout, giving the CPU
- * to anything runnable between checks) for up to budgetNs before going back to epoll,
- * and hand each readable fd to its handler. Traffic that comes back within the budget
- * (a reply, the next train, the ACK) then costs neither this thread's wakeup nor the
- * sender's wakeup call. At most SESSION_MS in a row, so timers and the control socket
- * keep their turn.
+ * One thread's readiness callbacks: each fd's handler runs when epoll finds it readable.
+ * With a busy-poll budget, after a handler the thread keeps checking all its fds (poll
+ * with no timeout, giving the CPU to anything runnable between checks) for up to
+ * budgetNs before going back to epoll, and runs the handler of each that turns
+ * readable. Traffic that comes back within the budget (a reply, the next train, the
+ * ACK) then costs neither this thread's wakeup nor the sender's wakeup call. At most
+ * SESSION_MS in a row, so timers and the control socket keep their turn.
  */
-export class BusyPoll {
+export class Readiness {
   static readonly SESSION_MS = 1;
   private active = false;
-  private readonly fds: Int32Array;
+  private fds = new Int32Array(0);
+  private readonly handlers: Array<() => void> = [];
+  private readonly polls: unknown[] = [];
 
   constructor(
     private readonly n: Native,
     private readonly fp: FastPath,
-    private readonly budgetNs: number,
-    private readonly handlers: Array<[fd: number, handle: () => void]>,
-  ) {
-    this.fds = Int32Array.from(handlers.map(([fd]) => fd));
+    private readonly busyPollNs: number,
+  ) {}
+
+  /** Runs handle whenever fd is readable (and, busy-polling, when it turns readable soon after another's batch). */
+  add(fd: number, handle: () => void): void {
+    this.fds = Int32Array.from([...this.fds, fd]);
+    this.handlers.push(handle);
+    this.polls.push(
+      this.n.pollStart(fd, () => {
+        handle();
+        this.busyPoll();
+      }),
+    );
   }
 
-  /** Runs after a readiness callback's batch; does nothing with a zero budget. */
-  run(): void {
-    if (this.budgetNs <= 0 || this.active) return;
+  stop(): void {
+    for (const p of this.polls) this.n.pollStop(p);
+    this.polls.length = 0;
+  }
+
+  private busyPoll(): void {
+    if (this.busyPollNs <= 0 || this.active) return;
     this.active = true;
-    const until = performance.now() + BusyPoll.SESSION_MS;
+    const until = performance.now() + Readiness.SESSION_MS;
     try {
       while (performance.now() < until) {
-        const i = this.n.spinReady(this.fds, this.budgetNs);
+        const i = this.n.spinReady(this.fds, this.busyPollNs);
         if (i < 0) {
           this.fp.addCounter(HOST_COUNTER.busyPollMisses, 1);
           return;
         }
         this.fp.addCounter(HOST_COUNTER.busyPollHits, 1);
-        this.handlers[i][1]();
+        this.handlers[i]();
       }
     } finally {
       this.active = false;

@@ -4,7 +4,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { native } from "../native/index.js";
 import { FastPath, type FastPathConfig } from "./fastpath.js";
-import { BusyPoll, Receiver } from "./receiver.js";
+import { Readiness, Receiver } from "./receiver.js";
 
 export interface RxThreadInit {
   tunFd: number;
@@ -30,18 +30,14 @@ fp.x.setOffloads(init.offloadBits);
 fp.setNodes(init.nodes);
 fp.useSharedCounters(init.counters);
 const rx = new Receiver(n, fp, init.tunFd, init.slotSize, init.batch, init.timing, () => fp.publishCounters(init.counters));
-const busy = new BusyPoll(n, fp, init.busyPollNs, init.sockets.map(([fd, vxlan]): [number, () => void] => [fd, () => rx.drain(fd, vxlan)]));
-const polls = init.sockets.map(([fd, vxlan]) =>
-  n.pollStart(fd, () => {
-    rx.drain(fd, vxlan);
-    busy.run();
-  }),
-);
+// This thread busy-polls its own fds (the sockets); the main thread polls the TUN.
+const ready = new Readiness(n, fp, init.busyPollNs);
+for (const [fd, vxlan] of init.sockets) ready.add(fd, () => rx.drain(fd, vxlan));
 
 parentPort!.on("message", (m: RxThreadMessage) => {
   if ("nodes" in m) fp.setNodes(m.nodes);
   else if ("stop" in m) {
-    for (const p of polls) n.pollStop(p);
+    ready.stop();
     fp.publishCounters(init.counters);
     parentPort!.close();
   }

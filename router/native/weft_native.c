@@ -583,7 +583,6 @@ static napi_value poll_stop(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-
 // spinReady(fds Int32Array, budgetNs) -> index of the first readable fd, or -1 once
 // budgetNs have passed. Between checks it yields the CPU to anything runnable, so a
 // busy-polling node never holds a CPU another task is waiting for.

@@ -198,11 +198,11 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   // A safety net: resync now and then even if a watch event was lost.
   const periodic = setInterval(() => schedule(), 30_000);
 
-  log.info({ node: name, address: cidr, uplink, tunnel: tunnelDevice, tunnelAddress: tunnelAddr, vtepMAC: mac, datastore: store.description, offloads: base.dp.active, receiveThread: base.dp.threaded, busyPollMicros: base.dp.busyPollMicros }, "node running");
+  log.info({ node: name, address: cidr, uplink, tunnel: tunnelDevice, tunnelAddress: tunnelAddr, vtepMAC: mac, datastore: store.description, ...base.dp.settings() }, "node running");
   const started = new Date().toISOString();
   const server = await startControlServer(opts.control ?? controlSocketPath(name), {
     bgp: () => bgpStatus(speaker, startedAt),
-    status: () => ({ name, address: cidr, mode: "datastore", backend, datastore: { url: store.description, reachable: healthy, revision }, tunnel: { device: tunnelDevice, mtu: base.owner.tunnelMTU, address: tunnelAddr, vtepMAC: mac }, offloads: base.dp.active, receiveThread: base.dp.threaded, busyPollMicros: base.dp.busyPollMicros, uplink: { device: uplink, mtu: link.mtu }, started, counters: base.fp.counters() }),
+    status: () => ({ name, address: cidr, mode: "datastore", backend, datastore: { url: store.description, reachable: healthy, revision }, tunnel: { device: tunnelDevice, mtu: base.owner.tunnelMTU, address: tunnelAddr, vtepMAC: mac }, ...base.dp.settings(), uplink: { device: uplink, mtu: link.mtu }, started, counters: base.fp.counters() }),
     routes: () => ({
       fastPath: fastRoutes(base.fp, backend === "bgp" ? "bgp" : "datastore"),
       bgp: speaker?.rib.bestPaths().map((p) => ({ cidr: p.prefix, nextHop: p.attrs.nextHop, peer: p.peerAddress, asPath: (p.attrs.asPath ?? []).flatMap((seg) => seg.asns), localPref: p.attrs.localPref, stale: p.stale ?? false })) ?? [],

@@ -119,7 +119,7 @@ export async function runStaticNode(cfg: StaticConfig, source: string, log: Logg
     log,
   );
   const result = await base.owner.apply({ remote: pre.blocks, tunnelMTU: pre.tunnelMTU });
-  log.info({ node: cfg.name, address: cfg.address, offloads: base.dp.active, receiveThread: base.dp.threaded, busyPollMicros: base.dp.busyPollMicros, uplink: pre.uplink, tunnel: cfg.tunnelDevice, tunnelMTU: pre.tunnelMTU, vtepMAC: base.mac, routes: pre.blocks.length, ...result }, "node running");
+  log.info({ node: cfg.name, address: cfg.address, ...base.dp.settings(), uplink: pre.uplink, tunnel: cfg.tunnelDevice, tunnelMTU: pre.tunnelMTU, vtepMAC: base.mac, routes: pre.blocks.length, ...result }, "node running");
 
   const started = new Date().toISOString();
   const server = await startControlServer(controlPath ?? cfg.controlSocket ?? controlSocketPath(cfg.name), {
@@ -129,8 +129,7 @@ export async function runStaticNode(cfg: StaticConfig, source: string, log: Logg
       mode: "static",
       encapsulation: cfg.encapsulation,
       tunnel: { device: cfg.tunnelDevice, mtu: pre.tunnelMTU, vtepMAC: base.mac },
-      offloads: base.dp.active,
-      receiveThread: base.dp.threaded, busyPollMicros: base.dp.busyPollMicros,
+      ...base.dp.settings(),
       uplink: { device: pre.uplink, mtu: pre.underlayMTU },
       started,
       counters: base.fp.counters(),

@@ -9,6 +9,8 @@ export { encapBatch, decapIpipBatch, decapVxlanBatch } from "./forward";
 export { lpmInsert, lpmDelete, lpmReset, lpmNodesLive, leaf } from "./lpm";
 export { nodesAdd, nodesClear, nodesHas } from "./nodes";
 export { routeSet } from "./routes";
+// Descriptor field offsets, exported as globals so the host reads descriptors by name.
+export { D_OFF, D_LEN, D_ADDR, D_PORT, D_CHANNEL, D_REASON, D_GSO, D_FLAGS, D_TAIL } from "./layout";
 
 export function configure(localAddr: u32, underlayMtu: u32, vni: u32, vxlanPort: u32, macHi: u32, macLo: u32): void {
   store<u32>(C_LOCAL_ADDR, localAddr);

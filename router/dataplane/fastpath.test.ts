@@ -12,16 +12,10 @@ class Harness {
   constructor(readonly fp: FastPath) {}
   load(packets: Array<{ bytes: Uint8Array; from?: number; len?: number; gso?: number }>, slot = SLOT): void {
     const mem = new Uint8Array(this.fp.memory);
-    const dv = new DataView(this.fp.memory);
     packets.forEach((p, i) => {
       const off = this.fp.slots + i * slot + this.fp.headroom;
       mem.set(p.bytes.subarray(0, slot - this.fp.headroom), off);
-      const d = this.fp.descIn + i * this.fp.descSize;
-      dv.setUint32(d, off, true);
-      dv.setUint32(d + 4, p.len ?? p.bytes.length, true);
-      dv.setUint32(d + 8, p.from ?? 0, true);
-      dv.setUint16(d + 12, 4789, true);
-      dv.setUint16(d + 16, p.gso ?? 0, true);
+      this.fp.input(i, { off, len: p.len ?? p.bytes.length, from: p.from, port: 4789, gso: p.gso });
     });
   }
   out(n: number) {

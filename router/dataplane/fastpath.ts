@@ -55,6 +55,16 @@ interface Exports {
   layoutLpmNodeBytes(): number;
   layoutLpmRootBytes(): number;
   layoutHeadroom(): number;
+  /** Descriptor field offsets (asm/layout.ts D_*). */
+  D_OFF: WebAssembly.Global;
+  D_LEN: WebAssembly.Global;
+  D_ADDR: WebAssembly.Global;
+  D_PORT: WebAssembly.Global;
+  D_CHANNEL: WebAssembly.Global;
+  D_REASON: WebAssembly.Global;
+  D_GSO: WebAssembly.Global;
+  D_FLAGS: WebAssembly.Global;
+  D_TAIL: WebAssembly.Global;
   /** Internet checksum sums (16-bit, unfolded complement) for tests. */
   checksumSum(p: number, len: number): number;
   checksumSumCopy(dst: number, src: number, len: number): number;
@@ -93,6 +103,28 @@ export function wasmPath(): string {
   return path.join(projectRoot(), "dist", "asm", "fastpath.wasm");
 }
 
+/** Byte offsets of a descriptor's fields, read from the wasm module so they cannot drift. */
+interface DescFields {
+  off: number;
+  len: number;
+  addr: number;
+  port: number;
+  channel: number;
+  gso: number;
+  tail: number;
+}
+
+/** What the native side writes into an input descriptor after a receive. */
+export interface InputDesc {
+  off: number;
+  len: number;
+  /** Sender's IPv4 address (network order as a number), 0 for TUN reads. */
+  from?: number;
+  port?: number;
+  /** UDP GRO segment size, 0 if the datagram was not coalesced. */
+  gso?: number;
+}
+
 export class FastPath {
   readonly x: Exports;
   readonly descIn: number;
@@ -104,6 +136,7 @@ export class FastPath {
   readonly headroom: number;
   /** u64 counters in wasm memory (asm/layout.ts COUNTER_COUNT); host and thread counters mirror them. */
   readonly counterCount: number;
+  private readonly field: DescFields;
   private readonly routes = new Map<string, { route: FastRoute; index: number }>();
   /** The same entries by route-record index (what the wasm lookup returns). */
   private readonly byIndex = new Map<number, { route: FastRoute; index: number }>();
@@ -129,6 +162,16 @@ export class FastPath {
     this.headroom = this.x.layoutHeadroom();
     this.counterCount = this.x.layoutCounterCount();
     this.hostCounters = new Float64Array(this.counterCount);
+    const x = this.x;
+    this.field = {
+      off: x.D_OFF.value,
+      len: x.D_LEN.value,
+      addr: x.D_ADDR.value,
+      port: x.D_PORT.value,
+      channel: x.D_CHANNEL.value,
+      gso: x.D_GSO.value,
+      tail: x.D_TAIL.value,
+    };
   }
 
   get memory(): ArrayBuffer {
@@ -142,15 +185,28 @@ export class FastPath {
   output(i: number): { channel: number; addr: number; port: number; off: number; bytes: Uint8Array } {
     const mem = new Uint8Array(this.memory);
     const dv = new DataView(this.memory);
+    const f = this.field;
     const d = this.descOut + i * this.descSize;
-    const off = dv.getUint32(d, true);
-    const len = dv.getUint32(d + 4, true);
-    const tail = dv.getUint32(d + 20, true);
-    const tailLen = tail ? dv.getUint16(d + 16, true) : 0;
+    const off = dv.getUint32(d + f.off, true);
+    const len = dv.getUint32(d + f.len, true);
+    const tail = dv.getUint32(d + f.tail, true);
+    const tailLen = tail ? dv.getUint16(d + f.gso, true) : 0;
     const bytes = new Uint8Array(len);
     bytes.set(mem.subarray(off, off + len - tailLen));
     if (tailLen) bytes.set(mem.subarray(tail, tail + tailLen), len - tailLen);
-    return { channel: mem[d + 14], addr: dv.getUint32(d + 8, true), port: dv.getUint16(d + 12, true), off, bytes };
+    return { channel: mem[d + f.channel], addr: dv.getUint32(d + f.addr, true), port: dv.getUint16(d + f.port, true), off, bytes };
+  }
+
+  /** Writes input descriptor i as the native side does after a receive (tests and benchmarks). */
+  input(i: number, desc: InputDesc): void {
+    const dv = new DataView(this.memory);
+    const f = this.field;
+    const d = this.descIn + i * this.descSize;
+    dv.setUint32(d + f.off, desc.off, true);
+    dv.setUint32(d + f.len, desc.len, true);
+    dv.setUint32(d + f.addr, desc.from ?? 0, true);
+    dv.setUint16(d + f.port, desc.port ?? 0, true);
+    dv.setUint16(d + f.gso, desc.gso ?? 0, true);
   }
 
   /** The configuration and node set last given, so a receive thread can copy them. */

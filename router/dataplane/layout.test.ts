@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { FastPath } from "./fastpath.js";
 import { COUNTER_NAMES } from "./counters.js";
-import { projectRoot } from "../native/index.js";
+import { native, projectRoot } from "../native/index.js";
 
 describe("the fast path's memory layout", () => {
   it("keeps the AssemblyScript runtime's data above everything the native side points into", () => {
@@ -24,5 +24,22 @@ describe("the fast path's memory layout", () => {
       // Names agree up to the TS side's shorter spellings of two drop reasons.
       expect(js.replace("drop_too_big", "drop_too_big_no_df")).toBe(name);
     }
+  });
+
+  it("gives the native addon's descriptor the same size and field offsets as the wasm", () => {
+    const x = new FastPath().x;
+    const wasm = {
+      size: x.layoutDescSize(),
+      off: x.D_OFF.value,
+      len: x.D_LEN.value,
+      addr: x.D_ADDR.value,
+      port: x.D_PORT.value,
+      channel: x.D_CHANNEL.value,
+      reason: x.D_REASON.value,
+      gso: x.D_GSO.value,
+      flags: x.D_FLAGS.value,
+      tail: x.D_TAIL.value,
+    };
+    expect(native().descLayout()).toEqual(wasm);
   });
 });

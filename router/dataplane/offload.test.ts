@@ -25,15 +25,10 @@ function node(name: string, addr: string, peer: string, peerName: string, peerBl
 
 function load(fp: FastPath, packets: Array<{ bytes: Uint8Array; from?: number; gso?: number }>, slot = BIG): void {
   const mem = new Uint8Array(fp.memory);
-  const dv = new DataView(fp.memory);
   packets.forEach((p, i) => {
     const off = fp.slots + i * slot + fp.headroom;
     mem.set(p.bytes, off);
-    const d = fp.descIn + i * fp.descSize;
-    dv.setUint32(d, off, true);
-    dv.setUint32(d + 4, p.bytes.length, true);
-    dv.setUint32(d + 8, p.from ?? 0, true);
-    dv.setUint16(d + 16, p.gso ?? 0, true);
+    fp.input(i, { off, len: p.bytes.length, from: p.from, gso: p.gso });
   });
 }
 

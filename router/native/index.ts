@@ -23,6 +23,8 @@ export interface Native {
   pollStop(handle: unknown): void;
   /** Busy-poll: index of the first readable fd within budgetNs, or -1 (yields the CPU between checks). */
   spinReady(fds: Int32Array, budgetNs: number): number;
+  /** Byte offsets of the C descriptor's fields (and its size), to check against the wasm layout. */
+  descLayout(): Record<"size" | "off" | "len" | "addr" | "port" | "channel" | "reason" | "gso" | "flags" | "tail", number>;
 }
 
 /** Project root, whether running from sources (router/native) or dist/router/native. */

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
@@ -617,6 +618,30 @@ static napi_value spin_ready(napi_env env, napi_callback_info info) {
   }
 }
 
+// Byte offsets of weft_desc's fields, so a test can hold them against asm/layout.ts.
+static napi_value desc_layout(napi_env env, napi_callback_info info) {
+  (void)info;
+  static const struct { const char *name; size_t at; } fields[] = {
+      {"size", sizeof(weft_desc)},
+      {"off", offsetof(weft_desc, off)},
+      {"len", offsetof(weft_desc, len)},
+      {"addr", offsetof(weft_desc, addr)},
+      {"port", offsetof(weft_desc, port)},
+      {"channel", offsetof(weft_desc, channel)},
+      {"reason", offsetof(weft_desc, reason)},
+      {"gso", offsetof(weft_desc, gso_size)},
+      {"flags", offsetof(weft_desc, flags)},
+      {"tail", offsetof(weft_desc, tail)},
+  };
+  napi_value obj, v;
+  napi_create_object(env, &obj);
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    napi_create_uint32(env, (uint32_t)fields[i].at, &v);
+    napi_set_named_property(env, obj, fields[i].name, v);
+  }
+  return obj;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   weft_scratch *scratch = calloc(1, sizeof *scratch);
   if (!scratch || napi_set_instance_data(env, scratch, scratch_finalize, NULL) != napi_ok) {
@@ -639,6 +664,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"pollStart", NULL, poll_start, NULL, NULL, NULL, napi_default, NULL},
       {"pollStop", NULL, poll_stop, NULL, NULL, NULL, napi_default, NULL},
       {"spinReady", NULL, spin_ready, NULL, NULL, NULL, napi_default, NULL},
+      {"descLayout", NULL, desc_layout, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

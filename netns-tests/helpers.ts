@@ -2,7 +2,7 @@
 import { spawn } from "node:child_process";
 import { afterAll, beforeAll } from "vitest";
 import path from "node:path";
-import { Lab } from "../router/lab/lab.js";
+import { Lab, type NodeSettings } from "../router/lab/lab.js";
 import type { LabMode } from "../router/lab/topology.js";
 import { projectRoot } from "../router/native/index.js";
 
@@ -10,10 +10,7 @@ export function requireRoot(): void {
   if (process.getuid?.() !== 0) throw new Error("netns tests need root (network namespaces, TUN, raw sockets); run them as root");
 }
 
-export interface LabTestOptions {
-  offloadsOff?: boolean;
-  rxThread?: boolean;
-  busyPollMicros?: number;
+export interface LabTestOptions extends NodeSettings {
   datastore?: "sqlite" | "etcd";
 }
 

@@ -156,16 +156,12 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     }
     if (wanted.has("weft-vxlan-rxthread")) {
       // The same with the receive thread forced on: what a second core is worth here.
-      lab.rxThread = true;
-      await lab.restartNodes("vxlan");
-      lab.rxThread = undefined;
+      await lab.restartNodes("vxlan", { rxThread: true });
       await measure("weft-vxlan-rxthread", "weft VXLAN receiving on a thread of its own (WEFT_RX_THREAD=1)", 1450, true);
     }
     if (wanted.has("weft-vxlan-busypoll")) {
       // The same with busy-polling after each batch (WEFT_BUSY_POLL_US=40) instead of sleeping at once.
-      lab.busyPollMicros = 40;
-      await lab.restartNodes("vxlan");
-      lab.busyPollMicros = undefined;
+      await lab.restartNodes("vxlan", { busyPollMicros: 40 });
       await measure("weft-vxlan-busypoll", "weft VXLAN busy-polling 40 us after each batch (WEFT_BUSY_POLL_US=40)", 1450, true);
     }
     if (wanted.has("weft-crosssubnet")) {

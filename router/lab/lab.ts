@@ -21,16 +21,29 @@ export function tunnelAddress(h: LabHost): string {
 
 export const LAB_ROOT = "/run/weft-lab";
 
-export interface LabOptions {
-  /** Name prefix of every namespace, file and socket of this lab (letters/digits, <= 8). */
-  prefix: string;
-  log?: (line: string) => void;
+/** Data-path settings the lab's node processes start with; each one left out is the node's default. */
+export interface NodeSettings {
   /** Run the nodes with every offload off (WEFT_OFFLOADS=off). */
   offloadsOff?: boolean;
   /** Force the nodes' receive thread on (WEFT_RX_THREAD=1) or off (0); default: the node decides. */
   rxThread?: boolean;
   /** Busy-poll budget of the nodes in microseconds (WEFT_BUSY_POLL_US); default: the node's (off). */
   busyPollMicros?: number;
+}
+
+/** The environment a node process gets for its settings. */
+function settingsEnv(s: NodeSettings): Record<string, string> {
+  return {
+    ...(s.offloadsOff ? { WEFT_OFFLOADS: "off" } : {}),
+    ...(s.rxThread === undefined ? {} : { WEFT_RX_THREAD: s.rxThread ? "1" : "0" }),
+    ...(s.busyPollMicros === undefined ? {} : { WEFT_BUSY_POLL_US: String(s.busyPollMicros) }),
+  };
+}
+
+export interface LabOptions extends NodeSettings {
+  /** Name prefix of every namespace, file and socket of this lab (letters/digits, <= 8). */
+  prefix: string;
+  log?: (line: string) => void;
   /** Run the nodes from a datastore (the lab's own SQLite file, or etcd in the gateway
    * namespace) instead of static routes; pods then get addresses from IPAM. */
   datastore?: "sqlite" | "etcd";
@@ -67,11 +80,10 @@ export class Lab {
   readonly prefix: string;
   readonly dir: string;
   private readonly log: (line: string) => void;
-  private readonly offloadsOff: boolean;
-  /** Receive thread of node processes started from now on: forced on, off, or the node's default. */
-  rxThread: boolean | undefined;
-  /** Busy-poll budget of node processes started from now on (undefined: the node's default). */
-  busyPollMicros: number | undefined;
+  /** The lab's own node settings (from its options). */
+  private readonly settings: NodeSettings;
+  /** The settings of the running nodes: the lab's, or those restartNodes() was given. */
+  private running: NodeSettings;
   readonly datastore?: "sqlite" | "etcd";
   /** Routes over BGP (Calico's default) or from the datastore with BGP off (vxlan). */
   backend: "bgp" | "vxlan" = "bgp";
@@ -86,9 +98,8 @@ export class Lab {
     this.prefix = opts.prefix;
     this.dir = path.join(LAB_ROOT, opts.prefix);
     this.log = opts.log ?? (() => {});
-    this.offloadsOff = opts.offloadsOff ?? false;
-    this.rxThread = opts.rxThread;
-    this.busyPollMicros = opts.busyPollMicros;
+    this.settings = { offloadsOff: opts.offloadsOff, rxThread: opts.rxThread, busyPollMicros: opts.busyPollMicros };
+    this.running = this.settings;
     this.datastore = opts.datastore;
     const saved = path.join(this.dir, "pods.json");
     if (existsSync(saved)) this.podAddrs = new Map(Object.entries(JSON.parse(readFileSync(saved, "utf8")) as Record<string, string>));
@@ -211,8 +222,10 @@ export class Lab {
     };
   }
 
-  async startNodes(mode: LabMode): Promise<void> {
+  /** Starts a node per host for a mode, with the lab's settings unless others are given. */
+  async startNodes(mode: LabMode, settings: NodeSettings = this.settings): Promise<void> {
     this.mode = mode;
+    this.running = settings;
     this.log(`starting a weft node per host (${this.datastore ? `datastore ${this.datastore}` : `static routes, ${mode}`})`);
     for (const h of HOSTS) {
       if (!this.datastore) writeFileSync(path.join(this.dir, `${h.name}.yaml`), toYAML(this.nodeConfig(h, mode)));
@@ -227,12 +240,7 @@ export class Lab {
     const child = spawn("ip", ["netns", "exec", this.ns(host), process.execPath, this.cli(), "node", "run", ...source, "--control", this.controlSocket(host)], {
       detached: true,
       stdio: ["ignore", logFile, logFile],
-      env: {
-        ...process.env,
-        ...(this.offloadsOff ? { WEFT_OFFLOADS: "off" } : {}),
-        ...(this.rxThread === undefined ? {} : { WEFT_RX_THREAD: this.rxThread ? "1" : "0" }),
-        ...(this.busyPollMicros === undefined ? {} : { WEFT_BUSY_POLL_US: String(this.busyPollMicros) }),
-      },
+      env: { ...process.env, ...settingsEnv(this.running) },
     });
     child.unref();
     writeFileSync(path.join(this.dir, `${host}.pid`), String(child.pid));
@@ -276,7 +284,7 @@ export class Lab {
     rmSync(file, { force: true });
   }
 
-  /** Starts one host's node again from its config file (mode unchanged). */
+  /** Starts one host's node again from its config file (mode and settings unchanged). */
   async restartNode(host: string): Promise<void> {
     await this.stopNode(host);
     await this.startNode(host);
@@ -288,11 +296,15 @@ export class Lab {
     await Promise.all(HOSTS.map((h) => this.stopNode(h.name)));
   }
 
-  async restartNodes(mode: LabMode): Promise<void> {
+  /**
+   * Stops every node and starts them again in a mode: with the lab's settings, or with
+   * these changes to them (for this start only; the next restart goes back to the lab's).
+   */
+  async restartNodes(mode: LabMode, changes: NodeSettings = {}): Promise<void> {
     await this.stopNodes();
     // Static routes of another mode: remove the old ones so each node programs its own.
     for (const h of HOSTS) await this.exec(h.name, ["ip", "route", "flush", "proto", "87"], { allowFail: true });
-    await this.startNodes(mode);
+    await this.startNodes(mode, { ...this.settings, ...changes });
   }
 
   /** Creates the pod's namespace and runs weft-cni ADD in its host's namespace; returns the address. */

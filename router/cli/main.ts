@@ -10,6 +10,7 @@ import { datastoreURL, ManifestError, registerClusterCommands } from "./cluster.
 import { DEFAULT_DATASTORE } from "../store/store.js";
 import { ValidationError } from "../resources/validate.js";
 import { BENCH_PATHS } from "../bench/paths.js";
+import { switchesHelp } from "../node/env.js";
 
 /** Exit code for bad input (config, arguments): nothing was touched. */
 export const EXIT_USAGE = 2;
@@ -38,7 +39,8 @@ node
   .addOption(new Option("--backend <backend>", "bgp: share routes over BGP (Calico's default); vxlan: BGP off, routes from the datastore").choices(["bgp", "vxlan"]).default("bgp"))
   .option("--config <file>", "static routes instead of a datastore (YAML: name, address, encapsulation, routes)")
   .option("--control <path>", "control socket path (default /run/weft/<name>.sock)")
-  .addOption(new Option("--log-level <level>", "log level").choices(["trace", "debug", "info", "warn", "error"]).default("info"))
+  .addOption(new Option("--log-level <level>", "log level").choices(["trace", "debug", "info", "warn", "error"]).default("info").env("WEFT_LOG_LEVEL"))
+  .addHelpText("after", switchesHelp())
   .action(async (opts: { config?: string; datastore?: string; name?: string; ip?: string; interface?: string; control?: string; logLevel: string; backend: "bgp" | "vxlan" }) => {
     if (opts.config) {
       if (opts.datastore || opts.name || opts.ip) throw new ConfigError("--config runs from static routes: leave out --datastore, --name and --ip (the file has them)");

@@ -41,21 +41,24 @@ export interface DataplaneOptions {
   vxlanPort?: number;
   /** VXLAN source ports, one socket each, chosen per flow by hash (1-8; default 4). */
   vxlanSourcePorts?: number;
+  /** Packets per receive batch (default 64; at most what the slots hold). */
   batch?: number;
   offloads?: Offloads;
   /**
    * Receive (network -> TUN) on a thread of its own, so each direction has a core.
-   * Default: on with 4 or more CPUs; WEFT_RX_THREAD=0|1 overrides. On 2 shared CPUs
+   * Default: on with 4 or more CPUs (WEFT_RX_THREAD=0|1 sets it). On 2 shared CPUs
    * `weft bench` measured it slower (cross-thread wakeups cost more than the core gives).
    */
   rxThread?: boolean;
   /**
    * After each batch, keep polling for this long before sleeping in epoll (default 0 =
-   * off; WEFT_BUSY_POLL_US sets it): traffic that comes back within it costs no thread
+   * off, at most 1000; WEFT_BUSY_POLL_US sets it): traffic that comes back within it costs no thread
    * wakeup. The CPU is yielded to anything runnable between checks. Off by default:
    * on 2 shared vCPUs `weft bench` measured it both helping and hurting latency.
    */
   busyPollMicros?: number;
+  /** Per-stage timing (stage_ns_* counters); costs a clock read per step. */
+  stageTiming?: boolean;
   log: Logger;
 }
 
@@ -79,15 +82,16 @@ export class Dataplane {
   threaded = false;
   private slotSize = 0;
   private batch = 0;
-  /** Per-stage timing (stage_ns_* counters); costs a clock read per step. */
-  private readonly timing = process.env.WEFT_STAGE_TIMING === "1";
+  private readonly timing: boolean;
   /** What the kernel accepted (asked-for offloads it refused are off). */
   active: Offloads = { ...NO_OFFLOADS };
 
   constructor(
     readonly fp: FastPath,
     private readonly opts: DataplaneOptions,
-  ) {}
+  ) {
+    this.timing = opts.stageTiming ?? false;
+  }
 
   /** Opens (or adopts) the TUN and the sockets and starts forwarding. */
   start(): void {
@@ -113,7 +117,7 @@ export class Dataplane {
     }
     // Further source ports: ephemeral ports of the same address, as the kernel's
     // vxlan device picks source ports from the local port range.
-    const ports = Math.max(1, Math.min(this.opts.vxlanSourcePorts ?? Number(process.env.WEFT_VXLAN_SOURCE_PORTS ?? 4), this.fp.x.layoutVxlanSocketsMax()));
+    const ports = Math.max(1, Math.min(this.opts.vxlanSourcePorts ?? 4, this.fp.x.layoutVxlanSocketsMax()));
     this.vxlanFds = [this.vxlanFd];
     for (let i = 1; i < ports; i++) this.vxlanFds.push(this.n.udpOpen(bindAddress, 0));
     this.fp.x.setVxlanSockets(ports);
@@ -135,18 +139,12 @@ export class Dataplane {
     let size = big ? 65536 + 256 : 2048;
     while (size < this.opts.underlayMTU + this.fp.headroom + 64) size *= 2;
     this.slotSize = size;
-    this.batch = Math.min(this.opts.batch ?? Number(process.env.WEFT_BATCH ?? 64), this.fp.maxIn, Math.floor(this.fp.x.layoutSlotsBytes() / size));
-    const busyUs = this.opts.busyPollMicros ?? Number(process.env.WEFT_BUSY_POLL_US ?? 0);
-    if (!Number.isFinite(busyUs) || busyUs < 0 || busyUs > 1000) {
-      log.warn({ WEFT_BUSY_POLL_US: process.env.WEFT_BUSY_POLL_US, busyPollMicros: this.opts.busyPollMicros }, "busy-poll budget must be 0-1000 microseconds: busy-poll stays off");
-    } else {
-      this.busyPollNs = Math.round(busyUs * 1000);
-    }
+    this.batch = Math.min(this.opts.batch ?? 64, this.fp.maxIn, Math.floor(this.fp.x.layoutSlotsBytes() / size));
+    this.busyPollNs = Math.round(Math.min(Math.max(this.opts.busyPollMicros ?? 0, 0), 1000) * 1000);
     this.ready = new Readiness(this.n, this.fp, this.busyPollNs);
     this.ready.add(this.tunFd, () => this.fromTun());
     this.receiver = new Receiver(this.n, this.fp, this.tunFd, this.slotSize, this.batch, this.timing);
-    const envThread = process.env.WEFT_RX_THREAD;
-    const threaded = this.opts.rxThread ?? (envThread ? envThread !== "0" : os.availableParallelism() >= 4);
+    const threaded = this.opts.rxThread ?? os.availableParallelism() >= 4;
     if (threaded) this.startRxThread(offloadBits);
     else this.receiveHere();
   }

@@ -4,6 +4,7 @@
 import type { Logger } from "pino";
 import { parseCIDR, parseIPv4, formatIPv4 } from "../dataplane/addr.js";
 import { Dataplane, NO_OFFLOADS } from "../dataplane/dataplane.js";
+import { readDataPathEnv } from "./env.js";
 import { FastPath } from "../dataplane/fastpath.js";
 import { vtepMAC } from "../dataplane/vtep.js";
 import { native } from "../native/index.js";
@@ -79,8 +80,20 @@ export function startDataplane(o: NodeBaseOptions, log: Logger): NodeBase {
   const mac = o.vtepMAC ?? vtepMAC(o.name);
   const fp = new FastPath();
   fp.configure({ localAddr: parseIPv4(o.localAddress)!, underlayMTU: o.underlayMTU, vni: o.vni, vxlanPort: o.vxlanPort, vtepMAC: mac });
-  const offloads = process.env.WEFT_OFFLOADS === "off" ? NO_OFFLOADS : o.offloads;
-  const dp = new Dataplane(fp, { tunName: o.tunnelDevice, underlayMTU: o.underlayMTU, bindAddress: o.localAddress, vxlanPort: o.vxlanPort, offloads, log });
+  const env = readDataPathEnv(process.env, (sw) => log.warn(sw, `${sw.name} must be ${sw.expected}: using the default`));
+  const dp = new Dataplane(fp, {
+    tunName: o.tunnelDevice,
+    underlayMTU: o.underlayMTU,
+    bindAddress: o.localAddress,
+    vxlanPort: o.vxlanPort,
+    offloads: env.offloadsOff ? NO_OFFLOADS : o.offloads,
+    vxlanSourcePorts: env.vxlanSourcePorts,
+    batch: env.batch,
+    rxThread: env.rxThread,
+    busyPollMicros: env.busyPollMicros,
+    stageTiming: env.stageTiming,
+    log,
+  });
   dp.start();
   kernel.setSysctl("net.ipv4.ip_forward", 1);
   // ICMP errors weft writes into the TUN come from the node's own address.

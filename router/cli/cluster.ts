@@ -14,8 +14,9 @@ export function datastoreURL(opts: { datastore?: string }): string {
 
 const datastoreOption = () => new Option("--datastore <url>", `sqlite:PATH or etcd://HOST:PORT[,HOST:PORT] (env WEFT_DATASTORE; default ${DEFAULT_DATASTORE})`);
 
-async function withStore<T>(opts: { datastore?: string }, fn: (s: Datastore) => Promise<T>): Promise<T> {
-  const store = await openDatastore(datastoreURL(opts));
+/** Runs fn on the datastore; only commands that write resources (create) make a new SQLite file. */
+async function withStore<T>(opts: { datastore?: string }, fn: (s: Datastore) => Promise<T>, how: { create?: boolean } = {}): Promise<T> {
+  const store = await openDatastore(datastoreURL(opts), { create: how.create ?? false });
   try {
     return await fn(store);
   } finally {
@@ -72,7 +73,7 @@ export function registerClusterCommands(program: Command): void {
         await withStore(opts, async (store) => {
           const results = await new Resources(store).apply(resources, mode);
           for (const r of results) process.stdout.write(`${r.resource.kind}(${r.resource.metadata.name}) ${r.action}\n`);
-        });
+        }, { create: true });
       });
   }
 
@@ -149,6 +150,9 @@ export function registerClusterCommands(program: Command): void {
     .option("--count <n>", "how many, assigned concurrently", "1")
     .addOption(datastoreOption())
     .action(async (opts: { node: string; handle: string; count: string; datastore?: string }) => {
+      if (!/^\d+$/.test(opts.count) || Number(opts.count) < 1 || Number(opts.count) > 10_000) {
+        throw new ConfigError(`--count must be a whole number from 1 to 10000, not "${opts.count}"`);
+      }
       await withStore(opts, async (store) => {
         const ipam = ipamOf(store);
         const n = Number(opts.count);

@@ -7,7 +7,7 @@ import { resetNode, runStaticNode } from "../node/run.js";
 import { controlGet, resolveSocket } from "../control/client.js";
 import { logger } from "./log.js";
 import { datastoreURL, ManifestError, registerClusterCommands } from "./cluster.js";
-import { DEFAULT_DATASTORE } from "../store/store.js";
+import { DEFAULT_DATASTORE, DatastoreURLError } from "../store/store.js";
 import { ValidationError } from "../resources/validate.js";
 import { BENCH_PATHS } from "../bench/paths.js";
 import { switchesHelp } from "../node/env.js";
@@ -18,7 +18,8 @@ export const EXIT_USAGE = 2;
 function fail(err: unknown): never {
   const msg = err instanceof Error ? err.message : String(err);
   process.stderr.write(`weft: ${msg}\n`);
-  process.exit(err instanceof ConfigError || err instanceof ManifestError || err instanceof ValidationError ? EXIT_USAGE : 1);
+  const usage = err instanceof ConfigError || err instanceof ManifestError || err instanceof ValidationError || err instanceof DatastoreURLError;
+  process.exit(usage ? EXIT_USAGE : 1);
 }
 
 const program = new Command("weft")

@@ -1,4 +1,4 @@
-import { mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -14,5 +14,15 @@ describe("datastore URLs", () => {
     await expect(openDatastore("mysql://x")).rejects.toThrow(/unknown kind; use sqlite:PATH or etcd:\/\/HOST:PORT/);
     await expect(openDatastore("etcd://nohostport")).rejects.toThrow(/expected etcd:\/\/HOST:PORT/);
     await expect(openDatastore("sqlite:")).rejects.toThrow(/give a file/);
+  });
+
+  it("leave a missing SQLite file alone for commands that only read or remove, and create it otherwise", async () => {
+    const file = path.join(dir, "typo", "weft.db");
+    await expect(openDatastore(`sqlite:${file}`, { create: false })).rejects.toThrow(/no such file \("weft apply" or "weft node run" creates it\)/);
+    expect(existsSync(path.dirname(file))).toBe(false);
+    const made = await openDatastore(`sqlite:${file}`);
+    await made.close();
+    const again = await openDatastore(`sqlite:${file}`, { create: false });
+    await again.close();
   });
 });

@@ -1,5 +1,6 @@
 // The datastore: one interface with revisions, create / compare-and-swap update /
 // delete, list by prefix and watch from a revision. Values are JSON text.
+import { existsSync } from "node:fs";
 
 export interface KV {
   key: string;
@@ -62,11 +63,18 @@ export async function update(store: Datastore, key: string, value: string, modRe
 
 export const DEFAULT_DATASTORE = "sqlite:/var/lib/weft/weft.db";
 
-/** Opens sqlite:PATH or etcd://HOST:PORT[,HOST:PORT]. */
-export async function openDatastore(url: string): Promise<Datastore> {
+/**
+ * Opens sqlite:PATH or etcd://HOST:PORT[,HOST:PORT]. A missing SQLite file is created,
+ * unless create is false (commands that only read or remove: a mistyped path then
+ * says so instead of showing an empty datastore and leaving a new file behind).
+ */
+export async function openDatastore(url: string, opts: { create?: boolean } = {}): Promise<Datastore> {
   if (url.startsWith("sqlite:")) {
     const path = url.slice("sqlite:".length);
     if (!path) throw new DatastoreURLError(`datastore "${url}": give a file, e.g. ${DEFAULT_DATASTORE}`);
+    if (opts.create === false && !existsSync(path)) {
+      throw new DatastoreURLError(`datastore "${url}": no such file ("weft apply" or "weft node run" creates it)`);
+    }
     const { SqliteStore } = await import("./sqlite.js");
     return SqliteStore.open(path);
   }

@@ -7,6 +7,7 @@ import { kindOf, KINDS, type IPPool, type Kind } from "../resources/kinds.js";
 import { ManifestError, parseManifests, render, table } from "../resources/manifest.js";
 import { IPAM } from "../ipam/ipam.js";
 import { ConfigError } from "../node/config.js";
+import { wholeNumber } from "./args.js";
 
 export function datastoreURL(opts: { datastore?: string }): string {
   return opts.datastore ?? process.env.WEFT_DATASTORE ?? DEFAULT_DATASTORE;
@@ -30,7 +31,7 @@ function kindArg(word: string): Kind {
   return k;
 }
 
-function readManifest(file: string): string {
+export function readManifest(file: string): string {
   try {
     return readFileSync(file === "-" ? 0 : file, "utf8");
   } catch (err) {
@@ -150,12 +151,9 @@ export function registerClusterCommands(program: Command): void {
     .option("--count <n>", "how many, assigned concurrently", "1")
     .addOption(datastoreOption())
     .action(async (opts: { node: string; handle: string; count: string; datastore?: string }) => {
-      if (!/^\d+$/.test(opts.count) || Number(opts.count) < 1 || Number(opts.count) > 10_000) {
-        throw new ConfigError(`--count must be a whole number from 1 to 10000, not "${opts.count}"`);
-      }
+      const n = wholeNumber("--count", opts.count, 1, 10_000);
       await withStore(opts, async (store) => {
         const ipam = ipamOf(store);
-        const n = Number(opts.count);
         const got = await Promise.all(Array.from({ length: n }, (_, i) => ipam.assign({ node: opts.node, handle: n > 1 ? `${opts.handle}-${i}` : opts.handle })));
         process.stdout.write(`${JSON.stringify(got)}\n`);
       });

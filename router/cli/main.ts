@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // The weft command.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { ConfigError, loadStaticConfig } from "../node/config.js";
 import { resetNode, runStaticNode } from "../node/run.js";
 import { controlGet, resolveSocket } from "../control/client.js";
 import { logger } from "./log.js";
-import { datastoreURL, ManifestError, registerClusterCommands } from "./cluster.js";
+import { datastoreURL, ManifestError, readManifest, registerClusterCommands } from "./cluster.js";
+import { interfaceName, wholeNumber } from "./args.js";
 import { DEFAULT_DATASTORE, DatastoreURLError } from "../store/store.js";
 import { ValidationError } from "../resources/validate.js";
 import { BENCH_PATHS } from "../bench/paths.js";
@@ -59,7 +60,7 @@ node
   .option("--config <file>", "take the tunnel device name from this config")
   .option("--tunnel <name>", "tunnel device name", "weft0")
   .action(async (opts: { config?: string; tunnel: string }) => {
-    const dev = opts.config ? loadStaticConfig(opts.config).tunnelDevice : opts.tunnel;
+    const dev = opts.config ? loadStaticConfig(opts.config).tunnelDevice : interfaceName("--tunnel", opts.tunnel);
     await resetNode(dev, logger());
   });
 
@@ -160,6 +161,10 @@ lab
   .action(async (target: string, cmd: string[], opts: { prefix: string }) => {
     const { spawnSync } = await import("node:child_process");
     const l = await labOf(opts.prefix);
+    const { HOSTS, PODS } = await import("../lab/topology.js");
+    const targets = [...HOSTS.map((h) => h.name), "gw", ...PODS.map((p) => p.name)];
+    if (!targets.includes(target)) throw new ConfigError(`no lab host or pod "${target}"; choose from ${targets.join(", ")}`);
+    if (!(await l.namespaces()).includes(l.ns(target))) throw new ConfigError(`no lab "${opts.prefix}" is up (no namespace ${l.ns(target)}); start one with "weft lab up"`);
     const r = spawnSync("ip", ["netns", "exec", l.ns(target), ...cmd], { stdio: "inherit" });
     process.exit(r.status ?? 1);
   });
@@ -173,7 +178,7 @@ lab
     const ds = labDatastore(opts.prefix);
     if (!ds) throw new ConfigError(`lab "${opts.prefix}" has no datastore (is it up, and not --datastore static?)`);
     const l = await labOf(opts.prefix, ds);
-    process.stdout.write(await l.apply(readFileSync(opts.filename, "utf8")));
+    process.stdout.write(await l.apply(readManifest(opts.filename)));
   });
 
 lab
@@ -203,13 +208,18 @@ const bench = program.command("bench").description("measure the data plane again
 bench
   .command("bgp")
   .description("BGP scale: N node processes on one bridge; time from the last start until every node has every block")
-  .option("--nodes <n>", "node count (clients when --reflectors is set)", "25")
-  .option("--reflectors <r>", "route reflectors (0 = full mesh)", "0")
+  .option("--nodes <n>", "node count, 1-200 (clients when --reflectors is set)", "25")
+  .option("--reflectors <r>", "route reflectors, 0-10 (0 = full mesh)", "0")
   .option("--prefix <p>", "name prefix of the namespaces", "bgps")
   .option("--json <file>", "append the result as JSON")
   .action(async (opts: { nodes: string; reflectors: string; prefix: string; json?: string }) => {
+    const nodes = wholeNumber("--nodes", opts.nodes, 1, 200);
+    const reflectors = wholeNumber("--reflectors", opts.reflectors, 0, 10);
+    if (nodes + reflectors < 2) throw new ConfigError("a BGP scale run needs at least 2 nodes (--nodes plus --reflectors)");
+    const { checkLabPrefix } = await import("../lab/lab.js");
+    checkLabPrefix(opts.prefix);
     const { bgpScale } = await import("../bench/bgp-scale.js");
-    const r = await bgpScale({ nodes: Number(opts.nodes), reflectors: Number(opts.reflectors), prefix: opts.prefix, progress: (l) => process.stderr.write(`${l}\n`) });
+    const r = await bgpScale({ nodes, reflectors, prefix: opts.prefix, progress: (l) => process.stderr.write(`${l}\n`) });
     process.stdout.write(`${r.topology}: every node had every block ${r.convergeSeconds.toFixed(1)} s after the last node started (starting them took ${r.startSeconds.toFixed(1)} s)\n`);
     if (opts.json) (await import("node:fs")).appendFileSync(opts.json, `${JSON.stringify(r)}\n`);
   });
@@ -227,8 +237,7 @@ bench
   .option("--prefix <p>", "name prefix of the bench lab's namespaces", "bench")
   .action(async (opts: { json?: string; svg?: string; png?: string; seconds: string; paths?: string; prefix: string }) => {
     const { runBench, formatBench } = await import("../bench/bench.js");
-    const seconds = Number(opts.seconds);
-    if (!Number.isInteger(seconds) || seconds < 1 || seconds > 120) throw new ConfigError(`--seconds must be a whole number from 1 to 120, not "${opts.seconds}"`);
+    const seconds = wholeNumber("--seconds", opts.seconds, 1, 120);
     const paths = opts.paths?.split(",").map((p) => p.trim());
     for (const p of paths ?? []) if (!(BENCH_PATHS as readonly string[]).includes(p)) throw new ConfigError(`unknown path "${p}" in --paths; choose from ${BENCH_PATHS.join(", ")}`);
     const tty = process.stderr.isTTY;

@@ -12,6 +12,7 @@ import { GATEWAY, HOSTS, PODS, addressOf, hostByName, type LabHost, type LabMode
 import { nsExec, sh, sysctl } from "./sh.js";
 import { vtepMAC } from "../dataplane/vtep.js";
 import { EtcdServer } from "./etcd.js";
+import { ConfigError } from "../node/config.js";
 
 /** A host's tunnel address: the first address of its block, as Calico assigns it. */
 export function tunnelAddress(h: LabHost): string {
@@ -20,6 +21,11 @@ export function tunnelAddress(h: LabHost): string {
 }
 
 export const LAB_ROOT = "/run/weft-lab";
+
+/** A lab's name prefix (namespaces, files, sockets): 1-8 lowercase letters or digits, first a letter. */
+export function checkLabPrefix(prefix: string): void {
+  if (!/^[a-z][a-z0-9]{0,7}$/.test(prefix)) throw new ConfigError(`lab prefix "${prefix}" must be 1-8 lowercase letters or digits, starting with a letter`);
+}
 
 /** Data-path settings the lab's node processes start with; each one left out is the node's default. */
 export interface NodeSettings {
@@ -92,9 +98,7 @@ export class Lab {
   mode: LabMode = "ipip";
 
   constructor(opts: LabOptions) {
-    if (!/^[a-z][a-z0-9]{0,7}$/.test(opts.prefix)) {
-      throw new Error(`lab prefix "${opts.prefix}" must be 1-8 lowercase letters or digits, starting with a letter`);
-    }
+    checkLabPrefix(opts.prefix);
     this.prefix = opts.prefix;
     this.dir = path.join(LAB_ROOT, opts.prefix);
     this.log = opts.log ?? (() => {});

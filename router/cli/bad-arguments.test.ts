@@ -1,0 +1,55 @@
+// The weft command with bad arguments: exit 2, one line naming the option and what was
+// given, and nothing started or created. Runs the built command (npm test builds first).
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { projectRoot } from "../native/index.js";
+import { interfaceName, wholeNumber } from "./args.js";
+
+const cli = path.join(projectRoot(), "dist", "router", "cli", "main.js");
+const weft = (args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: "utf8", timeout: 20_000 });
+
+describe("whole-number and interface-name options", () => {
+  it("take values in range and refuse the rest, naming the option", () => {
+    expect(wholeNumber("--n", "25", 1, 200)).toBe(25);
+    expect(wholeNumber("--n", "0", 0, 10)).toBe(0);
+    for (const bad of ["abc", "", "1.5", "-1", "201", "1e2", "0x10"]) {
+      expect(() => wholeNumber("--n", bad, 1, 200), bad).toThrow(`--n must be a whole number from 1 to 200, not "${bad}"`);
+    }
+    expect(interfaceName("--tunnel", "weft0")).toBe("weft0");
+    for (const bad of ["", "a/b", "sixteen-chars-xx", "..", "a b"]) expect(() => interfaceName("--tunnel", bad), bad).toThrow(/--tunnel must be an interface name/);
+  });
+});
+
+describe("weft with bad arguments", () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "weft-args-"));
+  const cases: Array<[string[], RegExp]> = [
+    [["bench", "bgp", "--nodes", "abc"], /--nodes must be a whole number from 1 to 200, not "abc"/],
+    [["bench", "bgp", "--nodes", "1"], /at least 2 nodes/],
+    [["bench", "bgp", "--prefix", "X"], /lab prefix "X" must be/],
+    [["bench", "dataplane", "--seconds", "0"], /--seconds must be a whole number from 1 to 120, not "0"/],
+    [["ipam", "assign", "--node", "a", "--handle", "h", "--count", "abc", "--datastore", `sqlite:${dir}/a.db`], /--count must be a whole number/],
+    [["get", "ippool", "--datastore", `sqlite:${dir}/typo/weft.db`], /no such file \("weft apply" or "weft node run" creates it\)/],
+    [["ipam", "show", "--datastore", `sqlite:${dir}/none.db`], /no such file/],
+    [["get", "ippool", "--datastore", "mysql://x"], /unknown kind; use sqlite:PATH/],
+    [["node", "reset", "--tunnel", ""], /--tunnel must be an interface name/],
+    [["lab", "exec", "pod-9", "--", "true"], /no lab host or pod "pod-9"; choose from master, worker-1/],
+    [["lab", "up", "--prefix", "BAD"], /lab prefix "BAD" must be 1-8 lowercase letters/],
+  ];
+  for (const [args, message] of cases) {
+    it(`weft ${args.join(" ")}: exit 2 and says why`, () => {
+      const r = weft(args);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+      expect(r.status).toBe(2);
+    });
+  }
+
+  it("created no datastore file for the commands that only read", () => {
+    expect(existsSync(path.join(dir, "typo"))).toBe(false);
+    expect(existsSync(path.join(dir, "none.db"))).toBe(false);
+    expect(existsSync(path.join(dir, "a.db"))).toBe(false);
+  });
+});

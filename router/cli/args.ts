@@ -1,6 +1,6 @@
 // Checks of command-line values that commander leaves as text: each bad value is a
 // ConfigError (exit 2) naming the option, the range and what was given.
-import { ConfigError } from "../node/config.js";
+import { ConfigError, IFNAME } from "../node/config.js";
 
 /** A whole number from min to max, or a ConfigError naming the option. */
 export function wholeNumber(option: string, text: string, min: number, max: number): number {
@@ -11,7 +11,7 @@ export function wholeNumber(option: string, text: string, min: number, max: numb
 
 /** A Linux interface name (the same rule as the node config's tunnelDevice). */
 export function interfaceName(option: string, text: string): string {
-  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(text) || text === "." || text === "..") {
+  if (!IFNAME.test(text)) {
     throw new ConfigError(`${option} must be an interface name of 1-15 letters, digits, '.', '-' or '_', not "${text}"`);
   }
   return text;

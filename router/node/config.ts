@@ -14,7 +14,9 @@ const cidr = z.string().refine((s) => parseCIDR(s, true) !== undefined, {
 });
 const mac = z.string().refine((s) => parseMAC(s) !== undefined, { message: "expected a MAC address such as 66:93:7f:54:d5:53" });
 export const encapsulation = z.enum(["IPIP", "VXLAN", "None"]);
-const ifname = z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, "expected an interface name of 1-15 letters, digits, '.', '-' or '_'");
+/** A Linux interface name as weft accepts it (config files and command lines). */
+export const IFNAME = /^(?!\.{1,2}$)[A-Za-z0-9_.-]{1,15}$/;
+const ifname = z.string().regex(IFNAME, "expected an interface name of 1-15 letters, digits, '.', '-' or '_'");
 
 export const staticRoute = z
   .object({

@@ -1,5 +1,6 @@
 // The node's control socket: HTTP over a unix socket (/run/weft/<node>.sock).
 import http from "node:http";
+import net from "node:net";
 import { mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { Counter, Gauge, Registry } from "prom-client";
@@ -64,7 +65,29 @@ export function metricsRegistry(src: ControlSources): Registry {
   return registry;
 }
 
-export function startControlServer(socketPath: string, src: ControlSources): Promise<http.Server> {
+/**
+ * Throws if a live node answers on this control socket. A node checks before it touches
+ * the TUN or any route (a second node on a host must not take over the first's routes
+ * and then fail), and again when it listens: a socket file left by a node that is gone
+ * is replaced, one a running node answers on is not.
+ */
+export async function controlSocketFree(socketPath: string): Promise<void> {
+  if (await answers(socketPath)) throw new Error(`control socket ${socketPath} belongs to a running weft node; stop it first, or give this node its own --control`);
+}
+
+/** Whether something accepts connections on the unix socket at path. */
+function answers(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = net.connect(socketPath);
+    c.once("connect", () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once("error", () => resolve(false));
+  });
+}
+
+export async function startControlServer(socketPath: string, src: ControlSources): Promise<http.Server> {
   const registry = metricsRegistry(src);
   const json = (res: http.ServerResponse, body: unknown) => {
     res.writeHead(200, { "content-type": "application/json" });
@@ -100,6 +123,7 @@ export function startControlServer(socketPath: string, src: ControlSources): Pro
     }
   });
   mkdirSync(path.dirname(socketPath), { recursive: true });
+  await controlSocketFree(socketPath);
   rmSync(socketPath, { force: true });
   return new Promise((resolve, reject) => {
     server.once("error", reject);

@@ -99,7 +99,15 @@ export class Dataplane {
     const want = this.opts.offloads ?? ALL_OFFLOADS;
     // virtio headers are needed for either TUN offload.
     const vnet = want.tso || want.gro;
-    this.tunFd = this.n.tunOpen(tunName, vnet);
+    try {
+      this.tunFd = this.n.tunOpen(tunName, vnet);
+    } catch (err) {
+      // EBUSY: another process holds the device (single-queue TUN takes one owner).
+      if ((err as { errno?: number }).errno === 16) {
+        throw new Error(`${tunName} is held by another process (is a weft node already running on this host? "weft node status" shows it; a second node needs its own tunnelDevice)`);
+      }
+      throw err;
+    }
     if (want.tso) {
       this.active.tso = this.n.tunSetOffload(this.tunFd, TUN_F_CSUM | TUN_F_TSO4);
       if (!this.active.tso) log.warn("the kernel refused TUN TSO offload: reading one packet per system call");
@@ -113,7 +121,7 @@ export class Dataplane {
     } catch (err) {
       this.n.close(this.tunFd);
       this.n.close(this.ipipFd);
-      throw new Error(`cannot bind VXLAN port ${bindAddress}:${vxlanPort} (${(err as Error).message}); is a kernel vxlan device using it?`);
+      throw new Error(`cannot bind VXLAN port ${bindAddress}:${vxlanPort} (${(err as Error).message}); is another weft node, or a kernel vxlan device, using it?`);
     }
     // Further source ports: ephemeral ports of the same address, as the kernel's
     // vxlan device picks source ports from the local port range.

@@ -8,7 +8,7 @@ import type { Logger } from "pino";
 import { parseCIDR } from "../dataplane/addr.js";
 import { vtepMAC as deriveMAC } from "../dataplane/vtep.js";
 import * as kernel from "../native/iproute.js";
-import { controlSocketPath, startControlServer } from "../control/server.js";
+import { controlSocketFree, controlSocketPath, startControlServer } from "../control/server.js";
 import { openDatastore, ConflictError, type Datastore, type Watch } from "../store/store.js";
 import { Resources } from "../resources/client.js";
 import { API_VERSION, type BGPConfiguration, type BGPPeer, type IPPool, type NodeResource } from "../resources/kinds.js";
@@ -61,6 +61,8 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   if (cidr.endsWith("/32")) log.warn({ address: cidr }, "node address is a /32: no other node is ever in its subnet, so CrossSubnet pools encapsulate everything; register the real prefix with --ip");
   const localAddress = cidr.split("/")[0];
   const tunnelDevice = opts.tunnelDevice ?? "weft0";
+  const control = opts.control ?? controlSocketPath(name);
+  await controlSocketFree(control);
   let store: Datastore;
   try {
     store = await openDatastore(opts.datastore);
@@ -200,7 +202,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
 
   log.info({ node: name, address: cidr, uplink, tunnel: tunnelDevice, tunnelAddress: tunnelAddr, vtepMAC: mac, datastore: store.description, ...base.dp.settings() }, "node running");
   const started = new Date().toISOString();
-  const server = await startControlServer(opts.control ?? controlSocketPath(name), {
+  const server = await startControlServer(control, {
     bgp: () => bgpStatus(speaker, startedAt),
     status: () => ({ name, address: cidr, mode: "datastore", backend, datastore: { url: store.description, reachable: healthy, revision }, tunnel: { device: tunnelDevice, mtu: base.owner.tunnelMTU, address: tunnelAddr, vtepMAC: mac }, ...base.dp.settings(), uplink: { device: uplink, mtu: link.mtu }, started, counters: base.fp.counters() }),
     routes: () => ({

@@ -9,7 +9,7 @@ import { FastPath } from "../dataplane/fastpath.js";
 import { vtepMAC } from "../dataplane/vtep.js";
 import { native } from "../native/index.js";
 import * as kernel from "../native/iproute.js";
-import { controlSocketPath, startControlServer } from "../control/server.js";
+import { controlSocketFree, controlSocketPath, startControlServer } from "../control/server.js";
 import type { RemoteBlock } from "../routing/desired.js";
 import { RouteOwner } from "../routing/owner.js";
 import { removeNatOutgoing } from "../native/nft.js";
@@ -122,7 +122,9 @@ export function untilSignal(base: NodeBase, log: Logger, onStop: () => void = ()
 }
 
 export async function runStaticNode(cfg: StaticConfig, source: string, log: Logger, controlPath?: string): Promise<void> {
+  const control = controlPath ?? cfg.controlSocket ?? controlSocketPath(cfg.name);
   const pre = await preflight(cfg, source);
+  await controlSocketFree(control);
   const local = parseCIDR(cfg.address, false)!;
   if (local.len === 32) {
     log.warn({ address: cfg.address }, "node address is a /32: no other node is ever in its subnet (CrossSubnet would encapsulate everything)");
@@ -135,7 +137,7 @@ export async function runStaticNode(cfg: StaticConfig, source: string, log: Logg
   log.info({ node: cfg.name, address: cfg.address, ...base.dp.settings(), uplink: pre.uplink, tunnel: cfg.tunnelDevice, tunnelMTU: pre.tunnelMTU, vtepMAC: base.mac, routes: pre.blocks.length, ...result }, "node running");
 
   const started = new Date().toISOString();
-  const server = await startControlServer(controlPath ?? cfg.controlSocket ?? controlSocketPath(cfg.name), {
+  const server = await startControlServer(control, {
     status: () => ({
       name: cfg.name,
       address: cfg.address,

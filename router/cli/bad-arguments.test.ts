@@ -1,7 +1,7 @@
 // The weft command with bad arguments: exit 2, one line naming the option and what was
 // given, and nothing started or created. Runs the built command (npm test builds first).
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -46,6 +46,20 @@ describe("weft with bad arguments", () => {
       expect(r.status).toBe(2);
     });
   }
+
+  it("weft delete of a resource that does not exist: exit 1 naming it, after deleting the rest; -s makes it no error", () => {
+    const ds = ["--datastore", `sqlite:${dir}/del.db`];
+    const pool = (name: string, cidr: string) => `{"apiVersion":"projectcalico.org/v3","kind":"IPPool","metadata":{"name":"${name}"},"spec":{"cidr":"${cidr}"}}`;
+    writeFileSync(path.join(dir, "pools.yaml"), `${pool("p1", "10.244.0.0/16")}\n---\n${pool("p2", "10.245.0.0/16")}\n`);
+    expect(weft(["apply", "-f", path.join(dir, "pools.yaml"), ...ds]).status).toBe(0);
+    const r = weft(["delete", "ippool", "nope", "p1", ...ds]);
+    expect(r.stdout).toBe("IPPool(p1) deleted\n");
+    expect(r.stderr).toMatch(/resource does not exist: IPPool\(nope\)/);
+    expect(r.status).toBe(1);
+    const s = weft(["delete", "ippool", "nope", "p2", "-s", ...ds]);
+    expect(s.stdout).toBe("IPPool(nope) does not exist (skipped)\nIPPool(p2) deleted\n");
+    expect(s.status).toBe(0);
+  });
 
   it("created no datastore file for the commands that only read", () => {
     expect(existsSync(path.join(dir, "typo"))).toBe(false);

@@ -80,26 +80,34 @@ export function registerClusterCommands(program: Command): void {
 
   program
     .command("delete")
-    .description("delete the resources in a file, or one by kind and name")
+    .description("delete the resources in a file, or by kind and names; one that does not exist fails the command unless --skip-not-exists")
     .argument("[kind]", "ippool | node | bgpconfig | bgppeer")
-    .argument("[name]", "resource name")
+    .argument("[names...]", "resource names")
     .option("-f, --filename <file>", "manifest file, or - for standard input")
+    .option("-s, --skip-not-exists", "a resource that does not exist is not an error")
     .addOption(datastoreOption())
-    .action(async (word: string | undefined, name: string | undefined, opts: { filename?: string; datastore?: string }) => {
+    .action(async (word: string | undefined, names: string[], opts: { filename?: string; skipNotExists?: boolean; datastore?: string }) => {
       const targets: Array<{ kind: Kind; name: string }> = opts.filename
         ? parseManifests(readManifest(opts.filename), opts.filename).map((r) => ({ kind: r.kind, name: r.metadata.name }))
-        : word && name
-          ? [{ kind: kindArg(word), name }]
+        : word && names.length > 0
+          ? names.map((name) => ({ kind: kindArg(word), name }))
           : (() => {
-              throw new ConfigError("delete needs -f FILE or KIND NAME");
+              throw new ConfigError("delete needs -f FILE or KIND NAME...");
             })();
-      await withStore(opts, async (store) => {
+      // Every target is tried; those that did not exist fail the command (as calicoctl
+      // does) unless --skip-not-exists.
+      const missing = await withStore(opts, async (store) => {
         const res = new Resources(store);
+        const absent: string[] = [];
         for (const t of targets) {
           const gone = await res.delete(t.kind, t.name);
-          process.stdout.write(`${t.kind}(${t.name}) ${gone ? "deleted" : "not found"}\n`);
+          if (gone) process.stdout.write(`${t.kind}(${t.name}) deleted\n`);
+          else if (opts.skipNotExists) process.stdout.write(`${t.kind}(${t.name}) does not exist (skipped)\n`);
+          else absent.push(`${t.kind}(${t.name})`);
         }
+        return absent;
       });
+      if (missing.length) throw new Error(`resource does not exist: ${missing.join(", ")} (--skip-not-exists: not an error)`);
     });
 
   const ipam = program.command("ipam").description("IP address management: blocks, affinities, addresses");

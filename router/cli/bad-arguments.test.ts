@@ -35,6 +35,7 @@ describe("weft with bad arguments", () => {
     [["ipam", "show", "--datastore", `sqlite:${dir}/none.db`], /no such file/],
     [["get", "ippool", "--datastore", "mysql://x"], /unknown kind; use sqlite:PATH/],
     [["node", "reset", "--tunnel", ""], /--tunnel must be an interface name/],
+    [["ipam", "release", "--ip", "notanip", "--datastore", `sqlite:${dir}/r.db`], /--ip must be an IPv4 address, not "notanip"/],
     [["lab", "exec", "pod-9", "--", "true"], /no lab host or pod "pod-9"; choose from master, worker-1/],
     [["lab", "up", "--prefix", "BAD"], /lab prefix "BAD" must be 1-8 lowercase letters/],
   ];

@@ -8,6 +8,7 @@ import { ManifestError, parseManifests, render, table } from "../resources/manif
 import { IPAM } from "../ipam/ipam.js";
 import { ConfigError } from "../node/config.js";
 import { wholeNumber } from "./args.js";
+import { parseIPv4 } from "../dataplane/addr.js";
 
 export function datastoreURL(opts: { datastore?: string }): string {
   return opts.datastore ?? process.env.WEFT_DATASTORE ?? DEFAULT_DATASTORE;
@@ -145,6 +146,7 @@ export function registerClusterCommands(program: Command): void {
     .addOption(datastoreOption())
     .action(async (opts: { ip?: string; handle?: string; datastore?: string }) => {
       if (!opts.ip && !opts.handle) throw new ConfigError("ipam release needs --ip ADDRESS or --handle ID");
+      if (opts.ip !== undefined && parseIPv4(opts.ip) === undefined) throw new ConfigError(`--ip must be an IPv4 address, not "${opts.ip}"`);
       await withStore(opts, async (store) => {
         const ipam = ipamOf(store);
         if (opts.ip) process.stdout.write(`${(await ipam.releaseAddress(opts.ip)) ? "released" : "was not assigned"}: ${opts.ip}\n`);

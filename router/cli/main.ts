@@ -16,9 +16,16 @@ import { switchesHelp } from "../node/env.js";
 /** Exit code for bad input (config, arguments): nothing was touched. */
 export const EXIT_USAGE = 2;
 
+/** EPERM or EACCES, from Node (code) or the addon (errno). */
+function permissionDenied(err: unknown): boolean {
+  const e = err as { code?: unknown; errno?: unknown };
+  return e?.code === "EPERM" || e?.code === "EACCES" || e?.errno === 1 || e?.errno === 13;
+}
+
 function fail(err: unknown): never {
   const msg = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`weft: ${msg}\n`);
+  const hint = permissionDenied(err) && process.getuid?.() !== 0 ? " (weft needs root here: TUN, routes, namespaces and /var/lib/weft)" : "";
+  process.stderr.write(`weft: ${msg}${hint}\n`);
   const usage = err instanceof ConfigError || err instanceof ManifestError || err instanceof ValidationError || err instanceof DatastoreURLError;
   process.exit(usage ? EXIT_USAGE : 1);
 }

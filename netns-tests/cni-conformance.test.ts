@@ -110,6 +110,7 @@ describe("weft-cni conformance (CNI spec 1.0.0)", () => {
     ["config that is not JSON", { command: "ADD", containerID: "x", netns: "/run/netns/x", ifname: "eth0", config: "{name: weft" }, 6, /not valid JSON/],
     ["a config without name", { command: "ADD", containerID: "x", netns: "/run/netns/x", ifname: "eth0", config: { cniVersion: "1.0.0", type: "weft-cni" } }, 7, /Invalid Configuration/],
     ["an unknown datastore", { command: "ADD", containerID: "x", netns: "/run/netns/x", ifname: "eth0", config: { cniVersion: "1.0.0", name: "weft", type: "weft-cni", datastore: "mysql://db" } }, 7, /Invalid Configuration/],
+    ["a nodename a Node cannot have", { command: "ADD", containerID: "x", netns: "/run/netns/x", ifname: "eth0", config: { cniVersion: "1.0.0", name: "weft", type: "weft-cni", nodename: "Worker_1" } }, 7, /nodename: Node\(Worker_1\): metadata.name: must be lowercase/],
     ["an unsupported cniVersion", { command: "ADD", containerID: "x", netns: "/run/netns/x", ifname: "eth0", config: { cniVersion: "9.9.9", name: "weft", type: "weft-cni" } }, 1, /Incompatible CNI version/],
     ["ADD without CNI_NETNS", { command: "ADD", containerID: "x", ifname: "eth0" }, 4, /CNI_NETNS is not set/],
   ];

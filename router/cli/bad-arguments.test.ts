@@ -36,6 +36,8 @@ describe("weft with bad arguments", () => {
     [["get", "ippool", "--datastore", "mysql://x"], /unknown kind; use sqlite:PATH/],
     [["node", "reset", "--tunnel", ""], /--tunnel must be an interface name/],
     [["ipam", "release", "--ip", "notanip", "--datastore", `sqlite:${dir}/r.db`], /--ip must be an IPv4 address, not "notanip"/],
+    [["node", "run", "--datastore", `sqlite:${dir}/n.db`, "--name", "Bad Name"], /--name: Node\(Bad Name\): metadata.name: must be lowercase/],
+    [["node", "run", "--datastore", `sqlite:${dir}/n.db`, "--name", "a", "--interface", "nope0"], /--interface: nope0 does not exist on this host/],
     [["lab", "exec", "pod-9", "--", "true"], /no lab host or pod "pod-9"; choose from master, worker-1/],
     [["lab", "up", "--prefix", "BAD"], /lab prefix "BAD" must be 1-8 lowercase letters/],
   ];
@@ -62,9 +64,10 @@ describe("weft with bad arguments", () => {
     expect(s.status).toBe(0);
   });
 
-  it("created no datastore file for the commands that only read", () => {
+  it("created no datastore file for the commands that only read or were refused", () => {
     expect(existsSync(path.join(dir, "typo"))).toBe(false);
     expect(existsSync(path.join(dir, "none.db"))).toBe(false);
     expect(existsSync(path.join(dir, "a.db"))).toBe(false);
+    expect(existsSync(path.join(dir, "n.db"))).toBe(false);
   });
 });

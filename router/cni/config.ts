@@ -1,7 +1,7 @@
 // The network configuration weft-cni reads on stdin (one plugin of a conflist).
-import os from "node:os";
 import { z } from "zod";
 import { CNI, CniError } from "./errors.js";
+import { nodeName } from "../resources/validate.js";
 
 export const SUPPORTED_VERSIONS = ["0.4.0", "1.0.0", "1.1.0"];
 
@@ -39,5 +39,11 @@ export function parseNetConf(stdin: string, defaults: { datastore: string }): Ne
   if (!/^(sqlite:.+|etcd:\/\/.+)$/.test(ds)) {
     throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", `datastore "${ds}": use sqlite:PATH or etcd://HOST:PORT`);
   }
-  return { ...r.data, datastore: ds, nodename: r.data.nodename ?? os.hostname() };
+  let nodename: string;
+  try {
+    nodename = nodeName(r.data.nodename);
+  } catch (err) {
+    throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", `nodename: ${(err as Error).message}`);
+  }
+  return { ...r.data, datastore: ds, nodename };
 }

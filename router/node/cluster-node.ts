@@ -3,7 +3,6 @@
 // watch. Without BGP, routes come from block affinities and Node resources (Calico's
 // VXLAN backend). The data plane never waits on the datastore: when it is gone,
 // forwarding goes on with the last state and the node reconnects by itself.
-import os from "node:os";
 import type { Logger } from "pino";
 import { parseCIDR } from "../dataplane/addr.js";
 import { vtepMAC as deriveMAC } from "../dataplane/vtep.js";
@@ -11,12 +10,13 @@ import * as kernel from "../native/iproute.js";
 import { controlSocketFree, controlSocketPath, startControlServer } from "../control/server.js";
 import { openDatastore, ConflictError, type Datastore, type Watch } from "../store/store.js";
 import { Resources } from "../resources/client.js";
+import { nodeName } from "../resources/validate.js";
 import { API_VERSION, type BGPConfiguration, type BGPPeer, type IPPool, type NodeResource } from "../resources/kinds.js";
 import { Speaker, type PeerStatus } from "../bgp/speaker.js";
 import { bgpSettings, peersFor } from "../bgp/peers.js";
 import { IPAM, BLOCK_PREFIX, type Block } from "../ipam/ipam.js";
 import { bgpExports, clusterState, remoteFromBgp } from "../routing/cluster.js";
-import { ConfigError } from "./config.js";
+import { ConfigError, IFNAME } from "./config.js";
 import { fastRoutes, startDataplane, untilSignal } from "./run.js";
 
 export interface ClusterNodeOptions {
@@ -39,6 +39,9 @@ export const DEFAULT_POOL: IPPool = {
 
 /** The node's address: --ip, or the first IPv4 address of the interface with the default route. */
 async function detectAddress(opts: ClusterNodeOptions): Promise<{ cidr: string; uplink: string }> {
+  if (opts.interface !== undefined && !(IFNAME.test(opts.interface) && kernel.linkInfo(opts.interface))) {
+    throw new ConfigError(`--interface: ${opts.interface} does not exist on this host`);
+  }
   if (opts.ip) {
     const c = parseCIDR(opts.ip, false);
     if (!c || !opts.ip.includes("/")) throw new ConfigError(`--ip: expected an address with its prefix length, such as 10.30.0.11/24 (got "${opts.ip}")`);
@@ -54,7 +57,12 @@ async function detectAddress(opts: ClusterNodeOptions): Promise<{ cidr: string; 
 }
 
 export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Promise<void> {
-  const name = opts.name ?? os.hostname();
+  let name: string;
+  try {
+    name = nodeName(opts.name);
+  } catch (err) {
+    throw new ConfigError(`${opts.name === undefined ? "node name (the hostname; pass --name)" : "--name"}: ${(err as Error).message}`);
+  }
   const { cidr, uplink } = await detectAddress(opts);
   const link = kernel.linkInfo(uplink);
   if (!link) throw new ConfigError(`--interface: ${uplink} does not exist on this host`);

@@ -1,7 +1,7 @@
 // Reading and writing resources in the datastore, with the one validator per kind.
 import { randomUUID } from "node:crypto";
 import { KINDS, type IPPool, type Kind, type Resource } from "./kinds.js";
-import { validateIPPoolChange, ValidationError } from "./validate.js";
+import { parseResource, validateIPPoolChange, ValidationError } from "./validate.js";
 import { ConflictError, type Datastore, type Op } from "../store/store.js";
 
 export const RESOURCE_PREFIX = "/weft/resources/";
@@ -40,6 +40,8 @@ export class Resources {
    * create: refuse resources that exist. A resourceVersion given is a CAS token.
    */
   async apply(resources: Resource[], mode: "apply" | "create" = "apply"): Promise<Array<{ resource: Resource; action: "created" | "configured" | "unchanged" }>> {
+    // Every write goes through the kind's validator, whoever built the resource.
+    resources = resources.map((r) => parseResource(r));
     const seen = new Set<string>();
     for (const r of resources) {
       const k = resourceKey(r.kind, r.metadata.name);

@@ -7,6 +7,8 @@ import { openDatastore } from "../store/store.js";
 import { Resources } from "./client.js";
 import { parseManifests, render } from "./manifest.js";
 import { parseSelector } from "./selector.js";
+import { nodeName } from "./validate.js";
+import type { Resource } from "./kinds.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "weft-res-"));
 let n = 0;
@@ -134,4 +136,22 @@ describe("selectors", () => {
     ["!(zone == 'a')", false],
   ];
   for (const [s, want] of cases) it(`${s} -> ${want}`, () => expect(parseSelector(s)(labels)).toBe(want));
+});
+
+describe("node names and resources built in code", () => {
+  it("take the hostname in lowercase by default and refuse a name a Node cannot have", async () => {
+    const { hostname } = await import("node:os");
+    expect(nodeName()).toBe(hostname().trim().toLowerCase());
+    expect(nodeName("worker-1")).toBe("worker-1");
+    for (const bad of ["Bad Name", "UPPER", "-x", "a_b", ""]) expect(() => nodeName(bad), bad).toThrow(/metadata.name/);
+  });
+
+  it("go through the kind's validator on every write, not only from manifests (a node once registered 'Bad Name')", async () => {
+    const res = await fresh();
+    const node = (name: string) => ({ apiVersion: "projectcalico.org/v3", kind: "Node", metadata: { name }, spec: {} }) as unknown as Resource;
+    await expect(res.apply([node("Bad Name")])).rejects.toThrow(/Node\(Bad Name\): metadata.name: must be lowercase/);
+    expect(await res.list("Node")).toEqual([]);
+    await res.apply([node("good-1")]);
+    expect((await res.list("Node")).map((r) => r.metadata.name)).toEqual(["good-1"]);
+  });
 });

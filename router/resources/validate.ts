@@ -1,4 +1,5 @@
 // One validator per kind. Messages follow Calico's, so what users search for matches.
+import os from "node:os";
 import type { z } from "zod";
 import { API_VERSION, KINDS, metadata, type IPPool, type Kind, type Resource } from "./kinds.js";
 import { isStrictlyMasked, LINK_LOCAL_V4, overlaps, parseAnyCIDR } from "./cidr.js";
@@ -31,6 +32,17 @@ function parseWith<T>(schema: z.ZodType<T>, value: unknown, label: string, prefi
   const issue = r.error.issues[0];
   const extraKeys = issue.code === "unrecognized_keys" ? "" : fieldPath(issue.path);
   throw new ValidationError(label, [prefix, extraKeys].filter(Boolean).join("."), zodReason(issue));
+}
+
+/**
+ * This host's node name: the one given, or the hostname in lowercase (as Calico's
+ * NODENAME default). Checked with the Node resource's own name rule, so a node never
+ * registers (or claims IPAM blocks for) a name that `weft apply` would refuse.
+ */
+export function nodeName(given?: string): string {
+  const name = given ?? os.hostname().trim().toLowerCase();
+  parseWith(metadata, { name }, `Node(${name})`, "metadata");
+  return name;
 }
 
 /** Checks the shape of one manifest document and fills defaults (no cross-resource checks). */

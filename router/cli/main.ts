@@ -42,7 +42,7 @@ node
   .command("run")
   .description("run this host's node: from the datastore (default), or with --config from a static-routes file")
   .option("--datastore <url>", `sqlite:PATH or etcd://HOST:PORT[,HOST:PORT] (env WEFT_DATASTORE; default ${DEFAULT_DATASTORE})`)
-  .option("--name <name>", "node name (default: the hostname)")
+  .option("--name <name>", "node name: lowercase letters, digits, - and . (default: the hostname in lowercase)")
   .option("--ip <address/prefix>", "underlay address with its prefix (default: the address of the default route's interface)")
   .option("--interface <dev>", "underlay interface (default: the one holding the address)")
   .addOption(new Option("--backend <backend>", "bgp: share routes over BGP (Calico's default); vxlan: BGP off, routes from the datastore").choices(["bgp", "vxlan"]).default("bgp"))

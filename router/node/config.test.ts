@@ -27,6 +27,12 @@ describe("static node config", () => {
     ["an unknown field", { ...good, tunnel: "x" }, /config: \(top level\): unknown field "tunnel"/],
     ["a bad VTEP MAC", { ...good, routes: [{ ...good.routes[1], vtepMAC: "66:00" }] }, /routes\[0\]\.vtepMAC: expected a MAC/],
     ["a duplicated route", { ...good, routes: [good.routes[0], good.routes[0]] }, /routes\[1\]\.cidr: .* listed twice/],
+    ["a route via this node's own address", { ...good, routes: [{ ...good.routes[0], address: "10.30.0.11" }] }, /routes\[0\]\.address: 10\.30\.0\.11 is this node's own address/],
+    ["a default route (it would replace the host's)", { ...good, routes: [{ ...good.routes[0], cidr: "0.0.0.0/0" }] }, /routes\[0\]\.cidr: 0\.0\.0\.0\/0 contains this node's address 10\.30\.0\.11; routing it through the tunnel would cut the underlay/],
+    ["a route over the underlay subnet", { ...good, routes: [good.routes[0], { ...good.routes[1], cidr: "10.30.0.0/24" }] }, /routes\[1\]\.cidr: 10\.30\.0\.0\/24 contains this node's address/],
+    ["a route over another node's address", { ...good, routes: [good.routes[0], { ...good.routes[1], cidr: "10.30.1.0/24" }] }, /routes\[1\]\.cidr: 10\.30\.1\.0\/24 contains node worker-3's address 10\.30\.1\.13/],
+    ["two nodes at one address", { ...good, routes: [good.routes[0], { ...good.routes[1], address: "10.30.0.12" }] }, /routes\[1\]\.address: 10\.30\.0\.12 is already node worker-2's address \(routes\[0\]\)/],
+    ["one node at two addresses", { ...good, routes: [good.routes[0], { ...good.routes[1], node: "worker-2" }] }, /routes\[1\]\.address: node worker-2 is at 10\.30\.0\.12 in routes\[0\]/],
   ];
   for (const [what, doc, re] of bad) {
     it(`rejects ${what} with one line naming the field`, () => {

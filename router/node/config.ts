@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYAML } from "yaml";
 import { z } from "zod";
-import { parseCIDR, parseIPv4, parseMAC } from "../dataplane/addr.js";
+import { contains, parseCIDR, parseIPv4, parseMAC } from "../dataplane/addr.js";
 
 const ipv4 = z.string().refine((s) => parseIPv4(s) !== undefined, { message: "expected an IPv4 address such as 10.30.0.12" });
 const addressWithPrefix = z.string().refine((s) => parseCIDR(s, false) !== undefined && parseCIDR(s, false)!.len > 0, {
@@ -70,10 +70,30 @@ export function validateStaticConfig(doc: unknown, source = "config"): StaticCon
     throw new ConfigError(`${source}: ${field}: ${msg}`);
   }
   const cfg = r.data;
+  const own = cfg.address.split("/")[0];
+  // Next hops must be other nodes, one address per node, and no route may cover a
+  // node's underlay address: that would send the tunnel's own packets into the tunnel
+  // (a route over this node's subnet replaces its connected route and cuts the host off).
   const seen = new Set<string>();
+  const nodeAt = new Map<string, { node: string; i: number }>();
+  const addressOf = new Map<string, { address: string; i: number }>();
   cfg.routes.forEach((route, i) => {
-    if (seen.has(route.cidr)) throw new ConfigError(`${source}: routes[${i}].cidr: ${route.cidr} is listed twice`);
+    const at = `${source}: routes[${i}]`;
+    if (seen.has(route.cidr)) throw new ConfigError(`${at}.cidr: ${route.cidr} is listed twice`);
     seen.add(route.cidr);
+    if (route.address === own) throw new ConfigError(`${at}.address: ${route.address} is this node's own address; a route's address is the node that holds the block`);
+    const other = nodeAt.get(route.address);
+    if (other && other.node !== route.node) throw new ConfigError(`${at}.address: ${route.address} is already node ${other.node}'s address (routes[${other.i}])`);
+    nodeAt.set(route.address, { node: route.node, i });
+    const prev = addressOf.get(route.node);
+    if (prev && prev.address !== route.address) throw new ConfigError(`${at}.address: node ${route.node} is at ${prev.address} in routes[${prev.i}]`);
+    addressOf.set(route.node, { address: route.address, i });
+  });
+  const underlay = [{ who: "this node's address", address: own }, ...[...nodeAt].map(([address, n]) => ({ who: `node ${n.node}'s address`, address }))];
+  cfg.routes.forEach((route, i) => {
+    const block = parseCIDR(route.cidr)!;
+    const covered = underlay.find((u) => contains(block, parseIPv4(u.address)!));
+    if (covered) throw new ConfigError(`${source}: routes[${i}].cidr: ${route.cidr} contains ${covered.who} ${covered.address}; routing it through the tunnel would cut the underlay`);
   });
   return cfg;
 }

@@ -100,7 +100,7 @@ export function startDataplane(o: NodeBaseOptions, log: Logger): NodeBase {
   kernel.setSysctl(`net.ipv4.conf.${o.tunnelDevice}.accept_local`, 1);
   kernel.setSysctl(`net.ipv4.conf.${o.tunnelDevice}.rp_filter`, 0);
   kernel.setSysctlIfPresent(`net.ipv6.conf.${o.tunnelDevice}.disable_ipv6`, 1);
-  const owner = new RouteOwner(fp, { tunnelDevice: o.tunnelDevice, uplink: o.uplink, underlayGateway: o.underlayGateway }, log);
+  const owner = new RouteOwner(fp, { address: o.localAddress, tunnelDevice: o.tunnelDevice, uplink: o.uplink, underlayGateway: o.underlayGateway }, log);
   return { fp, dp, owner, mac };
 }
 

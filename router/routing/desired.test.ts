@@ -25,4 +25,19 @@ describe("desired state", () => {
     expect(d.replace).toEqual([{ ...b, gateway: "1.1.1.9" }]);
     expect(d.remove).toEqual([c]);
   });
+
+  it("leaves out a block that covers a node's underlay address, and says which", () => {
+    const s = desiredState({ ...local, address: "10.30.0.11" }, [
+      { cidr: "10.30.0.0/26", node: "worker-2", address: "10.30.0.12", encapsulation: "IPIP" },
+      { cidr: "10.30.1.0/26", node: "worker-3", address: "10.30.1.13", encapsulation: "VXLAN" },
+      { cidr: "192.168.97.192/26", node: "worker-3", address: "10.30.1.13", encapsulation: "IPIP" },
+    ]);
+    expect(s.kernel.map((r) => r.dst)).toEqual(["192.168.97.192/26"]);
+    expect(s.fast).toHaveLength(1);
+    expect(s.refused).toEqual([
+      { cidr: "10.30.0.0/26", node: "worker-2", covers: "10.30.0.11" },
+      { cidr: "10.30.1.0/26", node: "worker-3", covers: "10.30.1.13" },
+    ]);
+    expect(s.nodes).toHaveLength(2); // their encapsulated packets are still accepted
+  });
 });

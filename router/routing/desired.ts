@@ -1,7 +1,7 @@
 // The whole desired state of a node, computed from what it knows about remote
 // blocks: kernel routes (weft's protocol only), the fast-path table and the set of
 // nodes whose encapsulated packets are accepted.
-import { parseCIDR, parseIPv4 } from "../dataplane/addr.js";
+import { contains, parseCIDR, parseIPv4 } from "../dataplane/addr.js";
 import { ENCAP_IPIP, ENCAP_VXLAN, type FastRoute } from "../dataplane/fastpath.js";
 import { vtepMAC } from "../dataplane/vtep.js";
 import type { KernelRoute } from "../native/iproute.js";
@@ -17,6 +17,8 @@ export interface RemoteBlock {
 }
 
 export interface LocalNode {
+  /** This node's underlay address. */
+  address?: string;
   tunnelDevice: string;
   uplink: string;
   /** The underlay's own next hop toward a node off our subnet (its gateway), if any. */
@@ -27,15 +29,27 @@ export interface DesiredState {
   kernel: KernelRoute[];
   fast: FastRoute[];
   nodes: number[];
+  /** Blocks left out because they cover a node's underlay address (a pool overlapping the hosts' network). */
+  refused: Array<{ cidr: string; node: string; covers: string }>;
 }
 
 export function desiredState(local: LocalNode, blocks: RemoteBlock[]): DesiredState {
   const kernel: KernelRoute[] = [];
   const fast: FastRoute[] = [];
   const nodes = new Set<number>();
+  const refused: DesiredState["refused"] = [];
+  // A route over a node's underlay address would send the tunnel's own packets into
+  // the tunnel (or, over this node's subnet, replace its connected route).
+  const underlay = [...new Set([...(local.address ? [local.address] : []), ...blocks.map((b) => b.address)])];
   for (const b of blocks) {
     const nextHop = parseIPv4(b.address)!;
     nodes.add(nextHop);
+    const block = parseCIDR(b.cidr)!;
+    const covers = underlay.find((a) => contains(block, parseIPv4(a)!));
+    if (covers) {
+      refused.push({ cidr: b.cidr, node: b.node, covers });
+      continue;
+    }
     if (b.encapsulation === "None") {
       // Direct routing is the kernel's own: no userspace hop. A node off our subnet
       // is reached through the underlay's gateway, which must then know the block.
@@ -50,7 +64,7 @@ export function desiredState(local: LocalNode, blocks: RemoteBlock[]): DesiredSt
       vtepMAC: b.encapsulation === "VXLAN" ? (b.vtepMAC ?? vtepMAC(b.node)) : undefined,
     });
   }
-  return { kernel, fast, nodes: [...nodes] };
+  return { kernel, fast, nodes: [...nodes], refused };
 }
 
 const same = (a: KernelRoute, b: KernelRoute) =>

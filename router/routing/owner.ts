@@ -27,6 +27,7 @@ export class RouteOwner {
   private mtu = 0;
   private natKey = "";
   private nodesKey = "";
+  private refusedKey = "";
 
   constructor(
     private readonly fp: FastPath,
@@ -41,6 +42,11 @@ export class RouteOwner {
 
   async apply(d: Desired): Promise<{ changed: number; removed: number; kept: number }> {
     const want = desiredState(this.local, d.remote);
+    const refusedKey = JSON.stringify(want.refused);
+    if (refusedKey !== this.refusedKey) {
+      if (want.refused.length) this.log.error({ blocks: want.refused }, "blocks that cover a node's underlay address are not routed (does an IP pool overlap the hosts' network?)");
+      this.refusedKey = refusedKey;
+    }
     for (const b of d.localBlocks ?? []) want.kernel.push({ dst: b, type: "blackhole" });
     // Fast path first, so a route the kernel starts using is already known.
     const nodesKey = want.nodes.sort().join(",");

@@ -120,6 +120,21 @@ spec: {bgp: {ipv4Address: 10.30.0.11/24, routeReflectorClusterID: 10.30.0.1}}
     expect((await r.apply(parseManifests(text, "bgp.yaml"))).map((x) => x.action)).toEqual(["created", "created", "created"]);
     expect(() => parseManifests(text.replace("listenPort: 179", "listenPort: 70000"), "x")).toThrow(/spec\.listenPort/);
   });
+
+  it("a BGPPeer names one peer one way and a peer address that is one", () => {
+    const peer = (spec: string) => `apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: p}\nspec: ${spec}\n`;
+    expect(parseManifests(peer("{peerIP: 10.30.0.1, asNumber: 65001, node: worker-1}"), "x")).toHaveLength(1);
+    expect(parseManifests(peer("{peerIP: '10.30.0.1:1790', asNumber: 65001}"), "x")).toHaveLength(1);
+    const bad: Array<[string, RegExp]> = [
+      ["{peerIP: 10.30.0.300, asNumber: 1}", /spec\.peerIP: "10\.30\.0\.300" is not an IPv4 address/],
+      ["{peerIP: '10.30.0.1:70000', asNumber: 1}", /spec\.peerIP: "10\.30\.0\.1:70000" is not an IPv4 address/],
+      ["{peerIP: 10.30.0.1}", /spec\.asNumber: must be set when peerSelector is not set/],
+      ["{asNumber: 1}", /spec\.peerIP: must be set when peerSelector is not set/],
+      ["{peerIP: 10.30.0.1, asNumber: 1, peerSelector: all()}", /spec: cannot set both peerIP and peerSelector/],
+      ["{peerSelector: all(), node: a, nodeSelector: all()}", /spec: cannot set both node and nodeSelector/],
+    ];
+    for (const [spec, msg] of bad) expect(() => parseManifests(peer(spec), "x"), spec).toThrow(msg);
+  });
 });
 
 describe("selectors", () => {

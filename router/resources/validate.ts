@@ -1,7 +1,8 @@
 // One validator per kind. Messages follow Calico's, so what users search for matches.
 import os from "node:os";
 import type { z } from "zod";
-import { API_VERSION, KINDS, metadata, type IPPool, type Kind, type Resource } from "./kinds.js";
+import { API_VERSION, KINDS, metadata, type BGPPeer, type IPPool, type Kind, type Resource } from "./kinds.js";
+import { parseIPv4 } from "../dataplane/addr.js";
 import { isStrictlyMasked, LINK_LOCAL_V4, overlaps, parseAnyCIDR } from "./cidr.js";
 import { parseSelector, SelectorError } from "./selector.js";
 
@@ -59,7 +60,27 @@ export function parseResource(doc: unknown): Resource {
   const res: Resource = { apiVersion: API_VERSION, kind, metadata: meta, spec };
   if (kind === "IPPool") validateIPPoolShape(res as IPPool);
   if (kind === "BGPPeer" || kind === "Node" || kind === "BGPConfiguration") validateSelectors(res);
+  if (kind === "BGPPeer") validateBGPPeer(res as BGPPeer);
   return res;
+}
+
+/** Who a BGPPeer applies to and who it peers with: one way each, and a peer address that is one. */
+function validateBGPPeer(peer: BGPPeer): void {
+  const s = peer.spec;
+  const label = `BGPPeer(${peer.metadata.name})`;
+  if (s.node && s.nodeSelector) throw new ValidationError(label, "spec", "cannot set both node and nodeSelector");
+  if (s.peerIP && s.peerSelector) throw new ValidationError(label, "spec", "cannot set both peerIP and peerSelector");
+  if (!s.peerSelector) {
+    if (!s.peerIP) throw new ValidationError(label, "spec.peerIP", "must be set when peerSelector is not set");
+    if (s.asNumber === undefined) throw new ValidationError(label, "spec.asNumber", "must be set when peerSelector is not set");
+  }
+  if (s.peerIP) {
+    const m = /^([^:]+)(?::(\d{1,5}))?$/.exec(s.peerIP);
+    const port = m?.[2] === undefined ? 179 : Number(m[2]);
+    if (!m || parseIPv4(m[1]) === undefined || port < 1 || port > 65535) {
+      throw new ValidationError(label, "spec.peerIP", `"${s.peerIP}" is not an IPv4 address (optionally with :port); weft peers over IPv4`);
+    }
+  }
 }
 
 const poolLabel = (p: IPPool) => `IPPool(${p.metadata.name})`;

@@ -2,7 +2,7 @@
 // as Calico decides it: a full iBGP mesh among nodes without a route-reflector cluster
 // ID (connecting one way: passive toward higher addresses), plus BGPPeers that select
 // this node (node, nodeSelector, or global) and name a peer by IP or by peerSelector.
-import type { BGPConfiguration, BGPPeer, NodeResource } from "../resources/kinds.js";
+import { nodeIPv4, type BGPConfiguration, type BGPPeer, type NodeResource } from "../resources/kinds.js";
 import { parseSelector } from "../resources/selector.js";
 import { ipNum, type PeerConfig } from "./session.js";
 
@@ -25,7 +25,7 @@ export function bgpSettings(configs: BGPConfiguration[]): BgpSettings {
   return { as: d?.asNumber ?? DEFAULT_AS, meshEnabled: d?.nodeToNodeMeshEnabled ?? true, listenPort: d?.listenPort ?? 179, restartTime: Math.min(seconds(d?.nodeMeshMaxRestartTime, 120), 4095) };
 }
 
-const addrOf = (n: NodeResource) => n.spec.bgp?.ipv4Address?.split("/")[0];
+const addrOf = (n: NodeResource) => nodeIPv4(n)?.address;
 const asOf = (n: NodeResource, s: BgpSettings) => n.spec.bgp?.asNumber ?? s.as;
 
 export interface PeerPlan {

@@ -1,6 +1,7 @@
 // The resource kinds weft supports, in Calico's projectcalico.org/v3 shape: one
 // schema per kind (defaults included); semantic checks live in validate.ts.
 import { z } from "zod";
+import { parseCIDR, parseIPv4, parseMAC } from "../dataplane/addr.js";
 
 export const API_VERSION = "projectcalico.org/v3";
 
@@ -39,19 +40,24 @@ export const ipPoolSpec = z
   })
   .strict();
 
+// A Node's addresses feed routes and BGP sessions: each must parse, or the resource is refused.
+const ipv4Address = z.string().refine((s) => parseIPv4(s) !== undefined, { message: "must be an IPv4 address such as 10.30.0.1" });
+const ipv4WithPrefix = z.string().refine((s) => s.includes("/") && parseCIDR(s, false) !== undefined, { message: "must be an IPv4 address with its prefix length, such as 10.30.0.11/24" });
+const macAddress = z.string().refine((s) => parseMAC(s) !== undefined, { message: "must be a MAC address such as 66:93:7f:54:d5:53" });
+
 export const nodeSpec = z
   .object({
     bgp: z
       .object({
-        ipv4Address: z.string().optional(),
+        ipv4Address: ipv4WithPrefix.optional(),
         ipv6Address: z.string().optional(),
         asNumber: asNumber.optional(),
-        routeReflectorClusterID: z.string().optional(),
+        routeReflectorClusterID: ipv4Address.optional(),
       })
       .strict()
       .optional(),
-    ipv4VXLANTunnelAddr: z.string().optional(),
-    vxlanTunnelMACAddr: z.string().optional(),
+    ipv4VXLANTunnelAddr: ipv4Address.optional(),
+    vxlanTunnelMACAddr: macAddress.optional(),
     addresses: z.array(z.object({ address: z.string(), type: z.string().optional() }).strict()).optional(),
   })
   .strict();
@@ -109,4 +115,22 @@ export type BGPPeer = Resource<BGPPeerSpec>;
 export function kindOf(word: string): Kind | undefined {
   const w = word.toLowerCase();
   return (Object.keys(KINDS) as Kind[]).find((k) => k.toLowerCase() === w || (KINDS[k].aliases as readonly string[]).includes(w));
+}
+
+/**
+ * A Node's underlay IPv4 address (with its prefix, and alone), or undefined if it has
+ * none that parses. Everything that reads Node resources goes through this: a Node
+ * written around the validator (an older version, a hand edit in etcd) is then treated
+ * as not registered yet instead of yielding routes or sessions to a bad address.
+ */
+export function nodeIPv4(n: NodeResource): { cidr: string; address: string } | undefined {
+  const cidr = n.spec.bgp?.ipv4Address;
+  if (!cidr || !cidr.includes("/") || parseCIDR(cidr, false) === undefined) return undefined;
+  return { cidr, address: cidr.split("/")[0] };
+}
+
+/** The VXLAN MAC a Node declares, if it parses. */
+export function nodeVtepMAC(n: NodeResource): string | undefined {
+  const mac = n.spec.vxlanTunnelMACAddr;
+  return mac && parseMAC(mac) ? mac : undefined;
 }

@@ -121,6 +121,19 @@ spec: {bgp: {ipv4Address: 10.30.0.11/24, routeReflectorClusterID: 10.30.0.1}}
     expect(() => parseManifests(text.replace("listenPort: 179", "listenPort: 70000"), "x")).toThrow(/spec\.listenPort/);
   });
 
+  it("a Node's addresses and MAC parse, or the Node is refused", () => {
+    const nodeDoc = (spec: string) => `apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: n1}\nspec: ${spec}\n`;
+    expect(parseManifests(nodeDoc("{bgp: {ipv4Address: 10.30.0.11/24, routeReflectorClusterID: 10.30.0.1}, ipv4VXLANTunnelAddr: 192.168.1.1, vxlanTunnelMACAddr: '66:93:7f:54:d5:53'}"), "x")).toHaveLength(1);
+    const bad: Array<[string, RegExp]> = [
+      ["{bgp: {ipv4Address: 10.30.0.300/24}}", /spec\.bgp\.ipv4Address: must be an IPv4 address with its prefix length/],
+      ["{bgp: {ipv4Address: 10.30.0.11}}", /spec\.bgp\.ipv4Address: must be an IPv4 address with its prefix length/],
+      ["{bgp: {ipv4Address: 10.30.0.11/24, routeReflectorClusterID: x}}", /spec\.bgp\.routeReflectorClusterID: must be an IPv4 address/],
+      ["{ipv4VXLANTunnelAddr: foo}", /spec\.ipv4VXLANTunnelAddr: must be an IPv4 address/],
+      ["{vxlanTunnelMACAddr: zz}", /spec\.vxlanTunnelMACAddr: must be a MAC address/],
+    ];
+    for (const [spec, msg] of bad) expect(() => parseManifests(nodeDoc(spec), "x"), spec).toThrow(msg);
+  });
+
   it("a BGPPeer names one peer one way and a peer address that is one", () => {
     const peer = (spec: string) => `apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: p}\nspec: ${spec}\n`;
     expect(parseManifests(peer("{peerIP: 10.30.0.1, asNumber: 65001, node: worker-1}"), "x")).toHaveLength(1);

@@ -38,4 +38,12 @@ describe("cluster desired state (seen from worker-1)", () => {
     const s = clusterState("worker-1", { pools: [pool("Always")], nodes, blocks: b });
     expect(s.remote.map((r) => `${r.cidr}->${r.node}`).sort()).toEqual(["192.168.133.192/26->worker-2", "192.168.133.197/32->worker-3"]);
   });
+
+  it("treats a Node stored with an address or MAC that does not parse as not registered, or uses the derived MAC", () => {
+    const bad = [node("worker-1", "10.30.0.11/24"), node("worker-2", "10.30.0.300/24"), { ...node("worker-3", "10.30.1.13/24"), spec: { bgp: { ipv4Address: "10.30.1.13/24" }, vxlanTunnelMACAddr: "zz" } }];
+    const s = clusterState("worker-1", { pools: [pool("Never", "Always")], nodes: bad, blocks });
+    expect(s.remote.map((r) => r.node)).toEqual(["worker-3"]);
+    expect(s.remote[0].vtepMAC).toMatch(/^66:/);
+    expect(s.knownNodes).toEqual(["10.30.1.13"]);
+  });
 });

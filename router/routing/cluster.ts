@@ -4,7 +4,7 @@
 // local node's prefix), which nodes may send us encapsulated traffic, and natOutgoing.
 import { contains, parseCIDR, parseIPv4 } from "../dataplane/addr.js";
 import { vtepMAC } from "../dataplane/vtep.js";
-import type { IPPool, NodeResource } from "../resources/kinds.js";
+import { nodeIPv4, nodeVtepMAC, type IPPool, type NodeResource } from "../resources/kinds.js";
 import { addressAt, nodeOfAffinity, type Block } from "../ipam/ipam.js";
 import type { Encapsulation, RemoteBlock } from "./desired.js";
 
@@ -25,7 +25,7 @@ export interface ClusterState {
 }
 
 export function nodeAddress(n: NodeResource): string | undefined {
-  return n.spec.bgp?.ipv4Address;
+  return nodeIPv4(n)?.cidr;
 }
 
 /** How traffic to a node at remoteAddr goes for a pool, seen from a node at localCIDR. */
@@ -52,7 +52,7 @@ function poolOf(pools: IPPool[], b: Block): IPPool | undefined {
 /** Remote routes from BGP best paths: toward a node (encapsulated per its pool) or,
  * for a next hop that is no node (an external router), a direct route. */
 export function remoteFromBgp(me: string, view: ClusterView, best: Array<{ prefix: string; nextHop: string }>): RemoteBlock[] {
-  const byAddr = new Map(view.nodes.map((n) => [nodeAddress(n)?.split("/")[0], n]));
+  const byAddr = new Map(view.nodes.map((n) => [nodeIPv4(n)?.address, n]));
   const mine = view.nodes.find((n) => n.metadata.name === me);
   const localCIDR = mine ? (nodeAddress(mine) ?? "") : "";
   const out: RemoteBlock[] = [];
@@ -64,7 +64,7 @@ export function remoteFromBgp(me: string, view: ClusterView, best: Array<{ prefi
       const pc = parseCIDR(p.spec.cidr);
       return pc && pc.len <= c.len && contains(pc, c.addr);
     });
-    if (n && pool) out.push({ cidr: prefix, node: n.metadata.name, address: nextHop, encapsulation: encapsulationFor(pool, localCIDR, nextHop), vtepMAC: n.spec.vxlanTunnelMACAddr ?? vtepMAC(n.metadata.name) });
+    if (n && pool) out.push({ cidr: prefix, node: n.metadata.name, address: nextHop, encapsulation: encapsulationFor(pool, localCIDR, nextHop), vtepMAC: nodeVtepMAC(n) ?? vtepMAC(n.metadata.name) });
     else out.push({ cidr: prefix, node: n?.metadata.name ?? nextHop, address: nextHop, encapsulation: "None" });
   }
   return out;
@@ -93,9 +93,9 @@ export function clusterState(me: string, view: ClusterView): ClusterState {
   const remote: RemoteBlock[] = [];
   const route = (cidr: string, owner: string, pool: IPPool) => {
     const n = nodes.get(owner);
-    const addr = n && nodeAddress(n)?.split("/")[0];
+    const addr = n && nodeIPv4(n)?.address;
     if (!n || !addr) return; // a node we cannot reach (not registered yet)
-    remote.push({ cidr, node: owner, address: addr, encapsulation: encapsulationFor(pool, localCIDR, addr), vtepMAC: n.spec.vxlanTunnelMACAddr ?? vtepMAC(owner) });
+    remote.push({ cidr, node: owner, address: addr, encapsulation: encapsulationFor(pool, localCIDR, addr), vtepMAC: nodeVtepMAC(n) ?? vtepMAC(owner) });
   };
   for (const b of view.blocks) {
     const owner = nodeOfAffinity(b.affinity);
@@ -109,7 +109,7 @@ export function clusterState(me: string, view: ClusterView): ClusterState {
     }
   }
   const v4Pools = view.pools.filter((p) => !p.spec.cidr.includes(":"));
-  const knownNodes = view.nodes.filter((n) => n.metadata.name !== me).map((n) => nodeAddress(n)?.split("/")[0]).filter((a): a is string => !!a);
+  const knownNodes = view.nodes.filter((n) => n.metadata.name !== me).map((n) => nodeIPv4(n)?.address).filter((a): a is string => !!a);
   return {
     localBlocks,
     remote,

@@ -64,6 +64,14 @@ describe("weft with bad arguments", () => {
     expect(s.status).toBe(0);
   });
 
+  it("weft get against an etcd that does not answer: exit 1 at once, naming the datastore", () => {
+    const t0 = Date.now();
+    const r = weft(["get", "ippool", "--datastore", "etcd://127.0.0.1:1"]);
+    expect(r.stderr).toMatch(/datastore etcd:\/\/127\.0\.0\.1:1 did not answer \(connect ECONNREFUSED 127\.0\.0\.1:1\); is etcd running there\?/);
+    expect(r.status).toBe(1);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+
   it("created no datastore file for the commands that only read or were refused", () => {
     expect(existsSync(path.join(dir, "typo"))).toBe(false);
     expect(existsSync(path.join(dir, "none.db"))).toBe(false);

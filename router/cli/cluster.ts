@@ -18,9 +18,18 @@ const datastoreOption = () => new Option("--datastore <url>", `sqlite:PATH or et
 
 /** Runs fn on the datastore; only commands that write resources (create) make a new SQLite file. */
 async function withStore<T>(opts: { datastore?: string }, fn: (s: Datastore) => Promise<T>, how: { create?: boolean } = {}): Promise<T> {
-  const store = await openDatastore(datastoreURL(opts), { create: how.create ?? false });
+  const url = datastoreURL(opts);
+  const store = await openDatastore(url, { create: how.create ?? false });
   try {
     return await fn(store);
+  } catch (err) {
+    // etcd's client reports an unreachable cluster as gRPC status 14 with a long text.
+    const e = err as { code?: unknown; message?: string };
+    if (e?.code === 14 || /^14 UNAVAILABLE/.test(e?.message ?? "")) {
+      const why = /Last error: (?:Error: )?(.*?)\.?\s*(?:Resolution note|$)/.exec(e.message ?? "")?.[1] ?? "no connection";
+      throw new Error(`datastore ${url} did not answer (${why}); is etcd running there?`);
+    }
+    throw err;
   } finally {
     await store.close();
   }

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -14,6 +14,12 @@ describe("datastore URLs", () => {
     await expect(openDatastore("mysql://x")).rejects.toThrow(/unknown kind; use sqlite:PATH or etcd:\/\/HOST:PORT/);
     await expect(openDatastore("etcd://nohostport")).rejects.toThrow(/expected etcd:\/\/HOST:PORT/);
     await expect(openDatastore("sqlite:")).rejects.toThrow(/give a file/);
+  });
+
+  it("name the file when it is not a database", async () => {
+    const file = path.join(dir, "not-a-db.db");
+    writeFileSync(file, "hello\n");
+    await expect(openDatastore(`sqlite:${file}`)).rejects.toThrow(`datastore sqlite:${file}: file is not a database`);
   });
 
   it("leave a missing SQLite file alone for commands that only read or remove, and create it otherwise", async () => {

@@ -17,8 +17,14 @@ export class SqliteStore implements Datastore {
 
   static open(file: string): SqliteStore {
     mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-    const db = new Database(file, { timeout: 10_000 });
-    db.pragma("journal_mode = WAL");
+    let db: Database.Database;
+    try {
+      db = new Database(file, { timeout: 10_000 });
+      db.pragma("journal_mode = WAL");
+    } catch (err) {
+      // Not a database, a directory, no permission: say which file.
+      throw Object.assign(new Error(`datastore sqlite:${file}: ${(err as Error).message}`), { code: (err as { code?: unknown }).code });
+    }
     db.pragma("synchronous = NORMAL");
     db.exec(`
       CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, mod_rev INTEGER NOT NULL);

@@ -5,6 +5,7 @@ import path from "node:path";
 import { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
 import { native, projectRoot, KIND_SOCK, KIND_TUN, type Native } from "../native/index.js";
+import { isTunTap, linkInfo } from "../native/iproute.js";
 import { FastPath, CH_IPIP, CH_TUN, CH_VXLAN, OFFLOAD_GRO, OFFLOAD_VNET } from "./fastpath.js";
 import { HOST_COUNTER } from "./counters.js";
 import { Readiness, Receiver, sendChannel, stage } from "./receiver.js";
@@ -105,6 +106,11 @@ export class Dataplane {
       // EBUSY: another process holds the device (single-queue TUN takes one owner).
       if ((err as { errno?: number }).errno === 16) {
         throw new Error(`${tunName} is held by another process (is a weft node already running on this host? "weft node status" shows it; a second node needs its own tunnelDevice)`);
+      }
+      // EINVAL: a device of that name exists but is no TUN (a bridge, a TAP, ...).
+      if ((err as { errno?: number }).errno === 22 && linkInfo(tunName)) {
+        const what = isTunTap(tunName) ? "a TUN/TAP device weft cannot attach to (a TAP, or other flags)" : "not a TUN device";
+        throw new Error(`${tunName} exists and is ${what}; remove it (ip link del ${tunName}) or give weft another tunnelDevice`);
       }
       throw err;
     }

@@ -104,6 +104,11 @@ export function linkInfo(name: string): LinkInfo | undefined {
   return { name, mtu, up: (flags & 1) === 1 };
 }
 
+/** Whether a link is a TUN/TAP device (only those have tun_flags). */
+export function isTunTap(name: string): boolean {
+  return existsSync(`/sys/class/net/${name}/tun_flags`);
+}
+
 /** Name of the interface holding an IPv4 address (the node's uplink). */
 export async function interfaceWithAddress(address: string): Promise<string | undefined> {
   const out = await ip(["-j", "-4", "addr", "show"]);

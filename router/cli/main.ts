@@ -10,6 +10,7 @@ import { datastoreURL, ManifestError, readManifest, registerClusterCommands } fr
 import { interfaceName, wholeNumber } from "./args.js";
 import { DEFAULT_DATASTORE, DatastoreURLError } from "../store/store.js";
 import { ValidationError } from "../resources/validate.js";
+import { parseManifests } from "../resources/manifest.js";
 import { BENCH_PATHS } from "../bench/paths.js";
 import { switchesHelp } from "../node/env.js";
 
@@ -184,8 +185,10 @@ lab
   .action(async (opts: { filename: string; prefix: string }) => {
     const ds = labDatastore(opts.prefix);
     if (!ds) throw new ConfigError(`lab "${opts.prefix}" has no datastore (is it up, and not --datastore static?)`);
+    const text = readManifest(opts.filename);
+    parseManifests(text, opts.filename); // each document checked here first: exit 2, naming the user's file
     const l = await labOf(opts.prefix, ds);
-    process.stdout.write(await l.apply(readManifest(opts.filename)));
+    process.stdout.write(await l.apply(text));
   });
 
 lab

@@ -125,7 +125,15 @@ export class Lab {
   async apply(manifest: string): Promise<string> {
     const file = path.join(this.dir, `apply-${Date.now()}.yaml`);
     writeFileSync(file, manifest);
-    return this.weft(["apply", "-f", file]);
+    try {
+      return await this.weft(["apply", "-f", file]);
+    } catch (err) {
+      // Only what weft said (not the command line that ran it in the gateway namespace).
+      const said = /weft: ([^\n]*)\s*$/.exec((err as Error).message)?.[1];
+      throw new Error(said ? said.replaceAll(`${file}: `, "") : (err as Error).message);
+    } finally {
+      rmSync(file, { force: true });
+    }
   }
 
   podAddress(pod: string): string {

@@ -25,6 +25,7 @@ describe("whole-number and interface-name options", () => {
 
 describe("weft with bad arguments", () => {
   const dir = mkdtempSync(path.join(tmpdir(), "weft-args-"));
+  writeFileSync(path.join(dir, "unmasked.json"), '{"apiVersion":"projectcalico.org/v3","kind":"IPPool","metadata":{"name":"p"},"spec":{"cidr":"10.1.0.1/16"}}');
   const cases: Array<[string[], RegExp]> = [
     [["bench", "bgp", "--nodes", "abc"], /--nodes must be a whole number from 1 to 200, not "abc"/],
     [["bench", "bgp", "--nodes", "1"], /at least 2 nodes/],
@@ -40,6 +41,7 @@ describe("weft with bad arguments", () => {
     [["node", "run", "--datastore", `sqlite:${dir}/n.db`, "--name", "a", "--interface", "nope0"], /--interface: nope0 does not exist on this host/],
     [["lab", "exec", "pod-9", "--", "true"], /no lab host or pod "pod-9"; choose from master, worker-1/],
     [["lab", "up", "--prefix", "BAD"], /lab prefix "BAD" must be 1-8 lowercase letters/],
+    [["lab", "apply", "-f", path.join(dir, "unmasked.json"), "--prefix", "zz"], /unmasked\.json: document 1: IPPool\(p\): spec\.cidr: IPPool CIDR must be strictly masked/],
   ];
   for (const [args, message] of cases) {
     it(`weft ${args.join(" ")}: exit 2 and says why`, () => {

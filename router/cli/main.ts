@@ -183,10 +183,10 @@ lab
   .requiredOption("-f, --filename <file>", "manifest file")
   .addOption(labPrefix)
   .action(async (opts: { filename: string; prefix: string }) => {
-    const ds = labDatastore(opts.prefix);
-    if (!ds) throw new ConfigError(`lab "${opts.prefix}" has no datastore (is it up, and not --datastore static?)`);
     const text = readManifest(opts.filename);
     parseManifests(text, opts.filename); // each document checked here first: exit 2, naming the user's file
+    const ds = labDatastore(opts.prefix);
+    if (!ds) throw new ConfigError(`lab "${opts.prefix}" has no datastore (is it up, and not --datastore static?)`);
     const l = await labOf(opts.prefix, ds);
     process.stdout.write(await l.apply(text));
   });

@@ -66,6 +66,16 @@ describe("weft with bad arguments", () => {
     expect(s.status).toBe(0);
   });
 
+  it("ipam assign --count past a pool's end: prints the addresses it did assign, then exit 1 saying how many", () => {
+    const ds = ["--datastore", `sqlite:${dir}/tiny.db`];
+    writeFileSync(path.join(dir, "tiny.json"), '{"apiVersion":"projectcalico.org/v3","kind":"IPPool","metadata":{"name":"tiny"},"spec":{"cidr":"10.9.0.0/30","blockSize":30}}');
+    expect(weft(["apply", "-f", path.join(dir, "tiny.json"), ...ds]).status).toBe(0);
+    const r = weft(["ipam", "assign", "--node", "a", "--handle", "h", "--count", "5", ...ds]);
+    expect((JSON.parse(r.stdout) as Array<{ address: string }>).map((a) => a.address).sort()).toEqual(["10.9.0.0", "10.9.0.1", "10.9.0.2", "10.9.0.3"]);
+    expect(r.stderr).toMatch(/assigned 4 of 5: No IPs available/);
+    expect(r.status).toBe(1);
+  });
+
   it("weft get against an etcd that does not answer: exit 1 at once, naming the datastore", () => {
     const t0 = Date.now();
     const r = weft(["get", "ippool", "--datastore", "etcd://127.0.0.1:1"]);

@@ -173,8 +173,13 @@ export function registerClusterCommands(program: Command): void {
       const n = wholeNumber("--count", opts.count, 1, 10_000);
       await withStore(opts, async (store) => {
         const ipam = ipamOf(store);
-        const got = await Promise.all(Array.from({ length: n }, (_, i) => ipam.assign({ node: opts.node, handle: n > 1 ? `${opts.handle}-${i}` : opts.handle })));
+        // Every assignment is reported, including those made when others failed (a pool
+        // that runs out part-way still hands out what it had).
+        const results = await Promise.allSettled(Array.from({ length: n }, (_, i) => ipam.assign({ node: opts.node, handle: n > 1 ? `${opts.handle}-${i}` : opts.handle })));
+        const got = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
         process.stdout.write(`${JSON.stringify(got)}\n`);
+        const failed = results.flatMap((r) => (r.status === "rejected" ? [r.reason as Error] : []));
+        if (failed.length) throw new Error(`assigned ${got.length} of ${n}: ${failed[0].message}`);
       });
     });
 }

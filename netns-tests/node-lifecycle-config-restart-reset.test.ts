@@ -20,6 +20,8 @@ describe("node lifecycle", () => {
     ["a bad next hop", "name: w\naddress: 10.30.0.11/24\ntunnelDevice: weftbad0\nroutes:\n  - {cidr: 10.9.0.0/26, node: x, address: 10.30.0.999}\n", /routes\[0\]\.address: expected an IPv4 address/],
     ["broken YAML", "name: [w\n", /not valid YAML/],
     ["an address on no interface", "name: w\naddress: 10.99.0.11/24\ntunnelDevice: weftbad0\n", /address: 10\.99\.0\.11 is on no interface/],
+    ["a route over the node's own subnet (it would replace the connected route)", "name: w\naddress: 10.30.0.11/24\ntunnelDevice: weftbad0\nroutes:\n  - {cidr: 10.30.0.0/24, node: x, address: 10.30.0.12}\n", /routes\[0\]\.cidr: 10\.30\.0\.0\/24 contains this node's address 10\.30\.0\.11/],
+    ["a route via the node's own address", "name: w\naddress: 10.30.0.11/24\ntunnelDevice: weftbad0\nroutes:\n  - {cidr: 10.9.0.0/26, node: x, address: 10.30.0.11}\n", /routes\[0\]\.address: 10\.30\.0\.11 is this node's own address/],
   ];
   for (const [what, yaml, re] of cases) {
     it(`refuses ${what}: one line naming the field, exit code 2, nothing touched`, async () => {

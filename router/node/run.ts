@@ -19,6 +19,8 @@ export interface Preflight {
   uplink: string;
   underlayMTU: number;
   tunnelMTU: number;
+  /** Allowed but probably not meant (logged at start). */
+  warnings: string[];
   localAddress: string;
   blocks: RemoteBlock[];
   /** Underlay gateway toward each directly routed node that is not on our subnet. */
@@ -44,12 +46,16 @@ export async function preflight(cfg: StaticConfig, source: string): Promise<Pref
   const encaps = new Set([cfg.encapsulation, ...blocks.map((b) => b.encapsulation)]);
   const overhead = Math.max(...[...encaps].map((e) => OVERHEAD[e]), OVERHEAD.IPIP);
   const tunnelMTU = cfg.mtu ?? link.mtu - overhead;
+  const warnings: string[] = [];
+  if (tunnelMTU > link.mtu - overhead) {
+    warnings.push(`mtu ${tunnelMTU} leaves no room for the ${overhead}-byte encapsulation on ${uplink} (MTU ${link.mtu}): encapsulated packets over ${link.mtu - overhead} bytes get ICMP fragmentation-needed; ${link.mtu - overhead} (the default) fits`);
+  }
   const gateways = new Map<string, string>();
   for (const b of blocks.filter((x) => x.encapsulation === "None")) {
     const via = await kernel.routeGet(b.address);
     if (via?.gateway) gateways.set(b.address, via.gateway);
   }
-  return { uplink, underlayMTU: link.mtu, tunnelMTU, localAddress, blocks, gateways };
+  return { uplink, underlayMTU: link.mtu, tunnelMTU, localAddress, blocks, gateways, warnings };
 }
 
 /** What both node modes share: the fast path, the data plane, the route owner, the control socket. */
@@ -124,6 +130,7 @@ export function untilSignal(base: NodeBase, log: Logger, onStop: () => void = ()
 export async function runStaticNode(cfg: StaticConfig, source: string, log: Logger, controlPath?: string): Promise<void> {
   const control = controlPath ?? cfg.controlSocket ?? controlSocketPath(cfg.name);
   const pre = await preflight(cfg, source);
+  for (const w of pre.warnings) log.warn(w);
   await controlSocketFree(control);
   const local = parseCIDR(cfg.address, false)!;
   if (local.len === 32) {

@@ -1,6 +1,7 @@
 // The lab on etcd (running in the gateway namespace): pods reach each other; stopping
 // etcd does not stop forwarding; nodes say so, reconnect when it returns, and resume
-// watching (a pool change applied afterwards reaches them).
+// watching (a pool change applied afterwards reaches them); a node started while etcd
+// is down waits for it.
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -48,5 +49,20 @@ describe("a weft cluster on etcd, and an etcd outage", () => {
     console.log(`[tetcd] all nodes resumed ${Date.now() - t0} ms after etcd came back`);
     await lab.apply(poolManifest("direct"));
     await waitFor("worker-1 to route directly", async () => (await lab.exec("worker-1", ["ip", "route", "show", "proto", "87"])).split("\n").filter((l) => / dev eth0/.test(l)).length === 3, 10_000);
+  });
+
+  it("a node started while etcd is down waits for it, saying so, and comes up when it returns", async () => {
+    await lab.etcdServer!.stop();
+    mark();
+    await lab.stopNode("worker-3");
+    const restarted = lab.restartNode("worker-3", 60_000);
+    await waitFor("worker-3 to say it is waiting", () => /the datastore does not answer yet; waiting for it/.test(log("worker-3")));
+    const t0 = Date.now();
+    await lab.etcdServer!.start();
+    await restarted;
+    console.log(`[tetcd] worker-3 came up ${Date.now() - t0} ms after etcd returned`);
+    expect(log("worker-3")).toMatch(/node running/);
+    // The pool is direct by now (the test before): worker-3 routes the three other blocks out of eth0.
+    await waitFor("worker-3 to route the other blocks again", async () => (await lab.exec("worker-3", ["ip", "route", "show", "proto", "87"])).split("\n").filter((l) => / dev eth0/.test(l)).length === 3, 15_000);
   });
 });

@@ -1,7 +1,7 @@
 // calicoctl-style commands: get, apply, create, delete, ipam.
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
-import { DEFAULT_DATASTORE, openDatastore, type Datastore } from "../store/store.js";
+import { DEFAULT_DATASTORE, openDatastore, unreachable, type Datastore } from "../store/store.js";
 import { Resources } from "../resources/client.js";
 import { kindOf, KINDS, type IPPool, type Kind } from "../resources/kinds.js";
 import { ManifestError, parseManifests, render, table } from "../resources/manifest.js";
@@ -23,12 +23,8 @@ async function withStore<T>(opts: { datastore?: string }, fn: (s: Datastore) => 
   try {
     return await fn(store);
   } catch (err) {
-    // etcd's client reports an unreachable cluster as gRPC status 14 with a long text.
-    const e = err as { code?: unknown; message?: string };
-    if (e?.code === 14 || /^14 UNAVAILABLE/.test(e?.message ?? "")) {
-      const why = /Last error: (?:Error: )?(.*?)\.?\s*(?:Resolution note|$)/.exec(e.message ?? "")?.[1] ?? "no connection";
-      throw new Error(`datastore ${url} did not answer (${why}); is etcd running there?`);
-    }
+    const why = unreachable(err);
+    if (why) throw new Error(`datastore ${url} did not answer (${why}); is etcd running there?`);
     throw err;
   } finally {
     await store.close();

@@ -297,10 +297,10 @@ export class Lab {
   }
 
   /** Starts one host's node again from its config file (mode and settings unchanged). */
-  async restartNode(host: string): Promise<void> {
+  async restartNode(host: string, timeoutMs?: number): Promise<void> {
     await this.stopNode(host);
     await this.startNode(host);
-    await this.waitNode(host);
+    await this.waitNode(host, timeoutMs);
   }
 
   /** Stops the node processes (SIGTERM: they leave weft0 and routes for the next start). */

@@ -8,7 +8,7 @@ import { parseCIDR } from "../dataplane/addr.js";
 import { vtepMAC as deriveMAC } from "../dataplane/vtep.js";
 import * as kernel from "../native/iproute.js";
 import { controlSocketFree, controlSocketPath, startControlServer } from "../control/server.js";
-import { openDatastore, ConflictError, type Datastore, type Watch } from "../store/store.js";
+import { openDatastore, unreachable, ConflictError, type Datastore, type Watch } from "../store/store.js";
 import { Resources } from "../resources/client.js";
 import { nodeName } from "../resources/validate.js";
 import { API_VERSION, type BGPConfiguration, type BGPPeer, type IPPool, type NodeResource } from "../resources/kinds.js";
@@ -78,6 +78,19 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     throw new ConfigError(`--datastore: ${(err as Error).message}`);
   }
   const res = new Resources(store);
+  // A node may start before its datastore (boot order): wait for it, saying so, rather
+  // than exit. Nothing on the host has been touched yet, so a signal just ends the wait.
+  for (let delay = 1000; ; delay = Math.min(delay * 2, 5000)) {
+    try {
+      await res.list("IPPool");
+      break;
+    } catch (err) {
+      const why = unreachable(err);
+      if (!why) throw err;
+      log.warn({ datastore: opts.datastore, reason: why, retryInMs: delay }, "the datastore does not answer yet; waiting for it");
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
   const ipam = new IPAM(store, () => res.list<IPPool>("IPPool"));
   const mac = deriveMAC(name);
 

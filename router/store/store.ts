@@ -53,6 +53,18 @@ export class NotFoundError extends Error {
 
 export class DatastoreURLError extends Error {}
 
+/**
+ * If err says the datastore did not answer (etcd's client reports that as gRPC status
+ * 14 with a long text), the short reason, e.g. "connect ECONNREFUSED 10.0.0.1:2379".
+ */
+export function unreachable(err: unknown): string | undefined {
+  const e = err as { code?: unknown; message?: string; isBrokenCircuitError?: boolean };
+  // After repeated failures the client stops trying a host for a few seconds.
+  if (e?.isBrokenCircuitError) return "the client is pausing after repeated failures";
+  if (e?.code !== 14 && !/^14 UNAVAILABLE/.test(e?.message ?? "")) return undefined;
+  return /Last error: (?:Error: )?(.*?)\.?\s*(?:Resolution note|$)/.exec(e.message ?? "")?.[1] ?? "no connection";
+}
+
 export async function create(store: Datastore, key: string, value: string): Promise<number> {
   return store.txn([{ op: "create", key, value }]);
 }

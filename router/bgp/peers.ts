@@ -2,7 +2,7 @@
 // as Calico decides it: a full iBGP mesh among nodes without a route-reflector cluster
 // ID (connecting one way: passive toward higher addresses), plus BGPPeers that select
 // this node (node, nodeSelector, or global) and name a peer by IP or by peerSelector.
-import { nodeIPv4, type BGPConfiguration, type BGPPeer, type NodeResource } from "../resources/kinds.js";
+import { nodeIPv4, peerEndpoint, type BGPConfiguration, type BGPPeer, type NodeResource } from "../resources/kinds.js";
 import { parseSelector } from "../resources/selector.js";
 import { ipNum, type PeerConfig } from "./session.js";
 
@@ -70,15 +70,16 @@ export function peersFor(me: string, nodes: NodeResource[], bgpPeers: BGPPeer[],
       continue;
     }
     if (!appliesToMe) continue;
-    if (sp.peerIP) {
-      const [address, port] = sp.peerIP.split(":");
+    const endpoint = sp.peerIP ? peerEndpoint(sp.peerIP) : undefined;
+    if (endpoint) {
+      const { address, port } = endpoint;
       if (address === myAddr) continue;
       const node = nodes.find((n) => addrOf(n) === address);
       if (node) {
         const p = nodePeer(node, type);
         if (p) other.push({ ...p, as: sp.asNumber ?? p.as });
       } else {
-        other.push({ address, port: port ? Number(port) : 179, as: sp.asNumber ?? s.as, type, passive: false });
+        other.push({ address, port, as: sp.asNumber ?? s.as, type, passive: false });
       }
     }
   }

@@ -44,7 +44,7 @@ async function detectAddress(opts: ClusterNodeOptions): Promise<{ cidr: string; 
   }
   if (opts.ip) {
     const c = parseCIDR(opts.ip, false);
-    if (!c || !opts.ip.includes("/")) throw new ConfigError(`--ip: expected an address with its prefix length, such as 10.30.0.11/24 (got "${opts.ip}")`);
+    if (!c) throw new ConfigError(`--ip: expected an address with its prefix length, such as 10.30.0.11/24 (got "${opts.ip}")`);
     const uplink = opts.interface ?? (await kernel.interfaceWithAddress(opts.ip.split("/")[0]));
     if (!uplink) throw new ConfigError(`--ip: ${opts.ip} is on no interface of this host; fix it or pass --interface`);
     return { cidr: opts.ip, uplink };

@@ -42,7 +42,7 @@ export const ipPoolSpec = z
 
 // A Node's addresses feed routes and BGP sessions: each must parse, or the resource is refused.
 const ipv4Address = z.string().refine((s) => parseIPv4(s) !== undefined, { message: "must be an IPv4 address such as 10.30.0.1" });
-const ipv4WithPrefix = z.string().refine((s) => s.includes("/") && parseCIDR(s, false) !== undefined, { message: "must be an IPv4 address with its prefix length, such as 10.30.0.11/24" });
+const ipv4WithPrefix = z.string().refine((s) => parseCIDR(s, false) !== undefined, { message: "must be an IPv4 address with its prefix length, such as 10.30.0.11/24" });
 const macAddress = z.string().refine((s) => parseMAC(s) !== undefined, { message: "must be a MAC address such as 66:93:7f:54:d5:53" });
 
 export const nodeSpec = z
@@ -125,8 +125,16 @@ export function kindOf(word: string): Kind | undefined {
  */
 export function nodeIPv4(n: NodeResource): { cidr: string; address: string } | undefined {
   const cidr = n.spec.bgp?.ipv4Address;
-  if (!cidr || !cidr.includes("/") || parseCIDR(cidr, false) === undefined) return undefined;
+  if (!cidr || parseCIDR(cidr, false) === undefined) return undefined;
   return { cidr, address: cidr.split("/")[0] };
+}
+
+/** A BGPPeer's peerIP ("a.b.c.d" or "a.b.c.d:port"), or undefined if it is not one. */
+export function peerEndpoint(peerIP: string): { address: string; port: number } | undefined {
+  const m = /^([^:]+)(?::(\d{1,5}))?$/.exec(peerIP);
+  const port = m?.[2] === undefined ? 179 : Number(m[2]);
+  if (!m || parseIPv4(m[1]) === undefined || port < 1 || port > 65535) return undefined;
+  return { address: m[1], port };
 }
 
 /** The VXLAN MAC a Node declares, if it parses. */

@@ -1,8 +1,7 @@
 // One validator per kind. Messages follow Calico's, so what users search for matches.
 import os from "node:os";
 import type { z } from "zod";
-import { API_VERSION, KINDS, metadata, type BGPPeer, type IPPool, type Kind, type Resource } from "./kinds.js";
-import { parseIPv4 } from "../dataplane/addr.js";
+import { API_VERSION, KINDS, metadata, peerEndpoint, type BGPPeer, type IPPool, type Kind, type Resource } from "./kinds.js";
 import { isStrictlyMasked, LINK_LOCAL_V4, overlaps, parseAnyCIDR } from "./cidr.js";
 import { parseSelector, SelectorError } from "./selector.js";
 
@@ -74,12 +73,8 @@ function validateBGPPeer(peer: BGPPeer): void {
     if (!s.peerIP) throw new ValidationError(label, "spec.peerIP", "must be set when peerSelector is not set");
     if (s.asNumber === undefined) throw new ValidationError(label, "spec.asNumber", "must be set when peerSelector is not set");
   }
-  if (s.peerIP) {
-    const m = /^([^:]+)(?::(\d{1,5}))?$/.exec(s.peerIP);
-    const port = m?.[2] === undefined ? 179 : Number(m[2]);
-    if (!m || parseIPv4(m[1]) === undefined || port < 1 || port > 65535) {
-      throw new ValidationError(label, "spec.peerIP", `"${s.peerIP}" is not an IPv4 address (optionally with :port); weft peers over IPv4`);
-    }
+  if (s.peerIP && !peerEndpoint(s.peerIP)) {
+    throw new ValidationError(label, "spec.peerIP", `"${s.peerIP}" is not an IPv4 address (optionally with :port); weft peers over IPv4`);
   }
 }
 

@@ -1,11 +1,12 @@
 // Checks of command-line values that commander leaves as text: each bad value is a
 // ConfigError (exit 2) naming the option, the range and what was given.
 import { ConfigError, IFNAME } from "../node/config.js";
+import { wholeNumberIn } from "../node/env.js";
 
 /** A whole number from min to max, or a ConfigError naming the option. */
 export function wholeNumber(option: string, text: string, min: number, max: number): number {
-  const n = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
-  if (!(n >= min && n <= max)) throw new ConfigError(`${option} must be a whole number from ${min} to ${max}, not "${text}"`);
+  const n = wholeNumberIn(text, min, max);
+  if (n === undefined) throw new ConfigError(`${option} must be a whole number from ${min} to ${max}, not "${text}"`);
   return n;
 }
 

@@ -29,7 +29,8 @@ interface Switch {
 
 const flag = (text: string): boolean | undefined => (text === "1" ? true : text === "0" ? false : undefined);
 
-function integer(text: string, min: number, max: number): number | undefined {
+/** A whole number from min to max written as digits only, or undefined (also what the CLI's options take). */
+export function wholeNumberIn(text: string, min: number, max: number): number | undefined {
   if (!/^\d+$/.test(text.trim())) return undefined;
   const n = Number(text);
   return n >= min && n <= max ? n : undefined;
@@ -58,7 +59,7 @@ export const SWITCHES: Switch[] = [
     values: "1-8",
     help: `VXLAN source ports, one socket each; flows are spread by hash (default ${DEFAULTS.vxlanSourcePorts})`,
     parse: (t) => {
-      const n = integer(t, 1, 8);
+      const n = wholeNumberIn(t, 1, 8);
       return n === undefined ? undefined : { vxlanSourcePorts: n };
     },
   },
@@ -67,7 +68,7 @@ export const SWITCHES: Switch[] = [
     values: "0-1000",
     help: "after each batch keep polling this many microseconds, yielding the CPU between checks, before sleeping (default 0 = off)",
     parse: (t) => {
-      const n = integer(t, 0, 1000);
+      const n = wholeNumberIn(t, 0, 1000);
       return n === undefined ? undefined : { busyPollMicros: n };
     },
   },
@@ -76,7 +77,7 @@ export const SWITCHES: Switch[] = [
     values: `1-${MAX_BATCH}`,
     help: `packets (or super-packets) per receive system call (default ${DEFAULTS.batch})`,
     parse: (t) => {
-      const n = integer(t, 1, MAX_BATCH);
+      const n = wholeNumberIn(t, 1, MAX_BATCH);
       return n === undefined ? undefined : { batch: n };
     },
   },

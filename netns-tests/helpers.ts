@@ -1,5 +1,6 @@
 // Shared by the netns tests: labs, transfers and captures.
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import { promisify } from "node:util";
 import { afterAll, beforeAll } from "vitest";
 import path from "node:path";
 import { Lab, type NodeSettings } from "../router/lab/lab.js";
@@ -8,6 +9,53 @@ import { projectRoot } from "../router/native/index.js";
 
 export function requireRoot(): void {
   if (process.getuid?.() !== 0) throw new Error("netns tests need root (network namespaces, TUN, raw sockets); run them as root");
+}
+
+const run = promisify(execFile);
+
+/**
+ * A bare namespace standing for one host (tests that need no lab): lo up and an uplink
+ * veth up0 (peer up1, both up) holding address. A leftover of the same name is replaced.
+ */
+export async function hostNamespace(ns: string, address: string): Promise<void> {
+  requireRoot();
+  await removeNamespace(ns);
+  await run("ip", ["netns", "add", ns]);
+  await run("ip", ["-n", ns, "link", "set", "lo", "up"]);
+  await run("ip", ["-n", ns, "link", "add", "up0", "type", "veth", "peer", "name", "up1"]);
+  await run("ip", ["-n", ns, "addr", "add", address, "dev", "up0"]);
+  await run("ip", ["-n", ns, "link", "set", "up0", "up"]);
+  await run("ip", ["-n", ns, "link", "set", "up1", "up"]);
+}
+
+/** Kills whatever still runs in a namespace and deletes it (safe to repeat). */
+export async function removeNamespace(ns: string): Promise<void> {
+  const pids = await run("ip", ["netns", "pids", ns]).then(({ stdout }) => stdout.split(/\s+/).filter(Boolean), () => []);
+  for (const pid of pids) {
+    try {
+      process.kill(Number(pid), "SIGKILL");
+    } catch {
+      /* gone */
+    }
+  }
+  await run("ip", ["netns", "del", ns]).catch(() => {});
+}
+
+/** Runs `weft ARGS` in a namespace to its end (at most 20 s); exit code and stderr. */
+export async function weftIn(ns: string, args: string[]): Promise<{ code: number; stderr: string }> {
+  const cli = path.join(projectRoot(), "dist", "router", "cli", "main.js");
+  try {
+    await run("ip", ["netns", "exec", ns, "timeout", "20", process.execPath, cli, ...args], { encoding: "utf8" });
+    return { code: 0, stderr: "" };
+  } catch (err) {
+    const e = err as { code: number; stderr: string };
+    return { code: e.code, stderr: e.stderr };
+  }
+}
+
+/** The routes weft owns (protocol 87) in a namespace, as ip prints them. */
+export async function weftRoutesIn(ns: string): Promise<string> {
+  return (await run("ip", ["-n", ns, "route", "show", "proto", "87"], { encoding: "utf8" })).stdout.trim();
 }
 
 export interface LabTestOptions extends NodeSettings {

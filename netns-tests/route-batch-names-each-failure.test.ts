@@ -5,7 +5,7 @@ import { execFile } from "node:child_process";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { requireRoot } from "./helpers.js";
+import { hostNamespace, removeNamespace } from "./helpers.js";
 import { projectRoot } from "../router/native/index.js";
 
 const run = promisify(execFile);
@@ -26,15 +26,10 @@ async function change(replace: object[], remove: object[]): Promise<{ error: str
 
 describe("route changes in one ip -batch", () => {
   beforeAll(async () => {
-    requireRoot();
-    await run("ip", ["netns", "del", NS]).catch(() => {});
-    await run("ip", ["netns", "add", NS]);
-    await run("ip", ["-n", NS, "link", "add", "up0", "type", "veth", "peer", "name", "up1"]);
-    await run("ip", ["-n", NS, "link", "set", "up0", "up"]);
-    await run("ip", ["-n", NS, "addr", "add", "10.30.0.11/24", "dev", "up0"]);
+    await hostNamespace(NS, "10.30.0.11/24");
   });
   afterAll(async () => {
-    await run("ip", ["netns", "del", NS]).catch(() => {});
+    await removeNamespace(NS);
   });
 
   it("installs a whole set, and deleting a route that is not there is no error", async () => {

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { requireRoot } from "./helpers.js";
+import { hostNamespace, removeNamespace, weftIn, weftRoutesIn } from "./helpers.js";
 import { projectRoot } from "../router/native/index.js";
 import { controlGet } from "../router/control/client.js";
 
@@ -23,30 +23,13 @@ function config(file: string, extra = ""): string {
   return p;
 }
 
-/** Runs `weft node run` in the namespace to its end (a refused start ends at once). */
-async function second(args: string[]): Promise<{ code: number; stderr: string }> {
-  try {
-    await run("ip", ["netns", "exec", NS, "timeout", "20", process.execPath, cli, "node", "run", ...args], { encoding: "utf8" });
-    return { code: 0, stderr: "" };
-  } catch (err) {
-    const e = err as { code: number; stderr: string };
-    return { code: e.code, stderr: e.stderr };
-  }
-}
-
-const routes = async () => (await run("ip", ["-n", NS, "route", "show", "proto", "87"], { encoding: "utf8" })).stdout.trim();
+const second = (args: string[]) => weftIn(NS, ["node", "run", ...args]);
+const routes = () => weftRoutesIn(NS);
 
 describe("a second node on a host", () => {
   let first: ChildProcess | undefined;
   beforeAll(async () => {
-    requireRoot();
-    await run("ip", ["netns", "del", NS]).catch(() => {});
-    await run("ip", ["netns", "add", NS]);
-    await run("ip", ["-n", NS, "link", "set", "lo", "up"]);
-    await run("ip", ["-n", NS, "link", "add", "up0", "type", "veth", "peer", "name", "up1"]);
-    await run("ip", ["-n", NS, "addr", "add", "10.99.0.1/24", "dev", "up0"]);
-    await run("ip", ["-n", NS, "link", "set", "up0", "up"]);
-    await run("ip", ["-n", NS, "link", "set", "up1", "up"]);
+    await hostNamespace(NS, "10.99.0.1/24");
     first = spawn("ip", ["netns", "exec", NS, process.execPath, cli, "node", "run", "--config", config("first.yaml"), "--control", sock], { stdio: "ignore" });
     const until = Date.now() + 15_000;
     for (;;) {
@@ -62,10 +45,7 @@ describe("a second node on a host", () => {
   afterAll(async () => {
     first?.kill("SIGTERM");
     await new Promise((r) => setTimeout(r, 500));
-    await run("ip", ["netns", "pids", NS])
-      .then(({ stdout }) => stdout.split(/\s+/).filter(Boolean).forEach((pid) => process.kill(Number(pid), "SIGKILL")))
-      .catch(() => {});
-    await run("ip", ["netns", "del", NS]).catch(() => {});
+    await removeNamespace(NS);
   });
 
   it("with the same config: refused, naming the busy tunnel device", async () => {

@@ -7,39 +7,22 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { requireRoot } from "./helpers.js";
-import { projectRoot } from "../router/native/index.js";
+import { hostNamespace, removeNamespace, weftIn, weftRoutesIn } from "./helpers.js";
 
 const run = promisify(execFile);
 const NS = "ttk-host";
 const dir = mkdtempSync(path.join(tmpdir(), "weft-ttk-"));
-const cli = path.join(projectRoot(), "dist", "router", "cli", "main.js");
 const config = path.join(dir, "node.yaml");
-
-async function start(): Promise<{ code: number; stderr: string }> {
-  try {
-    await run("ip", ["netns", "exec", NS, "timeout", "20", process.execPath, cli, "node", "run", "--config", config, "--control", path.join(dir, "n.sock")], { encoding: "utf8" });
-    return { code: 0, stderr: "" };
-  } catch (err) {
-    const e = err as { code: number; stderr: string };
-    return { code: e.code, stderr: e.stderr };
-  }
-}
-
-const weftRoutes = async () => (await run("ip", ["-n", NS, "route", "show", "proto", "87"], { encoding: "utf8" })).stdout.trim();
+const start = () => weftIn(NS, ["node", "run", "--config", config, "--control", path.join(dir, "n.sock")]);
+const weftRoutes = () => weftRoutesIn(NS);
 
 describe("a tunnel device name taken by another device", () => {
   beforeAll(async () => {
-    requireRoot();
-    await run("ip", ["netns", "del", NS]).catch(() => {});
-    await run("ip", ["netns", "add", NS]);
-    await run("ip", ["-n", NS, "link", "add", "up0", "type", "veth", "peer", "name", "up1"]);
-    await run("ip", ["-n", NS, "addr", "add", "10.96.0.1/24", "dev", "up0"]);
-    await run("ip", ["-n", NS, "link", "set", "up0", "up"]);
+    await hostNamespace(NS, "10.96.0.1/24");
     writeFileSync(config, "name: n1\naddress: 10.96.0.1/24\nencapsulation: VXLAN\nroutes:\n  - {cidr: 192.168.5.0/26, node: n2, address: 10.96.0.2}\n");
   });
   afterAll(async () => {
-    await run("ip", ["netns", "del", NS]).catch(() => {});
+    await removeNamespace(NS);
   });
 
   it("a bridge named weft0: refused, naming it and how to clear it; no route", async () => {

@@ -124,12 +124,49 @@ describe("weft-cni conformance (CNI spec 1.0.0)", () => {
     });
   }
 
-  it("a container namespace that does not exist: wiring error, the address given back", async () => {
+  it("a container namespace that does not exist, or a path that is not one, or a bad interface name: refused before any address is taken", async () => {
     const before = await lab.weft(["ipam", "show"]);
-    const r = cni(lab, "worker-1", { command: "ADD", containerID: "ghost", netns: "/run/netns/does-not-exist", ifname: "eth0", config: conf() });
-    expect(r.out.code).toBe(101);
-    expect(r.out.details).toMatch(/was released/);
+    const bad: Array<[Omit<Call, "command">, RegExp]> = [
+      [{ netns: "/run/netns/does-not-exist", ifname: "eth0" }, /CNI_NETNS \/run\/netns\/does-not-exist does not exist/],
+      [{ netns: "/tmp", ifname: "eth0" }, /CNI_NETNS \/tmp is not a network namespace/],
+      [{ netns: await newNetns("ifn"), ifname: "thisnameistoolong" }, /CNI_IFNAME "thisnameistoolong" is not an interface name/],
+    ];
+    for (const [call, msg] of bad) {
+      const r = cni(lab, "worker-1", { command: "ADD", containerID: "ghost", config: conf(), ...call });
+      console.log(`[tcni] ADD ${call.netns} ${call.ifname}: ${JSON.stringify(r.out)}`);
+      expect(r.out.code).toBe(4);
+      expect(r.out.msg).toMatch(msg);
+    }
     expect(await lab.weft(["ipam", "show"])).toBe(before);
+    expect(await caliCount("worker-1")).toBe(1);
+  });
+
+  it("ADD repeated for a wired container answers as the first did and leaves it working", async () => {
+    const call = { containerID: "twice", netns: await newNetns("twice"), ifname: "eth0", config: conf() };
+    const first = cni(lab, "worker-1", { command: "ADD", ...call });
+    const again = cni(lab, "worker-1", { command: "ADD", ...call });
+    expect(first.code).toBe(0);
+    expect(again.code).toBe(0);
+    expect(again.out).toEqual(first.out);
+    const address = first.out.ips[0].address.split("/")[0];
+    expect(await lab.ping("pod-3", address)).toBe(true);
+    expect(cni(lab, "worker-1", { command: "CHECK", ...call }).code).toBe(0);
+    expect(cni(lab, "worker-1", { command: "DEL", ...call }).code).toBe(0);
+  });
+
+  it("a pod's next container takes over its host interface; the earlier container's late DEL leaves the new one working", async () => {
+    const args = "K8S_POD_NAMESPACE=default;K8S_POD_NAME=restarted";
+    const old = { containerID: "sandbox-1", netns: await newNetns("sb1"), ifname: "eth0", args, config: conf() };
+    const next = { containerID: "sandbox-2", netns: await newNetns("sb2"), ifname: "eth0", args, config: conf() };
+    expect(cni(lab, "worker-1", { command: "ADD", ...old }).code).toBe(0);
+    const add = cni(lab, "worker-1", { command: "ADD", ...next });
+    expect(add.code).toBe(0);
+    expect(cni(lab, "worker-1", { command: "DEL", ...old }).code).toBe(0);
+    const address = add.out.ips[0].address.split("/")[0];
+    expect(cni(lab, "worker-1", { command: "CHECK", ...next }).code).toBe(0);
+    expect(await lab.ping("pod-3", address)).toBe(true);
+    expect(cni(lab, "worker-1", { command: "DEL", ...next }).code).toBe(0);
+    expect(await caliCount("worker-1")).toBe(1);
   });
 
   it("a failure injected right after IPAM assignment leaves no address allocated", async () => {
@@ -175,10 +212,11 @@ describe("weft-cni conformance (CNI spec 1.0.0)", () => {
     const a = await newNetns("g1");
     const b = await newNetns("g2");
     cni(lab, "worker-1", { command: "ADD", containerID: "keep-me", netns: a, ifname: "eth0", config: conf() });
-    const gone = cni(lab, "worker-1", { command: "ADD", containerID: "forget-me", netns: b, ifname: "eth0", config: conf() });
+    const gone = cni(lab, "worker-1", { command: "ADD", containerID: "forget-me", netns: b, ifname: "eth0", args: "K8S_POD_NAMESPACE=default;K8S_POD_NAME=gone", config: conf() });
     const r = cni(lab, "worker-1", { command: "GC", config: { ...conf(), cniVersion: "1.1.0", "cni.dev/valid-attachments": [{ containerID: "keep-me", ifname: "eth0" }] } });
     expect(r.code).toBe(0);
     expect(await lab.exec("worker-1", ["ip", "route", "show", gone.out.ips[0].address])).toBe("");
+    expect(await lab.exec("worker-1", ["ip", "-o", "link", "show", gone.out.interfaces[0].name], { allowFail: true })).toBe("");
     expect(cni(lab, "worker-1", { command: "CHECK", containerID: "keep-me", netns: a, ifname: "eth0", config: conf() }).code).toBe(0);
   });
 });

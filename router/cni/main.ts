@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // weft-cni: the CNI plugin (spec 1.0.0; STATUS and GC from 1.1.0). Environment and
 // stdin in, result or error JSON on stdout, exit code 0 or 1.
-import { readFileSync } from "node:fs";
+import { readFileSync, statfsSync } from "node:fs";
 import { pino, type Logger } from "pino";
 import { DEFAULT_DATASTORE, openDatastore, type Datastore } from "../store/store.js";
 import { Resources } from "../resources/client.js";
@@ -9,7 +9,8 @@ import type { IPPool, NodeResource } from "../resources/kinds.js";
 import { IPAM, IPAMError } from "../ipam/ipam.js";
 import { CNI, CniError } from "./errors.js";
 import { parseNetConf, SUPPORTED_VERSIONS, type NetConf } from "./config.js";
-import { check, GATEWAY, hostVethName, unwire, wire } from "./wiring.js";
+import { IFNAME } from "../node/config.js";
+import { check, containerMAC, GATEWAY, HOST_MAC, hostVethName, unwire, vethOwner, vethsOwnedBy, wire } from "./wiring.js";
 
 const HANDLE_PREFIX = "k8s-pod-network.";
 
@@ -32,6 +33,22 @@ function readEnv(): Env {
 function need(env: Env, ...vars: Array<"containerID" | "netns" | "ifname">): void {
   const names = { containerID: "CNI_CONTAINERID", netns: "CNI_NETNS", ifname: "CNI_IFNAME" };
   for (const v of vars) if (!env[v]) throw new CniError(CNI.INVALID_ENV, `${names[v]} is not set`, `${env.command} needs ${vars.map((x) => names[x]).join(", ")}`);
+}
+
+const NSFS_MAGIC = 0x6e736673;
+
+/** ADD and CHECK: the interface name must be one the kernel takes, and (ADD) the namespace a namespace. */
+function checkTarget(env: Env, opts: { netns: boolean }): void {
+  if (!IFNAME.test(env.ifname)) throw new CniError(CNI.INVALID_ENV, `CNI_IFNAME "${env.ifname}" is not an interface name`, "use 1-15 letters, digits, '.', '-' or '_', e.g. eth0");
+  if (!opts.netns) return;
+  let type: number | undefined;
+  try {
+    type = statfsSync(env.netns).type;
+  } catch (err) {
+    const gone = (err as NodeJS.ErrnoException).code === "ENOENT";
+    throw new CniError(CNI.INVALID_ENV, `CNI_NETNS ${env.netns} ${gone ? "does not exist" : "cannot be read"}`, (err as Error).message);
+  }
+  if (type !== NSFS_MAGIC) throw new CniError(CNI.INVALID_ENV, `CNI_NETNS ${env.netns} is not a network namespace`, "give the path of the container's namespace, e.g. /run/netns/NAME or /proc/PID/ns/net");
 }
 
 async function withStore<T>(conf: NetConf, f: (s: Datastore) => Promise<T>): Promise<T> {
@@ -62,13 +79,41 @@ function tunnelMTU(conf: NetConf): number {
   }
 }
 
+/** The ADD result (CNI 1.0.0 "Success"); 0.4.0 also wants the address's version. */
+function addResult(conf: NetConf, env: Env, address: string, hostVeth: string, mac: string): unknown {
+  const v4 = conf.cniVersion === "0.4.0" ? { version: "4" } : {};
+  return {
+    cniVersion: conf.cniVersion,
+    interfaces: [{ name: hostVeth, mac: HOST_MAC }, { name: env.ifname, mac, sandbox: env.netns }],
+    ips: [{ ...v4, address: `${address}/32`, gateway: GATEWAY, interface: 1 }],
+    routes: [{ dst: "0.0.0.0/0", gw: GATEWAY }],
+    dns: {},
+  };
+}
+
 async function add(env: Env, conf: NetConf, log: Logger): Promise<unknown> {
   need(env, "containerID", "netns", "ifname");
+  checkTarget(env, { netns: true });
   const handle = HANDLE_PREFIX + env.containerID;
   const hostVeth = hostVethName(env.args, env.containerID);
+  const owner = env.containerID;
   return withStore(conf, async (store) => {
     const { ipam, res } = ipamOf(store);
-    await ipam.releaseByHandle(handle); // an ADD retried after a failure starts clean
+    // An ADD repeated for a container that is wired and whole answers as the first did
+    // and changes nothing.
+    const [had] = await ipam.addressesOf(handle);
+    if (had && !(await check({ netns: env.netns, ifname: env.ifname, hostVeth, address: had, owner }))) {
+      log.info({ containerID: env.containerID, address: had, hostVeth }, "already wired: same result");
+      return addResult(conf, env, had, hostVeth, await containerMAC(env.netns, env.ifname));
+    }
+    // Otherwise start clean: an ADD retried after a failure, or the host end left by
+    // an earlier container of the same pod (replaced, as Calico does).
+    const stale = vethOwner(hostVeth);
+    if (stale !== undefined) {
+      log.info({ containerID: env.containerID, hostVeth, previousOwner: stale }, "replacing an existing host interface");
+      await unwire(hostVeth);
+    }
+    await ipam.releaseByHandle(handle);
     const node = await res.get<NodeResource>("Node", conf.nodename);
     let address: string;
     try {
@@ -80,18 +125,11 @@ async function add(env: Env, conf: NetConf, log: Logger): Promise<unknown> {
     log.info({ containerID: env.containerID, address, hostVeth }, "address assigned");
     try {
       if (process.env.WEFT_CNI_FAIL_AFTER_IPAM === "1") throw new Error("failure injected after IPAM assignment (WEFT_CNI_FAIL_AFTER_IPAM)");
-      const w = await wire({ netns: env.netns, ifname: env.ifname, hostVeth, address, mtu: tunnelMTU(conf) });
-      const v4 = conf.cniVersion === "0.4.0" ? { version: "4" } : {};
-      return {
-        cniVersion: conf.cniVersion,
-        interfaces: [{ name: w.hostVeth, mac: w.hostMAC }, { name: env.ifname, mac: w.containerMAC, sandbox: env.netns }],
-        ips: [{ ...v4, address: `${address}/32`, gateway: GATEWAY, interface: 1 }],
-        routes: [{ dst: "0.0.0.0/0", gw: GATEWAY }],
-        dns: {},
-      };
+      const w = await wire({ netns: env.netns, ifname: env.ifname, hostVeth, address, mtu: tunnelMTU(conf), owner });
+      return addResult(conf, env, address, w.hostVeth, w.containerMAC);
     } catch (err) {
       // Nothing half-done stays behind: the address goes back, the veth goes away.
-      await unwire(hostVeth, address);
+      await unwire(hostVeth, { owner, address });
       await ipam.releaseByHandle(handle);
       log.warn({ containerID: env.containerID, address, err: (err as Error).message }, "wiring failed; address released");
       throw new CniError(CNI.WIRING, `could not wire the container: ${(err as Error).message}`, `address ${address} was released`);
@@ -106,7 +144,7 @@ async function del(env: Env, conf: NetConf, log: Logger): Promise<void> {
   await withStore(conf, async (store) => {
     const { ipam } = ipamOf(store);
     const addrs = await ipam.addressesOf(handle);
-    await unwire(hostVeth, addrs[0]);
+    await unwire(hostVeth, { owner: env.containerID, address: addrs[0] });
     const released = await ipam.releaseByHandle(handle);
     log.info({ containerID: env.containerID, released, hostVeth }, "deleted");
   });
@@ -114,11 +152,12 @@ async function del(env: Env, conf: NetConf, log: Logger): Promise<void> {
 
 async function checkCmd(env: Env, conf: NetConf): Promise<void> {
   need(env, "containerID", "netns", "ifname");
+  checkTarget(env, { netns: false });
   const handle = HANDLE_PREFIX + env.containerID;
   await withStore(conf, async (store) => {
     const [address] = await ipamOf(store).ipam.addressesOf(handle);
     if (!address) throw new CniError(CNI.CHECK_FAILED, `no address is assigned to container ${env.containerID}`);
-    const problem = await check({ netns: env.netns, ifname: env.ifname, hostVeth: hostVethName(env.args, env.containerID), address });
+    const problem = await check({ netns: env.netns, ifname: env.ifname, hostVeth: hostVethName(env.args, env.containerID), address, owner: env.containerID });
     if (problem) throw new CniError(CNI.CHECK_FAILED, problem);
   });
 }
@@ -134,7 +173,7 @@ async function gc(conf: NetConf, log: Logger): Promise<void> {
     for (const h of handles) {
       const id = h.slice(HANDLE_PREFIX.length);
       if (valid.has(id)) continue;
-      await unwire(hostVethName({}, id));
+      for (const veth of new Set([...vethsOwnedBy(id), hostVethName({}, id)])) await unwire(veth, { owner: id });
       log.info({ containerID: id, released: await ipam.releaseByHandle(h) }, "garbage-collected a stale attachment");
     }
   });

@@ -1,9 +1,11 @@
 // Wires a container the way Calico does: a veth with the host end "cali" + 11 hex of
 // sha1, MAC ee:ee:ee:ee:ee:ee, proxy ARP and a /32 route on the host; in the
 // container a /32 on eth0, 169.254.1.1 on-link and the default route through it.
+// The host end's alias names the container that owns it, so a late DEL of an
+// earlier container of the same pod leaves the current one alone.
 import { createHash } from "node:crypto";
 import { execFile } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { promisify } from "node:util";
 
 const run = promisify(execFile);
@@ -47,12 +49,12 @@ export interface Wired {
  * Wires the container in netns. The host side is the namespace we run in (the CNI
  * plugin), or hostNetns (the lab, wiring a static pod from outside its host).
  */
-export async function wire(opts: { netns: string; ifname: string; hostVeth: string; address: string; mtu: number; hostNetns?: string }): Promise<Wired> {
-  const { netns, ifname, hostVeth, address, mtu, hostNetns } = opts;
+export async function wire(opts: { netns: string; ifname: string; hostVeth: string; address: string; mtu: number; owner: string; hostNetns?: string }): Promise<Wired> {
+  const { netns, ifname, hostVeth, address, mtu, owner, hostNetns } = opts;
   const tmp = `tmp${hostVeth.slice(4, 12)}`;
   await ip(["link", "add", "name", hostVeth, "type", "veth", "peer", "name", tmp], hostNetns);
   await ip(["link", "set", tmp, "netns", netns], hostNetns);
-  await ip(["link", "set", hostVeth, "address", HOST_MAC, "mtu", String(mtu), "up"], hostNetns);
+  await ip(["link", "set", hostVeth, "address", HOST_MAC, "mtu", String(mtu), "alias", owner, "up"], hostNetns);
   await sysctl(`net.ipv4.conf.${hostVeth}.proxy_arp`, 1, hostNetns);
   await sysctl(`net.ipv4.neigh.${hostVeth}.proxy_delay`, 0, hostNetns);
   await sysctl(`net.ipv4.conf.${hostVeth}.forwarding`, 1, hostNetns);
@@ -62,19 +64,48 @@ export async function wire(opts: { netns: string; ifname: string; hostVeth: stri
   await ip(["route", "add", GATEWAY, "dev", ifname, "scope", "link"], netns);
   await ip(["route", "add", "default", "via", GATEWAY, "dev", ifname], netns);
   await ip(["route", "replace", `${address}/32`, "dev", hostVeth, "scope", "link"], hostNetns);
-  const mac = JSON.parse(await ip(["-j", "link", "show", ifname], netns))[0].address as string;
-  return { hostVeth, hostMAC: HOST_MAC, containerMAC: mac };
+  return { hostVeth, hostMAC: HOST_MAC, containerMAC: await containerMAC(netns, ifname) };
 }
 
-/** Removes the host end (the container end goes with it); fine when already gone. */
-export async function unwire(hostVeth: string, address?: string): Promise<void> {
-  if (existsSync(`/sys/class/net/${hostVeth}`)) await ip(["link", "del", hostVeth]).catch(() => {});
+export async function containerMAC(netns: string, ifname: string): Promise<string> {
+  return JSON.parse(await ip(["-j", "link", "show", ifname], netns))[0].address as string;
+}
+
+/**
+ * The container a host interface was wired for (its alias); "" for one wired before
+ * weft set aliases, undefined when there is no such interface.
+ */
+export function vethOwner(hostVeth: string): string | undefined {
+  try {
+    return readFileSync(`/sys/class/net/${hostVeth}/ifalias`, "utf8").trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** The host interfaces (in this namespace) wired for this container, whatever their names. */
+export function vethsOwnedBy(owner: string): string[] {
+  return readdirSync("/sys/class/net").filter((n) => n.startsWith("cali") && vethOwner(n) === owner);
+}
+
+/**
+ * Removes the host end (the container end goes with it); fine when already gone. With
+ * an owner, only when it belongs to that container or to no one known: another
+ * container's interface of the same name (the pod's next sandbox) is left alone.
+ */
+export async function unwire(hostVeth: string, opts: { owner?: string; address?: string } = {}): Promise<void> {
+  const { owner, address } = opts;
+  const current = vethOwner(hostVeth);
+  if (owner !== undefined && current !== undefined && current !== "" && current !== owner) return;
+  if (current !== undefined) await ip(["link", "del", hostVeth]).catch(() => {});
   if (address) await ip(["route", "del", `${address}/32`, "dev", hostVeth]).catch(() => {});
 }
 
 /** What CHECK verifies: the host end, the route, and the address in the container. */
-export async function check(opts: { netns: string; ifname: string; hostVeth: string; address: string }): Promise<string | undefined> {
-  if (!existsSync(`/sys/class/net/${opts.hostVeth}`)) return `host interface ${opts.hostVeth} is missing`;
+export async function check(opts: { netns: string; ifname: string; hostVeth: string; address: string; owner: string }): Promise<string | undefined> {
+  const owner = vethOwner(opts.hostVeth);
+  if (owner === undefined) return `host interface ${opts.hostVeth} is missing`;
+  if (owner !== "" && owner !== opts.owner) return `host interface ${opts.hostVeth} belongs to container ${owner}`;
   const route = await ip(["route", "show", `${opts.address}/32`]);
   if (!route.includes(`dev ${opts.hostVeth}`)) return `host route ${opts.address}/32 dev ${opts.hostVeth} is missing`;
   if (!existsSync(opts.netns)) return `container network namespace ${opts.netns} is gone`;

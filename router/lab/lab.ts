@@ -342,7 +342,7 @@ export class Lab {
     const tunnelMTU = mtu ?? Number((await this.exec(pod.host, ["cat", "/sys/class/net/weft0/mtu"], { allowFail: true })).trim() || 1480);
     await sh("ip", ["netns", "add", ns]);
     await nsExec(ns, ["ip", "link", "set", "lo", "up"]);
-    await wire({ netns: `/run/netns/${ns}`, hostNetns: `/run/netns/${this.ns(pod.host)}`, ifname: "eth0", hostVeth: podVeth(pod.name), address: pod.address, mtu: tunnelMTU });
+    await wire({ netns: `/run/netns/${ns}`, hostNetns: `/run/netns/${this.ns(pod.host)}`, ifname: "eth0", hostVeth: podVeth(pod.name), address: pod.address, mtu: tunnelMTU, owner: `lab:${pod.name}` });
   }
 
   /**

@@ -76,7 +76,7 @@ describe("weft-cni conformance (CNI spec 1.0.0)", () => {
   const caliCount = async (host: string) => (await lab.exec(host, ["ip", "-o", "link", "show"])).split("\n").filter((l) => / cali[0-9a-f]{11}@/.test(l)).length;
 
   it("VERSION answers with dummy values for everything else", () => {
-    const r = cni(lab, "worker-1", { command: "VERSION", containerID: "dummy", netns: "dummy", ifname: "dummy", config: { cniVersion: "1.0.0" } });
+    const r = cni(lab, "worker-1", { command: "VERSION", containerID: "dummy", netns: "dummy", ifname: "dummy", args: "dummy", config: { cniVersion: "1.0.0" } });
     expect(r.code).toBe(0);
     expect(r.out).toEqual({ cniVersion: "1.0.0", supportedVersions: ["0.4.0", "1.0.0", "1.1.0"] });
   });
@@ -113,6 +113,7 @@ describe("weft-cni conformance (CNI spec 1.0.0)", () => {
     ["a nodename a Node cannot have", { command: "ADD", containerID: "x", netns: "/run/netns/x", ifname: "eth0", config: { cniVersion: "1.0.0", name: "weft", type: "weft-cni", nodename: "Worker_1" } }, 7, /nodename: Node\(Worker_1\): metadata.name: must be lowercase/],
     ["an unsupported cniVersion", { command: "ADD", containerID: "x", netns: "/run/netns/x", ifname: "eth0", config: { cniVersion: "9.9.9", name: "weft", type: "weft-cni" } }, 1, /Incompatible CNI version/],
     ["ADD without CNI_NETNS", { command: "ADD", containerID: "x", ifname: "eth0" }, 4, /CNI_NETNS is not set/],
+    ["CNI_ARGS that are not KEY=VALUE pairs", { command: "ADD", containerID: "x", netns: "/run/netns/x", ifname: "eth0", args: "K8S_POD_NAME=a;garbage" }, 4, /CNI_ARGS: "garbage" is not KEY=VALUE/],
   ];
   for (const [what, call, code, msg] of errors) {
     it(`${what}: error code ${code} with a message that says what to fix`, () => {

@@ -26,7 +26,13 @@ function readEnv(): Env {
   const e = process.env;
   const command = e.CNI_COMMAND ?? "";
   if (!command) throw new CniError(CNI.INVALID_ENV, "CNI_COMMAND is not set", "set CNI_COMMAND to ADD, DEL, CHECK, VERSION, STATUS or GC");
-  const args = Object.fromEntries((e.CNI_ARGS ?? "").split(";").filter(Boolean).map((kv) => kv.split("=", 2) as [string, string]));
+  const args: Record<string, string> = {};
+  // VERSION comes with dummy values for everything else: read nothing more for it.
+  for (const pair of command === "VERSION" ? [] : (e.CNI_ARGS ?? "").split(";").filter(Boolean)) {
+    const eq = pair.indexOf("=");
+    if (eq < 1) throw new CniError(CNI.INVALID_ENV, `CNI_ARGS: "${pair}" is not KEY=VALUE`, "CNI_ARGS is KEY=VALUE pairs separated by ';'");
+    args[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
   return { command, containerID: e.CNI_CONTAINERID ?? "", netns: e.CNI_NETNS ?? "", ifname: e.CNI_IFNAME ?? "", args };
 }
 

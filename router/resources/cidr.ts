@@ -43,4 +43,14 @@ export function overlaps(a: AnyCIDR, b: AnyCIDR): boolean {
   return a.addr >> shift === b.addr >> shift;
 }
 
-export const LINK_LOCAL_V4 = parseAnyCIDR("169.254.0.0/16")!;
+/** Ranges no pod address may come from (link local first: Calico's own message). */
+export const RESERVED_RANGES: Array<{ what: string; cidr: string; net: AnyCIDR }> = [
+  ["IPv4 link local", "169.254.0.0/16"],
+  ["IPv4 loopback", "127.0.0.0/8"],
+  ["IPv4 multicast", "224.0.0.0/4"],
+  ["IPv4 reserved", "240.0.0.0/4"],
+  ["IPv4 \"this network\"", "0.0.0.0/8"],
+  ["IPv6 link local", "fe80::/10"],
+  ["IPv6 loopback", "::1/128"],
+  ["IPv6 multicast", "ff00::/8"],
+].map(([what, cidr]) => ({ what, cidr, net: parseAnyCIDR(cidr)! }));

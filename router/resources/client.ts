@@ -1,6 +1,6 @@
 // Reading and writing resources in the datastore, with the one validator per kind.
 import { randomUUID } from "node:crypto";
-import { KINDS, type IPPool, type Kind, type Resource } from "./kinds.js";
+import { KINDS, type IPPool, type Kind, type NodeResource, type Resource } from "./kinds.js";
 import { parseResource, validateIPPoolChange, ValidationError } from "./validate.js";
 import { ConflictError, type Datastore, type Op } from "../store/store.js";
 
@@ -51,6 +51,7 @@ export class Resources {
     const pools = await this.list<IPPool>("IPPool");
     const incomingPools = resources.filter((r): r is IPPool => r.kind === "IPPool");
     const keptPools = pools.filter((p) => !incomingPools.some((i) => i.metadata.name === p.metadata.name));
+    const nodes = incomingPools.length ? await this.list<NodeResource>("Node") : [];
     const ops: Op[] = [];
     const results: Array<{ resource: Resource; action: "created" | "configured" | "unchanged" }> = [];
     for (const r of resources) {
@@ -60,7 +61,7 @@ export class Resources {
       if (current && mode === "create") throw new ValidationError(label, "metadata.name", "already exists; use apply to change it");
       const previous = current ? decode(current.value, current.modRevision) : undefined;
       // Against the pools that stay and the ones earlier in this apply: the later one is blamed.
-      if (r.kind === "IPPool") validateIPPoolChange(r as IPPool, [...keptPools, ...incomingPools.slice(0, incomingPools.indexOf(r as IPPool))], previous as IPPool | undefined);
+      if (r.kind === "IPPool") validateIPPoolChange(r as IPPool, [...keptPools, ...incomingPools.slice(0, incomingPools.indexOf(r as IPPool))], previous as IPPool | undefined, nodes);
       const wanted = r.metadata.resourceVersion;
       if (wanted !== undefined && current && String(current.modRevision) !== wanted) {
         throw new ConflictError(key, `${label} changed since resourceVersion ${wanted} (now ${current.modRevision}); get it again and re-apply`);

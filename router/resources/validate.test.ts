@@ -35,6 +35,10 @@ describe("IPPool validation messages (as Calico words them)", () => {
     ["a pool smaller than a block", { cidr: "10.0.0.0/28", blockSize: 26 }, "IP pool size is too small for use with Calico IPAM. It must be equal to or greater than the block size."],
     ["host bits set", { cidr: "10.0.0.1/16" }, "IPPool CIDR must be strictly masked"],
     ["link-local overlap", { cidr: "169.254.0.0/20" }, "IPPool CIDR overlaps with IPv4 link local range 169.254.0.0/16"],
+    ["loopback (pods would get 127.x)", { cidr: "127.0.0.0/24" }, "IPPool CIDR overlaps with IPv4 loopback range 127.0.0.0/8"],
+    ["multicast", { cidr: "224.0.0.0/24" }, "IPPool CIDR overlaps with IPv4 multicast range 224.0.0.0/4"],
+    ["the reserved 240/4", { cidr: "250.0.0.0/16" }, "IPPool CIDR overlaps with IPv4 reserved range 240.0.0.0/4"],
+    ["IPv6 link local", { cidr: "fe80::/64" }, "IPPool CIDR overlaps with IPv6 link local range fe80::/10"],
     ["an unknown field", { cidr: "10.0.0.0/16", ipipmode: "Always" }, 'unknown field "ipipmode"'],
     ["a bad mode", { cidr: "10.0.0.0/16", ipipMode: "Sometimes" }, "spec.ipipMode: must be one of Never, Always, CrossSubnet"],
     ["a bad selector", { cidr: "10.0.0.0/16", nodeSelector: '"k =="' }, "spec.nodeSelector: selector"],
@@ -49,6 +53,16 @@ describe("IPPool validation messages (as Calico words them)", () => {
     const r = await fresh();
     await r.apply(parseManifests(pool("a", { cidr: "10.0.0.0/16" }), "a.yaml"));
     await expect(r.apply(parseManifests(pool("b", { cidr: "10.0.128.0/17" }), "b.yaml"))).rejects.toThrow("IPPool(b) CIDR overlaps with IPPool(a) CIDR 10.0.0.0/16");
+  });
+
+  it("rejects a pool holding a node's own address, naming the node (pods would be given host addresses)", async () => {
+    const r = await fresh();
+    const node = { apiVersion: "projectcalico.org/v3", kind: "Node", metadata: { name: "worker-1" }, spec: { bgp: { ipv4Address: "10.30.0.11/24" } } } as unknown as Resource;
+    await r.apply([node]);
+    await expect(r.apply(parseManifests(pool("hosts", { cidr: "10.30.0.0/24" }), "h.yaml"))).rejects.toThrow("IPPool CIDR 10.30.0.0/24 contains Node(worker-1)'s address 10.30.0.11");
+    await expect(r.apply(parseManifests(pool("wide", { cidr: "10.0.0.0/8" }), "w.yaml"))).rejects.toThrow("Node(worker-1)'s address 10.30.0.11");
+    await r.apply(parseManifests(pool("pods", { cidr: "10.31.0.0/16" }), "p.yaml"));
+    expect((await r.list("IPPool")).map((p) => p.metadata.name)).toEqual(["pods"]);
   });
 
   it("refuses to modify cidr or blockSize", async () => {

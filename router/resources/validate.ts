@@ -1,8 +1,8 @@
 // One validator per kind. Messages follow Calico's, so what users search for matches.
 import os from "node:os";
 import type { z } from "zod";
-import { API_VERSION, KINDS, metadata, peerEndpoint, type BGPPeer, type IPPool, type Kind, type Resource } from "./kinds.js";
-import { isStrictlyMasked, LINK_LOCAL_V4, overlaps, parseAnyCIDR } from "./cidr.js";
+import { API_VERSION, KINDS, metadata, nodeIPv4, peerEndpoint, type BGPPeer, type IPPool, type Kind, type NodeResource, type Resource } from "./kinds.js";
+import { isStrictlyMasked, overlaps, parseAnyCIDR, RESERVED_RANGES } from "./cidr.js";
 import { parseSelector, SelectorError } from "./selector.js";
 
 export class ValidationError extends Error {
@@ -93,7 +93,8 @@ function validateIPPoolShape(pool: IPPool): void {
   if (cidr.len > s.blockSize) throw new ValidationError(label, "spec.cidr", "IP pool size is too small for use with Calico IPAM. It must be equal to or greater than the block size.");
   if (s.ipipMode !== "Never" && s.vxlanMode !== "Never") throw new ValidationError(label, "spec", "ipipMode and vxlanMode cannot both be enabled");
   if (cidr.family === 6 && s.ipipMode !== "Never") throw new ValidationError(label, "spec.ipipMode", "IPIP is not supported on IPv6 pools");
-  if (cidr.family === 4 && overlaps(cidr, LINK_LOCAL_V4)) throw new ValidationError(label, "spec.cidr", "IPPool CIDR overlaps with IPv4 link local range 169.254.0.0/16");
+  const reserved = RESERVED_RANGES.find((r) => overlaps(cidr, r.net));
+  if (reserved) throw new ValidationError(label, "spec.cidr", `IPPool CIDR overlaps with ${reserved.what} range ${reserved.cidr}`);
   try {
     parseSelector(s.nodeSelector);
   } catch (err) {
@@ -113,8 +114,11 @@ function validateSelectors(res: Resource): void {
   }
 }
 
-/** Checks a pool against the pools that will exist alongside it and the one it replaces. */
-export function validateIPPoolChange(pool: IPPool, others: IPPool[], previous?: IPPool): void {
+/**
+ * Checks a pool against the pools that will exist alongside it, the one it replaces,
+ * and the nodes' own addresses (a pool holding one would give pods host addresses).
+ */
+export function validateIPPoolChange(pool: IPPool, others: IPPool[], previous?: IPPool, nodes: NodeResource[] = []): void {
   const label = poolLabel(pool);
   if (previous) {
     if (previous.spec.cidr !== pool.spec.cidr) throw new ValidationError(label, "spec.cidr", "IPPool CIDR cannot be modified");
@@ -125,6 +129,12 @@ export function validateIPPoolChange(pool: IPPool, others: IPPool[], previous?: 
     if (o.metadata.name === pool.metadata.name) continue;
     if (overlaps(mine, parseAnyCIDR(o.spec.cidr)!)) {
       throw new ValidationError(label, "spec.cidr", `IPPool(${pool.metadata.name}) CIDR overlaps with IPPool(${o.metadata.name}) CIDR ${o.spec.cidr}`);
+    }
+  }
+  for (const n of nodes) {
+    const host = nodeIPv4(n);
+    if (host && overlaps(mine, parseAnyCIDR(`${host.address}/32`)!)) {
+      throw new ValidationError(label, "spec.cidr", `IPPool CIDR ${pool.spec.cidr} contains Node(${n.metadata.name})'s address ${host.address}: pods would be given host addresses; use a range the hosts' network does not use`);
     }
   }
 }

@@ -66,6 +66,25 @@ describe("weft with bad arguments", () => {
     expect(s.status).toBe(0);
   });
 
+  it("weft delete ippool while pods use its addresses: kept, exit 1 saying how to move them; a node's tunnel address does not count; --force deletes and ipam show still lists the blocks", () => {
+    const ds = ["--datastore", `sqlite:${dir}/inuse.db`];
+    writeFileSync(path.join(dir, "inuse.json"), '{"apiVersion":"projectcalico.org/v3","kind":"IPPool","metadata":{"name":"pods"},"spec":{"cidr":"10.8.0.0/16"}}');
+    expect(weft(["apply", "-f", path.join(dir, "inuse.json"), ...ds]).status).toBe(0);
+    expect(weft(["ipam", "assign", "--node", "w1", "--handle", "tunnel-addr-w1", ...ds]).status).toBe(0);
+    expect(weft(["ipam", "assign", "--node", "w1", "--handle", "k8s-pod-network.c1", ...ds]).status).toBe(0);
+    const r = weft(["delete", "ippool", "pods", ...ds]);
+    expect(r.stderr).toMatch(/IPPool\(pods\) still has 1 pod address in use \(on w1\); deleting it would cut those pods off\. Set spec\.disabled: true/);
+    expect(r.status).toBe(1);
+    expect(weft(["get", "ippool", ...ds]).stdout).toMatch(/pods/);
+    expect(weft(["ipam", "release", "--handle", "k8s-pod-network.c1", ...ds]).status).toBe(0);
+    expect(weft(["delete", "ippool", "pods", ...ds]).stdout).toBe("IPPool(pods) deleted\n");
+    expect(weft(["apply", "-f", path.join(dir, "inuse.json"), ...ds]).status).toBe(0);
+    expect(weft(["ipam", "assign", "--node", "w1", "--handle", "k8s-pod-network.c2", ...ds]).status).toBe(0);
+    const f = weft(["delete", "ippool", "pods", "--force", ...ds]);
+    expect(f.stdout).toBe("IPPool(pods) deleted\n");
+    expect(weft(["ipam", "show", ...ds]).stdout).toMatch(/Block of deleted IPPool\(pods\) \(host:w1\) \| 10\.8\.\d+\.\d+\/26/);
+  });
+
   it("ipam assign --count past a pool's end: prints the addresses it did assign, then exit 1 saying how many", () => {
     const ds = ["--datastore", `sqlite:${dir}/tiny.db`];
     writeFileSync(path.join(dir, "tiny.json"), '{"apiVersion":"projectcalico.org/v3","kind":"IPPool","metadata":{"name":"tiny"},"spec":{"cidr":"10.9.0.0/30","blockSize":30}}');

@@ -86,13 +86,14 @@ export function registerClusterCommands(program: Command): void {
 
   program
     .command("delete")
-    .description("delete the resources in a file, or by kind and names; one that does not exist fails the command unless --skip-not-exists")
+    .description("delete the resources in a file, or by kind and names; one that does not exist fails the command unless --skip-not-exists; an IPPool whose addresses pods still use is kept unless --force")
     .argument("[kind]", "ippool | node | bgpconfig | bgppeer")
     .argument("[names...]", "resource names")
     .option("-f, --filename <file>", "manifest file, or - for standard input")
     .option("-s, --skip-not-exists", "a resource that does not exist is not an error")
+    .option("--force", "delete an IPPool even while pods use its addresses (they lose their routes)")
     .addOption(datastoreOption())
-    .action(async (word: string | undefined, names: string[], opts: { filename?: string; skipNotExists?: boolean; datastore?: string }) => {
+    .action(async (word: string | undefined, names: string[], opts: { filename?: string; skipNotExists?: boolean; force?: boolean; datastore?: string }) => {
       const targets: Array<{ kind: Kind; name: string }> = opts.filename
         ? parseManifests(readManifest(opts.filename), opts.filename).map((r) => ({ kind: r.kind, name: r.metadata.name }))
         : word && names.length > 0
@@ -101,19 +102,34 @@ export function registerClusterCommands(program: Command): void {
               throw new ConfigError("delete needs -f FILE or KIND NAME...");
             })();
       // Every target is tried; those that did not exist fail the command (as calicoctl
-      // does) unless --skip-not-exists.
-      const missing = await withStore(opts, async (store) => {
+      // does) unless --skip-not-exists. A pool whose addresses pods still hold is kept:
+      // its blocks would no longer be routed and those pods would be cut off.
+      const { absent, kept } = await withStore(opts, async (store) => {
         const res = new Resources(store);
+        const ipam = ipamOf(store);
         const absent: string[] = [];
+        const kept: string[] = [];
         for (const t of targets) {
+          if (t.kind === "IPPool" && !opts.force) {
+            const used = await ipam.workloadAddresses(t.name);
+            if (used.length) {
+              const nodes = [...new Set(used.map((a) => a.node))].sort().join(", ");
+              kept.push(`IPPool(${t.name}) still has ${used.length} pod address${used.length === 1 ? "" : "es"} in use (on ${nodes}); deleting it would cut those pods off`);
+              continue;
+            }
+          }
           const gone = await res.delete(t.kind, t.name);
           if (gone) process.stdout.write(`${t.kind}(${t.name}) deleted\n`);
           else if (opts.skipNotExists) process.stdout.write(`${t.kind}(${t.name}) does not exist (skipped)\n`);
           else absent.push(`${t.kind}(${t.name})`);
         }
-        return absent;
+        return { absent, kept };
       });
-      if (missing.length) throw new Error(`resource does not exist: ${missing.join(", ")} (--skip-not-exists: not an error)`);
+      const problems = [
+        ...kept.map((k) => `${k}. Set spec.disabled: true, recreate the pods (they get addresses from another pool), then delete it; --force deletes it now`),
+        ...(absent.length ? [`resource does not exist: ${absent.join(", ")} (--skip-not-exists: not an error)`] : []),
+      ];
+      if (problems.length) throw new Error(problems.join("\n"));
     });
 
   const ipam = program.command("ipam").description("IP address management: blocks, affinities, addresses");
@@ -138,6 +154,13 @@ export function registerClusterCommands(program: Command): void {
               rows.push([`Block (${b.block.affinity ?? "no affinity"})`, b.block.cidr, String(size), String(n), String(size - n)]);
             }
           }
+        }
+        // Blocks left by a pool that was deleted while addresses were in use.
+        const orphans = blocks.filter((b) => !pools.some((p) => p.metadata.name === b.block.pool));
+        for (const b of orphans) {
+          const size = 2 ** (32 - Number(b.block.cidr.split("/")[1]));
+          const n = Object.keys(b.block.allocations).length;
+          rows.push([`Block of deleted IPPool(${b.block.pool}) (${b.block.affinity ?? "no affinity"})`, b.block.cidr, String(size), String(n), String(size - n)]);
         }
         const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
         process.stdout.write(`${rows.map((r) => r.map((c, i) => c.padEnd(w[i])).join(" | ")).join("\n")}\n`);

@@ -9,6 +9,8 @@ import type { IPPool } from "../resources/kinds.js";
 import { parseSelector, type Labels } from "../resources/selector.js";
 
 export const BLOCK_PREFIX = "/weft/ipam/blocks/";
+/** A node's own tunnel address is held under this handle + the node name. */
+export const TUNNEL_HANDLE_PREFIX = "tunnel-addr-";
 const MAX_RETRIES = 100;
 
 export interface Allocation {
@@ -68,6 +70,14 @@ export class IPAM {
   async blocks(): Promise<StoredBlock[]> {
     const { items } = await this.store.list(BLOCK_PREFIX);
     return items.map((kv) => ({ block: JSON.parse(kv.value) as Block, kv }));
+  }
+
+  /** The addresses given to workloads (not nodes' tunnel addresses) from a pool's blocks. */
+  async workloadAddresses(pool: string): Promise<Array<{ address: string; handle: string; node: string }>> {
+    return (await this.blocks())
+      .filter(({ block }) => block.pool === pool)
+      .flatMap(({ block }) => Object.entries(block.allocations).map(([ord, a]) => ({ address: addressAt(block, Number(ord)), ...a })))
+      .filter((a) => !a.handle.startsWith(TUNNEL_HANDLE_PREFIX));
   }
 
   private async usablePools(labels: Labels): Promise<IPPool[]> {

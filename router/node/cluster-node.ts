@@ -14,7 +14,7 @@ import { nodeName } from "../resources/validate.js";
 import { API_VERSION, type BGPConfiguration, type BGPPeer, type IPPool, type NodeResource } from "../resources/kinds.js";
 import { Speaker, type PeerStatus } from "../bgp/speaker.js";
 import { bgpSettings, peersFor } from "../bgp/peers.js";
-import { IPAM, BLOCK_PREFIX, type Block } from "../ipam/ipam.js";
+import { IPAM, BLOCK_PREFIX, TUNNEL_HANDLE_PREFIX, type Block } from "../ipam/ipam.js";
 import { bgpExports, clusterState, remoteFromBgp } from "../routing/cluster.js";
 import { ConfigError, IFNAME } from "./config.js";
 import { fastRoutes, startDataplane, untilSignal } from "./run.js";
@@ -104,7 +104,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     }
   }
   const existing = await res.get<NodeResource>("Node", name);
-  const tunnelHandle = `tunnel-addr-${name}`;
+  const tunnelHandle = `${TUNNEL_HANDLE_PREFIX}${name}`;
   let tunnelAddr = (await ipam.addressesOf(tunnelHandle))[0];
   if (!tunnelAddr) tunnelAddr = (await ipam.assign({ node: name, handle: tunnelHandle, labels: existing?.metadata.labels })).address;
   const nodeRes: NodeResource = {

@@ -63,6 +63,31 @@ describe("two weft speakers in a mesh", () => {
     expect(a.status()[0].state).not.toBe("up");
   });
 
+  it("a changed AS number restarts the sessions under the new AS; a changed listen port moves the listener (applied while running, as BIRD's reconfigure does)", async () => {
+    port++;
+    const a = speaker("127.0.0.41");
+    const b = speaker("127.0.0.42");
+    await a.listen();
+    await b.listen();
+    b.setExports(["10.4.0.0/26"]);
+    a.setPeers([peer("127.0.0.42", true)]);
+    b.setPeers([peer("127.0.0.41", false)]);
+    await until("routes", () => routes(a).length === 1);
+    // Both sides change AS (as every node does when BGPConfiguration.asNumber changes).
+    expect(await a.reconfigure({ as: 64600, listenPort: port, restartTime: 120 })).toEqual(["as"]);
+    expect(await b.reconfigure({ as: 64600, listenPort: port, restartTime: 120 })).toEqual(["as"]);
+    a.setPeers([peer("127.0.0.42", true, { as: 64600 })]);
+    b.setPeers([peer("127.0.0.41", false, { as: 64600 })]);
+    await until("re-established under AS 64600", () => routes(a).length === 1 && a.status()[0].state === "up");
+    expect(a.rib.bestPaths()[0].attrs.localPref).toBe(100); // still iBGP
+    // A new port on a: b follows (its peer entry names the port), a's old port is closed.
+    const old = port;
+    const next = port + 500;
+    expect(await a.reconfigure({ as: 64600, listenPort: next, restartTime: 120 })).toEqual(["listenPort"]);
+    expect(a.port).toBe(next);
+    await expect(new Promise((resolve, reject) => net.connect({ host: "127.0.0.41", port: old }).on("connect", resolve).on("error", reject))).rejects.toThrow(/ECONNREFUSED/);
+  });
+
   it("a route reflector passes client routes to other clients with ORIGINATOR_ID and CLUSTER_LIST", async () => {
     port++;
     const rr = speaker("127.0.0.31", { clusterId: "1.1.1.1" });

@@ -46,11 +46,16 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
   }
 
   async listen(): Promise<void> {
-    this.server = net.createServer((socket) => this.incoming(socket));
+    await this.listenOn(this.cfg.listenPort);
+  }
+
+  private async listenOn(port: number): Promise<void> {
+    const server = net.createServer((socket) => this.incoming(socket));
     await new Promise<void>((resolve, reject) => {
-      this.server!.once("error", reject);
-      this.server!.listen(this.cfg.listenPort, this.cfg.listenAddress ?? "0.0.0.0", () => resolve());
+      server.once("error", reject);
+      server.listen(port, this.cfg.listenAddress ?? "0.0.0.0", () => resolve());
     });
+    this.server = server;
   }
 
   get port(): number {
@@ -89,6 +94,44 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
       s.on("down", (d) => this.onDown(s, d));
       s.start();
     }
+  }
+
+  /**
+   * Applies changed local settings from the datastore. A new AS number or cluster ID
+   * restarts every session (Cease 6, other configuration change), as a BIRD
+   * reconfigure does; a new listen port re-listens (the old one stays if the new one
+   * is taken); a restart time applies to the next OPEN. Returns the names of what
+   * changed.
+   */
+  async reconfigure(next: Pick<SpeakerConfig, "as" | "clusterId" | "listenPort" | "restartTime">): Promise<string[]> {
+    const keys = ["as", "clusterId", "listenPort", "restartTime"] as const;
+    const changed: string[] = keys.filter((k) => this.cfg[k] !== next[k]);
+    if (changed.includes("listenPort") && this.server) {
+      const old = this.server;
+      try {
+        await this.listenOn(next.listenPort);
+        old.close();
+      } catch (err) {
+        this.server = old;
+        this.log.error({ listenPort: next.listenPort, err: (err as Error).message }, "cannot listen on the new BGP port; still listening on the old one");
+        next = { ...next, listenPort: this.cfg.listenPort };
+      }
+    }
+    const restart = changed.includes("as") || changed.includes("clusterId");
+    Object.assign(this.cfg, next);
+    if (restart) {
+      this.log.info({ as: this.cfg.as, clusterId: this.cfg.clusterId ?? null }, "local AS or cluster ID changed: restarting every BGP session");
+      let dropped = false;
+      for (const [k, s] of this.sessions) {
+        s.stop(true, 6);
+        this.sessions.delete(k);
+        this.adjOut.delete(k);
+        this.eorFrom.delete(k);
+        dropped = this.rib.dropPeer(k).length > 0 || dropped;
+      }
+      if (dropped) this.emit("routes");
+    }
+    return changed;
   }
 
   /** Our own prefixes to announce (CIDRs). */

@@ -161,6 +161,15 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     let keepRemovals = false;
     if (speaker) {
       const settings = bgpSettings(configs);
+      // Our own AS, cluster ID and port follow the datastore while we run.
+      const self = nodes.find((n) => n.metadata.name === name);
+      const changed = await speaker.reconfigure({
+        as: self?.spec.bgp?.asNumber ?? settings.as,
+        clusterId: self?.spec.bgp?.routeReflectorClusterID,
+        listenPort: settings.listenPort,
+        restartTime: settings.restartTime,
+      });
+      if (changed.length) log.info({ changed, as: speaker.cfg.as, clusterId: speaker.cfg.clusterId ?? null, listenPort: speaker.port }, "BGP settings changed");
       const plan = peersFor(name, nodes, bgpPeers, settings);
       // Users trip over turning the mesh off before reflector sessions are up: keep it until one is.
       const otherUp = speaker.status().some((p) => p.type !== "node-to-node mesh" && p.state === "up");

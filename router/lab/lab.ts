@@ -169,6 +169,8 @@ export class Lab {
   }
 
   async up(mode: LabMode = "ipip"): Promise<void> {
+    // A lab already up is rebuilt from scratch: say so, since its state goes with it.
+    if ((await this.namespaces()).length > 0) this.log(`lab "${this.prefix}" was already up: taking it down first (its datastore and pods go with it)`);
     await this.down();
     mkdirSync(this.dir, { recursive: true });
     this.log("building namespaces: gateway, master, worker-1..3, pod-1..3");

@@ -1,6 +1,7 @@
 // What an operator sees: a bad config is refused with one line and exit code 2 and
 // nothing is touched; SIGTERM leaves weft0 and its routes, a restart adopts them
-// without a flap; weft node reset removes everything weft installed.
+// without a flap; a weft0 deleted under a running node comes back with its routes;
+// weft node reset removes everything weft installed.
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
@@ -59,6 +60,24 @@ describe("node lifecycle", () => {
     expect(log).toMatch(/"changed":0,"removed":0,"kept":3/);
     expect(events).not.toMatch(/Deleted/);
     expect(await lab.exec("worker-1", ["ip", "route", "show", "proto", "87"])).toBe(routes);
+    expect(await lab.ping("pod-1", "192.168.133.194")).toBe(true);
+  });
+
+  it("weft0 deleted under the running node: the node makes it again and restores its routes; pods reach again", async () => {
+    const routes = await lab.exec("worker-1", ["ip", "route", "show", "proto", "87"]);
+    await lab.exec("worker-1", ["ip", "link", "del", "weft0"]);
+    const t0 = Date.now();
+    let back = "";
+    while (Date.now() - t0 < 10_000) {
+      back = await lab.exec("worker-1", ["ip", "route", "show", "proto", "87"]);
+      if (back === routes) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    console.log(`[tlife] weft0 deleted: routes back in ${Date.now() - t0} ms`);
+    expect(back).toBe(routes);
+    const log = await lab.exec("worker-1", ["tail", "-n", "5", path.join(lab.dir, "worker-1.log")]);
+    expect(log).toMatch(/weft0 was deleted while the node ran: creating it again and restoring its routes/);
+    expect((await lab.exec("worker-1", ["cat", "/sys/class/net/weft0/mtu"])).trim()).toBe("1480");
     expect(await lab.ping("pod-1", "192.168.133.194")).toBe(true);
   });
 

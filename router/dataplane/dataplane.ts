@@ -86,6 +86,8 @@ export class Dataplane {
   private readonly timing: boolean;
   /** What the kernel accepted (asked-for offloads it refused are off). */
   active: Offloads = { ...NO_OFFLOADS };
+  /** Called when the TUN fails under us (someone deleted the device). */
+  onTunnelLost?: () => void;
 
   constructor(
     readonly fp: FastPath,
@@ -156,7 +158,7 @@ export class Dataplane {
     this.batch = Math.min(this.opts.batch ?? 64, this.fp.maxIn, Math.floor(this.fp.x.layoutSlotsBytes() / size));
     this.busyPollNs = Math.round(Math.min(Math.max(this.opts.busyPollMicros ?? 0, 0), 1000) * 1000);
     this.ready = new Readiness(this.n, this.fp, this.busyPollNs);
-    this.ready.add(this.tunFd, () => this.fromTun());
+    this.ready.add(this.tunFd, () => this.fromTun(), () => this.onTunnelLost?.());
     this.receiver = new Receiver(this.n, this.fp, this.tunFd, this.slotSize, this.batch, this.timing);
     const threaded = this.opts.rxThread ?? os.availableParallelism() >= 4;
     if (threaded) this.startRxThread(offloadBits);

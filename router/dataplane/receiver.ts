@@ -59,12 +59,20 @@ export class Readiness {
     private readonly busyPollNs: number,
   ) {}
 
-  /** Runs handle whenever fd is readable (and, busy-polling, when it turns readable soon after another's batch). */
-  add(fd: number, handle: () => void): void {
+  /**
+   * Runs handle whenever fd is readable (and, busy-polling, when it turns readable soon
+   * after another's batch). onError runs once if the fd fails (epoll reports an error,
+   * e.g. a TUN whose device was deleted); the fd is no longer watched after that.
+   */
+  add(fd: number, handle: () => void, onError?: (status: number) => void): void {
     this.fds = Int32Array.from([...this.fds, fd]);
     this.handlers.push(handle);
     this.polls.push(
-      this.n.pollStart(fd, () => {
+      this.n.pollStart(fd, (status) => {
+        if (status < 0) {
+          onError?.(status);
+          return;
+        }
         handle();
         this.busyPoll();
       }),

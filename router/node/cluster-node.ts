@@ -17,7 +17,7 @@ import { bgpSettings, peersFor } from "../bgp/peers.js";
 import { IPAM, BLOCK_PREFIX, TUNNEL_HANDLE_PREFIX, type Block } from "../ipam/ipam.js";
 import { bgpExports, clusterState, remoteFromBgp } from "../routing/cluster.js";
 import { ConfigError, IFNAME } from "./config.js";
-import { fastRoutes, startDataplane, untilSignal } from "./run.js";
+import { fastRoutes, restoreTunnelIfDeleted, startDataplane, untilSignal } from "./run.js";
 
 export interface ClusterNodeOptions {
   datastore: string;
@@ -226,6 +226,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     }
   };
   speaker?.on("routes", () => schedule(20));
+  restoreTunnelIfDeleted(base, tunnelDevice, log, () => (running = running.then(resyncAndWatch, resyncAndWatch)));
   await resyncAndWatch();
   // A safety net: resync now and then even if a watch event was lost.
   const periodic = setInterval(() => schedule(), 30_000);

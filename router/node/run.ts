@@ -102,12 +102,38 @@ export function startDataplane(o: NodeBaseOptions, log: Logger): NodeBase {
   });
   dp.start();
   kernel.setSysctl("net.ipv4.ip_forward", 1);
-  // ICMP errors weft writes into the TUN come from the node's own address.
-  kernel.setSysctl(`net.ipv4.conf.${o.tunnelDevice}.accept_local`, 1);
-  kernel.setSysctl(`net.ipv4.conf.${o.tunnelDevice}.rp_filter`, 0);
-  kernel.setSysctlIfPresent(`net.ipv6.conf.${o.tunnelDevice}.disable_ipv6`, 1);
+  tunnelSysctls(o.tunnelDevice);
   const owner = new RouteOwner(fp, { address: o.localAddress, tunnelDevice: o.tunnelDevice, uplink: o.uplink, underlayGateway: o.underlayGateway }, log);
   return { fp, dp, owner, mac };
+}
+
+function tunnelSysctls(dev: string): void {
+  // ICMP errors weft writes into the TUN come from the node's own address.
+  kernel.setSysctl(`net.ipv4.conf.${dev}.accept_local`, 1);
+  kernel.setSysctl(`net.ipv4.conf.${dev}.rp_filter`, 0);
+  kernel.setSysctlIfPresent(`net.ipv6.conf.${dev}.disable_ipv6`, 1);
+}
+
+/**
+ * If the tunnel device is deleted under the running node (the kernel takes its routes
+ * with it and the TUN fails), the node makes it again and restores every route with
+ * restore(). If that fails the node exits with status 1, for its supervisor to restart.
+ */
+export function restoreTunnelIfDeleted(base: NodeBase, tunnelDevice: string, log: Logger, restore: () => Promise<unknown>): void {
+  base.dp.onTunnelLost = () => {
+    log.error({ tunnel: tunnelDevice }, `${tunnelDevice} was deleted while the node ran: creating it again and restoring its routes`);
+    void (async () => {
+      await base.dp.stop();
+      base.dp.start();
+      tunnelSysctls(tunnelDevice);
+      base.owner.tunnelRecreated();
+      await restore();
+      log.info({ tunnel: tunnelDevice, routes: (await kernel.listWeftRoutes()).length }, `${tunnelDevice} restored`);
+    })().catch((err: Error) => {
+      log.fatal({ tunnel: tunnelDevice, err: err.message }, `could not recreate ${tunnelDevice}; exiting for the service manager to restart the node`);
+      process.exit(1);
+    });
+  };
 }
 
 export function fastRoutes(fp: FastPath, source: string): unknown[] {
@@ -141,6 +167,7 @@ export async function runStaticNode(cfg: StaticConfig, source: string, log: Logg
     log,
   );
   const result = await base.owner.apply({ remote: pre.blocks, tunnelMTU: pre.tunnelMTU });
+  restoreTunnelIfDeleted(base, cfg.tunnelDevice, log, () => base.owner.apply({ remote: pre.blocks, tunnelMTU: pre.tunnelMTU }));
   log.info({ node: cfg.name, address: cfg.address, ...base.dp.settings(), uplink: pre.uplink, tunnel: cfg.tunnelDevice, tunnelMTU: pre.tunnelMTU, vtepMAC: base.mac, routes: pre.blocks.length, ...result }, "node running");
 
   const started = new Date().toISOString();

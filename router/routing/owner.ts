@@ -40,6 +40,11 @@ export class RouteOwner {
     return this.mtu;
   }
 
+  /** The tunnel device was made anew: set its MTU and bring it up on the next apply. */
+  tunnelRecreated(): void {
+    this.mtu = 0;
+  }
+
   async apply(d: Desired): Promise<{ changed: number; removed: number; kept: number }> {
     const want = desiredState(this.local, d.remote);
     const refusedKey = JSON.stringify(want.refused);

@@ -34,6 +34,11 @@ export function applyNatOutgoing(masqPools: string[], allPools: string[]): Promi
   return nft(natRuleset(masqPools, allPools));
 }
 
+/** Whether weft's table is in the kernel's ruleset. */
+export function natOutgoingInstalled(): Promise<boolean> {
+  return new Promise((resolve) => execFile("nft", ["list", "table", "ip", NFT_TABLE], (err) => resolve(!err)));
+}
+
 export async function removeNatOutgoing(): Promise<void> {
   await nft(`table ip ${NFT_TABLE} {}\ndelete table ip ${NFT_TABLE}\n`);
 }

@@ -135,6 +135,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     if (restarting) log.info({ restartTime: settings.restartTime }, "restarting with routes in place: graceful restart, keeping them until peers have sent End-of-RIB");
   }
   let meshWarned = false;
+  let verifyNext = false;
 
   // Underlay gateways toward directly routed nodes off our subnet, looked up once each.
   const gateways = new Map<string, string>();
@@ -187,7 +188,9 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       const via = await kernel.routeGet(r.address);
       if (via?.gateway) gateways.set(r.address, via.gateway);
     }
-    const result = await base.owner.apply({ remote, localBlocks: state.localBlocks, tunnelMTU: link.mtu - state.overhead, nat: { masqPools: state.masqPools, allPools: state.allPools }, keepRemovals });
+    const verify = verifyNext;
+    verifyNext = false;
+    const result = await base.owner.apply({ remote, localBlocks: state.localBlocks, tunnelMTU: link.mtu - state.overhead, nat: { masqPools: state.masqPools, allPools: state.allPools }, keepRemovals, verify });
     const summary = JSON.stringify(remote.map((r) => `${r.cidr}:${r.encapsulation}`));
     if (summary !== lastSync) log.info({ revision, remoteBlocks: remote.length, localBlocks: state.localBlocks, ...result }, backend === "bgp" ? "routes in sync with the datastore and BGP" : "in sync with the datastore");
     lastSync = summary;
@@ -229,7 +232,11 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   restoreTunnelIfDeleted(base, tunnelDevice, log, () => (running = running.then(resyncAndWatch, resyncAndWatch)));
   await resyncAndWatch();
   // A safety net: resync now and then even if a watch event was lost.
-  const periodic = setInterval(() => schedule(), 30_000);
+  // It also checks what it installed is still there (routes, weft0, the nat table).
+  const periodic = setInterval(() => {
+    verifyNext = true;
+    schedule();
+  }, 30_000);
 
   log.info({ node: name, address: cidr, uplink, tunnel: tunnelDevice, tunnelAddress: tunnelAddr, vtepMAC: mac, datastore: store.description, ...base.dp.settings() }, "node running");
   const started = new Date().toISOString();

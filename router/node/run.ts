@@ -126,7 +126,6 @@ export function restoreTunnelIfDeleted(base: NodeBase, tunnelDevice: string, log
       await base.dp.stop();
       base.dp.start();
       tunnelSysctls(tunnelDevice);
-      base.owner.tunnelRecreated();
       await restore();
       log.info({ tunnel: tunnelDevice, routes: (await kernel.listWeftRoutes()).length }, `${tunnelDevice} restored`);
     })().catch((err: Error) => {
@@ -168,6 +167,10 @@ export async function runStaticNode(cfg: StaticConfig, source: string, log: Logg
   );
   const result = await base.owner.apply({ remote: pre.blocks, tunnelMTU: pre.tunnelMTU });
   restoreTunnelIfDeleted(base, cfg.tunnelDevice, log, () => base.owner.apply({ remote: pre.blocks, tunnelMTU: pre.tunnelMTU }));
+  // Every 30 s: put back what someone else removed (a route, weft0 set down).
+  const periodic = setInterval(() => {
+    base.owner.apply({ remote: pre.blocks, tunnelMTU: pre.tunnelMTU, verify: true }).catch((err: Error) => log.error({ err: err.message }, "periodic route check failed"));
+  }, 30_000);
   log.info({ node: cfg.name, address: cfg.address, ...base.dp.settings(), uplink: pre.uplink, tunnel: cfg.tunnelDevice, tunnelMTU: pre.tunnelMTU, vtepMAC: base.mac, routes: pre.blocks.length, ...result }, "node running");
 
   const started = new Date().toISOString();
@@ -186,7 +189,10 @@ export async function runStaticNode(cfg: StaticConfig, source: string, log: Logg
     routes: () => fastRoutes(base.fp, "static"),
     counters: () => base.fp.counters(),
   });
-  await untilSignal(base, log, () => server.close());
+  await untilSignal(base, log, () => {
+    clearInterval(periodic);
+    server.close();
+  });
 }
 
 /** weft node reset: removes every route with weft's protocol and the tunnel device. */

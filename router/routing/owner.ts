@@ -7,7 +7,7 @@ import { formatCIDR, parseCIDR } from "../dataplane/addr.js";
 import type { FastPath, FastRoute } from "../dataplane/fastpath.js";
 import * as kernel from "../native/iproute.js";
 import { native } from "../native/index.js";
-import { applyNatOutgoing } from "../native/nft.js";
+import { applyNatOutgoing, natOutgoingInstalled } from "../native/nft.js";
 import { desiredState, diffRoutes, type LocalNode, type RemoteBlock } from "./desired.js";
 
 export interface Desired {
@@ -19,6 +19,11 @@ export interface Desired {
   nat?: { masqPools: string[]; allPools: string[] };
   /** Add and change only (graceful restart: the RIB is not complete yet). */
   keepRemovals?: boolean;
+  /**
+   * Also check what is cached as done (the natOutgoing table): the periodic resync
+   * repairs what someone else removed (an "nft flush ruleset").
+   */
+  verify?: boolean;
 }
 
 const fastKey = (r: FastRoute) => `${formatCIDR(r.prefix)} ${r.nextHop} ${r.encap} ${r.vtepMAC ?? ""}`;
@@ -40,11 +45,6 @@ export class RouteOwner {
     return this.mtu;
   }
 
-  /** The tunnel device was made anew: set its MTU and bring it up on the next apply. */
-  tunnelRecreated(): void {
-    this.mtu = 0;
-  }
-
   async apply(d: Desired): Promise<{ changed: number; removed: number; kept: number }> {
     const want = desiredState(this.local, d.remote);
     const refusedKey = JSON.stringify(want.refused);
@@ -64,9 +64,12 @@ export class RouteOwner {
     for (const [cidr, r] of wantFast) if (!have.has(cidr) || fastKey(have.get(cidr)!) !== fastKey(r)) this.fp.upsert(r);
     if (!d.keepRemovals) for (const [cidr] of have) if (!wantFast.has(cidr)) this.fp.remove(parseCIDR(cidr)!);
 
-    if (d.tunnelMTU !== this.mtu) {
+    // The device as it is (someone may have set it down, or its MTU, or made it anew).
+    const link = kernel.linkInfo(this.local.tunnelDevice);
+    if (!link || !link.up || link.mtu !== d.tunnelMTU) {
       native().linkSet(this.local.tunnelDevice, d.tunnelMTU, true);
-      if (this.mtu) this.log.info({ from: this.mtu, to: d.tunnelMTU }, "tunnel MTU changed");
+      if (this.mtu && d.tunnelMTU !== this.mtu) this.log.info({ from: this.mtu, to: d.tunnelMTU }, "tunnel MTU changed");
+      else if (this.mtu && link) this.log.warn({ tunnel: this.local.tunnelDevice, up: link.up, mtu: link.mtu }, `${this.local.tunnelDevice} was changed by someone else (down, or another MTU): set up with MTU ${d.tunnelMTU} again`);
       this.mtu = d.tunnelMTU;
     }
     const installed = await kernel.listWeftRoutes();
@@ -78,6 +81,10 @@ export class RouteOwner {
     }
     if (d.nat) {
       const k = JSON.stringify(d.nat);
+      if (k === this.natKey && d.verify && !(await natOutgoingInstalled())) {
+        this.log.warn("the natOutgoing table was removed by someone else (an nft flush?): installing it again");
+        this.natKey = "";
+      }
       if (k !== this.natKey) {
         await applyNatOutgoing(d.nat.masqPools, d.nat.allPools);
         this.log.info(d.nat, "natOutgoing rules updated");

@@ -1,0 +1,46 @@
+// Someone else changes what a running node installed: deletes weft0, sets it down,
+// deletes a route, flushes nftables. The node puts it back (weft0 at once, the rest
+// at its periodic check, every 30 s) and says so in its log.
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { useLab } from "./helpers.js";
+
+describe("a node repairs what others removed", () => {
+  let external = "";
+  const lab = useLab("trep", "ipip", { datastore: "sqlite", setup: async (l) => void (external = await l.addExternalHost()) });
+  const routes = () => lab.exec("worker-1", ["ip", "route", "show", "proto", "87"]);
+  const logTail = () => lab.exec("worker-1", ["tail", "-n", "40", path.join(lab.dir, "worker-1.log")]);
+  const waitFor = async (what: string, check: () => Promise<boolean>, ms: number) => {
+    const t0 = Date.now();
+    while (!(await check())) {
+      if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms: ${what}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return Date.now() - t0;
+  };
+
+  it("weft0 deleted: made again at once with every route; pods reach across it", async () => {
+    const before = await routes();
+    await lab.exec("worker-1", ["ip", "link", "del", "weft0"]);
+    const ms = await waitFor("routes back", async () => (await routes()) === before, 10_000);
+    console.log(`[trep] weft0 deleted: routes back in ${ms} ms`);
+    expect(await logTail()).toMatch(/weft0 was deleted while the node ran/);
+    expect(await lab.ping("pod-1", lab.podAddress("pod-3"))).toBe(true);
+  });
+
+  it("weft0 set down, a route deleted and nftables flushed: all back at the next periodic check; pods reach each other and the outside", async () => {
+    const before = await routes();
+    await lab.exec("worker-1", ["ip", "link", "set", "weft0", "down"]);
+    const block = before.split("\n").find((l) => l.startsWith("blackhole "))!;
+    await lab.exec("worker-1", ["ip", "route", "del", ...block.replace(" proto 87", "").trim().split(/\s+/)]);
+    await lab.exec("worker-1", ["nft", "flush", "ruleset"]);
+    expect(await routes()).not.toBe(before);
+    const ms = await waitFor("routes and nat table back", async () => (await routes()) === before && (await lab.exec("worker-1", ["nft", "list", "tables"])).includes("table ip weft"), 40_000);
+    console.log(`[trep] weft0 down, ${block.trim()} deleted, nft flushed: all back in ${ms} ms`);
+    const log = await logTail();
+    expect(log).toMatch(/weft0 was changed by someone else/);
+    expect(log).toMatch(/the natOutgoing table was removed by someone else/);
+    expect(await lab.ping("pod-1", lab.podAddress("pod-2"))).toBe(true);
+    expect(await lab.ping("pod-1", external, { count: 2 })).toBe(true);
+  });
+});

@@ -142,6 +142,15 @@ describe("weft-cni conformance (CNI spec 1.0.0)", () => {
     expect(await caliCount("worker-1")).toBe(1);
   });
 
+  it("ADD for a node that has not registered (no weft node runs there): try again (11), nothing assigned", async () => {
+    const before = await lab.weft(["ipam", "show", "--show-blocks"]);
+    const r = cni(lab, "worker-1", { command: "ADD", containerID: "early", netns: await newNetns("early"), ifname: "eth0", config: { ...conf(), nodename: "worker-9" } });
+    console.log(`[tcni] ADD before the node registered: ${JSON.stringify(r.out)}`);
+    expect(r.out.code).toBe(11);
+    expect(r.out.msg).toMatch(/Node\(worker-9\) is not registered: is "weft node run" running on this host\?/);
+    expect(await lab.weft(["ipam", "show", "--show-blocks"])).toBe(before);
+  });
+
   it("ADD repeated for a wired container answers as the first did and leaves it working", async () => {
     const call = { containerID: "twice", netns: await newNetns("twice"), ifname: "eth0", config: conf() };
     const first = cni(lab, "worker-1", { command: "ADD", ...call });

@@ -37,6 +37,8 @@ export interface LocalConfig {
 class Conn {
   private buf: Buffer = Buffer.alloc(0);
   remoteOpen?: Open;
+  /** An incoming connection whose OPEN waits for our own connection to the peer (see onOpen). */
+  deferred?: NodeJS.Timeout;
   state: State = "Connect";
   constructor(
     readonly socket: net.Socket,
@@ -220,14 +222,30 @@ export class Session extends EventEmitter<SessionEvents> {
     if (o.bgpId === "0.0.0.0" || (o.bgpId === this.local.routerId && o.as === this.local.as)) return this.close(conn, { code: ERR.OPEN, subcode: 3 }, `Bad BGP identifier ${o.bgpId}`, false);
     if (o.holdTime === 1 || o.holdTime === 2) return this.close(conn, { code: ERR.OPEN, subcode: 6 }, `Unacceptable hold time ${o.holdTime}`, false);
     conn.remoteOpen = o;
+    const localHigher = ipNum(this.local.routerId) > ipNum(o.bgpId);
     // Collision detection (RFC 4271 6.8): keep the connection opened by the higher BGP ID.
     const other = this.conns.find((c) => c !== conn && (c.state === "OpenConfirm" || (c.state === "OpenSent" && c.remoteOpen)));
     if (other) {
-      const localHigher = ipNum(this.local.routerId) > ipNum(o.bgpId);
       const loser = localHigher ? [conn, other].find((c) => !c.outgoing)! : [conn, other].find((c) => c.outgoing)!;
       this.close(loser, { code: ERR.CEASE, subcode: 7 }, "connection collision resolution", false);
       if (loser === conn) return;
+    } else if (localHigher && !conn.outgoing && this.conns.some((c) => c.outgoing && c.state === "OpenSent")) {
+      // Our own connection, still waiting for the peer's OPEN, wins any collision. A
+      // KEEPALIVE here could bring the peer to Established on this one first; then it
+      // would close ours and we this one, and the session would start over (seen with
+      // FRR). Hold this one until ours has an answer or fails, at most 3 s.
+      conn.deferred = setTimeout(() => this.confirm(conn), 3000);
+      return;
     }
+    this.confirm(conn);
+  }
+
+  /** Answers a received OPEN: KEEPALIVE, OpenConfirm. */
+  private confirm(conn: Conn): void {
+    clearTimeout(conn.deferred);
+    conn.deferred = undefined;
+    if (!this.conns.includes(conn) || !conn.remoteOpen) return;
+    const o = conn.remoteOpen;
     this.remote = o;
     this.negotiatedHold = Math.min(this.local.holdTime, this.peer.holdTime ?? this.local.holdTime, o.holdTime);
     conn.send(encodeKeepalive());
@@ -265,6 +283,7 @@ export class Session extends EventEmitter<SessionEvents> {
     const i = this.conns.indexOf(conn);
     if (i < 0) return;
     this.conns.splice(i, 1);
+    clearTimeout(conn.deferred);
     if (notify) {
       this.log.warn({ peer: this.peer.address, code: notify.code, subcode: notify.subcode, reason }, "sending NOTIFICATION");
       conn.send(encodeNotification(notify.code, notify.subcode, notify.data));
@@ -281,6 +300,9 @@ export class Session extends EventEmitter<SessionEvents> {
       const gr = this.peerGracefulRestart;
       this.emit("down", { reason, graceful: graceful && !!gr, restartTime: gr?.restartTime ?? 0 });
     }
+    // Our connection failed: an incoming one held for it goes ahead.
+    const held = this.conns.find((c) => c.deferred);
+    if (held && !this.conns.some((c) => c.outgoing && c.state === "OpenSent")) this.confirm(held);
     if (this.conns.length > 0 || this.stopped) return;
     clearTimeout(this.holdTimer);
     const state: State = this.peer.passive ? "Active" : "Idle";

@@ -105,6 +105,64 @@ describe("two weft speakers in a mesh", () => {
   });
 });
 
+describe("connection collision (RFC 4271 6.8) with a peer that connects too", () => {
+  // A raw peer at 127.0.0.70 (lower BGP ID) both accepts the speaker's connection and
+  // opens its own; its OPEN on its own connection arrives first.
+  it("the higher-ID speaker holds the peer's connection until its own is answered, then keeps its own: the peer never sees a KEEPALIVE on the losing one", async () => {
+    port++;
+    const s = speaker("127.0.0.71");
+    await s.listen();
+    const peerPort = port + 1000;
+    const reader = (sock: net.Socket) => {
+      const got: Array<ReturnType<typeof decodeMessage>> = [];
+      let buf = Buffer.alloc(0);
+      sock.on("data", (d) => {
+        buf = Buffer.concat([buf, d]);
+        for (;;) {
+          const n = frameLength(buf);
+          if (n === undefined || buf.length < n) break;
+          got.push(decodeMessage(buf.subarray(0, n)));
+          buf = buf.subarray(n);
+        }
+      });
+      sock.on("error", () => {});
+      return got;
+    };
+    const ours = encodeOpen({ as: 64512, holdTime: 90, bgpId: "127.0.0.70", capabilities: [{ code: 1, afi: 1, safi: 1 }, { code: 65, as: 64512 }] });
+    let accepted: net.Socket | undefined;
+    let fromSpeaker: ReturnType<typeof reader> = [];
+    const server = net.createServer((sock) => {
+      accepted = sock;
+      fromSpeaker = reader(sock);
+    });
+    await new Promise<void>((r) => server.listen(peerPort, "127.0.0.70", r));
+    try {
+      s.setPeers([{ address: "127.0.0.70", port: peerPort, as: 64512, type: "global", passive: false }]);
+      await until("the speaker's connection and OPEN", () => fromSpeaker.some((m) => m.type === 1));
+      // The peer's own connection, with its OPEN, before it answers the speaker's.
+      const mine = net.connect({ host: "127.0.0.71", port, localAddress: "127.0.0.70" });
+      const onMine = reader(mine);
+      await new Promise((r) => mine.once("connect", r));
+      mine.write(ours);
+      await until("the speaker's OPEN on the peer's connection", () => onMine.some((m) => m.type === 1));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(onMine.some((m) => m.type === 4)).toBe(false); // held: no KEEPALIVE
+      // The peer answers the speaker's connection: that one wins, the peer's is closed.
+      accepted!.write(ours);
+      await until("Cease 7 on the peer's connection", () => onMine.some((m) => m.type === 3));
+      expect(onMine.find((m) => m.type === 3)).toMatchObject({ code: 6, subcode: 7 });
+      expect(onMine.some((m) => m.type === 4)).toBe(false);
+      await until("KEEPALIVE on the speaker's connection", () => fromSpeaker.some((m) => m.type === 4));
+      accepted!.write(encodeKeepalive());
+      await until("Established", () => s.status()[0].state === "up");
+      mine.destroy();
+    } finally {
+      accepted?.destroy();
+      server.close();
+    }
+  });
+});
+
 describe("malformed input on a live session gets the right NOTIFICATION (RFC 4271 section 6)", () => {
   // A raw client at 127.0.0.41 (a configured peer) talks to a speaker at 127.0.0.40.
   async function exchange(messages: Uint8Array[], opts: { holdTime?: number; waitMs?: number } = {}): Promise<Notification | "closed" | "alive"> {

@@ -80,6 +80,12 @@ export function registerClusterCommands(program: Command): void {
         await withStore(opts, async (store) => {
           const results = await new Resources(store).apply(resources, mode);
           for (const r of results) process.stdout.write(`${r.resource.kind}(${r.resource.metadata.name}) ${r.action}\n`);
+          // Dual-stack manifests apply unchanged, but weft's data path is IPv4 only.
+          for (const r of results) {
+            if (r.resource.kind === "IPPool" && (r.resource as IPPool).spec.cidr.includes(":")) {
+              process.stderr.write(`weft: note: ${r.resource.kind}(${r.resource.metadata.name}) is IPv6; weft routes IPv4 only, so it is stored but no pod gets an address from it\n`);
+            }
+          }
         }, { create: true });
       });
   }
@@ -144,9 +150,9 @@ export function registerClusterCommands(program: Command): void {
         const blocks = await ipamOf(store).blocks();
         const rows: string[][] = [["GROUPING", "CIDR", "IPS TOTAL", "IPS IN USE", "IPS FREE"]];
         for (const p of pools) {
-          const total = p.spec.cidr.includes(":") ? 0 : 2 ** (32 - Number(p.spec.cidr.split("/")[1]));
+          const total = 2n ** BigInt((p.spec.cidr.includes(":") ? 128 : 32) - Number(p.spec.cidr.split("/")[1]));
           const used = blocks.filter((b) => b.block.pool === p.metadata.name).reduce((n, b) => n + Object.keys(b.block.allocations).length, 0);
-          rows.push(["IP Pool", p.spec.cidr, String(total), `${used} (${((used / total) * 100).toFixed(0)}%)`, `${total - used}`]);
+          rows.push(["IP Pool", p.spec.cidr, String(total), `${used} (${((used / Number(total)) * 100).toFixed(0)}%)`, `${total - BigInt(used)}`]);
           if (opts.showBlocks) {
             for (const b of blocks.filter((x) => x.block.pool === p.metadata.name)) {
               const size = 2 ** (32 - Number(b.block.cidr.split("/")[1]));

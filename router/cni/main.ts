@@ -120,10 +120,12 @@ async function add(env: Env, conf: NetConf, log: Logger): Promise<unknown> {
       await unwire(hostVeth);
     }
     await ipam.releaseByHandle(handle);
+    // No Node: no weft node runs for this host (yet), and nobody would route the block.
     const node = await res.get<NodeResource>("Node", conf.nodename);
+    if (!node) throw new CniError(CNI.TRY_AGAIN, `Node(${conf.nodename}) is not registered: is "weft node run" running on this host?`, `datastore ${conf.datastore}; set "nodename" in the network configuration if the node runs under another name`);
     let address: string;
     try {
-      address = (await ipam.assign({ node: conf.nodename, handle, labels: node?.metadata.labels })).address;
+      address = (await ipam.assign({ node: conf.nodename, handle, labels: node.metadata.labels })).address;
     } catch (err) {
       if (err instanceof IPAMError) throw new CniError(CNI.IPAM, err.message, `node ${conf.nodename}`);
       throw new CniError(CNI.TRY_AGAIN, "the datastore failed during address assignment; try again", (err as Error).message);

@@ -85,6 +85,33 @@ describe("weft with bad arguments", () => {
     expect(weft(["ipam", "show", ...ds]).stdout).toMatch(/Block of deleted IPPool\(pods\) \(host:w1\) \| 10\.8\.\d+\.\d+\/26/);
   });
 
+  it("weft node run with the address of another registered node: exit 2 naming it and how to remove it, before touching anything", () => {
+    const ds = ["--datastore", `sqlite:${dir}/clash.db`];
+    writeFileSync(path.join(dir, "old.json"), '{"apiVersion":"projectcalico.org/v3","kind":"Node","metadata":{"name":"old-name"},"spec":{"bgp":{"ipv4Address":"127.0.0.1/8"}}}');
+    expect(weft(["apply", "-f", path.join(dir, "old.json"), ...ds]).status).toBe(0);
+    const hadTunnel = existsSync("/sys/class/net/weft0");
+    const r = weft(["node", "run", ...ds, "--name", "new-name", "--ip", "127.0.0.1/8", "--interface", "lo", "--control", path.join(dir, "clash.sock")]);
+    expect(r.stderr).toMatch(/node "old-name" is already using the IPv4 address 127\.0\.0\.1; if that node is gone \(a renamed host\), delete it with "weft delete node old-name"/);
+    expect(r.status).toBe(2);
+    expect(existsSync("/sys/class/net/weft0")).toBe(hadTunnel);
+    expect(weft(["get", "ippool", ...ds]).stdout).not.toMatch(/default-ipv4-ippool/);
+  });
+
+  it("weft delete node releases the node's tunnel address and empty blocks, and says which addresses stay", () => {
+    const ds = ["--datastore", `sqlite:${dir}/delnode.db`];
+    writeFileSync(path.join(dir, "nodes.yaml"), ["gone-1", "gone-2"].map((n) => `{"apiVersion":"projectcalico.org/v3","kind":"Node","metadata":{"name":"${n}"},"spec":{}}`).join("\n---\n"));
+    writeFileSync(path.join(dir, "pool10.json"), '{"apiVersion":"projectcalico.org/v3","kind":"IPPool","metadata":{"name":"p"},"spec":{"cidr":"10.7.0.0/16"}}');
+    expect(weft(["apply", "-f", path.join(dir, "pool10.json"), ...ds]).status).toBe(0);
+    expect(weft(["apply", "-f", path.join(dir, "nodes.yaml"), ...ds]).status).toBe(0);
+    for (const n of ["gone-1", "gone-2"]) expect(weft(["ipam", "assign", "--node", n, "--handle", `tunnel-addr-${n}`, ...ds]).status).toBe(0);
+    expect(weft(["ipam", "assign", "--node", "gone-2", "--handle", "k8s-pod-network.c9", ...ds]).status).toBe(0);
+    expect(weft(["delete", "node", "gone-1", ...ds]).stdout).toMatch(/^Node\(gone-1\) deleted; released its tunnel address 10\.7\.\d+\.\d+, block 10\.7\.\d+\.\d+\/26\n$/);
+    expect(weft(["delete", "node", "gone-2", ...ds]).stdout).toMatch(/^Node\(gone-2\) deleted; released its tunnel address 10\.7\.\d+\.\d+; 1 address in its blocks stays allocated/);
+    const blocks = weft(["ipam", "show", "--show-blocks", ...ds]).stdout;
+    expect(blocks).not.toMatch(/gone-1/);
+    expect(blocks).toMatch(/Block \(host:gone-2\) .*\| 1 +\|/);
+  });
+
   it("ipam assign --count past a pool's end: prints the addresses it did assign, then exit 1 saying how many", () => {
     const ds = ["--datastore", `sqlite:${dir}/tiny.db`];
     writeFileSync(path.join(dir, "tiny.json"), '{"apiVersion":"projectcalico.org/v3","kind":"IPPool","metadata":{"name":"tiny"},"spec":{"cidr":"10.9.0.0/30","blockSize":30}}');

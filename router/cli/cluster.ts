@@ -125,7 +125,13 @@ export function registerClusterCommands(program: Command): void {
             }
           }
           const gone = await res.delete(t.kind, t.name);
-          if (gone) process.stdout.write(`${t.kind}(${t.name}) deleted\n`);
+          if (gone && t.kind === "Node") {
+            // As calicoctl does: the node's tunnel address and its empty blocks go too.
+            const r = await ipam.releaseNode(t.name);
+            const freed = [...r.tunnel.map((a) => `tunnel address ${a}`), ...r.freedBlocks.map((b) => `block ${b}`)];
+            const kept = r.stillAllocated.length ? `; ${r.stillAllocated.length} address${r.stillAllocated.length === 1 ? "" : "es"} in its blocks ${r.stillAllocated.length === 1 ? "stays" : "stay"} allocated (weft ipam release --ip A, once those pods are gone)` : "";
+            process.stdout.write(`${t.kind}(${t.name}) deleted${freed.length ? `; released its ${freed.join(", ")}` : ""}${kept}\n`);
+          } else if (gone) process.stdout.write(`${t.kind}(${t.name}) deleted\n`);
           else if (opts.skipNotExists) process.stdout.write(`${t.kind}(${t.name}) does not exist (skipped)\n`);
           else absent.push(`${t.kind}(${t.name})`);
         }

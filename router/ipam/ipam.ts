@@ -197,6 +197,32 @@ export class IPAM {
     throw new IPAMError(`gave up releasing handle ${handle} after ${MAX_RETRIES} conflicting attempts; try again`);
   }
 
+  /**
+   * What deleting a Node cleans up, as calicoctl does: the node's tunnel address and
+   * its blocks no address is left in. Blocks still holding addresses stay as they are;
+   * their addresses are returned.
+   */
+  async releaseNode(node: string): Promise<{ tunnel: string[]; freedBlocks: string[]; stillAllocated: string[] }> {
+    const tunnel = await this.releaseByHandle(`${TUNNEL_HANDLE_PREFIX}${node}`);
+    const freedBlocks: string[] = [];
+    const stillAllocated: string[] = [];
+    for (const { block, kv } of await this.blocks()) {
+      if (block.affinity !== affinityOf(node)) continue;
+      const used = Object.keys(block.allocations);
+      if (used.length) {
+        stillAllocated.push(...used.map((o) => addressAt(block, Number(o))));
+        continue;
+      }
+      try {
+        await this.store.txn([{ op: "delete", key: kv.key, modRevision: kv.modRevision }]);
+        freedBlocks.push(block.cidr);
+      } catch (err) {
+        if (!(err instanceof ConflictError)) throw err; // an address was taken meanwhile: the block stays
+      }
+    }
+    return { tunnel, freedBlocks, stillAllocated };
+  }
+
   /** Addresses assigned under a handle. */
   async addressesOf(handle: string): Promise<string[]> {
     return (await this.blocks()).flatMap(({ block }) =>

@@ -4,14 +4,14 @@
 // VXLAN backend). The data plane never waits on the datastore: when it is gone,
 // forwarding goes on with the last state and the node reconnects by itself.
 import type { Logger } from "pino";
-import { parseCIDR } from "../dataplane/addr.js";
+import { contains, parseCIDR, parseIPv4 } from "../dataplane/addr.js";
 import { vtepMAC as deriveMAC } from "../dataplane/vtep.js";
 import * as kernel from "../native/iproute.js";
 import { controlSocketFree, controlSocketPath, startControlServer } from "../control/server.js";
 import { openDatastore, unreachable, ConflictError, type Datastore, type Watch } from "../store/store.js";
 import { Resources } from "../resources/client.js";
 import { nodeName } from "../resources/validate.js";
-import { API_VERSION, type BGPConfiguration, type BGPPeer, type IPPool, type NodeResource } from "../resources/kinds.js";
+import { API_VERSION, nodeIPv4, type BGPConfiguration, type BGPPeer, type IPPool, type NodeResource } from "../resources/kinds.js";
 import { Speaker, type PeerStatus } from "../bgp/speaker.js";
 import { bgpSettings, peersFor } from "../bgp/peers.js";
 import { IPAM, BLOCK_PREFIX, TUNNEL_HANDLE_PREFIX, type Block } from "../ipam/ipam.js";
@@ -94,6 +94,13 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   const ipam = new IPAM(store, () => res.list<IPPool>("IPPool"));
   const mac = deriveMAC(name);
 
+  // One address, one node (as Calico checks at start): a host renamed, or a copied
+  // config, would otherwise peer with itself and leave the old Node's block unrouted.
+  const clash = (await res.list<NodeResource>("Node")).find((n) => n.metadata.name !== name && nodeIPv4(n)?.address === localAddress);
+  if (clash) {
+    throw new ConfigError(`node "${clash.metadata.name}" is already using the IPv4 address ${localAddress}; if that node is gone (a renamed host), delete it with "weft delete node ${clash.metadata.name}", else give this node its own address (--ip)`);
+  }
+
   // Register: a default pool if there is none (as Calico does), our Node, a tunnel address.
   if ((await res.list("IPPool")).length === 0) {
     try {
@@ -101,6 +108,13 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       log.info({ pool: DEFAULT_POOL.spec }, "created the default IPv4 pool");
     } catch (err) {
       if (!/already exists/.test(String(err)) && !(err instanceof ConflictError)) throw err;
+    }
+  }
+  // Calico's default pool is 192.168.0.0/16, which many hosts' networks are in.
+  for (const p of await res.list<IPPool>("IPPool")) {
+    const c = parseCIDR(p.spec.cidr, true);
+    if (c && contains(c, parseIPv4(localAddress)!)) {
+      log.error({ pool: p.metadata.name, cidr: p.spec.cidr, address: localAddress }, "this node's address is inside an IP pool: pods may be given addresses of the hosts' network, and blocks holding a node's address are not routed; use a pool outside the hosts' network");
     }
   }
   const existing = await res.get<NodeResource>("Node", name);

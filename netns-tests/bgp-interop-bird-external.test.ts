@@ -1,8 +1,14 @@
 // BIRD 2 as an external eBGP router for worker-1: routes both ways, checked with
-// birdc and with weft.
+// birdc and with weft; and for worker-2 with a BGP password (TCP MD5).
 import { describe, expect, it } from "vitest";
 import { useLab } from "./helpers.js";
 import { Bird, until } from "./daemons.js";
+
+const tor2 = (password: string) => `apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {name: tor-bird-md5}
+spec: {peerIP: 10.30.0.1, asNumber: 65001, node: worker-2, password: ${password}}
+`;
 
 describe("interop: BIRD 2 as an external peer", () => {
   let bird: Bird;
@@ -14,12 +20,14 @@ describe("interop: BIRD 2 as an external peer", () => {
 protocol device {}
 protocol static { ipv4; route 10.99.0.0/24 blackhole; }
 protocol bgp w1 { local as 65001; neighbor 10.30.0.11 as 64512; direct; ipv4 { import all; export all; }; }
+protocol bgp w2 { local as 65001; neighbor 10.30.0.12 as 64512; direct; password "md5-s3cret"; ipv4 { import all; export all; }; }
 `);
       await l.apply(`apiVersion: projectcalico.org/v3
 kind: BGPPeer
 metadata: {name: tor-bird}
 spec: {peerIP: 10.30.0.1, asNumber: 65001, node: worker-1}
 `);
+      await l.apply(tor2("md5-s3cret"));
     },
   });
 
@@ -40,6 +48,21 @@ spec: {peerIP: 10.30.0.1, asNumber: 65001, node: worker-1}
     expect(r).toMatch(/^10\.99\.0\.0\/24 via 10\.30\.0\.1 dev eth0 proto 87/);
     const routes = JSON.parse(await lab.exec("worker-1", [process.execPath, lab.cli(), "node", "routes", "--control", lab.controlSocket("worker-1")]));
     expect(routes.bgp.find((x: { cidr: string }) => x.cidr === "10.99.0.0/24")).toMatchObject({ nextHop: "10.30.0.1", peer: "10.30.0.1", asPath: [65001] });
+  });
+
+  it("with a BGP password (TCP MD5) on both sides worker-2's session is Established; with a wrong one it goes down and stays down; the right one again brings it back", async () => {
+    const state = async () => (await bird.birdc(["show", "protocols", "w2"])).split("\n").find((l) => l.startsWith("w2")) ?? "";
+    await until("BIRD's w2 (password) to reach Established", async () => /Established/.test(await state()));
+    await lab.apply(tor2("wrong"));
+    await until("w2 to go down", async () => !/Established/.test(await state()), 30_000);
+    await new Promise((r) => setTimeout(r, 5000));
+    const down = await state();
+    console.log(`[tbirdx] with a wrong password, 5 s later: ${down.replace(/\s+/g, " ")}`);
+    expect(down).not.toMatch(/Established/);
+    await lab.apply(tor2("md5-s3cret"));
+    const t0 = Date.now();
+    await until("w2 back with the right password", async () => /Established/.test(await state()), 60_000);
+    console.log(`[tbirdx] right password again: Established after ${Date.now() - t0} ms`);
   });
 
   it("BIRD killed: weft withdraws its route after the session drops", async () => {

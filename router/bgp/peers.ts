@@ -2,6 +2,8 @@
 // as Calico decides it: a full iBGP mesh among nodes without a route-reflector cluster
 // ID (connecting one way: passive toward higher addresses), plus BGPPeers that select
 // this node (node, nodeSelector, or global) and name a peer by IP or by peerSelector.
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import { nodeIPv4, peerEndpoint, type BGPConfiguration, type BGPPeer, type NodeResource } from "../resources/kinds.js";
 import { parseSelector } from "../resources/selector.js";
 import { ipNum, type PeerConfig } from "./session.js";
@@ -15,13 +17,28 @@ export interface BgpSettings {
   restartTime: number;
 }
 
+/** A duration ("120s", "2m") in whole seconds. */
+function seconds(t: string | undefined, dflt: number): number;
+function seconds(t: string | undefined): number | undefined;
+function seconds(t: string | undefined, dflt?: number): number | undefined {
+  const m = t && /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(t);
+  if (!m) return dflt;
+  return Math.round(Number(m[1]) * { ms: 0.001, s: 1, m: 60, h: 3600 }[m[2] as "s"]);
+}
+
+/** Where a BGPPeer password's secretKeyRef is read: /etc/weft/secrets/NAME/KEY. */
+export const SECRETS_DIR = "/etc/weft/secrets";
+
+export function readSecret(name: string, key: string): string | undefined {
+  try {
+    return readFileSync(path.join(SECRETS_DIR, name, key), "utf8").replace(/\r?\n$/, "");
+  } catch {
+    return undefined;
+  }
+}
+
 export function bgpSettings(configs: BGPConfiguration[]): BgpSettings {
   const d = configs.find((c) => c.metadata.name === "default")?.spec;
-  const seconds = (t: string | undefined, dflt: number) => {
-    const m = t && /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(t);
-    if (!m) return dflt;
-    return Math.round(Number(m[1]) * { ms: 0.001, s: 1, m: 60, h: 3600 }[m[2] as "s"]);
-  };
   return { as: d?.asNumber ?? DEFAULT_AS, meshEnabled: d?.nodeToNodeMeshEnabled ?? true, listenPort: d?.listenPort ?? 179, restartTime: Math.min(seconds(d?.nodeMeshMaxRestartTime, 120), 4095) };
 }
 
@@ -31,12 +48,15 @@ const asOf = (n: NodeResource, s: BgpSettings) => n.spec.bgp?.asNumber ?? s.as;
 export interface PeerPlan {
   mesh: PeerConfig[];
   other: PeerConfig[];
+  /** BGPPeers left out, and why (a password secret that cannot be read). */
+  problems: string[];
 }
 
-export function peersFor(me: string, nodes: NodeResource[], bgpPeers: BGPPeer[], s: BgpSettings): PeerPlan {
+export function peersFor(me: string, nodes: NodeResource[], bgpPeers: BGPPeer[], s: BgpSettings, secret: (name: string, key: string) => string | undefined = readSecret): PeerPlan {
   const self = nodes.find((n) => n.metadata.name === me);
   const myAddr = self && addrOf(self);
-  if (!self || !myAddr) return { mesh: [], other: [] };
+  const problems: string[] = [];
+  if (!self || !myAddr) return { mesh: [], other: [], problems };
   const myLabels = self.metadata.labels ?? {};
   const iAmRR = !!self.spec.bgp?.routeReflectorClusterID;
   const nodePeer = (n: NodeResource, type: PeerConfig["type"]): PeerConfig | undefined => {
@@ -52,6 +72,19 @@ export function peersFor(me: string, nodes: NodeResource[], bgpPeers: BGPPeer[],
   const other: PeerConfig[] = [];
   for (const bp of bgpPeers) {
     const sp = bp.spec;
+    // Session settings of this BGPPeer: password (TCP MD5), keepalive, restart time.
+    let password: string | undefined;
+    if (typeof sp.password === "string") password = sp.password;
+    else if (sp.password) {
+      const { name, key } = sp.password.secretKeyRef;
+      password = secret(name, key);
+      if (password === undefined) {
+        problems.push(`BGPPeer(${bp.metadata.name}): its password secret ${path.join(SECRETS_DIR, name, key)} cannot be read; its sessions are not started`);
+        continue;
+      }
+    }
+    const session = { password, keepaliveTime: seconds(sp.keepaliveTime), restartTime: sp.maxRestartTime === undefined ? undefined : Math.min(seconds(sp.maxRestartTime, 120), 4095) };
+    const clean = (p: PeerConfig): PeerConfig => Object.fromEntries(Object.entries({ ...p, ...session }).filter(([, v]) => v !== undefined)) as unknown as PeerConfig;
     const global = !sp.node && !sp.nodeSelector;
     const appliesTo = (n: NodeResource) => global || sp.node === n.metadata.name || (sp.nodeSelector !== undefined && parseSelector(sp.nodeSelector)(n.metadata.labels ?? {}));
     const appliesToMe = appliesTo(self);
@@ -64,7 +97,7 @@ export function peersFor(me: string, nodes: NodeResource[], bgpPeers: BGPPeer[],
       for (const n of nodes) {
         if ((appliesToMe && selected(n)) || (selected(self) && appliesTo(n))) {
           const p = nodePeer(n, type);
-          if (p) other.push(p);
+          if (p) other.push(clean(p));
         }
       }
       continue;
@@ -77,14 +110,14 @@ export function peersFor(me: string, nodes: NodeResource[], bgpPeers: BGPPeer[],
       const node = nodes.find((n) => addrOf(n) === address);
       if (node) {
         const p = nodePeer(node, type);
-        if (p) other.push({ ...p, as: sp.asNumber ?? p.as });
+        if (p) other.push(clean({ ...p, as: sp.asNumber ?? p.as }));
       } else {
-        other.push({ address, port, as: sp.asNumber ?? s.as, type, passive: false });
+        other.push(clean({ address, port, as: sp.asNumber ?? s.as, type, passive: false }));
       }
     }
   }
   // One session per address: an explicit peering wins over the mesh.
   const explicit = new Set(other.map((p) => p.address));
   const dedup = (ps: PeerConfig[]) => ps.filter((p, i) => ps.findIndex((q) => q.address === p.address) === i);
-  return { mesh: dedup(mesh.filter((p) => !explicit.has(p.address))), other: dedup(other) };
+  return { mesh: dedup(mesh.filter((p) => !explicit.has(p.address))), other: dedup(other), problems };
 }

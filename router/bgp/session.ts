@@ -4,6 +4,7 @@
 import net from "node:net";
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
+import { native } from "../native/index.js";
 import { BgpError, CAP, decodeMessage, encodeKeepalive, encodeNotification, encodeOpen, ERR, frameLength, type Capability, type Message, type Open, type Update } from "./wire.js";
 
 export type State = "Idle" | "Connect" | "Active" | "OpenSent" | "OpenConfirm" | "Established";
@@ -21,6 +22,12 @@ export interface PeerConfig {
   holdTime?: number;
   /** Peer's node name, when it is a node. */
   node?: string;
+  /** TCP MD5 password (RFC 2385), BGPPeer password. */
+  password?: string;
+  /** Seconds between KEEPALIVEs, when shorter than a third of the hold time (BGPPeer keepaliveTime). */
+  keepaliveTime?: number;
+  /** Restart time we advertise to this peer (BGPPeer maxRestartTime). */
+  restartTime?: number;
 }
 
 export interface LocalConfig {
@@ -126,7 +133,16 @@ export class Session extends EventEmitter<SessionEvents> {
   private connect(): void {
     if (this.stopped) return;
     this.transition("Connect", "connecting");
-    const socket = net.connect({ host: this.peer.address, port: this.peer.port, localAddress: this.local.localAddress });
+    let socket: net.Socket;
+    try {
+      socket = this.peer.password ? this.signedSocket(this.peer.password) : net.connect({ host: this.peer.address, port: this.peer.port, localAddress: this.local.localAddress });
+    } catch (err) {
+      // No socket at all (the local address is gone, the kernel refuses the MD5 key): try again later.
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => this.connect(), 10_000);
+      this.transition("Active", `Socket: ${(err as Error).message}`);
+      return;
+    }
     const conn = new Conn(socket, true);
     this.conns.push(conn);
     socket.setNoDelay(true);
@@ -140,6 +156,19 @@ export class Session extends EventEmitter<SessionEvents> {
       this.opened(conn);
     });
     this.wire(conn);
+  }
+
+  /** A connection with TCP MD5 signatures: the key must be on the socket before its SYN. */
+  private signedSocket(key: string): net.Socket {
+    const n = native();
+    const fd = n.tcpSocket(this.local.localAddress ?? "0.0.0.0", 0);
+    try {
+      n.tcpMd5(fd, this.peer.address, key);
+    } catch (err) {
+      n.close(fd);
+      throw err;
+    }
+    return new net.Socket({ fd, readable: true, writable: true }).connect({ host: this.peer.address, port: this.peer.port });
   }
 
   /** An incoming connection from this peer's address (the speaker checked it is configured). */
@@ -186,7 +215,7 @@ export class Session extends EventEmitter<SessionEvents> {
     const caps: Capability[] = [
       { code: 1, afi: 1, safi: 1 },
       { code: 2 },
-      { code: 64, restarting: this.local.restarting, restartTime: this.local.restartTime, families: [{ afi: 1, safi: 1, forwarding: this.local.restarting }] },
+      { code: 64, restarting: this.local.restarting, restartTime: this.peer.restartTime ?? this.local.restartTime, families: [{ afi: 1, safi: 1, forwarding: this.local.restarting }] },
       { code: 65, as: this.local.as },
     ];
     conn.send(encodeOpen({ as: this.local.as, holdTime: this.local.holdTime, bgpId: this.local.routerId, capabilities: caps }));
@@ -262,7 +291,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.transition("Established", "Established");
     this.armHold(conn, this.negotiatedHold);
     if (this.negotiatedHold > 0) {
-      const every = Math.max(1, Math.floor(this.negotiatedHold / 3)) * 1000;
+      const every = Math.max(1, Math.floor(Math.min(this.negotiatedHold / 3, this.peer.keepaliveTime ?? Infinity))) * 1000;
       this.keepaliveTimer = setInterval(() => conn.send(encodeKeepalive()), every);
     }
     this.emit("established");

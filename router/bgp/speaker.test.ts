@@ -88,6 +88,22 @@ describe("two weft speakers in a mesh", () => {
     await expect(new Promise((resolve, reject) => net.connect({ host: "127.0.0.41", port: old }).on("connect", resolve).on("error", reject))).rejects.toThrow(/ECONNREFUSED/);
   });
 
+  it("a BGP password (TCP MD5, RFC 2385): the same key on both sides reaches Established; a wrong key never does", async () => {
+    port++;
+    const a = speaker("127.0.0.81");
+    const b = speaker("127.0.0.82");
+    await a.listen();
+    await b.listen();
+    b.setExports(["10.8.0.0/26"]);
+    a.setPeers([peer("127.0.0.82", true, { password: "right" })]);
+    b.setPeers([peer("127.0.0.81", false, { password: "wrong" })]);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(a.status()[0].state).not.toBe("up"); // the kernel drops unsigned or mis-signed segments
+    b.setPeers([peer("127.0.0.81", false, { password: "right" })]);
+    await until("Established with matching keys", () => routes(a).length === 1, 15_000);
+    expect(routes(a)).toEqual(["10.8.0.0/26 via 127.0.0.82"]);
+  }, 20_000);
+
   it("a route reflector passes client routes to other clients with ORIGINATOR_ID and CLUSTER_LIST", async () => {
     port++;
     const rr = speaker("127.0.0.31", { clusterId: "1.1.1.1" });

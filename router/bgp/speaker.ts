@@ -4,6 +4,7 @@
 import net from "node:net";
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
+import { native } from "../native/index.js";
 import { Session, type LocalConfig, type PeerConfig } from "./session.js";
 import { Rib, cidrOf, prefixOf, type Path } from "./rib.js";
 import { encodeEndOfRib, encodeUpdates, isEndOfRib, type Attributes, type Update } from "./wire.js";
@@ -35,6 +36,8 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
   private readonly staleTimers = new Map<string, NodeJS.Timeout>();
   private readonly eorFrom = new Set<string>();
   private server?: net.Server;
+  private listenFd = -1;
+  private readonly md5Keys = new Map<string, string>();
   private exports: string[] = [];
   readonly rib = new Rib();
 
@@ -49,13 +52,36 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
     await this.listenOn(this.cfg.listenPort);
   }
 
+  // The listening socket is made by the addon (bound here, listened on by node) so
+  // peers with a password can have their TCP MD5 key on it.
   private async listenOn(port: number): Promise<void> {
     const server = net.createServer((socket) => this.incoming(socket));
+    const fd = native().tcpSocket(this.cfg.listenAddress ?? "0.0.0.0", port);
     await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(port, this.cfg.listenAddress ?? "0.0.0.0", () => resolve());
+      server.once("error", (err) => {
+        native().close(fd);
+        reject(err);
+      });
+      server.listen({ fd }, () => resolve());
     });
     this.server = server;
+    this.listenFd = fd;
+    for (const [address, key] of this.md5Keys) native().tcpMd5(fd, address, key);
+  }
+
+  /** Puts each peer's TCP MD5 key on the listener (and takes off those no longer wanted). */
+  private setListenerKeys(peers: PeerConfig[]): void {
+    const want = new Map(peers.filter((p) => p.password).map((p) => [p.address, p.password!]));
+    for (const [address, key] of want) {
+      if (this.md5Keys.get(address) === key) continue;
+      if (this.listenFd >= 0) native().tcpMd5(this.listenFd, address, key);
+      this.md5Keys.set(address, key);
+    }
+    for (const address of this.md5Keys.keys()) {
+      if (want.has(address)) continue;
+      if (this.listenFd >= 0) native().tcpMd5(this.listenFd, address, "");
+      this.md5Keys.delete(address);
+    }
   }
 
   get port(): number {
@@ -76,9 +102,12 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
   /** Sets the peer list: new peers start, missing ones stop (Cease, peer de-configured). */
   setPeers(peers: PeerConfig[]): void {
     const want = new Map(peers.map((p) => [`${p.address}:${p.port}`, p]));
+    this.setListenerKeys(peers);
+    const same = (a: PeerConfig, b: PeerConfig) =>
+      a.as === b.as && a.passive === b.passive && a.rrClient === b.rrClient && a.type === b.type && a.password === b.password && a.keepaliveTime === b.keepaliveTime && a.restartTime === b.restartTime;
     for (const [k, s] of this.sessions) {
       const p = want.get(k);
-      if (!p || p.as !== s.peer.as || p.passive !== s.peer.passive || p.rrClient !== s.peer.rrClient || p.type !== s.peer.type) {
+      if (!p || !same(p, s.peer)) {
         s.stop(true, 3);
         this.sessions.delete(k);
         this.adjOut.delete(k);

@@ -16,6 +16,10 @@ export interface Native {
   linkSet(name: string, mtu: number, up: boolean): void;
   rawOpen(protocol: number): number;
   udpOpen(address: string, port: number): number;
+  /** A non-blocking TCP socket bound to address:port (0: any port, for connecting). */
+  tcpSocket(address: string, port: number): number;
+  /** TCP MD5 signatures (RFC 2385) with peer; an empty key removes them. */
+  tcpMd5(fd: number, peer: string, key: string): void;
   close(fd: number): void;
   recvBatch(fd: number, kind: number, memory: ArrayBuffer, descOff: number, slotBase: number, slotSize: number, headroom: number, max: number): number;
   sendBatch(fd: number, kind: number, memory: ArrayBuffer, descOff: number, count: number, channel: number, gso: boolean): number;

@@ -20,6 +20,7 @@
 #include <net/if.h>
 #include <linux/if_tun.h>
 #include <netinet/udp.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
 #include <time.h>
@@ -291,6 +292,67 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   set_bufs(fd);
   if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) return close_and_throw(env, fd, "bind UDP");
   return ret_i32(env, fd);
+}
+
+// tcpSocket(address, port) -> fd: a non-blocking TCP socket bound to address:port (port
+// 0: any, for connecting; otherwise SO_REUSEADDR, for a listener node then listens on).
+// Made here, not by node, so TCP MD5 keys can be set before the first SYN.
+static napi_value tcp_socket(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  char addr[64];
+  size_t n;
+  CHECK(napi_get_value_string_utf8(env, argv[0], addr, sizeof addr, &n));
+  int port = arg_i32(env, argv[1]);
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)port);
+  if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {
+    napi_throw_type_error(env, NULL, "tcpSocket: not an IPv4 address");
+    return NULL;
+  }
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket(AF_INET, SOCK_STREAM)", errno);
+  if (port != 0) {
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  }
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) return close_and_throw(env, fd, "bind TCP");
+  return ret_i32(env, fd);
+}
+
+// tcpMd5(fd, peer, key): TCP MD5 signatures (RFC 2385) on segments to and from peer
+// (BGP passwords); an empty key removes it. On a listener it covers accepted sockets.
+static napi_value tcp_md5(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  int fd = arg_i32(env, argv[0]);
+  char addr[64];
+  char key[TCP_MD5SIG_MAXKEYLEN + 2];
+  size_t n, keylen;
+  CHECK(napi_get_value_string_utf8(env, argv[1], addr, sizeof addr, &n));
+  CHECK(napi_get_value_string_utf8(env, argv[2], key, sizeof key, &keylen));
+  if (keylen > TCP_MD5SIG_MAXKEYLEN) {
+    napi_throw_range_error(env, NULL, "tcpMd5: a key is at most 80 bytes");
+    return NULL;
+  }
+  struct tcp_md5sig sig;
+  memset(&sig, 0, sizeof sig);
+  struct sockaddr_in *sa = (struct sockaddr_in *)&sig.tcpm_addr;
+  sa->sin_family = AF_INET;
+  if (inet_pton(AF_INET, addr, &sa->sin_addr) != 1) {
+    napi_throw_type_error(env, NULL, "tcpMd5: not an IPv4 address");
+    return NULL;
+  }
+  sig.tcpm_keylen = (uint16_t)keylen;
+  memcpy(sig.tcpm_key, key, keylen);
+  if (setsockopt(fd, IPPROTO_TCP, TCP_MD5SIG, &sig, sizeof sig) < 0) {
+    // Removing a key that was never set is fine.
+    if (keylen == 0 && errno == ENOENT) return NULL;
+    return throw_errno(env, "setsockopt(TCP_MD5SIG)", errno);
+  }
+  return NULL;
 }
 
 static napi_value fd_close(napi_env env, napi_callback_info info) {
@@ -659,6 +721,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"rawOpen", NULL, raw_open, NULL, NULL, NULL, napi_default, NULL},
       {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, fd_close, NULL, NULL, NULL, napi_default, NULL},
+      {"tcpSocket", NULL, tcp_socket, NULL, NULL, NULL, napi_default, NULL},
+      {"tcpMd5", NULL, tcp_md5, NULL, NULL, NULL, napi_default, NULL},
       {"recvBatch", NULL, recv_batch, NULL, NULL, NULL, napi_default, NULL},
       {"sendBatch", NULL, send_batch, NULL, NULL, NULL, napi_default, NULL},
       {"pollStart", NULL, poll_start, NULL, NULL, NULL, napi_default, NULL},

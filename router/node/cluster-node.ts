@@ -150,6 +150,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   }
   let meshWarned = false;
   let verifyNext = false;
+  let peerProblems = "";
 
   // Underlay gateways toward directly routed nodes off our subnet, looked up once each.
   const gateways = new Map<string, string>();
@@ -186,6 +187,9 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       });
       if (changed.length) log.info({ changed, as: speaker.cfg.as, clusterId: speaker.cfg.clusterId ?? null, listenPort: speaker.port }, "BGP settings changed");
       const plan = peersFor(name, nodes, bgpPeers, settings);
+      const problemsKey = plan.problems.join("\n");
+      if (problemsKey !== peerProblems) for (const p of plan.problems) log.error(p);
+      peerProblems = problemsKey;
       // Users trip over turning the mesh off before reflector sessions are up: keep it until one is.
       const otherUp = speaker.status().some((p) => p.type !== "node-to-node mesh" && p.state === "up");
       const keepMesh = !settings.meshEnabled && !otherUp && plan.mesh.length > 0;

@@ -79,7 +79,14 @@ export const bgpPeerSpec = z
     node: z.string().optional(),
     nodeSelector: z.string().optional(),
     peerSelector: z.string().optional(),
-    password: z.union([z.string(), z.object({ secretKeyRef: z.object({ name: z.string(), key: z.string() }).strict() }).strict()]).optional(),
+    // Calico's form is a Secret reference; weft reads it from /etc/weft/secrets/NAME/KEY
+    // (where a mounted Secret puts it). A plain string is weft's own shorthand.
+    password: z
+      .union([
+        z.string().min(1).max(80, "TCP MD5 keys are at most 80 bytes"),
+        z.object({ secretKeyRef: z.object({ name: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be a Secret name"), key: z.string().regex(/^(?!\.\.?$)[-._a-zA-Z0-9]+$/, "must be a Secret key") }).strict() }).strict(),
+      ])
+      .optional(),
     keepaliveTime: duration.optional(),
     maxRestartTime: duration.optional(),
     sourceAddress: z.enum(["UseNodeIP", "None"]).optional(),

@@ -66,6 +66,15 @@ describe("IPAM", () => {
     expect((await ipam.assign({ node: "w1", handle: "a", labels: { zone: "b" } })).address).toMatch(/^10\.40\.0\./);
   });
 
+  it("honours a pool's allowedUses: tunnel addresses only from pools that allow Tunnel, pod addresses only from those that allow Workload", async () => {
+    const two = `${pool("10.60.0.0/24", 26, ", allowedUses: [Tunnel]").replace("name: p", "name: tunnels")}---\n${pool("10.61.0.0/24", 26, ", allowedUses: [Workload]").replace("name: p", "name: pods")}`;
+    const ipam = await setup(two);
+    expect((await ipam.assign({ node: "w1", handle: "tunnel-addr-w1", use: "Tunnel" })).address).toMatch(/^10\.60\.0\./);
+    expect((await ipam.assign({ node: "w1", handle: "pod" })).address).toMatch(/^10\.61\.0\./);
+    const only = await setup(pool("10.62.0.0/24", 26, ", allowedUses: [Workload]"));
+    await expect(only.assign({ node: "w1", handle: "t", use: "Tunnel" })).rejects.toThrow("no enabled IPv4 pool selects node w1 for tunnel addresses");
+  });
+
   it("never gives an address twice under concurrent assignment in one process", async () => {
     const ipam = await setup(pool("10.50.0.0/24"));
     const got = await Promise.all(Array.from({ length: 40 }, (_, i) => ipam.assign({ node: `w${i % 4}`, handle: `c${i}` })));

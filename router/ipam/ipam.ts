@@ -59,6 +59,8 @@ export interface AssignRequest {
   labels?: Labels;
   /** Never borrow from another node's block (Calico's strictAffinity). */
   strictAffinity?: boolean;
+  /** What the address is for; only pools whose allowedUses include it are used (default Workload). */
+  use?: "Workload" | "Tunnel";
 }
 
 export class IPAM {
@@ -80,8 +82,8 @@ export class IPAM {
       .filter((a) => !a.handle.startsWith(TUNNEL_HANDLE_PREFIX));
   }
 
-  private async usablePools(labels: Labels): Promise<IPPool[]> {
-    const pools = (await this.pools()).filter((p) => !p.spec.disabled && !p.spec.cidr.includes(":") && parseSelector(p.spec.nodeSelector)(labels));
+  private async usablePools(labels: Labels, use: "Workload" | "Tunnel"): Promise<IPPool[]> {
+    const pools = (await this.pools()).filter((p) => !p.spec.disabled && !p.spec.cidr.includes(":") && (p.spec.allowedUses ?? ["Workload", "Tunnel"]).includes(use) && parseSelector(p.spec.nodeSelector)(labels));
     return pools.sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
   }
 
@@ -98,8 +100,9 @@ export class IPAM {
 
   private async assignNow(req: AssignRequest): Promise<{ address: string; block: string }> {
     const labels = req.labels ?? {};
-    const pools = await this.usablePools(labels);
-    if (pools.length === 0) throw new IPAMError(`No IPs available in pools: [] (no enabled IPv4 pool selects node ${req.node})`);
+    const use = req.use ?? "Workload";
+    const pools = await this.usablePools(labels, use);
+    if (pools.length === 0) throw new IPAMError(`No IPs available in pools: [] (no enabled IPv4 pool selects node ${req.node}${use === "Tunnel" ? " for tunnel addresses" : ""})`);
     const inPools = (b: Block) => pools.some((p) => p.metadata.name === b.pool);
     const alloc: Allocation = { handle: req.handle, node: req.node };
     for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {

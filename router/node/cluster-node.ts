@@ -120,7 +120,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   const existing = await res.get<NodeResource>("Node", name);
   const tunnelHandle = `${TUNNEL_HANDLE_PREFIX}${name}`;
   let tunnelAddr = (await ipam.addressesOf(tunnelHandle))[0];
-  if (!tunnelAddr) tunnelAddr = (await ipam.assign({ node: name, handle: tunnelHandle, labels: existing?.metadata.labels })).address;
+  if (!tunnelAddr) tunnelAddr = (await ipam.assign({ node: name, handle: tunnelHandle, labels: existing?.metadata.labels, use: "Tunnel" })).address;
   const nodeRes: NodeResource = {
     apiVersion: API_VERSION,
     kind: "Node",

@@ -36,7 +36,7 @@ export const ipPoolSpec = z
     disabled: z.boolean().default(false),
     disableBGPExport: z.boolean().default(false),
     nodeSelector: z.string().default("all()"),
-    allowedUses: z.array(z.enum(["Workload", "Tunnel"])).optional(),
+    allowedUses: z.array(z.enum(["Workload", "Tunnel"])).min(1, "must name at least one of Workload, Tunnel").optional(),
   })
   .strict();
 

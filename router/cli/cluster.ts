@@ -1,7 +1,7 @@
 // calicoctl-style commands: get, apply, create, delete, ipam.
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
-import { DEFAULT_DATASTORE, openDatastore, unreachable, type Datastore } from "../store/store.js";
+import { DATASTORE_HELP, DEFAULT_DATASTORE, openDatastore, unreachable, type Datastore } from "../store/store.js";
 import { Resources } from "../resources/client.js";
 import { kindOf, KINDS, type IPPool, type Kind } from "../resources/kinds.js";
 import { ManifestError, parseManifests, render, table } from "../resources/manifest.js";
@@ -14,7 +14,7 @@ export function datastoreURL(opts: { datastore?: string }): string {
   return opts.datastore ?? process.env.WEFT_DATASTORE ?? DEFAULT_DATASTORE;
 }
 
-const datastoreOption = () => new Option("--datastore <url>", `sqlite:PATH or etcd://HOST:PORT[,HOST:PORT] (env WEFT_DATASTORE; default ${DEFAULT_DATASTORE})`);
+const datastoreOption = () => new Option("--datastore <url>", DATASTORE_HELP);
 
 /** Runs fn on the datastore; only commands that write resources (create) make a new SQLite file. */
 async function withStore<T>(opts: { datastore?: string }, fn: (s: Datastore) => Promise<T>, how: { create?: boolean } = {}): Promise<T> {
@@ -24,7 +24,7 @@ async function withStore<T>(opts: { datastore?: string }, fn: (s: Datastore) => 
     return await fn(store);
   } catch (err) {
     const why = unreachable(err);
-    if (why) throw new Error(`datastore ${url} did not answer (${why}); is etcd running there?`);
+    if (why) throw new Error(why.startsWith("TLS:") ? `datastore ${url}: ${why}` : `datastore ${url} did not answer (${why}); is etcd running there?`);
     throw err;
   } finally {
     await store.close();

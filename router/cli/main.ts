@@ -8,7 +8,7 @@ import { controlGet, resolveSocket } from "../control/client.js";
 import { logger } from "./log.js";
 import { datastoreURL, ManifestError, readManifest, registerClusterCommands } from "./cluster.js";
 import { interfaceName, wholeNumber } from "./args.js";
-import { DEFAULT_DATASTORE, DatastoreURLError } from "../store/store.js";
+import { DATASTORE_HELP, DatastoreURLError } from "../store/store.js";
 import { ValidationError } from "../resources/validate.js";
 import { parseManifests } from "../resources/manifest.js";
 import { BENCH_PATHS } from "../bench/paths.js";
@@ -42,7 +42,7 @@ const node = program.command("node").description("run and inspect the node on th
 node
   .command("run")
   .description("run this host's node: from the datastore (default), or with --config from a static-routes file")
-  .option("--datastore <url>", `sqlite:PATH or etcd://HOST:PORT[,HOST:PORT] (env WEFT_DATASTORE; default ${DEFAULT_DATASTORE})`)
+  .option("--datastore <url>", DATASTORE_HELP)
   .option("--name <name>", "node name: lowercase letters, digits, - and . (default: the hostname in lowercase)")
   .option("--ip <address/prefix>", "underlay address with its prefix (default: the address of the default route's interface)")
   .option("--interface <dev>", "underlay interface (default: the one holding the address)")

@@ -13,6 +13,10 @@ const config = z.object({
   nodename: z.string().min(1).optional(),
   log_file: z.string().optional(),
   mtu: z.number().int().min(576).max(65535).optional(),
+  // etcds:// certificates, as Calico's CNI configuration names them (else ETCD_*_FILE).
+  etcd_ca_cert_file: z.string().min(1).optional(),
+  etcd_cert_file: z.string().min(1).optional(),
+  etcd_key_file: z.string().min(1).optional(),
   // Runtime-supplied (CNI 1.1 GC): the attachments that still exist.
   "cni.dev/valid-attachments": z.array(z.object({ containerID: z.string(), ifname: z.string() }).passthrough()).optional(),
 }).passthrough();
@@ -36,8 +40,8 @@ export function parseNetConf(stdin: string, defaults: { datastore: string }): Ne
     throw new CniError(CNI.INCOMPATIBLE_VERSION, "Incompatible CNI version", `cniVersion ${r.data.cniVersion} is not one of ${SUPPORTED_VERSIONS.join(", ")}`);
   }
   const ds = r.data.datastore ?? defaults.datastore;
-  if (!/^(sqlite:.+|etcd:\/\/.+)$/.test(ds)) {
-    throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", `datastore "${ds}": use sqlite:PATH or etcd://HOST:PORT`);
+  if (!/^(sqlite:.+|etcds?:\/\/.+)$/.test(ds)) {
+    throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", `datastore "${ds}": use sqlite:PATH, etcd://HOST:PORT or etcds://HOST:PORT`);
   }
   let nodename: string;
   try {

@@ -3,7 +3,7 @@
 // stdin in, result or error JSON on stdout, exit code 0 or 1.
 import { readFileSync, statfsSync } from "node:fs";
 import { pino, type Logger } from "pino";
-import { DEFAULT_DATASTORE, openDatastore, type Datastore } from "../store/store.js";
+import { DatastoreURLError, DEFAULT_DATASTORE, openDatastore, type Datastore } from "../store/store.js";
 import { Resources } from "../resources/client.js";
 import type { IPPool, NodeResource } from "../resources/kinds.js";
 import { IPAM, IPAMError } from "../ipam/ipam.js";
@@ -60,8 +60,11 @@ function checkTarget(env: Env, opts: { netns: boolean }): void {
 async function withStore<T>(conf: NetConf, f: (s: Datastore) => Promise<T>): Promise<T> {
   let store: Datastore;
   try {
-    store = await openDatastore(conf.datastore);
+    const fromConf = { ca: conf.etcd_ca_cert_file, cert: conf.etcd_cert_file, key: conf.etcd_key_file };
+    store = await openDatastore(conf.datastore, { tls: fromConf.ca || fromConf.cert ? fromConf : undefined });
   } catch (err) {
+    // A certificate file that cannot be read is configuration; anything else may pass.
+    if (err instanceof DatastoreURLError) throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", err.message);
     throw new CniError(CNI.TRY_AGAIN, `cannot open the datastore ${conf.datastore}`, (err as Error).message);
   }
   try {

@@ -87,6 +87,8 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     } catch (err) {
       const why = unreachable(err);
       if (!why) throw err;
+      // Certificates do not fix themselves: say so and stop.
+      if (why.startsWith("TLS:")) throw new ConfigError(`--datastore ${opts.datastore}: ${why}`);
       log.warn({ datastore: opts.datastore, reason: why, retryInMs: delay }, "the datastore does not answer yet; waiting for it");
       await new Promise((r) => setTimeout(r, delay));
     }

@@ -2,6 +2,15 @@
 import { Etcd3, type IKeyValue, type Watcher } from "etcd3";
 import { ConflictError, NotFoundError, type Datastore, type KV, type Op, type Watch, type WatchEvent } from "./store.js";
 
+// grpc-js gives TLS the server's IP address as its name when etcd is addressed by IP,
+// and Node warns about that on stderr on each connection (DEP0123): keep that one out
+// of the command's output; every other warning still prints.
+const warned = process.listeners("warning");
+process.removeAllListeners("warning");
+process.on("warning", (w: Error & { code?: string }) => {
+  if (w.code !== "DEP0123") for (const l of warned) l(w);
+});
+
 const toKV = (kv: IKeyValue): KV => ({ key: kv.key.toString(), value: kv.value.toString(), modRevision: Number(kv.mod_revision) });
 
 export class EtcdStore implements Datastore {
@@ -10,9 +19,12 @@ export class EtcdStore implements Datastore {
     readonly description: string,
   ) {}
 
-  static async open(hosts: string[]): Promise<EtcdStore> {
-    const client = new Etcd3({ hosts: hosts.map((h) => `http://${h}`), dialTimeout: 3000, defaultCallOptions: { timeout: 5000 } as never });
-    return new EtcdStore(client, `etcd://${hosts.join(",")}`);
+  /** tls: etcd over TLS (etcds://), with a CA to trust and a client certificate if given. */
+  static async open(hosts: string[], tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer }): Promise<EtcdStore> {
+    // No CA file: the system's roots (an https:// host with no credentials gets them).
+    const credentials = tls && (tls.ca || tls.cert) ? ({ rootCertificate: tls.ca, certChain: tls.cert, privateKey: tls.key } as { rootCertificate: Buffer }) : undefined;
+    const client = new Etcd3({ hosts: hosts.map((h) => `${tls ? "https" : "http"}://${h}`), credentials, dialTimeout: 3000, defaultCallOptions: { timeout: 5000 } as never });
+    return new EtcdStore(client, `${tls ? "etcds" : "etcd"}://${hosts.join(",")}`);
   }
 
   async get(key: string): Promise<KV | undefined> {

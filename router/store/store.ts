@@ -1,6 +1,6 @@
 // The datastore: one interface with revisions, create / compare-and-swap update /
 // delete, list by prefix and watch from a revision. Values are JSON text.
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 
 export interface KV {
   key: string;
@@ -62,7 +62,12 @@ export function unreachable(err: unknown): string | undefined {
   // After repeated failures the client stops trying a host for a few seconds.
   if (e?.isBrokenCircuitError) return "the client is pausing after repeated failures";
   if (e?.code !== 14 && !/^14 UNAVAILABLE/.test(e?.message ?? "")) return undefined;
-  return /Last error: (?:Error: )?(.*?)\.?\s*(?:Resolution note|$)/.exec(e.message ?? "")?.[1] ?? "no connection";
+  const last = /Last error: (?:Error: )?([\s\S]*?)\.?\s*(?:\(\d{4}-\d\d-\d\dT[^)]*\)\.?\s*)?(?:Resolution note|$)/.exec(e.message ?? "")?.[1]?.trim();
+  // TLS failures, said in terms of what to set.
+  if (last && /alert bad certificate|alert certificate required|SSL alert number (42|116)/.test(last)) return "TLS: etcd refused the connection without an accepted client certificate (ETCD_CERT_FILE, ETCD_KEY_FILE)";
+  if (last && /unable to verify|self.signed certificate|unable to get local issuer/.test(last)) return `TLS: etcd's certificate is not signed by a CA we trust (ETCD_CA_CERT_FILE): ${last}`;
+  if (last && /wrong version number|packet length too long/.test(last)) return "TLS: the server does not speak TLS there (etcd:// instead of etcds://?)";
+  return last?.split("\n")[0] || "no connection";
 }
 
 export async function create(store: Datastore, key: string, value: string): Promise<number> {
@@ -75,12 +80,45 @@ export async function update(store: Datastore, key: string, value: string, modRe
 
 export const DEFAULT_DATASTORE = "sqlite:/var/lib/weft/weft.db";
 
+/** What --datastore takes, for the CLI's help. */
+export const DATASTORE_HELP = `sqlite:PATH, etcd://HOST:PORT[,HOST:PORT] or etcds://... (TLS: ETCD_CA_CERT_FILE, ETCD_CERT_FILE, ETCD_KEY_FILE) (env WEFT_DATASTORE; default ${DEFAULT_DATASTORE})`;
+
+/** Certificate files for etcds:// (Calico's ETCD_CA_CERT_FILE, ETCD_CERT_FILE, ETCD_KEY_FILE). */
+export interface EtcdTLSFiles {
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
+export const ETCD_TLS_ENV = { ca: "ETCD_CA_CERT_FILE", cert: "ETCD_CERT_FILE", key: "ETCD_KEY_FILE" } as const;
+
+export function etcdTLSFromEnv(env: NodeJS.ProcessEnv = process.env): EtcdTLSFiles {
+  return { ca: env[ETCD_TLS_ENV.ca] || undefined, cert: env[ETCD_TLS_ENV.cert] || undefined, key: env[ETCD_TLS_ENV.key] || undefined };
+}
+
+/** Reads the certificate files, naming the one that cannot be read. */
+function readTLS(files: EtcdTLSFiles): { ca?: Buffer; cert?: Buffer; key?: Buffer } {
+  if (!files.cert !== !files.key) throw new DatastoreURLError(`etcds: ${ETCD_TLS_ENV.cert} and ${ETCD_TLS_ENV.key} go together (a client certificate and its key)`);
+  const out: { ca?: Buffer; cert?: Buffer; key?: Buffer } = {};
+  for (const k of ["ca", "cert", "key"] as const) {
+    const file = files[k];
+    if (!file) continue;
+    try {
+      out[k] = readFileSync(file);
+    } catch (err) {
+      throw new DatastoreURLError(`etcds: ${ETCD_TLS_ENV[k]} ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  }
+  return out;
+}
+
 /**
- * Opens sqlite:PATH or etcd://HOST:PORT[,HOST:PORT]. A missing SQLite file is created,
+ * Opens sqlite:PATH, etcd://HOST:PORT[,HOST:PORT] or etcds://... (TLS; certificates
+ * from opts.tls, else the ETCD_*_FILE variables). A missing SQLite file is created,
  * unless create is false (commands that only read or remove: a mistyped path then
  * says so instead of showing an empty datastore and leaving a new file behind).
  */
-export async function openDatastore(url: string, opts: { create?: boolean } = {}): Promise<Datastore> {
+export async function openDatastore(url: string, opts: { create?: boolean; tls?: EtcdTLSFiles } = {}): Promise<Datastore> {
   if (url.startsWith("sqlite:")) {
     const path = url.slice("sqlite:".length);
     if (!path) throw new DatastoreURLError(`datastore "${url}": give a file, e.g. ${DEFAULT_DATASTORE}`);
@@ -90,13 +128,15 @@ export async function openDatastore(url: string, opts: { create?: boolean } = {}
     const { SqliteStore } = await import("./sqlite.js");
     return SqliteStore.open(path);
   }
-  if (url.startsWith("etcd://")) {
-    const hosts = url.slice("etcd://".length).split(",").filter(Boolean);
+  const m = /^(etcds?):\/\/(.*)$/.exec(url);
+  if (m) {
+    const hosts = m[2].split(",").filter(Boolean);
     if (hosts.length === 0 || hosts.some((h) => !/^[A-Za-z0-9.-]+:\d+$/.test(h))) {
-      throw new DatastoreURLError(`datastore "${url}": expected etcd://HOST:PORT[,HOST:PORT]`);
+      throw new DatastoreURLError(`datastore "${url}": expected ${m[1]}://HOST:PORT[,HOST:PORT]`);
     }
+    const tls = m[1] === "etcds" ? readTLS(opts.tls ?? etcdTLSFromEnv()) : undefined;
     const { EtcdStore } = await import("./etcd.js");
-    return EtcdStore.open(hosts);
+    return EtcdStore.open(hosts, tls);
   }
-  throw new DatastoreURLError(`datastore "${url}": unknown kind; use sqlite:PATH or etcd://HOST:PORT[,HOST:PORT]`);
+  throw new DatastoreURLError(`datastore "${url}": unknown kind; use sqlite:PATH, etcd://HOST:PORT[,HOST:PORT] or etcds:// (TLS)`);
 }

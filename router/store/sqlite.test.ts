@@ -11,8 +11,10 @@ datastoreContract("sqlite", () => openDatastore(`sqlite:${path.join(dir, `t${n++
 
 describe("datastore URLs", () => {
   it("say what is wrong with a bad URL", async () => {
-    await expect(openDatastore("mysql://x")).rejects.toThrow(/unknown kind; use sqlite:PATH or etcd:\/\/HOST:PORT/);
+    await expect(openDatastore("mysql://x")).rejects.toThrow(/unknown kind; use sqlite:PATH, etcd:\/\/HOST:PORT\[,HOST:PORT\] or etcds:\/\/ \(TLS\)/);
     await expect(openDatastore("etcd://nohostport")).rejects.toThrow(/expected etcd:\/\/HOST:PORT/);
+    await expect(openDatastore("etcds://h:1", { tls: { cert: "/x.crt" } })).rejects.toThrow("etcds: ETCD_CERT_FILE and ETCD_KEY_FILE go together");
+    await expect(openDatastore("etcds://h:1", { tls: { ca: "/nonexistent/ca.crt" } })).rejects.toThrow("etcds: ETCD_CA_CERT_FILE /nonexistent/ca.crt cannot be read (ENOENT)");
     await expect(openDatastore("sqlite:")).rejects.toThrow(/give a file/);
   });
 

@@ -36,18 +36,18 @@ describe("peering plan", () => {
     expect(peersFor("worker-2", nodes, peers, s).other).toEqual([]);
   });
 
-  it("a BGPPeer's password (plain, or Calico's secretKeyRef read from /etc/weft/secrets/NAME/KEY), keepaliveTime and maxRestartTime reach its sessions; an unreadable secret leaves the peer out, saying why", () => {
+  it("a BGPPeer's password (plain, or Calico's secretKeyRef read from /etc/weft/secrets/NAME/KEY), keepaliveTime, maxRestartTime and sourceAddress reach its sessions; an unreadable secret leaves the peer out, saying why", () => {
     const secrets: Record<string, string> = { "bgp-secrets/tor": "from-a-secret" };
     const read = (name: string, key: string) => secrets[`${name}/${key}`];
     const peers = [
       bgpPeer("tor-a", { peerIP: "10.30.0.1", asNumber: 65001, node: "worker-1", password: "plain", keepaliveTime: "10s", maxRestartTime: "5m" }),
-      bgpPeer("tor-b", { peerIP: "10.30.0.2", asNumber: 65001, node: "worker-1", password: { secretKeyRef: { name: "bgp-secrets", key: "tor" } } }),
+      bgpPeer("tor-b", { peerIP: "10.30.0.2", asNumber: 65001, node: "worker-1", password: { secretKeyRef: { name: "bgp-secrets", key: "tor" } }, sourceAddress: "None" }),
       bgpPeer("tor-c", { peerIP: "10.30.0.3", asNumber: 65001, node: "worker-1", password: { secretKeyRef: { name: "bgp-secrets", key: "missing" } } }),
     ];
     const plan = peersFor("worker-1", nodes, peers, s, read);
     expect(plan.other).toEqual([
       { address: "10.30.0.1", port: 179, as: 65001, type: "node specific", passive: false, password: "plain", keepaliveTime: 10, restartTime: 300 },
-      { address: "10.30.0.2", port: 179, as: 65001, type: "node specific", passive: false, password: "from-a-secret" },
+      { address: "10.30.0.2", port: 179, as: 65001, type: "node specific", passive: false, password: "from-a-secret", anySource: true },
     ]);
     expect(plan.problems).toEqual(["BGPPeer(tor-c): its password secret /etc/weft/secrets/bgp-secrets/missing cannot be read; its sessions are not started"]);
   });

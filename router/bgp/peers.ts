@@ -83,7 +83,7 @@ export function peersFor(me: string, nodes: NodeResource[], bgpPeers: BGPPeer[],
         continue;
       }
     }
-    const session = { password, keepaliveTime: seconds(sp.keepaliveTime), restartTime: sp.maxRestartTime === undefined ? undefined : Math.min(seconds(sp.maxRestartTime, 120), 4095) };
+    const session = { password, keepaliveTime: seconds(sp.keepaliveTime), restartTime: sp.maxRestartTime === undefined ? undefined : Math.min(seconds(sp.maxRestartTime, 120), 4095), anySource: sp.sourceAddress === "None" ? true : undefined };
     const clean = (p: PeerConfig): PeerConfig => Object.fromEntries(Object.entries({ ...p, ...session }).filter(([, v]) => v !== undefined)) as unknown as PeerConfig;
     const global = !sp.node && !sp.nodeSelector;
     const appliesTo = (n: NodeResource) => global || sp.node === n.metadata.name || (sp.nodeSelector !== undefined && parseSelector(sp.nodeSelector)(n.metadata.labels ?? {}));

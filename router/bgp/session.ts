@@ -28,6 +28,8 @@ export interface PeerConfig {
   keepaliveTime?: number;
   /** Restart time we advertise to this peer (BGPPeer maxRestartTime). */
   restartTime?: number;
+  /** BGPPeer sourceAddress None: connect from whatever address the kernel picks, not the node's. */
+  anySource?: boolean;
 }
 
 export interface LocalConfig {
@@ -135,7 +137,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.transition("Connect", "connecting");
     let socket: net.Socket;
     try {
-      socket = this.peer.password ? this.signedSocket(this.peer.password) : net.connect({ host: this.peer.address, port: this.peer.port, localAddress: this.local.localAddress });
+      socket = this.peer.password ? this.signedSocket(this.peer.password) : net.connect({ host: this.peer.address, port: this.peer.port, localAddress: this.source() });
     } catch (err) {
       // No socket at all (the local address is gone, the kernel refuses the MD5 key): try again later.
       clearTimeout(this.retryTimer);
@@ -158,10 +160,14 @@ export class Session extends EventEmitter<SessionEvents> {
     this.wire(conn);
   }
 
+  private source(): string | undefined {
+    return this.peer.anySource ? undefined : this.local.localAddress;
+  }
+
   /** A connection with TCP MD5 signatures: the key must be on the socket before its SYN. */
   private signedSocket(key: string): net.Socket {
     const n = native();
-    const fd = n.tcpSocket(this.local.localAddress ?? "0.0.0.0", 0);
+    const fd = n.tcpSocket(this.source() ?? "0.0.0.0", 0);
     try {
       n.tcpMd5(fd, this.peer.address, key);
     } catch (err) {

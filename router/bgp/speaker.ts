@@ -104,7 +104,7 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
     const want = new Map(peers.map((p) => [`${p.address}:${p.port}`, p]));
     this.setListenerKeys(peers);
     const same = (a: PeerConfig, b: PeerConfig) =>
-      a.as === b.as && a.passive === b.passive && a.rrClient === b.rrClient && a.type === b.type && a.password === b.password && a.keepaliveTime === b.keepaliveTime && a.restartTime === b.restartTime;
+      a.as === b.as && a.passive === b.passive && a.rrClient === b.rrClient && a.type === b.type && a.password === b.password && a.keepaliveTime === b.keepaliveTime && a.restartTime === b.restartTime && a.anySource === b.anySource;
     for (const [k, s] of this.sessions) {
       const p = want.get(k);
       if (!p || !same(p, s.peer)) {

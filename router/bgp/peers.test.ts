@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { bgpSettings, peersFor } from "./peers.js";
+import { bgpLogLevel, bgpSettings, peersFor } from "./peers.js";
 import type { BGPPeer, NodeResource } from "../resources/kinds.js";
 
 const node = (name: string, addr: string, labels?: Record<string, string>, rr?: string): NodeResource => ({
@@ -50,6 +50,13 @@ describe("peering plan", () => {
       { address: "10.30.0.2", port: 179, as: 65001, type: "node specific", passive: false, password: "from-a-secret", anySource: true },
     ]);
     expect(plan.problems).toEqual(["BGPPeer(tor-c): its password secret /etc/weft/secrets/bgp-secrets/missing cannot be read; its sessions are not started"]);
+  });
+
+  it("BGPConfiguration logSeverityScreen sets the BGP speaker's log level", () => {
+    const cfg = (sev?: "Debug" | "Warning") => [{ apiVersion: "projectcalico.org/v3" as const, kind: "BGPConfiguration" as const, metadata: { name: "default" }, spec: { logSeverityScreen: sev } }];
+    expect(bgpLogLevel(cfg("Debug"))).toBe("debug");
+    expect(bgpLogLevel(cfg("Warning"))).toBe("warn");
+    expect(bgpLogLevel(cfg())).toBeUndefined();
   });
 
   it("reads BGPConfiguration: AS, mesh switch, port, restart time", () => {

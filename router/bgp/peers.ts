@@ -37,6 +37,12 @@ export function readSecret(name: string, key: string): string | undefined {
   }
 }
 
+/** BGPConfiguration logSeverityScreen as a log level for the BGP speaker's lines. */
+export function bgpLogLevel(configs: BGPConfiguration[]): "debug" | "info" | "warn" | "error" | "fatal" | undefined {
+  const sev = configs.find((c) => c.metadata.name === "default")?.spec.logSeverityScreen;
+  return sev && ({ Debug: "debug", Info: "info", Warning: "warn", Error: "error", Fatal: "fatal" } as const)[sev];
+}
+
 export function bgpSettings(configs: BGPConfiguration[]): BgpSettings {
   const d = configs.find((c) => c.metadata.name === "default")?.spec;
   return { as: d?.asNumber ?? DEFAULT_AS, meshEnabled: d?.nodeToNodeMeshEnabled ?? true, listenPort: d?.listenPort ?? 179, restartTime: Math.min(seconds(d?.nodeMeshMaxRestartTime, 120), 4095) };

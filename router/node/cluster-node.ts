@@ -13,7 +13,7 @@ import { Resources } from "../resources/client.js";
 import { nodeName } from "../resources/validate.js";
 import { API_VERSION, nodeIPv4, type BGPConfiguration, type BGPPeer, type IPPool, type NodeResource } from "../resources/kinds.js";
 import { Speaker, type PeerStatus } from "../bgp/speaker.js";
-import { bgpSettings, peersFor } from "../bgp/peers.js";
+import { bgpLogLevel, bgpSettings, peersFor } from "../bgp/peers.js";
 import { IPAM, BLOCK_PREFIX, TUNNEL_HANDLE_PREFIX, type Block } from "../ipam/ipam.js";
 import { bgpExports, clusterState, remoteFromBgp } from "../routing/cluster.js";
 import { ConfigError, IFNAME } from "./config.js";
@@ -136,12 +136,14 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   const backend = opts.backend ?? "bgp";
   const startedAt = Date.now();
   let speaker: Speaker | undefined;
+  // The speaker's lines follow BGPConfiguration logSeverityScreen (else the node's level).
+  const bgpLog = log.child({ component: "bgp" });
   if (backend === "bgp") {
     const settings = bgpSettings(await res.list<BGPConfiguration>("BGPConfiguration"));
     const restarting = (await kernel.listWeftRoutes()).length > 0;
     speaker = new Speaker(
       { as: nodeRes.spec.bgp?.asNumber ?? settings.as, routerId: localAddress, holdTime: 90, restartTime: settings.restartTime, restarting, localAddress, listenPort: settings.listenPort, listenAddress: localAddress, clusterId: nodeRes.spec.bgp?.routeReflectorClusterID },
-      log.child({ component: "bgp" }),
+      bgpLog,
     );
     try {
       await speaker.listen();
@@ -179,6 +181,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     let keepRemovals = false;
     if (speaker) {
       const settings = bgpSettings(configs);
+      bgpLog.level = bgpLogLevel(configs) ?? log.level;
       // Our own AS, cluster ID and port follow the datastore while we run.
       const self = nodes.find((n) => n.metadata.name === name);
       const changed = await speaker.reconfigure({

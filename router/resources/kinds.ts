@@ -68,7 +68,8 @@ export const bgpConfigurationSpec = z
     nodeToNodeMeshEnabled: z.boolean().optional(),
     listenPort: z.number().int().min(1).max(65535).optional(),
     nodeMeshMaxRestartTime: duration.optional(),
-    logSeverityScreen: z.string().optional(),
+    // The BGP speaker's log level (Calico: BIRD's).
+    logSeverityScreen: z.enum(["Debug", "Info", "Warning", "Error", "Fatal"]).optional(),
   })
   .strict();
 

@@ -35,6 +35,7 @@ describe("BGP mesh in the seed's lab", () => {
     await lab.apply(poolManifest("ipip"));
     const block2 = (await lab.exec("worker-2", ["ip", "route", "show", "proto", "87", "type", "blackhole"])).trim().split(/\s+/)[1];
     const monitor = background(lab, "worker-1", ["timeout", "12", "ip", "monitor", "route"]);
+    const monitor2 = background(lab, "worker-2", ["timeout", "12", "ip", "monitor", "route"]);
     const restart = (async () => {
       await new Promise((r) => setTimeout(r, 500));
       await lab.restartNode("worker-2");
@@ -43,11 +44,16 @@ describe("BGP mesh in the seed's lab", () => {
     await restart;
     const events = await monitor.done;
     const deletedOurs = events.split("\n").filter((l) => l.startsWith("Deleted") && l.includes(block2));
+    // The restarting node itself removes nothing either while its peers come back.
+    const deletedByRestarted = (await monitor2.done).split("\n").filter((l) => l.startsWith("Deleted") && l.includes("proto 87"));
     const log = await lab.exec("worker-1", ["cat", `${lab.dir}/worker-1.log`]);
     console.log(`[tgr] transfer ${r.received.bytes} bytes in ${r.seconds.toFixed(1)} s across worker-2's restart; route deletions for ${block2} on worker-1: ${deletedOurs.length}`);
     expect(r.received.sha256).toBe(r.sent.sha256);
     expect(deletedOurs).toEqual([]);
+    console.log(`[tgr] routes worker-2 deleted while restarting: ${deletedByRestarted.length}`);
+    expect(deletedByRestarted).toEqual([]);
     expect(log).toMatch(/peer down with graceful restart: keeping its routes as stale/);
     await until("worker-2 back in the mesh", async () => (await weft("worker-2", ["node", "status"])).split("\n").filter((l) => /\| up /.test(l)).length === 3);
+    await until("worker-2's graceful restart over", async () => /graceful restart done/.test(await lab.exec("worker-2", ["cat", `${lab.dir}/worker-2.log`])));
   });
 });

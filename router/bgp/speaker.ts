@@ -271,9 +271,9 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
     this.emit("routes");
   }
 
-  /** Every configured peer has sent End-of-RIB (or is not up). */
+  /** Every configured peer is up and has sent End-of-RIB (true with no peers). */
   get converged(): boolean {
-    return [...this.sessions.values()].every((s) => s.state !== "Established" || this.eorFrom.has(s.key));
+    return [...this.sessions.values()].every((s) => s.state === "Established" && this.eorFrom.has(s.key));
   }
 
   status(): PeerStatus[] {

@@ -203,8 +203,14 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       speaker.setPeers([...(settings.meshEnabled || keepMesh ? plan.mesh : []), ...plan.other]);
       speaker.setExports(bgpExports(name, view));
       remote = remoteFromBgp(name, view, speaker.rib.bestPaths().map((p) => ({ prefix: p.prefix, nextHop: p.attrs.nextHop ?? p.peerAddress })));
-      // Graceful start: until every peer has sent End-of-RIB (at most the restart time), only add.
-      keepRemovals = !speaker.converged && Date.now() - startedAt < settings.restartTime * 1000;
+      // Graceful restart (RFC 4724): started with our routes in place, we only add until
+      // every peer is back and has sent End-of-RIB, or the restart time has passed. Then
+      // the restart is over: stale routes go, and our OPENs stop saying "restarting".
+      if (speaker.cfg.restarting && (speaker.converged || Date.now() - startedAt >= settings.restartTime * 1000)) {
+        speaker.cfg.restarting = false;
+        log.info({ converged: speaker.converged, afterMs: Date.now() - startedAt }, "graceful restart done: every peer sent End-of-RIB, or the restart time passed");
+      }
+      keepRemovals = speaker.cfg.restarting;
       if (keepRemovals) schedule(1000);
     }
     for (const r of remote.filter((x) => x.encapsulation === "None" && !gateways.has(x.address))) {

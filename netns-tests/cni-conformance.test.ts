@@ -78,7 +78,16 @@ describe("weft-cni conformance (CNI spec 1.0.0)", () => {
   it("VERSION answers with dummy values for everything else", () => {
     const r = cni(lab, "worker-1", { command: "VERSION", containerID: "dummy", netns: "dummy", ifname: "dummy", args: "dummy", config: { cniVersion: "1.0.0" } });
     expect(r.code).toBe(0);
-    expect(r.out).toEqual({ cniVersion: "1.0.0", supportedVersions: ["0.4.0", "1.0.0", "1.1.0"] });
+    expect(r.out).toEqual({ cniVersion: "1.0.0", supportedVersions: ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] });
+  });
+
+  it("a conflist that says cniVersion 0.3.1 (as Calico's does): ADD answers in 0.3.1's shape, DEL cleans up", async () => {
+    const call = { containerID: "old-conflist", netns: await newNetns("v031"), ifname: "eth0", config: { ...conf(), cniVersion: "0.3.1" } };
+    const add = cni(lab, "worker-1", { command: "ADD", ...call });
+    expect(add.code).toBe(0);
+    expect(add.out.cniVersion).toBe("0.3.1");
+    expect(add.out.ips).toEqual([{ version: "4", address: expect.stringMatching(/^192\.168\.\d+\.\d+\/32$/), gateway: "169.254.1.1", interface: 1 }]);
+    expect(cni(lab, "worker-1", { command: "DEL", ...call }).code).toBe(0);
   });
 
   it("ADD -> CHECK -> DEL -> DEL: a working container, then nothing left", async () => {

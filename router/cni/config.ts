@@ -3,7 +3,8 @@ import { z } from "zod";
 import { CNI, CniError } from "./errors.js";
 import { nodeName } from "../resources/validate.js";
 
-export const SUPPORTED_VERSIONS = ["0.4.0", "1.0.0", "1.1.0"];
+// 0.3.x: what Calico's own conflist and many older ones still say.
+export const SUPPORTED_VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 
 const config = z.object({
   cniVersion: z.string(),

@@ -88,9 +88,10 @@ function tunnelMTU(conf: NetConf): number {
   }
 }
 
-/** The ADD result (CNI 1.0.0 "Success"); 0.4.0 also wants the address's version. */
+/** The ADD result (CNI 1.0.0 "Success"); 0.3.x and 0.4.0 also want the address's version. */
 function addResult(conf: NetConf, env: Env, address: string, hostVeth: string, mac: string): unknown {
-  const v4 = conf.cniVersion === "0.4.0" ? { version: "4" } : {};
+  // Before 1.0.0 each address also names its IP version.
+  const v4 = conf.cniVersion.startsWith("0.") ? { version: "4" } : {};
   return {
     cniVersion: conf.cniVersion,
     interfaces: [{ name: hostVeth, mac: HOST_MAC }, { name: env.ifname, mac, sandbox: env.netns }],

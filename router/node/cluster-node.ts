@@ -14,7 +14,7 @@ import { nodeName } from "../resources/validate.js";
 import { API_VERSION, nodeIPv4, type BGPConfiguration, type BGPPeer, type IPPool, type NodeResource } from "../resources/kinds.js";
 import { Speaker, type PeerStatus } from "../bgp/speaker.js";
 import { bgpLogLevel, bgpSettings, peersFor } from "../bgp/peers.js";
-import { IPAM, BLOCK_PREFIX, TUNNEL_HANDLE_PREFIX, type Block } from "../ipam/ipam.js";
+import { IPAM, IPAMError, BLOCK_PREFIX, TUNNEL_HANDLE_PREFIX, type Block } from "../ipam/ipam.js";
 import { bgpExports, clusterState, remoteFromBgp } from "../routing/cluster.js";
 import { ConfigError, IFNAME } from "./config.js";
 import { fastRoutes, restoreTunnelIfDeleted, startDataplane, untilSignal } from "./run.js";
@@ -120,9 +120,20 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     }
   }
   const existing = await res.get<NodeResource>("Node", name);
+  // A tunnel address (and with it a block) from a pool that gives this node tunnel
+  // addresses. With none (every pool disabled, or selecting other nodes) the node runs
+  // without one and claims it once a pool allows, as Calico's node does.
   const tunnelHandle = `${TUNNEL_HANDLE_PREFIX}${name}`;
-  let tunnelAddr = (await ipam.addressesOf(tunnelHandle))[0];
-  if (!tunnelAddr) tunnelAddr = (await ipam.assign({ node: name, handle: tunnelHandle, labels: existing?.metadata.labels, use: "Tunnel" })).address;
+  const claimTunnel = async (labels?: Record<string, string>): Promise<string | undefined> => {
+    try {
+      return (await ipam.assign({ node: name, handle: tunnelHandle, labels, use: "Tunnel" })).address;
+    } catch (err) {
+      if (err instanceof IPAMError) return undefined;
+      throw err;
+    }
+  };
+  let tunnelAddr: string | undefined = (await ipam.addressesOf(tunnelHandle))[0] ?? (await claimTunnel(existing?.metadata.labels));
+  if (!tunnelAddr) log.warn({ node: name }, "no enabled IP pool gives this node a tunnel address (all disabled, or none selects it): running without one until a pool does");
   const nodeRes: NodeResource = {
     apiVersion: API_VERSION,
     kind: "Node",
@@ -175,6 +186,16 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     // the last one lost a node registered in between until the next full resync.)
     revision = Math.max(revision, Math.min(poolList.revision, nodeList.revision, blocks.revision, configList.revision, peerList.revision));
     const [pools, nodes, configs, bgpPeers] = [poolList.items, nodeList.items, configList.items, peerList.items];
+    if (!tunnelAddr) {
+      const self = nodes.find((n) => n.metadata.name === name);
+      tunnelAddr = await claimTunnel(self?.metadata.labels);
+      if (tunnelAddr) {
+        if (self) await res.apply([{ ...self, metadata: { name, ...(self.metadata.labels ? { labels: self.metadata.labels } : {}) }, spec: { ...self.spec, ipv4VXLANTunnelAddr: tunnelAddr } }]);
+        log.info({ tunnelAddress: tunnelAddr }, "claimed a tunnel address: a pool now gives this node one");
+        schedule();
+        return;
+      }
+    }
     const view = { pools, nodes, blocks: blocks.items.map((kv) => JSON.parse(kv.value) as Block) };
     const state = clusterState(name, view);
     let remote = state.remote;

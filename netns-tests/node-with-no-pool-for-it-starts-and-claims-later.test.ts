@@ -1,0 +1,32 @@
+// A node that no enabled pool gives a tunnel address (all disabled during a migration,
+// or nodeSelectors for other nodes) still starts, as Calico's does, and claims its
+// tunnel address once a pool allows; its pods keep reaching the others throughout.
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { useLab } from "./helpers.js";
+import { poolManifest } from "../router/lab/lab.js";
+
+describe("a node with no pool for it", () => {
+  const lab = useLab("tnopool", "ipip", { datastore: "sqlite" });
+  const log = () => lab.exec("worker-1", ["cat", path.join(lab.dir, "worker-1.log")]);
+
+  it("starts without a tunnel address while every pool is disabled, then claims one when a pool is enabled", async () => {
+    await lab.apply(`${poolManifest("ipip")}  disabled: true\n`);
+    await lab.stopNode("worker-1");
+    // Deleting the Node also releases its tunnel address: the restart must claim a new one.
+    expect(await lab.weft(["delete", "node", "worker-1"])).toMatch(/released its tunnel address/);
+    await lab.restartNode("worker-1");
+    expect(await log()).toMatch(/no enabled IP pool gives this node a tunnel address/);
+    // The other nodes dropped worker-1's routes with its Node; they come back over BGP.
+    const t1 = Date.now();
+    while (!(await lab.ping("pod-1", lab.podAddress("pod-2"), { timeoutS: 1 })) && Date.now() - t1 < 20_000);
+    console.log(`[tnopool] pod-1 -> pod-2 again ${Date.now() - t1} ms after the restart, with no tunnel address`);
+    expect(await lab.ping("pod-1", lab.podAddress("pod-2"))).toBe(true);
+    await lab.apply(poolManifest("ipip"));
+    const t0 = Date.now();
+    while (!/claimed a tunnel address/.test(await log()) && Date.now() - t0 < 15_000) await new Promise((r) => setTimeout(r, 200));
+    console.log(`[tnopool] tunnel address claimed ${Date.now() - t0} ms after the pool was enabled`);
+    expect(await lab.weft(["get", "node", "worker-1", "-o", "yaml"])).toMatch(/ipv4VXLANTunnelAddr: 192\.168\./);
+    expect(await lab.ping("pod-1", lab.podAddress("pod-3"))).toBe(true);
+  });
+});

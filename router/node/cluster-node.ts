@@ -120,6 +120,10 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     }
   }
   const existing = await res.get<NodeResource>("Node", name);
+  const before = existing && nodeIPv4(existing)?.cidr;
+  if (before && before !== cidr) {
+    log.warn({ node: name, registered: before, now: cidr }, "this Node was registered with another address: updating it; if another host runs a node of this name, give each its own (--name)");
+  }
   // A tunnel address (and with it a block) from a pool that gives this node tunnel
   // addresses. With none (every pool disabled, or selecting other nodes) the node runs
   // without one and claims it once a pool allows, as Calico's node does.

@@ -39,6 +39,9 @@ describe("a weft cluster on etcd, and an etcd outage", () => {
     expect(await lab.ping("pod-1", lab.podAddress("pod-2"))).toBe(true);
     expect(await lab.ping("pod-1", lab.podAddress("pod-3"))).toBe(true);
     expect((await lab.nodeStatus("worker-1")).datastore).toMatchObject({ reachable: false });
+    // What an operator types: weft node status says it too.
+    const text = await lab.exec("worker-1", [process.execPath, lab.cli(), "node", "status", "--control", lab.controlSocket("worker-1")]);
+    expect(text).toMatch(/Datastore etcd:\/\/10\.30\.0\.1:2379 is not answering: forwarding continues with the last state it gave\./);
   });
 
   it("when etcd returns, nodes reconnect, say so, and follow changes again", async () => {

@@ -87,7 +87,8 @@ node
       return;
     }
     const { nodeStatusText } = await import("../control/format.js");
-    process.stdout.write(nodeStatusText(JSON.parse(await controlGet(sock, "/bgp"))));
+    const status = JSON.parse(await controlGet(sock, "/status")) as { datastore?: { url: string; reachable: boolean } };
+    process.stdout.write(nodeStatusText(JSON.parse(await controlGet(sock, "/bgp")), status.datastore));
   });
 
 node

@@ -18,4 +18,10 @@ IPv6 BGP status
 No IPv6 peers found.
 `);
   });
+
+  it("says so when the datastore is not answering (and nothing extra when it is)", () => {
+    const bgp = { enabled: false, peers: [] };
+    expect(nodeStatusText(bgp, { url: "etcd://10.30.0.1:2379", reachable: true })).not.toMatch(/Datastore/);
+    expect(nodeStatusText(bgp, { url: "etcd://10.30.0.1:2379", reachable: false })).toMatch(/^weft process is running\.\n\nDatastore etcd:\/\/10\.30\.0\.1:2379 is not answering: forwarding continues with the last state it gave\.\n/);
+  });
 });

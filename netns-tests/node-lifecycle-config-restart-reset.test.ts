@@ -81,6 +81,14 @@ describe("node lifecycle", () => {
     expect(await lab.ping("pod-1", "192.168.133.194")).toBe(true);
   });
 
+  it("weft node reset is refused while the node runs (it would put everything back), naming the process", async () => {
+    const routes = await lab.exec("worker-1", ["ip", "route", "show", "proto", "87"]);
+    const r = weft(["node", "reset"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/weft0 is in use by process \d+ \(.*node run.*\): stop that node first/);
+    expect(await lab.exec("worker-1", ["ip", "route", "show", "proto", "87"])).toBe(routes);
+  });
+
   it("weft node reset removes weft0 and every route with weft's protocol, and can be repeated", async () => {
     await lab.stopNode("worker-1");
     const r = weft(["node", "reset"]);

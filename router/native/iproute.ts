@@ -1,7 +1,7 @@
 // The kernel's routing table, links and sysctls, through iproute2 and /proc. All
 // host configuration goes through here (the addon holds the packet fds).
 import { execFile } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { promisify } from "node:util";
 
 const run = promisify(execFile);
@@ -102,6 +102,31 @@ export function linkInfo(name: string): LinkInfo | undefined {
   const mtu = Number(readFileSync(`${base}/mtu`, "utf8").trim());
   const flags = Number.parseInt(readFileSync(`${base}/flags`, "utf8").trim(), 16);
   return { name, mtu, up: (flags & 1) === 1 };
+}
+
+/**
+ * The process (in this network namespace) that holds TUN device name open, from
+ * /proc/PID/fdinfo ("iff:" names a TUN's device): a running node.
+ */
+export function tunHolder(name: string): { pid: number; command: string } | undefined {
+  const ours = netnsOf("self");
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (pid === String(process.pid) || netnsOf(pid) !== ours) continue;
+      for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
+        if (readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8").includes(`iff:\t${name}\n`)) {
+          return { pid: Number(pid), command: readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ").trim() };
+        }
+      }
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return undefined;
+}
+
+function netnsOf(pid: string): string {
+  return readlinkSync(`/proc/${pid}/ns/net`);
 }
 
 /** Whether a link is a TUN/TAP device (only those have tun_flags). */

@@ -197,6 +197,9 @@ export async function runStaticNode(cfg: StaticConfig, source: string, log: Logg
 
 /** weft node reset: removes every route with weft's protocol and the tunnel device. */
 export async function resetNode(tunnelDevice: string, log: Logger): Promise<void> {
+  // A running node would put it all back (it repairs what others remove): stop it first.
+  const holder = kernel.tunHolder(tunnelDevice);
+  if (holder) throw new ConfigError(`${tunnelDevice} is in use by process ${holder.pid} (${holder.command.slice(0, 120)}): stop that node first; reset is for a host whose node has stopped`);
   const routes = await kernel.listWeftRoutes();
   await kernel.changeRoutes([], routes);
   await removeNatOutgoing().catch(() => {}); // no table is fine

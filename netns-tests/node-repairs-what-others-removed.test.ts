@@ -7,7 +7,9 @@ import { useLab } from "./helpers.js";
 
 describe("a node repairs what others removed", () => {
   let external = "";
-  const lab = useLab("trep", "ipip", { datastore: "sqlite", setup: async (l) => void (external = await l.addExternalHost()) });
+  // With the receive thread on, so recreating weft0 also restarts that thread (the
+  // node-lifecycle test covers a node without it).
+  const lab = useLab("trep", "ipip", { datastore: "sqlite", rxThread: true, setup: async (l) => void (external = await l.addExternalHost()) });
   const routes = () => lab.exec("worker-1", ["ip", "route", "show", "proto", "87"]);
   const logTail = () => lab.exec("worker-1", ["tail", "-n", "40", path.join(lab.dir, "worker-1.log")]);
   const waitFor = async (what: string, check: () => Promise<boolean>, ms: number) => {
@@ -26,6 +28,7 @@ describe("a node repairs what others removed", () => {
     console.log(`[trep] weft0 deleted: routes back in ${ms} ms`);
     expect(await logTail()).toMatch(/weft0 was deleted while the node ran/);
     expect(await lab.ping("pod-1", lab.podAddress("pod-3"))).toBe(true);
+    expect((await lab.nodeStatus("worker-1")).receiveThread).toBe(true);
   });
 
   it("weft0 set down, a route deleted and nftables flushed: all back at the next periodic check; pods reach each other and the outside", async () => {

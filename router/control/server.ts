@@ -62,6 +62,17 @@ export function metricsRegistry(src: ControlSources): Registry {
       for (const p of src.bgp?.().peers ?? []) this.set({ peer: p.address }, p.prefixesReceived);
     },
   });
+  new Gauge({
+    name: "weft_datastore_reachable",
+    help: "1 while the datastore answers, 0 while the node forwards with the last state it gave (cluster nodes)",
+    labelNames: ["datastore"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const d = (src.status() as { datastore?: { url: string; reachable: boolean } }).datastore;
+      if (d) this.set({ datastore: d.url }, d.reachable ? 1 : 0);
+    },
+  });
   return registry;
 }
 

@@ -58,10 +58,8 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
     const server = net.createServer((socket) => this.incoming(socket));
     const fd = native().tcpSocket(this.cfg.listenAddress ?? "0.0.0.0", port);
     await new Promise<void>((resolve, reject) => {
-      server.once("error", (err) => {
-        native().close(fd);
-        reject(err);
-      });
+      // node owns the fd from here (it closes it with the server): no close of our own.
+      server.once("error", reject);
       server.listen({ fd }, () => resolve());
     });
     this.server = server;

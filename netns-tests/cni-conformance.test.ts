@@ -237,5 +237,10 @@ describe("weft-cni conformance (CNI spec 1.0.0)", () => {
     expect(await lab.exec("worker-1", ["ip", "route", "show", gone.out.ips[0].address])).toBe("");
     expect(await lab.exec("worker-1", ["ip", "-o", "link", "show", gone.out.interfaces[0].name], { allowFail: true })).toBe("");
     expect(cni(lab, "worker-1", { command: "CHECK", containerID: "keep-me", netns: a, ifname: "eth0", config: conf() }).code).toBe(0);
+    // A GC without the list of valid attachments must not take that as "none": refused.
+    const bare = cni(lab, "worker-1", { command: "GC", config: { ...conf(), cniVersion: "1.1.0" } });
+    expect(bare.out.code).toBe(7);
+    expect(bare.out.details).toMatch(/GC needs cni.dev\/valid-attachments/);
+    expect(cni(lab, "worker-1", { command: "CHECK", containerID: "keep-me", netns: a, ifname: "eth0", config: conf() }).code).toBe(0);
   });
 });

@@ -175,7 +175,10 @@ async function checkCmd(env: Env, conf: NetConf): Promise<void> {
 }
 
 async function gc(conf: NetConf, log: Logger): Promise<void> {
-  const valid = new Set((conf["cni.dev/valid-attachments"] ?? []).map((a) => a.containerID));
+  // Without the list, "none is valid" would release every pod on the node: refuse.
+  const list = conf["cni.dev/valid-attachments"];
+  if (!list) throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", "GC needs cni.dev/valid-attachments (the attachments that still exist); nothing was released");
+  const valid = new Set(list.map((a) => a.containerID));
   await withStore(conf, async (store) => {
     const { ipam } = ipamOf(store);
     const handles = new Set<string>();

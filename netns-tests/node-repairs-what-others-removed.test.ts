@@ -1,6 +1,7 @@
-// Someone else changes what a running node installed: deletes weft0, sets it down,
-// deletes a route, flushes nftables. The node puts it back (weft0 at once, the rest
-// at its periodic check, every 30 s) and says so in its log.
+// Someone else changes what a running node installed: deletes weft0, its Node
+// resource, sets weft0 down, deletes a route, flushes nftables. The node puts it back
+// (weft0 and the Node at once, the rest at its periodic check, every 30 s) and says so
+// in its log.
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { useLab } from "./helpers.js";
@@ -29,6 +30,25 @@ describe("a node repairs what others removed", () => {
     expect(await logTail()).toMatch(/weft0 was deleted while the node ran/);
     expect(await lab.ping("pod-1", lab.podAddress("pod-3"))).toBe(true);
     expect((await lab.nodeStatus("worker-1")).receiveThread).toBe(true);
+  });
+
+  it("its Node deleted while it runs: registered again with a tunnel address; pods reach again", async () => {
+    const before = await routes();
+    expect(await lab.weft(["delete", "node", "worker-1"])).toMatch(/^Node\(worker-1\) deleted/);
+    const t0 = Date.now();
+    let back = "";
+    while (Date.now() - t0 < 15_000) {
+      back = await lab.weft(["get", "node", "worker-1", "-o", "yaml"], { allowFail: true });
+      if (/ipv4VXLANTunnelAddr/.test(back)) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    console.log(`[trep] Node deleted under the running node: registered again in ${Date.now() - t0} ms`);
+    expect(back).toMatch(/ipv4Address: 10\.30\.0\.11\/24/);
+    expect(await logTail()).toMatch(/this node's Node resource was deleted while it runs: registered it again/);
+    const t1 = Date.now();
+    while (!(await lab.ping("pod-1", lab.podAddress("pod-2"), { timeoutS: 1 })) && Date.now() - t1 < 20_000);
+    expect(await lab.ping("pod-1", lab.podAddress("pod-2"))).toBe(true);
+    await waitFor("worker-1's routes as they were", async () => (await routes()) === before, 20_000);
   });
 
   it("weft0 set down, a route deleted and nftables flushed: all back at the next periodic check; pods reach each other and the outside", async () => {

@@ -190,6 +190,15 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     // the last one lost a node registered in between until the next full resync.)
     revision = Math.max(revision, Math.min(poolList.revision, nodeList.revision, blocks.revision, configList.revision, peerList.revision));
     const [pools, nodes, configs, bgpPeers] = [poolList.items, nodeList.items, configList.items, peerList.items];
+    // Our Node deleted while we run ("weft delete node" on a live node): register again,
+    // with a tunnel address again if that went with it, rather than drop out of the mesh.
+    if (!nodes.some((n) => n.metadata.name === name)) {
+      if (!(await ipam.addressesOf(tunnelHandle))[0]) tunnelAddr = await claimTunnel(nodeRes.metadata.labels);
+      await res.apply([{ ...nodeRes, spec: { ...nodeRes.spec, ipv4VXLANTunnelAddr: tunnelAddr } }]);
+      log.warn({ node: name, tunnelAddress: tunnelAddr ?? null }, "this node's Node resource was deleted while it runs: registered it again");
+      schedule();
+      return;
+    }
     if (!tunnelAddr) {
       const self = nodes.find((n) => n.metadata.name === name);
       tunnelAddr = await claimTunnel(self?.metadata.labels);

@@ -122,6 +122,7 @@ describe("weft-cni conformance (CNI spec 1.0.0)", () => {
     ["a nodename a Node cannot have", { command: "ADD", containerID: "x", netns: "/run/netns/x", ifname: "eth0", config: { cniVersion: "1.0.0", name: "weft", type: "weft-cni", nodename: "Worker_1" } }, 7, /nodename: Node\(Worker_1\): metadata.name: must be lowercase/],
     ["an unsupported cniVersion", { command: "ADD", containerID: "x", netns: "/run/netns/x", ifname: "eth0", config: { cniVersion: "9.9.9", name: "weft", type: "weft-cni" } }, 1, /Incompatible CNI version/],
     ["ADD without CNI_NETNS", { command: "ADD", containerID: "x", ifname: "eth0" }, 4, /CNI_NETNS is not set/],
+    ["a log_file that cannot be opened", { command: "DEL", containerID: "x", ifname: "eth0", config: { cniVersion: "1.0.0", name: "weft", type: "weft-cni", log_file: "/proc/weft/cni.log" } }, 7, /log_file \/proc\/weft\/cni\.log cannot be opened/],
     ["CNI_ARGS that are not KEY=VALUE pairs", { command: "ADD", containerID: "x", netns: "/run/netns/x", ifname: "eth0", args: "K8S_POD_NAME=a;garbage" }, 4, /CNI_ARGS: "garbage" is not KEY=VALUE/],
   ];
   for (const [what, call, code, msg] of errors) {

@@ -2,6 +2,8 @@
 // weft-cni: the CNI plugin (spec 1.0.0; STATUS and GC from 1.1.0). Environment and
 // stdin in, result or error JSON on stdout, exit code 0 or 1.
 import { readFileSync, statfsSync } from "node:fs";
+import { makeDirs } from "../native/dirs.js";
+import path from "node:path";
 import { pino, type Logger } from "pino";
 import { DatastoreURLError, DEFAULT_DATASTORE, openDatastore, type Datastore } from "../store/store.js";
 import { Resources } from "../resources/client.js";
@@ -194,6 +196,16 @@ async function gc(conf: NetConf, log: Logger): Promise<void> {
   });
 }
 
+/** The log_file destination, its directory made as Calico's plugin does; one that cannot be opened is configuration. */
+function logFile(file: string): ReturnType<typeof pino.destination> {
+  try {
+    makeDirs(path.dirname(file));
+    return pino.destination({ dest: file, sync: true });
+  } catch (err) {
+    throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", `log_file ${file} cannot be opened (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+}
+
 async function main(): Promise<number> {
   let version = "1.0.0";
   try {
@@ -211,7 +223,7 @@ async function main(): Promise<number> {
     }
     const conf = parseNetConf(stdin, { datastore: process.env.WEFT_DATASTORE ?? DEFAULT_DATASTORE });
     version = conf.cniVersion;
-    const log = pino({ base: { plugin: "weft-cni", command: env.command } }, conf.log_file ? pino.destination({ dest: conf.log_file, sync: true }) : pino.destination(2));
+    const log = pino({ base: { plugin: "weft-cni", command: env.command } }, conf.log_file ? logFile(conf.log_file) : pino.destination(2));
     switch (env.command) {
       case "ADD":
         process.stdout.write(`${JSON.stringify(await add(env, conf, log))}\n`);

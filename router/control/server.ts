@@ -1,7 +1,8 @@
 // The node's control socket: HTTP over a unix socket (/run/weft/<node>.sock).
 import http from "node:http";
 import net from "node:net";
-import { mkdirSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
+import { makeDirs } from "../native/dirs.js";
 import path from "node:path";
 import { Counter, Gauge, Registry } from "prom-client";
 import type { Counters } from "../dataplane/counters.js";
@@ -133,7 +134,7 @@ export async function startControlServer(socketPath: string, src: ControlSources
       res.writeHead(500).end(`${(err as Error).message}\n`);
     }
   });
-  mkdirSync(path.dirname(socketPath), { recursive: true });
+  makeDirs(path.dirname(socketPath));
   await controlSocketFree(socketPath);
   rmSync(socketPath, { force: true });
   return new Promise((resolve, reject) => {

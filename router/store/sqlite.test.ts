@@ -18,6 +18,10 @@ describe("datastore URLs", () => {
     await expect(openDatastore("sqlite:")).rejects.toThrow(/give a file/);
   });
 
+  it("name the file when its directory cannot be made, at once (node's recursive mkdir never returned under /proc)", async () => {
+    await expect(openDatastore("sqlite:/proc/weft-none/w.db")).rejects.toThrow("datastore sqlite:/proc/weft-none/w.db: ENOENT");
+  }, 5000);
+
   it("name the file when it is not a database", async () => {
     const file = path.join(dir, "not-a-db.db");
     writeFileSync(file, "hello\n");

@@ -1,7 +1,7 @@
 // The embedded datastore: one SQLite file (WAL), safe for several node processes on
 // one machine. Every change bumps a global revision and is logged, so watchers poll
 // the log from their revision (there is no cross-process notification in SQLite).
-import { mkdirSync } from "node:fs";
+import { makeDirs } from "../native/dirs.js";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { ConflictError, NotFoundError, type Datastore, type KV, type Op, type Watch, type WatchEvent } from "./store.js";
@@ -16,13 +16,13 @@ export class SqliteStore implements Datastore {
   ) {}
 
   static open(file: string): SqliteStore {
-    mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     let db: Database.Database;
     try {
+      makeDirs(path.dirname(path.resolve(file)));
       db = new Database(file, { timeout: 10_000 });
       db.pragma("journal_mode = WAL");
     } catch (err) {
-      // Not a database, a directory, no permission: say which file.
+      // No directory for it, not a database, a directory, no permission: say which file.
       throw Object.assign(new Error(`datastore sqlite:${file}: ${(err as Error).message}`), { code: (err as { code?: unknown }).code });
     }
     db.pragma("synchronous = NORMAL");

@@ -97,6 +97,15 @@ describe("weft with bad arguments", () => {
     expect(weft(["get", "ippool", ...ds]).stdout).not.toMatch(/default-ipv4-ippool/);
   });
 
+  it("weft node run with a control socket whose directory cannot be made: one line, before touching anything", () => {
+    const hadTunnel = existsSync("/sys/class/net/weft0");
+    const r = weft(["node", "run", "--datastore", `sqlite:${dir}/ctl.db`, "--name", "a", "--ip", "127.0.0.1/8", "--interface", "lo", "--control", "/proc/weft-none/a.sock"]);
+    expect(r.stderr.trim()).toBe("weft: control socket /proc/weft-none/a.sock: cannot make its directory (ENOENT)");
+    expect(r.status).toBe(1);
+    expect(existsSync("/sys/class/net/weft0")).toBe(hadTunnel);
+    expect(existsSync(`${dir}/ctl.db`)).toBe(false);
+  });
+
   it("weft delete node releases the node's tunnel address and empty blocks, and says which addresses stay", () => {
     const ds = ["--datastore", `sqlite:${dir}/delnode.db`];
     writeFileSync(path.join(dir, "nodes.yaml"), ["gone-1", "gone-2"].map((n) => `{"apiVersion":"projectcalico.org/v3","kind":"Node","metadata":{"name":"${n}"},"spec":{}}`).join("\n---\n"));

@@ -85,6 +85,12 @@ export function metricsRegistry(src: ControlSources): Registry {
  */
 export async function controlSocketFree(socketPath: string): Promise<void> {
   if (await answers(socketPath)) throw new Error(`control socket ${socketPath} belongs to a running weft node; stop it first, or give this node its own --control`);
+  // Its directory too, before the node touches anything.
+  try {
+    makeDirs(path.dirname(socketPath));
+  } catch (err) {
+    throw new Error(`control socket ${socketPath}: cannot make its directory (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
 }
 
 /** Whether something accepts connections on the unix socket at path. */

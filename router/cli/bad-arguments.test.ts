@@ -106,6 +106,17 @@ describe("weft with bad arguments", () => {
     expect(existsSync(`${dir}/ctl.db`)).toBe(false);
   });
 
+  it("weft ipam release --ip of a node's tunnel address: refused, naming the node (it keeps using it); --force releases it", () => {
+    const ds = ["--datastore", `sqlite:${dir}/tunrel.db`];
+    writeFileSync(path.join(dir, "tunrel.json"), '{"apiVersion":"projectcalico.org/v3","kind":"IPPool","metadata":{"name":"p"},"spec":{"cidr":"10.6.0.0/16"}}');
+    expect(weft(["apply", "-f", path.join(dir, "tunrel.json"), ...ds]).status).toBe(0);
+    const [{ address }] = JSON.parse(weft(["ipam", "assign", "--node", "w9", "--handle", "tunnel-addr-w9", ...ds]).stdout) as Array<{ address: string }>;
+    const r = weft(["ipam", "release", "--ip", address, ...ds]);
+    expect(r.stderr.trim()).toBe(`weft: ${address} is node w9's tunnel address; "weft delete node w9" releases it with the node (--force releases it now, and the node keeps using it)`);
+    expect(r.status).toBe(1);
+    expect(weft(["ipam", "release", "--ip", address, "--force", ...ds]).stdout).toBe(`released: ${address}\n`);
+  });
+
   it("weft delete node releases the node's tunnel address and empty blocks, and says which addresses stay", () => {
     const ds = ["--datastore", `sqlite:${dir}/delnode.db`];
     writeFileSync(path.join(dir, "nodes.yaml"), ["gone-1", "gone-2"].map((n) => `{"apiVersion":"projectcalico.org/v3","kind":"Node","metadata":{"name":"${n}"},"spec":{}}`).join("\n---\n"));

@@ -5,7 +5,7 @@ import { DATASTORE_HELP, DEFAULT_DATASTORE, openDatastore, unreachable, type Dat
 import { Resources } from "../resources/client.js";
 import { kindOf, KINDS, type IPPool, type Kind } from "../resources/kinds.js";
 import { ManifestError, parseManifests, render, table } from "../resources/manifest.js";
-import { IPAM } from "../ipam/ipam.js";
+import { IPAM, TUNNEL_HANDLE_PREFIX } from "../ipam/ipam.js";
 import { ConfigError } from "../node/config.js";
 import { wholeNumber } from "./args.js";
 import { parseIPv4 } from "../dataplane/addr.js";
@@ -183,13 +183,21 @@ export function registerClusterCommands(program: Command): void {
     .description("release one address (or every address of a handle)")
     .option("--ip <address>", "the address")
     .option("--handle <id>", "a handle, e.g. a container ID")
+    .option("--force", "release a node's tunnel address too")
     .addOption(datastoreOption())
-    .action(async (opts: { ip?: string; handle?: string; datastore?: string }) => {
+    .action(async (opts: { ip?: string; handle?: string; force?: boolean; datastore?: string }) => {
       if (!opts.ip && !opts.handle) throw new ConfigError("ipam release needs --ip ADDRESS or --handle ID");
       if (opts.ip !== undefined && parseIPv4(opts.ip) === undefined) throw new ConfigError(`--ip must be an IPv4 address, not "${opts.ip}"`);
       await withStore(opts, async (store) => {
         const ipam = ipamOf(store);
-        if (opts.ip) process.stdout.write(`${(await ipam.releaseAddress(opts.ip)) ? "released" : "was not assigned"}: ${opts.ip}\n`);
+        if (opts.ip) {
+          // A node's tunnel address is the node's while it exists: released with the node.
+          const held = await ipam.allocationOf(opts.ip);
+          if (held?.handle.startsWith(TUNNEL_HANDLE_PREFIX) && !opts.force) {
+            throw new Error(`${opts.ip} is node ${held.node}'s tunnel address; "weft delete node ${held.node}" releases it with the node (--force releases it now, and the node keeps using it)`);
+          }
+          process.stdout.write(`${(await ipam.releaseAddress(opts.ip)) ? "released" : "was not assigned"}: ${opts.ip}\n`);
+        }
         if (opts.handle) process.stdout.write(`released: ${(await ipam.releaseByHandle(opts.handle)).join(", ") || "(none)"}\n`);
       });
     });

@@ -156,17 +156,29 @@ export class IPAM {
     return { address: addressAt(block, ord), block: block.cidr };
   }
 
-  /** Releases one address; false when it was not assigned. */
-  async releaseAddress(address: string): Promise<boolean> {
+  /** The block an address is in, and its ordinal there. */
+  private async locate(address: string): Promise<{ found: StoredBlock; ord: string } | undefined> {
     const a = parseIPv4(address);
     if (a === undefined) throw new IPAMError(`"${address}" is not an IPv4 address`);
+    const found = (await this.blocks()).find(({ block }) => {
+      const [base, len] = block.cidr.split("/");
+      return ((a & maskOf(Number(len))) >>> 0) === parseIPv4(base);
+    });
+    return found && { found, ord: String(a - parseIPv4(found.block.cidr.split("/")[0])!) };
+  }
+
+  /** Who holds an address: its handle and node, or undefined when it is free. */
+  async allocationOf(address: string): Promise<Allocation | undefined> {
+    const at = await this.locate(address);
+    return at?.found.block.allocations[at.ord];
+  }
+
+  /** Releases one address; false when it was not assigned. */
+  async releaseAddress(address: string): Promise<boolean> {
     for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
-      const found = (await this.blocks()).find(({ block }) => {
-        const [base, len] = block.cidr.split("/");
-        return ((a & maskOf(Number(len))) >>> 0) === parseIPv4(base);
-      });
-      if (!found) return false;
-      const ord = String(a - parseIPv4(found.block.cidr.split("/")[0])!);
+      const at = await this.locate(address);
+      if (!at) return false;
+      const { found, ord } = at;
       if (!(ord in found.block.allocations)) return false;
       const allocations = { ...found.block.allocations };
       delete allocations[ord];

@@ -106,10 +106,7 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
     for (const [k, s] of this.sessions) {
       const p = want.get(k);
       if (!p || !same(p, s.peer)) {
-        s.stop(true, 3);
-        this.sessions.delete(k);
-        this.adjOut.delete(k);
-        if (this.rib.dropPeer(k).length) this.emit("routes");
+        if (this.endSession(k, s, 3)) this.emit("routes");
       }
     }
     for (const [k, p] of want) {
@@ -149,16 +146,19 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
     if (restart) {
       this.log.info({ as: this.cfg.as, clusterId: this.cfg.clusterId ?? null }, "local AS or cluster ID changed: restarting every BGP session");
       let dropped = false;
-      for (const [k, s] of this.sessions) {
-        s.stop(true, 6);
-        this.sessions.delete(k);
-        this.adjOut.delete(k);
-        this.eorFrom.delete(k);
-        dropped = this.rib.dropPeer(k).length > 0 || dropped;
-      }
+      for (const [k, s] of this.sessions) dropped = this.endSession(k, s, 6) || dropped;
       if (dropped) this.emit("routes");
     }
     return changed;
+  }
+
+  /** Ends a session with Cease/subcode and forgets it and its routes; true if routes went. */
+  private endSession(k: string, s: Session, subcode: number): boolean {
+    s.stop(true, subcode);
+    this.sessions.delete(k);
+    this.adjOut.delete(k);
+    this.eorFrom.delete(k);
+    return this.rib.dropPeer(k).length > 0;
   }
 
   /** Our own prefixes to announce (CIDRs). */

@@ -192,7 +192,8 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     const [pools, nodes, configs, bgpPeers] = [poolList.items, nodeList.items, configList.items, peerList.items];
     // Our Node deleted while we run ("weft delete node" on a live node): register again,
     // with a tunnel address again if that went with it, rather than drop out of the mesh.
-    if (!nodes.some((n) => n.metadata.name === name)) {
+    const self = nodes.find((n) => n.metadata.name === name);
+    if (!self) {
       if (!(await ipam.addressesOf(tunnelHandle))[0]) tunnelAddr = await claimTunnel(nodeRes.metadata.labels);
       await res.apply([{ ...nodeRes, spec: { ...nodeRes.spec, ipv4VXLANTunnelAddr: tunnelAddr } }]);
       log.warn({ node: name, tunnelAddress: tunnelAddr ?? null }, "this node's Node resource was deleted while it runs: registered it again");
@@ -200,10 +201,9 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       return;
     }
     if (!tunnelAddr) {
-      const self = nodes.find((n) => n.metadata.name === name);
-      tunnelAddr = await claimTunnel(self?.metadata.labels);
+      tunnelAddr = await claimTunnel(self.metadata.labels);
       if (tunnelAddr) {
-        if (self) await res.apply([{ ...self, metadata: { name, ...(self.metadata.labels ? { labels: self.metadata.labels } : {}) }, spec: { ...self.spec, ipv4VXLANTunnelAddr: tunnelAddr } }]);
+        await res.apply([{ ...self, metadata: { name, ...(self.metadata.labels ? { labels: self.metadata.labels } : {}) }, spec: { ...self.spec, ipv4VXLANTunnelAddr: tunnelAddr } }]);
         log.info({ tunnelAddress: tunnelAddr }, "claimed a tunnel address: a pool now gives this node one");
         schedule();
         return;
@@ -217,10 +217,9 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       const settings = bgpSettings(configs);
       bgpLog.level = bgpLogLevel(configs) ?? log.level;
       // Our own AS, cluster ID and port follow the datastore while we run.
-      const self = nodes.find((n) => n.metadata.name === name);
       const changed = await speaker.reconfigure({
-        as: self?.spec.bgp?.asNumber ?? settings.as,
-        clusterId: self?.spec.bgp?.routeReflectorClusterID,
+        as: self.spec.bgp?.asNumber ?? settings.as,
+        clusterId: self.spec.bgp?.routeReflectorClusterID,
         listenPort: settings.listenPort,
         restartTime: settings.restartTime,
       });

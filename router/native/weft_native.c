@@ -5,6 +5,7 @@
 #include <node_api.h>
 #include <uv.h>
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <string.h>
 #include <stdlib.h>
@@ -267,25 +268,31 @@ static napi_value raw_open(napi_env env, napi_callback_info info) {
   return ret_i32(env, fd);
 }
 
+// An IPv4 address argument (with a port) as a sockaddr_in; 0 after throwing a
+// TypeError that names fn when it is not one.
+static int arg_sockaddr(napi_env env, napi_value v, int port, struct sockaddr_in *sa, const char *fn) {
+  char addr[64];
+  size_t n;
+  memset(sa, 0, sizeof *sa);
+  sa->sin_family = AF_INET;
+  sa->sin_port = htons((uint16_t)port);
+  if (napi_get_value_string_utf8(env, v, addr, sizeof addr, &n) != napi_ok || inet_pton(AF_INET, addr, &sa->sin_addr) != 1) {
+    char msg[64];
+    snprintf(msg, sizeof msg, "%s: not an IPv4 address", fn);
+    napi_throw_type_error(env, NULL, msg);
+    return 0;
+  }
+  return 1;
+}
+
 // udpOpen(address, port) -> fd, bound and non-blocking.
 static napi_value udp_open(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (!get_args(env, info, 2, argv)) return NULL;
-  char addr[64];
-  size_t n;
-  CHECK(napi_get_value_string_utf8(env, argv[0], addr, sizeof addr, &n));
-  int port = arg_i32(env, argv[1]);
+  struct sockaddr_in sa;
+  if (!arg_sockaddr(env, argv[0], arg_i32(env, argv[1]), &sa, "udpOpen")) return NULL;
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return throw_errno(env, "socket(AF_INET, SOCK_DGRAM)", errno);
-  struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons((uint16_t)port);
-  if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {
-    close(fd);
-    napi_throw_type_error(env, NULL, "udpOpen: not an IPv4 address");
-    return NULL;
-  }
   // Never let the kernel fragment our VXLAN datagrams: oversize is the fast path's job.
   int pmtu = IP_PMTUDISC_DO;
   setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu);
@@ -300,18 +307,9 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
 static napi_value tcp_socket(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (!get_args(env, info, 2, argv)) return NULL;
-  char addr[64];
-  size_t n;
-  CHECK(napi_get_value_string_utf8(env, argv[0], addr, sizeof addr, &n));
   int port = arg_i32(env, argv[1]);
   struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons((uint16_t)port);
-  if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {
-    napi_throw_type_error(env, NULL, "tcpSocket: not an IPv4 address");
-    return NULL;
-  }
+  if (!arg_sockaddr(env, argv[0], port, &sa, "tcpSocket")) return NULL;
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return throw_errno(env, "socket(AF_INET, SOCK_STREAM)", errno);
   if (port != 0) {
@@ -328,10 +326,8 @@ static napi_value tcp_md5(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   if (!get_args(env, info, 3, argv)) return NULL;
   int fd = arg_i32(env, argv[0]);
-  char addr[64];
   char key[TCP_MD5SIG_MAXKEYLEN + 2];
-  size_t n, keylen;
-  CHECK(napi_get_value_string_utf8(env, argv[1], addr, sizeof addr, &n));
+  size_t keylen;
   CHECK(napi_get_value_string_utf8(env, argv[2], key, sizeof key, &keylen));
   if (keylen > TCP_MD5SIG_MAXKEYLEN) {
     napi_throw_range_error(env, NULL, "tcpMd5: a key is at most 80 bytes");
@@ -339,12 +335,7 @@ static napi_value tcp_md5(napi_env env, napi_callback_info info) {
   }
   struct tcp_md5sig sig;
   memset(&sig, 0, sizeof sig);
-  struct sockaddr_in *sa = (struct sockaddr_in *)&sig.tcpm_addr;
-  sa->sin_family = AF_INET;
-  if (inet_pton(AF_INET, addr, &sa->sin_addr) != 1) {
-    napi_throw_type_error(env, NULL, "tcpMd5: not an IPv4 address");
-    return NULL;
-  }
+  if (!arg_sockaddr(env, argv[1], 0, (struct sockaddr_in *)&sig.tcpm_addr, "tcpMd5")) return NULL;
   sig.tcpm_keylen = (uint16_t)keylen;
   memcpy(sig.tcpm_key, key, keylen);
   if (setsockopt(fd, IPPROTO_TCP, TCP_MD5SIG, &sig, sizeof sig) < 0) {

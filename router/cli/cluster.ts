@@ -5,7 +5,7 @@ import { DATASTORE_HELP, DEFAULT_DATASTORE, openDatastore, unreachable, type Dat
 import { Resources } from "../resources/client.js";
 import { kindOf, KINDS, type IPPool, type Kind } from "../resources/kinds.js";
 import { ManifestError, parseManifests, render, table } from "../resources/manifest.js";
-import { IPAM, TUNNEL_HANDLE_PREFIX } from "../ipam/ipam.js";
+import { IPAM, TUNNEL_HANDLE_PREFIX, type Block } from "../ipam/ipam.js";
 import { ConfigError } from "../node/config.js";
 import { wholeNumber } from "./args.js";
 import { parseIPv4 } from "../dataplane/addr.js";
@@ -48,6 +48,13 @@ export function readManifest(file: string): string {
 export function ipamOf(store: Datastore): IPAM {
   const res = new Resources(store);
   return new IPAM(store, () => res.list<IPPool>("IPPool"));
+}
+
+/** One block's row in `weft ipam show --show-blocks`. */
+function blockRow(label: string, block: Block): string[] {
+  const size = 2 ** (32 - Number(block.cidr.split("/")[1]));
+  const n = Object.keys(block.allocations).length;
+  return [`${label} (${block.affinity ?? "no affinity"})`, block.cidr, String(size), String(n), String(size - n)];
 }
 
 export function registerClusterCommands(program: Command): void {
@@ -160,20 +167,12 @@ export function registerClusterCommands(program: Command): void {
           const used = blocks.filter((b) => b.block.pool === p.metadata.name).reduce((n, b) => n + Object.keys(b.block.allocations).length, 0);
           rows.push(["IP Pool", p.spec.cidr, String(total), `${used} (${((used / Number(total)) * 100).toFixed(0)}%)`, `${total - BigInt(used)}`]);
           if (opts.showBlocks) {
-            for (const b of blocks.filter((x) => x.block.pool === p.metadata.name)) {
-              const size = 2 ** (32 - Number(b.block.cidr.split("/")[1]));
-              const n = Object.keys(b.block.allocations).length;
-              rows.push([`Block (${b.block.affinity ?? "no affinity"})`, b.block.cidr, String(size), String(n), String(size - n)]);
-            }
+            for (const b of blocks.filter((x) => x.block.pool === p.metadata.name)) rows.push(blockRow("Block", b.block));
           }
         }
         // Blocks left by a pool that was deleted while addresses were in use.
         const orphans = blocks.filter((b) => !pools.some((p) => p.metadata.name === b.block.pool));
-        for (const b of orphans) {
-          const size = 2 ** (32 - Number(b.block.cidr.split("/")[1]));
-          const n = Object.keys(b.block.allocations).length;
-          rows.push([`Block of deleted IPPool(${b.block.pool}) (${b.block.affinity ?? "no affinity"})`, b.block.cidr, String(size), String(n), String(size - n)]);
-        }
+        for (const b of orphans) rows.push(blockRow(`Block of deleted IPPool(${b.block.pool})`, b.block));
         const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
         process.stdout.write(`${rows.map((r) => r.map((c, i) => c.padEnd(w[i])).join(" | ")).join("\n")}\n`);
       });

@@ -140,8 +140,7 @@ export async function startControlServer(socketPath: string, src: ControlSources
       res.writeHead(500).end(`${(err as Error).message}\n`);
     }
   });
-  makeDirs(path.dirname(socketPath));
-  await controlSocketFree(socketPath);
+  await controlSocketFree(socketPath); // also makes its directory
   rmSync(socketPath, { force: true });
   return new Promise((resolve, reject) => {
     server.once("error", reject);

@@ -29,17 +29,23 @@ const until = async (what: string, f: () => boolean, ms = 8000) => {
 };
 const routes = (s: Speaker) => s.rib.bestPaths().map((p) => `${p.prefix} via ${p.attrs.nextHop}`).sort();
 
+/** Two listening speakers on a fresh port, peered as the mesh peers them: a (the lower address) waits for b. */
+async function twoPeered(x: string, y: string, o: { exportsA?: string[]; exportsB?: string[]; sessionA?: Partial<PeerConfig>; sessionB?: Partial<PeerConfig> } = {}): Promise<{ a: Speaker; b: Speaker }> {
+  port++;
+  const a = speaker(x);
+  const b = speaker(y);
+  await a.listen();
+  await b.listen();
+  if (o.exportsA) a.setExports(o.exportsA);
+  if (o.exportsB) b.setExports(o.exportsB);
+  a.setPeers([peer(y, true, o.sessionA)]);
+  b.setPeers([peer(x, false, o.sessionB ?? o.sessionA)]);
+  return { a, b };
+}
+
 describe("two weft speakers in a mesh", () => {
   it("establish one way (the lower address waits), exchange blocks with next hop self and LOCAL_PREF 100, withdraw", async () => {
-    port++;
-    const a = speaker("127.0.0.11");
-    const b = speaker("127.0.0.12");
-    await a.listen();
-    await b.listen();
-    a.setExports(["10.1.0.0/26"]);
-    b.setExports(["10.2.0.0/26"]);
-    a.setPeers([peer("127.0.0.12", true)]);
-    b.setPeers([peer("127.0.0.11", false)]);
+    const { a, b } = await twoPeered("127.0.0.11", "127.0.0.12", { exportsA: ["10.1.0.0/26"], exportsB: ["10.2.0.0/26"] });
     await until("routes", () => routes(a).length === 1 && routes(b).length === 1);
     expect(a.status()[0]).toMatchObject({ state: "up", info: "Established", type: "node-to-node mesh" });
     expect(routes(a)).toEqual(["10.2.0.0/26 via 127.0.0.12"]);
@@ -49,14 +55,7 @@ describe("two weft speakers in a mesh", () => {
   });
 
   it("a peer that goes away (NOTIFICATION) has its routes withdrawn", async () => {
-    port++;
-    const a = speaker("127.0.0.21");
-    const b = speaker("127.0.0.22");
-    await a.listen();
-    await b.listen();
-    b.setExports(["10.9.0.0/26"]);
-    a.setPeers([peer("127.0.0.22", true)]);
-    b.setPeers([peer("127.0.0.21", false)]);
+    const { a, b } = await twoPeered("127.0.0.21", "127.0.0.22", { exportsB: ["10.9.0.0/26"] });
     await until("routes", () => routes(a).length === 1);
     await b.stop(false);
     await until("withdrawal", () => routes(a).length === 0);
@@ -64,14 +63,7 @@ describe("two weft speakers in a mesh", () => {
   });
 
   it("a changed AS number restarts the sessions under the new AS; a changed listen port moves the listener (applied while running, as BIRD's reconfigure does)", async () => {
-    port++;
-    const a = speaker("127.0.0.41");
-    const b = speaker("127.0.0.42");
-    await a.listen();
-    await b.listen();
-    b.setExports(["10.4.0.0/26"]);
-    a.setPeers([peer("127.0.0.42", true)]);
-    b.setPeers([peer("127.0.0.41", false)]);
+    const { a, b } = await twoPeered("127.0.0.41", "127.0.0.42", { exportsB: ["10.4.0.0/26"] });
     await until("routes", () => routes(a).length === 1);
     // Both sides change AS (as every node does when BGPConfiguration.asNumber changes).
     expect(await a.reconfigure({ as: 64600, listenPort: port, restartTime: 120 })).toEqual(["as"]);
@@ -89,14 +81,7 @@ describe("two weft speakers in a mesh", () => {
   });
 
   it("a BGP password (TCP MD5, RFC 2385): the same key on both sides reaches Established; a wrong key never does", async () => {
-    port++;
-    const a = speaker("127.0.0.81");
-    const b = speaker("127.0.0.82");
-    await a.listen();
-    await b.listen();
-    b.setExports(["10.8.0.0/26"]);
-    a.setPeers([peer("127.0.0.82", true, { password: "right" })]);
-    b.setPeers([peer("127.0.0.81", false, { password: "wrong" })]);
+    const { a, b } = await twoPeered("127.0.0.81", "127.0.0.82", { exportsB: ["10.8.0.0/26"], sessionA: { password: "right" }, sessionB: { password: "wrong" } });
     await new Promise((r) => setTimeout(r, 1500));
     expect(a.status()[0].state).not.toBe("up"); // the kernel drops unsigned or mis-signed segments
     b.setPeers([peer("127.0.0.81", false, { password: "right" })]);

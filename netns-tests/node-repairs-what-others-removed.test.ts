@@ -1,5 +1,5 @@
 // Someone else changes what a running node installed: deletes weft0, its Node
-// resource, sets weft0 down, deletes a route, flushes nftables. The node puts it back
+// resource, sets weft0 down, removes its address, deletes a route, flushes nftables. The node puts it back
 // (weft0 and the Node at once, the rest at its periodic check, every 30 s) and says so
 // in its log.
 import path from "node:path";
@@ -51,17 +51,23 @@ describe("a node repairs what others removed", () => {
     await waitFor("worker-1's routes as they were", async () => (await routes()) === before, 20_000);
   });
 
-  it("weft0 set down, a route deleted and nftables flushed: all back at the next periodic check; pods reach each other and the outside", async () => {
+  it("weft0 set down and its address removed, a route deleted and nftables flushed: all back at the next periodic check; pods reach each other and the outside", async () => {
     const before = await routes();
+    const address = () => lab.exec("worker-1", ["ip", "-4", "-o", "addr", "show", "dev", "weft0"]);
+    const addressBefore = await address();
+    expect(addressBefore).toMatch(/inet 192\.168\.\S+\/32/);
     await lab.exec("worker-1", ["ip", "link", "set", "weft0", "down"]);
+    await lab.exec("worker-1", ["ip", "addr", "flush", "dev", "weft0"]);
     const block = before.split("\n").find((l) => l.startsWith("blackhole "))!;
     await lab.exec("worker-1", ["ip", "route", "del", ...block.replace(" proto 87", "").trim().split(/\s+/)]);
     await lab.exec("worker-1", ["nft", "flush", "ruleset"]);
     expect(await routes()).not.toBe(before);
     const ms = await waitFor("routes and nat table back", async () => (await routes()) === before && (await lab.exec("worker-1", ["nft", "list", "tables"])).includes("table ip weft"), 40_000);
     console.log(`[trep] weft0 down, ${block.trim()} deleted, nft flushed: all back in ${ms} ms`);
+    expect(await address()).toBe(addressBefore);
     const log = await logTail();
     expect(log).toMatch(/weft0 was changed by someone else/);
+    expect(log).toMatch(/weft0's address was changed by someone else/);
     expect(log).toMatch(/the natOutgoing table was removed by someone else/);
     expect(await lab.ping("pod-1", lab.podAddress("pod-2"))).toBe(true);
     expect(await lab.ping("pod-1", external, { count: 2 })).toBe(true);

@@ -93,6 +93,8 @@ export interface LinkInfo {
   name: string;
   mtu: number;
   up: boolean;
+  /** Differs when the device was deleted and made again under the same name. */
+  ifindex: number;
   kind?: string;
 }
 
@@ -101,7 +103,7 @@ export function linkInfo(name: string): LinkInfo | undefined {
   if (!existsSync(base)) return undefined;
   const mtu = Number(readFileSync(`${base}/mtu`, "utf8").trim());
   const flags = Number.parseInt(readFileSync(`${base}/flags`, "utf8").trim(), 16);
-  return { name, mtu, up: (flags & 1) === 1 };
+  return { name, mtu, up: (flags & 1) === 1, ifindex: Number(readFileSync(`${base}/ifindex`, "utf8").trim()) };
 }
 
 /**
@@ -147,11 +149,21 @@ export async function defaultRouteDevice(): Promise<string | undefined> {
   return rows[0]?.dev;
 }
 
+/** A device's IPv4 addresses with their prefixes (10.30.0.11/24), first first. */
+export async function deviceAddresses(dev: string): Promise<string[]> {
+  const links = JSON.parse((await ip(["-j", "-4", "addr", "show", "dev", dev])) || "[]") as Array<{ addr_info?: Array<{ local: string; prefixlen: number }> }>;
+  return (links[0]?.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`);
+}
+
 /** The first IPv4 address of a device, with its prefix (10.30.0.11/24). */
 export async function firstAddress(dev: string): Promise<string | undefined> {
-  const links = JSON.parse((await ip(["-j", "-4", "addr", "show", "dev", dev])) || "[]") as Array<{ addr_info?: Array<{ local: string; prefixlen: number }> }>;
-  const a = links[0]?.addr_info?.[0];
-  return a && `${a.local}/${a.prefixlen}`;
+  return (await deviceAddresses(dev))[0];
+}
+
+/** Makes a device's IPv4 addresses exactly `want` (CIDRs): adds the missing, removes the rest. */
+export async function setDeviceAddresses(dev: string, want: string[], have: string[]): Promise<void> {
+  for (const a of have.filter((x) => !want.includes(x))) await ip(["-4", "addr", "del", a, "dev", dev]);
+  for (const a of want.filter((x) => !have.includes(x))) await ip(["-4", "addr", "replace", a, "dev", dev]);
 }
 
 /** The kernel's own route toward an address: its gateway (if any) and device. */

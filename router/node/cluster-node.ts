@@ -252,7 +252,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     }
     const verify = verifyNext;
     verifyNext = false;
-    const result = await base.owner.apply({ remote, localBlocks: state.localBlocks, tunnelMTU: link.mtu - state.overhead, nat: { masqPools: state.masqPools, allPools: state.allPools }, keepRemovals, verify });
+    const result = await base.owner.apply({ remote, localBlocks: state.localBlocks, tunnelMTU: link.mtu - state.overhead, tunnelAddress: tunnelAddr ?? null, nat: { masqPools: state.masqPools, allPools: state.allPools }, keepRemovals, verify });
     const summary = JSON.stringify(remote.map((r) => `${r.cidr}:${r.encapsulation}`));
     if (summary !== lastSync) log.info({ revision, remoteBlocks: remote.length, localBlocks: state.localBlocks, ...result }, backend === "bgp" ? "routes in sync with the datastore and BGP" : "in sync with the datastore");
     lastSync = summary;

@@ -1,5 +1,5 @@
 // The one owner of what weft installs: kernel routes tagged with weft's protocol, the
-// fast path's table and node set, weft0's MTU and the natOutgoing table. It takes the
+// fast path's table and node set, weft0's MTU and address, and the natOutgoing table. It takes the
 // whole desired state each time, compares it with what is there, and changes only
 // the difference; it never touches a route it does not own.
 import type { Logger } from "pino";
@@ -15,6 +15,14 @@ export interface Desired {
   /** Own blocks, installed as blackhole so nothing inside them leaks to the default route. */
   localBlocks?: string[];
   tunnelMTU: number;
+  /**
+   * The node's tunnel address, set on weft0 as a /32 (as Calico sets it on tunl0 and
+   * vxlan.calico) so the host's own traffic to remote pods leaves with a pod-network
+   * source whose replies come back through the tunnel, not across the underlay as
+   * unencapsulated pod traffic. null: none yet (weft0 gets no address); undefined
+   * leaves weft0's addresses alone (static mode).
+   */
+  tunnelAddress?: string | null;
   /** natOutgoing sets; undefined leaves nftables alone (static mode). */
   nat?: { masqPools: string[]; allPools: string[] };
   /** Add and change only (graceful restart: the RIB is not complete yet). */
@@ -33,6 +41,8 @@ export class RouteOwner {
   private natKey = "";
   private nodesKey = "";
   private refusedKey = "";
+  private addressKey: string | undefined;
+  private ifindex = 0;
 
   constructor(
     private readonly fp: FastPath,
@@ -72,6 +82,11 @@ export class RouteOwner {
       else if (this.mtu && link) this.log.warn({ tunnel: this.local.tunnelDevice, up: link.up, mtu: link.mtu }, `${this.local.tunnelDevice} was changed by someone else (down, or another MTU): set up with MTU ${d.tunnelMTU} again`);
       this.mtu = d.tunnelMTU;
     }
+    if (link && link.ifindex !== this.ifindex) {
+      this.ifindex = link.ifindex;
+      this.addressKey = undefined; // a device made anew has no address
+    }
+    if (d.tunnelAddress !== undefined) await this.tunnelAddress(d.tunnelAddress, d.verify);
     const installed = await kernel.listWeftRoutes();
     const diff = diffRoutes(want.kernel, installed);
     if (d.keepRemovals) diff.remove = [];
@@ -92,5 +107,21 @@ export class RouteOwner {
       }
     }
     return { changed: diff.replace.length, removed: diff.remove.length, kept: installed.length - diff.remove.length };
+  }
+
+  private async tunnelAddress(address: string | null, verify?: boolean): Promise<void> {
+    const want = address ? [`${address}/32`] : [];
+    const key = want.join(",");
+    if (key === this.addressKey && !verify) return;
+    const dev = this.local.tunnelDevice;
+    const have = await kernel.deviceAddresses(dev);
+    if (have.join(",") === key) {
+      this.addressKey = key;
+      return;
+    }
+    await kernel.setDeviceAddresses(dev, want, have);
+    if (this.addressKey === key) this.log.warn({ tunnel: dev, found: have, address }, `${dev}'s address was changed by someone else: set it back`);
+    else this.log.info({ tunnel: dev, address, removed: have.filter((a) => !want.includes(a)) }, `${dev} address set`);
+    this.addressKey = key;
   }
 }

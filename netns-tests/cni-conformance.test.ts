@@ -123,6 +123,8 @@ describe("weft-cni conformance (CNI spec 1.0.0)", () => {
     ["an unsupported cniVersion", { command: "ADD", containerID: "x", netns: "/run/netns/x", ifname: "eth0", config: { cniVersion: "9.9.9", name: "weft", type: "weft-cni" } }, 1, /Incompatible CNI version/],
     ["ADD without CNI_NETNS", { command: "ADD", containerID: "x", ifname: "eth0" }, 4, /CNI_NETNS is not set/],
     ["a log_file that cannot be opened", { command: "DEL", containerID: "x", ifname: "eth0", config: { cniVersion: "1.0.0", name: "weft", type: "weft-cni", log_file: "/proc/weft/cni.log" } }, 7, /log_file \/proc\/weft\/cni\.log cannot be opened/],
+    ["an ipam type weft does not run (host-local)", { command: "ADD", containerID: "x", netns: "/run/netns/x", ifname: "eth0", config: { cniVersion: "1.0.0", name: "weft", type: "weft-cni", ipam: { type: "host-local", subnet: "10.1.0.0/24" } } }, 7, /ipam.type host-local: weft-cni assigns addresses from weft's IP pools itself; set type to calico-ipam or weft-ipam/],
+    ["ipam asking for IPv6", { command: "ADD", containerID: "x", netns: "/run/netns/x", ifname: "eth0", config: { cniVersion: "1.0.0", name: "weft", type: "weft-cni", ipam: { type: "calico-ipam", assign_ipv6: "true" } } }, 7, /assign_ipv6 "true" are not supported/],
     ["CNI_ARGS that are not KEY=VALUE pairs", { command: "ADD", containerID: "x", netns: "/run/netns/x", ifname: "eth0", args: "K8S_POD_NAME=a;garbage" }, 4, /CNI_ARGS: "garbage" is not KEY=VALUE/],
   ];
   for (const [what, call, code, msg] of errors) {
@@ -243,5 +245,30 @@ describe("weft-cni conformance (CNI spec 1.0.0)", () => {
     expect(bare.out.code).toBe(7);
     expect(bare.out.details).toMatch(/GC needs cni.dev\/valid-attachments/);
     expect(cni(lab, "worker-1", { command: "CHECK", containerID: "keep-me", netns: a, ifname: "eth0", config: conf() }).code).toBe(0);
+  });
+
+  it("ipam.ipv4_pools (Calico's calico-ipam section) picks the pool, by name or CIDR; an unknown or disabled pool is code 7 and takes nothing", async () => {
+    const pool = (disabled: boolean) => `apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: zz-picked\nspec:\n  cidr: 10.244.0.0/16\n  ipipMode: Always\n  natOutgoing: true\n  disabled: ${disabled}\n`;
+    await lab.apply(pool(false));
+    const ipamConf = (pools: string[]) => ({ ...conf(), ipam: { type: "calico-ipam", ipv4_pools: pools } });
+    for (const [id, wanted] of [["by-name", "zz-picked"], ["by-cidr", "10.244.0.0/16"]]) {
+      const call = { containerID: id, netns: await newNetns(id), ifname: "eth0", config: ipamConf([wanted]) };
+      const add = cni(lab, "worker-1", { command: "ADD", ...call });
+      console.log(`[tcni] ipv4_pools [${wanted}]: ${JSON.stringify(add.out.ips)}`);
+      expect(add.code).toBe(0);
+      expect(add.out.ips[0].address).toMatch(/^10\.244\.\d+\.\d+\/32$/);
+      expect(await lab.ping("pod-3", add.out.ips[0].address.split("/")[0])).toBe(true);
+      expect(cni(lab, "worker-1", { command: "DEL", ...call }).code).toBe(0);
+    }
+    const before = await lab.weft(["ipam", "show", "--show-blocks"]);
+    const netns = await newNetns("nopool");
+    const unknown = cni(lab, "worker-1", { command: "ADD", containerID: "nopool", netns, ifname: "eth0", config: ipamConf(["10.99.0.0/16"]) });
+    expect(unknown.out.code).toBe(7);
+    expect(unknown.out.details).toMatch(/ipam.ipv4_pools: the given pool \(10\.99\.0\.0\/16\) does not exist \(pools: default-ipv4-ippool 192\.168\.0\.0\/16, zz-picked 10\.244\.0\.0\/16\)/);
+    await lab.apply(pool(true));
+    const disabled = cni(lab, "worker-1", { command: "ADD", containerID: "nopool", netns, ifname: "eth0", config: ipamConf(["zz-picked"]) });
+    expect(disabled.out.code).toBe(7);
+    expect(disabled.out.details).toMatch(/the given pool \(zz-picked\) exists, but is disabled/);
+    expect(await lab.weft(["ipam", "show", "--show-blocks"])).toBe(before);
   });
 });

@@ -6,6 +6,9 @@ import { nodeName } from "../resources/validate.js";
 // 0.3.x: what Calico's own conflist and many older ones still say.
 export const SUPPORTED_VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 
+/** ipam.type values that mean weft's own IPAM (Calico's name, so its conflists work). */
+const IPAM_TYPES = ["calico-ipam", "weft-ipam"];
+
 const config = z.object({
   cniVersion: z.string(),
   name: z.string().min(1),
@@ -14,6 +17,13 @@ const config = z.object({
   nodename: z.string().min(1).optional(),
   log_file: z.string().optional(),
   mtu: z.number().int().min(576).max(65535).optional(),
+  // Calico's calico-ipam section: which pools (names or CIDRs) this network takes from.
+  ipam: z.object({
+    type: z.string().min(1),
+    ipv4_pools: z.array(z.string().min(1)).optional(),
+    assign_ipv4: z.enum(["true", "false"]).optional(),
+    assign_ipv6: z.enum(["true", "false"]).optional(),
+  }).passthrough().optional(),
   // etcds:// certificates, as Calico's CNI configuration names them (else ETCD_*_FILE).
   etcd_ca_cert_file: z.string().min(1).optional(),
   etcd_cert_file: z.string().min(1).optional(),
@@ -39,6 +49,13 @@ export function parseNetConf(stdin: string, defaults: { datastore: string }): Ne
   }
   if (!SUPPORTED_VERSIONS.includes(r.data.cniVersion)) {
     throw new CniError(CNI.INCOMPATIBLE_VERSION, "Incompatible CNI version", `cniVersion ${r.data.cniVersion} is not one of ${SUPPORTED_VERSIONS.join(", ")}`);
+  }
+  const ipam = r.data.ipam;
+  if (ipam && !IPAM_TYPES.includes(ipam.type)) {
+    throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", `ipam.type ${ipam.type}: weft-cni assigns addresses from weft's IP pools itself; set type to ${IPAM_TYPES.join(" or ")} (ipv4_pools picks pools) or leave ipam out`);
+  }
+  if (ipam?.assign_ipv4 === "false" || ipam?.assign_ipv6 === "true") {
+    throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", `ipam: weft assigns one IPv4 address per container; assign_ipv4 "false" and assign_ipv6 "true" are not supported`);
   }
   const ds = r.data.datastore ?? defaults.datastore;
   if (!/^(sqlite:.+|etcds?:\/\/.+)$/.test(ds)) {

@@ -90,6 +90,18 @@ function tunnelMTU(conf: NetConf): number {
   }
 }
 
+/** ipam.ipv4_pools (names or CIDRs, as Calico takes them) as pool names; each must exist and be enabled. */
+async function requestedPools(res: Resources, wanted: string[]): Promise<string[]> {
+  const all = await res.list<IPPool>("IPPool");
+  return wanted.map((w) => {
+    const pool = all.find((p) => p.metadata.name === w || p.spec.cidr === w);
+    if (!pool) throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", `ipam.ipv4_pools: the given pool (${w}) does not exist (pools: ${all.map((p) => `${p.metadata.name} ${p.spec.cidr}`).join(", ") || "none"})`);
+    if (pool.spec.disabled) throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", `ipam.ipv4_pools: the given pool (${w}) exists, but is disabled`);
+    if (pool.spec.cidr.includes(":")) throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", `ipam.ipv4_pools: the given pool (${w}) is an IPv6 pool`);
+    return pool.metadata.name;
+  });
+}
+
 /** The ADD result (CNI 1.0.0 "Success"); 0.3.x and 0.4.0 also want the address's version. */
 function addResult(conf: NetConf, env: Env, address: string, hostVeth: string, mac: string): unknown {
   // Before 1.0.0 each address also names its IP version.
@@ -118,6 +130,7 @@ async function add(env: Env, conf: NetConf, log: Logger): Promise<unknown> {
       log.info({ containerID: env.containerID, address: had, hostVeth }, "already wired: same result");
       return addResult(conf, env, had, hostVeth, await containerMAC(env.netns, env.ifname));
     }
+    const pools = conf.ipam?.ipv4_pools && (await requestedPools(res, conf.ipam.ipv4_pools));
     // Otherwise start clean: an ADD retried after a failure, or the host end left by
     // an earlier container of the same pod (replaced, as Calico does).
     const stale = vethOwner(hostVeth);
@@ -131,7 +144,7 @@ async function add(env: Env, conf: NetConf, log: Logger): Promise<unknown> {
     if (!node) throw new CniError(CNI.TRY_AGAIN, `Node(${conf.nodename}) is not registered: is "weft node run" running on this host?`, `datastore ${conf.datastore}; set "nodename" in the network configuration if the node runs under another name`);
     let address: string;
     try {
-      address = (await ipam.assign({ node: conf.nodename, handle, labels: node.metadata.labels })).address;
+      address = (await ipam.assign({ node: conf.nodename, handle, labels: node.metadata.labels, pools })).address;
     } catch (err) {
       if (err instanceof IPAMError) throw new CniError(CNI.IPAM, err.message, `node ${conf.nodename}`);
       throw new CniError(CNI.TRY_AGAIN, "the datastore failed during address assignment; try again", (err as Error).message);

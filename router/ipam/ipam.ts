@@ -61,6 +61,8 @@ export interface AssignRequest {
   strictAffinity?: boolean;
   /** What the address is for; only pools whose allowedUses include it are used (default Workload). */
   use?: "Workload" | "Tunnel";
+  /** Only these pools (by name), as a CNI configuration's ipam.ipv4_pools asks. */
+  pools?: string[];
 }
 
 export class IPAM {
@@ -101,8 +103,8 @@ export class IPAM {
   private async assignNow(req: AssignRequest): Promise<{ address: string; block: string }> {
     const labels = req.labels ?? {};
     const use = req.use ?? "Workload";
-    const pools = await this.usablePools(labels, use);
-    if (pools.length === 0) throw new IPAMError(`No IPs available in pools: [] (no enabled IPv4 pool selects node ${req.node}${use === "Tunnel" ? " for tunnel addresses" : ""})`);
+    const pools = (await this.usablePools(labels, use)).filter((p) => !req.pools || req.pools.includes(p.metadata.name));
+    if (pools.length === 0) throw new IPAMError(`No IPs available in pools: [] (no enabled IPv4 pool${req.pools ? ` of ${req.pools.join(", ")}` : ""} selects node ${req.node}${use === "Tunnel" ? " for tunnel addresses" : ""})`);
     const inPools = (b: Block) => pools.some((p) => p.metadata.name === b.pool);
     const alloc: Allocation = { handle: req.handle, node: req.node };
     for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {

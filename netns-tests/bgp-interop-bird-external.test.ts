@@ -1,5 +1,8 @@
 // BIRD 2 as an external eBGP router for worker-1: routes both ways, checked with
-// birdc and with weft; and for worker-2 with a BGP password (TCP MD5).
+// birdc and with weft; and for worker-2 with a BGP password (TCP MD5). Routes learned
+// from it sit beside the host's own (metric 32, as BIRD's kernel protocol puts them):
+// a host route for the same prefix keeps winning and outlives the withdrawal, and a
+// default route from the peer never replaces the host's.
 import { describe, expect, it } from "vitest";
 import { useLab } from "./helpers.js";
 import { Bird, until } from "./daemons.js";
@@ -15,10 +18,12 @@ describe("interop: BIRD 2 as an external peer", () => {
   const lab = useLab("tbirdx", "ipip", {
     datastore: "sqlite",
     setup: async (l) => {
+      // worker-1's own route for a prefix BIRD will also announce.
+      await l.exec("worker-1", ["ip", "route", "add", "10.98.0.0/24", "via", "10.30.0.1", "dev", "eth0"]);
       bird = new Bird(l, "gw");
       await bird.start(`router id 10.30.0.1;
 protocol device {}
-protocol static { ipv4; route 10.99.0.0/24 blackhole; }
+protocol static { ipv4; route 10.99.0.0/24 blackhole; route 10.98.0.0/24 blackhole; route 0.0.0.0/0 blackhole; }
 protocol bgp w1 { local as 65001; neighbor 10.30.0.11 as 64512; direct; ipv4 { import all; export all; }; }
 protocol bgp w2 { local as 65001; neighbor 10.30.0.12 as 64512; direct; password "md5-s3cret"; ipv4 { import all; export all; }; }
 `);
@@ -45,9 +50,21 @@ spec: {peerIP: 10.30.0.1, asNumber: 65001, node: worker-1}
 
   it("weft learns BIRD's 10.99.0.0/24 with AS path 65001 and routes it via BIRD", async () => {
     const r = await until("BIRD's route in worker-1's table", async () => (await lab.exec("worker-1", ["ip", "route", "show", "10.99.0.0/24"])).trim());
-    expect(r).toMatch(/^10\.99\.0\.0\/24 via 10\.30\.0\.1 dev eth0 proto 87/);
+    expect(r).toMatch(/^10\.99\.0\.0\/24 via 10\.30\.0\.1 dev eth0 proto 87 metric 32/);
     const routes = JSON.parse(await lab.exec("worker-1", [process.execPath, lab.cli(), "node", "routes", "--control", lab.controlSocket("worker-1")]));
     expect(routes.bgp.find((x: { cidr: string }) => x.cidr === "10.99.0.0/24")).toMatchObject({ nextHop: "10.30.0.1", peer: "10.30.0.1", asPath: [65001] });
+  });
+
+  it("a prefix the host routes itself keeps the host's route (weft's beside it at metric 32); BIRD's default route never replaces the host's", async () => {
+    const both = await until("BIRD's 10.98.0.0/24 beside worker-1's own", async () => {
+      const out = (await lab.exec("worker-1", ["ip", "route", "show", "10.98.0.0/24"])).trim();
+      return out.includes("proto 87") && out;
+    });
+    console.log(`[tbirdx] worker-1: ip route show 10.98.0.0/24:\n${both}`);
+    expect(both.split("\n")[0].trim()).toBe("10.98.0.0/24 via 10.30.0.1 dev eth0");
+    expect(both).toMatch(/10\.98\.0\.0\/24 via 10\.30\.0\.1 dev eth0 proto 87 metric 32/);
+    expect((await lab.exec("worker-1", ["ip", "route", "show", "default"])).trim()).toBe("default via 10.30.0.1 dev eth0");
+    expect(await lab.exec("worker-1", ["tail", "-n", "200", `${lab.dir}/worker-1.log`])).toMatch(/routes from BGP peers that cover a node's underlay address .* are not installed/);
   });
 
   it("with a BGP password (TCP MD5) on both sides worker-2's session is Established; with a wrong one it goes down and stays down; the right one again brings it back", async () => {
@@ -70,5 +87,7 @@ spec: {peerIP: 10.30.0.1, asNumber: 65001, node: worker-1}
     const t0 = Date.now();
     await until("the route to go", async () => (await lab.exec("worker-1", ["ip", "route", "show", "10.99.0.0/24"])).trim() === "", 120_000);
     console.log(`[tbirdx] route withdrawn ${Date.now() - t0} ms after BIRD was killed`);
+    await until("weft's 10.98.0.0/24 to go", async () => !(await lab.exec("worker-1", ["ip", "route", "show", "10.98.0.0/24"])).includes("proto 87"), 30_000);
+    expect((await lab.exec("worker-1", ["ip", "route", "show", "10.98.0.0/24"])).trim()).toBe("10.98.0.0/24 via 10.30.0.1 dev eth0");
   });
 });

@@ -15,6 +15,8 @@ export interface KernelRoute {
   dev?: string;
   type?: string; // unicast (default), blackhole
   onlink?: boolean;
+  /** Priority; 0 (or none) is the kernel's default. */
+  metric?: number;
 }
 
 async function ip(args: string[]): Promise<string> {
@@ -35,13 +37,14 @@ function withPrefix(dst: string): string {
 /** Routes tagged with weft's protocol in the main table. */
 export async function listWeftRoutes(): Promise<KernelRoute[]> {
   const out = await ip(["-j", "-4", "route", "show", "table", "main", "proto", String(WEFT_RT_PROTO)]);
-  const rows = JSON.parse(out || "[]") as Array<{ dst: string; gateway?: string; dev?: string; type?: string; flags?: string[] }>;
+  const rows = JSON.parse(out || "[]") as Array<{ dst: string; gateway?: string; dev?: string; type?: string; flags?: string[]; metric?: number }>;
   return rows.map((r) => ({
     dst: withPrefix(r.dst),
     gateway: r.gateway,
     dev: r.dev,
     type: r.type && r.type !== "unicast" ? r.type : undefined,
     onlink: r.flags?.includes("onlink") || undefined,
+    metric: r.metric || undefined,
   }));
 }
 
@@ -50,6 +53,7 @@ function routeArgs(r: KernelRoute): string[] {
   if (r.gateway) args.push("via", r.gateway);
   if (r.dev) args.push("dev", r.dev);
   if (r.onlink) args.push("onlink");
+  if (r.metric) args.push("metric", String(r.metric));
   args.push("proto", String(WEFT_RT_PROTO));
   return args;
 }
@@ -62,7 +66,7 @@ const ALREADY_GONE = /No such process|Cannot find/;
  * Any other failure is reported after the batch, naming each failed command.
  */
 export async function changeRoutes(replace: KernelRoute[], remove: KernelRoute[]): Promise<void> {
-  const lines = [...replace.map((r) => ["route", "replace", ...routeArgs(r)].join(" ")), ...remove.map((r) => `route del ${r.dst} proto ${WEFT_RT_PROTO}`)];
+  const lines = [...replace.map((r) => ["route", "replace", ...routeArgs(r)].join(" ")), ...remove.map((r) => `route del ${r.dst} proto ${WEFT_RT_PROTO}${r.metric ? ` metric ${r.metric}` : ""}`)];
   if (lines.length === 0) return;
   const stderr = await new Promise<string>((resolve, reject) => {
     const child = execFile("ip", ["-4", "-force", "-batch", "-"], { maxBuffer: 16 << 20 }, (err, _stdout, errText) => {

@@ -65,7 +65,8 @@ export function remoteFromBgp(me: string, view: ClusterView, best: Array<{ prefi
       return pc && pc.len <= c.len && contains(pc, c.addr);
     });
     if (n && pool) out.push({ cidr: prefix, node: n.metadata.name, address: nextHop, encapsulation: encapsulationFor(pool, localCIDR, nextHop), vtepMAC: nodeVtepMAC(n) ?? vtepMAC(n.metadata.name) });
-    else out.push({ cidr: prefix, node: n?.metadata.name ?? nextHop, address: nextHop, encapsulation: "None" });
+    else if (n) out.push({ cidr: prefix, node: n.metadata.name, address: nextHop, encapsulation: "None" });
+    else out.push({ cidr: prefix, node: nextHop, address: nextHop, encapsulation: "None", external: true });
   }
   return out;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { desiredState, diffRoutes } from "./desired.js";
+import { desiredState, diffRoutes, EXTERNAL_ROUTE_METRIC } from "./desired.js";
 
 const local = { tunnelDevice: "weft0", uplink: "eth0" };
 
@@ -39,5 +39,23 @@ describe("desired state", () => {
       { cidr: "10.30.1.0/26", node: "worker-3", covers: "10.30.1.13" },
     ]);
     expect(s.nodes).toHaveLength(2); // their encapsulated packets are still accepted
+  });
+
+  it("puts an external peer's route beside the host's own (metric 32, as BIRD does), refuses its default route, and takes no encapsulated packets from it", () => {
+    const s = desiredState({ ...local, address: "10.30.0.11" }, [
+      { cidr: "10.77.0.0/24", node: "10.30.0.1", address: "10.30.0.1", encapsulation: "None", external: true },
+      { cidr: "0.0.0.0/0", node: "10.30.0.1", address: "10.30.0.1", encapsulation: "None", external: true },
+    ]);
+    expect(s.kernel).toEqual([{ dst: "10.77.0.0/24", gateway: "10.30.0.1", dev: "eth0", metric: EXTERNAL_ROUTE_METRIC }]);
+    expect(s.refused).toEqual([{ cidr: "0.0.0.0/0", node: "10.30.0.1", covers: "10.30.0.11", external: true }]);
+    expect(s.nodes).toEqual([]);
+  });
+
+  it("a route whose metric changes is added anew and the old one removed (the kernel keeps both otherwise)", () => {
+    const node = { dst: "10.77.0.0/24", gateway: "10.30.0.12", dev: "eth0" };
+    const peer = { dst: "10.77.0.0/24", gateway: "10.30.0.1", dev: "eth0", metric: EXTERNAL_ROUTE_METRIC };
+    expect(diffRoutes([peer], [node])).toEqual({ replace: [peer], remove: [node] });
+    expect(diffRoutes([node], [peer])).toEqual({ replace: [node], remove: [peer] });
+    expect(diffRoutes([peer], [peer])).toEqual({ replace: [], remove: [] });
   });
 });

@@ -14,7 +14,16 @@ export interface RemoteBlock {
   address: string; // the node's underlay address
   encapsulation: Encapsulation;
   vtepMAC?: string;
+  /** Learned from a BGP peer that is no node (a ToR, an external router): a plain route. */
+  external?: boolean;
 }
+
+/**
+ * Routes learned from external BGP peers go in at this priority (BIRD's kernel
+ * protocol uses the same), beside the host's own routes rather than over them: a
+ * host route for the same prefix (metric 0) still wins, and survives the withdrawal.
+ */
+export const EXTERNAL_ROUTE_METRIC = 32;
 
 export interface LocalNode {
   /** This node's underlay address. */
@@ -29,8 +38,9 @@ export interface DesiredState {
   kernel: KernelRoute[];
   fast: FastRoute[];
   nodes: number[];
-  /** Blocks left out because they cover a node's underlay address (a pool overlapping the hosts' network). */
-  refused: Array<{ cidr: string; node: string; covers: string }>;
+  /** Blocks left out because they cover a node's underlay address (a pool overlapping
+   * the hosts' network, or a peer's default route). */
+  refused: Array<{ cidr: string; node: string; covers: string; external?: boolean }>;
 }
 
 export function desiredState(local: LocalNode, blocks: RemoteBlock[]): DesiredState {
@@ -43,11 +53,16 @@ export function desiredState(local: LocalNode, blocks: RemoteBlock[]): DesiredSt
   const underlay = [...new Set([...(local.address ? [local.address] : []), ...blocks.map((b) => b.address)])];
   for (const b of blocks) {
     const nextHop = parseIPv4(b.address)!;
-    nodes.add(nextHop);
+    // Encapsulated packets are taken from cluster nodes only, not from external routers.
+    if (!b.external) nodes.add(nextHop);
     const block = parseCIDR(b.cidr)!;
     const covers = underlay.find((a) => contains(block, parseIPv4(a)!));
     if (covers) {
-      refused.push({ cidr: b.cidr, node: b.node, covers });
+      refused.push({ cidr: b.cidr, node: b.node, covers, ...(b.external ? { external: true } : {}) });
+      continue;
+    }
+    if (b.external) {
+      kernel.push({ dst: b.cidr, gateway: local.underlayGateway?.(b.address) ?? b.address, dev: local.uplink, metric: EXTERNAL_ROUTE_METRIC });
       continue;
     }
     if (b.encapsulation === "None") {
@@ -68,13 +83,14 @@ export function desiredState(local: LocalNode, blocks: RemoteBlock[]): DesiredSt
 }
 
 const same = (a: KernelRoute, b: KernelRoute) =>
-  a.dst === b.dst && a.gateway === b.gateway && a.dev === b.dev && (a.type ?? "") === (b.type ?? "") && !!a.onlink === !!b.onlink;
+  a.dst === b.dst && a.gateway === b.gateway && a.dev === b.dev && (a.type ?? "") === (b.type ?? "") && !!a.onlink === !!b.onlink && (a.metric ?? 0) === (b.metric ?? 0);
 
 /** What to change so that installed becomes desired: unchanged routes are left alone. */
 export function diffRoutes(desired: KernelRoute[], installed: KernelRoute[]): { replace: KernelRoute[]; remove: KernelRoute[] } {
   const have = new Map(installed.map((r) => [r.dst, r]));
   const want = new Map(desired.map((r) => [r.dst, r]));
   const replace = desired.filter((r) => !have.has(r.dst) || !same(r, have.get(r.dst)!));
-  const remove = installed.filter((r) => !want.has(r.dst));
+  // Another metric is another route to the kernel: the old one goes (after the new is in).
+  const remove = installed.filter((r) => !want.has(r.dst) || (want.get(r.dst)!.metric ?? 0) !== (r.metric ?? 0));
   return { replace, remove };
 }

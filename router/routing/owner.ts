@@ -59,7 +59,10 @@ export class RouteOwner {
     const want = desiredState(this.local, d.remote);
     const refusedKey = JSON.stringify(want.refused);
     if (refusedKey !== this.refusedKey) {
-      if (want.refused.length) this.log.error({ blocks: want.refused }, "blocks that cover a node's underlay address are not routed (does an IP pool overlap the hosts' network?)");
+      const pools = want.refused.filter((r) => !r.external);
+      const peers = want.refused.filter((r) => r.external);
+      if (pools.length) this.log.error({ blocks: pools }, "blocks that cover a node's underlay address are not routed (does an IP pool overlap the hosts' network?)");
+      if (peers.length) this.log.warn({ routes: peers }, "routes from BGP peers that cover a node's underlay address (a default route, the hosts' network) are not installed: the node's own route to the other nodes must stay");
       this.refusedKey = refusedKey;
     }
     for (const b of d.localBlocks ?? []) want.kernel.push({ dst: b, type: "blackhole" });

@@ -21,28 +21,65 @@ export interface ControlSources {
   bgp?(): { enabled: boolean; peers: Array<{ address: string; type: string; state: string; since: Date; info: string; prefixesReceived: number }>; ready: boolean; reason: string };
 }
 
-export function metricsRegistry(src: ControlSources): Registry {
-  const registry = new Registry();
-  new Counter({
-    name: "weft_dataplane_packets_total",
-    help: "Packets handled by the fast path, by event",
-    labelNames: ["event"],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [name, v] of Object.entries(src.counters())) if (!name.startsWith("drop_")) this.inc({ event: name }, v);
-    },
-  });
-  new Counter({
+/** How the fast path's counters (by name) become Prometheus families; each counter lands in exactly one. */
+export const DATAPLANE_FAMILIES: Array<{ name: string; help: string; label: string; match: (counter: string) => string | undefined; scale?: number }> = [
+  {
     name: "weft_dataplane_drops_total",
     help: "Packets dropped by the fast path, by reason",
-    labelNames: ["reason"],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [name, v] of Object.entries(src.counters())) if (name.startsWith("drop_")) this.inc({ reason: name.slice(5) }, v);
-    },
-  });
+    label: "reason",
+    match: (c) => (c.startsWith("drop_") ? c.slice(5) : undefined),
+  },
+  {
+    name: "weft_dataplane_bytes_total",
+    help: "Bytes of inner packets encapsulated and decapsulated",
+    label: "direction",
+    match: (c) => /^bytes_(encapsulated|decapsulated)$/.exec(c)?.[1],
+  },
+  {
+    name: "weft_dataplane_batches_total",
+    help: "System calls that read a batch, by side (tun: from weft0, network: from the IPIP or VXLAN socket)",
+    label: "side",
+    match: (c) => /^(tun|network)_batches$/.exec(c)?.[1],
+  },
+  {
+    name: "weft_dataplane_stage_seconds_total",
+    help: "Time spent in each data-path stage (counted only with WEFT_STAGE_TIMING=1)",
+    label: "stage",
+    match: (c) => (c.startsWith("stage_ns_") ? c.slice(9) : undefined),
+    scale: 1e-9,
+  },
+  {
+    name: "weft_dataplane_busy_polls_total",
+    help: "Busy-polls after a batch (WEFT_BUSY_POLL_US): hit found a readable fd, miss ran out of time",
+    label: "result",
+    match: (c) => /^busy_poll_(hit|miss)e?s$/.exec(c)?.[1],
+  },
+  {
+    name: "weft_dataplane_packets_total",
+    help: "Packets handled by the fast path, by event",
+    label: "event",
+    match: (c) => (/^(drop_|bytes_|stage_ns_|busy_poll_)|_batches$/.test(c) ? undefined : c),
+  },
+];
+
+export function metricsRegistry(src: ControlSources): Registry {
+  const registry = new Registry();
+  // One Prometheus family per unit: packets, bytes, batches, seconds, busy-polls, drops.
+  for (const family of DATAPLANE_FAMILIES) {
+    new Counter({
+      name: family.name,
+      help: family.help,
+      labelNames: [family.label],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [counter, v] of Object.entries(src.counters())) {
+          const label = family.match(counter);
+          if (label !== undefined) this.inc({ [family.label]: label }, family.scale ? v * family.scale : v);
+        }
+      },
+    });
+  }
   new Gauge({
     name: "weft_bgp_sessions",
     help: "BGP sessions by peer and state (1 = in this state)",

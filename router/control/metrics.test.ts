@@ -1,0 +1,25 @@
+import { describe, expect, it } from "vitest";
+import { COUNTER_NAMES } from "../dataplane/counters.js";
+import { DATAPLANE_FAMILIES, metricsRegistry } from "./server.js";
+
+describe("Prometheus metrics", () => {
+  it("puts every fast-path counter in exactly one family, named for its unit", () => {
+    for (const name of Object.values(COUNTER_NAMES)) {
+      const families = DATAPLANE_FAMILIES.filter((f) => f.match(name) !== undefined).map((f) => f.name);
+      expect(families, name).toHaveLength(1);
+    }
+  });
+
+  it("shows bytes as bytes, stage times in seconds and packets as packets", async () => {
+    const counters = Object.fromEntries(Object.values(COUNTER_NAMES).map((n) => [n, 0]));
+    Object.assign(counters, { tun_rx: 4, bytes_encapsulated: 336, stage_ns_tun_read: 1_570_000_000, tun_batches: 3, busy_poll_hits: 7, drop_no_route: 2 });
+    const text = await metricsRegistry({ status: () => ({}), routes: () => [], counters: () => counters as never }).metrics();
+    expect(text).toContain('weft_dataplane_packets_total{event="tun_rx"} 4');
+    expect(text).toContain('weft_dataplane_bytes_total{direction="encapsulated"} 336');
+    expect(text).toContain('weft_dataplane_stage_seconds_total{stage="tun_read"} 1.57');
+    expect(text).toContain('weft_dataplane_batches_total{side="tun"} 3');
+    expect(text).toContain('weft_dataplane_busy_polls_total{result="hit"} 7');
+    expect(text).toContain('weft_dataplane_drops_total{reason="no_route"} 2');
+    expect(text).not.toMatch(/packets_total\{event="(bytes_|stage_ns_|busy_poll|tun_batches)/);
+  });
+});

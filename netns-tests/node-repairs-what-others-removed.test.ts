@@ -1,5 +1,5 @@
 // Someone else changes what a running node installed: deletes weft0, its Node
-// resource, sets weft0 down, removes its address, deletes a route, flushes nftables. The node puts it back
+// resource (or strips its tunnel fields), sets weft0 down, removes its address, deletes a route, flushes nftables. The node puts it back
 // (weft0 and the Node at once, the rest at its periodic check, every 30 s) and says so
 // in its log.
 import path from "node:path";
@@ -49,6 +49,17 @@ describe("a node repairs what others removed", () => {
     while (!(await lab.ping("pod-1", lab.podAddress("pod-2"), { timeoutS: 1 })) && Date.now() - t1 < 20_000);
     expect(await lab.ping("pod-1", lab.podAddress("pod-2"))).toBe(true);
     await waitFor("worker-1's routes as they were", async () => (await routes()) === before, 20_000);
+  });
+
+  it("its Node applied without the tunnel address and VTEP MAC (a hand-written manifest): both set back at once", async () => {
+    const before = await lab.weft(["get", "node", "worker-1", "-o", "yaml"]);
+    const fields = (yaml: string) => [/ipv4VXLANTunnelAddr: \S+/.exec(yaml)?.[0], /vxlanTunnelMACAddr: \S+/.exec(yaml)?.[0]];
+    expect(fields(before).every(Boolean)).toBe(true);
+    await lab.apply("apiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: worker-1\nspec:\n  bgp:\n    ipv4Address: 10.30.0.11/24\n");
+    const ms = await waitFor("the Node's tunnel fields back", async () => fields(await lab.weft(["get", "node", "worker-1", "-o", "yaml"])).every(Boolean), 10_000);
+    console.log(`[trep] Node applied without its tunnel fields: set back in ${ms} ms`);
+    expect(fields(await lab.weft(["get", "node", "worker-1", "-o", "yaml"]))).toEqual(fields(before));
+    expect(await logTail()).toMatch(/this node's Node resource lost its tunnel address or VTEP MAC/);
   });
 
   it("weft0 set down and its address removed, a route deleted and nftables flushed: all back at the next periodic check; pods reach each other and the outside", async () => {

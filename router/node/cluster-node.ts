@@ -200,14 +200,17 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       schedule();
       return;
     }
-    if (!tunnelAddr) {
-      tunnelAddr = await claimTunnel(self.metadata.labels);
-      if (tunnelAddr) {
-        await res.apply([{ ...self, metadata: { name, ...(self.metadata.labels ? { labels: self.metadata.labels } : {}) }, spec: { ...self.spec, ipv4VXLANTunnelAddr: tunnelAddr } }]);
-        log.info({ tunnelAddress: tunnelAddr }, "claimed a tunnel address: a pool now gives this node one");
-        schedule();
-        return;
+    const claimedNow = !tunnelAddr && !!(tunnelAddr = await claimTunnel(self.metadata.labels));
+    if (claimedNow) log.info({ tunnelAddress: tunnelAddr }, "claimed a tunnel address: a pool now gives this node one");
+    // Our Node says what this node uses: an apply of a Node manifest without these
+    // fields (or with another MAC) would leave the other nodes with a wrong picture.
+    if (self.spec.ipv4VXLANTunnelAddr !== tunnelAddr || self.spec.vxlanTunnelMACAddr !== mac) {
+      if (!claimedNow) {
+        log.warn({ found: { ipv4VXLANTunnelAddr: self.spec.ipv4VXLANTunnelAddr ?? null, vxlanTunnelMACAddr: self.spec.vxlanTunnelMACAddr ?? null }, using: { ipv4VXLANTunnelAddr: tunnelAddr ?? null, vxlanTunnelMACAddr: mac } }, "this node's Node resource lost its tunnel address or VTEP MAC, or was given ones the node does not use: set back");
       }
+      await res.apply([{ ...self, metadata: { name, ...(self.metadata.labels ? { labels: self.metadata.labels } : {}) }, spec: { ...self.spec, ipv4VXLANTunnelAddr: tunnelAddr, vxlanTunnelMACAddr: mac } }]);
+      schedule();
+      return;
     }
     const view = { pools, nodes, blocks: blocks.items.map((kv) => JSON.parse(kv.value) as Block) };
     const state = clusterState(name, view);

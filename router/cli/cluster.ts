@@ -206,14 +206,15 @@ export function registerClusterCommands(program: Command): void {
     .requiredOption("--node <name>", "the node")
     .requiredOption("--handle <id>", "handle prefix; with --count, -N is appended")
     .option("--count <n>", "how many, assigned concurrently", "1")
+    .option("--pool <name>", "only from this IP pool (as weft-cni's ipam.ipv4_pools)")
     .addOption(datastoreOption())
-    .action(async (opts: { node: string; handle: string; count: string; datastore?: string }) => {
+    .action(async (opts: { node: string; handle: string; count: string; pool?: string; datastore?: string }) => {
       const n = wholeNumber("--count", opts.count, 1, 10_000);
       await withStore(opts, async (store) => {
         const ipam = ipamOf(store);
         // Every assignment is reported, including those made when others failed (a pool
         // that runs out part-way still hands out what it had).
-        const results = await Promise.allSettled(Array.from({ length: n }, (_, i) => ipam.assign({ node: opts.node, handle: n > 1 ? `${opts.handle}-${i}` : opts.handle })));
+        const results = await Promise.allSettled(Array.from({ length: n }, (_, i) => ipam.assign({ node: opts.node, handle: n > 1 ? `${opts.handle}-${i}` : opts.handle, pools: opts.pool ? [opts.pool] : undefined })));
         const got = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
         process.stdout.write(`${JSON.stringify(got)}\n`);
         const failed = results.flatMap((r) => (r.status === "rejected" ? [r.reason as Error] : []));

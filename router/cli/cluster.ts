@@ -108,7 +108,7 @@ export function registerClusterCommands(program: Command): void {
     .addOption(datastoreOption())
     .action(async (word: string | undefined, names: string[], opts: { filename?: string; skipNotExists?: boolean; force?: boolean; datastore?: string }) => {
       const targets: Array<{ kind: Kind; name: string }> = opts.filename
-        ? parseManifests(readManifest(opts.filename), opts.filename).map((r) => ({ kind: r.kind, name: r.metadata.name }))
+        ? parseManifests(readManifest(opts.filename), opts.filename, { idOnly: true }).map((r) => ({ kind: r.kind, name: r.metadata.name }))
         : word && names.length > 0
           ? names.map((name) => ({ kind: kindArg(word), name }))
           : (() => {

@@ -1,12 +1,13 @@
 // Manifests in and out: YAML or JSON, one or many documents, Calico's List form.
 import { parseAllDocuments, stringify } from "yaml";
 import { API_VERSION, type Kind, type Resource } from "./kinds.js";
-import { parseResource, ValidationError } from "./validate.js";
+import { parseResource, parseResourceId, ValidationError } from "./validate.js";
 
 export class ManifestError extends Error {}
 
-/** Parses and validates every document; throws naming the source and document. */
-export function parseManifests(text: string, source: string): Resource[] {
+/** Parses and validates every document; throws naming the source and document.
+ * idOnly: only what names each resource is checked (for delete). */
+export function parseManifests(text: string, source: string, opts: { idOnly?: boolean } = {}): Resource[] {
   const docs = parseAllDocuments(text);
   const out: Resource[] = [];
   let n = 0;
@@ -18,7 +19,10 @@ export function parseManifests(text: string, source: string): Resource[] {
     const items = isList(value) ? value.items : [value];
     for (const item of items) {
       try {
-        out.push(parseResource(item));
+        if (opts.idOnly) {
+          const id = parseResourceId(item);
+          out.push({ apiVersion: API_VERSION, kind: id.kind, metadata: id.metadata, spec: {} } as Resource);
+        } else out.push(parseResource(item));
       } catch (err) {
         if (err instanceof ValidationError) throw new ManifestError(`${source}: document ${n}: ${err.message}`);
         throw err;

@@ -49,6 +49,14 @@ describe("IPPool validation messages (as Calico words them)", () => {
     });
   }
 
+  it("for delete reads only what names a resource: a spec that no longer validates does not stop it; a bad kind or name does", () => {
+    const stale = "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: old-peer\nspec:\n  peerIP: 10.0.0.300\n";
+    expect(() => parseManifests(stale, "f.yaml")).toThrow("BGPPeer(old-peer): spec.");
+    expect(parseManifests(stale, "f.yaml", { idOnly: true }).map((r) => `${r.kind}(${r.metadata.name})`)).toEqual(["BGPPeer(old-peer)"]);
+    expect(() => parseManifests("apiVersion: projectcalico.org/v3\nkind: Bogus\nmetadata: {name: x}\n", "f.yaml", { idOnly: true })).toThrow("kind: must be one of");
+    expect(() => parseManifests("apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: Bad_Name}\n", "f.yaml", { idOnly: true })).toThrow("metadata.name");
+  });
+
   it("rejects overlapping pools naming both", async () => {
     const r = await fresh();
     await r.apply(parseManifests(pool("a", { cidr: "10.0.0.0/16" }), "a.yaml"));

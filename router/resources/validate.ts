@@ -46,15 +46,22 @@ export function nodeName(given?: string): string {
 }
 
 /** Checks the shape of one manifest document and fills defaults (no cross-resource checks). */
-export function parseResource(doc: unknown): Resource {
+/**
+ * What names a resource: apiVersion, kind and metadata, checked; the spec is not read.
+ * Enough to delete one (a file whose spec no longer validates can still be deleted).
+ */
+export function parseResourceId(doc: unknown): { kind: Kind; metadata: Resource["metadata"]; label: string; d: Record<string, unknown> } {
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw new ValidationError("document", "", "expected a resource with apiVersion, kind, metadata and spec");
   const d = doc as Record<string, unknown>;
   const label = `${String(d.kind ?? "resource")}(${String((d.metadata as { name?: unknown } | undefined)?.name ?? "?")})`;
   if (d.apiVersion !== API_VERSION) throw new ValidationError(label, "apiVersion", `must be ${API_VERSION}`);
   if (typeof d.kind !== "string" || !(d.kind in KINDS)) throw new ValidationError(label, "kind", `must be one of ${Object.keys(KINDS).join(", ")}`);
   for (const k of Object.keys(d)) if (!["apiVersion", "kind", "metadata", "spec"].includes(k)) throw new ValidationError(label, "", `unknown field "${k}"`);
-  const kind = d.kind as Kind;
-  const meta = parseWith(metadata, d.metadata, label, "metadata");
+  return { kind: d.kind as Kind, metadata: parseWith(metadata, d.metadata, label, "metadata"), label, d };
+}
+
+export function parseResource(doc: unknown): Resource {
+  const { kind, metadata: meta, label, d } = parseResourceId(doc);
   const spec = parseWith(KINDS[kind].spec as z.ZodType<unknown>, d.spec ?? {}, label, "spec");
   const res: Resource = { apiVersion: API_VERSION, kind, metadata: meta, spec };
   if (kind === "IPPool") validateIPPoolShape(res as IPPool);

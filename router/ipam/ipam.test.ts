@@ -75,6 +75,28 @@ describe("IPAM", () => {
     await expect(only.assign({ node: "w1", handle: "t", use: "Tunnel" })).rejects.toThrow("no enabled IPv4 pool selects node w1 for tunnel addresses");
   });
 
+  it("moves a node's tunnel address to a pool that still gives it one (a migration), keeps it while none does, gives it up when its pool is deleted", async () => {
+    const store = await openDatastore(`sqlite:${path.join(dir, `i${n++}.db`)}`);
+    const res = new Resources(store);
+    const ipam = new IPAM(store, () => res.list<IPPool>("IPPool"));
+    const named = (name: string, cidr: string, extra = "") => pool(cidr, 26, extra).replace("name: p", `name: ${name}`);
+    await res.apply(parseManifests(named("old", "10.70.0.0/24"), "a.yaml"));
+    const handle = "tunnel-addr-w1";
+    const first = (await ipam.assign({ node: "w1", handle, use: "Tunnel" })).address;
+    expect(await ipam.reconcileTunnel("w1", {}, first)).toBe(first);
+    // Only a disabled pool: nothing better to move to, and its blocks are still routed.
+    await res.apply(parseManifests(named("old", "10.70.0.0/24", ", disabled: true"), "a.yaml"));
+    expect(await ipam.reconcileTunnel("w1", {}, first)).toBe(first);
+    await res.apply(parseManifests(named("new", "10.71.0.0/24"), "b.yaml"));
+    const moved = await ipam.reconcileTunnel("w1", {}, first);
+    expect(moved).toMatch(/^10\.71\.0\./);
+    expect(await ipam.addressesOf(handle)).toEqual([moved]);
+    // Its pool deleted and no pool for it: the address is given up.
+    await res.delete("IPPool", "new");
+    expect(await ipam.reconcileTunnel("w1", {}, moved!)).toBeUndefined();
+    expect(await ipam.addressesOf(handle)).toEqual([]);
+  });
+
   it("never gives an address twice under concurrent assignment in one process", async () => {
     const ipam = await setup(pool("10.50.0.0/24"));
     const got = await Promise.all(Array.from({ length: 40 }, (_, i) => ipam.assign({ node: `w${i % 4}`, handle: `c${i}` })));

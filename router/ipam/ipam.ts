@@ -3,7 +3,7 @@
 // has two owners), assigns addresses from its blocks with a handle, borrows single
 // addresses from other blocks when its own are full, and releases by handle or address.
 import { createHash } from "node:crypto";
-import { formatIPv4, maskOf, parseIPv4 } from "../dataplane/addr.js";
+import { contains, formatIPv4, maskOf, parseCIDR, parseIPv4 } from "../dataplane/addr.js";
 import { ConflictError, type Datastore, type KV } from "../store/store.js";
 import type { IPPool } from "../resources/kinds.js";
 import { parseSelector, type Labels } from "../resources/selector.js";
@@ -173,6 +173,32 @@ export class IPAM {
   async allocationOf(address: string): Promise<Allocation | undefined> {
     const at = await this.locate(address);
     return at?.found.block.allocations[at.ord];
+  }
+
+  /**
+   * A node's tunnel address must come from a pool that still gives this node tunnel
+   * addresses (enabled, allowedUses Tunnel, its nodeSelector), as Calico's node checks:
+   * after a pool migration it moves to a pool that does. An address whose pool is gone
+   * (its block is no longer routed, so replies to it would be lost) is given up even
+   * when no pool offers a new one; one in a pool that still exists is kept until then.
+   * Returns the address the node uses from now on.
+   */
+  async reconcileTunnel(node: string, labels: Labels, current: string): Promise<string | undefined> {
+    const inPool = (pools: IPPool[]) => pools.some((p) => {
+      const c = parseCIDR(p.spec.cidr, true);
+      return c !== undefined && contains(c, parseIPv4(current)!);
+    });
+    if (inPool(await this.usablePools(labels, "Tunnel"))) return current;
+    const handle = `${TUNNEL_HANDLE_PREFIX}${node}`;
+    let next: string | undefined;
+    try {
+      next = (await this.assign({ node, handle, labels, use: "Tunnel" })).address;
+    } catch (err) {
+      if (!(err instanceof IPAMError)) throw err;
+      if (inPool(await this.pools())) return current;
+    }
+    await this.releaseAddress(current);
+    return next;
   }
 
   /** Releases one address; false when it was not assigned. */

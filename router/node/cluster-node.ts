@@ -200,12 +200,18 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       schedule();
       return;
     }
-    const claimedNow = !tunnelAddr && !!(tunnelAddr = await claimTunnel(self.metadata.labels));
-    if (claimedNow) log.info({ tunnelAddress: tunnelAddr }, "claimed a tunnel address: a pool now gives this node one");
+    const was = tunnelAddr;
+    if (!was) {
+      tunnelAddr = await claimTunnel(self.metadata.labels);
+      if (tunnelAddr) log.info({ tunnelAddress: tunnelAddr }, "claimed a tunnel address: a pool now gives this node one");
+    } else {
+      tunnelAddr = await ipam.reconcileTunnel(name, self.metadata.labels ?? {}, was);
+      if (tunnelAddr !== was) log.warn({ from: was, to: tunnelAddr ?? null }, tunnelAddr ? "tunnel address moved: its pool no longer gives this node tunnel addresses (disabled, deleted, or not selecting it)" : "tunnel address given up: its pool was deleted and no pool gives this node a new one");
+    }
     // Our Node says what this node uses: an apply of a Node manifest without these
     // fields (or with another MAC) would leave the other nodes with a wrong picture.
     if (self.spec.ipv4VXLANTunnelAddr !== tunnelAddr || self.spec.vxlanTunnelMACAddr !== mac) {
-      if (!claimedNow) {
+      if (tunnelAddr === was) {
         log.warn({ found: { ipv4VXLANTunnelAddr: self.spec.ipv4VXLANTunnelAddr ?? null, vxlanTunnelMACAddr: self.spec.vxlanTunnelMACAddr ?? null }, using: { ipv4VXLANTunnelAddr: tunnelAddr ?? null, vxlanTunnelMACAddr: mac } }, "this node's Node resource lost its tunnel address or VTEP MAC, or was given ones the node does not use: set back");
       }
       await res.apply([{ ...self, metadata: { name, ...(self.metadata.labels ? { labels: self.metadata.labels } : {}) }, spec: { ...self.spec, ipv4VXLANTunnelAddr: tunnelAddr, vxlanTunnelMACAddr: mac } }]);

@@ -125,6 +125,7 @@ describe("weft-cni conformance (CNI spec 1.0.0)", () => {
     ["a log_file that cannot be opened", { command: "DEL", containerID: "x", ifname: "eth0", config: { cniVersion: "1.0.0", name: "weft", type: "weft-cni", log_file: "/proc/weft/cni.log" } }, 7, /log_file \/proc\/weft\/cni\.log cannot be opened/],
     ["an ipam type weft does not run (host-local)", { command: "ADD", containerID: "x", netns: "/run/netns/x", ifname: "eth0", config: { cniVersion: "1.0.0", name: "weft", type: "weft-cni", ipam: { type: "host-local", subnet: "10.1.0.0/24" } } }, 7, /ipam.type host-local: weft-cni assigns addresses from weft's IP pools itself; set type to calico-ipam or weft-ipam/],
     ["ipam asking for IPv6", { command: "ADD", containerID: "x", netns: "/run/netns/x", ifname: "eth0", config: { cniVersion: "1.0.0", name: "weft", type: "weft-cni", ipam: { type: "calico-ipam", assign_ipv6: "true" } } }, 7, /assign_ipv6 "true" are not supported/],
+    ["a CNI_CONTAINERID the spec does not allow", { command: "ADD", containerID: "bad id;x", netns: "/run/netns/x", ifname: "eth0" }, 4, /CNI_CONTAINERID "bad id;x" is not a container ID/],
     ["CNI_ARGS that are not KEY=VALUE pairs", { command: "ADD", containerID: "x", netns: "/run/netns/x", ifname: "eth0", args: "K8S_POD_NAME=a;garbage" }, 4, /CNI_ARGS: "garbage" is not KEY=VALUE/],
   ];
   for (const [what, call, code, msg] of errors) {
@@ -257,6 +258,10 @@ describe("weft-cni conformance (CNI spec 1.0.0)", () => {
       console.log(`[tcni] ipv4_pools [${wanted}]: ${JSON.stringify(add.out.ips)}`);
       expect(add.code).toBe(0);
       expect(add.out.ips[0].address).toMatch(/^10\.244\.\d+\.\d+\/32$/);
+      // A new block: worker-3 learns its route over BGP first.
+      const t0 = Date.now();
+      while (!(await lab.ping("pod-3", add.out.ips[0].address.split("/")[0], { timeoutS: 1 })) && Date.now() - t0 < 15_000);
+      console.log(`[tcni] pod-3 reaches the ${wanted} pod ${Date.now() - t0} ms after its ADD`);
       expect(await lab.ping("pod-3", add.out.ips[0].address.split("/")[0])).toBe(true);
       expect(cni(lab, "worker-1", { command: "DEL", ...call }).code).toBe(0);
     }

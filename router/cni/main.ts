@@ -41,7 +41,13 @@ function readEnv(): Env {
 function need(env: Env, ...vars: Array<"containerID" | "netns" | "ifname">): void {
   const names = { containerID: "CNI_CONTAINERID", netns: "CNI_NETNS", ifname: "CNI_IFNAME" };
   for (const v of vars) if (!env[v]) throw new CniError(CNI.INVALID_ENV, `${names[v]} is not set`, `${env.command} needs ${vars.map((x) => names[x]).join(", ")}`);
+  // The spec's form; it becomes a handle, an interface alias and a log field.
+  if (vars.includes("containerID") && !CONTAINER_ID.test(env.containerID)) {
+    throw new CniError(CNI.INVALID_ENV, `CNI_CONTAINERID "${env.containerID}" is not a container ID`, "it must start with a letter or digit, then letters, digits, '_', '.' or '-'");
+  }
 }
+
+const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
 const NSFS_MAGIC = 0x6e736673;
 

@@ -20,6 +20,27 @@ async function ip(args: string[], netns?: string): Promise<string> {
   }
 }
 
+/**
+ * Several ip commands in one process (`ip -batch -`), through nsenter for another
+ * namespace: an ADD costs three processes instead of a dozen. The batch stops at the
+ * first failure, which is named with the kernel's reason.
+ */
+async function ipBatch(lines: string[][], netns?: string): Promise<void> {
+  const [cmd, argv] = netns ? ["nsenter", [`--net=${netns}`, "ip", "-batch", "-"]] : ["ip", ["-batch", "-"]];
+  const stderr = await new Promise<string | undefined>((resolve, reject) => {
+    const child = execFile(cmd, argv, (err, _stdout, errText) => {
+      if (!err) resolve(undefined);
+      else if (typeof (err as { code?: unknown }).code === "number") resolve(errText);
+      else reject(new Error(`${cmd}: ${err.message}`));
+    });
+    child.stdin!.end(`${lines.map((l) => l.join(" ")).join("\n")}\n`);
+  });
+  if (stderr === undefined) return;
+  const n = Number(/Command failed -:(\d+)/.exec(stderr)?.[1] ?? 0);
+  const why = stderr.replace(/Command failed -:\d+/, "").trim();
+  throw new Error(`ip ${(lines[n - 1] ?? lines[0]).join(" ")}${netns ? ` (in ${netns})` : ""}: ${why}`);
+}
+
 export const HOST_MAC = "ee:ee:ee:ee:ee:ee";
 export const GATEWAY = "169.254.1.1";
 
@@ -52,18 +73,23 @@ export interface Wired {
 export async function wire(opts: { netns: string; ifname: string; hostVeth: string; address: string; mtu: number; owner: string; hostNetns?: string }): Promise<Wired> {
   const { netns, ifname, hostVeth, address, mtu, owner, hostNetns } = opts;
   const tmp = `tmp${hostVeth.slice(4, 12)}`;
-  await ip(["link", "add", "name", hostVeth, "type", "veth", "peer", "name", tmp], hostNetns);
-  await ip(["link", "set", tmp, "netns", netns], hostNetns);
-  await ip(["link", "set", hostVeth, "address", HOST_MAC, "mtu", String(mtu), "alias", owner, "up"], hostNetns);
+  // (The owner, a container ID, is alphanumeric with . _ -: nothing a batch line splits.)
+  await ipBatch([
+    ["link", "add", "name", hostVeth, "type", "veth", "peer", "name", tmp],
+    ["link", "set", tmp, "netns", netns],
+    ["link", "set", hostVeth, "address", HOST_MAC, "mtu", String(mtu), "alias", owner, "up"],
+    ["route", "replace", `${address}/32`, "dev", hostVeth, "scope", "link"],
+  ], hostNetns);
   await sysctl(`net.ipv4.conf.${hostVeth}.proxy_arp`, 1, hostNetns);
   await sysctl(`net.ipv4.neigh.${hostVeth}.proxy_delay`, 0, hostNetns);
   await sysctl(`net.ipv4.conf.${hostVeth}.forwarding`, 1, hostNetns);
-  await ip(["link", "set", tmp, "name", ifname], netns);
-  await ip(["link", "set", ifname, "mtu", String(mtu), "up"], netns);
-  await ip(["addr", "add", `${address}/32`, "dev", ifname], netns);
-  await ip(["route", "add", GATEWAY, "dev", ifname, "scope", "link"], netns);
-  await ip(["route", "add", "default", "via", GATEWAY, "dev", ifname], netns);
-  await ip(["route", "replace", `${address}/32`, "dev", hostVeth, "scope", "link"], hostNetns);
+  await ipBatch([
+    ["link", "set", tmp, "name", ifname],
+    ["link", "set", ifname, "mtu", String(mtu), "up"],
+    ["addr", "add", `${address}/32`, "dev", ifname],
+    ["route", "add", GATEWAY, "dev", ifname, "scope", "link"],
+    ["route", "add", "default", "via", GATEWAY, "dev", ifname],
+  ], netns);
   return { hostVeth, hostMAC: HOST_MAC, containerMAC: await containerMAC(netns, ifname) };
 }
 

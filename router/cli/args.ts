@@ -1,6 +1,7 @@
 // Checks of command-line values that commander leaves as text: each bad value is a
 // ConfigError (exit 2) naming the option, the range and what was given.
-import { ConfigError, IFNAME } from "../node/config.js";
+import { ConfigError } from "../node/config.js";
+import { IFNAME } from "../native/iproute.js";
 import { wholeNumberIn } from "../node/env.js";
 
 /** A whole number from min to max, or a ConfigError naming the option. */

@@ -11,7 +11,7 @@ import type { IPPool, NodeResource } from "../resources/kinds.js";
 import { IPAM, IPAMError } from "../ipam/ipam.js";
 import { CNI, CniError } from "./errors.js";
 import { parseNetConf, SUPPORTED_VERSIONS, type NetConf } from "./config.js";
-import { IFNAME } from "../node/config.js";
+import { IFNAME } from "../native/iproute.js";
 import { check, containerMAC, GATEWAY, HOST_MAC, hostVethName, unwire, vethOwner, vethsOwnedBy, wire } from "./wiring.js";
 
 const HANDLE_PREFIX = "k8s-pod-network.";

@@ -6,6 +6,9 @@ import { promisify } from "node:util";
 
 const run = promisify(execFile);
 
+/** A Linux interface name as weft accepts it (config files, command lines, CNI_IFNAME). */
+export const IFNAME = /^(?!\.{1,2}$)[A-Za-z0-9_.-]{1,15}$/;
+
 /** weft's route protocol number (rtnetlink "proto"): weft owns exactly these routes. */
 export const WEFT_RT_PROTO = 87;
 

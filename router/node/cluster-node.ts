@@ -16,7 +16,7 @@ import { Speaker, type PeerStatus } from "../bgp/speaker.js";
 import { bgpLogLevel, bgpSettings, peersFor } from "../bgp/peers.js";
 import { IPAM, IPAMError, BLOCK_PREFIX, TUNNEL_HANDLE_PREFIX, type Block } from "../ipam/ipam.js";
 import { bgpExports, clusterState, remoteFromBgp } from "../routing/cluster.js";
-import { ConfigError, IFNAME } from "./config.js";
+import { ConfigError } from "./config.js";
 import { fastRoutes, restoreTunnelIfDeleted, startDataplane, untilSignal } from "./run.js";
 
 export interface ClusterNodeOptions {
@@ -39,7 +39,7 @@ export const DEFAULT_POOL: IPPool = {
 
 /** The node's address: --ip, or the first IPv4 address of the interface with the default route. */
 async function detectAddress(opts: ClusterNodeOptions): Promise<{ cidr: string; uplink: string }> {
-  if (opts.interface !== undefined && !(IFNAME.test(opts.interface) && kernel.linkInfo(opts.interface))) {
+  if (opts.interface !== undefined && !(kernel.IFNAME.test(opts.interface) && kernel.linkInfo(opts.interface))) {
     throw new ConfigError(`--interface: ${opts.interface} does not exist on this host`);
   }
   if (opts.ip) {

@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { parse as parseYAML } from "yaml";
 import { z } from "zod";
 import { contains, parseCIDR, parseIPv4, parseMAC } from "../dataplane/addr.js";
+import { IFNAME } from "../native/iproute.js";
 
 const ipv4 = z.string().refine((s) => parseIPv4(s) !== undefined, { message: "expected an IPv4 address such as 10.30.0.12" });
 const addressWithPrefix = z.string().refine((s) => parseCIDR(s, false) !== undefined && parseCIDR(s, false)!.len > 0, {
@@ -14,8 +15,6 @@ const cidr = z.string().refine((s) => parseCIDR(s, true) !== undefined, {
 });
 const mac = z.string().refine((s) => parseMAC(s) !== undefined, { message: "expected a MAC address such as 66:93:7f:54:d5:53" });
 export const encapsulation = z.enum(["IPIP", "VXLAN", "None"]);
-/** A Linux interface name as weft accepts it (config files and command lines). */
-export const IFNAME = /^(?!\.{1,2}$)[A-Za-z0-9_.-]{1,15}$/;
 const ifname = z.string().regex(IFNAME, "expected an interface name of 1-15 letters, digits, '.', '-' or '_'");
 
 export const staticRoute = z

@@ -10,7 +10,7 @@ export function resolveSocket(opts: { node?: string; control?: string }): string
   if (opts.node) return controlSocketPath(opts.node);
   const socks = existsSync(CONTROL_DIR) ? readdirSync(CONTROL_DIR).filter((f) => f.endsWith(".sock")) : [];
   if (socks.length === 1) return path.join(CONTROL_DIR, socks[0]);
-  if (socks.length === 0) throw new Error(`no weft node is running here (no socket in ${CONTROL_DIR}); start one with "weft node run"`);
+  if (socks.length === 0) throw new Error(`no weft node is running here (no socket in ${CONTROL_DIR}); start one with "weft node run", or give the socket of one started with --control (--control PATH)`);
   throw new Error(`several weft nodes run here (${socks.map((s) => s.replace(/\.sock$/, "")).join(", ")}); pick one with --node NAME`);
 }
 

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -36,5 +36,17 @@ describe("datastore URLs", () => {
     await made.close();
     const again = await openDatastore(`sqlite:${file}`, { create: false });
     await again.close();
+  });
+
+  it("create a new SQLite file (BGP passwords live in it) readable by its owner only, and leave an existing file's mode alone", async () => {
+    const file = path.join(dir, "private", "weft.db");
+    const store = await openDatastore(`sqlite:${file}`);
+    await store.txn([{ op: "create", key: "/k", value: "v" }]);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(statSync(`${file}-wal`).mode & 0o777).toBe(0o600);
+    await store.close();
+    chmodSync(file, 0o640);
+    await (await openDatastore(`sqlite:${file}`)).close();
+    expect(statSync(file).mode & 0o777).toBe(0o640);
   });
 });

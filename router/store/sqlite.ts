@@ -1,6 +1,7 @@
 // The embedded datastore: one SQLite file (WAL), safe for several node processes on
 // one machine. Every change bumps a global revision and is logged, so watchers poll
 // the log from their revision (there is no cross-process notification in SQLite).
+import { closeSync, openSync } from "node:fs";
 import { makeDirs } from "../native/dirs.js";
 import path from "node:path";
 import Database from "better-sqlite3";
@@ -19,6 +20,9 @@ export class SqliteStore implements Datastore {
     let db: Database.Database;
     try {
       makeDirs(path.dirname(path.resolve(file)));
+      // BGP passwords live here: a new datastore is for root's eyes only (SQLite gives
+      // its -wal and -shm files the same mode).
+      closeSync(openSync(file, "a", 0o600));
       db = new Database(file, { timeout: 10_000 });
       db.pragma("journal_mode = WAL");
     } catch (err) {

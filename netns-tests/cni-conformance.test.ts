@@ -248,6 +248,20 @@ describe("weft-cni conformance (CNI spec 1.0.0)", () => {
     expect(cni(lab, "worker-1", { command: "CHECK", containerID: "keep-me", netns: a, ifname: "eth0", config: conf() }).code).toBe(0);
   });
 
+  it("two weft networks on one node: each network's GC and DEL touch only its own containers", async () => {
+    const other = () => ({ ...conf(), name: "weft-b" });
+    const keep = { containerID: "on-b", netns: await newNetns("onb"), ifname: "eth0", config: other() };
+    const add = cni(lab, "worker-1", { command: "ADD", ...keep });
+    expect(add.code).toBe(0);
+    // The first network's GC: none of its attachments is valid any more.
+    expect(cni(lab, "worker-1", { command: "GC", config: { ...conf(), cniVersion: "1.1.0", "cni.dev/valid-attachments": [] } }).code).toBe(0);
+    // Nor is a DEL for the same container ID in the first network its concern.
+    expect(cni(lab, "worker-1", { command: "DEL", ...keep, config: conf() }).code).toBe(0);
+    expect(cni(lab, "worker-1", { command: "CHECK", ...keep }).code).toBe(0);
+    expect(await lab.ping("pod-3", add.out.ips[0].address.split("/")[0])).toBe(true);
+    expect(cni(lab, "worker-1", { command: "DEL", ...keep }).code).toBe(0);
+  });
+
   it("ipam.ipv4_pools (Calico's calico-ipam section) picks the pool, by name or CIDR; an unknown or disabled pool is code 7 and takes nothing", async () => {
     const pool = (disabled: boolean) => `apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: zz-picked\nspec:\n  cidr: 10.244.0.0/16\n  ipipMode: Always\n  natOutgoing: true\n  disabled: ${disabled}\n`;
     await lab.apply(pool(false));

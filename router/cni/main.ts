@@ -14,7 +14,24 @@ import { parseNetConf, SUPPORTED_VERSIONS, type NetConf } from "./config.js";
 import { IFNAME } from "../native/iproute.js";
 import { check, containerMAC, GATEWAY, HOST_MAC, hostVethName, unwire, vethOwner, vethsOwnedBy, wire } from "./wiring.js";
 
-const HANDLE_PREFIX = "k8s-pod-network.";
+/**
+ * A container's addresses are held under "<network name>.<container ID>", as Calico's
+ * plugin names them, so one network's GC or repeated ADD never touches another
+ * network's containers. Before, every network used "k8s-pod-network." (Calico's default
+ * network name): DEL and CHECK still find a container's address under that handle.
+ */
+const handleOf = (conf: NetConf, containerID: string) => `${conf.name}.${containerID}`;
+const LEGACY_HANDLE_PREFIX = "k8s-pod-network.";
+
+/** The handle a container's addresses are held under in this network (its legacy one if only that has any). */
+async function heldUnder(ipam: IPAM, conf: NetConf, containerID: string): Promise<{ handle: string; addresses: string[] }> {
+  const handle = handleOf(conf, containerID);
+  const addresses = await ipam.addressesOf(handle);
+  if (addresses.length || handle === LEGACY_HANDLE_PREFIX + containerID) return { handle, addresses };
+  const legacy = LEGACY_HANDLE_PREFIX + containerID;
+  const old = await ipam.addressesOf(legacy);
+  return old.length ? { handle: legacy, addresses: old } : { handle, addresses };
+}
 
 interface Env {
   command: string;
@@ -124,15 +141,17 @@ function addResult(conf: NetConf, env: Env, address: string, hostVeth: string, m
 async function add(env: Env, conf: NetConf, log: Logger): Promise<unknown> {
   need(env, "containerID", "netns", "ifname");
   checkTarget(env, { netns: true });
-  const handle = HANDLE_PREFIX + env.containerID;
+  const handle = handleOf(conf, env.containerID);
   const hostVeth = hostVethName(env.args, env.containerID);
-  const owner = env.containerID;
+  // The host end's alias is the attachment, as the handle; before, the container ID.
+  const owner = handle;
+  const owners = [handle, env.containerID];
   return withStore(conf, async (store) => {
     const { ipam, res } = ipamOf(store);
     // An ADD repeated for a container that is wired and whole answers as the first did
     // and changes nothing.
     const [had] = await ipam.addressesOf(handle);
-    if (had && !(await check({ netns: env.netns, ifname: env.ifname, hostVeth, address: had, owner }))) {
+    if (had && !(await check({ netns: env.netns, ifname: env.ifname, hostVeth, address: had, owner: owners }))) {
       log.info({ containerID: env.containerID, address: had, hostVeth }, "already wired: same result");
       return addResult(conf, env, had, hostVeth, await containerMAC(env.netns, env.ifname));
     }
@@ -162,7 +181,7 @@ async function add(env: Env, conf: NetConf, log: Logger): Promise<unknown> {
       return addResult(conf, env, address, w.hostVeth, w.containerMAC);
     } catch (err) {
       // Nothing half-done stays behind: the address goes back, the veth goes away.
-      await unwire(hostVeth, { owner, address });
+      await unwire(hostVeth, { owner: owners, address });
       await ipam.releaseByHandle(handle);
       log.warn({ containerID: env.containerID, address, err: (err as Error).message }, "wiring failed; address released");
       throw new CniError(CNI.WIRING, `could not wire the container: ${(err as Error).message}`, `address ${address} was released`);
@@ -172,12 +191,11 @@ async function add(env: Env, conf: NetConf, log: Logger): Promise<unknown> {
 
 async function del(env: Env, conf: NetConf, log: Logger): Promise<void> {
   need(env, "containerID", "ifname");
-  const handle = HANDLE_PREFIX + env.containerID;
   const hostVeth = hostVethName(env.args, env.containerID);
   await withStore(conf, async (store) => {
     const { ipam } = ipamOf(store);
-    const addrs = await ipam.addressesOf(handle);
-    await unwire(hostVeth, { owner: env.containerID, address: addrs[0] });
+    const { handle, addresses: addrs } = await heldUnder(ipam, conf, env.containerID);
+    await unwire(hostVeth, { owner: [handleOf(conf, env.containerID), env.containerID], address: addrs[0] });
     const released = await ipam.releaseByHandle(handle);
     log.info({ containerID: env.containerID, released, hostVeth }, "deleted");
   });
@@ -186,11 +204,10 @@ async function del(env: Env, conf: NetConf, log: Logger): Promise<void> {
 async function checkCmd(env: Env, conf: NetConf): Promise<void> {
   need(env, "containerID", "netns", "ifname");
   checkTarget(env, { netns: false });
-  const handle = HANDLE_PREFIX + env.containerID;
   await withStore(conf, async (store) => {
-    const [address] = await ipamOf(store).ipam.addressesOf(handle);
+    const [address] = (await heldUnder(ipamOf(store).ipam, conf, env.containerID)).addresses;
     if (!address) throw new CniError(CNI.CHECK_FAILED, `no address is assigned to container ${env.containerID}`);
-    const problem = await check({ netns: env.netns, ifname: env.ifname, hostVeth: hostVethName(env.args, env.containerID), address, owner: env.containerID });
+    const problem = await check({ netns: env.netns, ifname: env.ifname, hostVeth: hostVethName(env.args, env.containerID), address, owner: [handleOf(conf, env.containerID), env.containerID] });
     if (problem) throw new CniError(CNI.CHECK_FAILED, problem);
   });
 }
@@ -204,12 +221,13 @@ async function gc(conf: NetConf, log: Logger): Promise<void> {
     const { ipam } = ipamOf(store);
     const handles = new Set<string>();
     for (const { block } of await ipam.blocks()) {
-      for (const al of Object.values(block.allocations)) if (al.node === conf.nodename && al.handle.startsWith(HANDLE_PREFIX)) handles.add(al.handle);
+      // This network's only: another network's containers are not in this list.
+      for (const al of Object.values(block.allocations)) if (al.node === conf.nodename && al.handle.startsWith(`${conf.name}.`)) handles.add(al.handle);
     }
     for (const h of handles) {
-      const id = h.slice(HANDLE_PREFIX.length);
+      const id = h.slice(conf.name.length + 1);
       if (valid.has(id)) continue;
-      for (const veth of new Set([...vethsOwnedBy(id), hostVethName({}, id)])) await unwire(veth, { owner: id });
+      for (const veth of new Set([...vethsOwnedBy([h, id]), hostVethName({}, id)])) await unwire(veth, { owner: [h, id] });
       log.info({ containerID: id, released: await ipam.releaseByHandle(h) }, "garbage-collected a stale attachment");
     }
   });

@@ -1,8 +1,9 @@
 // Wires a container the way Calico does: a veth with the host end "cali" + 11 hex of
 // sha1, MAC ee:ee:ee:ee:ee:ee, proxy ARP and a /32 route on the host; in the
 // container a /32 on eth0, 169.254.1.1 on-link and the default route through it.
-// The host end's alias names the container that owns it, so a late DEL of an
-// earlier container of the same pod leaves the current one alone.
+// The host end's alias names the attachment that owns it ("<network>.<container ID>"),
+// so a late DEL of an earlier container of the same pod, or another network's DEL,
+// leaves the current one alone.
 import { createHash } from "node:crypto";
 import { execFile } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -42,6 +43,10 @@ async function ipBatch(lines: string[][], netns?: string): Promise<void> {
 }
 
 export const HOST_MAC = "ee:ee:ee:ee:ee:ee";
+
+/** Who may claim a host interface: its owner as written, and any older names for it. */
+export type Owners = string | string[];
+const ownedBy = (alias: string, owners: Owners) => (Array.isArray(owners) ? owners : [owners]).includes(alias);
 export const GATEWAY = "169.254.1.1";
 
 /** cali + the first 11 hex characters of sha1("<namespace>.<pod>") or of the container ID. */
@@ -73,7 +78,7 @@ export interface Wired {
 export async function wire(opts: { netns: string; ifname: string; hostVeth: string; address: string; mtu: number; owner: string; hostNetns?: string }): Promise<Wired> {
   const { netns, ifname, hostVeth, address, mtu, owner, hostNetns } = opts;
   const tmp = `tmp${hostVeth.slice(4, 12)}`;
-  // (The owner, a container ID, is alphanumeric with . _ -: nothing a batch line splits.)
+  // (The owner, network name and container ID, is alphanumeric with . _ - : nothing a batch line splits.)
   await ipBatch([
     ["link", "add", "name", hostVeth, "type", "veth", "peer", "name", tmp],
     ["link", "set", tmp, "netns", netns],
@@ -109,9 +114,12 @@ export function vethOwner(hostVeth: string): string | undefined {
   }
 }
 
-/** The host interfaces (in this namespace) wired for this container, whatever their names. */
-export function vethsOwnedBy(owner: string): string[] {
-  return readdirSync("/sys/class/net").filter((n) => n.startsWith("cali") && vethOwner(n) === owner);
+/** The host interfaces (in this namespace) wired for this attachment, whatever their names. */
+export function vethsOwnedBy(owners: Owners): string[] {
+  return readdirSync("/sys/class/net").filter((n) => {
+    const alias = n.startsWith("cali") ? vethOwner(n) : undefined;
+    return alias !== undefined && ownedBy(alias, owners);
+  });
 }
 
 /**
@@ -119,19 +127,19 @@ export function vethsOwnedBy(owner: string): string[] {
  * an owner, only when it belongs to that container or to no one known: another
  * container's interface of the same name (the pod's next sandbox) is left alone.
  */
-export async function unwire(hostVeth: string, opts: { owner?: string; address?: string } = {}): Promise<void> {
+export async function unwire(hostVeth: string, opts: { owner?: Owners; address?: string } = {}): Promise<void> {
   const { owner, address } = opts;
   const current = vethOwner(hostVeth);
-  if (owner !== undefined && current !== undefined && current !== "" && current !== owner) return;
+  if (owner !== undefined && current !== undefined && current !== "" && !ownedBy(current, owner)) return;
   if (current !== undefined) await ip(["link", "del", hostVeth]).catch(() => {});
   if (address) await ip(["route", "del", `${address}/32`, "dev", hostVeth]).catch(() => {});
 }
 
 /** What CHECK verifies: the host end, the route, and the address in the container. */
-export async function check(opts: { netns: string; ifname: string; hostVeth: string; address: string; owner: string }): Promise<string | undefined> {
+export async function check(opts: { netns: string; ifname: string; hostVeth: string; address: string; owner: Owners }): Promise<string | undefined> {
   const owner = vethOwner(opts.hostVeth);
   if (owner === undefined) return `host interface ${opts.hostVeth} is missing`;
-  if (owner !== "" && owner !== opts.owner) return `host interface ${opts.hostVeth} belongs to container ${owner}`;
+  if (owner !== "" && !ownedBy(owner, opts.owner)) return `host interface ${opts.hostVeth} belongs to ${owner}`;
   const route = await ip(["route", "show", `${opts.address}/32`]);
   if (!route.includes(`dev ${opts.hostVeth}`)) return `host route ${opts.address}/32 dev ${opts.hostVeth} is missing`;
   if (!existsSync(opts.netns)) return `container network namespace ${opts.netns} is gone`;

@@ -150,6 +150,15 @@ describe("weft with bad arguments", () => {
     expect(Date.now() - t0).toBeLessThan(10_000);
   });
 
+  it("weft apply of a Node whose address has no prefix: taken as a /32 (as Calico does), with a note on the CrossSubnet trap", () => {
+    const file = path.join(dir, "bare-node.yaml");
+    writeFileSync(file, "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: w9}\nspec: {bgp: {ipv4Address: 10.30.0.19}}\n");
+    const r = weft(["apply", "-f", file, "--datastore", `sqlite:${dir}/bare.db`]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe("Node(w9) created\n");
+    expect(r.stderr).toMatch(/note: Node\(w9\) has ipv4Address 10\.30\.0\.19, a \/32: no other node is in its subnet, so CrossSubnet pools encapsulate all its traffic/);
+  });
+
   it("created no datastore file for the commands that only read or were refused", () => {
     expect(existsSync(path.join(dir, "typo"))).toBe(false);
     expect(existsSync(path.join(dir, "none.db"))).toBe(false);

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { DATASTORE_HELP, DEFAULT_DATASTORE, openDatastore, unreachable, type Datastore } from "../store/store.js";
 import { Resources } from "../resources/client.js";
-import { kindOf, KINDS, type IPPool, type Kind } from "../resources/kinds.js";
+import { kindOf, KINDS, nodeIPv4, type IPPool, type Kind, type NodeResource } from "../resources/kinds.js";
 import { ManifestError, parseManifests, render, table } from "../resources/manifest.js";
 import { IPAM, TUNNEL_HANDLE_PREFIX, type Block } from "../ipam/ipam.js";
 import { ConfigError } from "../node/config.js";
@@ -91,6 +91,11 @@ export function registerClusterCommands(program: Command): void {
           for (const r of results) {
             if (r.resource.kind === "IPPool" && (r.resource as IPPool).spec.cidr.includes(":")) {
               process.stderr.write(`weft: note: ${r.resource.kind}(${r.resource.metadata.name}) is IPv6; weft routes IPv4 only, so it is stored but no pod gets an address from it\n`);
+            }
+            // The CrossSubnet trap: a bare address is a /32, in no other node's subnet.
+            const given = r.resource.kind === "Node" ? (r.resource as NodeResource).spec.bgp?.ipv4Address : undefined;
+            if (given !== undefined && nodeIPv4(r.resource as NodeResource)?.cidr.endsWith("/32")) {
+              process.stderr.write(`weft: note: Node(${r.resource.metadata.name}) has ipv4Address ${given}, a /32: no other node is in its subnet, so CrossSubnet pools encapsulate all its traffic; give the subnet's prefix (e.g. ${given.split("/")[0]}/24) if it has one\n`);
             }
           }
         }, { create: true });

@@ -42,7 +42,8 @@ export const ipPoolSpec = z
 
 // A Node's addresses feed routes and BGP sessions: each must parse, or the resource is refused.
 const ipv4Address = z.string().refine((s) => parseIPv4(s) !== undefined, { message: "must be an IPv4 address such as 10.30.0.1" });
-const ipv4WithPrefix = z.string().refine((s) => parseCIDR(s, false) !== undefined, { message: "must be an IPv4 address with its prefix length, such as 10.30.0.11/24" });
+// As Calico takes it: with its prefix length, or bare (a /32, so never in another node's subnet).
+const ipv4WithPrefix = z.string().refine((s) => parseCIDR(s, false) !== undefined || parseIPv4(s) !== undefined, { message: "must be an IPv4 address with its prefix length, such as 10.30.0.11/24" });
 const macAddress = z.string().refine((s) => parseMAC(s) !== undefined, { message: "must be a MAC address such as 66:93:7f:54:d5:53" });
 
 export const nodeSpec = z
@@ -132,7 +133,8 @@ export function kindOf(word: string): Kind | undefined {
  * as not registered yet instead of yielding routes or sessions to a bad address.
  */
 export function nodeIPv4(n: NodeResource): { cidr: string; address: string } | undefined {
-  const cidr = n.spec.bgp?.ipv4Address;
+  const given = n.spec.bgp?.ipv4Address;
+  const cidr = given && !given.includes("/") ? `${given}/32` : given;
   if (!cidr || parseCIDR(cidr, false) === undefined) return undefined;
   return { cidr, address: cidr.split("/")[0] };
 }

@@ -148,12 +148,13 @@ spec: {bgp: {ipv4Address: 10.30.0.11/24, routeReflectorClusterID: 10.30.0.1}}
     expect(parseManifests(nodeDoc("{bgp: {ipv4Address: 10.30.0.11/24, routeReflectorClusterID: 10.30.0.1}, ipv4VXLANTunnelAddr: 192.168.1.1, vxlanTunnelMACAddr: '66:93:7f:54:d5:53'}"), "x")).toHaveLength(1);
     const bad: Array<[string, RegExp]> = [
       ["{bgp: {ipv4Address: 10.30.0.300/24}}", /spec\.bgp\.ipv4Address: must be an IPv4 address with its prefix length/],
-      ["{bgp: {ipv4Address: 10.30.0.11}}", /spec\.bgp\.ipv4Address: must be an IPv4 address with its prefix length/],
       ["{bgp: {ipv4Address: 10.30.0.11/24, routeReflectorClusterID: x}}", /spec\.bgp\.routeReflectorClusterID: must be an IPv4 address/],
       ["{ipv4VXLANTunnelAddr: foo}", /spec\.ipv4VXLANTunnelAddr: must be an IPv4 address/],
       ["{vxlanTunnelMACAddr: zz}", /spec\.vxlanTunnelMACAddr: must be a MAC address/],
     ];
     for (const [spec, msg] of bad) expect(() => parseManifests(nodeDoc(spec), "x"), spec).toThrow(msg);
+    // A bare address, as Calico takes it (a /32; weft apply notes the CrossSubnet trap).
+    expect(parseManifests(nodeDoc("{bgp: {ipv4Address: 10.30.0.11}}"), "x")).toHaveLength(1);
   });
 
   it("a BGPPeer names one peer one way and a peer address that is one", () => {

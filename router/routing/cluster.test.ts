@@ -39,6 +39,13 @@ describe("cluster desired state (seen from worker-1)", () => {
     expect(s.remote.map((r) => `${r.cidr}->${r.node}`).sort()).toEqual(["192.168.133.192/26->worker-2", "192.168.133.197/32->worker-3"]);
   });
 
+  it("takes a Node address given without a prefix (as Calico allows) as a /32: CrossSubnet then encapsulates everything from it", () => {
+    const bare = [node("worker-1", "10.30.0.11"), node("worker-2", "10.30.0.12/24"), node("worker-3", "10.30.1.13/24")];
+    const s = clusterState("worker-1", { pools: [pool("CrossSubnet")], nodes: bare, blocks });
+    expect(Object.fromEntries(s.remote.map((r) => [r.node, r.encapsulation]))).toEqual({ "worker-2": "IPIP", "worker-3": "IPIP" });
+    expect(s.knownNodes.sort()).toEqual(["10.30.0.12", "10.30.1.13"]);
+  });
+
   it("treats a Node stored with an address or MAC that does not parse as not registered, or uses the derived MAC", () => {
     const bad = [node("worker-1", "10.30.0.11/24"), node("worker-2", "10.30.0.300/24"), { ...node("worker-3", "10.30.1.13/24"), spec: { bgp: { ipv4Address: "10.30.1.13/24" }, vxlanTunnelMACAddr: "zz" } }];
     const s = clusterState("worker-1", { pools: [pool("Never", "Always")], nodes: bad, blocks });

@@ -164,6 +164,15 @@ describe("weft-cni conformance (CNI spec 1.0.0)", () => {
     expect(await lab.weft(["ipam", "show", "--show-blocks"])).toBe(before);
   });
 
+  it("ADD on a host whose node is not running (no weft0 to take the MTU from): try again (11), nothing assigned", async () => {
+    const before = await lab.weft(["ipam", "show", "--show-blocks"]);
+    const r = cni(lab, "gw", { command: "ADD", containerID: "nomtu", netns: await newNetns("nomtu"), ifname: "eth0", config: conf() });
+    console.log(`[tcni] ADD without weft0: ${JSON.stringify(r.out)}`);
+    expect(r.out.code).toBe(11);
+    expect(r.out.msg).toMatch(/weft0 does not exist: the weft node on this host is not running yet/);
+    expect(await lab.weft(["ipam", "show", "--show-blocks"])).toBe(before);
+  });
+
   it("ADD repeated for a wired container answers as the first did and leaves it working", async () => {
     const call = { containerID: "twice", netns: await newNetns("twice"), ifname: "eth0", config: conf() };
     const first = cni(lab, "worker-1", { command: "ADD", ...call });

@@ -104,12 +104,17 @@ function ipamOf(store: Datastore): { ipam: IPAM; res: Resources } {
   return { ipam: new IPAM(store, () => res.list<IPPool>("IPPool")), res };
 }
 
+/**
+ * The pod MTU: the configuration's, else weft0's (the node sets it from the uplink and
+ * the pools' encapsulation). Without weft0 the node is not running here yet: guessing
+ * (1480 was the guess) gives VXLAN pods an MTU their packets do not fit, so try again.
+ */
 function tunnelMTU(conf: NetConf): number {
   if (conf.mtu) return conf.mtu;
   try {
     return Number(readFileSync("/sys/class/net/weft0/mtu", "utf8").trim());
   } catch {
-    return 1480;
+    throw new CniError(CNI.TRY_AGAIN, "weft0 does not exist: the weft node on this host is not running yet, and pods take weft0's MTU", "start \"weft node run\" (or set \"mtu\" in the network configuration)");
   }
 }
 
@@ -146,6 +151,7 @@ async function add(env: Env, conf: NetConf, log: Logger): Promise<unknown> {
   // The host end's alias is the attachment, as the handle; before, the container ID.
   const owner = handle;
   const owners = [handle, env.containerID];
+  const mtu = tunnelMTU(conf);
   return withStore(conf, async (store) => {
     const { ipam, res } = ipamOf(store);
     // An ADD repeated for a container that is wired and whole answers as the first did
@@ -177,7 +183,7 @@ async function add(env: Env, conf: NetConf, log: Logger): Promise<unknown> {
     log.info({ containerID: env.containerID, address, hostVeth }, "address assigned");
     try {
       if (process.env.WEFT_CNI_FAIL_AFTER_IPAM === "1") throw new Error("failure injected after IPAM assignment (WEFT_CNI_FAIL_AFTER_IPAM)");
-      const w = await wire({ netns: env.netns, ifname: env.ifname, hostVeth, address, mtu: tunnelMTU(conf), owner });
+      const w = await wire({ netns: env.netns, ifname: env.ifname, hostVeth, address, mtu, owner });
       return addResult(conf, env, address, w.hostVeth, w.containerMAC);
     } catch (err) {
       // Nothing half-done stays behind: the address goes back, the veth goes away.

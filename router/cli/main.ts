@@ -87,8 +87,8 @@ node
       return;
     }
     const { nodeStatusText } = await import("../control/format.js");
-    const status = JSON.parse(await controlGet(sock, "/status")) as { datastore?: { url: string; reachable: boolean } };
-    process.stdout.write(nodeStatusText(JSON.parse(await controlGet(sock, "/bgp")), status.datastore));
+    const status = JSON.parse(await controlGet(sock, "/status")) as { datastore?: { url: string; reachable: boolean }; applyError?: string | null };
+    process.stdout.write(nodeStatusText(JSON.parse(await controlGet(sock, "/bgp")), status));
   });
 
 node

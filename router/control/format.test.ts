@@ -19,9 +19,15 @@ No IPv6 peers found.
 `);
   });
 
+  it("says what the host refused when a route or rule could not be applied (not blaming the datastore)", () => {
+    const text = nodeStatusText({ enabled: false, peers: [] }, { datastore: { url: "sqlite:/x.db", reachable: true }, applyError: "ip route replace 10.77.0.0/24 via 10.30.0.11 dev eth0: Error: Nexthop has invalid gateway." });
+    expect(text).not.toMatch(/Datastore/);
+    expect(text).toMatch(/This host refused part of the routes or rules \(the rest is applied; retrying\): ip route replace 10\.77\.0\.0\/24/);
+  });
+
   it("says so when the datastore is not answering (and nothing extra when it is)", () => {
     const bgp = { enabled: false, peers: [] };
-    expect(nodeStatusText(bgp, { url: "etcd://10.30.0.1:2379", reachable: true })).not.toMatch(/Datastore/);
-    expect(nodeStatusText(bgp, { url: "etcd://10.30.0.1:2379", reachable: false })).toMatch(/^weft process is running\.\n\nDatastore etcd:\/\/10\.30\.0\.1:2379 is not answering: forwarding continues with the last state it gave\.\n/);
+    expect(nodeStatusText(bgp, { datastore: { url: "etcd://10.30.0.1:2379", reachable: true } })).not.toMatch(/Datastore/);
+    expect(nodeStatusText(bgp, { datastore: { url: "etcd://10.30.0.1:2379", reachable: false } })).toMatch(/^weft process is running\.\n\nDatastore etcd:\/\/10\.30\.0\.1:2379 is not answering: forwarding continues with the last state it gave\.\n/);
   });
 });

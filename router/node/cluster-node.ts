@@ -19,6 +19,9 @@ import { bgpExports, clusterState, remoteFromBgp } from "../routing/cluster.js";
 import { ConfigError } from "./config.js";
 import { fastRoutes, restoreTunnelIfDeleted, startDataplane, untilSignal } from "./run.js";
 
+/** A sync whose reads went fine but whose apply to the host failed (not the datastore's fault). */
+class HostApplyError extends Error {}
+
 export interface ClusterNodeOptions {
   datastore: string;
   /** bgp (default): routes are learned over BGP; vxlan: BGP off, routes from the datastore. */
@@ -181,6 +184,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   let pending: NodeJS.Timeout | undefined;
   let running = Promise.resolve();
   let lastSync = "";
+  let applyFailure = "";
 
   // Reads the whole cluster view and hands the desired state to the route owner.
   const sync = async (): Promise<void> => {
@@ -261,7 +265,14 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     }
     const verify = verifyNext;
     verifyNext = false;
-    const result = await base.owner.apply({ remote, localBlocks: state.localBlocks, tunnelMTU: link.mtu - state.overhead, tunnelAddress: tunnelAddr ?? null, nat: { masqPools: state.masqPools, allPools: state.allPools }, keepRemovals, verify });
+    let result: Awaited<ReturnType<typeof base.owner.apply>>;
+    try {
+      result = await base.owner.apply({ remote, localBlocks: state.localBlocks, tunnelMTU: link.mtu - state.overhead, tunnelAddress: tunnelAddr ?? null, nat: { masqPools: state.masqPools, allPools: state.allPools }, keepRemovals, verify });
+    } catch (err) {
+      throw new HostApplyError((err as Error).message);
+    }
+    if (applyFailure) log.info("routes applied again after the failure above");
+    applyFailure = "";
     const summary = JSON.stringify(remote.map((r) => `${r.cidr}:${r.encapsulation}`));
     if (summary !== lastSync) log.info({ revision, remoteBlocks: remote.length, localBlocks: state.localBlocks, ...result }, backend === "bgp" ? "routes in sync with the datastore and BGP" : "in sync with the datastore");
     lastSync = summary;
@@ -275,22 +286,34 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   };
   // Resync, then (re)watch from the revision we read; on failure try again with backoff.
   let backoff = 500;
+  const ensureWatch = () => {
+    if (watch) return;
+    watch = store.watch("/weft/", revision, () => schedule(), (err) => {
+      if (healthy) log.warn({ datastore: store.description, err: err.message }, "datastore unreachable; forwarding continues with the last state, reconnecting");
+      healthy = false;
+      watch?.stop();
+      watch = undefined;
+      schedule(backoff);
+    });
+  };
   const resyncAndWatch = async (): Promise<void> => {
     try {
       await sync();
       if (!healthy) log.info({ datastore: store.description, revision }, "datastore reachable again; resumed watching");
       healthy = true;
       backoff = 500;
-      if (!watch) {
-        watch = store.watch("/weft/", revision, () => schedule(), (err) => {
-          if (healthy) log.warn({ datastore: store.description, err: err.message }, "datastore unreachable; forwarding continues with the last state, reconnecting");
-          healthy = false;
-          watch?.stop();
-          watch = undefined;
-          schedule(backoff);
-        });
-      }
+      ensureWatch();
     } catch (err) {
+      // The host refused part of the desired state (a route, the nat table): the
+      // datastore is fine, so say what failed, keep watching, and try again.
+      if (err instanceof HostApplyError) {
+        if (err.message !== applyFailure) log.error({ err: err.message }, "could not apply every route or rule to this host (the rest is applied); trying again");
+        applyFailure = err.message;
+        ensureWatch();
+        backoff = Math.min(backoff * 2, 5000);
+        schedule(backoff);
+        return;
+      }
       if (healthy) log.warn({ datastore: store.description, err: (err as Error).message }, "datastore unreachable; forwarding continues with the last state, reconnecting");
       healthy = false;
       watch?.stop();
@@ -313,7 +336,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   const started = new Date().toISOString();
   const server = await startControlServer(control, {
     bgp: () => bgpStatus(speaker, startedAt),
-    status: () => ({ name, address: cidr, mode: "datastore", backend, datastore: { url: store.description, reachable: healthy, revision }, tunnel: { device: tunnelDevice, mtu: base.owner.tunnelMTU, address: tunnelAddr, vtepMAC: mac }, ...base.dp.settings(), uplink: { device: uplink, mtu: link.mtu }, started, counters: base.fp.counters() }),
+    status: () => ({ name, address: cidr, mode: "datastore", backend, datastore: { url: store.description, reachable: healthy, revision }, applyError: applyFailure || null, tunnel: { device: tunnelDevice, mtu: base.owner.tunnelMTU, address: tunnelAddr, vtepMAC: mac }, ...base.dp.settings(), uplink: { device: uplink, mtu: link.mtu }, started, counters: base.fp.counters() }),
     routes: () => ({
       fastPath: fastRoutes(base.fp, backend === "bgp" ? "bgp" : "datastore"),
       bgp: speaker?.rib.bestPaths().map((p) => ({ cidr: p.prefix, nextHop: p.attrs.nextHop, peer: p.peerAddress, asPath: (p.attrs.asPath ?? []).flatMap((seg) => seg.asns), localPref: p.attrs.localPref, stale: p.stale ?? false })) ?? [],

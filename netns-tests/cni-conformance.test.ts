@@ -164,6 +164,15 @@ describe("weft-cni conformance (CNI spec 1.0.0)", () => {
     expect(await lab.weft(["ipam", "show", "--show-blocks"])).toBe(before);
   });
 
+  it("ADD with a configuration copied from another host (nodename of a node elsewhere): code 7, nothing assigned", async () => {
+    const before = await lab.weft(["ipam", "show", "--show-blocks"]);
+    const r = cni(lab, "worker-1", { command: "ADD", containerID: "copied", netns: await newNetns("copied"), ifname: "eth0", config: { ...conf(), nodename: "worker-2" } });
+    console.log(`[tcni] ADD on worker-1 saying nodename worker-2: ${JSON.stringify(r.out)}`);
+    expect(r.out.code).toBe(7);
+    expect(r.out.details).toMatch(/nodename worker-2: that Node's address 10\.30\.0\.12 is not on this host/);
+    expect(await lab.weft(["ipam", "show", "--show-blocks"])).toBe(before);
+  });
+
   it("ADD on a host whose node is not running (no weft0 to take the MTU from): try again (11), nothing assigned", async () => {
     const before = await lab.weft(["ipam", "show", "--show-blocks"]);
     const r = cni(lab, "gw", { command: "ADD", containerID: "nomtu", netns: await newNetns("nomtu"), ifname: "eth0", config: conf() });

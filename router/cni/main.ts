@@ -7,12 +7,12 @@ import path from "node:path";
 import { pino, type Logger } from "pino";
 import { DatastoreURLError, DEFAULT_DATASTORE, openDatastore, type Datastore } from "../store/store.js";
 import { Resources } from "../resources/client.js";
-import type { IPPool, NodeResource } from "../resources/kinds.js";
+import { nodeIPv4, type IPPool, type NodeResource } from "../resources/kinds.js";
 import { IPAM, IPAMError } from "../ipam/ipam.js";
 import { CNI, CniError } from "./errors.js";
 import { parseNetConf, SUPPORTED_VERSIONS, type NetConf } from "./config.js";
-import { IFNAME } from "../native/iproute.js";
-import { check, containerMAC, GATEWAY, HOST_MAC, hostVethName, unwire, vethOwner, vethsOwnedBy, wire } from "./wiring.js";
+import { IFNAME, interfaceWithAddress } from "../native/iproute.js";
+import { check, containerMAC, GATEWAY, HOST_MAC, hostVethName, linkMTU, unwire, vethOwner, vethsOwnedBy, wire } from "./wiring.js";
 
 /**
  * A container's addresses are held under "<network name>.<container ID>", as Calico's
@@ -109,13 +109,13 @@ function ipamOf(store: Datastore): { ipam: IPAM; res: Resources } {
  * the pools' encapsulation). Without weft0 the node is not running here yet: guessing
  * (1480 was the guess) gives VXLAN pods an MTU their packets do not fit, so try again.
  */
-function tunnelMTU(conf: NetConf): number {
+async function tunnelMTU(conf: NetConf): Promise<number> {
   if (conf.mtu) return conf.mtu;
-  try {
-    return Number(readFileSync("/sys/class/net/weft0/mtu", "utf8").trim());
-  } catch {
+  const mtu = await linkMTU("weft0");
+  if (mtu === undefined) {
     throw new CniError(CNI.TRY_AGAIN, "weft0 does not exist: the weft node on this host is not running yet, and pods take weft0's MTU", "start \"weft node run\" (or set \"mtu\" in the network configuration)");
   }
+  return mtu;
 }
 
 /** ipam.ipv4_pools (names or CIDRs, as Calico takes them) as pool names; each must exist and be enabled. */
@@ -151,7 +151,7 @@ async function add(env: Env, conf: NetConf, log: Logger): Promise<unknown> {
   // The host end's alias is the attachment, as the handle; before, the container ID.
   const owner = handle;
   const owners = [handle, env.containerID];
-  const mtu = tunnelMTU(conf);
+  const mtu = await tunnelMTU(conf);
   return withStore(conf, async (store) => {
     const { ipam, res } = ipamOf(store);
     // An ADD repeated for a container that is wired and whole answers as the first did
@@ -161,18 +161,24 @@ async function add(env: Env, conf: NetConf, log: Logger): Promise<unknown> {
       log.info({ containerID: env.containerID, address: had, hostVeth }, "already wired: same result");
       return addResult(conf, env, had, hostVeth, await containerMAC(env.netns, env.ifname));
     }
+    // No Node: no weft node runs for this host (yet), and nobody would route the block.
+    const node = await res.get<NodeResource>("Node", conf.nodename);
+    if (!node) throw new CniError(CNI.TRY_AGAIN, `Node(${conf.nodename}) is not registered: is "weft node run" running on this host?`, `datastore ${conf.datastore}; set "nodename" in the network configuration if the node runs under another name`);
+    // A network configuration copied from another host (nodename set there) would take
+    // addresses from that host's blocks, which the network routes to that host.
+    const nodeAddr = nodeIPv4(node)?.address;
+    if (nodeAddr && !(await interfaceWithAddress(nodeAddr))) {
+      throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", `nodename ${conf.nodename}: that Node's address ${nodeAddr} is not on this host (a configuration copied from another host?); set nodename to this host's node, or leave it out for the hostname`);
+    }
     const pools = conf.ipam?.ipv4_pools && (await requestedPools(res, conf.ipam.ipv4_pools));
     // Otherwise start clean: an ADD retried after a failure, or the host end left by
     // an earlier container of the same pod (replaced, as Calico does).
-    const stale = vethOwner(hostVeth);
+    const stale = await vethOwner(hostVeth);
     if (stale !== undefined) {
       log.info({ containerID: env.containerID, hostVeth, previousOwner: stale }, "replacing an existing host interface");
       await unwire(hostVeth);
     }
     await ipam.releaseByHandle(handle);
-    // No Node: no weft node runs for this host (yet), and nobody would route the block.
-    const node = await res.get<NodeResource>("Node", conf.nodename);
-    if (!node) throw new CniError(CNI.TRY_AGAIN, `Node(${conf.nodename}) is not registered: is "weft node run" running on this host?`, `datastore ${conf.datastore}; set "nodename" in the network configuration if the node runs under another name`);
     let address: string;
     try {
       address = (await ipam.assign({ node: conf.nodename, handle, labels: node.metadata.labels, pools })).address;
@@ -233,7 +239,7 @@ async function gc(conf: NetConf, log: Logger): Promise<void> {
     for (const h of handles) {
       const id = h.slice(conf.name.length + 1);
       if (valid.has(id)) continue;
-      for (const veth of new Set([...vethsOwnedBy([h, id]), hostVethName({}, id)])) await unwire(veth, { owner: [h, id] });
+      for (const veth of new Set([...(await vethsOwnedBy([h, id])), hostVethName({}, id)])) await unwire(veth, { owner: [h, id] });
       log.info({ containerID: id, released: await ipam.releaseByHandle(h) }, "garbage-collected a stale attachment");
     }
   });

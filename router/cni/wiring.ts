@@ -6,7 +6,7 @@
 // leaves the current one alone.
 import { createHash } from "node:crypto";
 import { execFile } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { promisify } from "node:util";
 
 const run = promisify(execFile);
@@ -103,23 +103,36 @@ export async function containerMAC(netns: string, ifname: string): Promise<strin
 }
 
 /**
- * The container a host interface was wired for (its alias); "" for one wired before
- * weft set aliases, undefined when there is no such interface.
+ * Links as this network namespace sees them, through netlink (ip -j): /sys/class/net
+ * shows the namespace /sys was mounted in, which is not ours under a bare nsenter
+ * (podman in a lab host). A name that does not exist gives none.
  */
-export function vethOwner(hostVeth: string): string | undefined {
+async function links(name?: string): Promise<Array<{ ifname: string; ifalias?: string; mtu: number }>> {
   try {
-    return readFileSync(`/sys/class/net/${hostVeth}/ifalias`, "utf8").trim();
-  } catch {
-    return undefined;
+    return JSON.parse((await ip(["-j", "link", "show", ...(name ? ["dev", name] : [])])) || "[]");
+  } catch (err) {
+    if (/does not exist/.test((err as Error).message)) return [];
+    throw err;
   }
 }
 
+/** A link's MTU, or undefined when there is no such link here. */
+export async function linkMTU(name: string): Promise<number | undefined> {
+  return (await links(name))[0]?.mtu;
+}
+
+/**
+ * The attachment a host interface was wired for (its alias); "" for one wired before
+ * weft set aliases, undefined when there is no such interface.
+ */
+export async function vethOwner(hostVeth: string): Promise<string | undefined> {
+  const [l] = await links(hostVeth);
+  return l && (l.ifalias ?? "");
+}
+
 /** The host interfaces (in this namespace) wired for this attachment, whatever their names. */
-export function vethsOwnedBy(owners: Owners): string[] {
-  return readdirSync("/sys/class/net").filter((n) => {
-    const alias = n.startsWith("cali") ? vethOwner(n) : undefined;
-    return alias !== undefined && ownedBy(alias, owners);
-  });
+export async function vethsOwnedBy(owners: Owners): Promise<string[]> {
+  return (await links()).filter((l) => l.ifname.startsWith("cali") && ownedBy(l.ifalias ?? "", owners)).map((l) => l.ifname);
 }
 
 /**
@@ -129,7 +142,7 @@ export function vethsOwnedBy(owners: Owners): string[] {
  */
 export async function unwire(hostVeth: string, opts: { owner?: Owners; address?: string } = {}): Promise<void> {
   const { owner, address } = opts;
-  const current = vethOwner(hostVeth);
+  const current = await vethOwner(hostVeth);
   if (owner !== undefined && current !== undefined && current !== "" && !ownedBy(current, owner)) return;
   if (current !== undefined) await ip(["link", "del", hostVeth]).catch(() => {});
   if (address) await ip(["route", "del", `${address}/32`, "dev", hostVeth]).catch(() => {});
@@ -137,7 +150,7 @@ export async function unwire(hostVeth: string, opts: { owner?: Owners; address?:
 
 /** What CHECK verifies: the host end, the route, and the address in the container. */
 export async function check(opts: { netns: string; ifname: string; hostVeth: string; address: string; owner: Owners }): Promise<string | undefined> {
-  const owner = vethOwner(opts.hostVeth);
+  const owner = await vethOwner(opts.hostVeth);
   if (owner === undefined) return `host interface ${opts.hostVeth} is missing`;
   if (owner !== "" && !ownedBy(owner, opts.owner)) return `host interface ${opts.hostVeth} belongs to ${owner}`;
   const route = await ip(["route", "show", `${opts.address}/32`]);

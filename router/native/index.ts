@@ -14,6 +14,8 @@ export interface Native {
   udpSetGro(fd: number, on: boolean): boolean;
   udpGsoSupported(fd: number): boolean;
   linkSet(name: string, mtu: number, up: boolean): void;
+  /** An interface as this network namespace sees it (ioctls), or null when there is none. */
+  linkGet(name: string): { ifindex: number; mtu: number; up: boolean; driver: string } | null;
   rawOpen(protocol: number): number;
   udpOpen(address: string, port: number): number;
   /** A non-blocking TCP socket bound to address:port (0: any port, for connecting). */

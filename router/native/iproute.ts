@@ -3,6 +3,7 @@
 import { execFile } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { promisify } from "node:util";
+import { native } from "./index.js";
 
 const run = promisify(execFile);
 
@@ -102,15 +103,15 @@ export interface LinkInfo {
   up: boolean;
   /** Differs when the device was deleted and made again under the same name. */
   ifindex: number;
+  /** The driver: "tun" for TUN/TAP, "veth", ... */
   kind?: string;
 }
 
+/** An interface as this network namespace sees it (not /sys, which shows the namespace it was mounted in). */
 export function linkInfo(name: string): LinkInfo | undefined {
-  const base = `/sys/class/net/${name}`;
-  if (!existsSync(base)) return undefined;
-  const mtu = Number(readFileSync(`${base}/mtu`, "utf8").trim());
-  const flags = Number.parseInt(readFileSync(`${base}/flags`, "utf8").trim(), 16);
-  return { name, mtu, up: (flags & 1) === 1, ifindex: Number(readFileSync(`${base}/ifindex`, "utf8").trim()) };
+  if (!IFNAME.test(name)) return undefined;
+  const l = native().linkGet(name);
+  return l ? { name, mtu: l.mtu, up: l.up, ifindex: l.ifindex, kind: l.driver || undefined } : undefined;
 }
 
 /**
@@ -140,7 +141,7 @@ function netnsOf(pid: string): string {
 
 /** Whether a link is a TUN/TAP device (only those have tun_flags). */
 export function isTunTap(name: string): boolean {
-  return existsSync(`/sys/class/net/${name}/tun_flags`);
+  return linkInfo(name)?.kind === "tun";
 }
 
 /** Name of the interface holding an IPv4 address (the node's uplink). */

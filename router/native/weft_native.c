@@ -20,6 +20,8 @@
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <linux/if_tun.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
 #include <netinet/udp.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -243,6 +245,56 @@ static napi_value link_set(napi_env env, napi_callback_info info) {
   if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) return close_and_throw(env, s, "SIOCSIFFLAGS");
   close(s);
   return NULL;
+}
+
+// linkGet(name) -> {ifindex, mtu, up, driver} | null: an interface as this thread's
+// network namespace sees it (ioctls on a socket here; /sys/class/net shows the
+// namespace sysfs was mounted in, which a bare nsenter does not change).
+static napi_value link_get(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  char name[IFNAMSIZ];
+  size_t n;
+  CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n));
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return throw_errno(env, "socket", errno);
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, name, n < IFNAMSIZ ? n : IFNAMSIZ - 1);
+  napi_value out;
+  if (ioctl(s, SIOCGIFINDEX, &ifr) < 0) {
+    int err = errno;
+    close(s);
+    if (err == ENODEV) {
+      napi_get_null(env, &out);
+      return out;
+    }
+    return throw_errno(env, "SIOCGIFINDEX", err);
+  }
+  int32_t ifindex = ifr.ifr_ifindex;
+  if (ioctl(s, SIOCGIFMTU, &ifr) < 0) return close_and_throw(env, s, "SIOCGIFMTU");
+  int32_t mtu = ifr.ifr_mtu;
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) return close_and_throw(env, s, "SIOCGIFFLAGS");
+  bool up = (ifr.ifr_flags & IFF_UP) != 0;
+  // The driver's name ("tun", "veth", ...); empty for a device without ethtool.
+  struct ethtool_drvinfo drv;
+  memset(&drv, 0, sizeof drv);
+  drv.cmd = ETHTOOL_GDRVINFO;
+  ifr.ifr_data = (void *)&drv;
+  if (ioctl(s, SIOCETHTOOL, &ifr) < 0) drv.driver[0] = 0;
+  drv.driver[sizeof drv.driver - 1] = 0;
+  close(s);
+  napi_value v;
+  CHECK(napi_create_object(env, &out));
+  CHECK(napi_create_int32(env, ifindex, &v));
+  CHECK(napi_set_named_property(env, out, "ifindex", v));
+  CHECK(napi_create_int32(env, mtu, &v));
+  CHECK(napi_set_named_property(env, out, "mtu", v));
+  CHECK(napi_get_boolean(env, up, &v));
+  CHECK(napi_set_named_property(env, out, "up", v));
+  CHECK(napi_create_string_utf8(env, drv.driver, NAPI_AUTO_LENGTH, &v));
+  CHECK(napi_set_named_property(env, out, "driver", v));
+  return out;
 }
 
 static void set_bufs(int fd) {
@@ -709,6 +761,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"udpSetGro", NULL, udp_set_gro, NULL, NULL, NULL, napi_default, NULL},
       {"udpGsoSupported", NULL, udp_gso_supported, NULL, NULL, NULL, napi_default, NULL},
       {"linkSet", NULL, link_set, NULL, NULL, NULL, napi_default, NULL},
+      {"linkGet", NULL, link_get, NULL, NULL, NULL, napi_default, NULL},
       {"rawOpen", NULL, raw_open, NULL, NULL, NULL, napi_default, NULL},
       {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, fd_close, NULL, NULL, NULL, napi_default, NULL},

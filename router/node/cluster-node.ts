@@ -309,6 +309,8 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       if (err instanceof HostApplyError) {
         if (err.message !== applyFailure) log.error({ err: err.message }, "could not apply every route or rule to this host (the rest is applied); trying again");
         applyFailure = err.message;
+        if (!healthy) log.info({ datastore: store.description, revision }, "datastore reachable again; resumed watching");
+        healthy = true; // its reads went through
         ensureWatch();
         backoff = Math.min(backoff * 2, 5000);
         schedule(backoff);

@@ -28,11 +28,25 @@ const config = z.object({
   etcd_ca_cert_file: z.string().min(1).optional(),
   etcd_cert_file: z.string().min(1).optional(),
   etcd_key_file: z.string().min(1).optional(),
+  // Calico's own names for where the datastore is, so its configurations work unchanged.
+  etcd_endpoints: z.string().min(1).optional(),
+  datastore_type: z.string().min(1).optional(),
   // Runtime-supplied (CNI 1.1 GC): the attachments that still exist.
   "cni.dev/valid-attachments": z.array(z.object({ containerID: z.string(), ifname: z.string() }).passthrough()).optional(),
 }).passthrough();
 
 export type NetConf = z.infer<typeof config> & { datastore: string; nodename: string };
+
+/** Calico's etcd_endpoints ("https://10.0.0.1:2379,https://10.0.0.2:2379") as a datastore URL. */
+function fromEtcdEndpoints(endpoints: string): string {
+  const list = endpoints.split(",").map((e) => e.trim()).filter(Boolean);
+  const parsed = list.map((e) => /^(https?):\/\/([^/\s]+?)\/?$/.exec(e));
+  const schemes = new Set(parsed.map((m) => m?.[1]));
+  if (list.length === 0 || parsed.some((m) => !m) || schemes.size !== 1) {
+    throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", `etcd_endpoints "${endpoints}": expected http://HOST:PORT or https://HOST:PORT, comma-separated, all with one scheme`);
+  }
+  return `${schemes.has("https") ? "etcds" : "etcd"}://${parsed.map((m) => m![2]).join(",")}`;
+}
 
 export function parseNetConf(stdin: string, defaults: { datastore: string }): NetConf {
   let doc: unknown;
@@ -57,7 +71,13 @@ export function parseNetConf(stdin: string, defaults: { datastore: string }): Ne
   if (ipam?.assign_ipv4 === "false" || ipam?.assign_ipv6 === "true") {
     throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", `ipam: weft assigns one IPv4 address per container; assign_ipv4 "false" and assign_ipv6 "true" are not supported`);
   }
-  const ds = r.data.datastore ?? defaults.datastore;
+  if (r.data.datastore_type !== undefined && r.data.datastore_type !== "etcdv3") {
+    throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", `datastore_type ${r.data.datastore_type}: weft keeps its state in SQLite or etcd, not in Kubernetes; set datastore (sqlite:PATH or etcd://HOST:PORT) or etcd_endpoints`);
+  }
+  if (r.data.datastore !== undefined && r.data.etcd_endpoints !== undefined) {
+    throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", "datastore and etcd_endpoints both say where the datastore is: keep one");
+  }
+  const ds = r.data.datastore ?? (r.data.etcd_endpoints !== undefined ? fromEtcdEndpoints(r.data.etcd_endpoints) : defaults.datastore);
   if (!/^(sqlite:.+|etcds?:\/\/.+)$/.test(ds)) {
     throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", `datastore "${ds}": use sqlite:PATH, etcd://HOST:PORT or etcds://HOST:PORT`);
   }

@@ -1,7 +1,7 @@
 // calicoctl-style commands: get, apply, create, delete, ipam.
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
-import { DATASTORE_HELP, DEFAULT_DATASTORE, openDatastore, unreachable, type Datastore } from "../store/store.js";
+import { DATASTORE_HELP, defaultDatastore, openDatastore, unreachable, type Datastore } from "../store/store.js";
 import { Resources } from "../resources/client.js";
 import { kindOf, KINDS, nodeIPv4, type IPPool, type Kind, type NodeResource } from "../resources/kinds.js";
 import { ManifestError, parseManifests, render, table } from "../resources/manifest.js";
@@ -11,7 +11,7 @@ import { wholeNumber } from "./args.js";
 import { parseIPv4 } from "../dataplane/addr.js";
 
 export function datastoreURL(opts: { datastore?: string }): string {
-  return opts.datastore ?? process.env.WEFT_DATASTORE ?? DEFAULT_DATASTORE;
+  return opts.datastore ?? defaultDatastore();
 }
 
 const datastoreOption = () => new Option("--datastore <url>", DATASTORE_HELP);

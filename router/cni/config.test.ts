@@ -14,7 +14,7 @@ describe("weft-cni's network configuration", () => {
 
   const refused: Array<[string, Record<string, unknown>, RegExp]> = [
     ["Calico's Kubernetes datastore", { datastore_type: "kubernetes" }, /datastore_type kubernetes: weft keeps its state in SQLite or etcd/],
-    ["etcd_endpoints without a scheme", { etcd_endpoints: "10.0.0.1:2379" }, /etcd_endpoints "10\.0\.0\.1:2379": expected http:\/\/HOST:PORT/],
+    ["etcd_endpoints without a scheme", { etcd_endpoints: "10.0.0.1:2379" }, /etcd_endpoints: etcd endpoints "10\.0\.0\.1:2379": expected http:\/\/HOST:PORT/],
     ["etcd_endpoints mixing http and https", { etcd_endpoints: "http://a:1,https://b:1" }, /all with one scheme/],
     ["both datastore and etcd_endpoints", { datastore: "etcd://a:1", etcd_endpoints: "http://a:1" }, /keep one/],
     ["an IPAM weft does not run", { ipam: { type: "host-local" } }, /ipam.type host-local/],

@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { CNI, CniError } from "./errors.js";
 import { nodeName } from "../resources/validate.js";
+import { etcdEndpointsURL } from "../store/store.js";
 
 // 0.3.x: what Calico's own conflist and many older ones still say.
 export const SUPPORTED_VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
@@ -37,15 +38,13 @@ const config = z.object({
 
 export type NetConf = z.infer<typeof config> & { datastore: string; nodename: string };
 
-/** Calico's etcd_endpoints ("https://10.0.0.1:2379,https://10.0.0.2:2379") as a datastore URL. */
+/** Calico's etcd_endpoints as a datastore URL; a bad one is configuration. */
 function fromEtcdEndpoints(endpoints: string): string {
-  const list = endpoints.split(",").map((e) => e.trim()).filter(Boolean);
-  const parsed = list.map((e) => /^(https?):\/\/([^/\s]+?)\/?$/.exec(e));
-  const schemes = new Set(parsed.map((m) => m?.[1]));
-  if (list.length === 0 || parsed.some((m) => !m) || schemes.size !== 1) {
-    throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", `etcd_endpoints "${endpoints}": expected http://HOST:PORT or https://HOST:PORT, comma-separated, all with one scheme`);
+  try {
+    return etcdEndpointsURL(endpoints);
+  } catch (err) {
+    throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", `etcd_endpoints: ${(err as Error).message}`);
   }
-  return `${schemes.has("https") ? "etcds" : "etcd"}://${parsed.map((m) => m![2]).join(",")}`;
 }
 
 export function parseNetConf(stdin: string, defaults: { datastore: string }): NetConf {

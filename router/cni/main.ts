@@ -5,7 +5,7 @@ import { readFileSync, statfsSync } from "node:fs";
 import { makeDirs } from "../native/dirs.js";
 import path from "node:path";
 import { pino, type Logger } from "pino";
-import { DatastoreURLError, DEFAULT_DATASTORE, openDatastore, type Datastore } from "../store/store.js";
+import { DatastoreURLError, defaultDatastore, openDatastore, type Datastore } from "../store/store.js";
 import { Resources } from "../resources/client.js";
 import { nodeIPv4, type IPPool, type NodeResource } from "../resources/kinds.js";
 import { IPAM, IPAMError } from "../ipam/ipam.js";
@@ -270,7 +270,13 @@ async function main(): Promise<number> {
       process.stdout.write(`${JSON.stringify({ cniVersion: SUPPORTED_VERSIONS.includes(version) ? version : "1.0.0", supportedVersions: SUPPORTED_VERSIONS })}\n`);
       return 0;
     }
-    const conf = parseNetConf(stdin, { datastore: process.env.WEFT_DATASTORE ?? DEFAULT_DATASTORE });
+    let fallback: string;
+    try {
+      fallback = defaultDatastore();
+    } catch (err) {
+      throw new CniError(CNI.INVALID_ENV, (err as Error).message, "ETCD_ENDPOINTS in the plugin's environment; or set datastore in the network configuration");
+    }
+    const conf = parseNetConf(stdin, { datastore: fallback });
     version = conf.cniVersion;
     const log = pino({ base: { plugin: "weft-cni", command: env.command } }, conf.log_file ? logFile(conf.log_file) : pino.destination(2));
     switch (env.command) {

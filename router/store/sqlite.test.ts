@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { datastoreContract } from "./datastore-contract.test-helper.js";
-import { openDatastore } from "./store.js";
+import { defaultDatastore, openDatastore } from "./store.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "weft-store-"));
 let n = 0;
@@ -16,6 +16,13 @@ describe("datastore URLs", () => {
     await expect(openDatastore("etcds://h:1", { tls: { cert: "/x.crt" } })).rejects.toThrow("etcds: ETCD_CERT_FILE and ETCD_KEY_FILE go together");
     await expect(openDatastore("etcds://h:1", { tls: { ca: "/nonexistent/ca.crt" } })).rejects.toThrow("etcds: ETCD_CA_CERT_FILE /nonexistent/ca.crt cannot be read (ENOENT)");
     await expect(openDatastore("sqlite:")).rejects.toThrow(/give a file/);
+  });
+
+  it("default to WEFT_DATASTORE, else Calico's ETCD_ENDPOINTS (https: TLS), else the SQLite file", () => {
+    expect(defaultDatastore({ WEFT_DATASTORE: "sqlite:/x.db", ETCD_ENDPOINTS: "http://a:1" })).toBe("sqlite:/x.db");
+    expect(defaultDatastore({ ETCD_ENDPOINTS: "https://10.0.0.1:2379,https://10.0.0.2:2379" })).toBe("etcds://10.0.0.1:2379,10.0.0.2:2379");
+    expect(defaultDatastore({})).toBe("sqlite:/var/lib/weft/weft.db");
+    expect(() => defaultDatastore({ ETCD_ENDPOINTS: "10.0.0.1:2379" })).toThrow(/expected http:\/\/HOST:PORT or https:\/\/HOST:PORT/);
   });
 
   it("name the file when its directory cannot be made, at once (node's recursive mkdir never returned under /proc)", async () => {

@@ -81,7 +81,25 @@ export async function update(store: Datastore, key: string, value: string, modRe
 export const DEFAULT_DATASTORE = "sqlite:/var/lib/weft/weft.db";
 
 /** What --datastore takes, for the CLI's help. */
-export const DATASTORE_HELP = `sqlite:PATH, etcd://HOST:PORT[,HOST:PORT] or etcds://... (TLS: ETCD_CA_CERT_FILE, ETCD_CERT_FILE, ETCD_KEY_FILE) (env WEFT_DATASTORE; default ${DEFAULT_DATASTORE})`;
+export const DATASTORE_HELP = `sqlite:PATH, etcd://HOST:PORT[,HOST:PORT] or etcds://... (TLS: ETCD_CA_CERT_FILE, ETCD_CERT_FILE, ETCD_KEY_FILE) (env WEFT_DATASTORE, or Calico's ETCD_ENDPOINTS; default ${DEFAULT_DATASTORE})`;
+
+/** Calico's etcd endpoints ("https://10.0.0.1:2379,https://10.0.0.2:2379") as a datastore URL. */
+export function etcdEndpointsURL(endpoints: string): string {
+  const list = endpoints.split(",").map((e) => e.trim()).filter(Boolean);
+  const parsed = list.map((e) => /^(https?):\/\/([^/\s]+?)\/?$/.exec(e));
+  const schemes = new Set(parsed.map((m) => m?.[1]));
+  if (list.length === 0 || parsed.some((m) => !m) || schemes.size !== 1) {
+    throw new DatastoreURLError(`etcd endpoints "${endpoints}": expected http://HOST:PORT or https://HOST:PORT, comma-separated, all with one scheme`);
+  }
+  return `${schemes.has("https") ? "etcds" : "etcd"}://${parsed.map((m) => m![2]).join(",")}`;
+}
+
+/** The datastore when none is given: WEFT_DATASTORE, else Calico's ETCD_ENDPOINTS, else the SQLite default. */
+export function defaultDatastore(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.WEFT_DATASTORE) return env.WEFT_DATASTORE;
+  if (env.ETCD_ENDPOINTS) return etcdEndpointsURL(env.ETCD_ENDPOINTS);
+  return DEFAULT_DATASTORE;
+}
 
 /** Certificate files for etcds:// (Calico's ETCD_CA_CERT_FILE, ETCD_CERT_FILE, ETCD_KEY_FILE). */
 export interface EtcdTLSFiles {

@@ -54,12 +54,18 @@ export const nodeSpec = z
         ipv6Address: z.string().optional(),
         asNumber: asNumber.optional(),
         routeReflectorClusterID: ipv4Address.optional(),
+        // Calico's node writes its IPIP tunnel address here; weft keeps its own in ipv4VXLANTunnelAddr.
+        ipv4IPIPTunnelAddr: ipv4Address.optional(),
       })
       .strict()
       .optional(),
     ipv4VXLANTunnelAddr: ipv4Address.optional(),
     vxlanTunnelMACAddr: macAddress.optional(),
+    ipv6VXLANTunnelAddr: z.string().optional(),
+    vxlanTunnelMACAddrV6: z.string().optional(),
     addresses: z.array(z.object({ address: z.string(), type: z.string().optional() }).strict()).optional(),
+    // Which orchestrator's node this is (Calico on Kubernetes): kept as given.
+    orchRefs: z.array(z.object({ nodeName: z.string().optional(), orchestrator: z.string() }).strict()).optional(),
   })
   .strict();
 

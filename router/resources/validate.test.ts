@@ -155,6 +155,26 @@ spec: {bgp: {ipv4Address: 10.30.0.11/24, routeReflectorClusterID: 10.30.0.1}}
     for (const [spec, msg] of bad) expect(() => parseManifests(nodeDoc(spec), "x"), spec).toThrow(msg);
     // A bare address, as Calico takes it (a /32; weft apply notes the CrossSubnet trap).
     expect(parseManifests(nodeDoc("{bgp: {ipv4Address: 10.30.0.11}}"), "x")).toHaveLength(1);
+    // A misspelt field is named where it is.
+    expect(() => parseManifests(nodeDoc("{bgp: {ipv4Adress: 10.30.0.11/24}}"), "x")).toThrow('Node(n1): spec.bgp: unknown field "ipv4Adress"');
+  });
+
+  it("a Node as calicoctl prints it (Calico's IPIP tunnel address, orchRefs, status) applies; status is not stored", () => {
+    const doc = `apiVersion: projectcalico.org/v3
+kind: Node
+metadata:
+  name: worker-1
+  annotations: {projectcalico.org/kube-labels: '{}'}
+spec:
+  addresses: [{address: 10.30.0.11/24, type: CalicoNodeIP}]
+  bgp: {ipv4Address: 10.30.0.11/24, ipv4IPIPTunnelAddr: 192.168.219.64}
+  orchRefs: [{nodeName: worker-1, orchestrator: k8s}]
+status:
+  podCIDRs: [10.244.1.0/24]
+`;
+    const [node] = parseManifests(doc, "x") as Array<Resource & { status?: unknown }>;
+    expect(node.spec).toMatchObject({ bgp: { ipv4IPIPTunnelAddr: "192.168.219.64" }, orchRefs: [{ nodeName: "worker-1", orchestrator: "k8s" }] });
+    expect(node.status).toBeUndefined();
   });
 
   it("a BGPPeer names one peer one way and a peer address that is one", () => {

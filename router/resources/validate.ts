@@ -30,8 +30,8 @@ function parseWith<T>(schema: z.ZodType<T>, value: unknown, label: string, prefi
   const r = schema.safeParse(value);
   if (r.success) return r.data;
   const issue = r.error.issues[0];
-  const extraKeys = issue.code === "unrecognized_keys" ? "" : fieldPath(issue.path);
-  throw new ValidationError(label, [prefix, extraKeys].filter(Boolean).join("."), zodReason(issue));
+  // An unknown key's path is the object that holds it (spec.bgp), which says where to look.
+  throw new ValidationError(label, [prefix, fieldPath(issue.path)].filter(Boolean).join("."), zodReason(issue));
 }
 
 /**
@@ -56,7 +56,8 @@ export function parseResourceId(doc: unknown): { kind: Kind; metadata: Resource[
   const label = `${String(d.kind ?? "resource")}(${String((d.metadata as { name?: unknown } | undefined)?.name ?? "?")})`;
   if (d.apiVersion !== API_VERSION) throw new ValidationError(label, "apiVersion", `must be ${API_VERSION}`);
   if (typeof d.kind !== "string" || !(d.kind in KINDS)) throw new ValidationError(label, "kind", `must be one of ${Object.keys(KINDS).join(", ")}`);
-  for (const k of Object.keys(d)) if (!["apiVersion", "kind", "metadata", "spec"].includes(k)) throw new ValidationError(label, "", `unknown field "${k}"`);
+  // status is what Calico's tools print of a resource's state (a Node's podCIDRs): not ours to set.
+  for (const k of Object.keys(d)) if (!["apiVersion", "kind", "metadata", "spec", "status"].includes(k)) throw new ValidationError(label, "", `unknown field "${k}"`);
   return { kind: d.kind as Kind, metadata: parseWith(metadata, d.metadata, label, "metadata"), label, d };
 }
 

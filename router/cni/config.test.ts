@@ -12,7 +12,16 @@ describe("weft-cni's network configuration", () => {
     expect(parse({}).datastore).toBe("sqlite:/var/lib/weft/weft.db");
   });
 
+  it("takes Calico's log_file_path and log_level", () => {
+    const c = parse({ log_file_path: "/var/log/calico/cni/cni.log", log_level: "Warning" });
+    expect(c.log_file).toBe("/var/log/calico/cni/cni.log");
+    expect(c.logLevel).toBe("warn");
+    expect(parse({}).logLevel).toBe("info");
+  });
+
   const refused: Array<[string, Record<string, unknown>, RegExp]> = [
+    ["a log level it does not know", { log_level: "chatty" }, /log_level "chatty": use debug, info, warning or error/],
+    ["two different log files", { log_file: "/a.log", log_file_path: "/b.log" }, /keep one/],
     ["Calico's Kubernetes datastore", { datastore_type: "kubernetes" }, /datastore_type kubernetes: weft keeps its state in SQLite or etcd/],
     ["etcd_endpoints without a scheme", { etcd_endpoints: "10.0.0.1:2379" }, /etcd_endpoints: etcd endpoints "10\.0\.0\.1:2379": expected http:\/\/HOST:PORT/],
     ["etcd_endpoints mixing http and https", { etcd_endpoints: "http://a:1,https://b:1" }, /all with one scheme/],

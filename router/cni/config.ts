@@ -17,6 +17,9 @@ const config = z.object({
   datastore: z.string().min(1).optional(),
   nodename: z.string().min(1).optional(),
   log_file: z.string().optional(),
+  // Calico's names: log_file_path (same as log_file) and log_level.
+  log_file_path: z.string().optional(),
+  log_level: z.string().optional(),
   mtu: z.number().int().min(576).max(65535).optional(),
   // Calico's calico-ipam section: which pools (names or CIDRs) this network takes from.
   ipam: z.object({
@@ -36,7 +39,7 @@ const config = z.object({
   "cni.dev/valid-attachments": z.array(z.object({ containerID: z.string(), ifname: z.string() }).passthrough()).optional(),
 }).passthrough();
 
-export type NetConf = z.infer<typeof config> & { datastore: string; nodename: string };
+export type NetConf = z.infer<typeof config> & { datastore: string; nodename: string; logLevel: string };
 
 /** Calico's etcd_endpoints as a datastore URL; a bad one is configuration. */
 function fromEtcdEndpoints(endpoints: string): string {
@@ -86,5 +89,15 @@ export function parseNetConf(stdin: string, defaults: { datastore: string }): Ne
   } catch (err) {
     throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", `nodename: ${(err as Error).message}`);
   }
-  return { ...r.data, datastore: ds, nodename };
+  if (r.data.log_file !== undefined && r.data.log_file_path !== undefined && r.data.log_file !== r.data.log_file_path) {
+    throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", "log_file and log_file_path both name the log file: keep one");
+  }
+  const level = r.data.log_level === undefined ? "info" : LOG_LEVELS[r.data.log_level.toLowerCase()];
+  if (level === undefined) {
+    throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", `log_level "${r.data.log_level}": use debug, info, warning or error`);
+  }
+  return { ...r.data, datastore: ds, nodename, log_file: r.data.log_file ?? r.data.log_file_path, logLevel: level };
 }
+
+/** Calico's CNI log levels as the logger's. */
+const LOG_LEVELS: Record<string, string> = { debug: "debug", info: "info", warning: "warn", warn: "warn", error: "error", fatal: "fatal", panic: "fatal" };

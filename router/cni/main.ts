@@ -278,7 +278,7 @@ async function main(): Promise<number> {
     }
     const conf = parseNetConf(stdin, { datastore: fallback });
     version = conf.cniVersion;
-    const log = pino({ base: { plugin: "weft-cni", command: env.command } }, conf.log_file ? logFile(conf.log_file) : pino.destination(2));
+    const log = pino({ level: conf.logLevel, base: { plugin: "weft-cni", command: env.command } }, conf.log_file ? logFile(conf.log_file) : pino.destination(2));
     switch (env.command) {
       case "ADD":
         process.stdout.write(`${JSON.stringify(await add(env, conf, log))}\n`);

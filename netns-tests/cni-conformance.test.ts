@@ -173,6 +173,20 @@ describe("weft-cni conformance (CNI spec 1.0.0)", () => {
     expect(await lab.weft(["ipam", "show", "--show-blocks"])).toBe(before);
   });
 
+  it("without nodename, on a host whose node runs under another name than the hostname: the Node whose address is on this host", async () => {
+    const { nodename: _, ...noName } = conf();
+    const call = { containerID: "unnamed", netns: await newNetns("unnamed"), ifname: "eth0", config: noName };
+    const add = cni(lab, "worker-1", { command: "ADD", ...call });
+    console.log(`[tcni] ADD without nodename on worker-1: ${JSON.stringify(add.out.ips ?? add.out)}`);
+    expect(add.code).toBe(0);
+    const block = (await lab.exec("worker-1", ["ip", "route", "show", "proto", "87", "type", "blackhole"])).trim().split(/\s+/)[1];
+    const [net, len] = block.split("/");
+    const toNum = (a: string) => a.split(".").reduce((n, o) => n * 256 + Number(o), 0);
+    const addr = add.out.ips[0].address.split("/")[0];
+    expect(Math.floor(toNum(addr) / 2 ** (32 - Number(len)))).toBe(Math.floor(toNum(net) / 2 ** (32 - Number(len))));
+    expect(cni(lab, "worker-1", { command: "DEL", ...call }).code).toBe(0);
+  });
+
   it("ADD on a host whose node is not running (no weft0 to take the MTU from): try again (11), nothing assigned", async () => {
     const before = await lab.weft(["ipam", "show", "--show-blocks"]);
     const r = cni(lab, "gw", { command: "ADD", containerID: "nomtu", netns: await newNetns("nomtu"), ifname: "eth0", config: conf() });

@@ -39,7 +39,7 @@ const config = z.object({
   "cni.dev/valid-attachments": z.array(z.object({ containerID: z.string(), ifname: z.string() }).passthrough()).optional(),
 }).passthrough();
 
-export type NetConf = z.infer<typeof config> & { datastore: string; nodename: string; logLevel: string };
+export type NetConf = z.infer<typeof config> & { datastore: string; nodename: string; logLevel: string; /** nodename came from the configuration, not the hostname */ nodenameGiven: boolean };
 
 /** Calico's etcd_endpoints as a datastore URL; a bad one is configuration. */
 function fromEtcdEndpoints(endpoints: string): string {
@@ -96,7 +96,7 @@ export function parseNetConf(stdin: string, defaults: { datastore: string }): Ne
   if (level === undefined) {
     throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", `log_level "${r.data.log_level}": use debug, info, warning or error`);
   }
-  return { ...r.data, datastore: ds, nodename, log_file: r.data.log_file ?? r.data.log_file_path, logLevel: level };
+  return { ...r.data, datastore: ds, nodename, nodenameGiven: r.data.nodename !== undefined, log_file: r.data.log_file ?? r.data.log_file_path, logLevel: level };
 }
 
 /** Calico's CNI log levels as the logger's. */

@@ -118,6 +118,29 @@ async function tunnelMTU(conf: NetConf): Promise<number> {
   return mtu;
 }
 
+/**
+ * The Node of this host: the configured nodename's, which must have an address on this
+ * host (a configuration copied from another host would take addresses from that host's
+ * blocks, which the network routes there). Without a configured nodename: the
+ * hostname's Node, or else the Node whose address is on this host (a node started with
+ * --name, as Calico's plugin learns it from calico-node).
+ */
+async function thisNode(res: Resources, conf: NetConf): Promise<NodeResource> {
+  const local = async (n: NodeResource) => {
+    const a = nodeIPv4(n)?.address;
+    return a !== undefined && (await interfaceWithAddress(a)) !== undefined;
+  };
+  let node = await res.get<NodeResource>("Node", conf.nodename);
+  if (!node && !conf.nodenameGiven) {
+    for (const n of await res.list<NodeResource>("Node")) if (await local(n)) node = n;
+  }
+  if (!node) throw new CniError(CNI.TRY_AGAIN, `Node(${conf.nodename}) is not registered: is "weft node run" running on this host?`, `datastore ${conf.datastore}; set "nodename" in the network configuration if the node runs under another name`);
+  if (nodeIPv4(node) && !(await local(node))) {
+    throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", `nodename ${node.metadata.name}: that Node's address ${nodeIPv4(node)!.address} is not on this host (a configuration copied from another host?); set nodename to this host's node, or leave it out for the hostname`);
+  }
+  return node;
+}
+
 /** ipam.ipv4_pools (names or CIDRs, as Calico takes them) as pool names; each must exist and be enabled. */
 async function requestedPools(res: Resources, wanted: string[]): Promise<string[]> {
   const all = await res.list<IPPool>("IPPool");
@@ -162,14 +185,8 @@ async function add(env: Env, conf: NetConf, log: Logger): Promise<unknown> {
       return addResult(conf, env, had, hostVeth, await containerMAC(env.netns, env.ifname));
     }
     // No Node: no weft node runs for this host (yet), and nobody would route the block.
-    const node = await res.get<NodeResource>("Node", conf.nodename);
-    if (!node) throw new CniError(CNI.TRY_AGAIN, `Node(${conf.nodename}) is not registered: is "weft node run" running on this host?`, `datastore ${conf.datastore}; set "nodename" in the network configuration if the node runs under another name`);
-    // A network configuration copied from another host (nodename set there) would take
-    // addresses from that host's blocks, which the network routes to that host.
-    const nodeAddr = nodeIPv4(node)?.address;
-    if (nodeAddr && !(await interfaceWithAddress(nodeAddr))) {
-      throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", `nodename ${conf.nodename}: that Node's address ${nodeAddr} is not on this host (a configuration copied from another host?); set nodename to this host's node, or leave it out for the hostname`);
-    }
+    const node = await thisNode(res, conf);
+    const nodename = node.metadata.name;
     const pools = conf.ipam?.ipv4_pools && (await requestedPools(res, conf.ipam.ipv4_pools));
     // Otherwise start clean: an ADD retried after a failure, or the host end left by
     // an earlier container of the same pod (replaced, as Calico does).
@@ -181,9 +198,9 @@ async function add(env: Env, conf: NetConf, log: Logger): Promise<unknown> {
     await ipam.releaseByHandle(handle);
     let address: string;
     try {
-      address = (await ipam.assign({ node: conf.nodename, handle, labels: node.metadata.labels, pools })).address;
+      address = (await ipam.assign({ node: nodename, handle, labels: node.metadata.labels, pools })).address;
     } catch (err) {
-      if (err instanceof IPAMError) throw new CniError(CNI.IPAM, err.message, `node ${conf.nodename}`);
+      if (err instanceof IPAMError) throw new CniError(CNI.IPAM, err.message, `node ${nodename}`);
       throw new CniError(CNI.TRY_AGAIN, "the datastore failed during address assignment; try again", (err as Error).message);
     }
     log.info({ containerID: env.containerID, address, hostVeth }, "address assigned");
@@ -230,11 +247,20 @@ async function gc(conf: NetConf, log: Logger): Promise<void> {
   if (!list) throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", "GC needs cni.dev/valid-attachments (the attachments that still exist); nothing was released");
   const valid = new Set(list.map((a) => a.containerID));
   await withStore(conf, async (store) => {
-    const { ipam } = ipamOf(store);
+    const { ipam, res } = ipamOf(store);
+    // This host's node (an unregistered one may still have addresses under its name);
+    // a configuration copied from another host is refused, not collected for it.
+    const nodename = await thisNode(res, conf).then(
+      (n) => n.metadata.name,
+      (err: unknown) => {
+        if (err instanceof CniError && err.code === CNI.TRY_AGAIN) return conf.nodename;
+        throw err;
+      },
+    );
     const handles = new Set<string>();
     for (const { block } of await ipam.blocks()) {
       // This network's only: another network's containers are not in this list.
-      for (const al of Object.values(block.allocations)) if (al.node === conf.nodename && al.handle.startsWith(`${conf.name}.`)) handles.add(al.handle);
+      for (const al of Object.values(block.allocations)) if (al.node === nodename && al.handle.startsWith(`${conf.name}.`)) handles.add(al.handle);
     }
     for (const h of handles) {
       const id = h.slice(conf.name.length + 1);

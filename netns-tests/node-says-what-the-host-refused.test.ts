@@ -34,7 +34,9 @@ describe("a node says what the host refused", () => {
     expect(text).not.toMatch(/Datastore .* is not answering/);
     expect(await log()).toMatch(/could not apply every route or rule to this host \(the rest is applied\); trying again/);
     expect(await log()).not.toMatch(/datastore unreachable/);
-    expect(await weft(["node", "metrics"])).toMatch(/weft_datastore_reachable\{datastore="[^"]+"\} 1/);
+    const metrics = await weft(["node", "metrics"]);
+    expect(metrics).toMatch(/weft_datastore_reachable\{datastore="[^"]+"\} 1/);
+    expect(metrics).toMatch(/^weft_routes_applied\{backend="vxlan"\} 0$/m);
     // The routes the host could take are in (pods cannot be pinged now: proxy ARP
     // for 169.254.1.1 needs the host's default route).
     expect(await lab.exec("worker-1", ["ip", "route", "show", "proto", "87"])).toMatch(/ via 10\.30\.0\.12 dev eth0/);

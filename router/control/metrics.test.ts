@@ -22,4 +22,12 @@ describe("Prometheus metrics", () => {
     expect(text).toContain('weft_dataplane_drops_total{reason="no_route"} 2');
     expect(text).not.toMatch(/packets_total\{event="(bytes_|stage_ns_|busy_poll|tun_batches)/);
   });
+
+  it("says whether the host took every route (cluster nodes only)", async () => {
+    const counters = () => ({}) as never;
+    const text = (status: unknown) => metricsRegistry({ status: () => status, routes: () => [], counters }).metrics();
+    expect(await text({ mode: "datastore", backend: "bgp", applyError: null })).toMatch(/^weft_routes_applied\{backend="bgp"\} 1$/m);
+    expect(await text({ mode: "datastore", backend: "bgp", applyError: "ip route replace ...: Nexthop has invalid gateway" })).toMatch(/^weft_routes_applied\{backend="bgp"\} 0$/m);
+    expect(await text({ mode: "static" })).not.toMatch(/^weft_routes_applied/m);
+  });
 });

@@ -111,6 +111,17 @@ export function metricsRegistry(src: ControlSources): Registry {
       if (d) this.set({ datastore: d.url }, d.reachable ? 1 : 0);
     },
   });
+  new Gauge({
+    name: "weft_routes_applied",
+    help: "1 when the host took every route and rule of the last sync, 0 while it refuses part of them (weft node status says which; cluster nodes)",
+    labelNames: ["backend"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const st = src.status() as { mode?: string; backend?: string; applyError?: string | null };
+      if (st.mode === "datastore") this.set({ backend: st.backend ?? "" }, st.applyError ? 0 : 1);
+    },
+  });
   return registry;
 }
 

@@ -51,6 +51,12 @@ export function ipamOf(store: Datastore): IPAM {
 }
 
 /** One block's row in `weft ipam show --show-blocks`. */
+/** Rows as `a | b | c` lines, each column as wide as its widest cell. */
+function pipeTable(rows: string[][]): string {
+  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return `${rows.map((r) => r.map((c, i) => c.padEnd(w[i])).join(" | ")).join("\n")}\n`;
+}
+
 function blockRow(label: string, block: Block): string[] {
   const size = 2 ** (32 - Number(block.cidr.split("/")[1]));
   const n = Object.keys(block.allocations).length;
@@ -159,10 +165,11 @@ export function registerClusterCommands(program: Command): void {
   const ipam = program.command("ipam").description("IP address management: blocks, affinities, addresses");
   ipam
     .command("show")
-    .description("addresses in use per pool; --show-blocks lists every block with its owner")
+    .description("addresses in use per pool; --show-blocks lists every block with its owner, --show-borrowed the addresses nodes hold in other nodes' blocks")
     .option("--show-blocks", "list blocks")
+    .option("--show-borrowed", "list borrowed addresses (each routed as a /32 to the node that holds it)")
     .addOption(datastoreOption())
-    .action(async (opts: { showBlocks?: boolean; datastore?: string }) => {
+    .action(async (opts: { showBlocks?: boolean; showBorrowed?: boolean; datastore?: string }) => {
       await withStore(opts, async (store) => {
         const pools = await new Resources(store).list<IPPool>("IPPool");
         const blocks = await ipamOf(store).blocks();
@@ -178,8 +185,12 @@ export function registerClusterCommands(program: Command): void {
         // Blocks left by a pool that was deleted while addresses were in use.
         const orphans = blocks.filter((b) => !pools.some((p) => p.metadata.name === b.block.pool));
         for (const b of orphans) rows.push(blockRow(`Block of deleted IPPool(${b.block.pool})`, b.block));
-        const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-        process.stdout.write(`${rows.map((r) => r.map((c, i) => c.padEnd(w[i])).join(" | ")).join("\n")}\n`);
+        process.stdout.write(pipeTable(rows));
+        if (opts.showBorrowed) {
+          const borrowed = await ipamOf(store).borrowed();
+          const b = [["IP", "BORROWING-NODE", "BLOCK", "BLOCK OWNER", "HANDLE"], ...borrowed.map((x) => [x.address, x.node, x.block, x.owner, x.handle])];
+          process.stdout.write(`\n${borrowed.length ? pipeTable(b) : "No borrowed addresses.\n"}`);
+        }
       });
     });
   ipam

@@ -44,6 +44,10 @@ describe("IPAM", () => {
     const blocks = await ipam.blocks();
     expect(blocks).toHaveLength(1);
     expect(Object.values(blocks[0].block.allocations).some((al) => al.node === "w2")).toBe(true);
+    // What ipam show --show-borrowed lists: w2's addresses in w1's block, and nothing of w1's.
+    const borrowed = await ipam.borrowed();
+    expect(borrowed.map((b) => b.node)).toEqual(["w2", "w2", "w2", "w2"]);
+    expect(borrowed[0]).toMatchObject({ block: "10.20.0.0/29", owner: "w1" });
     await expect(ipam.assign({ node: "w2", handle: "z" })).rejects.toThrow("No IPs available in pools: [10.20.0.0/29]");
     await expect(ipam.assign({ node: "w3", handle: "z", strictAffinity: true })).rejects.toThrow("No IPs available in pools");
     expect(await ipam.releaseAddress(first.address)).toBe(true);

@@ -76,6 +76,15 @@ export class IPAM {
     return items.map((kv) => ({ block: JSON.parse(kv.value) as Block, kv }));
   }
 
+  /** Addresses a node holds in a block another node (or no node) owns: each is routed as a /32. */
+  async borrowed(): Promise<Array<{ address: string; node: string; block: string; owner: string; handle: string }>> {
+    return (await this.blocks()).flatMap(({ block }) =>
+      Object.entries(block.allocations)
+        .filter(([, a]) => block.affinity !== affinityOf(a.node))
+        .map(([ord, a]) => ({ address: addressAt(block, Number(ord)), node: a.node, block: block.cidr, owner: block.affinity?.replace(/^host:/, "") ?? "(none)", handle: a.handle })),
+    );
+  }
+
   /** The addresses given to workloads (not nodes' tunnel addresses) from a pool's blocks. */
   async workloadAddresses(pool: string): Promise<Array<{ address: string; handle: string; node: string }>> {
     return (await this.blocks())

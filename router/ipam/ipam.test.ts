@@ -101,6 +101,14 @@ describe("IPAM", () => {
     expect(await ipam.addressesOf(handle)).toEqual([]);
   });
 
+  it("gives addresses from a Manual pool (assignmentMode) only to those that name it", async () => {
+    const two = `${pool("10.63.0.0/24", 26, ", assignmentMode: Manual").replace("name: p", "name: manual")}---\n${pool("10.64.0.0/24").replace("name: p", "name: auto")}`;
+    const ipam = await setup(two);
+    expect((await ipam.assign({ node: "w1", handle: "a" })).address).toMatch(/^10\.64\.0\./);
+    expect((await ipam.assign({ node: "w1", handle: "b", pools: ["manual"] })).address).toMatch(/^10\.63\.0\./);
+    expect((await ipam.assign({ node: "w1", handle: "t", use: "Tunnel" })).address).toMatch(/^10\.64\.0\./);
+  });
+
   it("never gives an address twice under concurrent assignment in one process", async () => {
     const ipam = await setup(pool("10.50.0.0/24"));
     const got = await Promise.all(Array.from({ length: 40 }, (_, i) => ipam.assign({ node: `w${i % 4}`, handle: `c${i}` })));

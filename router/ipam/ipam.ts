@@ -112,7 +112,8 @@ export class IPAM {
   private async assignNow(req: AssignRequest): Promise<{ address: string; block: string }> {
     const labels = req.labels ?? {};
     const use = req.use ?? "Workload";
-    const pools = (await this.usablePools(labels, use)).filter((p) => !req.pools || req.pools.includes(p.metadata.name));
+    // Named pools when asked for (ipv4_pools); otherwise the automatic ones.
+    const pools = (await this.usablePools(labels, use)).filter((p) => (req.pools ? req.pools.includes(p.metadata.name) : p.spec.assignmentMode !== "Manual"));
     if (pools.length === 0) throw new IPAMError(`No IPs available in pools: [] (no enabled IPv4 pool${req.pools ? ` of ${req.pools.join(", ")}` : ""} selects node ${req.node}${use === "Tunnel" ? " for tunnel addresses" : ""})`);
     const inPools = (b: Block) => pools.some((p) => p.metadata.name === b.pool);
     const alloc: Allocation = { handle: req.handle, node: req.node };
@@ -197,7 +198,7 @@ export class IPAM {
       const c = parseCIDR(p.spec.cidr, true);
       return c !== undefined && contains(c, parseIPv4(current)!);
     });
-    if (inPool(await this.usablePools(labels, "Tunnel"))) return current;
+    if (inPool((await this.usablePools(labels, "Tunnel")).filter((p) => p.spec.assignmentMode !== "Manual"))) return current;
     const handle = `${TUNNEL_HANDLE_PREFIX}${node}`;
     let next: string | undefined;
     try {

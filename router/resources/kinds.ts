@@ -37,6 +37,8 @@ export const ipPoolSpec = z
     disableBGPExport: z.boolean().default(false),
     nodeSelector: z.string().default("all()"),
     allowedUses: z.array(z.enum(["Workload", "Tunnel"])).min(1, "must name at least one of Workload, Tunnel").optional(),
+    // Calico 3.29+: Manual pools give addresses only to those that ask for them by name.
+    assignmentMode: z.enum(["Automatic", "Manual"]).optional(),
   })
   .strict();
 

@@ -159,6 +159,11 @@ spec: {bgp: {ipv4Address: 10.30.0.11/24, routeReflectorClusterID: 10.30.0.1}}
     expect(() => parseManifests(nodeDoc("{bgp: {ipv4Adress: 10.30.0.11/24}}"), "x")).toThrow('Node(n1): spec.bgp: unknown field "ipv4Adress"');
   });
 
+  it("a Calico field weft does not do is refused as such, not as a typo", () => {
+    const doc = "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {asNumber: 64512, serviceClusterIPs: [{cidr: 10.96.0.0/12}]}\n";
+    expect(() => parseManifests(doc, "x")).toThrow("BGPConfiguration(default): spec: serviceClusterIPs is Calico's, and weft does not support it (weft does not advertise Kubernetes service addresses): remove it");
+  });
+
   it("a Node as calicoctl prints it (Calico's IPIP tunnel address, orchRefs, status) applies; status is not stored", () => {
     const doc = `apiVersion: projectcalico.org/v3
 kind: Node

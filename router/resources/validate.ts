@@ -19,8 +19,32 @@ function fieldPath(path: ReadonlyArray<PropertyKey>): string {
   return path.reduce<string>((acc, p) => (typeof p === "number" ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), "");
 }
 
+/**
+ * Calico fields weft knows of but does not do: a manifest carrying one is refused
+ * saying so (not as a typo), so nobody believes it took effect.
+ */
+const CALICO_ONLY: Record<string, string> = {
+  serviceClusterIPs: "weft does not advertise Kubernetes service addresses",
+  serviceExternalIPs: "weft does not advertise Kubernetes service addresses",
+  serviceLoadBalancerIPs: "weft does not advertise Kubernetes service addresses",
+  communities: "weft sends no BGP communities",
+  prefixAdvertisements: "weft sends no BGP communities",
+  nodeMeshPassword: "weft's node-to-node mesh has no password; a BGPPeer's password works",
+  bindMode: "weft's BGP listens on every address",
+  ignoredInterfaces: "weft's address detection takes --ip or --interface",
+  keepOriginalNextHop: "weft sets itself as next hop toward its peers",
+  ttlSecurity: "weft does not do GTSM",
+  filters: "weft has no BGP filters",
+  reachableBy: "weft peers directly",
+  numAllowedLocalASNumbers: "weft drops routes with its own AS in the path",
+};
+
 function zodReason(issue: z.core.$ZodIssue): string {
-  if (issue.code === "unrecognized_keys") return `unknown field ${issue.keys.map((k) => `"${k}"`).join(", ")}`;
+  if (issue.code === "unrecognized_keys") {
+    const calico = issue.keys.find((k) => k in CALICO_ONLY);
+    if (calico) return `${calico} is Calico's, and weft does not support it (${CALICO_ONLY[calico]}): remove it`;
+    return `unknown field ${issue.keys.map((k) => `"${k}"`).join(", ")}`;
+  }
   if (issue.code === "invalid_value") return `must be one of ${issue.values.map(String).join(", ")}`;
   if (issue.code === "invalid_type" && /received undefined/.test(issue.message)) return "is required";
   return issue.message;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { clusterState, encapsulationFor } from "./cluster.js";
+import { clusterState, encapsulationFor, remoteFromBgp } from "./cluster.js";
 import type { IPPool, NodeResource } from "../resources/kinds.js";
 import type { Block } from "../ipam/ipam.js";
 
@@ -27,6 +27,20 @@ describe("cluster desired state (seen from worker-1)", () => {
     expect(s.localBlocks).toEqual(["192.168.226.64/26"]);
     expect(s.knownNodes.sort()).toEqual(["10.30.0.12", "10.30.1.13"]);
     expect(s.masqPools).toEqual(["192.168.0.0/16"]);
+  });
+
+  it("routes from BGP: a pod block toward its node, encapsulated; anything else (an external router's, a node's non-pool prefix) as a plain route beside the host's own", () => {
+    const view = { pools: [pool("Always")], nodes, blocks };
+    const r = remoteFromBgp("worker-1", view, [
+      { prefix: "192.168.133.192/26", nextHop: "10.30.0.12" },
+      { prefix: "10.96.0.0/12", nextHop: "10.30.0.12" },
+      { prefix: "10.99.0.0/24", nextHop: "10.30.0.1" },
+    ]);
+    expect(r.map((x) => [x.cidr, x.encapsulation, !!x.external])).toEqual([
+      ["192.168.133.192/26", "IPIP", false],
+      ["10.96.0.0/12", "None", true],
+      ["10.99.0.0/24", "None", true],
+    ]);
   });
 
   it("a node registered as /32 is never same-subnet, so CrossSubnet encapsulates", () => {

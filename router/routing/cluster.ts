@@ -49,8 +49,9 @@ function poolOf(pools: IPPool[], b: Block): IPPool | undefined {
   });
 }
 
-/** Remote routes from BGP best paths: toward a node (encapsulated per its pool) or,
- * for a next hop that is no node (an external router), a direct route. */
+/** Remote routes from BGP best paths: a pod block toward its node (encapsulated per its
+ * pool); anything else (an external router's route, a prefix in no pool) as a plain
+ * route via its next hop, beside the host's own routes. */
 export function remoteFromBgp(me: string, view: ClusterView, best: Array<{ prefix: string; nextHop: string }>): RemoteBlock[] {
   const byAddr = new Map(view.nodes.map((n) => [nodeIPv4(n)?.address, n]));
   const mine = view.nodes.find((n) => n.metadata.name === me);
@@ -65,8 +66,9 @@ export function remoteFromBgp(me: string, view: ClusterView, best: Array<{ prefi
       return pc && pc.len <= c.len && contains(pc, c.addr);
     });
     if (n && pool) out.push({ cidr: prefix, node: n.metadata.name, address: nextHop, encapsulation: encapsulationFor(pool, localCIDR, nextHop), vtepMAC: nodeVtepMAC(n) ?? vtepMAC(n.metadata.name) });
-    else if (n) out.push({ cidr: prefix, node: n.metadata.name, address: nextHop, encapsulation: "None" });
-    else out.push({ cidr: prefix, node: nextHop, address: nextHop, encapsulation: "None", external: true });
+    // Not a pod block (an external router's route, or one a Calico node in the mesh
+    // announces, such as its service addresses): a plain route beside the host's own.
+    else out.push({ cidr: prefix, node: n?.metadata.name ?? nextHop, address: nextHop, encapsulation: "None", external: true });
   }
   return out;
 }

@@ -10,8 +10,8 @@ export async function printLab(lab: Lab, tookMs?: number): Promise<string> {
   for (const h of HOSTS) {
     let line = `\n== ${h.name} ${h.address}`;
     try {
-      const s = (await lab.nodeStatus(h.name)) as { tunnel: { device: string; mtu: number; vtepMAC: string } };
-      line += `  weft node up: ${s.tunnel.device} mtu ${s.tunnel.mtu}, VTEP ${s.tunnel.vtepMAC}`;
+      const s = (await lab.nodeStatus(h.name)) as { tunnel: { device: string; mtu: number; vtepMAC: string; address?: string } };
+      line += `  weft node up: ${s.tunnel.device} mtu ${s.tunnel.mtu}${s.tunnel.address ? ` address ${s.tunnel.address}` : ""}, VTEP ${s.tunnel.vtepMAC}`;
     } catch {
       line += "  weft node not answering";
     }

@@ -159,6 +159,13 @@ describe("weft with bad arguments", () => {
     expect(r.stderr).toMatch(/note: Node\(w9\) has ipv4Address 10\.30\.0\.19, a \/32: no other node is in its subnet, so CrossSubnet pools encapsulate all its traffic/);
   });
 
+  it("weft node run takes Calico's NODENAME as --name, and names it when it is bad", () => {
+    const r = spawnSync(process.execPath, [cli, "node", "run", "--datastore", `sqlite:${dir}/nn.db`], { encoding: "utf8", timeout: 20_000, env: { ...process.env, NODENAME: "Bad_Name" } });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^weft: NODENAME: Node\(Bad_Name\): metadata\.name: must be lowercase/);
+    expect(existsSync(path.join(dir, "nn.db"))).toBe(false);
+  });
+
   it("created no datastore file for the commands that only read or were refused", () => {
     expect(existsSync(path.join(dir, "typo"))).toBe(false);
     expect(existsSync(path.join(dir, "none.db"))).toBe(false);

@@ -43,7 +43,7 @@ node
   .command("run")
   .description("run this host's node: from the datastore (default), or with --config from a static-routes file")
   .option("--datastore <url>", DATASTORE_HELP)
-  .option("--name <name>", "node name: lowercase letters, digits, - and . (default: the hostname in lowercase)")
+  .addOption(new Option("--name <name>", "node name: lowercase letters, digits, - and . (default: the hostname in lowercase)").env("NODENAME"))
   .option("--ip <address/prefix>", "underlay address with its prefix (default: the address of the default route's interface)")
   .option("--interface <dev>", "underlay interface (default: the one holding the address)")
   .addOption(new Option("--backend <backend>", "bgp: share routes over BGP (Calico's default); vxlan: BGP off, routes from the datastore").choices(["bgp", "vxlan"]).default("bgp"))
@@ -51,13 +51,15 @@ node
   .option("--control <path>", "control socket path (default /run/weft/<name>.sock)")
   .addOption(new Option("--log-level <level>", "log level").choices(["trace", "debug", "info", "warn", "error"]).default("info").env("WEFT_LOG_LEVEL"))
   .addHelpText("after", switchesHelp())
-  .action(async (opts: { config?: string; datastore?: string; name?: string; ip?: string; interface?: string; control?: string; logLevel: string; backend: "bgp" | "vxlan" }) => {
+  .action(async function (this: Command, opts: { config?: string; datastore?: string; name?: string; ip?: string; interface?: string; control?: string; logLevel: string; backend: "bgp" | "vxlan" }) {
+    // Calico's NODENAME names the node as --name does (the file does in static mode).
+    const nameFromEnv = this.getOptionValueSource("name") === "env";
     if (opts.config) {
-      if (opts.datastore || opts.name || opts.ip) throw new ConfigError("--config runs from static routes: leave out --datastore, --name and --ip (the file has them)");
+      if (opts.datastore || (opts.name && !nameFromEnv) || opts.ip) throw new ConfigError("--config runs from static routes: leave out --datastore, --name and --ip (the file has them)");
       await runStaticNode(loadStaticConfig(opts.config), opts.config, logger(opts.logLevel), opts.control);
     } else {
       const { runClusterNode } = await import("../node/cluster-node.js");
-      await runClusterNode({ datastore: datastoreURL(opts), backend: opts.backend, name: opts.name, ip: opts.ip, interface: opts.interface, control: opts.control }, logger(opts.logLevel));
+      await runClusterNode({ datastore: datastoreURL(opts), backend: opts.backend, name: opts.name, nameFrom: nameFromEnv ? "NODENAME" : "--name", ip: opts.ip, interface: opts.interface, control: opts.control }, logger(opts.logLevel));
     }
     process.exit(0);
   });

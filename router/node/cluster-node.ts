@@ -27,6 +27,8 @@ export interface ClusterNodeOptions {
   /** bgp (default): routes are learned over BGP; vxlan: BGP off, routes from the datastore. */
   backend?: "bgp" | "vxlan";
   name?: string;
+  /** Where name came from, for messages (--name, or Calico's NODENAME). */
+  nameFrom?: string;
   ip?: string; // A/P
   interface?: string;
   control?: string;
@@ -64,7 +66,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   try {
     name = nodeName(opts.name);
   } catch (err) {
-    throw new ConfigError(`${opts.name === undefined ? "node name (the hostname; pass --name)" : "--name"}: ${(err as Error).message}`);
+    throw new ConfigError(`${opts.name === undefined ? "node name (the hostname; pass --name)" : (opts.nameFrom ?? "--name")}: ${(err as Error).message}`);
   }
   const { cidr, uplink } = await detectAddress(opts);
   const link = kernel.linkInfo(uplink);

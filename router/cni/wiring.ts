@@ -6,40 +6,19 @@
 // leaves the current one alone.
 import { createHash } from "node:crypto";
 import { execFile } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { promisify } from "node:util";
+import { ip, ipBatch, setSysctlIfPresent } from "../native/iproute.js";
 
 const run = promisify(execFile);
 
-async function ip(args: string[], netns?: string): Promise<string> {
-  const [cmd, argv] = netns ? ["nsenter", [`--net=${netns}`, "ip", ...args]] : ["ip", args];
-  try {
-    return (await run(cmd, argv)).stdout;
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new Error(`ip ${args.join(" ")}${netns ? ` (in ${netns})` : ""}: ${(e.stderr ?? e.message).trim()}`);
-  }
-}
-
 /**
- * Several ip commands in one process (`ip -batch -`), through nsenter for another
- * namespace: an ADD costs three processes instead of a dozen. The batch stops at the
- * first failure, which is named with the kernel's reason.
+ * Several ip commands in one process: an ADD costs three processes instead of a dozen.
+ * The batch stops at the first failure, which is named with the kernel's reason.
  */
-async function ipBatch(lines: string[][], netns?: string): Promise<void> {
-  const [cmd, argv] = netns ? ["nsenter", [`--net=${netns}`, "ip", "-batch", "-"]] : ["ip", ["-batch", "-"]];
-  const stderr = await new Promise<string | undefined>((resolve, reject) => {
-    const child = execFile(cmd, argv, (err, _stdout, errText) => {
-      if (!err) resolve(undefined);
-      else if (typeof (err as { code?: unknown }).code === "number") resolve(errText);
-      else reject(new Error(`${cmd}: ${err.message}`));
-    });
-    child.stdin!.end(`${lines.map((l) => l.join(" ")).join("\n")}\n`);
-  });
-  if (stderr === undefined) return;
-  const n = Number(/Command failed -:(\d+)/.exec(stderr)?.[1] ?? 0);
-  const why = stderr.replace(/Command failed -:\d+/, "").trim();
-  throw new Error(`ip ${(lines[n - 1] ?? lines[0]).join(" ")}${netns ? ` (in ${netns})` : ""}: ${why}`);
+async function batch(lines: string[][], netns?: string): Promise<void> {
+  const [failed] = await ipBatch(lines.map((l) => l.join(" ")), { netns });
+  if (failed) throw new Error(`ip ${failed.line}${netns ? ` (in ${netns})` : ""}: ${failed.why}`);
 }
 
 export const HOST_MAC = "ee:ee:ee:ee:ee:ee";
@@ -61,8 +40,7 @@ async function sysctl(key: string, value: string | number, netns?: string): Prom
     await run("nsenter", [`--net=${netns}`, "sysctl", "-q", "-w", `${key}=${value}`]);
     return;
   }
-  const p = `/proc/sys/${key.replaceAll(".", "/")}`;
-  if (existsSync(p)) writeFileSync(p, String(value));
+  setSysctlIfPresent(key, value);
 }
 
 export interface Wired {
@@ -79,7 +57,7 @@ export async function wire(opts: { netns: string; ifname: string; hostVeth: stri
   const { netns, ifname, hostVeth, address, mtu, owner, hostNetns } = opts;
   const tmp = `tmp${hostVeth.slice(4, 12)}`;
   // (The owner, network name and container ID, is alphanumeric with . _ - : nothing a batch line splits.)
-  await ipBatch([
+  await batch([
     ["link", "add", "name", hostVeth, "type", "veth", "peer", "name", tmp],
     ["link", "set", tmp, "netns", netns],
     ["link", "set", hostVeth, "address", HOST_MAC, "mtu", String(mtu), "alias", owner, "up"],
@@ -88,7 +66,7 @@ export async function wire(opts: { netns: string; ifname: string; hostVeth: stri
   await sysctl(`net.ipv4.conf.${hostVeth}.proxy_arp`, 1, hostNetns);
   await sysctl(`net.ipv4.neigh.${hostVeth}.proxy_delay`, 0, hostNetns);
   await sysctl(`net.ipv4.conf.${hostVeth}.forwarding`, 1, hostNetns);
-  await ipBatch([
+  await batch([
     ["link", "set", tmp, "name", ifname],
     ["link", "set", ifname, "mtu", String(mtu), "up"],
     ["addr", "add", `${address}/32`, "dev", ifname],

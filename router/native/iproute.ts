@@ -23,14 +23,48 @@ export interface KernelRoute {
   metric?: number;
 }
 
-async function ip(args: string[]): Promise<string> {
+/** `ip ARGS`, in another network namespace through nsenter when netns (a path) is given. */
+export async function ip(args: string[], netns?: string): Promise<string> {
+  const [cmd, argv] = netns ? ["nsenter", [`--net=${netns}`, "ip", ...args]] : ["ip", args];
   try {
-    const { stdout } = await run("ip", args, { maxBuffer: 64 << 20 });
+    const { stdout } = await run(cmd, argv, { maxBuffer: 64 << 20 });
     return stdout;
   } catch (err) {
     const e = err as { stderr?: string; message: string };
-    throw new Error(`ip ${args.join(" ")}: ${(e.stderr ?? e.message).trim()}`);
+    throw new Error(`ip ${args.join(" ")}${netns ? ` (in ${netns})` : ""}: ${(e.stderr ?? e.message).trim()}`);
   }
+}
+
+/**
+ * Several ip commands in one process (`ip -batch -`), through nsenter for another
+ * namespace. With force every command is tried; without, the batch stops at the first
+ * failure. Returns the commands that failed, each with the kernel's reason.
+ */
+export async function ipBatch(lines: string[], opts: { netns?: string; force?: boolean; family?: "-4" } = {}): Promise<Array<{ index: number; line: string; why: string }>> {
+  if (lines.length === 0) return [];
+  const flags = [...(opts.family ? [opts.family] : []), ...(opts.force ? ["-force"] : []), "-batch", "-"];
+  const [cmd, argv] = opts.netns ? ["nsenter", [`--net=${opts.netns}`, "ip", ...flags]] : ["ip", flags];
+  const stderr = await new Promise<string>((resolve, reject) => {
+    const child = execFile(cmd, argv, { maxBuffer: 16 << 20 }, (err, _stdout, errText) => {
+      // A failed command makes ip exit 1; which ones failed is in stderr.
+      if (err && typeof (err as { code?: unknown }).code !== "number") reject(new Error(`${cmd} ${argv.join(" ")}: ${err.message}`));
+      else resolve(errText);
+    });
+    child.stdin!.end(`${lines.join("\n")}\n`);
+  });
+  const failed: Array<{ index: number; line: string; why: string }> = [];
+  let message: string[] = [];
+  for (const line of stderr.split("\n")) {
+    const m = /^Command failed -:(\d+)/.exec(line);
+    if (!m) {
+      if (line.trim()) message.push(line.trim());
+      continue;
+    }
+    const index = Number(m[1]) - 1;
+    failed.push({ index, line: lines[index] ?? `(line ${index + 1})`, why: message.join("; ") });
+    message = [];
+  }
+  return failed;
 }
 
 function withPrefix(dst: string): string {
@@ -71,30 +105,8 @@ const ALREADY_GONE = /No such process|Cannot find/;
  */
 export async function changeRoutes(replace: KernelRoute[], remove: KernelRoute[]): Promise<void> {
   const lines = [...replace.map((r) => ["route", "replace", ...routeArgs(r)].join(" ")), ...remove.map((r) => `route del ${r.dst} proto ${WEFT_RT_PROTO}${r.metric ? ` metric ${r.metric}` : ""}`)];
-  if (lines.length === 0) return;
-  const stderr = await new Promise<string>((resolve, reject) => {
-    const child = execFile("ip", ["-4", "-force", "-batch", "-"], { maxBuffer: 16 << 20 }, (err, _stdout, errText) => {
-      // A failed command makes ip exit 1; which ones failed is in stderr.
-      if (err && typeof (err as { code?: unknown }).code !== "number") reject(new Error(`ip -batch: ${err.message}`));
-      else resolve(errText);
-    });
-    child.stdin!.end(`${lines.join("\n")}\n`);
-  });
-  const failed: string[] = [];
-  let message: string[] = [];
-  for (const line of stderr.split("\n")) {
-    const m = /^Command failed -:(\d+)/.exec(line);
-    if (!m) {
-      if (line.trim()) message.push(line.trim());
-      continue;
-    }
-    const i = Number(m[1]) - 1;
-    const why = message.join("; ");
-    message = [];
-    if (i >= replace.length && ALREADY_GONE.test(why)) continue;
-    failed.push(`ip ${lines[i] ?? `(line ${i + 1})`}: ${why}`);
-  }
-  if (failed.length) throw new Error(failed.join("\n"));
+  const failed = (await ipBatch(lines, { family: "-4", force: true })).filter((f) => !(f.index >= replace.length && ALREADY_GONE.test(f.why)));
+  if (failed.length) throw new Error(failed.map((f) => `ip ${f.line}: ${f.why}`).join("\n"));
 }
 
 export interface LinkInfo {
@@ -146,9 +158,13 @@ export function isTunTap(name: string): boolean {
 
 /** Name of the interface holding an IPv4 address (the node's uplink). */
 export async function interfaceWithAddress(address: string): Promise<string | undefined> {
-  const out = await ip(["-j", "-4", "addr", "show"]);
-  const links = JSON.parse(out || "[]") as Array<{ ifname: string; addr_info?: Array<{ local: string }> }>;
-  return links.find((l) => l.addr_info?.some((a) => a.local === address))?.ifname;
+  return (await hostAddresses()).get(address);
+}
+
+/** Every IPv4 address of this network namespace, with the interface that holds it (one ip call). */
+export async function hostAddresses(): Promise<Map<string, string>> {
+  const links = JSON.parse((await ip(["-j", "-4", "addr", "show"])) || "[]") as Array<{ ifname: string; addr_info?: Array<{ local: string }> }>;
+  return new Map(links.flatMap((l) => (l.addr_info ?? []).map((a): [string, string] => [a.local, l.ifname])));
 }
 
 /** The device of the IPv4 default route, if there is one. */

@@ -145,6 +145,17 @@ static int set_nonblock(int fd) {
   return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
+// An interface name argument into a zeroed ifreq (at most IFNAMSIZ-1 bytes, NUL-ended).
+static int arg_ifreq(napi_env env, napi_value v, struct ifreq *ifr) {
+  memset(ifr, 0, sizeof *ifr);
+  size_t n;
+  if (napi_get_value_string_utf8(env, v, ifr->ifr_name, IFNAMSIZ, &n) != napi_ok) {
+    napi_throw_type_error(env, NULL, "an interface name must be a string");
+    return 0;
+  }
+  return 1;
+}
+
 // tunOpen(name, vnetHdr) -> fd. Creates the device or attaches to an existing
 // persistent one. With vnetHdr every read and write carries a virtio_net_hdr.
 static napi_value tun_open(napi_env env, napi_callback_info info) {
@@ -152,15 +163,11 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, 2, argv)) return NULL;
   bool vnet = false;
   napi_get_value_bool(env, argv[1], &vnet);
-  char name[IFNAMSIZ];
-  size_t n;
-  CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n));
+  struct ifreq ifr;
+  if (!arg_ifreq(env, argv[0], &ifr)) return NULL;
   int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
   if (fd < 0) return throw_errno(env, "open /dev/net/tun", errno);
-  struct ifreq ifr;
-  memset(&ifr, 0, sizeof ifr);
   ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
-  memcpy(ifr.ifr_name, name, n < IFNAMSIZ ? n : IFNAMSIZ - 1);
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) return close_and_throw(env, fd, "TUNSETIFF");
   // Persistent: the device and its routes outlive the process, so a restart adopts them.
   if (ioctl(fd, TUNSETPERSIST, 1) < 0 || set_nonblock(fd) < 0) return close_and_throw(env, fd, "TUNSETPERSIST");
@@ -207,15 +214,11 @@ static napi_value udp_gso_supported(napi_env env, napi_callback_info info) {
 static napi_value tun_delete(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv)) return NULL;
-  char name[IFNAMSIZ];
-  size_t n;
-  CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n));
+  struct ifreq ifr;
+  if (!arg_ifreq(env, argv[0], &ifr)) return NULL;
   int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
   if (fd < 0) return throw_errno(env, "open /dev/net/tun", errno);
-  struct ifreq ifr;
-  memset(&ifr, 0, sizeof ifr);
   ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
-  memcpy(ifr.ifr_name, name, n < IFNAMSIZ ? n : IFNAMSIZ - 1);
   if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETPERSIST, 0) < 0) return close_and_throw(env, fd, "TUNSETPERSIST 0");
   close(fd);
   return NULL;
@@ -225,17 +228,13 @@ static napi_value tun_delete(napi_env env, napi_callback_info info) {
 static napi_value link_set(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   if (!get_args(env, info, 3, argv)) return NULL;
-  char name[IFNAMSIZ];
-  size_t n;
-  CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n));
+  struct ifreq ifr;
+  if (!arg_ifreq(env, argv[0], &ifr)) return NULL;
   int32_t mtu = arg_i32(env, argv[1]);
   bool up = false;
   napi_get_value_bool(env, argv[2], &up);
   int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (s < 0) return throw_errno(env, "socket", errno);
-  struct ifreq ifr;
-  memset(&ifr, 0, sizeof ifr);
-  memcpy(ifr.ifr_name, name, n < IFNAMSIZ ? n : IFNAMSIZ - 1);
   if (mtu > 0) {
     ifr.ifr_mtu = mtu;
     if (ioctl(s, SIOCSIFMTU, &ifr) < 0) return close_and_throw(env, s, "SIOCSIFMTU");
@@ -253,14 +252,10 @@ static napi_value link_set(napi_env env, napi_callback_info info) {
 static napi_value link_get(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv)) return NULL;
-  char name[IFNAMSIZ];
-  size_t n;
-  CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n));
+  struct ifreq ifr;
+  if (!arg_ifreq(env, argv[0], &ifr)) return NULL;
   int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (s < 0) return throw_errno(env, "socket", errno);
-  struct ifreq ifr;
-  memset(&ifr, 0, sizeof ifr);
-  memcpy(ifr.ifr_name, name, n < IFNAMSIZ ? n : IFNAMSIZ - 1);
   napi_value out;
   if (ioctl(s, SIOCGIFINDEX, &ifr) < 0) {
     int err = errno;

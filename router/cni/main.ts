@@ -11,7 +11,7 @@ import { nodeIPv4, type IPPool, type NodeResource } from "../resources/kinds.js"
 import { IPAM, IPAMError } from "../ipam/ipam.js";
 import { CNI, CniError } from "./errors.js";
 import { parseNetConf, SUPPORTED_VERSIONS, type NetConf } from "./config.js";
-import { IFNAME, interfaceWithAddress } from "../native/iproute.js";
+import { hostAddresses, IFNAME } from "../native/iproute.js";
 import { check, containerMAC, GATEWAY, HOST_MAC, hostVethName, linkMTU, unwire, vethOwner, vethsOwnedBy, wire } from "./wiring.js";
 
 /**
@@ -22,6 +22,8 @@ import { check, containerMAC, GATEWAY, HOST_MAC, hostVethName, linkMTU, unwire, 
  */
 const handleOf = (conf: NetConf, containerID: string) => `${conf.name}.${containerID}`;
 const LEGACY_HANDLE_PREFIX = "k8s-pod-network.";
+/** Who may claim a container's host interface: its handle (the alias weft writes), or the bare container ID (the alias before). */
+const ownersOf = (conf: NetConf, containerID: string) => [handleOf(conf, containerID), containerID];
 
 /** The handle a container's addresses are held under in this network (its legacy one if only that has any). */
 async function heldUnder(ipam: IPAM, conf: NetConf, containerID: string): Promise<{ handle: string; addresses: string[] }> {
@@ -126,16 +128,12 @@ async function tunnelMTU(conf: NetConf): Promise<number> {
  * --name, as Calico's plugin learns it from calico-node).
  */
 async function thisNode(res: Resources, conf: NetConf): Promise<NodeResource> {
-  const local = async (n: NodeResource) => {
-    const a = nodeIPv4(n)?.address;
-    return a !== undefined && (await interfaceWithAddress(a)) !== undefined;
-  };
+  const mine = await hostAddresses();
+  const local = (n: NodeResource) => mine.has(nodeIPv4(n)?.address ?? "");
   let node = await res.get<NodeResource>("Node", conf.nodename);
-  if (!node && !conf.nodenameGiven) {
-    for (const n of await res.list<NodeResource>("Node")) if (await local(n)) node = n;
-  }
+  if (!node && !conf.nodenameGiven) node = (await res.list<NodeResource>("Node")).find(local);
   if (!node) throw new CniError(CNI.TRY_AGAIN, `Node(${conf.nodename}) is not registered: is "weft node run" running on this host?`, `datastore ${conf.datastore}; set "nodename" in the network configuration if the node runs under another name`);
-  if (nodeIPv4(node) && !(await local(node))) {
+  if (nodeIPv4(node) && !local(node)) {
     throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", `nodename ${node.metadata.name}: that Node's address ${nodeIPv4(node)!.address} is not on this host (a configuration copied from another host?); set nodename to this host's node, or leave it out for the hostname`);
   }
   return node;
@@ -171,9 +169,7 @@ async function add(env: Env, conf: NetConf, log: Logger): Promise<unknown> {
   checkTarget(env, { netns: true });
   const handle = handleOf(conf, env.containerID);
   const hostVeth = hostVethName(env.args, env.containerID);
-  // The host end's alias is the attachment, as the handle; before, the container ID.
-  const owner = handle;
-  const owners = [handle, env.containerID];
+  const owners = ownersOf(conf, env.containerID);
   const mtu = await tunnelMTU(conf);
   return withStore(conf, async (store) => {
     const { ipam, res } = ipamOf(store);
@@ -206,7 +202,7 @@ async function add(env: Env, conf: NetConf, log: Logger): Promise<unknown> {
     log.info({ containerID: env.containerID, address, hostVeth }, "address assigned");
     try {
       if (process.env.WEFT_CNI_FAIL_AFTER_IPAM === "1") throw new Error("failure injected after IPAM assignment (WEFT_CNI_FAIL_AFTER_IPAM)");
-      const w = await wire({ netns: env.netns, ifname: env.ifname, hostVeth, address, mtu, owner });
+      const w = await wire({ netns: env.netns, ifname: env.ifname, hostVeth, address, mtu, owner: handle });
       return addResult(conf, env, address, w.hostVeth, w.containerMAC);
     } catch (err) {
       // Nothing half-done stays behind: the address goes back, the veth goes away.
@@ -224,7 +220,7 @@ async function del(env: Env, conf: NetConf, log: Logger): Promise<void> {
   await withStore(conf, async (store) => {
     const { ipam } = ipamOf(store);
     const { handle, addresses: addrs } = await heldUnder(ipam, conf, env.containerID);
-    await unwire(hostVeth, { owner: [handleOf(conf, env.containerID), env.containerID], address: addrs[0] });
+    await unwire(hostVeth, { owner: ownersOf(conf, env.containerID), address: addrs[0] });
     const released = await ipam.releaseByHandle(handle);
     log.info({ containerID: env.containerID, released, hostVeth }, "deleted");
   });
@@ -236,7 +232,7 @@ async function checkCmd(env: Env, conf: NetConf): Promise<void> {
   await withStore(conf, async (store) => {
     const [address] = (await heldUnder(ipamOf(store).ipam, conf, env.containerID)).addresses;
     if (!address) throw new CniError(CNI.CHECK_FAILED, `no address is assigned to container ${env.containerID}`);
-    const problem = await check({ netns: env.netns, ifname: env.ifname, hostVeth: hostVethName(env.args, env.containerID), address, owner: [handleOf(conf, env.containerID), env.containerID] });
+    const problem = await check({ netns: env.netns, ifname: env.ifname, hostVeth: hostVethName(env.args, env.containerID), address, owner: ownersOf(conf, env.containerID) });
     if (problem) throw new CniError(CNI.CHECK_FAILED, problem);
   });
 }
@@ -265,7 +261,7 @@ async function gc(conf: NetConf, log: Logger): Promise<void> {
     for (const h of handles) {
       const id = h.slice(conf.name.length + 1);
       if (valid.has(id)) continue;
-      for (const veth of new Set([...(await vethsOwnedBy([h, id])), hostVethName({}, id)])) await unwire(veth, { owner: [h, id] });
+      for (const veth of new Set([...(await vethsOwnedBy(ownersOf(conf, id))), hostVethName({}, id)])) await unwire(veth, { owner: ownersOf(conf, id) });
       log.info({ containerID: id, released: await ipam.releaseByHandle(h) }, "garbage-collected a stale attachment");
     }
   });

@@ -93,8 +93,11 @@ export class IPAM {
       .filter((a) => !a.handle.startsWith(TUNNEL_HANDLE_PREFIX));
   }
 
-  private async usablePools(labels: Labels, use: "Workload" | "Tunnel"): Promise<IPPool[]> {
-    const pools = (await this.pools()).filter((p) => !p.spec.disabled && !p.spec.cidr.includes(":") && (p.spec.allowedUses ?? ["Workload", "Tunnel"]).includes(use) && parseSelector(p.spec.nodeSelector)(labels));
+  /** Pools that give this node addresses for use: the named ones when asked for (ipv4_pools), otherwise the automatic ones. */
+  private async usablePools(labels: Labels, use: "Workload" | "Tunnel", named?: string[]): Promise<IPPool[]> {
+    const pools = (await this.pools()).filter(
+      (p) => !p.spec.disabled && !p.spec.cidr.includes(":") && (p.spec.allowedUses ?? ["Workload", "Tunnel"]).includes(use) && parseSelector(p.spec.nodeSelector)(labels) && (named ? named.includes(p.metadata.name) : p.spec.assignmentMode !== "Manual"),
+    );
     return pools.sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
   }
 
@@ -112,8 +115,7 @@ export class IPAM {
   private async assignNow(req: AssignRequest): Promise<{ address: string; block: string }> {
     const labels = req.labels ?? {};
     const use = req.use ?? "Workload";
-    // Named pools when asked for (ipv4_pools); otherwise the automatic ones.
-    const pools = (await this.usablePools(labels, use)).filter((p) => (req.pools ? req.pools.includes(p.metadata.name) : p.spec.assignmentMode !== "Manual"));
+    const pools = await this.usablePools(labels, use, req.pools);
     if (pools.length === 0) throw new IPAMError(`No IPs available in pools: [] (no enabled IPv4 pool${req.pools ? ` of ${req.pools.join(", ")}` : ""} selects node ${req.node}${use === "Tunnel" ? " for tunnel addresses" : ""})`);
     const inPools = (b: Block) => pools.some((p) => p.metadata.name === b.pool);
     const alloc: Allocation = { handle: req.handle, node: req.node };
@@ -198,7 +200,7 @@ export class IPAM {
       const c = parseCIDR(p.spec.cidr, true);
       return c !== undefined && contains(c, parseIPv4(current)!);
     });
-    if (inPool((await this.usablePools(labels, "Tunnel")).filter((p) => p.spec.assignmentMode !== "Manual"))) return current;
+    if (inPool(await this.usablePools(labels, "Tunnel"))) return current;
     const handle = `${TUNNEL_HANDLE_PREFIX}${node}`;
     let next: string | undefined;
     try {

@@ -4,7 +4,7 @@
 // this node (node, nodeSelector, or global) and name a peer by IP or by peerSelector.
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { nodeIPv4, peerEndpoint, type BGPConfiguration, type BGPPeer, type NodeResource } from "../resources/kinds.js";
+import { calicoLogLevel, nodeIPv4, peerEndpoint, type BGPConfiguration, type BGPPeer, type NodeResource } from "../resources/kinds.js";
 import { parseSelector } from "../resources/selector.js";
 import { ipNum, type PeerConfig } from "./session.js";
 
@@ -40,7 +40,7 @@ export function readSecret(name: string, key: string): string | undefined {
 /** BGPConfiguration logSeverityScreen as a log level for the BGP speaker's lines. */
 export function bgpLogLevel(configs: BGPConfiguration[]): "debug" | "info" | "warn" | "error" | "fatal" | undefined {
   const sev = configs.find((c) => c.metadata.name === "default")?.spec.logSeverityScreen;
-  return sev && ({ Debug: "debug", Info: "info", Warning: "warn", Error: "error", Fatal: "fatal" } as const)[sev];
+  return sev && calicoLogLevel(sev);
 }
 
 export function bgpSettings(configs: BGPConfiguration[]): BgpSettings {

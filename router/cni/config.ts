@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { CNI, CniError } from "./errors.js";
 import { nodeName } from "../resources/validate.js";
+import { calicoLogLevel } from "../resources/kinds.js";
 import { etcdEndpointsURL } from "../store/store.js";
 
 // 0.3.x: what Calico's own conflist and many older ones still say.
@@ -92,12 +93,9 @@ export function parseNetConf(stdin: string, defaults: { datastore: string }): Ne
   if (r.data.log_file !== undefined && r.data.log_file_path !== undefined && r.data.log_file !== r.data.log_file_path) {
     throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", "log_file and log_file_path both name the log file: keep one");
   }
-  const level = r.data.log_level === undefined ? "info" : LOG_LEVELS[r.data.log_level.toLowerCase()];
+  const level = r.data.log_level === undefined ? "info" : calicoLogLevel(r.data.log_level);
   if (level === undefined) {
     throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", `log_level "${r.data.log_level}": use debug, info, warning or error`);
   }
   return { ...r.data, datastore: ds, nodename, nodenameGiven: r.data.nodename !== undefined, log_file: r.data.log_file ?? r.data.log_file_path, logLevel: level };
 }
-
-/** Calico's CNI log levels as the logger's. */
-const LOG_LEVELS: Record<string, string> = { debug: "debug", info: "info", warning: "warn", warn: "warn", error: "error", fatal: "fatal", panic: "fatal" };

@@ -140,6 +140,12 @@ export function kindOf(word: string): Kind | undefined {
  * written around the validator (an older version, a hand edit in etcd) is then treated
  * as not registered yet instead of yielding routes or sessions to a bad address.
  */
+/** Calico's log severities (BGPConfiguration logSeverityScreen, the CNI's log_level), any case, as a logger level. */
+export function calicoLogLevel(severity: string): "debug" | "info" | "warn" | "error" | "fatal" | undefined {
+  const levels = { debug: "debug", info: "info", warning: "warn", warn: "warn", error: "error", fatal: "fatal", panic: "fatal" } as const;
+  return levels[severity.toLowerCase() as keyof typeof levels];
+}
+
 export function nodeIPv4(n: NodeResource): { cidr: string; address: string } | undefined {
   const given = n.spec.bgp?.ipv4Address;
   const cidr = given && !given.includes("/") ? `${given}/32` : given;

@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { useLab } from "./helpers.js";
+import { useLab, waitFor } from "./helpers.js";
 import { poolManifest } from "../router/lab/lab.js";
 
 describe("a weft cluster on etcd, and an etcd outage", () => {
@@ -15,14 +15,6 @@ describe("a weft cluster on etcd, and an etcd outage", () => {
   const full = (host: string) => readFileSync(path.join(lab.dir, `${host}.log`), "utf8");
   const mark = () => ["master", "worker-1", "worker-2", "worker-3"].forEach((h) => marks.set(h, full(h).length));
   const log = (host: string) => full(host).slice(marks.get(host) ?? 0);
-  const waitFor = async (what: string, check: () => boolean | Promise<boolean>, ms = 20_000) => {
-    const until = Date.now() + ms;
-    while (!(await check())) {
-      if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  };
-
   it("runs the lab with --datastore etcd://10.30.0.1:2379: every pod reaches every other", async () => {
     expect(lab.datastoreURL).toBe("etcd://10.30.0.1:2379");
     const m = await lab.reachability();

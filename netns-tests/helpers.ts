@@ -28,6 +28,16 @@ export async function hostNamespace(ns: string, address: string): Promise<void> 
   await run("ip", ["-n", ns, "link", "set", "up1", "up"]);
 }
 
+/** Polls check until it holds; throws naming what after ms. Returns how long it took. */
+export async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 20_000): Promise<number> {
+  const t0 = Date.now();
+  while (!(await check())) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return Date.now() - t0;
+}
+
 /** Kills whatever still runs in a namespace and deletes it (safe to repeat). */
 export async function removeNamespace(ns: string): Promise<void> {
   const pids = await run("ip", ["netns", "pids", ns]).then(({ stdout }) => stdout.split(/\s+/).filter(Boolean), () => []);

@@ -4,7 +4,7 @@
 // in its log.
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { useLab } from "./helpers.js";
+import { useLab, waitFor } from "./helpers.js";
 
 describe("a node repairs what others removed", () => {
   let external = "";
@@ -13,14 +13,6 @@ describe("a node repairs what others removed", () => {
   const lab = useLab("trep", "ipip", { datastore: "sqlite", rxThread: true, setup: async (l) => void (external = await l.addExternalHost()) });
   const routes = () => lab.exec("worker-1", ["ip", "route", "show", "proto", "87"]);
   const logTail = () => lab.exec("worker-1", ["tail", "-n", "40", path.join(lab.dir, "worker-1.log")]);
-  const waitFor = async (what: string, check: () => Promise<boolean>, ms: number) => {
-    const t0 = Date.now();
-    while (!(await check())) {
-      if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms: ${what}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    return Date.now() - t0;
-  };
 
   it("weft0 deleted: made again at once with every route; pods reach across it", async () => {
     const before = await routes();

@@ -5,7 +5,7 @@
 // take the route again, it goes in and the node says so.
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { useLab } from "./helpers.js";
+import { useLab, waitFor } from "./helpers.js";
 
 describe("a node says what the host refused", () => {
   // Direct routing with the vxlan backend: routes come from the datastore, so a Node
@@ -14,14 +14,6 @@ describe("a node says what the host refused", () => {
   const weft = (args: string[]) => lab.exec("worker-1", [process.execPath, lab.cli(), ...args, "--control", lab.controlSocket("worker-1")]);
   const status = () => weft(["node", "status"]);
   const log = () => lab.exec("worker-1", ["cat", path.join(lab.dir, "worker-1.log")]);
-  const waitFor = async (what: string, check: () => Promise<boolean>, ms: number) => {
-    const t0 = Date.now();
-    while (!(await check())) {
-      if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms: ${what}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    return Date.now() - t0;
-  };
 
   it("a route the host refuses: named in the log and in node status; the datastore still counts as reachable; the rest applied", async () => {
     await lab.exec("worker-1", ["ip", "route", "del", "default"]);

@@ -13,6 +13,7 @@ import { ValidationError } from "../resources/validate.js";
 import { parseManifests } from "../resources/manifest.js";
 import { BENCH_PATHS } from "../bench/paths.js";
 import { switchesHelp } from "../node/env.js";
+import { METHODS_HELP } from "../node/autodetect.js";
 
 /** Exit code for bad input (config, arguments): nothing was touched. */
 export const EXIT_USAGE = 2;
@@ -44,22 +45,40 @@ node
   .description("run this host's node: from the datastore (default), or with --config from a static-routes file")
   .option("--datastore <url>", DATASTORE_HELP)
   .addOption(new Option("--name <name>", "node name: lowercase letters, digits, - and . (default: the hostname in lowercase)").env("NODENAME"))
-  .option("--ip <address/prefix>", "underlay address with its prefix (default: the address of the default route's interface)")
-  .option("--interface <dev>", "underlay interface (default: the one holding the address)")
-  .addOption(new Option("--backend <backend>", "bgp: share routes over BGP (Calico's default); vxlan: BGP off, routes from the datastore").choices(["bgp", "vxlan"]).default("bgp"))
+  .addOption(new Option("--ip <address>", "underlay address with its prefix (10.30.0.11/24; a bare address takes its interface's prefix), or autodetect (the default)").env("IP"))
+  .addOption(new Option("--ip-autodetection-method <method>", `how to autodetect the address: ${METHODS_HELP} (default: the address of the default route's interface)`).env("IP_AUTODETECTION_METHOD"))
+  .option("--interface <dev>", "underlay interface: the address is its first (default: the one holding the address)")
+  .addOption(new Option("--backend <backend>", "bgp (or Calico's bird): share routes over BGP (the default); vxlan: BGP off, routes from the datastore").choices(["bgp", "bird", "vxlan"]).default("bgp").env("CALICO_NETWORKING_BACKEND"))
   .option("--config <file>", "static routes instead of a datastore (YAML: name, address, encapsulation, routes)")
   .option("--control <path>", "control socket path (default /run/weft/<name>.sock)")
   .addOption(new Option("--log-level <level>", "log level").choices(["trace", "debug", "info", "warn", "error"]).default("info").env("WEFT_LOG_LEVEL"))
   .addHelpText("after", switchesHelp())
-  .action(async function (this: Command, opts: { config?: string; datastore?: string; name?: string; ip?: string; interface?: string; control?: string; logLevel: string; backend: "bgp" | "vxlan" }) {
-    // Calico's NODENAME names the node as --name does (the file does in static mode).
-    const nameFromEnv = this.getOptionValueSource("name") === "env";
+  .action(async function (this: Command, opts: { config?: string; datastore?: string; name?: string; ip?: string; ipAutodetectionMethod?: string; interface?: string; control?: string; logLevel: string; backend: "bgp" | "bird" | "vxlan" }) {
+    // Calico's NODENAME, IP and IP_AUTODETECTION_METHOD work as the options do (the file rules in static mode).
+    const fromEnv = (o: string) => this.getOptionValueSource(o) === "env";
+    const nameFromEnv = fromEnv("name");
     if (opts.config) {
-      if (opts.datastore || (opts.name && !nameFromEnv) || opts.ip) throw new ConfigError("--config runs from static routes: leave out --datastore, --name and --ip (the file has them)");
+      if (opts.datastore || (opts.name && !nameFromEnv) || (opts.ip && !fromEnv("ip")) || (opts.ipAutodetectionMethod && !fromEnv("ipAutodetectionMethod"))) {
+        throw new ConfigError("--config runs from static routes: leave out --datastore, --name, --ip and --ip-autodetection-method (the file has them)");
+      }
       await runStaticNode(loadStaticConfig(opts.config), opts.config, logger(opts.logLevel), opts.control);
     } else {
       const { runClusterNode } = await import("../node/cluster-node.js");
-      await runClusterNode({ datastore: datastoreURL(opts), backend: opts.backend, name: opts.name, nameFrom: nameFromEnv ? "NODENAME" : "--name", ip: opts.ip, interface: opts.interface, control: opts.control }, logger(opts.logLevel));
+      await runClusterNode(
+        {
+          datastore: datastoreURL(opts),
+          backend: opts.backend === "vxlan" ? "vxlan" : "bgp",
+          name: opts.name,
+          nameFrom: nameFromEnv ? "NODENAME" : "--name",
+          ip: opts.ip,
+          ipFrom: fromEnv("ip") ? "IP" : "--ip",
+          autodetectionMethod: opts.ipAutodetectionMethod,
+          methodFrom: fromEnv("ipAutodetectionMethod") ? "IP_AUTODETECTION_METHOD" : "--ip-autodetection-method",
+          interface: opts.interface,
+          control: opts.control,
+        },
+        logger(opts.logLevel),
+      );
     }
     process.exit(0);
   });

@@ -161,10 +161,15 @@ export async function interfaceWithAddress(address: string): Promise<string | un
   return (await hostAddresses()).get(address);
 }
 
+/** This network namespace's interfaces in index order, each with its IPv4 addresses and prefixes (one ip call). */
+export async function interfaceAddresses(): Promise<Array<{ name: string; addresses: string[] }>> {
+  const links = JSON.parse((await ip(["-j", "-4", "addr", "show"])) || "[]") as Array<{ ifname: string; addr_info?: Array<{ local: string; prefixlen: number }> }>;
+  return links.map((l) => ({ name: l.ifname, addresses: (l.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`) }));
+}
+
 /** Every IPv4 address of this network namespace, with the interface that holds it (one ip call). */
 export async function hostAddresses(): Promise<Map<string, string>> {
-  const links = JSON.parse((await ip(["-j", "-4", "addr", "show"])) || "[]") as Array<{ ifname: string; addr_info?: Array<{ local: string }> }>;
-  return new Map(links.flatMap((l) => (l.addr_info ?? []).map((a): [string, string] => [a.local, l.ifname])));
+  return new Map((await interfaceAddresses()).flatMap((l) => l.addresses.map((a): [string, string] => [a.split("/")[0], l.name])));
 }
 
 /** The device of the IPv4 default route, if there is one. */
@@ -179,21 +184,16 @@ export async function deviceAddresses(dev: string): Promise<string[]> {
   return (links[0]?.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`);
 }
 
-/** The first IPv4 address of a device, with its prefix (10.30.0.11/24). */
-export async function firstAddress(dev: string): Promise<string | undefined> {
-  return (await deviceAddresses(dev))[0];
-}
-
 /** Makes a device's IPv4 addresses exactly `want` (CIDRs): adds the missing, removes the rest. */
 export async function setDeviceAddresses(dev: string, want: string[], have: string[]): Promise<void> {
   for (const a of have.filter((x) => !want.includes(x))) await ip(["-4", "addr", "del", a, "dev", dev]);
   for (const a of want.filter((x) => !have.includes(x))) await ip(["-4", "addr", "replace", a, "dev", dev]);
 }
 
-/** The kernel's own route toward an address: its gateway (if any) and device. */
-export async function routeGet(address: string): Promise<{ gateway?: string; dev?: string } | undefined> {
+/** The kernel's own route toward an address: its gateway (if any), device and source address. */
+export async function routeGet(address: string): Promise<{ gateway?: string; dev?: string; prefsrc?: string } | undefined> {
   try {
-    const rows = JSON.parse(await ip(["-j", "-4", "route", "get", address])) as Array<{ gateway?: string; dev?: string }>;
+    const rows = JSON.parse(await ip(["-j", "-4", "route", "get", address])) as Array<{ gateway?: string; dev?: string; prefsrc?: string }>;
     return rows[0];
   } catch {
     return undefined;

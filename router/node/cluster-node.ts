@@ -3,6 +3,7 @@
 // watch. Without BGP, routes come from block affinities and Node resources (Calico's
 // VXLAN backend). The data plane never waits on the datastore: when it is gone,
 // forwarding goes on with the last state and the node reconnects by itself.
+import { lookup } from "node:dns/promises";
 import type { Logger } from "pino";
 import { contains, parseCIDR, parseIPv4 } from "../dataplane/addr.js";
 import { vtepMAC as deriveMAC } from "../dataplane/vtep.js";
@@ -17,6 +18,7 @@ import { bgpLogLevel, bgpSettings, peersFor } from "../bgp/peers.js";
 import { IPAM, IPAMError, BLOCK_PREFIX, TUNNEL_HANDLE_PREFIX, type Block } from "../ipam/ipam.js";
 import { bgpExports, clusterState, remoteFromBgp } from "../routing/cluster.js";
 import { ConfigError } from "./config.js";
+import { detectNodeAddress, type HostView } from "./autodetect.js";
 import { fastRoutes, restoreTunnelIfDeleted, startDataplane, untilSignal } from "./run.js";
 
 /** A sync whose reads went fine but whose apply to the host failed (not the datastore's fault). */
@@ -29,8 +31,14 @@ export interface ClusterNodeOptions {
   name?: string;
   /** Where name came from, for messages (--name, or Calico's NODENAME). */
   nameFrom?: string;
-  ip?: string; // A/P
+  /** An address (A/P, or bare), or "autodetect". */
+  ip?: string;
+  /** Where ip came from, for messages (--ip, or Calico's IP). */
+  ipFrom?: string;
   interface?: string;
+  /** Calico's IP_AUTODETECTION_METHOD (first-found, can-reach=, interface=, skip-interface=, cidr=). */
+  autodetectionMethod?: string;
+  methodFrom?: string;
   control?: string;
   tunnelDevice?: string;
 }
@@ -42,24 +50,13 @@ export const DEFAULT_POOL: IPPool = {
   spec: { cidr: "192.168.0.0/16", blockSize: 26, ipipMode: "Always", vxlanMode: "Never", natOutgoing: true, disabled: false, disableBGPExport: false, nodeSelector: "all()" },
 };
 
-/** The node's address: --ip, or the first IPv4 address of the interface with the default route. */
-async function detectAddress(opts: ClusterNodeOptions): Promise<{ cidr: string; uplink: string }> {
-  if (opts.interface !== undefined && !(kernel.IFNAME.test(opts.interface) && kernel.linkInfo(opts.interface))) {
-    throw new ConfigError(`--interface: ${opts.interface} does not exist on this host`);
-  }
-  if (opts.ip) {
-    const c = parseCIDR(opts.ip, false);
-    if (!c) throw new ConfigError(`--ip: expected an address with its prefix length, such as 10.30.0.11/24 (got "${opts.ip}")`);
-    const uplink = opts.interface ?? (await kernel.interfaceWithAddress(opts.ip.split("/")[0]));
-    if (!uplink) throw new ConfigError(`--ip: ${opts.ip} is on no interface of this host; fix it or pass --interface`);
-    return { cidr: opts.ip, uplink };
-  }
-  const dev = opts.interface ?? (await kernel.defaultRouteDevice());
-  if (!dev) throw new ConfigError("cannot autodetect the node address: no default route; pass --ip ADDRESS/PREFIX");
-  const addr = await kernel.firstAddress(dev);
-  if (!addr) throw new ConfigError(`cannot autodetect the node address: ${dev} has no IPv4 address; pass --ip ADDRESS/PREFIX`);
-  return { cidr: addr, uplink: dev };
-}
+/** What address detection needs of this host, from iproute2 and the resolver. */
+const HOST: HostView = {
+  interfaces: kernel.interfaceAddresses,
+  defaultRouteDevice: kernel.defaultRouteDevice,
+  routeGet: kernel.routeGet,
+  resolve: async (host) => (await lookup(host, { family: 4 })).address,
+};
 
 export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Promise<void> {
   let name: string;
@@ -68,12 +65,13 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   } catch (err) {
     throw new ConfigError(`${opts.name === undefined ? "node name (the hostname; pass --name)" : (opts.nameFrom ?? "--name")}: ${(err as Error).message}`);
   }
-  const { cidr, uplink } = await detectAddress(opts);
+  const tunnelDevice = opts.tunnelDevice ?? "weft0";
+  const { cidr, uplink, how } = await detectNodeAddress({ ip: opts.ip, ipFrom: opts.ipFrom, interface: opts.interface, method: opts.autodetectionMethod, methodFrom: opts.methodFrom, tunnelDevice }, HOST);
   const link = kernel.linkInfo(uplink);
   if (!link) throw new ConfigError(`--interface: ${uplink} does not exist on this host`);
+  log.info({ address: cidr, interface: uplink, how }, "node address");
   if (cidr.endsWith("/32")) log.warn({ address: cidr }, "node address is a /32: no other node is ever in its subnet, so CrossSubnet pools encapsulate everything; register the real prefix with --ip");
   const localAddress = cidr.split("/")[0];
-  const tunnelDevice = opts.tunnelDevice ?? "weft0";
   const control = opts.control ?? controlSocketPath(name);
   await controlSocketFree(control);
   let store: Datastore;

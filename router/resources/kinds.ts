@@ -134,18 +134,18 @@ export function kindOf(word: string): Kind | undefined {
   return (Object.keys(KINDS) as Kind[]).find((k) => k.toLowerCase() === w || (KINDS[k].aliases as readonly string[]).includes(w));
 }
 
-/**
- * A Node's underlay IPv4 address (with its prefix, and alone), or undefined if it has
- * none that parses. Everything that reads Node resources goes through this: a Node
- * written around the validator (an older version, a hand edit in etcd) is then treated
- * as not registered yet instead of yielding routes or sessions to a bad address.
- */
 /** Calico's log severities (BGPConfiguration logSeverityScreen, the CNI's log_level), any case, as a logger level. */
 export function calicoLogLevel(severity: string): "debug" | "info" | "warn" | "error" | "fatal" | undefined {
   const levels = { debug: "debug", info: "info", warning: "warn", warn: "warn", error: "error", fatal: "fatal", panic: "fatal" } as const;
   return levels[severity.toLowerCase() as keyof typeof levels];
 }
 
+/**
+ * A Node's underlay IPv4 address (with its prefix, and alone), or undefined if it has
+ * none that parses. Everything that reads Node resources goes through this: a Node
+ * written around the validator (an older version, a hand edit in etcd) is then treated
+ * as not registered yet instead of yielding routes or sessions to a bad address.
+ */
 export function nodeIPv4(n: NodeResource): { cidr: string; address: string } | undefined {
   const given = n.spec.bgp?.ipv4Address;
   const cidr = given && !given.includes("/") ? `${given}/32` : given;

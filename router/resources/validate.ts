@@ -69,7 +69,6 @@ export function nodeName(given?: string): string {
   return name;
 }
 
-/** Checks the shape of one manifest document and fills defaults (no cross-resource checks). */
 /**
  * What names a resource: apiVersion, kind and metadata, checked; the spec is not read.
  * Enough to delete one (a file whose spec no longer validates can still be deleted).
@@ -85,6 +84,7 @@ export function parseResourceId(doc: unknown): { kind: Kind; metadata: Resource[
   return { kind: d.kind as Kind, metadata: parseWith(metadata, d.metadata, label, "metadata"), label, d };
 }
 
+/** Checks the shape of one manifest document and fills defaults (no cross-resource checks). */
 export function parseResource(doc: unknown): Resource {
   const { kind, metadata: meta, label, d } = parseResourceId(doc);
   const spec = parseWith(KINDS[kind].spec as z.ZodType<unknown>, d.spec ?? {}, label, "spec");

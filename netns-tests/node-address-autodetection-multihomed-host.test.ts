@@ -1,0 +1,119 @@
+// A host with several interfaces (a docker bridge, a management NIC holding the default
+// route, the cluster NIC): a node configured as calico-node is, with IP and
+// IP_AUTODETECTION_METHOD in its environment, registers the address the method names,
+// with the interface's prefix. A method that finds nothing stops the node before it
+// touches the host, saying why.
+import { execFile, spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { removeNamespace, requireRoot, waitFor, weftRoutesIn } from "./helpers.js";
+import { projectRoot } from "../router/native/index.js";
+import { controlGet } from "../router/control/client.js";
+
+const run = promisify(execFile);
+const NS = "tad-host";
+const dir = mkdtempSync(path.join(tmpdir(), "weft-tad-"));
+const cli = path.join(projectRoot(), "dist", "router", "cli", "main.js");
+let runs = 0;
+
+/** Starts a node with these environment variables, reads its status, stops it. */
+async function nodeWith(env: Record<string, string>): Promise<{ address: string; uplink: string; backend: string }> {
+  const n = ++runs;
+  const sock = path.join(dir, `n${n}.sock`);
+  const child = spawn("ip", ["netns", "exec", NS, process.execPath, cli, "node", "run", "--datastore", `sqlite:${dir}/n${n}.db`, "--control", sock], {
+    stdio: "ignore",
+    env: { ...process.env, NODENAME: "host-a", ...env },
+  });
+  const exited = new Promise((r) => child.once("exit", r));
+  try {
+    let status = "";
+    await waitFor("the node's control socket", async () => {
+      status = await controlGet(sock, "/status").catch(() => "");
+      return status !== "";
+    });
+    const s = JSON.parse(status) as { address: string; backend: string; uplink: { device: string } };
+    return { address: s.address, uplink: s.uplink.device, backend: s.backend };
+  } finally {
+    child.kill("SIGTERM");
+    await exited;
+  }
+}
+
+/** Runs a node that is expected to refuse to start: its exit code and stderr. */
+async function refused(env: Record<string, string>): Promise<{ code: number; stderr: string }> {
+  try {
+    await run("ip", ["netns", "exec", NS, "timeout", "20", process.execPath, cli, "node", "run", "--datastore", `sqlite:${dir}/refused.db`, "--control", path.join(dir, "refused.sock")], {
+      encoding: "utf8",
+      env: { ...process.env, NODENAME: "host-a", ...env },
+    });
+    return { code: 0, stderr: "" };
+  } catch (err) {
+    const e = err as { code: number; stderr: string };
+    return { code: e.code, stderr: e.stderr };
+  }
+}
+
+describe("node address autodetection on a multi-homed host", () => {
+  beforeAll(async () => {
+    requireRoot();
+    await removeNamespace(NS);
+    const ip = (...args: string[]) => run("ip", ["-n", NS, ...args]);
+    await run("ip", ["netns", "add", NS]);
+    await ip("link", "set", "lo", "up");
+    // In index order: the bridge first, so first-found must skip it by name.
+    await ip("link", "add", "docker0", "type", "bridge");
+    await ip("addr", "add", "172.17.0.1/16", "dev", "docker0");
+    await ip("link", "set", "docker0", "up");
+    for (const [dev, peer, addr] of [["mgmt0", "mgmt1", "10.99.0.2/24"], ["eth1", "eth1p", "10.30.0.11/24"]]) {
+      await ip("link", "add", dev, "type", "veth", "peer", "name", peer);
+      await ip("addr", "add", addr, "dev", dev);
+      await ip("link", "set", dev, "up");
+      await ip("link", "set", peer, "up");
+    }
+    await ip("route", "add", "default", "via", "10.99.0.1", "dev", "mgmt0");
+    await ip("route", "add", "10.40.0.0/16", "via", "10.30.0.1", "dev", "eth1");
+  }, 30_000);
+  afterAll(async () => {
+    await removeNamespace(NS);
+  });
+
+  it.each([
+    ["no method: the default route's interface", {}, "10.99.0.2/24", "mgmt0"],
+    ["IP_AUTODETECTION_METHOD=first-found: skips docker0", { IP_AUTODETECTION_METHOD: "first-found" }, "10.99.0.2/24", "mgmt0"],
+    ["IP_AUTODETECTION_METHOD=can-reach=10.40.0.1", { IP: "autodetect", IP_AUTODETECTION_METHOD: "can-reach=10.40.0.1" }, "10.30.0.11/24", "eth1"],
+    ["IP_AUTODETECTION_METHOD=interface=eth.*", { IP_AUTODETECTION_METHOD: "interface=eth.*" }, "10.30.0.11/24", "eth1"],
+    ["IP_AUTODETECTION_METHOD=skip-interface=mgmt.*", { IP_AUTODETECTION_METHOD: "skip-interface=mgmt.*" }, "10.30.0.11/24", "eth1"],
+    ["IP_AUTODETECTION_METHOD=cidr=10.30.0.0/16", { IP_AUTODETECTION_METHOD: "cidr=10.30.0.0/16" }, "10.30.0.11/24", "eth1"],
+    ["IP=10.30.0.11 (bare): the prefix comes from eth1", { IP: "10.30.0.11" }, "10.30.0.11/24", "eth1"],
+    ["IP_AUTODETECTION_METHOD=can-reach=10.77.0.1: by the default route", { IP_AUTODETECTION_METHOD: "can-reach=10.77.0.1" }, "10.99.0.2/24", "mgmt0"],
+  ])("%s", async (_what, env, address, uplink) => {
+    const got = await nodeWith(env);
+    console.log(`[tad] ${JSON.stringify(env)} -> ${got.address} on ${got.uplink}`);
+    expect(got).toMatchObject({ address, uplink });
+  }, 40_000);
+
+  it("CALICO_NETWORKING_BACKEND picks the backend as calico-node's does (bird is BGP)", async () => {
+    expect((await nodeWith({ CALICO_NETWORKING_BACKEND: "bird" })).backend).toBe("bgp");
+    expect((await nodeWith({ CALICO_NETWORKING_BACKEND: "vxlan" })).backend).toBe("vxlan");
+  }, 60_000);
+
+  it.each([
+    [{ IP_AUTODETECTION_METHOD: "interface=wlan.*" }, /IP_AUTODETECTION_METHOD interface=wlan\.\*: no interface with an IPv4 address matches \(those are lo, docker0, mgmt0, eth1\)/],
+    [{ IP_AUTODETECTION_METHOD: "cidr=10.50.0.0/16" }, /cidr=10.50.0.0\/16: no interface has an address in it/],
+    [{ IP_AUTODETECTION_METHOD: "kubernetes-internal-ip" }, /kubernetes-internal-ip reads the Kubernetes Node object, which weft does not/],
+    [{ IP: "10.30.0.12" }, /IP: 10.30.0.12 is on no interface of this host/],
+  ])("%j: refused before the node touches the host", async (env, message) => {
+    // The nodes before left their routes (kept for a restart) and maybe weft0: no weft0 now.
+    await run("ip", ["-n", NS, "link", "del", "weft0"]).catch(() => {});
+    const host = async () => [await weftRoutesIn(NS), (await run("ip", ["-n", NS, "-br", "link", "show"], { encoding: "utf8" })).stdout.split("\n").map((l) => l.split(/\s+/)[0]).sort()];
+    const before = await host();
+    const r = await refused(env);
+    console.log(`[tad] ${JSON.stringify(env)}: exit ${r.code}: ${r.stderr.trim()}`);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(await host()).toEqual(before);
+  }, 30_000);
+});

@@ -19,6 +19,7 @@ import { IPAM, IPAMError, BLOCK_PREFIX, TUNNEL_HANDLE_PREFIX, type Block } from 
 import { bgpExports, clusterState, remoteFromBgp } from "../routing/cluster.js";
 import { ConfigError } from "./config.js";
 import { detectNodeAddress, type HostView } from "./autodetect.js";
+import { defaultPool } from "./default-pool.js";
 import { fastRoutes, restoreTunnelIfDeleted, startDataplane, untilSignal } from "./run.js";
 
 /** A sync whose reads went fine but whose apply to the host failed (not the datastore's fault). */
@@ -41,14 +42,11 @@ export interface ClusterNodeOptions {
   methodFrom?: string;
   control?: string;
   tunnelDevice?: string;
+  /** This node's AS number (Calico's AS): kept in its Node; without it, the Node's or the cluster's. */
+  as?: number;
+  /** Where Calico's CALICO_IPV4POOL_* and NO_DEFAULT_POOLS are read (process.env). */
+  env?: NodeJS.ProcessEnv;
 }
-
-export const DEFAULT_POOL: IPPool = {
-  apiVersion: API_VERSION,
-  kind: "IPPool",
-  metadata: { name: "default-ipv4-ippool" },
-  spec: { cidr: "192.168.0.0/16", blockSize: 26, ipipMode: "Always", vxlanMode: "Never", natOutgoing: true, disabled: false, disableBGPExport: false, nodeSelector: "all()" },
-};
 
 /** What address detection needs of this host, from iproute2 and the resolver. */
 const HOST: HostView = {
@@ -67,6 +65,8 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   }
   const tunnelDevice = opts.tunnelDevice ?? "weft0";
   const { cidr, uplink, how } = await detectNodeAddress({ ip: opts.ip, ipFrom: opts.ipFrom, interface: opts.interface, method: opts.autodetectionMethod, methodFrom: opts.methodFrom, tunnelDevice }, HOST);
+  // Checked at every start, though used only when the datastore has no pool.
+  const firstPool = defaultPool(opts.env ?? process.env, (await HOST.interfaces()).filter((i) => i.name !== tunnelDevice).flatMap((i) => i.addresses));
   const link = kernel.linkInfo(uplink);
   if (!link) throw new ConfigError(`--interface: ${uplink} does not exist on this host`);
   log.info({ address: cidr, interface: uplink, how }, "node address");
@@ -107,10 +107,10 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   }
 
   // Register: a default pool if there is none (as Calico does), our Node, a tunnel address.
-  if ((await res.list("IPPool")).length === 0) {
+  if (firstPool && (await res.list("IPPool")).length === 0) {
     try {
-      await res.apply([DEFAULT_POOL], "create");
-      log.info({ pool: DEFAULT_POOL.spec }, "created the default IPv4 pool");
+      await res.apply([firstPool], "create");
+      log.info({ pool: firstPool.spec }, "created the default IPv4 pool");
     } catch (err) {
       if (!/already exists/.test(String(err)) && !(err instanceof ConflictError)) throw err;
     }
@@ -145,7 +145,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     apiVersion: API_VERSION,
     kind: "Node",
     metadata: { name, labels: existing?.metadata.labels },
-    spec: { ...existing?.spec, bgp: { ...existing?.spec.bgp, ipv4Address: cidr }, ipv4VXLANTunnelAddr: tunnelAddr, vxlanTunnelMACAddr: mac },
+    spec: { ...existing?.spec, bgp: { ...existing?.spec.bgp, ipv4Address: cidr, ...(opts.as !== undefined ? { asNumber: opts.as } : {}) }, ipv4VXLANTunnelAddr: tunnelAddr, vxlanTunnelMACAddr: mac },
   };
   if (!nodeRes.metadata.labels) delete nodeRes.metadata.labels;
   await res.apply([nodeRes]);

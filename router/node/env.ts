@@ -107,11 +107,16 @@ export function readDataPathEnv(env: NodeJS.ProcessEnv, warn: (sw: { name: strin
 
 /** The "Environment:" part of `weft node run --help`. */
 export function switchesHelp(columns = 80): string {
-  const out = ["", "Environment (a value outside its range is refused with a warning and the", "default is used):"];
-  for (const s of SWITCHES) {
-    out.push(`  ${s.name}=${s.values}`);
+  return helpSection("Environment (a value outside its range is refused with a warning and the\ndefault is used):", SWITCHES.map((s) => [`${s.name}=${s.values}`, s.help]), columns);
+}
+
+/** A --help section: a title, then each entry's name and its text wrapped under it. */
+export function helpSection(title: string, entries: Array<[string, string]>, columns = 80): string {
+  const out = ["", ...title.split("\n")];
+  for (const [name, help] of entries) {
+    out.push(`  ${name}`);
     let line = "     ";
-    for (const word of s.help.split(" ")) {
+    for (const word of help.split(" ")) {
       if (line.length + word.length + 1 > columns && line.trim()) {
         out.push(line);
         line = "     ";

@@ -1,8 +1,9 @@
 // A host with several interfaces (a docker bridge, a management NIC holding the default
-// route, the cluster NIC): a node configured as calico-node is, with IP and
-// IP_AUTODETECTION_METHOD in its environment, registers the address the method names,
-// with the interface's prefix. A method that finds nothing stops the node before it
-// touches the host, saying why.
+// route and a 192.168 address, the cluster NIC) runs a node configured the way
+// calico-node is, through its environment: IP and IP_AUTODETECTION_METHOD pick the
+// registered address (with the interface's prefix), CALICO_NETWORKING_BACKEND the
+// backend, AS the Node's AS number, CALICO_IPV4POOL_* the pool created on first start.
+// A value that cannot work stops the node before it touches the host, saying why.
 import { execFile, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -19,11 +20,26 @@ const dir = mkdtempSync(path.join(tmpdir(), "weft-tad-"));
 const cli = path.join(projectRoot(), "dist", "router", "cli", "main.js");
 let runs = 0;
 
-/** Starts a node with these environment variables, reads its status, stops it. */
-async function nodeWith(env: Record<string, string>): Promise<{ address: string; uplink: string; backend: string }> {
+interface Started {
+  address: string;
+  uplink: string;
+  backend: string;
+  /** The datastore's IPPools and this node's Node after the start. */
+  pools: Array<{ metadata: { name: string }; spec: Record<string, unknown> }>;
+  node: { spec: { bgp: { asNumber?: number }; ipv4VXLANTunnelAddr?: string } };
+}
+
+async function weftGet(db: string, kind: string, name = ""): Promise<unknown> {
+  const args = [cli, "get", kind, ...(name ? [name] : []), "-o", "json", "--datastore", `sqlite:${db}`];
+  return JSON.parse((await run(process.execPath, args, { encoding: "utf8" })).stdout);
+}
+
+/** Starts a node with these environment variables, reads its status and resources, stops it. */
+async function nodeWith(env: Record<string, string>): Promise<Started> {
   const n = ++runs;
+  const db = path.join(dir, `n${n}.db`);
   const sock = path.join(dir, `n${n}.sock`);
-  const child = spawn("ip", ["netns", "exec", NS, process.execPath, cli, "node", "run", "--datastore", `sqlite:${dir}/n${n}.db`, "--control", sock], {
+  const child = spawn("ip", ["netns", "exec", NS, process.execPath, cli, "node", "run", "--datastore", `sqlite:${db}`, "--control", sock], {
     stdio: "ignore",
     env: { ...process.env, NODENAME: "host-a", ...env },
   });
@@ -35,7 +51,8 @@ async function nodeWith(env: Record<string, string>): Promise<{ address: string;
       return status !== "";
     });
     const s = JSON.parse(status) as { address: string; backend: string; uplink: { device: string } };
-    return { address: s.address, uplink: s.uplink.device, backend: s.backend };
+    const pools = ((await weftGet(db, "ippool")) as { items: Started["pools"] }).items;
+    return { address: s.address, uplink: s.uplink.device, backend: s.backend, pools, node: (await weftGet(db, "node", "host-a")) as Started["node"] };
   } finally {
     child.kill("SIGTERM");
     await exited;
@@ -73,6 +90,7 @@ describe("node address autodetection on a multi-homed host", () => {
       await ip("link", "set", dev, "up");
       await ip("link", "set", peer, "up");
     }
+    await ip("addr", "add", "192.168.1.2/24", "dev", "mgmt0");
     await ip("route", "add", "default", "via", "10.99.0.1", "dev", "mgmt0");
     await ip("route", "add", "10.40.0.0/16", "via", "10.30.0.1", "dev", "eth1");
   }, 30_000);
@@ -100,7 +118,30 @@ describe("node address autodetection on a multi-homed host", () => {
     expect((await nodeWith({ CALICO_NETWORKING_BACKEND: "vxlan" })).backend).toBe("vxlan");
   }, 60_000);
 
+  it("no CALICO_IPV4POOL_*: the first pool avoids the host's 192.168.1.0/24 (and docker0's 172.17) as Calico's does", async () => {
+    const got = await nodeWith({});
+    console.log(`[tad] default pool: ${JSON.stringify(got.pools.map((p) => [p.metadata.name, p.spec.cidr, p.spec.ipipMode]))}`);
+    expect(got.pools.map((p) => [p.metadata.name, p.spec.cidr, p.spec.ipipMode])).toEqual([["default-ipv4-ippool", "172.16.0.0/16", "Always"]]);
+  }, 40_000);
+
+  it("CALICO_IPV4POOL_* shape the first pool and AS goes into the Node", async () => {
+    const got = await nodeWith({ CALICO_IPV4POOL_CIDR: "10.244.0.0/16", CALICO_IPV4POOL_BLOCK_SIZE: "24", CALICO_IPV4POOL_VXLAN: "Always", CALICO_IPV4POOL_NAT_OUTGOING: "false", AS: "64601" });
+    console.log(`[tad] pool from the environment: ${JSON.stringify(got.pools[0].spec)}; Node AS ${got.node.spec.bgp.asNumber}, tunnel ${got.node.spec.ipv4VXLANTunnelAddr}`);
+    expect(got.pools[0].spec).toMatchObject({ cidr: "10.244.0.0/16", blockSize: 24, ipipMode: "Never", vxlanMode: "Always", natOutgoing: false });
+    expect(got.node.spec.bgp.asNumber).toBe(64601);
+    expect(got.node.spec.ipv4VXLANTunnelAddr).toMatch(/^10\.244\./);
+  }, 40_000);
+
+  it("NO_DEFAULT_POOLS=true: no pool, and the node runs without a tunnel address until one is applied", async () => {
+    const got = await nodeWith({ NO_DEFAULT_POOLS: "true" });
+    expect(got.pools).toEqual([]);
+    expect(got.node.spec.ipv4VXLANTunnelAddr).toBeUndefined();
+  }, 40_000);
+
   it.each([
+    [{ CALICO_IPV4POOL_CIDR: "10.244.0.0/33" }, /CALICO_IPV4POOL_CIDR: "10.244.0.0\/33" is not an IPv4 CIDR/],
+    [{ CALICO_IPV4POOL_IPIP: "Always", CALICO_IPV4POOL_VXLAN: "Always" }, /CALICO_IPV4POOL_IPIP and CALICO_IPV4POOL_VXLAN: ipipMode and vxlanMode cannot both be enabled/],
+    [{ AS: "sixty" }, /--as \(or AS\) must be a whole number from 1 to 4294967295, not "sixty"/],
     [{ IP_AUTODETECTION_METHOD: "interface=wlan.*" }, /IP_AUTODETECTION_METHOD interface=wlan\.\*: no interface with an IPv4 address matches \(those are lo, docker0, mgmt0, eth1\)/],
     [{ IP_AUTODETECTION_METHOD: "cidr=10.50.0.0/16" }, /cidr=10.50.0.0\/16: no interface has an address in it/],
     [{ IP_AUTODETECTION_METHOD: "kubernetes-internal-ip" }, /kubernetes-internal-ip reads the Kubernetes Node object, which weft does not/],

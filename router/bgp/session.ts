@@ -105,9 +105,10 @@ export class Session extends EventEmitter<SessionEvents> {
 
   /** Whether the peer advertised graceful restart for IPv4 unicast (RFC 4724: only the
    * families listed are kept; "aware"-only speakers such as BIRD's default list none). */
-  get peerGracefulRestart(): { restartTime: number } | undefined {
+  get peerGracefulRestart(): { restartTime: number; forwarding: boolean } | undefined {
     const gr = this.remote?.capabilities.find((c): c is Extract<Capability, { code: 64 }> => c.code === CAP.GRACEFUL_RESTART && "families" in c);
-    return gr && gr.families.some((f) => f.afi === 1 && f.safi === 1) ? { restartTime: gr.restartTime } : undefined;
+    const ipv4 = gr?.families.find((f) => f.afi === 1 && f.safi === 1);
+    return gr && ipv4 ? { restartTime: gr.restartTime, forwarding: ipv4.forwarding } : undefined;
   }
 
   private transition(to: State, reason: string): void {

@@ -244,3 +244,55 @@ describe("malformed input on a live session gets the right NOTIFICATION (RFC 427
     expect(closed).toBe(true);
   });
 });
+
+describe("a peer back from a graceful restart (RFC 4724 4.2)", () => {
+  // A raw client at 127.0.0.61 plays a router that restarts; the speaker at 127.0.0.60 waits for it.
+  const announce = (prefixes: number[]) => encodeUpdate({ withdrawn: [], attributes: { origin: 0, asPath: [], nextHop: "127.0.0.61", localPref: 100 }, nlri: prefixes.map((p) => ({ addr: 0x0a000000 | (p << 16), len: 24 })) });
+  const grOpen = (gr?: { forwarding: boolean }) =>
+    encodeOpen({
+      as: 64512,
+      holdTime: 90,
+      bgpId: "127.0.0.61",
+      capabilities: [{ code: 1, afi: 1, safi: 1 }, { code: 65, as: 64512 }, ...(gr ? [{ code: 64 as const, restarting: true, restartTime: 120, families: [{ afi: 1, safi: 1, forwarding: gr.forwarding }] }] : [])],
+    });
+  async function connect(messages: Uint8Array[]): Promise<net.Socket> {
+    const sock = net.connect({ host: "127.0.0.60", port, localAddress: "127.0.0.61" });
+    sock.on("error", () => {});
+    sock.on("data", () => {});
+    await new Promise((r) => sock.once("connect", r));
+    for (const m of messages) sock.write(m);
+    return sock;
+  }
+  const prefixes = (s: Speaker) => s.rib.bestPaths().map((p) => p.prefix).sort();
+
+  async function restartedPeer(second: Uint8Array): Promise<Speaker> {
+    port++;
+    const s = speaker("127.0.0.60");
+    await s.listen();
+    s.setPeers([peer("127.0.0.61", true)]);
+    const first = await connect([grOpen({ forwarding: false }), encodeKeepalive(), announce([61, 62])]);
+    await until("both routes", () => prefixes(s).length === 2);
+    first.destroy(); // no NOTIFICATION: a graceful restart
+    await until("the session down", () => s.status()[0].state !== "up");
+    expect(prefixes(s)).toEqual(["10.61.0.0/24", "10.62.0.0/24"]); // kept as stale
+    const again = await connect([second, encodeKeepalive(), announce([61])]);
+    await until("up again", () => s.status()[0].state === "up");
+    setTimeout(() => again.destroy(), 3000).unref();
+    return s;
+  }
+
+  it.each([
+    ["without graceful restart this time", grOpen()],
+    ["with graceful restart but its forwarding state not kept (F bit 0)", grOpen({ forwarding: false })],
+  ])("%s: its stale routes go at once, not after its 120 s restart time", async (_what, open2) => {
+    const s = await restartedPeer(open2);
+    await until("the stale route dropped", () => prefixes(s).join() === "10.61.0.0/24", 2000);
+  });
+
+  it("with its forwarding state kept (F bit 1): stale routes stay until its End-of-RIB", async () => {
+    const s = await restartedPeer(grOpen({ forwarding: true }));
+    await until("its announcement", () => s.rib.bestPaths().some((p) => p.prefix === "10.61.0.0/24" && !p.stale));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(prefixes(s)).toEqual(["10.61.0.0/24", "10.62.0.0/24"]);
+  });
+});

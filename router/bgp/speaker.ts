@@ -211,6 +211,18 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
   }
 
   private onEstablished(s: Session): void {
+    // RFC 4724 4.2: a peer back without graceful restart for IPv4, or without its
+    // forwarding state, will not stand behind its old routes: drop them now, not at the
+    // end of its restart time (it sends what it has again).
+    const gr = s.peerGracefulRestart;
+    if (!gr?.forwarding) {
+      clearTimeout(this.staleTimers.get(s.key));
+      const gone = this.rib.sweepStale(s.key);
+      if (gone.length) {
+        this.log.info({ peer: s.peer.address, routes: gone.length, why: gr ? "forwarding state not kept" : "no graceful restart this time" }, "peer back without its forwarding state: dropping its stale routes");
+        this.changed();
+      }
+    }
     this.adjOut.set(s.key, new Map());
     this.sync(s);
     s.send(encodeEndOfRib());
@@ -269,7 +281,12 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
     this.emit("routes");
   }
 
-  /** Every configured peer is up and has sent End-of-RIB (true with no peers). */
+  /**
+   * Every configured peer is up and has sent End-of-RIB (true with no peers). A peer
+   * without graceful restart sends no End-of-RIB, so it is waited for until the restart
+   * time is over: its routes come in UPDATEs with no marker of the last one, and ending
+   * the wait at Established would drop and re-add routes it is about to send.
+   */
   get converged(): boolean {
     return [...this.sessions.values()].every((s) => s.state === "Established" && this.eorFrom.has(s.key));
   }

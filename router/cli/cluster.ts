@@ -5,10 +5,10 @@ import { DATASTORE_HELP, defaultDatastore, openDatastore, unreachable, type Data
 import { Resources } from "../resources/client.js";
 import { kindOf, KINDS, nodeIPv4, type IPPool, type Kind, type NodeResource } from "../resources/kinds.js";
 import { ManifestError, parseManifests, render, table } from "../resources/manifest.js";
-import { IPAM, TUNNEL_HANDLE_PREFIX, type Block } from "../ipam/ipam.js";
+import { IPAM, nodeOfAffinity, TUNNEL_HANDLE_PREFIX, type Allocation, type Block } from "../ipam/ipam.js";
 import { ConfigError } from "../node/config.js";
 import { wholeNumber } from "./args.js";
-import { parseIPv4 } from "../dataplane/addr.js";
+import { contains, parseCIDR, parseIPv4 } from "../dataplane/addr.js";
 
 export function datastoreURL(opts: { datastore?: string }): string {
   return opts.datastore ?? defaultDatastore();
@@ -48,6 +48,23 @@ export function readManifest(file: string): string {
 export function ipamOf(store: Datastore): IPAM {
   const res = new Resources(store);
   return new IPAM(store, () => res.list<IPPool>("IPPool"));
+}
+
+/** `weft ipam show --ip A`: whether the address is in use, and by whom, as calicoctl says it. */
+export function describeAddress(ip: string, at: { block?: Block; allocation?: Allocation }, pools: IPPool[]): string {
+  const a = parseIPv4(ip)!;
+  const pool = at.block ? pools.find((p) => p.metadata.name === at.block!.pool) : pools.find((p) => { const c = parseCIDR(p.spec.cidr, true); return c && contains(c, a); });
+  const poolText = at.block && !pool ? `IPPool(${at.block.pool}), since deleted` : pool ? `IPPool(${pool.metadata.name}) ${pool.spec.cidr}` : undefined;
+  const owner = at.block ? nodeOfAffinity(at.block.affinity) : undefined;
+  const blockText = at.block && `${at.block.cidr}, ${owner ? `affine to ${owner}` : "affine to no node"}`;
+  if (!at.allocation) {
+    if (!poolText) return `IP ${ip} is not assigned, and is in no IP pool\n`;
+    return `IP ${ip} is not assigned\n  pool: ${poolText}\n  block: ${blockText ?? "none claimed yet"}\n`;
+  }
+  const { handle, node } = at.allocation;
+  const what = handle.startsWith(TUNNEL_HANDLE_PREFIX) ? ` (node ${handle.slice(TUNNEL_HANDLE_PREFIX.length)}'s tunnel address)` : "";
+  const borrowed = owner && owner !== node ? ` (borrowed by ${node})` : "";
+  return `IP ${ip} is in use\n  handle: ${handle}${what}\n  node: ${node}\n  block: ${blockText}${borrowed}\n  pool: ${poolText}\n`;
 }
 
 /** One block's row in `weft ipam show --show-blocks`. */
@@ -168,10 +185,16 @@ export function registerClusterCommands(program: Command): void {
     .description("addresses in use per pool; --show-blocks lists every block with its owner, --show-borrowed the addresses nodes hold in other nodes' blocks")
     .option("--show-blocks", "list blocks")
     .option("--show-borrowed", "list borrowed addresses (each routed as a /32 to the node that holds it)")
+    .option("--ip <address>", "who holds this address: its handle (a container ID, or a node's tunnel address), node, block and pool")
     .addOption(datastoreOption())
-    .action(async (opts: { showBlocks?: boolean; showBorrowed?: boolean; datastore?: string }) => {
+    .action(async (opts: { showBlocks?: boolean; showBorrowed?: boolean; ip?: string; datastore?: string }) => {
+      if (opts.ip !== undefined && parseIPv4(opts.ip) === undefined) throw new ConfigError(`--ip must be an IPv4 address, not "${opts.ip}"`);
       await withStore(opts, async (store) => {
         const pools = await new Resources(store).list<IPPool>("IPPool");
+        if (opts.ip) {
+          process.stdout.write(describeAddress(opts.ip, await ipamOf(store).lookup(opts.ip), pools));
+          return;
+        }
         const blocks = await ipamOf(store).blocks();
         const rows: string[][] = [["GROUPING", "CIDR", "IPS TOTAL", "IPS IN USE", "IPS FREE"]];
         for (const p of pools) {
@@ -191,6 +214,39 @@ export function registerClusterCommands(program: Command): void {
           const b = [["IP", "BORROWING-NODE", "BLOCK", "BLOCK OWNER", "HANDLE"], ...borrowed.map((x) => [x.address, x.node, x.block, x.owner, x.handle])];
           process.stdout.write(`\n${borrowed.length ? pipeTable(b) : "No borrowed addresses.\n"}`);
         }
+      });
+    });
+  ipam
+    .command("check")
+    .description("find what IPAM still holds for deleted nodes (addresses, tunnel addresses, empty blocks) and tunnel addresses no node uses; exit 1 if any")
+    .option("--release", "release what belongs to deleted nodes (their pods went with them)")
+    .addOption(datastoreOption())
+    .action(async (opts: { release?: boolean; datastore?: string }) => {
+      await withStore(opts, async (store) => {
+        const nodes = await new Resources(store).list<NodeResource>("Node");
+        const ipam = ipamOf(store);
+        const blocks = await ipam.blocks();
+        const addresses = blocks.reduce((n, b) => n + Object.keys(b.block.allocations).length, 0);
+        const known = new Map(nodes.map((n) => [n.metadata.name, n.spec.ipv4VXLANTunnelAddr]));
+        const findings = await ipam.check(known);
+        const head = `Checked ${nodes.length} node${nodes.length === 1 ? "" : "s"}, ${blocks.length} block${blocks.length === 1 ? "" : "s"}, ${addresses} address${addresses === 1 ? "" : "es"}`;
+        if (findings.length === 0) {
+          process.stdout.write(`${head}: nothing leaked.\n`);
+          return;
+        }
+        process.stdout.write(`${head}:\n${pipeTable([["FINDING", "ADDRESS", "NODE", "BLOCK", "HANDLE"], ...findings.map((f) => [f.what, f.address ?? "-", f.node, f.block, f.handle ?? "-"])])}`);
+        const releasable = findings.filter((f) => f.releasable);
+        let left = findings.length;
+        if (opts.release) {
+          const done = await ipam.releaseFindings(releasable, known);
+          left = (await ipam.check(known)).length;
+          process.stdout.write(`released: ${done.join(", ") || "(none)"}\n`);
+        } else if (releasable.length) {
+          process.stdout.write(`${releasable.length} of them belong to deleted nodes: "weft ipam check --release" releases them.\n`);
+        }
+        const unused = findings.filter((f) => f.what === "tunnel address its node does not use");
+        if (unused.length) process.stdout.write(`A running node sets its tunnel address right after claiming it; if one stays unused, "weft ipam release --ip A --force" releases it.\n`);
+        if (left > 0) process.exitCode = 1;
       });
     });
   ipam

@@ -65,6 +65,17 @@ export interface AssignRequest {
   pools?: string[];
 }
 
+/** One thing `weft ipam check` reports. */
+export interface IPAMFinding {
+  what: "address of a deleted node" | "tunnel address of a deleted node" | "empty block affine to a deleted node" | "tunnel address its node does not use";
+  address?: string;
+  node: string;
+  block: string;
+  handle?: string;
+  /** check --release releases it. */
+  releasable: boolean;
+}
+
 export class IPAM {
   constructor(
     private readonly store: Datastore,
@@ -183,8 +194,13 @@ export class IPAM {
 
   /** Who holds an address: its handle and node, or undefined when it is free. */
   async allocationOf(address: string): Promise<Allocation | undefined> {
+    return (await this.lookup(address)).allocation;
+  }
+
+  /** Where an address stands: the block holding it (if one was claimed) and its allocation (if assigned). */
+  async lookup(address: string): Promise<{ block?: Block; allocation?: Allocation }> {
     const at = await this.locate(address);
-    return at?.found.block.allocations[at.ord];
+    return { block: at?.found.block, allocation: at?.found.block.allocations[at.ord] };
   }
 
   /**
@@ -276,6 +292,62 @@ export class IPAM {
       }
     }
     return { tunnel, freedBlocks, stillAllocated };
+  }
+
+  /**
+   * What IPAM holds for nodes that no longer exist (as calicoctl ipam check reports):
+   * addresses assigned to them (their pods went with them), their tunnel addresses, and
+   * empty blocks still affine to them. Also tunnel addresses a live node does not use
+   * (its Node names another), which are reported but never released here: the node may
+   * be between claiming one and recording it. nodes: each Node's name and tunnel address.
+   */
+  async check(nodes: Map<string, string | undefined>): Promise<IPAMFinding[]> {
+    const alive = nodes;
+    const findings: IPAMFinding[] = [];
+    for (const { block } of await this.blocks()) {
+      const owner = nodeOfAffinity(block.affinity);
+      for (const [ord, a] of Object.entries(block.allocations)) {
+        const address = addressAt(block, Number(ord));
+        const tunnelOf = a.handle.startsWith(TUNNEL_HANDLE_PREFIX) ? a.handle.slice(TUNNEL_HANDLE_PREFIX.length) : undefined;
+        if (!alive.has(a.node)) findings.push({ what: tunnelOf ? "tunnel address of a deleted node" : "address of a deleted node", address, node: a.node, block: block.cidr, handle: a.handle, releasable: true });
+        else if (tunnelOf && nodes.get(tunnelOf) !== address) findings.push({ what: "tunnel address its node does not use", address, node: a.node, block: block.cidr, handle: a.handle, releasable: false });
+      }
+      if (owner && !alive.has(owner) && Object.keys(block.allocations).length === 0) findings.push({ what: "empty block affine to a deleted node", node: owner, block: block.cidr, releasable: true });
+    }
+    return findings;
+  }
+
+  /**
+   * Releases what check() found releasable: each address if it is still held as found,
+   * each empty block if it still is (skipped if taken meanwhile), then the blocks of
+   * deleted nodes those releases left empty.
+   */
+  async releaseFindings(findings: IPAMFinding[], nodes: Map<string, string | undefined>): Promise<string[]> {
+    const done = await this.releaseOnce(findings);
+    if (findings.some((f) => f.releasable && f.address)) {
+      done.push(...(await this.releaseOnce((await this.check(nodes)).filter((f) => f.what === "empty block affine to a deleted node"))));
+    }
+    return done;
+  }
+
+  private async releaseOnce(findings: IPAMFinding[]): Promise<string[]> {
+    const done: string[] = [];
+    for (const f of findings.filter((x) => x.releasable)) {
+      if (f.address) {
+        const now = await this.allocationOf(f.address);
+        if (now && now.handle === f.handle && now.node === f.node && (await this.releaseAddress(f.address))) done.push(f.address);
+      } else {
+        const stored = (await this.blocks()).find((b) => b.block.cidr === f.block);
+        if (!stored || stored.block.affinity !== affinityOf(f.node) || Object.keys(stored.block.allocations).length) continue;
+        try {
+          await this.store.txn([{ op: "delete", key: stored.kv.key, modRevision: stored.kv.modRevision }]);
+          done.push(f.block);
+        } catch (err) {
+          if (!(err instanceof ConflictError)) throw err;
+        }
+      }
+    }
+    return done;
   }
 
   /** Addresses assigned under a handle. */

@@ -88,7 +88,7 @@ node
 
 node
   .command("reset")
-  .description("remove everything weft installed: routes with weft's protocol and the tunnel device")
+  .description("remove everything weft installed: routes with weft's protocol, the tunnel device, the natOutgoing table and the iptables FORWARD accept (WEFT-FORWARD)")
   .option("--config <file>", "take the tunnel device name from this config")
   .option("--tunnel <name>", "tunnel device name", "weft0")
   .action(async (opts: { config?: string; tunnel: string }) => {

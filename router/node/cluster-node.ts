@@ -267,7 +267,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     verifyNext = false;
     let result: Awaited<ReturnType<typeof base.owner.apply>>;
     try {
-      result = await base.owner.apply({ remote, localBlocks: state.localBlocks, tunnelMTU: link.mtu - state.overhead, tunnelAddress: tunnelAddr ?? null, nat: { masqPools: state.masqPools, allPools: state.allPools }, keepRemovals, verify });
+      result = await base.owner.apply({ remote, localBlocks: state.localBlocks, tunnelMTU: link.mtu - state.overhead, tunnelAddress: tunnelAddr ?? null, nat: { masqPools: state.masqPools, allPools: state.allPools }, forwardAccept: true, keepRemovals, verify });
     } catch (err) {
       throw new HostApplyError((err as Error).message);
     }

@@ -1,5 +1,6 @@
 // The one owner of what weft installs: kernel routes tagged with weft's protocol, the
-// fast path's table and node set, weft0's MTU and address, and the natOutgoing table. It takes the
+// fast path's table and node set, weft0's MTU and address, the natOutgoing table and
+// the iptables FORWARD accept for pod traffic. It takes the
 // whole desired state each time, compares it with what is there, and changes only
 // the difference; it never touches a route it does not own.
 import type { Logger } from "pino";
@@ -8,6 +9,7 @@ import type { FastPath, FastRoute } from "../dataplane/fastpath.js";
 import * as kernel from "../native/iproute.js";
 import { native } from "../native/index.js";
 import { applyNatOutgoing, natOutgoingInstalled } from "../native/nft.js";
+import { forwardAcceptInstalled, installForwardAccept, iptablesPresent } from "../native/iptables.js";
 import { desiredState, diffRoutes, type LocalNode, type RemoteBlock } from "./desired.js";
 
 export interface Desired {
@@ -25,6 +27,8 @@ export interface Desired {
   tunnelAddress?: string | null;
   /** natOutgoing sets; undefined leaves nftables alone (static mode). */
   nat?: { masqPools: string[]; allPools: string[] };
+  /** Accept pod traffic in iptables FORWARD (a DROP policy, Docker's, would drop it); undefined leaves iptables alone (static mode). */
+  forwardAccept?: boolean;
   /** Add and change only (graceful restart: the RIB is not complete yet). */
   keepRemovals?: boolean;
   /**
@@ -39,6 +43,8 @@ const fastKey = (r: FastRoute) => `${formatCIDR(r.prefix)} ${r.nextHop} ${r.enca
 export class RouteOwner {
   private mtu = 0;
   private natKey = "";
+  /** undefined: not installed yet; false: this host has no iptables command. */
+  private forwardDone: boolean | undefined;
   private nodesKey = "";
   private refusedKey = "";
   private addressKey: string | undefined;
@@ -109,7 +115,22 @@ export class RouteOwner {
         this.natKey = k;
       }
     }
+    if (d.forwardAccept) await this.forwardAccept(d.verify);
     return { changed: diff.replace.length, removed: diff.remove.length, kept: installed.length - diff.remove.length };
+  }
+
+  private async forwardAccept(verify?: boolean): Promise<void> {
+    const dev = this.local.tunnelDevice;
+    if (this.forwardDone === undefined && !(await iptablesPresent())) this.forwardDone = false;
+    if (this.forwardDone === false) return;
+    if (this.forwardDone && verify && !(await forwardAcceptInstalled(dev))) {
+      this.log.warn("the iptables FORWARD accept for pod traffic was removed by someone else (an iptables flush, a firewall reload?): installing it again");
+      this.forwardDone = undefined;
+    }
+    if (this.forwardDone) return;
+    await installForwardAccept(dev);
+    this.log.info({ chain: "WEFT-FORWARD", devices: ["cali+", dev] }, "iptables FORWARD accepts pod traffic (a DROP policy, as Docker sets, would drop it)");
+    this.forwardDone = true;
   }
 
   private async tunnelAddress(address: string | null, verify?: boolean): Promise<void> {

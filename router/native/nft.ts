@@ -42,3 +42,22 @@ export function natOutgoingInstalled(): Promise<boolean> {
 export async function removeNatOutgoing(): Promise<void> {
   await nft(`table ip ${NFT_TABLE} {}\ndelete table ip ${NFT_TABLE}\n`);
 }
+
+/**
+ * Base chains on the forward hook with a drop policy, other than iptables' own FORWARD
+ * (weft's WEFT-FORWARD is jumped to from there): from `nft -j list chains` output. Such a
+ * chain drops pod traffic whatever weft accepts elsewhere, so the node names it.
+ */
+export function dropPolicyForwardChains(json: string): string[] {
+  const doc = JSON.parse(json || "{}") as { nftables?: Array<{ chain?: { family: string; table: string; name: string; hook?: string; policy?: string } }> };
+  return (doc.nftables ?? [])
+    .map((e) => e.chain)
+    .filter((c): c is NonNullable<typeof c> => !!c && c.hook === "forward" && c.policy === "drop")
+    .filter((c) => !(c.table === "filter" && c.name === "FORWARD" && (c.family === "ip" || c.family === "ip6")))
+    .map((c) => `${c.family} ${c.table} ${c.name}`);
+}
+
+/** This host's nftables forward chains with a drop policy (none if nft cannot list them). */
+export function forwardDropChains(): Promise<string[]> {
+  return new Promise((resolve) => execFile("nft", ["-j", "list", "chains"], (err, out) => resolve(err ? [] : dropPolicyForwardChains(out))));
+}

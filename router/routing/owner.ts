@@ -8,7 +8,7 @@ import { formatCIDR, parseCIDR } from "../dataplane/addr.js";
 import type { FastPath, FastRoute } from "../dataplane/fastpath.js";
 import * as kernel from "../native/iproute.js";
 import { native } from "../native/index.js";
-import { applyNatOutgoing, natOutgoingInstalled } from "../native/nft.js";
+import { applyNatOutgoing, forwardDropChains, natOutgoingInstalled } from "../native/nft.js";
 import { forwardAcceptInstalled, installForwardAccept, iptablesPresent } from "../native/iptables.js";
 import { desiredState, diffRoutes, type LocalNode, type RemoteBlock } from "./desired.js";
 
@@ -131,6 +131,8 @@ export class RouteOwner {
     await installForwardAccept(dev);
     this.log.info({ chain: "WEFT-FORWARD", devices: ["cali+", dev] }, "iptables FORWARD accepts pod traffic (a DROP policy, as Docker sets, would drop it)");
     this.forwardDone = true;
+    const dropping = await forwardDropChains();
+    if (dropping.length) this.log.warn({ chains: dropping, accept: ["cali*", dev] }, `nftables chain ${dropping.join(", ")} drops forwarded traffic by policy, which weft's iptables accept does not override: pod traffic through this host is dropped there unless it accepts iifname/oifname "cali*" and ${dev}`);
   }
 
   private async tunnelAddress(address: string | null, verify?: boolean): Promise<void> {

@@ -50,6 +50,7 @@ export async function ipBatch(lines: string[], opts: { netns?: string; force?: b
       if (err && typeof (err as { code?: unknown }).code !== "number") reject(new Error(`${cmd} ${argv.join(" ")}: ${err.message}`));
       else resolve(errText);
     });
+    child.stdin!.on("error", () => {}); // ip exited early: its exit status says so
     child.stdin!.end(`${lines.join("\n")}\n`);
   });
   const failed: Array<{ index: number; line: string; why: string }> = [];

@@ -1,54 +1,82 @@
-// Pod traffic through the host's iptables FORWARD chain. Docker, and many host
-// firewalls, set its policy to DROP, which drops every packet between a pod and weft0
-// or the uplink. As Calico's cali-FORWARD does, weft accepts traffic from and to pod
-// interfaces (cali*, as weft-cni names them) and its tunnel device in a chain of its
-// own, jumped to from the top of FORWARD. Through the iptables command, so it lands in
-// whichever backend (nf_tables or legacy) the host's own rules are in.
+// What weft needs let through the host's iptables filter table, in chains of its own
+// jumped to from the top of FORWARD and INPUT (as Calico's cali-FORWARD and cali-INPUT):
+// - WEFT-FORWARD: traffic from and to pod interfaces (cali*, as weft-cni names them) and
+//   the tunnel device. Docker, and many host firewalls, set FORWARD's policy to DROP,
+//   which would drop every packet between a pod and weft0 or the uplink.
+// - WEFT-INPUT: IPIP and VXLAN from the cluster's nodes (and from nowhere else), which an
+//   INPUT policy of DROP would keep from weft's sockets.
+// Through the iptables commands, so the rules land in whichever backend (nf_tables or
+// legacy) the host's own rules are in; each chain is replaced whole in one
+// iptables-restore transaction.
 import { execFile } from "node:child_process";
 
-export const FORWARD_CHAIN = "WEFT-FORWARD";
-const JUMP = ["FORWARD", "-m", "comment", "--comment", "weft: pod traffic", "-j", FORWARD_CHAIN];
-
-/** The rules of weft's chain, as `iptables -S` prints them. */
-export function forwardRules(tunnelDevice: string): string[] {
-  return [`-N ${FORWARD_CHAIN}`, ...[["-i", "cali+"], ["-o", "cali+"], ["-i", tunnelDevice], ["-o", tunnelDevice]].map(([dir, dev]) => `-A ${FORWARD_CHAIN} ${dir} ${dev} -j ACCEPT`)];
+export interface ChainSpec {
+  chain: "WEFT-FORWARD" | "WEFT-INPUT";
+  /** The built-in chain that jumps to it first. */
+  from: "FORWARD" | "INPUT";
+  comment: string;
+  /** Each rule's arguments after -A CHAIN. */
+  rules: string[][];
 }
 
-function iptables(args: string[]): Promise<{ ok: boolean; stdout: string; stderr: string; missing?: boolean }> {
-  return new Promise((resolve) =>
-    execFile("iptables", ["-w", "5", ...args], (err, stdout, stderr) =>
+export function forwardSpec(tunnelDevice: string): ChainSpec {
+  const rules = [["-i", "cali+"], ["-o", "cali+"], ["-i", tunnelDevice], ["-o", tunnelDevice]].map((r) => [...r, "-j", "ACCEPT"]);
+  return { chain: "WEFT-FORWARD", from: "FORWARD", comment: "weft: pod traffic", rules };
+}
+
+/** IPIP (protocol 4) and VXLAN (UDP vxlanPort) from each node address. */
+export function inputSpec(nodes: string[], vxlanPort: number): ChainSpec {
+  const rules = [...nodes].sort().flatMap((n) => [
+    ["-s", `${n}/32`, "-p", "4", "-j", "ACCEPT"],
+    ["-s", `${n}/32`, "-p", "udp", "--dport", String(vxlanPort), "-j", "ACCEPT"],
+  ]);
+  return { chain: "WEFT-INPUT", from: "INPUT", comment: "weft: tunnel traffic from nodes", rules };
+}
+
+const jump = (s: ChainSpec) => [s.from, "-m", "comment", "--comment", s.comment, "-j", s.chain];
+
+function run(cmd: string, args: string[], input?: string): Promise<{ ok: boolean; stdout: string; stderr: string; missing: boolean }> {
+  return new Promise((resolve) => {
+    const p = execFile(cmd, args, (err, stdout, stderr) =>
       resolve({ ok: !err, stdout, stderr: stderr.trim() || (err?.message ?? ""), missing: (err as NodeJS.ErrnoException | null)?.code === "ENOENT" }),
-    ),
-  );
+    );
+    // A command that exits without reading its input (or never started) closes the pipe:
+    // that shows in its exit status, not as an error event that would end the node.
+    p.stdin?.on("error", () => {});
+    p.stdin?.end(input);
+  });
 }
+const iptables = (args: string[]) => run("iptables", ["-w", "5", ...args]);
 
-/** Whether this host has the iptables command (without it there is no FORWARD chain to mind). */
+/** Whether this host has the iptables command (without it there are no such chains to mind). */
 export async function iptablesPresent(): Promise<boolean> {
   return !(await iptables(["-V"])).missing;
 }
 
-/** Whether weft's chain holds exactly its rules and FORWARD jumps to it. */
-export async function forwardAcceptInstalled(tunnelDevice: string): Promise<boolean> {
-  const chain = await iptables(["-S", FORWARD_CHAIN]);
-  if (!chain.ok || chain.stdout.trim() !== forwardRules(tunnelDevice).join("\n")) return false;
-  return (await iptables(["-C", ...JUMP])).ok;
+/** Whether the chain holds as many rules as it should (a flush leaves none) and is jumped to. */
+export async function chainInstalled(s: ChainSpec): Promise<boolean> {
+  const listed = await iptables(["-S", s.chain]);
+  if (!listed.ok || listed.stdout.trim().split("\n").length !== s.rules.length + 1) return false;
+  return (await iptables(["-C", ...jump(s)])).ok;
 }
 
-/** Makes weft's chain hold its rules and FORWARD jump to it first. */
-export async function installForwardAccept(tunnelDevice: string): Promise<void> {
-  const must = async (args: string[]) => {
-    const r = await iptables(args);
-    if (!r.ok) throw new Error(`iptables ${args.join(" ")}: ${r.stderr}`);
-  };
-  if (!(await iptables(["-S", FORWARD_CHAIN])).ok) await must(["-N", FORWARD_CHAIN]);
-  await must(["-F", FORWARD_CHAIN]);
-  for (const rule of forwardRules(tunnelDevice).slice(1)) await must(rule.split(" "));
-  if (!(await iptables(["-C", ...JUMP])).ok) await must(["-I", ...JUMP.slice(0, 1), "1", ...JUMP.slice(1)]);
+/** Replaces the chain's rules in one transaction and makes its built-in chain jump to it first. */
+export async function installChain(s: ChainSpec): Promise<void> {
+  const restore = ["*filter", `:${s.chain} - [0:0]`, ...s.rules.map((r) => `-A ${s.chain} ${r.join(" ")}`), "COMMIT", ""].join("\n");
+  const r = await run("iptables-restore", ["-w", "5", "--noflush"], restore);
+  if (!r.ok) throw new Error(`iptables-restore (${s.chain}): ${r.stderr}`);
+  if (!(await iptables(["-C", ...jump(s)])).ok) {
+    const j = jump(s);
+    const ins = await iptables(["-I", j[0], "1", ...j.slice(1)]);
+    if (!ins.ok) throw new Error(`iptables -I ${j.join(" ")}: ${ins.stderr}`);
+  }
 }
 
-/** Removes the jump and the chain (node reset); nothing there is fine. */
-export async function removeForwardAccept(): Promise<void> {
-  while ((await iptables(["-D", ...JUMP])).ok);
-  await iptables(["-F", FORWARD_CHAIN]);
-  await iptables(["-X", FORWARD_CHAIN]);
+/** Removes weft's jumps and chains (node reset); nothing there is fine. */
+export async function removeChains(tunnelDevice: string): Promise<void> {
+  for (const s of [forwardSpec(tunnelDevice), inputSpec([], 4789)]) {
+    while ((await iptables(["-D", ...jump(s)])).ok);
+    await iptables(["-F", s.chain]);
+    await iptables(["-X", s.chain]);
+  }
 }

@@ -26,6 +26,7 @@ export function natRuleset(masqPools: string[], allPools: string[]): string {
 function nft(input: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const p = execFile("nft", ["-f", "-"], (err, _out, stderr) => (err ? reject(new Error(`nft: ${stderr.trim() || err.message}`)) : resolve()));
+    p.stdin?.on("error", () => {}); // nft gone or exited early: its exit status says so
     p.stdin?.end(input);
   });
 }

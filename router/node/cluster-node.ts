@@ -267,7 +267,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     verifyNext = false;
     let result: Awaited<ReturnType<typeof base.owner.apply>>;
     try {
-      result = await base.owner.apply({ remote, localBlocks: state.localBlocks, tunnelMTU: link.mtu - state.overhead, tunnelAddress: tunnelAddr ?? null, nat: { masqPools: state.masqPools, allPools: state.allPools }, forwardAccept: true, keepRemovals, verify });
+      result = await base.owner.apply({ remote, localBlocks: state.localBlocks, tunnelMTU: link.mtu - state.overhead, tunnelAddress: tunnelAddr ?? null, nat: { masqPools: state.masqPools, allPools: state.allPools }, hostFirewall: { vxlanPort: 4789 }, keepRemovals, verify });
     } catch (err) {
       throw new HostApplyError((err as Error).message);
     }
@@ -326,7 +326,10 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   };
   speaker?.on("routes", () => schedule(20));
   restoreTunnelIfDeleted(base, tunnelDevice, log, () => (running = running.then(resyncAndWatch, resyncAndWatch)));
-  await resyncAndWatch();
+  // Through the queue too: a BGP or watch event during the first sync would otherwise
+  // run a second one alongside it (two route diffs, two nat and iptables installs).
+  running = running.then(resyncAndWatch, resyncAndWatch);
+  await running;
   // A safety net: resync now and then even if a watch event was lost.
   // It also checks what it installed is still there (routes, weft0, the nat table).
   const periodic = setInterval(() => {

@@ -13,7 +13,7 @@ import { controlSocketFree, controlSocketPath, startControlServer } from "../con
 import type { RemoteBlock } from "../routing/desired.js";
 import { RouteOwner } from "../routing/owner.js";
 import { removeNatOutgoing } from "../native/nft.js";
-import { removeForwardAccept } from "../native/iptables.js";
+import { removeChains } from "../native/iptables.js";
 import { ConfigError, OVERHEAD, type StaticConfig } from "./config.js";
 
 export interface Preflight {
@@ -204,7 +204,7 @@ export async function resetNode(tunnelDevice: string, log: Logger): Promise<void
   const routes = await kernel.listWeftRoutes();
   await kernel.changeRoutes([], routes);
   await removeNatOutgoing().catch(() => {}); // no table is fine
-  await removeForwardAccept();
+  await removeChains(tunnelDevice);
   let tun = false;
   if (kernel.linkInfo(tunnelDevice)) {
     native().tunDelete(tunnelDevice);

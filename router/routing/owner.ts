@@ -4,12 +4,12 @@
 // whole desired state each time, compares it with what is there, and changes only
 // the difference; it never touches a route it does not own.
 import type { Logger } from "pino";
-import { formatCIDR, parseCIDR } from "../dataplane/addr.js";
+import { formatCIDR, formatIPv4, parseCIDR } from "../dataplane/addr.js";
 import type { FastPath, FastRoute } from "../dataplane/fastpath.js";
 import * as kernel from "../native/iproute.js";
 import { native } from "../native/index.js";
 import { applyNatOutgoing, forwardDropChains, natOutgoingInstalled } from "../native/nft.js";
-import { forwardAcceptInstalled, installForwardAccept, iptablesPresent } from "../native/iptables.js";
+import { chainInstalled, forwardSpec, inputSpec, installChain, iptablesPresent, type ChainSpec } from "../native/iptables.js";
 import { desiredState, diffRoutes, type LocalNode, type RemoteBlock } from "./desired.js";
 
 export interface Desired {
@@ -27,8 +27,12 @@ export interface Desired {
   tunnelAddress?: string | null;
   /** natOutgoing sets; undefined leaves nftables alone (static mode). */
   nat?: { masqPools: string[]; allPools: string[] };
-  /** Accept pod traffic in iptables FORWARD (a DROP policy, Docker's, would drop it); undefined leaves iptables alone (static mode). */
-  forwardAccept?: boolean;
+  /**
+   * Let weft's traffic through the host's iptables: pod traffic in FORWARD (a DROP
+   * policy, Docker's, would drop it), IPIP and VXLAN from the nodes in INPUT.
+   * undefined leaves iptables alone (static mode).
+   */
+  hostFirewall?: { vxlanPort: number };
   /** Add and change only (graceful restart: the RIB is not complete yet). */
   keepRemovals?: boolean;
   /**
@@ -43,8 +47,10 @@ const fastKey = (r: FastRoute) => `${formatCIDR(r.prefix)} ${r.nextHop} ${r.enca
 export class RouteOwner {
   private mtu = 0;
   private natKey = "";
-  /** undefined: not installed yet; false: this host has no iptables command. */
-  private forwardDone: boolean | undefined;
+  /** false: this host has no iptables command; undefined: not looked yet. */
+  private iptables: boolean | undefined;
+  /** Each weft chain's rules as last installed. */
+  private readonly chains = new Map<string, string>();
   private nodesKey = "";
   private refusedKey = "";
   private addressKey: string | undefined;
@@ -115,25 +121,31 @@ export class RouteOwner {
         this.natKey = k;
       }
     }
-    if (d.forwardAccept) await this.forwardAccept(d.verify);
+    if (d.hostFirewall) await this.hostFirewall([forwardSpec(this.local.tunnelDevice), inputSpec(want.nodes.map(formatIPv4), d.hostFirewall.vxlanPort)], d.verify);
     return { changed: diff.replace.length, removed: diff.remove.length, kept: installed.length - diff.remove.length };
   }
 
-  private async forwardAccept(verify?: boolean): Promise<void> {
-    const dev = this.local.tunnelDevice;
-    if (this.forwardDone === undefined && !(await iptablesPresent())) this.forwardDone = false;
-    if (this.forwardDone === false) return;
-    if (this.forwardDone && verify && !(await forwardAcceptInstalled(dev))) {
-      this.log.warn("the iptables FORWARD accept for pod traffic was removed by someone else (an iptables flush, a firewall reload?): installing it again");
-      this.forwardDone = undefined;
+  private async hostFirewall(specs: ChainSpec[], verify?: boolean): Promise<void> {
+    this.iptables ??= await iptablesPresent();
+    if (!this.iptables) return;
+    for (const spec of specs) {
+      const key = JSON.stringify(spec.rules);
+      const had = this.chains.get(spec.chain);
+      if (had === key && verify && !(await chainInstalled(spec))) {
+        this.log.warn({ chain: spec.chain }, `${spec.chain} (or the jump to it from ${spec.from}) was removed by someone else (an iptables flush, a firewall reload?): installing it again`);
+      } else if (had === key) continue;
+      await installChain(spec);
+      this.chains.set(spec.chain, key);
+      if (spec.chain === "WEFT-FORWARD") {
+        this.log.info({ chain: spec.chain, devices: ["cali+", this.local.tunnelDevice] }, "iptables FORWARD accepts pod traffic (a DROP policy, as Docker sets, would drop it)");
+        const dropping = had === undefined ? await forwardDropChains() : [];
+        if (dropping.length) this.log.warn({ chains: dropping, accept: ["cali*", this.local.tunnelDevice] }, `nftables chain ${dropping.join(", ")} drops forwarded traffic by policy, which weft's iptables accept does not override: pod traffic through this host is dropped there unless it accepts iifname/oifname "cali*" and ${this.local.tunnelDevice}`);
+      } else {
+        this.log.info({ chain: spec.chain, nodes: spec.rules.length / 2 }, "iptables INPUT accepts IPIP and VXLAN from the cluster's nodes");
+      }
     }
-    if (this.forwardDone) return;
-    await installForwardAccept(dev);
-    this.log.info({ chain: "WEFT-FORWARD", devices: ["cali+", dev] }, "iptables FORWARD accepts pod traffic (a DROP policy, as Docker sets, would drop it)");
-    this.forwardDone = true;
-    const dropping = await forwardDropChains();
-    if (dropping.length) this.log.warn({ chains: dropping, accept: ["cali*", dev] }, `nftables chain ${dropping.join(", ")} drops forwarded traffic by policy, which weft's iptables accept does not override: pod traffic through this host is dropped there unless it accepts iifname/oifname "cali*" and ${dev}`);
   }
+
 
   private async tunnelAddress(address: string | null, verify?: boolean): Promise<void> {
     const want = address ? [`${address}/32`] : [];

@@ -8,6 +8,7 @@ import { ManifestError, parseManifests, render, table } from "../resources/manif
 import { IPAM, nodeOfAffinity, TUNNEL_HANDLE_PREFIX, type Allocation, type Block } from "../ipam/ipam.js";
 import { ConfigError } from "../node/config.js";
 import { wholeNumber } from "./args.js";
+import { label, patch } from "./edit.js";
 import { contains, parseCIDR, parseIPv4 } from "../dataplane/addr.js";
 
 export function datastoreURL(opts: { datastore?: string }): string {
@@ -124,6 +125,33 @@ export function registerClusterCommands(program: Command): void {
         }, { create: true });
       });
   }
+
+  program
+    .command("label")
+    .description("set or remove a label on a resource, as calicoctl label does (a Node's labels feed IP pool nodeSelectors and BGPPeer selectors)")
+    .argument("<kind>", "ippool | node | bgpconfig | bgppeer")
+    .argument("<name>", "the resource")
+    .argument("<label>", "KEY=VALUE, or KEY with --remove")
+    .option("--overwrite", "replace a value the label already has")
+    .option("--remove", "remove the label")
+    .addOption(datastoreOption())
+    .action(async (word: string, name: string, spec: string, opts: { overwrite?: boolean; remove?: boolean; datastore?: string }) => {
+      const kind = kindArg(word);
+      await withStore(opts, async (store) => process.stdout.write(`${await label(new Resources(store), kind, name, spec, opts)}\n`));
+    });
+
+  program
+    .command("patch")
+    .description("change part of a resource, as calicoctl patch does: the result is validated as an apply is, and written only if nobody changed the resource meanwhile (retried)")
+    .argument("<kind>", "ippool | node | bgpconfig | bgppeer")
+    .argument("<name>", "the resource")
+    .requiredOption("-p, --patch <json>", `the change, e.g. '{"spec":{"nodeToNodeMeshEnabled":false}}'`)
+    .addOption(new Option("-t, --type <type>", "strategic (calicoctl's default; a JSON merge patch here) or merge (RFC 7396), or json (a JSON Patch, RFC 6902)").choices(["strategic", "merge", "json"]).default("strategic"))
+    .addOption(datastoreOption())
+    .action(async (word: string, name: string, opts: { patch: string; type: "strategic" | "merge" | "json"; datastore?: string }) => {
+      const kind = kindArg(word);
+      await withStore(opts, async (store) => process.stdout.write(`${await patch(new Resources(store), kind, name, opts.patch, opts.type)}\n`));
+    });
 
   program
     .command("delete")

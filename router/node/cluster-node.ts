@@ -144,10 +144,11 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   const nodeRes: NodeResource = {
     apiVersion: API_VERSION,
     kind: "Node",
-    metadata: { name, labels: existing?.metadata.labels },
+    metadata: { name, labels: existing?.metadata.labels, annotations: existing?.metadata.annotations },
     spec: { ...existing?.spec, bgp: { ...existing?.spec.bgp, ipv4Address: cidr, ...(opts.as !== undefined ? { asNumber: opts.as } : {}) }, ipv4VXLANTunnelAddr: tunnelAddr, vxlanTunnelMACAddr: mac },
   };
   if (!nodeRes.metadata.labels) delete nodeRes.metadata.labels;
+  if (!nodeRes.metadata.annotations) delete nodeRes.metadata.annotations;
   await res.apply([nodeRes]);
 
   // BGP: the speaker listens before the first sync; restarting = routes survived a restart.
@@ -218,7 +219,13 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       if (tunnelAddr === was) {
         log.warn({ found: { ipv4VXLANTunnelAddr: self.spec.ipv4VXLANTunnelAddr ?? null, vxlanTunnelMACAddr: self.spec.vxlanTunnelMACAddr ?? null }, using: { ipv4VXLANTunnelAddr: tunnelAddr ?? null, vxlanTunnelMACAddr: mac } }, "this node's Node resource lost its tunnel address or VTEP MAC, or was given ones the node does not use: set back");
       }
-      await res.apply([{ ...self, metadata: { name, ...(self.metadata.labels ? { labels: self.metadata.labels } : {}) }, spec: { ...self.spec, ipv4VXLANTunnelAddr: tunnelAddr, vxlanTunnelMACAddr: mac } }]);
+      // A compare-and-swap on the version read: a label or patch written meanwhile is
+      // not overwritten; the next sync reads it and tries again.
+      try {
+        await res.apply([{ ...self, spec: { ...self.spec, ipv4VXLANTunnelAddr: tunnelAddr, vxlanTunnelMACAddr: mac } }]);
+      } catch (err) {
+        if (!(err instanceof ConflictError)) throw err;
+      }
       schedule();
       return;
     }

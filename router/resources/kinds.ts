@@ -11,10 +11,20 @@ const name = z
   .max(253)
   .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be lowercase letters, digits, '-' and '.', starting and ending with a letter or digit");
 
+// Labels as Kubernetes (and so Calico) takes them: selectors match them, so a key or
+// value no selector could name is refused where it is written.
+const labelName = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const dnsSubdomain = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const labelKey = z.string().refine((k) => {
+  const slash = k.lastIndexOf("/");
+  return labelName.test(k.slice(slash + 1)) && (slash < 0 || dnsSubdomain.test(k.slice(0, slash)));
+}, { message: "label keys are a name of up to 63 letters, digits, '-', '_' or '.' (starting and ending with a letter or digit), optionally after a DNS prefix and '/'" });
+const labelValue = z.string().refine((v) => v === "" || labelName.test(v), { message: "label values are empty or up to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit" });
+
 export const metadata = z
   .object({
     name,
-    labels: z.record(z.string(), z.string()).optional(),
+    labels: z.record(labelKey, labelValue).optional(),
     annotations: z.record(z.string(), z.string()).optional(),
     resourceVersion: z.string().optional(),
     uid: z.string().optional(),

@@ -159,6 +159,14 @@ spec: {bgp: {ipv4Address: 10.30.0.11/24, routeReflectorClusterID: 10.30.0.1}}
     expect(() => parseManifests(nodeDoc("{bgp: {ipv4Adress: 10.30.0.11/24}}"), "x")).toThrow('Node(n1): spec.bgp: unknown field "ipv4Adress"');
   });
 
+  it("labels are Kubernetes labels (selectors match them): a key or value no selector could name is refused where it is", () => {
+    const withLabels = (labels: string) => `apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: n1, labels: ${labels}}\nspec: {}\n`;
+    expect(parseManifests(withLabels("{route-reflector: 'true', topology.kubernetes.io/zone: eu-1a, empty: ''}"), "x")).toHaveLength(1);
+    expect(() => parseManifests(withLabels("{'rack 1': a}"), "x")).toThrow(/Node\(n1\): metadata\.labels\.rack 1: label keys are a name of up to 63 letters/);
+    expect(() => parseManifests(withLabels("{rack: '-a'}"), "x")).toThrow(/metadata\.labels\.rack: label values are empty or up to 63 letters/);
+    expect(() => parseManifests(withLabels(`{rack: ${"a".repeat(64)}}`), "x")).toThrow(/label values/);
+  });
+
   it("a Calico field weft does not do is refused as such, not as a typo", () => {
     const doc = "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {asNumber: 64512, serviceClusterIPs: [{cidr: 10.96.0.0/12}]}\n";
     expect(() => parseManifests(doc, "x")).toThrow("BGPConfiguration(default): spec: serviceClusterIPs is Calico's, and weft does not support it (weft does not advertise Kubernetes service addresses): remove it");

@@ -45,6 +45,8 @@ function zodReason(issue: z.core.$ZodIssue): string {
     if (calico) return `${calico} is Calico's, and weft does not support it (${CALICO_ONLY[calico]}): remove it`;
     return `unknown field ${issue.keys.map((k) => `"${k}"`).join(", ")}`;
   }
+  // A record key the schema refused (a label key): its own message says what keys may be.
+  if (issue.code === "invalid_key") return issue.issues[0]?.message ?? issue.message;
   if (issue.code === "invalid_value") return `must be one of ${issue.values.map(String).join(", ")}`;
   if (issue.code === "invalid_type" && /received undefined/.test(issue.message)) return "is required";
   return issue.message;

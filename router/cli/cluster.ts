@@ -5,7 +5,7 @@ import { DATASTORE_HELP, defaultDatastore, openDatastore, unreachable, type Data
 import { Resources } from "../resources/client.js";
 import { kindOf, KINDS, nodeIPv4, type IPPool, type Kind, type NodeResource } from "../resources/kinds.js";
 import { ManifestError, parseManifests, render, table } from "../resources/manifest.js";
-import { IPAM, nodeOfAffinity, TUNNEL_HANDLE_PREFIX, type Allocation, type Block } from "../ipam/ipam.js";
+import { ipamFor, nodeOfAffinity, type IPAM, TUNNEL_HANDLE_PREFIX, type Allocation, type Block } from "../ipam/ipam.js";
 import { ConfigError } from "../node/config.js";
 import { wholeNumber } from "./args.js";
 import { label, patch } from "./edit.js";
@@ -32,6 +32,8 @@ async function withStore<T>(opts: { datastore?: string }, fn: (s: Datastore) => 
   }
 }
 
+const KIND_HELP = "ippool | node | bgpconfig | bgppeer | ipreservation";
+
 function kindArg(word: string): Kind {
   const k = kindOf(word);
   if (!k) throw new ConfigError(`unknown kind "${word}"; weft knows ${Object.values(KINDS).map((k) => k.aliases[0]).join(", ")}`);
@@ -47,8 +49,7 @@ export function readManifest(file: string): string {
 }
 
 export function ipamOf(store: Datastore): IPAM {
-  const res = new Resources(store);
-  return new IPAM(store, () => res.list<IPPool>("IPPool"));
+  return ipamFor(store);
 }
 
 /** `weft ipam show --ip A`: whether the address is in use, and by whom, as calicoctl says it. */
@@ -84,8 +85,8 @@ function blockRow(label: string, block: Block): string[] {
 export function registerClusterCommands(program: Command): void {
   program
     .command("get")
-    .description("print resources: ippool, node, bgpconfig, bgppeer")
-    .argument("<kind>", "ippool | node | bgpconfig | bgppeer")
+    .description("print resources: ippool, node, bgpconfig, bgppeer, ipreservation")
+    .argument("<kind>", KIND_HELP)
     .argument("[name]", "one resource")
     .addOption(new Option("-o, --output <format>", "output format").choices(["table", "wide", "yaml", "json"]).default("table"))
     .addOption(datastoreOption())
@@ -129,7 +130,7 @@ export function registerClusterCommands(program: Command): void {
   program
     .command("label")
     .description("set or remove a label on a resource, as calicoctl label does (a Node's labels feed IP pool nodeSelectors and BGPPeer selectors)")
-    .argument("<kind>", "ippool | node | bgpconfig | bgppeer")
+    .argument("<kind>", KIND_HELP)
     .argument("<name>", "the resource")
     .argument("<label>", "KEY=VALUE, or KEY with --remove")
     .option("--overwrite", "replace a value the label already has")
@@ -143,7 +144,7 @@ export function registerClusterCommands(program: Command): void {
   program
     .command("patch")
     .description("change part of a resource, as calicoctl patch does: the result is validated as an apply is, and written only if nobody changed the resource meanwhile (retried)")
-    .argument("<kind>", "ippool | node | bgpconfig | bgppeer")
+    .argument("<kind>", KIND_HELP)
     .argument("<name>", "the resource")
     .requiredOption("-p, --patch <json>", `the change, e.g. '{"spec":{"nodeToNodeMeshEnabled":false}}'`)
     .addOption(new Option("-t, --type <type>", "strategic (calicoctl's default; a JSON merge patch here) or merge (RFC 7396), or json (a JSON Patch, RFC 6902)").choices(["strategic", "merge", "json"]).default("strategic"))
@@ -156,7 +157,7 @@ export function registerClusterCommands(program: Command): void {
   program
     .command("delete")
     .description("delete the resources in a file, or by kind and names; one that does not exist fails the command unless --skip-not-exists; an IPPool whose addresses pods still use is kept unless --force")
-    .argument("[kind]", "ippool | node | bgpconfig | bgppeer")
+    .argument("[kind]", KIND_HELP)
     .argument("[names...]", "resource names")
     .option("-f, --filename <file>", "manifest file, or - for standard input")
     .option("-s, --skip-not-exists", "a resource that does not exist is not an error")

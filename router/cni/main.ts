@@ -8,7 +8,7 @@ import { pino, type Logger } from "pino";
 import { DatastoreURLError, defaultDatastore, openDatastore, type Datastore } from "../store/store.js";
 import { Resources } from "../resources/client.js";
 import { nodeIPv4, type IPPool, type NodeResource } from "../resources/kinds.js";
-import { IPAM, IPAMError } from "../ipam/ipam.js";
+import { ipamFor, IPAMError, type IPAM } from "../ipam/ipam.js";
 import { CNI, CniError } from "./errors.js";
 import { parseNetConf, SUPPORTED_VERSIONS, type NetConf } from "./config.js";
 import { hostAddresses, IFNAME } from "../native/iproute.js";
@@ -103,7 +103,7 @@ async function withStore<T>(conf: NetConf, f: (s: Datastore) => Promise<T>): Pro
 
 function ipamOf(store: Datastore): { ipam: IPAM; res: Resources } {
   const res = new Resources(store);
-  return { ipam: new IPAM(store, () => res.list<IPPool>("IPPool")), res };
+  return { ipam: ipamFor(store, res), res };
 }
 
 /**

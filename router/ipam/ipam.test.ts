@@ -6,7 +6,7 @@ import { openDatastore } from "../store/store.js";
 import { Resources } from "../resources/client.js";
 import { parseManifests } from "../resources/manifest.js";
 import type { IPPool } from "../resources/kinds.js";
-import { IPAM } from "./ipam.js";
+import { IPAM, ipamFor } from "./ipam.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "weft-ipam-"));
 let n = 0;
@@ -113,5 +113,47 @@ describe("IPAM", () => {
     const ipam = await setup(pool("10.50.0.0/24"));
     const got = await Promise.all(Array.from({ length: 40 }, (_, i) => ipam.assign({ node: `w${i % 4}`, handle: `c${i}` })));
     expect(new Set(got.map((g) => g.address)).size).toBe(40);
+  });
+});
+
+describe("IPReservation", () => {
+  async function withReservation(reserved: string[]) {
+    const store = await openDatastore(`sqlite:${path.join(dir, `r${n++}.db`)}`);
+    const res = new Resources(store);
+    await res.apply(parseManifests(pool("10.20.0.0/28", 28), "pool.yaml"));
+    const ipam = ipamFor(store, res);
+    const reserve = (cidrs: string[]) => res.apply(parseManifests(`apiVersion: projectcalico.org/v3\nkind: IPReservation\nmetadata: {name: r1}\nspec: {reservedCIDRs: [${cidrs.map((c) => `"${c}"`).join(", ")}]}\n`, "r.yaml"));
+    await reserve(reserved);
+    return { ipam, reserve };
+  }
+
+  it("a reserved address or CIDR is never given out, in a new block or an owned one; IPv6 entries are kept and ignored", async () => {
+    const { ipam } = await withReservation(["10.20.0.0", "10.20.0.2/31", "fd00::/64"]);
+    const got = [];
+    for (let i = 0; i < 13; i++) got.push((await ipam.assign({ node: "w1", handle: `h${i}` })).address);
+    expect(got[0]).toBe("10.20.0.1"); // a new block starts past its reserved first address
+    expect(got).not.toContain("10.20.0.0");
+    expect(got).not.toContain("10.20.0.2");
+    expect(got).not.toContain("10.20.0.3");
+    await expect(ipam.assign({ node: "w1", handle: "one-more" })).rejects.toThrow("No IPs available in pools: [10.20.0.0/28]");
+  });
+
+  it("an address given out before its reservation stays; released, it is not given again", async () => {
+    const { ipam, reserve } = await withReservation(["10.20.0.15"]);
+    const first = await ipam.assign({ node: "w1", handle: "a" });
+    await reserve(["10.20.0.15", first.address]);
+    expect((await ipam.allocationOf(first.address))?.handle).toBe("a");
+    await ipam.releaseAddress(first.address);
+    expect((await ipam.assign({ node: "w1", handle: "b" })).address).not.toBe(first.address);
+  });
+
+  it("a pool whose every address is reserved gives nothing (no block is claimed for nothing)", async () => {
+    const { ipam } = await withReservation(["10.20.0.0/28"]);
+    await expect(ipam.assign({ node: "w1", handle: "a" })).rejects.toThrow("No IPs available in pools: [10.20.0.0/28]");
+    expect(await ipam.blocks()).toEqual([]);
+  });
+
+  it("an entry that is no address or CIDR is refused, naming it", () => {
+    expect(() => parseManifests("apiVersion: projectcalico.org/v3\nkind: IPReservation\nmetadata: {name: r}\nspec: {reservedCIDRs: [10.0.0.1, 10.0.0.300]}\n", "x")).toThrow('IPReservation(r): spec.reservedCIDRs[1]: "10.0.0.300" is not an IP address or CIDR');
   });
 });

@@ -5,7 +5,8 @@
 import { createHash } from "node:crypto";
 import { contains, formatIPv4, maskOf, parseCIDR, parseIPv4 } from "../dataplane/addr.js";
 import { ConflictError, type Datastore, type KV } from "../store/store.js";
-import type { IPPool } from "../resources/kinds.js";
+import type { IPPool, IPReservation } from "../resources/kinds.js";
+import { Resources } from "../resources/client.js";
 import { parseSelector, type Labels } from "../resources/selector.js";
 
 export const BLOCK_PREFIX = "/weft/ipam/blocks/";
@@ -41,9 +42,11 @@ function addressAt(b: Block, ordinal: number): string {
   return formatIPv4(parseIPv4(b.cidr.split("/")[0])! + ordinal);
 }
 
-function freeOrdinal(b: Block): number | undefined {
+/** The first ordinal neither allocated nor reserved (an IPReservation), if any. */
+function freeOrdinal(b: Block, reserved: (address: number) => boolean = () => false): number | undefined {
   const n = blockSizeOf(b);
-  for (let i = 0; i < n; i++) if (!(String(i) in b.allocations)) return i;
+  const base = parseIPv4(b.cidr.split("/")[0])!;
+  for (let i = 0; i < n; i++) if (!(String(i) in b.allocations) && !reserved(base + i)) return i;
   return undefined;
 }
 
@@ -80,7 +83,15 @@ export class IPAM {
   constructor(
     private readonly store: Datastore,
     private readonly pools: () => Promise<IPPool[]>,
+    /** IPReservations' reserved addresses and CIDRs: never given out (those given before stay). */
+    private readonly reservations: () => Promise<string[]> = async () => [],
   ) {}
+
+  /** Whether an IPv4 address (as a number) is reserved, from the reservations as they are now. */
+  private async reservedTest(): Promise<(address: number) => boolean> {
+    const prefixes = (await this.reservations()).filter((c) => !c.includes(":")).map((c) => parseCIDR(c.includes("/") ? c : `${c}/32`, false)).filter((p): p is NonNullable<typeof p> => p !== undefined);
+    return (a) => prefixes.some((p) => contains(p, a));
+  }
 
   async blocks(): Promise<StoredBlock[]> {
     const { items } = await this.store.list(BLOCK_PREFIX);
@@ -130,12 +141,13 @@ export class IPAM {
     if (pools.length === 0) throw new IPAMError(`No IPs available in pools: [] (no enabled IPv4 pool${req.pools ? ` of ${req.pools.join(", ")}` : ""} selects node ${req.node}${use === "Tunnel" ? " for tunnel addresses" : ""})`);
     const inPools = (b: Block) => pools.some((p) => p.metadata.name === b.pool);
     const alloc: Allocation = { handle: req.handle, node: req.node };
+    const reserved = await this.reservedTest();
     for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
       try {
         const blocks = await this.blocks();
         // 1. A block this node already owns.
         for (const { block, kv } of blocks.filter((x) => x.block.affinity === affinityOf(req.node) && inPools(x.block))) {
-          const ord = freeOrdinal(block);
+          const ord = freeOrdinal(block, reserved);
           if (ord !== undefined) return await this.take(block, kv, ord, alloc);
         }
         // 2. A new block, claimed by creating it.
@@ -144,10 +156,13 @@ export class IPAM {
         for (const pool of pools) {
           for (const cidr of candidateBlocks(pool, req.node)) {
             if (taken.has(cidr)) continue;
-            const block: Block = { cidr, pool: pool.metadata.name, affinity: affinityOf(req.node), allocations: { "0": alloc } };
+            const block: Block = { cidr, pool: pool.metadata.name, affinity: affinityOf(req.node), allocations: {} };
+            const ord = freeOrdinal(block, reserved);
+            if (ord === undefined) continue; // every address of it reserved: no use claiming it
+            block.allocations[String(ord)] = alloc;
             try {
               await this.store.txn([{ op: "create", key: blockKey(cidr), value: JSON.stringify(block) }]);
-              return { address: addressAt(block, 0), block: cidr };
+              return { address: addressAt(block, ord), block: cidr };
             } catch (err) {
               if (err instanceof ConflictError) {
                 lostClaim = true; // someone claimed it first
@@ -162,7 +177,7 @@ export class IPAM {
         // 3. Borrow one address from another node's block.
         if (!req.strictAffinity) {
           for (const { block, kv } of blocks.filter((x) => inPools(x.block))) {
-            const ord = freeOrdinal(block);
+            const ord = freeOrdinal(block, reserved);
             if (ord !== undefined) return await this.take(block, kv, ord, alloc);
           }
         }
@@ -358,6 +373,11 @@ export class IPAM {
         .map(([ord]) => addressAt(block, Number(ord))),
     );
   }
+}
+
+/** IPAM over a datastore's own IP pools and IPReservations (what every caller wants). */
+export function ipamFor(store: Datastore, res = new Resources(store)): IPAM {
+  return new IPAM(store, () => res.list<IPPool>("IPPool"), async () => (await res.list<IPReservation>("IPReservation")).flatMap((r) => r.spec.reservedCIDRs));
 }
 
 /** The pool's blocks in a node-specific order (fewer collisions, stable across restarts). */

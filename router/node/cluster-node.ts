@@ -15,7 +15,7 @@ import { nodeName } from "../resources/validate.js";
 import { API_VERSION, nodeIPv4, type BGPConfiguration, type BGPPeer, type IPPool, type NodeResource } from "../resources/kinds.js";
 import { Speaker, type PeerStatus } from "../bgp/speaker.js";
 import { bgpLogLevel, bgpSettings, peersFor } from "../bgp/peers.js";
-import { IPAM, IPAMError, BLOCK_PREFIX, TUNNEL_HANDLE_PREFIX, type Block } from "../ipam/ipam.js";
+import { ipamFor, IPAMError, BLOCK_PREFIX, TUNNEL_HANDLE_PREFIX, type Block } from "../ipam/ipam.js";
 import { bgpExports, clusterState, remoteFromBgp } from "../routing/cluster.js";
 import { ConfigError } from "./config.js";
 import { detectNodeAddress, type HostView } from "./autodetect.js";
@@ -96,7 +96,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       await new Promise((r) => setTimeout(r, delay));
     }
   }
-  const ipam = new IPAM(store, () => res.list<IPPool>("IPPool"));
+  const ipam = ipamFor(store, res);
   const mac = deriveMAC(name);
 
   // One address, one node (as Calico checks at start): a host renamed, or a copied

@@ -113,11 +113,19 @@ export const bgpPeerSpec = z
   })
   .strict();
 
+// Addresses IPAM must not give out (Calico 3.22+): IPv4 or IPv6 addresses or CIDRs.
+export const ipReservationSpec = z
+  .object({
+    reservedCIDRs: z.array(z.string().min(1)).min(1, "must list at least one address or CIDR"),
+  })
+  .strict();
+
 export const KINDS = {
   IPPool: { spec: ipPoolSpec, plural: "ippools", aliases: ["ippool", "ippools", "pool", "pools"] },
   Node: { spec: nodeSpec, plural: "nodes", aliases: ["node", "nodes"] },
   BGPConfiguration: { spec: bgpConfigurationSpec, plural: "bgpconfigurations", aliases: ["bgpconfig", "bgpconfigs", "bgpconfiguration", "bgpconfigurations"] },
   BGPPeer: { spec: bgpPeerSpec, plural: "bgppeers", aliases: ["bgppeer", "bgppeers"] },
+  IPReservation: { spec: ipReservationSpec, plural: "ipreservations", aliases: ["ipreservation", "ipreservations", "ipr"] },
 } as const;
 
 export type Kind = keyof typeof KINDS;
@@ -125,6 +133,7 @@ export type IPPoolSpec = z.infer<typeof ipPoolSpec>;
 export type NodeSpec = z.infer<typeof nodeSpec>;
 export type BGPConfigurationSpec = z.infer<typeof bgpConfigurationSpec>;
 export type BGPPeerSpec = z.infer<typeof bgpPeerSpec>;
+export type IPReservationSpec = z.infer<typeof ipReservationSpec>;
 export type Metadata = z.infer<typeof metadata>;
 
 export interface Resource<S = unknown> {
@@ -137,6 +146,7 @@ export type IPPool = Resource<IPPoolSpec>;
 export type NodeResource = Resource<NodeSpec>;
 export type BGPConfiguration = Resource<BGPConfigurationSpec>;
 export type BGPPeer = Resource<BGPPeerSpec>;
+export type IPReservation = Resource<IPReservationSpec>;
 
 /** The kind a CLI word names (ippool, pools, bgpconfig, ...). */
 export function kindOf(word: string): Kind | undefined {

@@ -48,6 +48,7 @@ const COLUMNS: Record<Kind, { narrow: string[]; wide: string[] }> = {
   Node: { narrow: ["NAME"], wide: ["NAME", "ASN", "IPV4", "VXLANMAC"] },
   BGPConfiguration: { narrow: ["NAME", "MESHENABLED", "ASNUMBER"], wide: ["NAME", "MESHENABLED", "ASNUMBER", "LISTENPORT"] },
   BGPPeer: { narrow: ["NAME", "PEERIP", "NODE", "ASN"], wide: ["NAME", "PEERIP", "NODE", "ASN", "NODESELECTOR", "PEERSELECTOR"] },
+  IPReservation: { narrow: ["NAME", "RESERVEDCIDRS"], wide: ["NAME", "RESERVEDCIDRS"] },
 };
 
 function cell(r: Resource, col: string): string {
@@ -70,6 +71,7 @@ function cell(r: Resource, col: string): string {
     case "LISTENPORT": return String(s.listenPort ?? 179);
     case "PEERIP": return s.peerIP ?? "";
     case "NODE": return s.node ?? "(global)";
+    case "RESERVEDCIDRS": return (s.reservedCIDRs as string[]).join(",");
     default: return "";
   }
 }

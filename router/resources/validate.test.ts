@@ -167,6 +167,13 @@ spec: {bgp: {ipv4Address: 10.30.0.11/24, routeReflectorClusterID: 10.30.0.1}}
     expect(() => parseManifests(withLabels(`{rack: ${"a".repeat(64)}}`), "x")).toThrow(/label values/);
   });
 
+  it("a Calico kind weft does not take is named as such, with what to do, not as a typo", () => {
+    const doc = (kind: string) => `apiVersion: projectcalico.org/v3\nkind: ${kind}\nmetadata: {name: default}\nspec: {}\n`;
+    expect(() => parseManifests(doc("FelixConfiguration"), "x")).toThrow(/FelixConfiguration\(default\): kind: FelixConfiguration is Calico's, and weft does not take it \(weft's data-path settings are weft node run's options.*\); remove it from the file \(weft takes IPPool, Node, BGPConfiguration, BGPPeer, IPReservation\)/);
+    expect(() => parseManifests(doc("GlobalNetworkPolicy"), "x")).toThrow(/weft does no network policy/);
+    expect(() => parseManifests(doc("IPPoll"), "x")).toThrow(/IPPoll\(default\): kind: must be one of IPPool, Node, BGPConfiguration, BGPPeer, IPReservation/);
+  });
+
   it("a Calico field weft does not do is refused as such, not as a typo", () => {
     const doc = "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {asNumber: 64512, serviceClusterIPs: [{cidr: 10.96.0.0/12}]}\n";
     expect(() => parseManifests(doc, "x")).toThrow("BGPConfiguration(default): spec: serviceClusterIPs is Calico's, and weft does not support it (weft does not advertise Kubernetes service addresses): remove it");

@@ -1,7 +1,7 @@
 // One validator per kind. Messages follow Calico's, so what users search for matches.
 import os from "node:os";
 import type { z } from "zod";
-import { API_VERSION, KINDS, metadata, nodeIPv4, peerEndpoint, type BGPPeer, type IPPool, type Kind, type NodeResource, type Resource } from "./kinds.js";
+import { API_VERSION, KINDS, metadata, nodeIPv4, peerEndpoint, type BGPPeer, type IPPool, type IPReservation, type Kind, type NodeResource, type Resource } from "./kinds.js";
 import { isStrictlyMasked, overlaps, parseAnyCIDR, RESERVED_RANGES } from "./cidr.js";
 import { parseSelector, SelectorError } from "./selector.js";
 
@@ -37,6 +37,30 @@ const CALICO_ONLY: Record<string, string> = {
   filters: "weft has no BGP filters",
   reachableBy: "weft peers directly",
   numAllowedLocalASNumbers: "weft drops routes with its own AS in the path",
+};
+
+/**
+ * Calico kinds weft does not take, with what to do instead: an export of a whole Calico
+ * cluster (calicoctl get ... -o yaml) says which document to drop, and why.
+ */
+const CALICO_ONLY_KINDS: Record<string, string> = {
+  FelixConfiguration: "weft's data-path settings are weft node run's options and WEFT_* variables; MTUs follow the uplink",
+  NetworkPolicy: "weft does no network policy",
+  GlobalNetworkPolicy: "weft does no network policy",
+  StagedNetworkPolicy: "weft does no network policy",
+  StagedGlobalNetworkPolicy: "weft does no network policy",
+  NetworkSet: "weft does no network policy",
+  GlobalNetworkSet: "weft does no network policy",
+  HostEndpoint: "weft does no network policy",
+  Tier: "weft does no network policy",
+  Profile: "weft does no network policy",
+  WorkloadEndpoint: "weft-cni keeps a pod's addresses in IPAM, not as endpoints",
+  BGPFilter: "weft has no BGP filters",
+  KubeControllersConfiguration: "weft runs no Kubernetes controllers",
+  ClusterInformation: "Calico writes it itself",
+  IPAMConfiguration: "weft's IPAM has no strict affinity or per-node block limit settings",
+  CalicoNodeStatus: "weft node status says the same, from the node",
+  BlockAffinity: "weft's IPAM keeps block affinities itself (weft ipam show --show-blocks)",
 };
 
 function zodReason(issue: z.core.$ZodIssue): string {
@@ -80,6 +104,9 @@ export function parseResourceId(doc: unknown): { kind: Kind; metadata: Resource[
   const d = doc as Record<string, unknown>;
   const label = `${String(d.kind ?? "resource")}(${String((d.metadata as { name?: unknown } | undefined)?.name ?? "?")})`;
   if (d.apiVersion !== API_VERSION) throw new ValidationError(label, "apiVersion", `must be ${API_VERSION}`);
+  if (typeof d.kind === "string" && d.kind in CALICO_ONLY_KINDS) {
+    throw new ValidationError(label, "kind", `${d.kind} is Calico's, and weft does not take it (${CALICO_ONLY_KINDS[d.kind]}); remove it from the file (weft takes ${Object.keys(KINDS).join(", ")})`);
+  }
   if (typeof d.kind !== "string" || !(d.kind in KINDS)) throw new ValidationError(label, "kind", `must be one of ${Object.keys(KINDS).join(", ")}`);
   // status is what Calico's tools print of a resource's state (a Node's podCIDRs): not ours to set.
   for (const k of Object.keys(d)) if (!["apiVersion", "kind", "metadata", "spec", "status"].includes(k)) throw new ValidationError(label, "", `unknown field "${k}"`);
@@ -94,6 +121,7 @@ export function parseResource(doc: unknown): Resource {
   if (kind === "IPPool") validateIPPoolShape(res as IPPool);
   if (kind === "BGPPeer" || kind === "Node" || kind === "BGPConfiguration") validateSelectors(res);
   if (kind === "BGPPeer") validateBGPPeer(res as BGPPeer);
+  if (kind === "IPReservation") validateIPReservation(res as IPReservation);
   return res;
 }
 
@@ -110,6 +138,14 @@ function validateBGPPeer(peer: BGPPeer): void {
   if (s.peerIP && !peerEndpoint(s.peerIP)) {
     throw new ValidationError(label, "spec.peerIP", `"${s.peerIP}" is not an IPv4 address (optionally with :port); weft peers over IPv4`);
   }
+}
+
+/** Each reserved entry is an address or a CIDR (IPv6 ones are kept; weft assigns IPv4 only). */
+function validateIPReservation(r: IPReservation): void {
+  r.spec.reservedCIDRs.forEach((c, i) => {
+    const withLen = c.includes("/") ? c : `${c}/${c.includes(":") ? 128 : 32}`;
+    if (!parseAnyCIDR(withLen)) throw new ValidationError(`IPReservation(${r.metadata.name})`, `spec.reservedCIDRs[${i}]`, `"${c}" is not an IP address or CIDR such as 192.168.2.3 or 10.0.2.0/28`);
+  });
 }
 
 const poolLabel = (p: IPPool) => `IPPool(${p.metadata.name})`;

@@ -22,6 +22,8 @@ let runs = 0;
 
 interface Started {
   address: string;
+  /** How the node found it (status JSON's addressFrom). */
+  addressFrom: string;
   uplink: string;
   backend: string;
   /** The datastore's IPPools and this node's Node after the start. */
@@ -50,9 +52,9 @@ async function nodeWith(env: Record<string, string>): Promise<Started> {
       status = await controlGet(sock, "/status").catch(() => "");
       return status !== "";
     });
-    const s = JSON.parse(status) as { address: string; backend: string; uplink: { device: string } };
+    const s = JSON.parse(status) as { address: string; addressFrom: string; backend: string; uplink: { device: string } };
     const pools = ((await weftGet(db, "ippool")) as { items: Started["pools"] }).items;
-    return { address: s.address, uplink: s.uplink.device, backend: s.backend, pools, node: (await weftGet(db, "node", "host-a")) as Started["node"] };
+    return { address: s.address, addressFrom: s.addressFrom, uplink: s.uplink.device, backend: s.backend, pools, node: (await weftGet(db, "node", "host-a")) as Started["node"] };
   } finally {
     child.kill("SIGTERM");
     await exited;
@@ -107,9 +109,11 @@ describe("node address autodetection on a multi-homed host", () => {
     ["IP_AUTODETECTION_METHOD=cidr=10.30.0.0/16", { IP_AUTODETECTION_METHOD: "cidr=10.30.0.0/16" }, "10.30.0.11/24", "eth1"],
     ["IP=10.30.0.11 (bare): the prefix comes from eth1", { IP: "10.30.0.11" }, "10.30.0.11/24", "eth1"],
     ["IP_AUTODETECTION_METHOD=can-reach=10.77.0.1: by the default route", { IP_AUTODETECTION_METHOD: "can-reach=10.77.0.1" }, "10.99.0.2/24", "mgmt0"],
-  ])("%s", async (_what, env, address, uplink) => {
+  ])("%s", async (what, env, address, uplink) => {
     const got = await nodeWith(env);
-    console.log(`[tad] ${JSON.stringify(env)} -> ${got.address} on ${got.uplink}`);
+    // weft node status --json says how the address was found.
+    if (what.startsWith("IP_AUTODETECTION_METHOD=")) expect(got.addressFrom).toBe(what.split(":")[0].slice("IP_AUTODETECTION_METHOD=".length));
+    console.log(`[tad] ${JSON.stringify(env)} -> ${got.address} on ${got.uplink} (${got.addressFrom})`);
     expect(got).toMatchObject({ address, uplink });
   }, 40_000);
 

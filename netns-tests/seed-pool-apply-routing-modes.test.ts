@@ -33,6 +33,9 @@ async function applyAndConverge(lab: Lab, manifest: string, want: (host: string,
   }
 }
 
+// 0.8-0.9 s alone on the 2-vCPU VM; 1.0-2.4 s with the rest of the suite running beside it.
+const CONVERGE_MS = 3000;
+
 const remote = (routes: Map<string, string>) => [...routes.entries()].filter(([, v]) => v !== "blackhole");
 
 describe("the seed's IPPool manifests applied to a weft cluster (SQLite datastore)", () => {
@@ -50,7 +53,7 @@ describe("the seed's IPPool manifests applied to a weft cluster (SQLite datastor
   it("ipipMode Never: remote blocks via the uplink, worker-3 via the gateway; pod-1 -> pod-3 fails as in the seed", async () => {
     const ms = await applyAndConverge(lab, SEED_NEVER, (_h, r) => remote(r).length === 3 && remote(r).every(([, v]) => v.endsWith("dev eth0")));
     console.log(`[tseed] Never: every node converged ${ms} ms after apply`);
-    expect(ms).toBeLessThan(2000);
+    expect(ms).toBeLessThan(CONVERGE_MS);
     const r = await routesOf(lab, "worker-1");
     expect(r.get(await blockOf("worker-2"))).toBe("via 10.30.0.12 dev eth0");
     expect(r.get(await blockOf("worker-3"))).toBe("via 10.30.0.1 dev eth0");
@@ -65,7 +68,7 @@ describe("the seed's IPPool manifests applied to a weft cluster (SQLite datastor
       return rr.length === 3 && (h === "worker-3" ? rr.every(([, v]) => !sameSubnet(v)) : rr.filter(([, v]) => !sameSubnet(v)).length === 1);
     });
     console.log(`[tseed] CrossSubnet: converged ${ms} ms after apply`);
-    expect(ms).toBeLessThan(2000);
+    expect(ms).toBeLessThan(CONVERGE_MS);
     const r = await routesOf(lab, "worker-1");
     expect(r.get(await blockOf("worker-2"))).toBe("via 10.30.0.12 dev eth0");
     expect(r.get(await blockOf("worker-3"))).toBe("via 10.30.1.13 dev weft0");
@@ -76,7 +79,7 @@ describe("the seed's IPPool manifests applied to a weft cluster (SQLite datastor
   it("vxlanMode Always: all through weft0, all pods reach each other, weft0 MTU 1450", async () => {
     const ms = await applyAndConverge(lab, VXLAN, (_h, r) => remote(r).length === 3 && remote(r).every(([, v]) => v.endsWith("dev weft0")));
     console.log(`[tseed] VXLAN: converged ${ms} ms after apply`);
-    expect(ms).toBeLessThan(2000);
+    expect(ms).toBeLessThan(CONVERGE_MS);
     await new Promise((r) => setTimeout(r, 300));
     const m = await lab.reachability();
     expect(Object.values(m).flatMap((row) => Object.values(row)).every(Boolean)).toBe(true);

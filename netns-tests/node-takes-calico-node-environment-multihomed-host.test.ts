@@ -64,7 +64,9 @@ async function nodeWith(env: Record<string, string>): Promise<Started> {
 /** Runs a node that is expected to refuse to start: its exit code and stderr. */
 async function refused(env: Record<string, string>): Promise<{ code: number; stderr: string }> {
   try {
-    await run("ip", ["netns", "exec", NS, "timeout", "20", process.execPath, cli, "node", "run", "--datastore", `sqlite:${dir}/refused.db`, "--control", path.join(dir, "refused.sock")], {
+    // 60 s: once in a fresh-clone run this took over 20 s with no output, while other
+    // test files tore their labs down (the refusal itself takes ~0.5 s).
+    await run("ip", ["netns", "exec", NS, "timeout", "60", process.execPath, cli, "node", "run", "--datastore", `sqlite:${dir}/refused.db`, "--control", path.join(dir, "refused.sock")], {
       encoding: "utf8",
       env: { ...process.env, NODENAME: "host-a", ...env },
     });
@@ -155,10 +157,11 @@ describe("node address autodetection on a multi-homed host", () => {
     await run("ip", ["-n", NS, "link", "del", "weft0"]).catch(() => {});
     const host = async () => [await weftRoutesIn(NS), (await run("ip", ["-n", NS, "-br", "link", "show"], { encoding: "utf8" })).stdout.split("\n").map((l) => l.split(/\s+/)[0]).sort()];
     const before = await host();
+    const t0 = Date.now();
     const r = await refused(env);
-    console.log(`[tad] ${JSON.stringify(env)}: exit ${r.code}: ${r.stderr.trim()}`);
+    console.log(`[tad] ${JSON.stringify(env)}: exit ${r.code} after ${Date.now() - t0} ms: ${r.stderr.trim()}`);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(message);
     expect(await host()).toEqual(before);
-  }, 30_000);
+  }, 90_000);
 });

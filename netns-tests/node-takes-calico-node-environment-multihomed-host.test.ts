@@ -26,6 +26,7 @@ interface Started {
   addressFrom: string;
   uplink: string;
   backend: string;
+  tunnelMTU: number;
   /** The datastore's IPPools and this node's Node after the start. */
   pools: Array<{ metadata: { name: string }; spec: Record<string, unknown> }>;
   node: { spec: { bgp: { asNumber?: number }; ipv4VXLANTunnelAddr?: string } };
@@ -52,9 +53,9 @@ async function nodeWith(env: Record<string, string>): Promise<Started> {
       status = await controlGet(sock, "/status").catch(() => "");
       return status !== "";
     });
-    const s = JSON.parse(status) as { address: string; addressFrom: string; backend: string; uplink: { device: string } };
+    const s = JSON.parse(status) as { address: string; addressFrom: string; backend: string; uplink: { device: string }; tunnel: { mtu: number } };
     const pools = ((await weftGet(db, "ippool")) as { items: Started["pools"] }).items;
-    return { address: s.address, addressFrom: s.addressFrom, uplink: s.uplink.device, backend: s.backend, pools, node: (await weftGet(db, "node", "host-a")) as Started["node"] };
+    return { address: s.address, addressFrom: s.addressFrom, uplink: s.uplink.device, backend: s.backend, tunnelMTU: s.tunnel.mtu, pools, node: (await weftGet(db, "node", "host-a")) as Started["node"] };
   } finally {
     child.kill("SIGTERM");
     await exited;
@@ -138,6 +139,15 @@ describe("node address autodetection on a multi-homed host", () => {
     expect(got.node.spec.ipv4VXLANTunnelAddr).toMatch(/^10\.244\./);
   }, 40_000);
 
+  it("FELIX_VXLANMTU sets weft0's MTU under a VXLAN pool (1450 without it, from the uplink's 1500)", async () => {
+    const vxlan = { CALICO_IPV4POOL_CIDR: "10.244.0.0/16", CALICO_IPV4POOL_VXLAN: "Always" };
+    const plain = await nodeWith(vxlan);
+    const set = await nodeWith({ ...vxlan, FELIX_VXLANMTU: "1400", FELIX_IPINIPMTU: "1300" });
+    console.log(`[tad] weft0 MTU under VXLAN: ${plain.tunnelMTU} by default, ${set.tunnelMTU} with FELIX_VXLANMTU=1400 (FELIX_IPINIPMTU=1300 is for IPIP pools: none here)`);
+    expect(plain.tunnelMTU).toBe(1450);
+    expect(set.tunnelMTU).toBe(1400);
+  }, 60_000);
+
   it("NO_DEFAULT_POOLS=true: no pool, and the node runs without a tunnel address until one is applied", async () => {
     const got = await nodeWith({ NO_DEFAULT_POOLS: "true" });
     expect(got.pools).toEqual([]);
@@ -148,6 +158,7 @@ describe("node address autodetection on a multi-homed host", () => {
     [{ CALICO_IPV4POOL_CIDR: "10.244.0.0/33" }, /CALICO_IPV4POOL_CIDR: "10.244.0.0\/33" is not an IPv4 CIDR/],
     [{ CALICO_IPV4POOL_IPIP: "Always", CALICO_IPV4POOL_VXLAN: "Always" }, /CALICO_IPV4POOL_IPIP and CALICO_IPV4POOL_VXLAN: ipipMode and vxlanMode cannot both be enabled/],
     [{ AS: "sixty" }, /--as \(or AS\) must be a whole number from 1 to 4294967295, not "sixty"/],
+    [{ FELIX_VXLANMTU: "100" }, /--vxlan-mtu \(or FELIX_VXLANMTU\) must be a whole number from 576 to 65535, not "100"/],
     [{ IP_AUTODETECTION_METHOD: "interface=wlan.*" }, /IP_AUTODETECTION_METHOD interface=wlan\.\*: no interface with an IPv4 address matches \(those are lo, docker0, mgmt0, eth1\)/],
     [{ IP_AUTODETECTION_METHOD: "cidr=10.50.0.0/16" }, /cidr=10.50.0.0\/16: no interface has an address in it/],
     [{ IP_AUTODETECTION_METHOD: "kubernetes-internal-ip" }, /kubernetes-internal-ip reads the Kubernetes Node object, which weft does not/],

@@ -49,19 +49,21 @@ node
   .addOption(new Option("--ip <address>", "underlay address with its prefix (10.30.0.11/24; a bare address takes its interface's prefix), or autodetect (the default)").env("IP"))
   .addOption(new Option("--ip-autodetection-method <method>", `how to autodetect the address: ${METHODS_HELP} (default: the address of the default route's interface)`).env("IP_AUTODETECTION_METHOD"))
   .option("--interface <dev>", "underlay interface: the address is its first (default: the one holding the address)")
+  .addOption(new Option("--ipip-mtu <bytes>", "weft0's MTU with IPIP pools (default: the uplink's minus 20)").env("FELIX_IPINIPMTU").argParser((t) => wholeNumber("--ipip-mtu (or FELIX_IPINIPMTU)", t, 576, 65535)))
+  .addOption(new Option("--vxlan-mtu <bytes>", "weft0's MTU with VXLAN pools (default: the uplink's minus 50); with both, the smaller wins").env("FELIX_VXLANMTU").argParser((t) => wholeNumber("--vxlan-mtu (or FELIX_VXLANMTU)", t, 576, 65535)))
   .addOption(new Option("--as <number>", "this node's AS number, kept in its Node (default: the Node's, else the cluster's, 64512)").env("AS").argParser((t) => wholeNumber("--as (or AS)", t, 1, 4294967295)))
   .addOption(new Option("--backend <backend>", "bgp (or Calico's bird): share routes over BGP (the default); vxlan: BGP off, routes from the datastore").choices(["bgp", "bird", "vxlan"]).default("bgp").env("CALICO_NETWORKING_BACKEND"))
   .option("--config <file>", "static routes instead of a datastore (YAML: name, address, encapsulation, routes)")
   .option("--control <path>", "control socket path (default /run/weft/<name>.sock)")
   .addOption(new Option("--log-level <level>", "log level").choices(["trace", "debug", "info", "warn", "error"]).default("info").env("WEFT_LOG_LEVEL"))
   .addHelpText("after", `${switchesHelp()}\n${helpSection("The pool a node creates when the datastore has none, from Calico's variables\n(a bad value stops the node, exit 2):", POOL_VARIABLES)}`)
-  .action(async function (this: Command, opts: { config?: string; datastore?: string; name?: string; ip?: string; ipAutodetectionMethod?: string; interface?: string; as?: number; control?: string; logLevel: string; backend: "bgp" | "bird" | "vxlan" }) {
+  .action(async function (this: Command, opts: { config?: string; datastore?: string; name?: string; ip?: string; ipAutodetectionMethod?: string; interface?: string; as?: number; ipipMtu?: number; vxlanMtu?: number; control?: string; logLevel: string; backend: "bgp" | "bird" | "vxlan" }) {
     // Calico's NODENAME, IP and IP_AUTODETECTION_METHOD work as the options do (the file rules in static mode).
     const fromEnv = (o: string) => this.getOptionValueSource(o) === "env";
     const nameFromEnv = fromEnv("name");
     if (opts.config) {
-      if (opts.datastore || (opts.name && !nameFromEnv) || (opts.ip && !fromEnv("ip")) || (opts.ipAutodetectionMethod && !fromEnv("ipAutodetectionMethod")) || (opts.as !== undefined && !fromEnv("as"))) {
-        throw new ConfigError("--config runs from static routes: leave out --datastore, --name, --ip, --ip-autodetection-method and --as (the file has what it needs)");
+      if (opts.datastore || (opts.name && !nameFromEnv) || (opts.ip && !fromEnv("ip")) || (opts.ipAutodetectionMethod && !fromEnv("ipAutodetectionMethod")) || (opts.as !== undefined && !fromEnv("as")) || ((opts.ipipMtu !== undefined && !fromEnv("ipipMtu")) || (opts.vxlanMtu !== undefined && !fromEnv("vxlanMtu")))) {
+        throw new ConfigError("--config runs from static routes: leave out --datastore, --name, --ip, --ip-autodetection-method, --as and the MTU options (the file has what it needs: its mtu)");
       }
       await runStaticNode(loadStaticConfig(opts.config), opts.config, logger(opts.logLevel), opts.control);
     } else {
@@ -78,6 +80,8 @@ node
           methodFrom: fromEnv("ipAutodetectionMethod") ? "IP_AUTODETECTION_METHOD" : "--ip-autodetection-method",
           interface: opts.interface,
           as: opts.as,
+          ipipMTU: opts.ipipMtu,
+          vxlanMTU: opts.vxlanMtu,
           control: opts.control,
         },
         logger(opts.logLevel),

@@ -16,7 +16,7 @@ import { API_VERSION, nodeIPv4, type BGPConfiguration, type BGPPeer, type IPPool
 import { Speaker, type PeerStatus } from "../bgp/speaker.js";
 import { bgpLogLevel, bgpSettings, peersFor } from "../bgp/peers.js";
 import { ipamFor, IPAMError, BLOCK_PREFIX, TUNNEL_HANDLE_PREFIX, type Block } from "../ipam/ipam.js";
-import { bgpExports, clusterState, remoteFromBgp } from "../routing/cluster.js";
+import { bgpExports, clusterState, remoteFromBgp, tunnelMTU } from "../routing/cluster.js";
 import { ConfigError } from "./config.js";
 import { detectNodeAddress, type HostView } from "./autodetect.js";
 import { defaultPool } from "./default-pool.js";
@@ -44,6 +44,9 @@ export interface ClusterNodeOptions {
   tunnelDevice?: string;
   /** This node's AS number (Calico's AS): kept in its Node; without it, the Node's or the cluster's. */
   as?: number;
+  /** Tunnel MTUs set by hand (Calico's FELIX_IPINIPMTU, FELIX_VXLANMTU); default: the uplink's minus the overhead. */
+  ipipMTU?: number;
+  vxlanMTU?: number;
   /** Where Calico's CALICO_IPV4POOL_* and NO_DEFAULT_POOLS are read (process.env). */
   env?: NodeJS.ProcessEnv;
 }
@@ -70,6 +73,9 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   const link = kernel.linkInfo(uplink);
   if (!link) throw new ConfigError(`--interface: ${uplink} does not exist on this host`);
   log.info({ address: cidr, interface: uplink, how }, "node address");
+  for (const [name, set, overhead] of [["IPIP", opts.ipipMTU, 20], ["VXLAN", opts.vxlanMTU, 50]] as const) {
+    if (set !== undefined && set > link.mtu - overhead) log.warn({ encapsulation: name, mtu: set, uplink, uplinkMTU: link.mtu }, `${name} MTU ${set} leaves no room for the ${overhead}-byte encapsulation on ${uplink} (MTU ${link.mtu}): encapsulated packets over ${link.mtu - overhead} bytes will not fit the uplink; ${link.mtu - overhead} (the default) fits`);
+  }
   if (cidr.endsWith("/32")) log.warn({ address: cidr }, "node address is a /32: no other node is ever in its subnet, so CrossSubnet pools encapsulate everything; register the real prefix with --ip");
   const localAddress = cidr.split("/")[0];
   const control = opts.control ?? controlSocketPath(name);
@@ -274,7 +280,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     verifyNext = false;
     let result: Awaited<ReturnType<typeof base.owner.apply>>;
     try {
-      result = await base.owner.apply({ remote, localBlocks: state.localBlocks, tunnelMTU: link.mtu - state.overhead, tunnelAddress: tunnelAddr ?? null, nat: { masqPools: state.masqPools, allPools: state.allPools }, hostFirewall: { vxlanPort: 4789 }, keepRemovals, verify });
+      result = await base.owner.apply({ remote, localBlocks: state.localBlocks, tunnelMTU: tunnelMTU(link.mtu, state.encapsulations, { ipip: opts.ipipMTU, vxlan: opts.vxlanMTU }), tunnelAddress: tunnelAddr ?? null, nat: { masqPools: state.masqPools, allPools: state.allPools }, hostFirewall: { vxlanPort: 4789 }, keepRemovals, verify });
     } catch (err) {
       throw new HostApplyError((err as Error).message);
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { clusterState, encapsulationFor, remoteFromBgp } from "./cluster.js";
+import { clusterState, encapsulationFor, remoteFromBgp, tunnelMTU } from "./cluster.js";
 import type { IPPool, NodeResource } from "../resources/kinds.js";
 import type { Block } from "../ipam/ipam.js";
 
@@ -68,3 +68,20 @@ describe("cluster desired state (seen from worker-1)", () => {
     expect(s.knownNodes).toEqual(["10.30.1.13"]);
   });
 });
+
+describe("weft0's MTU (tunnelMTU)", () => {
+  it("is the uplink's minus the overhead of the enabled encapsulation, the smaller when both are", () => {
+    expect(tunnelMTU(1500, { ipip: true, vxlan: false })).toBe(1480);
+    expect(tunnelMTU(1500, { ipip: false, vxlan: true })).toBe(1450);
+    expect(tunnelMTU(1500, { ipip: true, vxlan: true })).toBe(1450);
+    expect(tunnelMTU(9001, { ipip: false, vxlan: false })).toBe(8981);
+  });
+
+  it("takes Calico's FELIX_IPINIPMTU / FELIX_VXLANMTU for the encapsulations that are enabled only", () => {
+    expect(tunnelMTU(1500, { ipip: false, vxlan: true }, { vxlan: 1400 })).toBe(1400);
+    expect(tunnelMTU(1500, { ipip: false, vxlan: true }, { ipip: 1300 })).toBe(1450);
+    expect(tunnelMTU(1500, { ipip: true, vxlan: true }, { ipip: 1300 })).toBe(1300);
+    expect(tunnelMTU(1500, { ipip: true, vxlan: false }, { ipip: 1440, vxlan: 1300 })).toBe(1440);
+  });
+});
+

@@ -20,8 +20,8 @@ export interface ClusterState {
   knownNodes: string[];
   masqPools: string[];
   allPools: string[];
-  /** Largest encapsulation overhead any pool asks for (weft0's MTU follows it). */
-  overhead: number;
+  /** Which encapsulations the pools enable (weft0's MTU follows them: tunnelMTU()). */
+  encapsulations: { ipip: boolean; vxlan: boolean };
 }
 
 export function nodeAddress(n: NodeResource): string | undefined {
@@ -119,6 +119,19 @@ export function clusterState(me: string, view: ClusterView): ClusterState {
     knownNodes,
     masqPools: v4Pools.filter((p) => p.spec.natOutgoing).map((p) => p.spec.cidr),
     allPools: v4Pools.map((p) => p.spec.cidr),
-    overhead: v4Pools.some((p) => p.spec.vxlanMode !== "Never") ? 50 : 20,
+    encapsulations: { ipip: v4Pools.some((p) => p.spec.ipipMode !== "Never"), vxlan: v4Pools.some((p) => p.spec.vxlanMode !== "Never") },
   };
+}
+
+/**
+ * weft0's MTU, as Calico sizes its tunnels: each encapsulation's MTU is the uplink's
+ * minus its overhead (IPIP 20, VXLAN 50) unless set (Calico's FELIX_IPINIPMTU and
+ * FELIX_VXLANMTU), and the smallest among the enabled ones wins. With none enabled,
+ * IPIP's (the tunnel still carries ICMP errors and the host's own traffic).
+ */
+export function tunnelMTU(uplinkMTU: number, enabled: { ipip: boolean; vxlan: boolean }, set: { ipip?: number; vxlan?: number } = {}): number {
+  const ipip = set.ipip ?? uplinkMTU - 20;
+  const vxlan = set.vxlan ?? uplinkMTU - 50;
+  if (enabled.vxlan) return enabled.ipip ? Math.min(ipip, vxlan) : vxlan;
+  return ipip;
 }

@@ -95,8 +95,9 @@ export class RouteOwner {
       native().linkSet(this.local.tunnelDevice, d.tunnelMTU, true);
       if (this.mtu && d.tunnelMTU !== this.mtu) this.log.info({ from: this.mtu, to: d.tunnelMTU }, "tunnel MTU changed");
       else if (this.mtu && link) this.log.warn({ tunnel: this.local.tunnelDevice, up: link.up, mtu: link.mtu }, `${this.local.tunnelDevice} was changed by someone else (down, or another MTU): set up with MTU ${d.tunnelMTU} again`);
-      this.mtu = d.tunnelMTU;
     }
+    // Also when the device already had it (a restart finds weft0 as it left it).
+    this.mtu = d.tunnelMTU;
     if (link && link.ifindex !== this.ifindex) {
       this.ifindex = link.ifindex;
       this.addressKey = undefined; // a device made anew has no address

@@ -51,11 +51,14 @@ export async function removeNamespace(ns: string): Promise<void> {
   await run("ip", ["netns", "del", ns]).catch(() => {});
 }
 
-/** Runs `weft ARGS` in a namespace to its end (at most 20 s); exit code and stderr. */
+/**
+ * Runs `weft ARGS` in a namespace to its end (at most 60 s: on 2 vCPUs an `ip` call has
+ * stalled for ~20 s while another test file deleted dozens of veths); exit code and stderr.
+ */
 export async function weftIn(ns: string, args: string[]): Promise<{ code: number; stderr: string }> {
   const cli = path.join(projectRoot(), "dist", "router", "cli", "main.js");
   try {
-    await run("ip", ["netns", "exec", ns, "timeout", "20", process.execPath, cli, ...args], { encoding: "utf8" });
+    await run("ip", ["netns", "exec", ns, "timeout", "60", process.execPath, cli, ...args], { encoding: "utf8" });
     return { code: 0, stderr: "" };
   } catch (err) {
     const e = err as { code: number; stderr: string };

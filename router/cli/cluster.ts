@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { DATASTORE_HELP, defaultDatastore, openDatastore, unreachable, type Datastore } from "../store/store.js";
 import { Resources } from "../resources/client.js";
-import { kindOf, KINDS, nodeIPv4, type IPPool, type Kind, type NodeResource } from "../resources/kinds.js";
+import { kindOf, KINDS, nodeIPv4, type IPPool, type IPReservation, type Kind, type NodeResource } from "../resources/kinds.js";
 import { ManifestError, parseManifests, render, table } from "../resources/manifest.js";
 import { ipamFor, nodeOfAffinity, type IPAM, TUNNEL_HANDLE_PREFIX, type Allocation, type Block } from "../ipam/ipam.js";
 import { ConfigError } from "../node/config.js";
@@ -53,20 +53,26 @@ export function ipamOf(store: Datastore): IPAM {
 }
 
 /** `weft ipam show --ip A`: whether the address is in use, and by whom, as calicoctl says it. */
-export function describeAddress(ip: string, at: { block?: Block; allocation?: Allocation }, pools: IPPool[]): string {
+export function describeAddress(ip: string, at: { block?: Block; allocation?: Allocation }, pools: IPPool[], reservations: IPReservation[] = []): string {
   const a = parseIPv4(ip)!;
+  const inEntry = (c: string) => {
+    const p = c.includes(":") ? undefined : parseCIDR(c.includes("/") ? c : `${c}/32`, false);
+    return p !== undefined && contains(p, a);
+  };
+  const reservation = reservations.find((r) => r.spec.reservedCIDRs.some(inEntry));
+  const reservedText = reservation ? `  reserved: IPReservation(${reservation.metadata.name}) ${reservation.spec.reservedCIDRs.find(inEntry)}${at.allocation ? " (given out before it was reserved)" : " (never given out)"}\n` : "";
   const pool = at.block ? pools.find((p) => p.metadata.name === at.block!.pool) : pools.find((p) => { const c = parseCIDR(p.spec.cidr, true); return c && contains(c, a); });
   const poolText = at.block && !pool ? `IPPool(${at.block.pool}), since deleted` : pool ? `IPPool(${pool.metadata.name}) ${pool.spec.cidr}` : undefined;
   const owner = at.block ? nodeOfAffinity(at.block.affinity) : undefined;
   const blockText = at.block && `${at.block.cidr}, ${owner ? `affine to ${owner}` : "affine to no node"}`;
   if (!at.allocation) {
-    if (!poolText) return `IP ${ip} is not assigned, and is in no IP pool\n`;
-    return `IP ${ip} is not assigned\n  pool: ${poolText}\n  block: ${blockText ?? "none claimed yet"}\n`;
+    if (!poolText) return `IP ${ip} is not assigned, and is in no IP pool\n${reservedText}`;
+    return `IP ${ip} is not assigned\n  pool: ${poolText}\n  block: ${blockText ?? "none claimed yet"}\n${reservedText}`;
   }
   const { handle, node } = at.allocation;
   const what = handle.startsWith(TUNNEL_HANDLE_PREFIX) ? ` (node ${handle.slice(TUNNEL_HANDLE_PREFIX.length)}'s tunnel address)` : "";
   const borrowed = owner && owner !== node ? ` (borrowed by ${node})` : "";
-  return `IP ${ip} is in use\n  handle: ${handle}${what}\n  node: ${node}\n  block: ${blockText}${borrowed}\n  pool: ${poolText}\n`;
+  return `IP ${ip} is in use\n  handle: ${handle}${what}\n  node: ${node}\n  block: ${blockText}${borrowed}\n  pool: ${poolText}\n${reservedText}`;
 }
 
 /** One block's row in `weft ipam show --show-blocks`. */
@@ -221,7 +227,7 @@ export function registerClusterCommands(program: Command): void {
       await withStore(opts, async (store) => {
         const pools = await new Resources(store).list<IPPool>("IPPool");
         if (opts.ip) {
-          process.stdout.write(describeAddress(opts.ip, await ipamOf(store).lookup(opts.ip), pools));
+          process.stdout.write(describeAddress(opts.ip, await ipamOf(store).lookup(opts.ip), pools, await new Resources(store).list<IPReservation>("IPReservation")));
           return;
         }
         const blocks = await ipamOf(store).blocks();

@@ -52,6 +52,16 @@ describe("weft ipam show --ip", () => {
     expect(show("10.99.0.1").stdout).toBe("IP 10.99.0.1 is not assigned, and is in no IP pool\n");
   });
 
+  it("a reserved address says which IPReservation holds it back (and when it was given out first)", () => {
+    const [a, b, c, d] = pod.split(".").map(Number);
+    const free = `${a}.${b}.${c}.${d + 6}`;
+    writeFileSync(path.join(dir, "ipr.json"), `{"apiVersion":"projectcalico.org/v3","kind":"IPReservation","metadata":{"name":"keep"},"spec":{"reservedCIDRs":["${free}","${pod}"]}}`);
+    expect(weft(["apply", "-f", path.join(dir, "ipr.json")]).status).toBe(0);
+    expect(show(free).stdout).toContain(`  reserved: IPReservation(keep) ${free} (never given out)\n`);
+    expect(show(pod).stdout).toContain(`  reserved: IPReservation(keep) ${pod} (given out before it was reserved)\n`);
+    expect(show("10.99.0.1").stdout).toBe("IP 10.99.0.1 is not assigned, and is in no IP pool\n");
+  });
+
   it("a bad address: exit 2, naming the option", () => {
     const r = show("10.244.0");
     expect(r.status).toBe(2);

@@ -5,12 +5,9 @@
 // so a late DEL of an earlier container of the same pod, or another network's DEL,
 // leaves the current one alone.
 import { createHash } from "node:crypto";
-import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { promisify } from "node:util";
+import { command } from "../native/command.js";
 import { ip, ipBatch, setSysctlIfPresent } from "../native/iproute.js";
-
-const run = promisify(execFile);
 
 /**
  * Several ip commands in one process: an ADD costs three processes instead of a dozen.
@@ -37,7 +34,8 @@ export function hostVethName(args: Record<string, string>, containerID: string):
 // A host-side sysctl: written directly in our own namespace, through nsenter in another.
 async function sysctl(key: string, value: string | number, netns?: string): Promise<void> {
   if (netns) {
-    await run("nsenter", [`--net=${netns}`, "sysctl", "-q", "-w", `${key}=${value}`]);
+    const r = await command("nsenter", [`--net=${netns}`, "sysctl", "-q", "-w", `${key}=${value}`]);
+    if (!r.ok) throw new Error(`sysctl ${key}=${value} (in ${netns}): ${r.stderr}`);
     return;
   }
   setSysctlIfPresent(key, value);

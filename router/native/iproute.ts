@@ -1,11 +1,8 @@
 // The kernel's routing table, links and sysctls, through iproute2 and /proc. All
 // host configuration goes through here (the addon holds the packet fds).
-import { execFile } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
-import { promisify } from "node:util";
 import { native } from "./index.js";
-
-const run = promisify(execFile);
+import { command } from "./command.js";
 
 /** A Linux interface name as weft accepts it (config files, command lines, CNI_IFNAME). */
 export const IFNAME = /^(?!\.{1,2}$)[A-Za-z0-9_.-]{1,15}$/;
@@ -26,13 +23,9 @@ export interface KernelRoute {
 /** `ip ARGS`, in another network namespace through nsenter when netns (a path) is given. */
 export async function ip(args: string[], netns?: string): Promise<string> {
   const [cmd, argv] = netns ? ["nsenter", [`--net=${netns}`, "ip", ...args]] : ["ip", args];
-  try {
-    const { stdout } = await run(cmd, argv, { maxBuffer: 64 << 20 });
-    return stdout;
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new Error(`ip ${args.join(" ")}${netns ? ` (in ${netns})` : ""}: ${(e.stderr ?? e.message).trim()}`);
-  }
+  const r = await command(cmd, argv, undefined, 64 << 20);
+  if (!r.ok) throw new Error(`ip ${args.join(" ")}${netns ? ` (in ${netns})` : ""}: ${r.stderr}`);
+  return r.stdout;
 }
 
 /**
@@ -44,15 +37,10 @@ export async function ipBatch(lines: string[], opts: { netns?: string; force?: b
   if (lines.length === 0) return [];
   const flags = [...(opts.family ? [opts.family] : []), ...(opts.force ? ["-force"] : []), "-batch", "-"];
   const [cmd, argv] = opts.netns ? ["nsenter", [`--net=${opts.netns}`, "ip", ...flags]] : ["ip", flags];
-  const stderr = await new Promise<string>((resolve, reject) => {
-    const child = execFile(cmd, argv, { maxBuffer: 16 << 20 }, (err, _stdout, errText) => {
-      // A failed command makes ip exit 1; which ones failed is in stderr.
-      if (err && typeof (err as { code?: unknown }).code !== "number") reject(new Error(`${cmd} ${argv.join(" ")}: ${err.message}`));
-      else resolve(errText);
-    });
-    child.stdin!.on("error", () => {}); // ip exited early: its exit status says so
-    child.stdin!.end(`${lines.join("\n")}\n`);
-  });
+  const r = await command(cmd, argv, `${lines.join("\n")}\n`);
+  // A failed command makes ip exit 1, and which ones failed is in stderr; no exit status means it never ran.
+  if (r.code === undefined) throw new Error(`${cmd} ${argv.join(" ")}: ${r.stderr}`);
+  const stderr = r.stderr;
   const failed: Array<{ index: number; line: string; why: string }> = [];
   let message: string[] = [];
   for (const line of stderr.split("\n")) {

@@ -8,7 +8,7 @@
 // Through the iptables commands, so the rules land in whichever backend (nf_tables or
 // legacy) the host's own rules are in; each chain is replaced whole in one
 // iptables-restore transaction.
-import { execFile } from "node:child_process";
+import { command } from "./command.js";
 
 export interface ChainSpec {
   chain: "WEFT-FORWARD" | "WEFT-INPUT";
@@ -35,18 +35,7 @@ export function inputSpec(nodes: string[], vxlanPort: number): ChainSpec {
 
 const jump = (s: ChainSpec) => [s.from, "-m", "comment", "--comment", s.comment, "-j", s.chain];
 
-function run(cmd: string, args: string[], input?: string): Promise<{ ok: boolean; stdout: string; stderr: string; missing: boolean }> {
-  return new Promise((resolve) => {
-    const p = execFile(cmd, args, (err, stdout, stderr) =>
-      resolve({ ok: !err, stdout, stderr: stderr.trim() || (err?.message ?? ""), missing: (err as NodeJS.ErrnoException | null)?.code === "ENOENT" }),
-    );
-    // A command that exits without reading its input (or never started) closes the pipe:
-    // that shows in its exit status, not as an error event that would end the node.
-    p.stdin?.on("error", () => {});
-    p.stdin?.end(input);
-  });
-}
-const iptables = (args: string[]) => run("iptables", ["-w", "5", ...args]);
+const iptables = (args: string[]) => command("iptables", ["-w", "5", ...args]);
 
 /** Whether this host has the iptables command (without it there are no such chains to mind). */
 export async function iptablesPresent(): Promise<boolean> {
@@ -63,7 +52,7 @@ export async function chainInstalled(s: ChainSpec): Promise<boolean> {
 /** Replaces the chain's rules in one transaction and makes its built-in chain jump to it first. */
 export async function installChain(s: ChainSpec): Promise<void> {
   const restore = ["*filter", `:${s.chain} - [0:0]`, ...s.rules.map((r) => `-A ${s.chain} ${r.join(" ")}`), "COMMIT", ""].join("\n");
-  const r = await run("iptables-restore", ["-w", "5", "--noflush"], restore);
+  const r = await command("iptables-restore", ["-w", "5", "--noflush"], restore);
   if (!r.ok) throw new Error(`iptables-restore (${s.chain}): ${r.stderr}`);
   if (!(await iptables(["-C", ...jump(s)])).ok) {
     const j = jump(s);

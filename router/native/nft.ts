@@ -1,6 +1,6 @@
 // natOutgoing through nftables: masquerade traffic from a pool with natOutgoing to
 // any destination outside every pool (Calico's masq-pools / all-pools rule).
-import { execFile } from "node:child_process";
+import { command } from "./command.js";
 
 export const NFT_TABLE = "weft";
 
@@ -23,12 +23,9 @@ export function natRuleset(masqPools: string[], allPools: string[]): string {
   ].join("\n");
 }
 
-function nft(input: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const p = execFile("nft", ["-f", "-"], (err, _out, stderr) => (err ? reject(new Error(`nft: ${stderr.trim() || err.message}`)) : resolve()));
-    p.stdin?.on("error", () => {}); // nft gone or exited early: its exit status says so
-    p.stdin?.end(input);
-  });
+async function nft(input: string): Promise<void> {
+  const r = await command("nft", ["-f", "-"], input);
+  if (!r.ok) throw new Error(`nft: ${r.stderr}`);
 }
 
 export function applyNatOutgoing(masqPools: string[], allPools: string[]): Promise<void> {
@@ -36,8 +33,8 @@ export function applyNatOutgoing(masqPools: string[], allPools: string[]): Promi
 }
 
 /** Whether weft's table is in the kernel's ruleset. */
-export function natOutgoingInstalled(): Promise<boolean> {
-  return new Promise((resolve) => execFile("nft", ["list", "table", "ip", NFT_TABLE], (err) => resolve(!err)));
+export async function natOutgoingInstalled(): Promise<boolean> {
+  return (await command("nft", ["list", "table", "ip", NFT_TABLE])).ok;
 }
 
 export async function removeNatOutgoing(): Promise<void> {
@@ -59,6 +56,7 @@ export function dropPolicyForwardChains(json: string): string[] {
 }
 
 /** This host's nftables forward chains with a drop policy (none if nft cannot list them). */
-export function forwardDropChains(): Promise<string[]> {
-  return new Promise((resolve) => execFile("nft", ["-j", "list", "chains"], (err, out) => resolve(err ? [] : dropPolicyForwardChains(out))));
+export async function forwardDropChains(): Promise<string[]> {
+  const r = await command("nft", ["-j", "list", "chains"]);
+  return r.ok ? dropPolicyForwardChains(r.stdout) : [];
 }

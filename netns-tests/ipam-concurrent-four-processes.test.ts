@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EtcdServer } from "../router/lab/etcd.js";
 import { projectRoot } from "../router/native/index.js";
 import { openDatastore } from "../router/store/store.js";
-import { ipamOf } from "../router/cli/cluster.js";
+import { ipamFor } from "../router/ipam/ipam.js";
 
 const cli = () => path.join(projectRoot(), "dist", "router", "cli", "main.js");
 
@@ -39,7 +39,7 @@ function concurrentAssignments(name: string, url: () => string): void {
     const t0 = Date.now();
     const results = await Promise.all(["w1", "w2", "w3", "w4"].map((node) => weft(["ipam", "assign", "--node", node, "--handle", `c-${node}`, "--count", "13"], ds)));
     const got = results.flatMap((r) => JSON.parse(r) as Array<{ address: string; block: string }>);
-    const blocks = await ipamOf(store).blocks();
+    const blocks = await ipamFor(store).blocks();
     console.log(`[ipam ${name}] ${got.length} addresses in ${Date.now() - t0} ms, ${new Set(got.map((g) => g.address)).size} distinct, ${blocks.length} blocks: ${blocks.map((b) => `${b.block.cidr}=${b.block.affinity}(${Object.keys(b.block.allocations).length})`).join(" ")}`);
     expect(got).toHaveLength(52);
     expect(new Set(got.map((g) => g.address)).size).toBe(52);
@@ -47,7 +47,7 @@ function concurrentAssignments(name: string, url: () => string): void {
     expect(blocks.reduce((n, b) => n + Object.keys(b.block.allocations).length, 0)).toBe(52);
     expect(new Set(blocks.map((b) => b.block.cidr)).size).toBe(blocks.length);
     for (const node of ["w1", "w2", "w3", "w4"]) await weft(["ipam", "release", "--handle", `c-${node}-0`], ds);
-    const ipam = ipamOf(store);
+    const ipam = ipamFor(store);
     await Promise.all(got.map((_g, i) => ipam.releaseByHandle(`c-w${Math.floor(i / 13) + 1}-${i % 13}`)));
     const left = (await ipam.blocks()).reduce((n, b) => n + Object.keys(b.block.allocations).length, 0);
     expect(left).toBe(0);

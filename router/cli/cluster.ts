@@ -5,7 +5,7 @@ import { DATASTORE_HELP, defaultDatastore, openDatastore, unreachable, type Data
 import { Resources } from "../resources/client.js";
 import { kindOf, KINDS, nodeIPv4, type IPPool, type IPReservation, type Kind, type NodeResource } from "../resources/kinds.js";
 import { ManifestError, parseManifests, render, table } from "../resources/manifest.js";
-import { ipamFor, nodeOfAffinity, type IPAM, TUNNEL_HANDLE_PREFIX, type Allocation, type Block } from "../ipam/ipam.js";
+import { ipamFor, nodeOfAffinity, reservedBy, TUNNEL_HANDLE_PREFIX, type Allocation, type Block } from "../ipam/ipam.js";
 import { ConfigError } from "../node/config.js";
 import { wholeNumber } from "./args.js";
 import { label, patch } from "./edit.js";
@@ -48,17 +48,10 @@ export function readManifest(file: string): string {
   }
 }
 
-export function ipamOf(store: Datastore): IPAM {
-  return ipamFor(store);
-}
-
 /** `weft ipam show --ip A`: whether the address is in use, and by whom, as calicoctl says it. */
 export function describeAddress(ip: string, at: { block?: Block; allocation?: Allocation }, pools: IPPool[], reservations: IPReservation[] = []): string {
   const a = parseIPv4(ip)!;
-  const inEntry = (c: string) => {
-    const p = c.includes(":") ? undefined : parseCIDR(c.includes("/") ? c : `${c}/32`, false);
-    return p !== undefined && contains(p, a);
-  };
+  const inEntry = (c: string) => reservedBy([c])(a);
   const reservation = reservations.find((r) => r.spec.reservedCIDRs.some(inEntry));
   const reservedText = reservation ? `  reserved: IPReservation(${reservation.metadata.name}) ${reservation.spec.reservedCIDRs.find(inEntry)}${at.allocation ? " (given out before it was reserved)" : " (never given out)"}\n` : "";
   const pool = at.block ? pools.find((p) => p.metadata.name === at.block!.pool) : pools.find((p) => { const c = parseCIDR(p.spec.cidr, true); return c && contains(c, a); });
@@ -182,7 +175,7 @@ export function registerClusterCommands(program: Command): void {
       // its blocks would no longer be routed and those pods would be cut off.
       const { absent, kept } = await withStore(opts, async (store) => {
         const res = new Resources(store);
-        const ipam = ipamOf(store);
+        const ipam = ipamFor(store);
         const absent: string[] = [];
         const kept: string[] = [];
         for (const t of targets) {
@@ -227,10 +220,10 @@ export function registerClusterCommands(program: Command): void {
       await withStore(opts, async (store) => {
         const pools = await new Resources(store).list<IPPool>("IPPool");
         if (opts.ip) {
-          process.stdout.write(describeAddress(opts.ip, await ipamOf(store).lookup(opts.ip), pools, await new Resources(store).list<IPReservation>("IPReservation")));
+          process.stdout.write(describeAddress(opts.ip, await ipamFor(store).lookup(opts.ip), pools, await new Resources(store).list<IPReservation>("IPReservation")));
           return;
         }
-        const blocks = await ipamOf(store).blocks();
+        const blocks = await ipamFor(store).blocks();
         const rows: string[][] = [["GROUPING", "CIDR", "IPS TOTAL", "IPS IN USE", "IPS FREE"]];
         for (const p of pools) {
           const total = 2n ** BigInt((p.spec.cidr.includes(":") ? 128 : 32) - Number(p.spec.cidr.split("/")[1]));
@@ -245,7 +238,7 @@ export function registerClusterCommands(program: Command): void {
         for (const b of orphans) rows.push(blockRow(`Block of deleted IPPool(${b.block.pool})`, b.block));
         process.stdout.write(pipeTable(rows));
         if (opts.showBorrowed) {
-          const borrowed = await ipamOf(store).borrowed();
+          const borrowed = await ipamFor(store).borrowed();
           const b = [["IP", "BORROWING-NODE", "BLOCK", "BLOCK OWNER", "HANDLE"], ...borrowed.map((x) => [x.address, x.node, x.block, x.owner, x.handle])];
           process.stdout.write(`\n${borrowed.length ? pipeTable(b) : "No borrowed addresses.\n"}`);
         }
@@ -259,7 +252,7 @@ export function registerClusterCommands(program: Command): void {
     .action(async (opts: { release?: boolean; datastore?: string }) => {
       await withStore(opts, async (store) => {
         const nodes = await new Resources(store).list<NodeResource>("Node");
-        const ipam = ipamOf(store);
+        const ipam = ipamFor(store);
         const blocks = await ipam.blocks();
         const addresses = blocks.reduce((n, b) => n + Object.keys(b.block.allocations).length, 0);
         const known = new Map(nodes.map((n) => [n.metadata.name, n.spec.ipv4VXLANTunnelAddr]));
@@ -295,7 +288,7 @@ export function registerClusterCommands(program: Command): void {
       if (!opts.ip && !opts.handle) throw new ConfigError("ipam release needs --ip ADDRESS or --handle ID");
       if (opts.ip !== undefined && parseIPv4(opts.ip) === undefined) throw new ConfigError(`--ip must be an IPv4 address, not "${opts.ip}"`);
       await withStore(opts, async (store) => {
-        const ipam = ipamOf(store);
+        const ipam = ipamFor(store);
         if (opts.ip) {
           // A node's tunnel address is the node's while it exists: released with the node.
           const held = await ipam.allocationOf(opts.ip);
@@ -318,7 +311,7 @@ export function registerClusterCommands(program: Command): void {
     .action(async (opts: { node: string; handle: string; count: string; pool?: string; datastore?: string }) => {
       const n = wholeNumber("--count", opts.count, 1, 10_000);
       await withStore(opts, async (store) => {
-        const ipam = ipamOf(store);
+        const ipam = ipamFor(store);
         // Every assignment is reported, including those made when others failed (a pool
         // that runs out part-way still hands out what it had).
         const results = await Promise.allSettled(Array.from({ length: n }, (_, i) => ipam.assign({ node: opts.node, handle: n > 1 ? `${opts.handle}-${i}` : opts.handle, pools: opts.pool ? [opts.pool] : undefined })));

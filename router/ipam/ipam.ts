@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import { contains, formatIPv4, maskOf, parseCIDR, parseIPv4 } from "../dataplane/addr.js";
 import { ConflictError, type Datastore, type KV } from "../store/store.js";
-import type { IPPool, IPReservation } from "../resources/kinds.js";
+import { reservationCIDR, type IPPool, type IPReservation } from "../resources/kinds.js";
 import { Resources } from "../resources/client.js";
 import { parseSelector, type Labels } from "../resources/selector.js";
 
@@ -87,11 +87,6 @@ export class IPAM {
     private readonly reservations: () => Promise<string[]> = async () => [],
   ) {}
 
-  /** Whether an IPv4 address (as a number) is reserved, from the reservations as they are now. */
-  private async reservedTest(): Promise<(address: number) => boolean> {
-    const prefixes = (await this.reservations()).filter((c) => !c.includes(":")).map((c) => parseCIDR(c.includes("/") ? c : `${c}/32`, false)).filter((p): p is NonNullable<typeof p> => p !== undefined);
-    return (a) => prefixes.some((p) => contains(p, a));
-  }
 
   async blocks(): Promise<StoredBlock[]> {
     const { items } = await this.store.list(BLOCK_PREFIX);
@@ -103,7 +98,7 @@ export class IPAM {
     return (await this.blocks()).flatMap(({ block }) =>
       Object.entries(block.allocations)
         .filter(([, a]) => block.affinity !== affinityOf(a.node))
-        .map(([ord, a]) => ({ address: addressAt(block, Number(ord)), node: a.node, block: block.cidr, owner: block.affinity?.replace(/^host:/, "") ?? "(none)", handle: a.handle })),
+        .map(([ord, a]) => ({ address: addressAt(block, Number(ord)), node: a.node, block: block.cidr, owner: nodeOfAffinity(block.affinity) ?? "(none)", handle: a.handle })),
     );
   }
 
@@ -141,7 +136,7 @@ export class IPAM {
     if (pools.length === 0) throw new IPAMError(`No IPs available in pools: [] (no enabled IPv4 pool${req.pools ? ` of ${req.pools.join(", ")}` : ""} selects node ${req.node}${use === "Tunnel" ? " for tunnel addresses" : ""})`);
     const inPools = (b: Block) => pools.some((p) => p.metadata.name === b.pool);
     const alloc: Allocation = { handle: req.handle, node: req.node };
-    const reserved = await this.reservedTest();
+    const reserved = reservedBy(await this.reservations());
     for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
       try {
         const blocks = await this.blocks();
@@ -317,17 +312,16 @@ export class IPAM {
    * be between claiming one and recording it. nodes: each Node's name and tunnel address.
    */
   async check(nodes: Map<string, string | undefined>): Promise<IPAMFinding[]> {
-    const alive = nodes;
     const findings: IPAMFinding[] = [];
     for (const { block } of await this.blocks()) {
       const owner = nodeOfAffinity(block.affinity);
       for (const [ord, a] of Object.entries(block.allocations)) {
         const address = addressAt(block, Number(ord));
         const tunnelOf = a.handle.startsWith(TUNNEL_HANDLE_PREFIX) ? a.handle.slice(TUNNEL_HANDLE_PREFIX.length) : undefined;
-        if (!alive.has(a.node)) findings.push({ what: tunnelOf ? "tunnel address of a deleted node" : "address of a deleted node", address, node: a.node, block: block.cidr, handle: a.handle, releasable: true });
+        if (!nodes.has(a.node)) findings.push({ what: tunnelOf ? "tunnel address of a deleted node" : "address of a deleted node", address, node: a.node, block: block.cidr, handle: a.handle, releasable: true });
         else if (tunnelOf && nodes.get(tunnelOf) !== address) findings.push({ what: "tunnel address its node does not use", address, node: a.node, block: block.cidr, handle: a.handle, releasable: false });
       }
-      if (owner && !alive.has(owner) && Object.keys(block.allocations).length === 0) findings.push({ what: "empty block affine to a deleted node", node: owner, block: block.cidr, releasable: true });
+      if (owner && !nodes.has(owner) && Object.keys(block.allocations).length === 0) findings.push({ what: "empty block affine to a deleted node", node: owner, block: block.cidr, releasable: true });
     }
     return findings;
   }
@@ -373,6 +367,12 @@ export class IPAM {
         .map(([ord]) => addressAt(block, Number(ord))),
     );
   }
+}
+
+/** Whether an IPv4 address (as a number) lies in one of these IPReservation entries (IPv6 ones never match). */
+export function reservedBy(entries: string[]): (address: number) => boolean {
+  const prefixes = entries.map((c) => parseCIDR(reservationCIDR(c), false)).filter((p): p is NonNullable<typeof p> => p !== undefined);
+  return (a) => prefixes.some((p) => contains(p, a));
 }
 
 /** IPAM over a datastore's own IP pools and IPReservations (what every caller wants). */

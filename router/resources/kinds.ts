@@ -173,6 +173,11 @@ export function nodeIPv4(n: NodeResource): { cidr: string; address: string } | u
   return { cidr, address: cidr.split("/")[0] };
 }
 
+/** An IPReservation entry as a CIDR: a bare address stands for itself alone (/32, or /128 for IPv6). */
+export function reservationCIDR(entry: string): string {
+  return entry.includes("/") ? entry : `${entry}/${entry.includes(":") ? 128 : 32}`;
+}
+
 /** A BGPPeer's peerIP ("a.b.c.d" or "a.b.c.d:port"), or undefined if it is not one. */
 export function peerEndpoint(peerIP: string): { address: string; port: number } | undefined {
   const m = /^([^:]+)(?::(\d{1,5}))?$/.exec(peerIP);

@@ -1,7 +1,7 @@
 // One validator per kind. Messages follow Calico's, so what users search for matches.
 import os from "node:os";
 import type { z } from "zod";
-import { API_VERSION, KINDS, metadata, nodeIPv4, peerEndpoint, type BGPPeer, type IPPool, type IPReservation, type Kind, type NodeResource, type Resource } from "./kinds.js";
+import { API_VERSION, KINDS, metadata, nodeIPv4, peerEndpoint, reservationCIDR, type BGPPeer, type IPPool, type IPReservation, type Kind, type NodeResource, type Resource } from "./kinds.js";
 import { isStrictlyMasked, overlaps, parseAnyCIDR, RESERVED_RANGES } from "./cidr.js";
 import { parseSelector, SelectorError } from "./selector.js";
 
@@ -143,8 +143,7 @@ function validateBGPPeer(peer: BGPPeer): void {
 /** Each reserved entry is an address or a CIDR (IPv6 ones are kept; weft assigns IPv4 only). */
 function validateIPReservation(r: IPReservation): void {
   r.spec.reservedCIDRs.forEach((c, i) => {
-    const withLen = c.includes("/") ? c : `${c}/${c.includes(":") ? 128 : 32}`;
-    if (!parseAnyCIDR(withLen)) throw new ValidationError(`IPReservation(${r.metadata.name})`, `spec.reservedCIDRs[${i}]`, `"${c}" is not an IP address or CIDR such as 192.168.2.3 or 10.0.2.0/28`);
+    if (!parseAnyCIDR(reservationCIDR(c))) throw new ValidationError(`IPReservation(${r.metadata.name})`, `spec.reservedCIDRs[${i}]`, `"${c}" is not an IP address or CIDR such as 192.168.2.3 or 10.0.2.0/28`);
   });
 }
 

@@ -17,6 +17,7 @@ import { Speaker, type PeerStatus } from "../bgp/speaker.js";
 import { bgpLogLevel, bgpSettings, peersFor } from "../bgp/peers.js";
 import { ipamFor, IPAMError, BLOCK_PREFIX, TUNNEL_HANDLE_PREFIX, type Block } from "../ipam/ipam.js";
 import { bgpExports, clusterState, remoteFromBgp, tunnelMTU } from "../routing/cluster.js";
+import { OVERHEAD } from "../routing/desired.js";
 import { ConfigError } from "./config.js";
 import { detectNodeAddress, type HostView } from "./autodetect.js";
 import { defaultPool } from "./default-pool.js";
@@ -67,13 +68,16 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     throw new ConfigError(`${opts.name === undefined ? "node name (the hostname; pass --name)" : (opts.nameFrom ?? "--name")}: ${(err as Error).message}`);
   }
   const tunnelDevice = opts.tunnelDevice ?? "weft0";
-  const { cidr, uplink, how } = await detectNodeAddress({ ip: opts.ip, ipFrom: opts.ipFrom, interface: opts.interface, method: opts.autodetectionMethod, methodFrom: opts.methodFrom, tunnelDevice }, HOST);
+  // The interfaces, read once: address detection and the first pool's choice both look at them.
+  const interfaces = await HOST.interfaces();
+  const { cidr, uplink, how } = await detectNodeAddress({ ip: opts.ip, ipFrom: opts.ipFrom, interface: opts.interface, method: opts.autodetectionMethod, methodFrom: opts.methodFrom, tunnelDevice }, { ...HOST, interfaces: async () => interfaces });
   // Checked at every start, though used only when the datastore has no pool.
-  const firstPool = defaultPool(opts.env ?? process.env, (await HOST.interfaces()).filter((i) => i.name !== tunnelDevice).flatMap((i) => i.addresses));
+  const firstPool = defaultPool(opts.env ?? process.env, interfaces.filter((i) => i.name !== tunnelDevice).flatMap((i) => i.addresses));
   const link = kernel.linkInfo(uplink);
   if (!link) throw new ConfigError(`--interface: ${uplink} does not exist on this host`);
   log.info({ address: cidr, interface: uplink, how }, "node address");
-  for (const [name, set, overhead] of [["IPIP", opts.ipipMTU, 20], ["VXLAN", opts.vxlanMTU, 50]] as const) {
+  for (const [name, set] of [["IPIP", opts.ipipMTU], ["VXLAN", opts.vxlanMTU]] as const) {
+    const overhead = OVERHEAD[name];
     if (set !== undefined && set > link.mtu - overhead) log.warn({ encapsulation: name, mtu: set, uplink, uplinkMTU: link.mtu }, `${name} MTU ${set} leaves no room for the ${overhead}-byte encapsulation on ${uplink} (MTU ${link.mtu}): encapsulated packets over ${link.mtu - overhead} bytes will not fit the uplink; ${link.mtu - overhead} (the default) fits`);
   }
   if (cidr.endsWith("/32")) log.warn({ address: cidr }, "node address is a /32: no other node is ever in its subnet, so CrossSubnet pools encapsulate everything; register the real prefix with --ip");

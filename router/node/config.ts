@@ -113,4 +113,3 @@ export function loadStaticConfig(file: string): StaticConfig {
   return validateStaticConfig(doc, file);
 }
 
-export const OVERHEAD = { IPIP: 20, VXLAN: 50, None: 0 } as const;

@@ -10,11 +10,11 @@ import { vtepMAC } from "../dataplane/vtep.js";
 import { native } from "../native/index.js";
 import * as kernel from "../native/iproute.js";
 import { controlSocketFree, controlSocketPath, startControlServer } from "../control/server.js";
-import type { RemoteBlock } from "../routing/desired.js";
+import { OVERHEAD, type RemoteBlock } from "../routing/desired.js";
 import { RouteOwner } from "../routing/owner.js";
 import { removeNatOutgoing } from "../native/nft.js";
 import { removeChains } from "../native/iptables.js";
-import { ConfigError, OVERHEAD, type StaticConfig } from "./config.js";
+import { ConfigError, type StaticConfig } from "./config.js";
 
 export interface Preflight {
   uplink: string;

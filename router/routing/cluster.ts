@@ -6,7 +6,7 @@ import { contains, parseCIDR, parseIPv4 } from "../dataplane/addr.js";
 import { vtepMAC } from "../dataplane/vtep.js";
 import { nodeIPv4, nodeVtepMAC, type IPPool, type NodeResource } from "../resources/kinds.js";
 import { addressAt, nodeOfAffinity, type Block } from "../ipam/ipam.js";
-import type { Encapsulation, RemoteBlock } from "./desired.js";
+import { OVERHEAD, type Encapsulation, type RemoteBlock } from "./desired.js";
 
 export interface ClusterView {
   pools: IPPool[];
@@ -130,8 +130,8 @@ export function clusterState(me: string, view: ClusterView): ClusterState {
  * IPIP's (the tunnel still carries ICMP errors and the host's own traffic).
  */
 export function tunnelMTU(uplinkMTU: number, enabled: { ipip: boolean; vxlan: boolean }, set: { ipip?: number; vxlan?: number } = {}): number {
-  const ipip = set.ipip ?? uplinkMTU - 20;
-  const vxlan = set.vxlan ?? uplinkMTU - 50;
+  const ipip = set.ipip ?? uplinkMTU - OVERHEAD.IPIP;
+  const vxlan = set.vxlan ?? uplinkMTU - OVERHEAD.VXLAN;
   if (enabled.vxlan) return enabled.ipip ? Math.min(ipip, vxlan) : vxlan;
   return ipip;
 }

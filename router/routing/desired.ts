@@ -8,6 +8,9 @@ import type { KernelRoute } from "../native/iproute.js";
 
 export type Encapsulation = "IPIP" | "VXLAN" | "None";
 
+/** Bytes each encapsulation adds to a packet (the tunnel MTU is the uplink's minus this). */
+export const OVERHEAD = { IPIP: 20, VXLAN: 50, None: 0 } as const satisfies Record<Encapsulation, number>;
+
 export interface RemoteBlock {
   cidr: string;
   node: string;

@@ -1,8 +1,8 @@
 // The one owner of what weft installs: kernel routes tagged with weft's protocol, the
 // fast path's table and node set, weft0's MTU and address, the natOutgoing table and
-// the iptables FORWARD accept for pod traffic. It takes the
-// whole desired state each time, compares it with what is there, and changes only
-// the difference; it never touches a route it does not own.
+// the iptables chains that let pod and tunnel traffic through (WEFT-FORWARD,
+// WEFT-INPUT). It takes the whole desired state each time, compares it with what is
+// there, and changes only the difference; it never touches a route it does not own.
 import type { Logger } from "pino";
 import { formatCIDR, formatIPv4, parseCIDR } from "../dataplane/addr.js";
 import type { FastPath, FastRoute } from "../dataplane/fastpath.js";
@@ -146,7 +146,6 @@ export class RouteOwner {
       }
     }
   }
-
 
   private async tunnelAddress(address: string | null, verify?: boolean): Promise<void> {
     const want = address ? [`${address}/32`] : [];

@@ -1,6 +1,7 @@
 // weft lab down removes every namespace, process, TUN, route, nft table and file it
 // made (even after its nodes were killed), and two labs with different prefixes run
-// side by side without touching each other.
+// side by side without touching each other; weft run on a lab host through lab exec
+// reaches that lab's node and datastore.
 import { existsSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
@@ -28,6 +29,14 @@ describe("lab isolation and teardown", () => {
       expect((await a.counters("worker-2")).ipip_rx).toBeGreaterThan(0);
       expect((await b.counters("worker-2")).vxlan_rx).toBeGreaterThan(0);
       expect((await b.counters("worker-2")).drop_unknown_source).toBe(0);
+      // weft run through lab exec on a host talks to that lab's node and datastore.
+      const inLab = (prefix: string, ...args: string[]) =>
+        execFileSync(process.execPath, [a.cli(), "lab", "exec", "worker-1", "--prefix", prefix, "--", process.execPath, a.cli(), ...args], { encoding: "utf8", env: { ...process.env, WEFT_DATASTORE: "", WEFT_CONTROL: "" }, timeout: 60_000 });
+      const statusA = inLab("ta1", "node", "status");
+      console.log(`[ta1] weft node status on worker-1, through lab exec:\n${statusA}`);
+      expect(statusA.match(/\| up +\| .* \| Established \|/g)).toHaveLength(3);
+      expect(inLab("ta1", "get", "node").trim().split("\n").slice(1)).toEqual(["master", "worker-1", "worker-2", "worker-3"]);
+      expect(JSON.parse(inLab("ta2", "node", "status", "--json")).name).toBe("worker-1");
       // A crash: kill lab a's nodes without SIGTERM, then tear it down.
       for (const pid of processesOf("ta1").split("\n").filter(Boolean)) process.kill(Number(pid), "SIGKILL");
     } finally {

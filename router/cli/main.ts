@@ -39,6 +39,9 @@ const program = new Command("weft")
   .exitOverride()
   .configureOutput({ outputError: (s, write) => write(s) });
 
+/** --control, also from WEFT_CONTROL (which weft lab exec sets on a lab host). */
+const controlOption = (what = "control socket path (default: the only one in /run/weft)") => new Option("--control <path>", what).env("WEFT_CONTROL");
+
 const node = program.command("node").description("run and inspect the node on this host");
 
 node
@@ -54,7 +57,7 @@ node
   .addOption(new Option("--as <number>", "this node's AS number, kept in its Node (default: the Node's, else the cluster's, 64512)").env("AS").argParser((t) => wholeNumber("--as (or AS)", t, 1, 4294967295)))
   .addOption(new Option("--backend <backend>", "bgp (or Calico's bird): share routes over BGP (the default); vxlan: BGP off, routes from the datastore").choices(["bgp", "bird", "vxlan"]).default("bgp").env("CALICO_NETWORKING_BACKEND"))
   .option("--config <file>", "static routes instead of a datastore (YAML: name, address, encapsulation, routes)")
-  .option("--control <path>", "control socket path (default /run/weft/<name>.sock)")
+  .addOption(controlOption("control socket path (default /run/weft/<name>.sock)"))
   .addOption(new Option("--log-level <level>", "log level").choices(["trace", "debug", "info", "warn", "error"]).default("info").env("WEFT_LOG_LEVEL"))
   .addHelpText("after", `${switchesHelp()}\n${helpSection("The pool a node creates when the datastore has none, from Calico's variables\n(a bad value stops the node, exit 2):", POOL_VARIABLES)}`)
   .action(async function (this: Command, opts: { config?: string; datastore?: string; name?: string; ip?: string; ipAutodetectionMethod?: string; interface?: string; as?: number; ipipMtu?: number; vxlanMtu?: number; control?: string; logLevel: string; backend: "bgp" | "bird" | "vxlan" }) {
@@ -92,7 +95,7 @@ node
 
 node
   .command("reset")
-  .description("remove everything weft installed: routes with weft's protocol, the tunnel device, the natOutgoing table and the iptables FORWARD accept (WEFT-FORWARD)")
+  .description("remove everything weft installed: routes with weft's protocol, the tunnel device, the natOutgoing table and the iptables chains (WEFT-FORWARD, WEFT-INPUT); run it only when the node has stopped")
   .option("--config <file>", "take the tunnel device name from this config")
   .option("--tunnel <name>", "tunnel device name", "weft0")
   .action(async (opts: { config?: string; tunnel: string }) => {
@@ -104,7 +107,7 @@ node
   .command("status")
   .description("BGP peers as calicoctl node status prints them (--json: everything the node knows about itself)")
   .option("--node <name>", "which node, when several run on this machine")
-  .option("--control <path>", "control socket path")
+  .addOption(controlOption())
   .option("--json", "the node's full status as JSON (settings, offloads, counters, peers)")
   .action(async (opts: { node?: string; control?: string; json?: boolean }) => {
     const sock = resolveSocket(opts);
@@ -125,7 +128,7 @@ node
   .option("--live", "the process and its loops answer")
   .option("--ready", "BGP peers Established (all within 30 s of start, then at least one)")
   .option("--node <name>", "which node, when several run on this machine")
-  .option("--control <path>", "control socket path")
+  .addOption(controlOption())
   .action(async (opts: { live?: boolean; ready?: boolean; node?: string; control?: string }) => {
     if (!opts.live && !opts.ready) throw new ConfigError("health needs --live or --ready");
     const sock = resolveSocket(opts);
@@ -148,7 +151,7 @@ for (const [name, url, what] of [
     .command(name)
     .description(`print ${what}`)
     .option("--node <name>", "which node, when several run on this machine")
-    .option("--control <path>", "control socket path")
+    .addOption(controlOption())
     .action(async (opts: { node?: string; control?: string }) => {
       const body = await controlGet(resolveSocket(opts), url);
       process.stdout.write(url === "/metrics" ? body : `${JSON.stringify(JSON.parse(body), null, 2)}\n`);
@@ -191,18 +194,23 @@ lab
 
 lab
   .command("exec")
-  .description("run a command in a lab host or pod, e.g. weft lab exec pod-1 -- ping 192.168.97.193")
+  .description("run a command in a lab host or pod, e.g. weft lab exec pod-1 -- ping 192.168.97.193; weft commands run on a host reach its node and the lab's datastore (WEFT_CONTROL, WEFT_DATASTORE)")
   .argument("<target>", "master, worker-1..3, gw, pod-1..3")
   .argument("<cmd...>", "the command")
   .addOption(labPrefix)
   .action(async (target: string, cmd: string[], opts: { prefix: string }) => {
     const { spawnSync } = await import("node:child_process");
-    const l = await labOf(opts.prefix);
+    const ds = labDatastore(opts.prefix);
+    const l = await labOf(opts.prefix, ds);
     const { HOSTS, PODS } = await import("../lab/topology.js");
     const targets = [...HOSTS.map((h) => h.name), "gw", ...PODS.map((p) => p.name)];
     if (!targets.includes(target)) throw new ConfigError(`no lab host or pod "${target}"; choose from ${targets.join(", ")}`);
     if (!(await l.namespaces()).includes(l.ns(target))) throw new ConfigError(`no lab "${opts.prefix}" is up (no namespace ${l.ns(target)}); start one with "weft lab up"`);
-    const r = spawnSync("ip", ["netns", "exec", l.ns(target), ...cmd], { stdio: "inherit" });
+    // weft commands run there find the lab's node and datastore, as on a host of its own.
+    const env = { ...process.env };
+    if (ds && !env.WEFT_DATASTORE) env.WEFT_DATASTORE = l.datastoreURL;
+    if (HOSTS.some((h) => h.name === target) && !env.WEFT_CONTROL) env.WEFT_CONTROL = l.controlSocket(target);
+    const r = spawnSync("ip", ["netns", "exec", l.ns(target), ...cmd], { stdio: "inherit", env });
     process.exit(r.status ?? 1);
   });
 

@@ -196,7 +196,8 @@ export async function runStaticNode(cfg: StaticConfig, source: string, log: Logg
   });
 }
 
-/** weft node reset: removes every route with weft's protocol and the tunnel device. */
+/** weft node reset: removes every route with weft's protocol, the tunnel device, the
+ * natOutgoing table and the iptables chains. */
 export async function resetNode(tunnelDevice: string, log: Logger): Promise<void> {
   // A running node would put it all back (it repairs what others remove): stop it first.
   const holder = kernel.tunHolder(tunnelDevice);

@@ -17,6 +17,23 @@ describe("desired state", () => {
     expect(s.nodes).toHaveLength(2);
   });
 
+  it("keeps the blackhole for the node's own block when a peer announces the same prefix, and says who did (one route per prefix: it would flip at every sync)", () => {
+    const own = "192.168.53.64/26";
+    const s = desiredState(local, [
+      { cidr: own, node: "worker-2", address: "10.30.0.12", encapsulation: "IPIP" },
+      { cidr: own, node: "10.30.0.1", address: "10.30.0.1", encapsulation: "None", external: true },
+      { cidr: "192.168.53.70/32", node: "worker-2", address: "10.30.0.12", encapsulation: "IPIP" },
+    ], [own]);
+    expect(s.kernel).toEqual([
+      { dst: own, type: "blackhole" },
+      { dst: "192.168.53.70/32", gateway: "10.30.0.12", dev: "weft0", onlink: true },
+    ]);
+    expect(s.fast.map((r) => r.prefix.len)).toEqual([32]); // a borrowed address inside the block still goes to its node
+    expect(s.shadowed).toEqual([{ cidr: own, node: "worker-2" }, { cidr: own, node: "10.30.0.1", external: true }]);
+    // Installed as wanted: nothing to change on the next sync.
+    expect(diffRoutes(s.kernel, s.kernel)).toEqual({ replace: [], remove: [] });
+  });
+
   it("changes only what differs and removes only what it no longer wants", () => {
     const a = { dst: "10.0.0.0/26", gateway: "1.1.1.1", dev: "weft0", onlink: true };
     const b = { dst: "10.0.1.0/26", gateway: "1.1.1.2", dev: "weft0", onlink: true };

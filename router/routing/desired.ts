@@ -44,13 +44,20 @@ export interface DesiredState {
   /** Blocks left out because they cover a node's underlay address (a pool overlapping
    * the hosts' network, or a peer's default route). */
   refused: Array<{ cidr: string; node: string; covers: string; external?: boolean }>;
+  /** Routes others announce for one of this node's own blocks: the local blackhole
+   * stays (as BIRD prefers its static route over BGP's), these are not installed. */
+  shadowed: Array<{ cidr: string; node: string; external?: boolean }>;
 }
 
-export function desiredState(local: LocalNode, blocks: RemoteBlock[]): DesiredState {
-  const kernel: KernelRoute[] = [];
+/** localBlocks: this node's own blocks, installed as blackhole so nothing inside them
+ * leaks to the default route; one route per prefix, and for these it is the blackhole. */
+export function desiredState(local: LocalNode, blocks: RemoteBlock[], localBlocks: string[] = []): DesiredState {
+  const kernel: KernelRoute[] = localBlocks.map((dst) => ({ dst, type: "blackhole" }));
   const fast: FastRoute[] = [];
   const nodes = new Set<number>();
   const refused: DesiredState["refused"] = [];
+  const shadowed: DesiredState["shadowed"] = [];
+  const own = new Set(localBlocks);
   // A route over a node's underlay address would send the tunnel's own packets into
   // the tunnel (or, over this node's subnet, replace its connected route).
   const underlay = [...new Set([...(local.address ? [local.address] : []), ...blocks.map((b) => b.address)])];
@@ -58,6 +65,10 @@ export function desiredState(local: LocalNode, blocks: RemoteBlock[]): DesiredSt
     const nextHop = parseIPv4(b.address)!;
     // Encapsulated packets are taken from cluster nodes only, not from external routers.
     if (!b.external) nodes.add(nextHop);
+    if (own.has(b.cidr)) {
+      shadowed.push({ cidr: b.cidr, node: b.node, ...(b.external ? { external: true } : {}) });
+      continue;
+    }
     const block = parseCIDR(b.cidr)!;
     const covers = underlay.find((a) => contains(block, parseIPv4(a)!));
     if (covers) {
@@ -82,7 +93,7 @@ export function desiredState(local: LocalNode, blocks: RemoteBlock[]): DesiredSt
       vtepMAC: b.encapsulation === "VXLAN" ? (b.vtepMAC ?? vtepMAC(b.node)) : undefined,
     });
   }
-  return { kernel, fast, nodes: [...nodes], refused };
+  return { kernel, fast, nodes: [...nodes], refused, shadowed };
 }
 
 const same = (a: KernelRoute, b: KernelRoute) =>

@@ -52,7 +52,8 @@ export class RouteOwner {
   /** Each weft chain's rules as last installed. */
   private readonly chains = new Map<string, string>();
   private nodesKey = "";
-  private refusedKey = "";
+  private refusedKey = "[]";
+  private shadowedKey = "[]";
   private addressKey: string | undefined;
   private ifindex = 0;
 
@@ -68,7 +69,7 @@ export class RouteOwner {
   }
 
   async apply(d: Desired): Promise<{ changed: number; removed: number; kept: number }> {
-    const want = desiredState(this.local, d.remote);
+    const want = desiredState(this.local, d.remote, d.localBlocks);
     const refusedKey = JSON.stringify(want.refused);
     if (refusedKey !== this.refusedKey) {
       const pools = want.refused.filter((r) => !r.external);
@@ -77,7 +78,11 @@ export class RouteOwner {
       if (peers.length) this.log.warn({ routes: peers }, "routes from BGP peers that cover a node's underlay address (a default route, the hosts' network) are not installed: the node's own route to the other nodes must stay");
       this.refusedKey = refusedKey;
     }
-    for (const b of d.localBlocks ?? []) want.kernel.push({ dst: b, type: "blackhole" });
+    const shadowedKey = JSON.stringify(want.shadowed);
+    if (shadowedKey !== this.shadowedKey) {
+      if (want.shadowed.length) this.log.warn({ routes: want.shadowed }, "routes others announce for this node's own blocks are not installed: its blackhole for them stays (a stale or misconfigured announcement)");
+      this.shadowedKey = shadowedKey;
+    }
     // Fast path first, so a route the kernel starts using is already known.
     const nodesKey = want.nodes.sort().join(",");
     if (nodesKey !== this.nodesKey) {

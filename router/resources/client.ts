@@ -68,7 +68,9 @@ export class Resources {
       }
       const stored: Resource = {
         ...r,
-        metadata: { ...r.metadata, resourceVersion: undefined, uid: previous?.metadata.uid ?? r.metadata.uid ?? randomUUID(), creationTimestamp: previous?.metadata.creationTimestamp ?? r.metadata.creationTimestamp ?? new Date().toISOString() },
+        // What identifies a resource is the datastore's to give, as calicoctl's is: a new
+        // one made from another's exported YAML gets its own.
+        metadata: { ...r.metadata, resourceVersion: undefined, uid: previous?.metadata.uid ?? randomUUID(), creationTimestamp: previous?.metadata.creationTimestamp ?? new Date().toISOString() },
       };
       delete stored.metadata.resourceVersion;
       const value = JSON.stringify(stored);

@@ -8,7 +8,7 @@ import { Resources } from "./client.js";
 import { parseManifests, render } from "./manifest.js";
 import { parseSelector } from "./selector.js";
 import { nodeName } from "./validate.js";
-import type { Resource } from "./kinds.js";
+import type { IPPool, Resource } from "./kinds.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "weft-res-"));
 let n = 0;
@@ -112,6 +112,23 @@ describe("apply", () => {
     const shapeBad = [pool("good-a", { cidr: "10.1.0.0/16" }), pool("bad", { cidr: "10.9.0.1/16" })].join("---\n");
     expect(() => parseManifests(shapeBad, "multi.yaml")).toThrow("multi.yaml: document 2: IPPool(bad): spec.cidr: IPPool CIDR must be strictly masked");
     expect(await r.list("IPPool")).toEqual([]);
+  });
+
+  it("a resource made from another's exported YAML gets a uid and creation time of its own; an update keeps them", async () => {
+    const r = await fresh();
+    await r.apply(parseManifests(SEED_NEVER, "ippool.yaml"));
+    const original = (await r.get("IPPool", "default-ipv4-ippool"))!;
+    const copy = render([original], "IPPool", "yaml", true).replace("name: default-ipv4-ippool", "name: copy").replace("192.168.0.0/16", "10.8.0.0/16");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await r.apply(parseManifests(copy, "copy.yaml"), "create");
+    const made = (await r.get("IPPool", "copy"))!;
+    expect(made.metadata.uid).toMatch(/^[0-9a-f-]{36}$/);
+    expect(made.metadata.uid).not.toBe(original.metadata.uid);
+    expect(made.metadata.creationTimestamp).not.toBe(original.metadata.creationTimestamp);
+    // Applying the original's YAML, edited, changes the pool and keeps what identifies it.
+    await r.apply(parseManifests(render([original], "IPPool", "yaml", true).replace("ipipMode: Never", "ipipMode: Always"), "edit.yaml"));
+    const edited = (await r.get<IPPool>("IPPool", "default-ipv4-ippool"))!;
+    expect([edited.spec.ipipMode, edited.metadata.uid, edited.metadata.creationTimestamp]).toEqual(["Always", original.metadata.uid, original.metadata.creationTimestamp]);
   });
 
   it("create refuses an existing resource; delete removes it", async () => {

@@ -27,7 +27,7 @@ describe("a node with no pool for it", () => {
     const t0 = Date.now();
     while (!/claimed a tunnel address/.test(await log()) && Date.now() - t0 < 15_000) await new Promise((r) => setTimeout(r, 200));
     console.log(`[tnopool] tunnel address claimed ${Date.now() - t0} ms after the pool was enabled`);
-    expect(await lab.weft(["get", "node", "worker-1", "-o", "yaml"])).toMatch(/ipv4VXLANTunnelAddr: 192\.168\./);
+    expect(await lab.weft(["get", "node", "worker-1", "-o", "yaml"])).toMatch(/ipv4IPIPTunnelAddr: 192\.168\./);
     expect(await lab.ping("pod-1", lab.podAddress("pod-3"))).toBe(true);
   });
 
@@ -38,7 +38,7 @@ describe("a node with no pool for it", () => {
     const t0 = Date.now();
     const moved = async () => {
       for (const h of hosts) {
-        if (!/ipv4VXLANTunnelAddr: 10\.244\./.test(await lab.weft(["get", "node", h, "-o", "yaml"]))) return false;
+        if (!/ipv4IPIPTunnelAddr: 10\.244\./.test(await lab.weft(["get", "node", h, "-o", "yaml"]))) return false;
         if (!/inet 10\.244\.\S+\/32/.test(await lab.exec(h, ["ip", "-4", "-o", "addr", "show", "dev", "weft0"]))) return false;
       }
       return true;

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { DATASTORE_HELP, defaultDatastore, openDatastore, unreachable, type Datastore } from "../store/store.js";
 import { Resources } from "../resources/client.js";
-import { kindOf, KINDS, nodeIPv4, type IPPool, type IPReservation, type Kind, type NodeResource } from "../resources/kinds.js";
+import { kindOf, KINDS, nodeIPv4, nodeTunnelAddress, type IPPool, type IPReservation, type Kind, type NodeResource } from "../resources/kinds.js";
 import { ManifestError, parseManifests, render, table } from "../resources/manifest.js";
 import { ipamFor, nodeOfAffinity, reservedBy, TUNNEL_HANDLE_PREFIX, type Allocation, type Block } from "../ipam/ipam.js";
 import { ConfigError } from "../node/config.js";
@@ -255,7 +255,7 @@ export function registerClusterCommands(program: Command): void {
         const ipam = ipamFor(store);
         const blocks = await ipam.blocks();
         const addresses = blocks.reduce((n, b) => n + Object.keys(b.block.allocations).length, 0);
-        const known = new Map(nodes.map((n) => [n.metadata.name, n.spec.ipv4VXLANTunnelAddr]));
+        const known = new Map(nodes.map((n) => [n.metadata.name, nodeTunnelAddress(n)]));
         const findings = await ipam.check(known);
         const head = `Checked ${nodes.length} node${nodes.length === 1 ? "" : "s"}, ${blocks.length} block${blocks.length === 1 ? "" : "s"}, ${addresses} address${addresses === 1 ? "" : "es"}`;
         if (findings.length === 0) {

@@ -12,11 +12,11 @@ import { controlSocketFree, controlSocketPath, startControlServer } from "../con
 import { openDatastore, unreachable, ConflictError, type Datastore, type Watch } from "../store/store.js";
 import { Resources } from "../resources/client.js";
 import { nodeName } from "../resources/validate.js";
-import { API_VERSION, nodeIPv4, type BGPConfiguration, type BGPPeer, type IPPool, type NodeResource } from "../resources/kinds.js";
+import { API_VERSION, nodeIPv4, nodeTunnelAddress, withTunnelFields, type BGPConfiguration, type BGPPeer, type IPPool, type NodeResource } from "../resources/kinds.js";
 import { Speaker, type PeerStatus } from "../bgp/speaker.js";
 import { bgpLogLevel, bgpSettings, peersFor } from "../bgp/peers.js";
 import { ipamFor, IPAMError, BLOCK_PREFIX, TUNNEL_HANDLE_PREFIX, type Block } from "../ipam/ipam.js";
-import { bgpExports, clusterState, remoteFromBgp, tunnelMTU } from "../routing/cluster.js";
+import { bgpExports, clusterState, poolEncapsulations, remoteFromBgp, tunnelMTU } from "../routing/cluster.js";
 import { OVERHEAD } from "../routing/desired.js";
 import { ConfigError } from "./config.js";
 import { detectNodeAddress, type HostView } from "./autodetect.js";
@@ -126,7 +126,8 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     }
   }
   // Calico's default pool is 192.168.0.0/16, which many hosts' networks are in.
-  for (const p of await res.list<IPPool>("IPPool")) {
+  const startPools = await res.list<IPPool>("IPPool");
+  for (const p of startPools) {
     const c = parseCIDR(p.spec.cidr, true);
     if (c && contains(c, parseIPv4(localAddress)!)) {
       log.error({ pool: p.metadata.name, cidr: p.spec.cidr, address: localAddress }, "this node's address is inside an IP pool: pods may be given addresses of the hosts' network, and blocks holding a node's address are not routed; use a pool outside the hosts' network");
@@ -155,7 +156,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     apiVersion: API_VERSION,
     kind: "Node",
     metadata: { name, labels: existing?.metadata.labels, annotations: existing?.metadata.annotations },
-    spec: { ...existing?.spec, bgp: { ...existing?.spec.bgp, ipv4Address: cidr, ...(opts.as !== undefined ? { asNumber: opts.as } : {}) }, ipv4VXLANTunnelAddr: tunnelAddr, vxlanTunnelMACAddr: mac },
+    spec: withTunnelFields({ ...existing?.spec, bgp: { ...existing?.spec.bgp, ipv4Address: cidr, ...(opts.as !== undefined ? { asNumber: opts.as } : {}) } }, tunnelAddr, mac, poolEncapsulations(startPools)),
   };
   if (!nodeRes.metadata.labels) delete nodeRes.metadata.labels;
   if (!nodeRes.metadata.annotations) delete nodeRes.metadata.annotations;
@@ -210,7 +211,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     const self = nodes.find((n) => n.metadata.name === name);
     if (!self) {
       if (!(await ipam.addressesOf(tunnelHandle))[0]) tunnelAddr = await claimTunnel(nodeRes.metadata.labels);
-      await res.apply([{ ...nodeRes, spec: { ...nodeRes.spec, ipv4VXLANTunnelAddr: tunnelAddr } }]);
+      await res.apply([{ ...nodeRes, spec: withTunnelFields(nodeRes.spec, tunnelAddr, mac, poolEncapsulations(pools)) }]);
       log.warn({ node: name, tunnelAddress: tunnelAddr ?? null }, "this node's Node resource was deleted while it runs: registered it again");
       schedule();
       return;
@@ -225,14 +226,20 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     }
     // Our Node says what this node uses: an apply of a Node manifest without these
     // fields (or with another MAC) would leave the other nodes with a wrong picture.
-    if (self.spec.ipv4VXLANTunnelAddr !== tunnelAddr || self.spec.vxlanTunnelMACAddr !== mac) {
-      if (tunnelAddr === was) {
-        log.warn({ found: { ipv4VXLANTunnelAddr: self.spec.ipv4VXLANTunnelAddr ?? null, vxlanTunnelMACAddr: self.spec.vxlanTunnelMACAddr ?? null }, using: { ipv4VXLANTunnelAddr: tunnelAddr ?? null, vxlanTunnelMACAddr: mac } }, "this node's Node resource lost its tunnel address or VTEP MAC, or was given ones the node does not use: set back");
-      }
+    // They also follow the pools' encapsulation (IPIP's field, VXLAN's, or both).
+    const enc = poolEncapsulations(pools);
+    const wantSpec = withTunnelFields(self.spec, tunnelAddr, mac, enc);
+    const tunnelFields = (spec: NodeResource["spec"]) => ({ ipv4IPIPTunnelAddr: spec.bgp?.ipv4IPIPTunnelAddr ?? null, ipv4VXLANTunnelAddr: spec.ipv4VXLANTunnelAddr ?? null, vxlanTunnelMACAddr: spec.vxlanTunnelMACAddr ?? null });
+    const [found, using] = [tunnelFields(self.spec), tunnelFields(wantSpec)];
+    if (JSON.stringify(found) !== JSON.stringify(using)) {
+      // Moved to another field by a pool change is expected; anything else was done to it.
+      const lost = nodeTunnelAddress(self) !== tunnelAddr || (found.vxlanTunnelMACAddr ?? mac) !== mac || (found.ipv4VXLANTunnelAddr !== null && using.vxlanTunnelMACAddr !== null && found.vxlanTunnelMACAddr !== mac);
+      if (tunnelAddr === was && lost) log.warn({ found, using }, "this node's Node resource lost its tunnel address or VTEP MAC, or was given ones the node does not use: set back");
+      else if (tunnelAddr === was) log.info({ found, using, pools: enc }, "the Node's tunnel fields follow the pools' encapsulation");
       // A compare-and-swap on the version read: a label or patch written meanwhile is
       // not overwritten; the next sync reads it and tries again.
       try {
-        await res.apply([{ ...self, spec: { ...self.spec, ipv4VXLANTunnelAddr: tunnelAddr, vxlanTunnelMACAddr: mac } }]);
+        await res.apply([{ ...self, spec: wantSpec }]);
       } catch (err) {
         if (!(err instanceof ConflictError)) throw err;
       }

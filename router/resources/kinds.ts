@@ -66,7 +66,7 @@ export const nodeSpec = z
         ipv6Address: z.string().optional(),
         asNumber: asNumber.optional(),
         routeReflectorClusterID: ipv4Address.optional(),
-        // Calico's node writes its IPIP tunnel address here; weft keeps its own in ipv4VXLANTunnelAddr.
+        // The IPIP tunnel address (see withTunnelFields).
         ipv4IPIPTunnelAddr: ipv4Address.optional(),
       })
       .strict()
@@ -184,6 +184,30 @@ export function peerEndpoint(peerIP: string): { address: string; port: number } 
   const port = m?.[2] === undefined ? 179 : Number(m[2]);
   if (!m || parseIPv4(m[1]) === undefined || port < 1 || port > 65535) return undefined;
   return { address: m[1], port };
+}
+
+/**
+ * A Node's spec with its tunnel fields where Calico's node puts them: the address in
+ * bgp.ipv4IPIPTunnelAddr when IPIP pools exist, in ipv4VXLANTunnelAddr (with the VTEP
+ * MAC) when VXLAN pools do. weft0 holds one address for both, so with both it is in
+ * both; with neither (direct routing) weft0 still holds one, kept in the VXLAN fields.
+ * A field whose encapsulation is gone is removed.
+ */
+export function withTunnelFields(spec: NodeResource["spec"], address: string | undefined, mac: string, enc: { ipip: boolean; vxlan: boolean }): NodeResource["spec"] {
+  const vxlan = enc.vxlan || !enc.ipip;
+  const { ipv4IPIPTunnelAddr: _ipip, ...bgp } = spec.bgp ?? {};
+  const { ipv4VXLANTunnelAddr: _addr, vxlanTunnelMACAddr: _mac, ...rest } = spec;
+  return {
+    ...rest,
+    bgp: { ...bgp, ...(enc.ipip && address ? { ipv4IPIPTunnelAddr: address } : {}) },
+    ...(vxlan && address ? { ipv4VXLANTunnelAddr: address } : {}),
+    ...(vxlan ? { vxlanTunnelMACAddr: mac } : {}),
+  };
+}
+
+/** The tunnel address a Node declares (either field; see withTunnelFields). */
+export function nodeTunnelAddress(n: NodeResource): string | undefined {
+  return n.spec.ipv4VXLANTunnelAddr ?? n.spec.bgp?.ipv4IPIPTunnelAddr;
 }
 
 /** The VXLAN MAC a Node declares, if it parses. */

@@ -8,7 +8,7 @@ import { Resources } from "./client.js";
 import { parseManifests, render } from "./manifest.js";
 import { parseSelector } from "./selector.js";
 import { nodeName } from "./validate.js";
-import type { IPPool, Resource } from "./kinds.js";
+import { nodeTunnelAddress, withTunnelFields, type IPPool, type NodeResource, type Resource } from "./kinds.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "weft-res-"));
 let n = 0;
@@ -261,5 +261,28 @@ describe("node names and resources built in code", () => {
     expect(await res.list("Node")).toEqual([]);
     await res.apply([node("good-1")]);
     expect((await res.list("Node")).map((r) => r.metadata.name)).toEqual(["good-1"]);
+  });
+});
+
+describe("a Node's tunnel fields, where Calico's node puts them", () => {
+  const spec = { bgp: { ipv4Address: "10.30.0.11/24", asNumber: 64512 }, orchRefs: [{ orchestrator: "k8s" }] };
+  const mac = "66:93:7f:54:d5:53";
+  it("IPIP pools: bgp.ipv4IPIPTunnelAddr, no VXLAN fields", () => {
+    expect(withTunnelFields({ ...spec, ipv4VXLANTunnelAddr: "192.168.1.1", vxlanTunnelMACAddr: mac }, "192.168.1.1", mac, { ipip: true, vxlan: false })).toEqual({ ...spec, bgp: { ...spec.bgp, ipv4IPIPTunnelAddr: "192.168.1.1" } });
+  });
+  it("VXLAN pools: ipv4VXLANTunnelAddr and the VTEP MAC; an IPIP field left from before goes", () => {
+    expect(withTunnelFields({ ...spec, bgp: { ...spec.bgp, ipv4IPIPTunnelAddr: "192.168.1.1" } }, "192.168.1.1", mac, { ipip: false, vxlan: true })).toEqual({ ...spec, ipv4VXLANTunnelAddr: "192.168.1.1", vxlanTunnelMACAddr: mac });
+  });
+  it("both: the one address weft0 holds in both; neither (direct): in the VXLAN fields, as weft0 still holds it", () => {
+    const both = withTunnelFields(spec, "192.168.1.1", mac, { ipip: true, vxlan: true });
+    expect([both.bgp?.ipv4IPIPTunnelAddr, both.ipv4VXLANTunnelAddr, both.vxlanTunnelMACAddr]).toEqual(["192.168.1.1", "192.168.1.1", mac]);
+    expect(withTunnelFields(spec, "192.168.1.1", mac, { ipip: false, vxlan: false })).toEqual({ ...spec, ipv4VXLANTunnelAddr: "192.168.1.1", vxlanTunnelMACAddr: mac });
+  });
+  it("no tunnel address (no pool gives one): no address field; either field reads back", () => {
+    expect(withTunnelFields(spec, undefined, mac, { ipip: true, vxlan: false })).toEqual(spec);
+    const node = (s: object) => ({ apiVersion: "projectcalico.org/v3", kind: "Node", metadata: { name: "n" }, spec: s }) as NodeResource;
+    expect(nodeTunnelAddress(node({ bgp: { ipv4IPIPTunnelAddr: "192.168.1.1" } }))).toBe("192.168.1.1");
+    expect(nodeTunnelAddress(node({ ipv4VXLANTunnelAddr: "192.168.1.2" }))).toBe("192.168.1.2");
+    expect(nodeTunnelAddress(node({}))).toBeUndefined();
   });
 });

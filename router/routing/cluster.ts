@@ -119,8 +119,14 @@ export function clusterState(me: string, view: ClusterView): ClusterState {
     knownNodes,
     masqPools: v4Pools.filter((p) => p.spec.natOutgoing).map((p) => p.spec.cidr),
     allPools: v4Pools.map((p) => p.spec.cidr),
-    encapsulations: { ipip: v4Pools.some((p) => p.spec.ipipMode !== "Never"), vxlan: v4Pools.some((p) => p.spec.vxlanMode !== "Never") },
+    encapsulations: poolEncapsulations(view.pools),
   };
+}
+
+/** Which encapsulations the IPv4 pools enable (weft0's MTU and the Node's tunnel fields follow them). */
+export function poolEncapsulations(pools: IPPool[]): { ipip: boolean; vxlan: boolean } {
+  const v4 = pools.filter((p) => !p.spec.cidr.includes(":"));
+  return { ipip: v4.some((p) => p.spec.ipipMode !== "Never"), vxlan: v4.some((p) => p.spec.vxlanMode !== "Never") };
 }
 
 /**

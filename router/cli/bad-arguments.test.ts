@@ -123,7 +123,15 @@ describe("weft with bad arguments", () => {
     writeFileSync(path.join(dir, "pool10.json"), '{"apiVersion":"projectcalico.org/v3","kind":"IPPool","metadata":{"name":"p"},"spec":{"cidr":"10.7.0.0/16"}}');
     expect(weft(["apply", "-f", path.join(dir, "pool10.json"), ...ds]).status).toBe(0);
     expect(weft(["apply", "-f", path.join(dir, "nodes.yaml"), ...ds]).status).toBe(0);
-    for (const n of ["gone-1", "gone-2"]) expect(weft(["ipam", "assign", "--node", n, "--handle", `tunnel-addr-${n}`, ...ds]).status).toBe(0);
+    for (const n of ["gone-1", "gone-2"]) {
+      const r = weft(["ipam", "assign", "--node", n, "--handle", `tunnel-addr-${n}`, ...ds]);
+      expect([r.status, r.stderr]).toEqual([0, ""]);
+    }
+    // For a node nobody registered: assigned, with a note that nothing routes it.
+    const ghost = weft(["ipam", "assign", "--node", "ghost", "--handle", "g1", ...ds]);
+    expect(ghost.status).toBe(0);
+    expect(ghost.stderr).toBe('weft: note: no Node(ghost) is registered: its blocks are routed nowhere until one is ("weft ipam check" lists them)\n');
+    expect(weft(["ipam", "release", "--handle", "g1", ...ds]).status).toBe(0);
     expect(weft(["ipam", "assign", "--node", "gone-2", "--handle", "k8s-pod-network.c9", ...ds]).status).toBe(0);
     expect(weft(["delete", "node", "gone-1", ...ds]).stdout).toMatch(/^Node\(gone-1\) deleted; released its tunnel address 10\.7\.\d+\.\d+, block 10\.7\.\d+\.\d+\/26\n$/);
     expect(weft(["delete", "node", "gone-2", ...ds]).stdout).toMatch(/^Node\(gone-2\) deleted; released its tunnel address 10\.7\.\d+\.\d+; 1 address in its blocks stays allocated/);

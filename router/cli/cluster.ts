@@ -319,6 +319,9 @@ export function registerClusterCommands(program: Command): void {
         process.stdout.write(`${JSON.stringify(got)}\n`);
         const failed = results.flatMap((r) => (r.status === "rejected" ? [r.reason as Error] : []));
         if (failed.length) throw new Error(`assigned ${got.length} of ${n}: ${failed[0].message}`);
+        if (got.length && !(await new Resources(store).get("Node", opts.node))) {
+          process.stderr.write(`weft: note: no Node(${opts.node}) is registered: its blocks are routed nowhere until one is ("weft ipam check" lists them)\n`);
+        }
       });
     });
 }

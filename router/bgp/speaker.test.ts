@@ -54,6 +54,15 @@ describe("two weft speakers in a mesh", () => {
     await until("withdrawal", () => routes(b).length === 0);
   });
 
+  it("a peer where nothing listens on its port shows as calicoctl words it: start, Active Socket: Connection refused", async () => {
+    port++;
+    const a = speaker("127.0.0.15");
+    await a.listen();
+    a.setPeers([peer("127.0.0.16", false)]);
+    await until("the refused connect", () => a.status()[0]?.info.includes("Connection refused"));
+    expect(a.status()[0]).toMatchObject({ address: "127.0.0.16", state: "start", info: "Active Socket: Connection refused" });
+  });
+
   it("a peer that goes away (NOTIFICATION) has its routes withdrawn", async () => {
     const { a, b } = await twoPeered("127.0.0.21", "127.0.0.22", { exportsB: ["10.9.0.0/26"] });
     await until("routes", () => routes(a).length === 1);

@@ -14,7 +14,14 @@ export function parseManifests(text: string, source: string, opts: { idOnly?: bo
   for (const d of Array.isArray(docs) ? docs : [docs]) {
     n++;
     if (d.errors.length) throw new ManifestError(`${source}: document ${n}: not valid YAML: ${d.errors[0].message.split("\n")[0]}`);
-    const value = d.toJS() as unknown;
+    let value: unknown;
+    try {
+      // Aliases resolve here: one that names no anchor, or so many that they would
+      // exhaust memory (an alias bomb), is the file's fault.
+      value = d.toJS();
+    } catch (err) {
+      throw new ManifestError(`${source}: document ${n}: not valid YAML: ${(err as Error).message.split("\n")[0]}`);
+    }
     if (value === null || value === undefined) continue;
     const items = isList(value) ? value.items : [value];
     for (const item of items) {

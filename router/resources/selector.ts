@@ -6,6 +6,9 @@ export type Selector = (labels: Labels) => boolean;
 
 export class SelectorError extends Error {}
 
+/** A label the node was given (not one every object has, such as "constructor"). */
+const has = (l: Labels, k: string) => Object.prototype.hasOwnProperty.call(l, k);
+
 export function parseSelector(text: string): Selector {
   const src = text.trim();
   if (src === "") return () => true;
@@ -66,24 +69,24 @@ export function parseSelector(text: string): Selector {
       i += 4;
       const k = key();
       if (!eat(")")) fail("expected )");
-      return (l) => k in l;
+      return (l) => has(l, k);
     }
     const k = key();
     if (eat("==")) {
       const v = str();
-      return (l) => l[k] === v;
+      return (l) => has(l, k) && l[k] === v;
     }
     if (eat("!=")) {
       const v = str();
-      return (l) => l[k] !== v;
+      return (l) => !has(l, k) || l[k] !== v;
     }
     if (eat("not in")) {
       const vs = set();
-      return (l) => !(k in l) || !vs.includes(l[k]);
+      return (l) => !has(l, k) || !vs.includes(l[k]);
     }
     if (eat("in")) {
       const vs = set();
-      return (l) => k in l && vs.includes(l[k]);
+      return (l) => has(l, k) && vs.includes(l[k]);
     }
     return fail("expected ==, !=, in or not in");
   };

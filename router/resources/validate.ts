@@ -102,7 +102,10 @@ export function nodeName(given?: string): string {
 export function parseResourceId(doc: unknown): { kind: Kind; metadata: Resource["metadata"]; label: string; d: Record<string, unknown> } {
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw new ValidationError("document", "", "expected a resource with apiVersion, kind, metadata and spec");
   const d = doc as Record<string, unknown>;
-  const label = `${String(d.kind ?? "resource")}(${String((d.metadata as { name?: unknown } | undefined)?.name ?? "?")})`;
+  // What the document calls itself, as far as it says it in words (not a list or a blank).
+  const word = (v: unknown, otherwise: string) => (typeof v === "string" && /\S/.test(v) ? (v.length > 63 ? `${v.slice(0, 60)}...` : v) : typeof v === "number" ? String(v) : otherwise);
+  const meta = d.metadata as { name?: unknown } | null | undefined;
+  const label = `${word(d.kind, "resource")}(${word(typeof meta === "object" && meta !== null ? meta.name : undefined, "?")})`;
   if (d.apiVersion !== API_VERSION) throw new ValidationError(label, "apiVersion", `must be ${API_VERSION}`);
   if (typeof d.kind === "string" && d.kind in CALICO_ONLY_KINDS) {
     throw new ValidationError(label, "kind", `${d.kind} is Calico's, and weft does not take it (${CALICO_ONLY_KINDS[d.kind]}); remove it from the file (weft takes ${Object.keys(KINDS).join(", ")})`);

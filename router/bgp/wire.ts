@@ -148,7 +148,8 @@ function prefixBytes(w: Writer, p: Prefix) {
   for (let i = 0; i < n; i++) w.u8((p.addr >>> (24 - 8 * i)) & 255);
 }
 
-function message(type: number, body: Uint8Array): Uint8Array {
+/** A BGP message: the header (marker, length, type) in front of a body. */
+export function message(type: number, body: Uint8Array): Uint8Array {
   const len = HEADER_LEN + body.length;
   const m = new Uint8Array(len);
   m.fill(0xff, 0, 16);

@@ -1,7 +1,7 @@
 // calicoctl-style commands: get, apply, create, delete, ipam.
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
-import { DATASTORE_HELP, defaultDatastore, openDatastore, unreachable, type Datastore } from "../store/store.js";
+import { DATASTORE_HELP, defaultDatastore, openDatastore, unreachable, unreadableRecords, type Datastore } from "../store/store.js";
 import { Resources } from "../resources/client.js";
 import { kindOf, KINDS, nodeIPv4, nodeTunnelAddress, type IPPool, type IPReservation, type Kind, type NodeResource } from "../resources/kinds.js";
 import { ManifestError, parseManifests, render, table } from "../resources/manifest.js";
@@ -29,6 +29,9 @@ async function withStore<T>(opts: { datastore?: string }, fn: (s: Datastore) => 
     throw err;
   } finally {
     await store.close();
+    if (unreadableRecords.size) {
+      process.stderr.write(`weft: note: skipped datastore records weft cannot read (written around weft?); fix or delete them:\n${[...unreadableRecords].map(([k, why]) => `  ${k}: ${why}\n`).join("")}`);
+    }
   }
 }
 

@@ -3,11 +3,11 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { openDatastore } from "../store/store.js";
+import { openDatastore, unreadableRecords } from "../store/store.js";
 import { Resources } from "../resources/client.js";
 import { parseManifests } from "../resources/manifest.js";
 import type { IPPool } from "../resources/kinds.js";
-import { IPAM, IPAMError, ipamFor } from "./ipam.js";
+import { blockKey, candidateBlocks, IPAM, IPAMError, ipamFor } from "./ipam.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "weft-ipam-"));
 let n = 0;
@@ -114,6 +114,24 @@ describe("IPAM", () => {
     const ipam = await setup(pool("10.50.0.0/24"));
     const got = await Promise.all(Array.from({ length: 40 }, (_, i) => ipam.assign({ node: `w${i % 4}`, handle: `c${i}` })));
     expect(new Set(got.map((g) => g.address)).size).toBe(40);
+  });
+});
+
+describe("blocks written around weft", () => {
+  it("a block record that is not one is skipped and named; its CIDR is not claimed over it; assignment goes on", async () => {
+    const store = await openDatastore(`sqlite:${path.join(dir, `i${n++}.db`)}`);
+    const res = new Resources(store);
+    await res.apply(parseManifests(pool("10.70.0.0/28", 30), "pool.yaml"));
+    const ipam = new IPAM(store, () => res.list<IPPool>("IPPool"));
+    const first = candidateBlocks(parseManifests(pool("10.70.0.0/28", 30), "p.yaml")[0] as IPPool, "w1").next().value as string;
+    await store.txn([{ op: "create", key: blockKey(first), value: '{"cidr":"nonsense"}' }]);
+    const got = await ipam.assign({ node: "w1", handle: "h" });
+    expect(got.block).not.toBe(first);
+    expect((await ipam.blocks()).map((b) => b.block.cidr)).toEqual([got.block]);
+    expect(unreadableRecords.get(blockKey(first))).toBe("not the shape weft writes there");
+    await store.txn([{ op: "delete", key: blockKey(first) }]);
+    await ipam.blocks();
+    expect(unreadableRecords.has(blockKey(first))).toBe(false);
   });
 });
 

@@ -4,7 +4,7 @@
 // addresses from other blocks when its own are full, and releases by handle or address.
 import { createHash } from "node:crypto";
 import { contains, formatIPv4, maskOf, parseCIDR, parseIPv4 } from "../dataplane/addr.js";
-import { ConflictError, type Datastore, type KV } from "../store/store.js";
+import { ConflictError, readRecords, type Datastore, type KV } from "../store/store.js";
 import { reservationCIDR, type IPPool, type IPReservation } from "../resources/kinds.js";
 import { Resources } from "../resources/client.js";
 import { parseSelector, type Labels } from "../resources/selector.js";
@@ -90,7 +90,7 @@ export class IPAM {
 
   async blocks(): Promise<StoredBlock[]> {
     const { items } = await this.store.list(BLOCK_PREFIX);
-    return items.map((kv) => ({ block: JSON.parse(kv.value) as Block, kv }));
+    return readRecords<Block>(BLOCK_PREFIX, items, blockShape).map(({ kv, value }) => ({ block: value, kv }));
   }
 
   /** Addresses a node holds in a block another node (or no node) owns: each is routed as a /32. */
@@ -376,6 +376,15 @@ export function reservedBy(entries: string[]): (address: number) => boolean {
 }
 
 /** IPAM over a datastore's own IP pools and IPReservations (what every caller wants). */
+/** The shape of a stored block. */
+const blockShape = (v: Record<string, unknown>) =>
+  typeof v.cidr === "string" && parseCIDR(v.cidr) !== undefined && typeof v.pool === "string" && (v.affinity === null || typeof v.affinity === "string") && typeof v.allocations === "object" && v.allocations !== null && Object.values(v.allocations).every((a) => typeof a === "object" && a !== null && typeof (a as Allocation).handle === "string" && typeof (a as Allocation).node === "string");
+
+/** The blocks of a listing of BLOCK_PREFIX that are blocks (the rest noted in unreadableRecords). */
+export function parseBlocks(items: KV[]): Block[] {
+  return readRecords<Block>(BLOCK_PREFIX, items, blockShape).map((r) => r.value);
+}
+
 export function ipamFor(store: Datastore, res = new Resources(store)): IPAM {
   return new IPAM(store, () => res.list<IPPool>("IPPool"), async () => (await res.list<IPReservation>("IPReservation")).flatMap((r) => r.spec.reservedCIDRs));
 }

@@ -9,13 +9,13 @@ import { contains, parseCIDR, parseIPv4 } from "../dataplane/addr.js";
 import { vtepMAC as deriveMAC } from "../dataplane/vtep.js";
 import * as kernel from "../native/iproute.js";
 import { controlSocketFree, controlSocketPath, startControlServer } from "../control/server.js";
-import { openDatastore, unreachable, ConflictError, type Datastore, type Watch } from "../store/store.js";
+import { openDatastore, unreachable, unreadableRecords, ConflictError, type Datastore, type Watch } from "../store/store.js";
 import { Resources } from "../resources/client.js";
 import { nodeName } from "../resources/validate.js";
 import { API_VERSION, nodeIPv4, nodeTunnelAddress, withTunnelFields, type BGPConfiguration, type BGPPeer, type IPPool, type NodeResource } from "../resources/kinds.js";
 import { Speaker, type PeerStatus } from "../bgp/speaker.js";
 import { bgpLogLevel, bgpSettings, peersFor } from "../bgp/peers.js";
-import { ipamFor, IPAMError, BLOCK_PREFIX, TUNNEL_HANDLE_PREFIX, type Block } from "../ipam/ipam.js";
+import { ipamFor, IPAMError, BLOCK_PREFIX, TUNNEL_HANDLE_PREFIX, parseBlocks } from "../ipam/ipam.js";
 import { bgpExports, clusterState, poolEncapsulations, remoteFromBgp, tunnelMTU } from "../routing/cluster.js";
 import { OVERHEAD } from "../routing/desired.js";
 import { ConfigError } from "./config.js";
@@ -197,6 +197,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   let running = Promise.resolve();
   let lastSync = "";
   let applyFailure = "";
+  let unreadableSeen = "[]";
 
   // Reads the whole cluster view and hands the desired state to the route owner.
   const sync = async (): Promise<void> => {
@@ -246,7 +247,12 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       schedule();
       return;
     }
-    const view = { pools, nodes, blocks: blocks.items.map((kv) => JSON.parse(kv.value) as Block) };
+    const view = { pools, nodes, blocks: parseBlocks(blocks.items) };
+    const unreadable = JSON.stringify([...unreadableRecords]);
+    if (unreadable !== unreadableSeen) {
+      if (unreadableRecords.size) log.warn({ records: Object.fromEntries(unreadableRecords) }, "datastore records weft cannot read are skipped (written around weft: a hand edit, another tool?): fix or delete them");
+      unreadableSeen = unreadable;
+    }
     const state = clusterState(name, view);
     let remote = state.remote;
     let keepRemovals = false;

@@ -2,7 +2,7 @@
 import { randomUUID } from "node:crypto";
 import { KINDS, type IPPool, type Kind, type NodeResource, type Resource } from "./kinds.js";
 import { parseResource, validateIPPoolChange, ValidationError } from "./validate.js";
-import { ConflictError, type Datastore, type Op } from "../store/store.js";
+import { ConflictError, readRecord, readRecords, unreadableRecords, type Datastore, type KV, type Op } from "../store/store.js";
 
 export const RESOURCE_PREFIX = "/weft/resources/";
 
@@ -10,10 +10,15 @@ export function resourceKey(kind: Kind, name: string): string {
   return `${RESOURCE_PREFIX}${KINDS[kind].plural}/${name}`;
 }
 
-function decode(value: string, modRevision: number): Resource {
-  const r = JSON.parse(value) as Resource;
-  r.metadata.resourceVersion = String(modRevision);
-  return r;
+const isObject = (x: unknown) => typeof x === "object" && x !== null && !Array.isArray(x);
+/** The shape every stored resource has (what weft writes went through the validator). */
+const resourceShape = (v: Record<string, unknown>) => typeof v.kind === "string" && isObject(v.metadata) && typeof (v.metadata as { name?: unknown }).name === "string" && isObject(v.spec ?? {});
+const withVersion = (r: Resource, kv: KV) => ((r.metadata.resourceVersion = String(kv.modRevision)), r);
+
+/** A stored resource, or undefined (noted in unreadableRecords) if the record is not one. */
+function decode(kv: KV): Resource | undefined {
+  const r = readRecord<Resource>(kv, resourceShape);
+  return r && withVersion(r, kv);
 }
 
 export class Resources {
@@ -25,13 +30,17 @@ export class Resources {
 
   /** The resources of a kind and the datastore revision they were read at. */
   async listAt<T extends Resource = Resource>(kind: Kind): Promise<{ items: T[]; revision: number }> {
-    const { items, revision } = await this.store.list(`${RESOURCE_PREFIX}${KINDS[kind].plural}/`);
-    return { items: items.map((kv) => decode(kv.value, kv.modRevision) as T), revision };
+    const prefix = `${RESOURCE_PREFIX}${KINDS[kind].plural}/`;
+    const { items, revision } = await this.store.list(prefix);
+    return { items: readRecords<Resource>(prefix, items, resourceShape).map(({ kv, value }) => withVersion(value, kv) as T), revision };
   }
 
   async get<T extends Resource = Resource>(kind: Kind, name: string): Promise<T | undefined> {
     const kv = await this.store.get(resourceKey(kind, name));
-    return kv && (decode(kv.value, kv.modRevision) as T);
+    if (!kv) return undefined;
+    const r = decode(kv);
+    if (!r) throw new Error(`datastore record ${kv.key} is not a resource weft can read (${unreadableRecords.get(kv.key)}): fix it, or delete the key`);
+    return r as T;
   }
 
   /**
@@ -59,7 +68,8 @@ export class Resources {
       const current = await this.store.get(key);
       const label = `${r.kind}(${r.metadata.name})`;
       if (current && mode === "create") throw new ValidationError(label, "metadata.name", "already exists; use apply to change it");
-      const previous = current ? decode(current.value, current.modRevision) : undefined;
+      // A record weft cannot read is replaced by what is applied.
+      const previous = current ? decode(current) : undefined;
       // Against the pools that stay and the ones earlier in this apply: the later one is blamed.
       if (r.kind === "IPPool") validateIPPoolChange(r as IPPool, [...keptPools, ...incomingPools.slice(0, incomingPools.indexOf(r as IPPool))], previous as IPPool | undefined, nodes);
       const wanted = r.metadata.resourceVersion;

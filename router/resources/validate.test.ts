@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { openDatastore } from "../store/store.js";
+import { openDatastore, unreadableRecords } from "../store/store.js";
 import { Resources } from "./client.js";
 import { parseManifests, render } from "./manifest.js";
 import { parseSelector } from "./selector.js";
@@ -129,6 +129,21 @@ describe("apply", () => {
     await r.apply(parseManifests(render([original], "IPPool", "yaml", true).replace("ipipMode: Never", "ipipMode: Always"), "edit.yaml"));
     const edited = (await r.get<IPPool>("IPPool", "default-ipv4-ippool"))!;
     expect([edited.spec.ipipMode, edited.metadata.uid, edited.metadata.creationTimestamp]).toEqual(["Always", original.metadata.uid, original.metadata.creationTimestamp]);
+  });
+
+  it("a record written around weft (not JSON, not a resource) is skipped by lists and named by get; apply replaces it, delete removes it", async () => {
+    const r = await fresh();
+    await r.apply(parseManifests(SEED_NEVER, "ippool.yaml"));
+    await r.store.txn([{ op: "create", key: "/weft/resources/ippools/bad", value: "{not json" }, { op: "create", key: "/weft/resources/ippools/odd", value: '{"kind":"IPPool","metadata":[]}' }]);
+    expect((await r.list("IPPool")).map((p) => p.metadata.name)).toEqual(["default-ipv4-ippool"]);
+    expect([...unreadableRecords.keys()]).toEqual(expect.arrayContaining(["/weft/resources/ippools/bad", "/weft/resources/ippools/odd"]));
+    await expect(r.get("IPPool", "bad")).rejects.toThrow(/datastore record \/weft\/resources\/ippools\/bad is not a resource weft can read \(not JSON/);
+    await r.apply(parseManifests(pool("odd", { cidr: "10.77.0.0/16" }), "fix.yaml"));
+    expect((await r.get<IPPool>("IPPool", "odd"))?.spec.cidr).toBe("10.77.0.0/16");
+    expect(unreadableRecords.has("/weft/resources/ippools/odd")).toBe(false);
+    expect(await r.delete("IPPool", "bad")).toBe(true);
+    await r.list("IPPool");
+    expect([...unreadableRecords.keys()].filter((k) => k.startsWith("/weft/resources/ippools/"))).toEqual([]);
   });
 
   it("create refuses an existing resource; delete removes it", async () => {

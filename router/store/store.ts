@@ -9,6 +9,40 @@ export interface KV {
   modRevision: number;
 }
 
+/**
+ * Records weft cannot read (not JSON, or not the shape weft writes: a hand edit in
+ * etcd, another tool sharing the keyspace): key -> why. Readers skip them rather than
+ * let one such record stop every read; the node warns about them.
+ */
+export const unreadableRecords = new Map<string, string>();
+
+/** A record's value as T if it is a JSON object that passes check; else undefined, noted in unreadableRecords. */
+export function readRecord<T>(kv: KV, check: (v: Record<string, unknown>) => boolean): T | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(kv.value);
+  } catch (err) {
+    unreadableRecords.set(kv.key, `not JSON (${(err as Error).message})`);
+    return undefined;
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v) || !check(v as Record<string, unknown>)) {
+    unreadableRecords.set(kv.key, "not the shape weft writes there");
+    return undefined;
+  }
+  unreadableRecords.delete(kv.key);
+  return v as T;
+}
+
+/** readRecord over a listing of prefix: what it can read; records under prefix that are gone are forgotten. */
+export function readRecords<T>(prefix: string, items: KV[], check: (v: Record<string, unknown>) => boolean): Array<{ kv: KV; value: T }> {
+  const listed = new Set(items.map((kv) => kv.key));
+  for (const k of unreadableRecords.keys()) if (k.startsWith(prefix) && !listed.has(k)) unreadableRecords.delete(k);
+  return items.flatMap((kv) => {
+    const value = readRecord<T>(kv, check);
+    return value === undefined ? [] : [{ kv, value }];
+  });
+}
+
 export interface WatchEvent {
   type: "put" | "delete";
   key: string;

@@ -30,6 +30,14 @@ describe("peering plan", () => {
     expect(rr.other.map((x) => `${x.address} ${x.rrClient ? "client" : ""}`)).toEqual(["10.30.0.11 client", "10.30.0.12 client", "10.30.1.13 client"]);
   });
 
+  it("a BGPPeer whose selector does not parse (written around the validator) is left out whole, saying why; the others stand", () => {
+    const peers = [bgpPeer("broken", { nodeSelector: "rack ==", peerSelector: "route-reflector == 'true'" }), bgpPeer("tor", { peerIP: "10.30.0.1", asNumber: 65001 })];
+    const p = peersFor("worker-1", nodes, peers, s);
+    expect(p.other.map((x) => x.address)).toEqual(["10.30.0.1"]);
+    expect(p.mesh).toHaveLength(3);
+    expect(p.problems).toEqual(['BGPPeer(broken): selector "rack ==": expected a quoted value at position 8; its sessions are not started']);
+  });
+
   it("an external router by peerIP:port and AS, for one node only", () => {
     const peers = [bgpPeer("tor", { peerIP: "10.30.0.1:1179", asNumber: 65001, node: "worker-1" })];
     expect(peersFor("worker-1", nodes, peers, s).other).toEqual([{ address: "10.30.0.1", port: 1179, as: 65001, type: "node specific", passive: false }]);

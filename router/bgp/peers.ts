@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { calicoLogLevel, nodeIPv4, peerEndpoint, type BGPConfiguration, type BGPPeer, type NodeResource } from "../resources/kinds.js";
-import { parseSelector } from "../resources/selector.js";
+import { parseSelector, SelectorError } from "../resources/selector.js";
 import { ipNum, type PeerConfig } from "./session.js";
 
 export const DEFAULT_AS = 64512;
@@ -76,8 +76,12 @@ export function peersFor(me: string, nodes: NodeResource[], bgpPeers: BGPPeer[],
     ? nodes.filter((n) => !n.spec.bgp?.routeReflectorClusterID).map((n) => nodePeer(n, "node-to-node mesh")).filter((p): p is PeerConfig => !!p)
     : [];
   const other: PeerConfig[] = [];
-  for (const bp of bgpPeers) {
+  const planPeer = (bp: BGPPeer): void => {
     const sp = bp.spec;
+    // Parsed first, so a selector that does not parse (a record written around the
+    // validator) leaves this BGPPeer out whole.
+    const nodeSel = sp.nodeSelector !== undefined ? parseSelector(sp.nodeSelector) : undefined;
+    const peerSel = sp.peerSelector ? parseSelector(sp.peerSelector) : undefined;
     // Session settings of this BGPPeer: password (TCP MD5), keepalive, restart time.
     let password: string | undefined;
     if (typeof sp.password === "string") password = sp.password;
@@ -86,33 +90,32 @@ export function peersFor(me: string, nodes: NodeResource[], bgpPeers: BGPPeer[],
       password = secret(name, key);
       if (password === undefined) {
         problems.push(`BGPPeer(${bp.metadata.name}): its password secret ${path.join(SECRETS_DIR, name, key)} cannot be read; its sessions are not started`);
-        continue;
+        return;
       }
     }
     const session = { password, keepaliveTime: seconds(sp.keepaliveTime), restartTime: sp.maxRestartTime === undefined ? undefined : Math.min(seconds(sp.maxRestartTime, 120), 4095), anySource: sp.sourceAddress === "None" ? true : undefined };
     const clean = (p: PeerConfig): PeerConfig => Object.fromEntries(Object.entries({ ...p, ...session }).filter(([, v]) => v !== undefined)) as unknown as PeerConfig;
     const global = !sp.node && !sp.nodeSelector;
-    const appliesTo = (n: NodeResource) => global || sp.node === n.metadata.name || (sp.nodeSelector !== undefined && parseSelector(sp.nodeSelector)(n.metadata.labels ?? {}));
+    const appliesTo = (n: NodeResource) => global || sp.node === n.metadata.name || (nodeSel !== undefined && nodeSel(n.metadata.labels ?? {}));
     const appliesToMe = appliesTo(self);
     const type: PeerConfig["type"] = global ? "global" : "node specific";
-    if (sp.peerSelector) {
+    if (peerSel) {
       // Node-to-node peerings are symmetric: we peer with the nodes it selects when it
       // applies to us, and with the nodes it applies to when it selects us.
-      const sel = parseSelector(sp.peerSelector);
-      const selected = (n: NodeResource) => sel(n.metadata.labels ?? {});
+      const selected = (n: NodeResource) => peerSel(n.metadata.labels ?? {});
       for (const n of nodes) {
         if ((appliesToMe && selected(n)) || (selected(self) && appliesTo(n))) {
           const p = nodePeer(n, type);
           if (p) other.push(clean(p));
         }
       }
-      continue;
+      return;
     }
-    if (!appliesToMe) continue;
+    if (!appliesToMe) return;
     const endpoint = sp.peerIP ? peerEndpoint(sp.peerIP) : undefined;
     if (endpoint) {
       const { address, port } = endpoint;
-      if (address === myAddr) continue;
+      if (address === myAddr) return;
       const node = nodes.find((n) => addrOf(n) === address);
       if (node) {
         const p = nodePeer(node, type);
@@ -120,6 +123,14 @@ export function peersFor(me: string, nodes: NodeResource[], bgpPeers: BGPPeer[],
       } else {
         other.push(clean({ address, port, as: sp.asNumber ?? s.as, type, passive: false }));
       }
+    }
+  };
+  for (const bp of bgpPeers) {
+    try {
+      planPeer(bp);
+    } catch (err) {
+      if (!(err instanceof SelectorError)) throw err;
+      problems.push(`BGPPeer(${bp.metadata.name}): ${err.message}; its sessions are not started`);
     }
   }
   // One session per address: an explicit peering wins over the mesh.

@@ -135,6 +135,18 @@ describe("blocks written around weft", () => {
   });
 });
 
+describe("pools written around weft", () => {
+  it("a pool whose nodeSelector does not parse selects no node; the other pools still give addresses", async () => {
+    const store = await openDatastore(`sqlite:${path.join(dir, `i${n++}.db`)}`);
+    const res = new Resources(store);
+    await res.apply(parseManifests(pool("10.80.0.0/16"), "pool.yaml"));
+    await store.txn([{ op: "create", key: "/weft/resources/ippools/broken", value: JSON.stringify({ apiVersion: "projectcalico.org/v3", kind: "IPPool", metadata: { name: "broken" }, spec: { cidr: "10.81.0.0/16", blockSize: 26, ipipMode: "Always", vxlanMode: "Never", natOutgoing: false, disabled: false, nodeSelector: "rack ==" } }) }]);
+    const ipam = ipamFor(store, res);
+    expect((await ipam.assign({ node: "w1", handle: "h" })).address).toMatch(/^10\.80\./);
+    await expect(ipam.assign({ node: "w1", handle: "h2", pools: ["broken"] })).rejects.toThrow(/No IPs available in pools: \[\]/);
+  });
+});
+
 describe("IPReservation", () => {
   async function withReservation(reserved: string[]) {
     const store = await openDatastore(`sqlite:${path.join(dir, `r${n++}.db`)}`);

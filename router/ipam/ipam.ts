@@ -7,7 +7,7 @@ import { contains, formatIPv4, maskOf, parseCIDR, parseIPv4 } from "../dataplane
 import { ConflictError, readRecords, type Datastore, type KV } from "../store/store.js";
 import { reservationCIDR, type IPPool, type IPReservation } from "../resources/kinds.js";
 import { Resources } from "../resources/client.js";
-import { parseSelector, type Labels } from "../resources/selector.js";
+import { parseSelector, SelectorError, type Labels } from "../resources/selector.js";
 
 export const BLOCK_PREFIX = "/weft/ipam/blocks/";
 /** A node's own tunnel address is held under this handle + the node name. */
@@ -113,7 +113,7 @@ export class IPAM {
   /** Pools that give this node addresses for use: the named ones when asked for (ipv4_pools), otherwise the automatic ones. */
   private async usablePools(labels: Labels, use: "Workload" | "Tunnel", named?: string[]): Promise<IPPool[]> {
     const pools = (await this.pools()).filter(
-      (p) => !p.spec.disabled && !p.spec.cidr.includes(":") && (p.spec.allowedUses ?? ["Workload", "Tunnel"]).includes(use) && parseSelector(p.spec.nodeSelector)(labels) && (named ? named.includes(p.metadata.name) : p.spec.assignmentMode !== "Manual"),
+      (p) => !p.spec.disabled && !p.spec.cidr.includes(":") && (p.spec.allowedUses ?? ["Workload", "Tunnel"]).includes(use) && selects(p.spec.nodeSelector, labels) && (named ? named.includes(p.metadata.name) : p.spec.assignmentMode !== "Manual"),
     );
     return pools.sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
   }
@@ -376,9 +376,24 @@ export function reservedBy(entries: string[]): (address: number) => boolean {
 }
 
 /** IPAM over a datastore's own IP pools and IPReservations (what every caller wants). */
+/** A pool's nodeSelector against a node's labels; one that does not parse (a pool written
+ * around the validator) selects no node. */
+function selects(selector: string, labels: Labels): boolean {
+  try {
+    return parseSelector(selector)(labels);
+  } catch (err) {
+    if (err instanceof SelectorError) return false;
+    throw err;
+  }
+}
+
 /** The shape of a stored block. */
-const blockShape = (v: Record<string, unknown>) =>
-  typeof v.cidr === "string" && parseCIDR(v.cidr) !== undefined && typeof v.pool === "string" && (v.affinity === null || typeof v.affinity === "string") && typeof v.allocations === "object" && v.allocations !== null && Object.values(v.allocations).every((a) => typeof a === "object" && a !== null && typeof (a as Allocation).handle === "string" && typeof (a as Allocation).node === "string");
+const blockShape = (v: Record<string, unknown>) => {
+  const c = typeof v.cidr === "string" ? parseCIDR(v.cidr) : undefined;
+  if (!c || typeof v.pool !== "string" || (v.affinity !== null && typeof v.affinity !== "string") || typeof v.allocations !== "object" || v.allocations === null) return false;
+  // Each allocation at an ordinal inside the block, with its handle and node.
+  return Object.entries(v.allocations).every(([ord, a]) => /^\d{1,10}$/.test(ord) && Number(ord) < 2 ** (32 - c.len) && typeof a === "object" && a !== null && typeof (a as Allocation).handle === "string" && typeof (a as Allocation).node === "string");
+};
 
 /** The blocks of a listing of BLOCK_PREFIX that are blocks (the rest noted in unreadableRecords). */
 export function parseBlocks(items: KV[]): Block[] {

@@ -61,6 +61,14 @@ node
   .addOption(new Option("--log-level <level>", "log level").choices(["trace", "debug", "info", "warn", "error"]).default("info").env("WEFT_LOG_LEVEL"))
   .addHelpText("after", `${switchesHelp()}\n${helpSection("The pool a node creates when the datastore has none, from Calico's variables\n(a bad value stops the node, exit 2):", POOL_VARIABLES)}`)
   .action(async function (this: Command, opts: { config?: string; datastore?: string; name?: string; ip?: string; ipAutodetectionMethod?: string; interface?: string; as?: number; ipipMtu?: number; vxlanMtu?: number; control?: string; logLevel: string; backend: "bgp" | "bird" | "vxlan" }) {
+    const log = logger(opts.logLevel);
+    // An error nothing expected: one log line saying so, then exit 1 for the supervisor.
+    // weft0 and the routes stay, and the next start adopts them (graceful restart).
+    const fatal = (err: unknown) => {
+      log.fatal({ err }, "unexpected error: the node stops; weft0 and its routes stay for the next start");
+      process.exit(1);
+    };
+    process.on("uncaughtException", fatal).on("unhandledRejection", fatal);
     // Calico's NODENAME, IP and IP_AUTODETECTION_METHOD work as the options do (the file rules in static mode).
     const fromEnv = (o: string) => this.getOptionValueSource(o) === "env";
     const nameFromEnv = fromEnv("name");
@@ -68,7 +76,7 @@ node
       if (opts.datastore || (opts.name && !nameFromEnv) || (opts.ip && !fromEnv("ip")) || (opts.ipAutodetectionMethod && !fromEnv("ipAutodetectionMethod")) || (opts.as !== undefined && !fromEnv("as")) || ((opts.ipipMtu !== undefined && !fromEnv("ipipMtu")) || (opts.vxlanMtu !== undefined && !fromEnv("vxlanMtu")))) {
         throw new ConfigError("--config runs from static routes: leave out --datastore, --name, --ip, --ip-autodetection-method, --as and the MTU options (the file has what it needs: its mtu)");
       }
-      await runStaticNode(loadStaticConfig(opts.config), opts.config, logger(opts.logLevel), opts.control);
+      await runStaticNode(loadStaticConfig(opts.config), opts.config, log, opts.control);
     } else {
       const { runClusterNode } = await import("../node/cluster-node.js");
       await runClusterNode(
@@ -87,7 +95,7 @@ node
           vxlanMTU: opts.vxlanMtu,
           control: opts.control,
         },
-        logger(opts.logLevel),
+        log,
       );
     }
     process.exit(0);

@@ -1,8 +1,9 @@
 // Someone else changes what a running node installed: deletes weft0, its Node
-// resource (or strips its tunnel address), sets weft0 down, removes its address, deletes a route, flushes nftables. The node puts it back
+// resource (or strips its tunnel address), writes garbage into the datastore, sets weft0 down, removes its address, deletes a route, flushes nftables. The node puts it back
 // (weft0 and the Node at once, the rest at its periodic check, every 30 s) and says so
 // in its log.
 import path from "node:path";
+import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { useLab, waitFor } from "./helpers.js";
 
@@ -53,6 +54,27 @@ describe("a node repairs what others removed", () => {
     console.log(`[trep] Node applied without its tunnel fields: set back in ${ms} ms`);
     expect(fields(await lab.weft(["get", "node", "worker-1", "-o", "yaml"]))).toEqual(fields(before));
     expect(await logTail()).toMatch(/this node's Node resource lost its tunnel address or VTEP MAC/);
+  });
+
+  it("a datastore record weft did not write (garbage under its keys): named in the log and node status, and the nodes still follow the datastore", async () => {
+    const key = "/weft/ipam/blocks/192.168.250.0-26";
+    // Written as a hand edit would be: straight into the datastore, around weft.
+    const db = new Database(path.join(lab.dir, "weft.db"), { timeout: 10_000 });
+    db.transaction(() => {
+      const rev = (db.prepare("SELECT rev FROM meta").get() as { rev: number }).rev + 1;
+      db.prepare("INSERT INTO kv (key, value, mod_rev) VALUES (?, ?, ?)").run(key, "{garbage", rev);
+      db.prepare("INSERT INTO events (rev, key, value) VALUES (?, ?, ?)").run(rev, key, "{garbage");
+      db.prepare("UPDATE meta SET rev = ?").run(rev);
+    })();
+    db.close();
+    await waitFor("worker-1 names the record", async () => key in ((await lab.nodeStatus("worker-1")).unreadableRecords as Record<string, string>), 10_000);
+    expect(await logTail()).toMatch(/datastore records weft cannot read are skipped/);
+    // worker-2 fills its block and claims another: worker-1 gets the route to it.
+    const before = await routes();
+    await lab.weft(["ipam", "assign", "--node", "worker-2", "--handle", "fill", "--count", "64"]);
+    const ms = await waitFor("a route to worker-2's new block on worker-1", async () => (await routes()).split("\n").filter((l) => l.includes("via 10.30.0.12")).length > before.split("\n").filter((l) => l.includes("via 10.30.0.12")).length, 15_000);
+    console.log(`[trep] with an unreadable record in the datastore, worker-2's new block reached worker-1's routes in ${ms} ms`);
+    expect((await lab.nodeStatus("worker-1")).datastore).toMatchObject({ reachable: true });
   });
 
   it("weft0 set down and its address removed, a route deleted and nftables flushed: all back at the next periodic check; pods reach each other and the outside", async () => {

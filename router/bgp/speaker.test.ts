@@ -27,6 +27,22 @@ const until = async (what: string, f: () => boolean, ms = 8000) => {
     await new Promise((r) => setTimeout(r, 20));
   }
 };
+/** The messages a raw socket receives, decoded as they complete. */
+function reader(sock: net.Socket): Array<ReturnType<typeof decodeMessage>> {
+  const got: Array<ReturnType<typeof decodeMessage>> = [];
+  let buf = Buffer.alloc(0);
+  sock.on("data", (d) => {
+    buf = Buffer.concat([buf, d]);
+    for (;;) {
+      const n = frameLength(buf);
+      if (n === undefined || buf.length < n) break;
+      got.push(decodeMessage(buf.subarray(0, n)));
+      buf = buf.subarray(n);
+    }
+  });
+  sock.on("error", () => {});
+  return got;
+}
 const routes = (s: Speaker) => s.rib.bestPaths().map((p) => `${p.prefix} via ${p.attrs.nextHop}`).sort();
 
 /** Two listening speakers on a fresh port, peered as the mesh peers them: a (the lower address) waits for b. */
@@ -123,21 +139,6 @@ describe("connection collision (RFC 4271 6.8) with a peer that connects too", ()
     const s = speaker("127.0.0.71");
     await s.listen();
     const peerPort = port + 1000;
-    const reader = (sock: net.Socket) => {
-      const got: Array<ReturnType<typeof decodeMessage>> = [];
-      let buf = Buffer.alloc(0);
-      sock.on("data", (d) => {
-        buf = Buffer.concat([buf, d]);
-        for (;;) {
-          const n = frameLength(buf);
-          if (n === undefined || buf.length < n) break;
-          got.push(decodeMessage(buf.subarray(0, n)));
-          buf = buf.subarray(n);
-        }
-      });
-      sock.on("error", () => {});
-      return got;
-    };
     const ours = encodeOpen({ as: 64512, holdTime: 90, bgpId: "127.0.0.70", capabilities: [{ code: 1, afi: 1, safi: 1 }, { code: 65, as: 64512 }] });
     let accepted: net.Socket | undefined;
     let fromSpeaker: ReturnType<typeof reader> = [];
@@ -181,20 +182,9 @@ describe("malformed input on a live session gets the right NOTIFICATION (RFC 427
     await s.listen();
     s.setPeers([peer("127.0.0.41", true)]);
     const sock = net.connect({ host: "127.0.0.40", port, localAddress: "127.0.0.41" });
-    let buf = Buffer.alloc(0);
-    const got: Array<ReturnType<typeof decodeMessage>> = [];
-    sock.on("data", (d) => {
-      buf = Buffer.concat([buf, d]);
-      for (;;) {
-        const n = frameLength(buf);
-        if (n === undefined || buf.length < n) break;
-        got.push(decodeMessage(buf.subarray(0, n)));
-        buf = buf.subarray(n);
-      }
-    });
+    const got = reader(sock);
     let closed = false;
     sock.on("close", () => (closed = true));
-    sock.on("error", () => {});
     await new Promise((r) => sock.once("connect", r));
     for (const m of messages) sock.write(m);
     await until("an answer", () => got.some((m) => m.type === 3) || closed, opts.waitMs ?? 10_000).catch(() => {});

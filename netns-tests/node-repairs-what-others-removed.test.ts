@@ -60,15 +60,23 @@ describe("a node repairs what others removed", () => {
     const key = "/weft/ipam/blocks/192.168.250.0-26";
     // Written as a hand edit would be: straight into the datastore, around weft.
     const db = new Database(path.join(lab.dir, "weft.db"), { timeout: 10_000 });
-    db.transaction(() => {
+    const put = (k: string, value: string) => {
       const rev = (db.prepare("SELECT rev FROM meta").get() as { rev: number }).rev + 1;
-      db.prepare("INSERT INTO kv (key, value, mod_rev) VALUES (?, ?, ?)").run(key, "{garbage", rev);
-      db.prepare("INSERT INTO events (rev, key, value) VALUES (?, ?, ?)").run(rev, key, "{garbage");
+      db.prepare("INSERT INTO kv (key, value, mod_rev) VALUES (?, ?, ?)").run(k, value, rev);
+      db.prepare("INSERT INTO events (rev, key, value) VALUES (?, ?, ?)").run(rev, k, value);
       db.prepare("UPDATE meta SET rev = ?").run(rev);
+    };
+    // Garbage, and a pool of the right shape whose selector does not parse.
+    const brokenPool = { apiVersion: "projectcalico.org/v3", kind: "IPPool", metadata: { name: "hand-edited" }, spec: { cidr: "10.99.0.0/16", blockSize: 26, ipipMode: "Always", vxlanMode: "Never", natOutgoing: false, disabled: false, nodeSelector: "rack ==" } };
+    db.transaction(() => {
+      put(key, "{garbage");
+      put("/weft/resources/ippools/hand-edited", JSON.stringify(brokenPool));
     })();
     db.close();
     await waitFor("worker-1 names the record", async () => key in ((await lab.nodeStatus("worker-1")).unreadableRecords as Record<string, string>), 10_000);
-    expect(await logTail()).toMatch(/datastore records weft cannot read are skipped/);
+    const log = await logTail();
+    expect(log).toMatch(/datastore records weft cannot read are skipped/);
+    expect(log).toMatch(/IPPool\(hand-edited\): selector \\"rack ==\\": expected a quoted value at position 8; it selects no node/);
     // worker-2 fills its block and claims another: worker-1 gets the route to it.
     const before = await routes();
     await lab.weft(["ipam", "assign", "--node", "worker-2", "--handle", "fill", "--count", "64"]);

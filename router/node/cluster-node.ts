@@ -12,6 +12,7 @@ import { controlSocketFree, controlSocketPath, startControlServer } from "../con
 import { openDatastore, unreachable, unreadableRecords, ConflictError, type Datastore, type Watch } from "../store/store.js";
 import { Resources } from "../resources/client.js";
 import { nodeName } from "../resources/validate.js";
+import { parseSelector, SelectorError } from "../resources/selector.js";
 import { API_VERSION, nodeIPv4, nodeTunnelAddress, withTunnelFields, type BGPConfiguration, type BGPPeer, type IPPool, type NodeResource } from "../resources/kinds.js";
 import { Speaker, type PeerStatus } from "../bgp/speaker.js";
 import { bgpLogLevel, bgpSettings, peersFor } from "../bgp/peers.js";
@@ -185,6 +186,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   let meshWarned = false;
   let verifyNext = false;
   let peerProblems = "";
+  let poolProblems = "";
 
   // Underlay gateways toward directly routed nodes off our subnet, looked up once each.
   const gateways = new Map<string, string>();
@@ -248,6 +250,17 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       return;
     }
     const view = { pools, nodes, blocks: parseBlocks(blocks.items) };
+    // A pool whose nodeSelector does not parse (written around the validator) selects no node.
+    const badSelectors = pools.flatMap((p) => {
+      try {
+        parseSelector(p.spec.nodeSelector);
+        return [];
+      } catch (err) {
+        return err instanceof SelectorError ? [`IPPool(${p.metadata.name}): ${err.message}`] : [];
+      }
+    });
+    if (badSelectors.join("\n") !== poolProblems) for (const p of badSelectors) log.error(`${p}; it selects no node: no address, block or tunnel address comes from it`);
+    poolProblems = badSelectors.join("\n");
     const unreadable = JSON.stringify([...unreadableRecords]);
     if (unreadable !== unreadableSeen) {
       if (unreadableRecords.size) log.warn({ records: Object.fromEntries(unreadableRecords) }, "datastore records weft cannot read are skipped (written around weft: a hand edit, another tool?): fix or delete them");

@@ -10,7 +10,7 @@ import { vtepMAC as deriveMAC } from "../dataplane/vtep.js";
 import * as kernel from "../native/iproute.js";
 import { controlSocketFree, controlSocketPath, startControlServer } from "../control/server.js";
 import { openDatastore, unreachable, unreadableRecords, ConflictError, type Datastore, type Watch } from "../store/store.js";
-import { Resources } from "../resources/client.js";
+import { resourceKey, Resources, UnreadableRecordError } from "../resources/client.js";
 import { nodeName } from "../resources/validate.js";
 import { parseSelector, SelectorError } from "../resources/selector.js";
 import { API_VERSION, nodeIPv4, nodeTunnelAddress, withTunnelFields, type BGPConfiguration, type BGPPeer, type IPPool, type NodeResource } from "../resources/kinds.js";
@@ -134,7 +134,12 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       log.error({ pool: p.metadata.name, cidr: p.spec.cidr, address: localAddress }, "this node's address is inside an IP pool: pods may be given addresses of the hosts' network, and blocks holding a node's address are not routed; use a pool outside the hosts' network");
     }
   }
-  const existing = await res.get<NodeResource>("Node", name);
+  // Our own Node is ours to write: one that cannot be read is registered anew over it.
+  const existing = await res.get<NodeResource>("Node", name).catch((err: unknown) => {
+    if (!(err instanceof UnreadableRecordError)) throw err;
+    log.warn({ node: name, err: err.message }, "this node's Node record cannot be read: registering it anew (labels and settings in it are lost)");
+    return undefined;
+  });
   const before = existing && nodeIPv4(existing)?.cidr;
   if (before && before !== cidr) {
     log.warn({ node: name, registered: before, now: cidr }, "this Node was registered with another address: updating it; if another host runs a node of this name, give each its own (--name)");
@@ -215,7 +220,8 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     if (!self) {
       if (!(await ipam.addressesOf(tunnelHandle))[0]) tunnelAddr = await claimTunnel(nodeRes.metadata.labels);
       await res.apply([{ ...nodeRes, spec: withTunnelFields(nodeRes.spec, tunnelAddr, mac, poolEncapsulations(pools)) }]);
-      log.warn({ node: name, tunnelAddress: tunnelAddr ?? null }, "this node's Node resource was deleted while it runs: registered it again");
+      const unreadable = unreadableRecords.get(resourceKey("Node", name));
+      log.warn({ node: name, tunnelAddress: tunnelAddr ?? null, ...(unreadable ? { unreadable } : {}) }, unreadable ? "this node's Node record cannot be read (written around weft): registered it again over it" : "this node's Node resource was deleted while it runs: registered it again");
       schedule();
       return;
     }

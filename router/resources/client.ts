@@ -21,6 +21,9 @@ function decode(kv: KV): Resource | undefined {
   return r && withVersion(r, kv);
 }
 
+/** A record that is there but is not a resource (see readRecord). */
+export class UnreadableRecordError extends Error {}
+
 export class Resources {
   constructor(readonly store: Datastore) {}
 
@@ -39,7 +42,7 @@ export class Resources {
     const kv = await this.store.get(resourceKey(kind, name));
     if (!kv) return undefined;
     const r = decode(kv);
-    if (!r) throw new Error(`datastore record ${kv.key} is not a resource weft can read (${unreadableRecords.get(kv.key)}): fix it, or delete the key`);
+    if (!r) throw new UnreadableRecordError(`datastore record ${kv.key} is not a resource weft can read (${unreadableRecords.get(kv.key)}): fix it, or delete the key`);
     return r as T;
   }
 

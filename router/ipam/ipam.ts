@@ -7,7 +7,7 @@ import { contains, formatIPv4, maskOf, parseCIDR, parseIPv4 } from "../dataplane
 import { ConflictError, readRecords, type Datastore, type KV } from "../store/store.js";
 import { reservationCIDR, type IPPool, type IPReservation } from "../resources/kinds.js";
 import { Resources } from "../resources/client.js";
-import { parseSelector, SelectorError, type Labels } from "../resources/selector.js";
+import { selectorOrError, SelectorError, type Labels } from "../resources/selector.js";
 
 export const BLOCK_PREFIX = "/weft/ipam/blocks/";
 /** A node's own tunnel address is held under this handle + the node name. */
@@ -379,12 +379,8 @@ export function reservedBy(entries: string[]): (address: number) => boolean {
 /** A pool's nodeSelector against a node's labels; one that does not parse (a pool written
  * around the validator) selects no node. */
 function selects(selector: string, labels: Labels): boolean {
-  try {
-    return parseSelector(selector)(labels);
-  } catch (err) {
-    if (err instanceof SelectorError) return false;
-    throw err;
-  }
+  const sel = selectorOrError(selector);
+  return !(sel instanceof SelectorError) && sel(labels);
 }
 
 /** The shape of a stored block. */

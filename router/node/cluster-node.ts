@@ -12,7 +12,7 @@ import { controlSocketFree, controlSocketPath, startControlServer } from "../con
 import { openDatastore, unreachable, unreadableRecords, ConflictError, type Datastore, type Watch } from "../store/store.js";
 import { resourceKey, Resources, UnreadableRecordError } from "../resources/client.js";
 import { nodeName } from "../resources/validate.js";
-import { parseSelector, SelectorError } from "../resources/selector.js";
+import { selectorOrError, SelectorError } from "../resources/selector.js";
 import { API_VERSION, nodeIPv4, nodeTunnelAddress, withTunnelFields, type BGPConfiguration, type BGPPeer, type IPPool, type NodeResource } from "../resources/kinds.js";
 import { Speaker, type PeerStatus } from "../bgp/speaker.js";
 import { bgpLogLevel, bgpSettings, peersFor } from "../bgp/peers.js";
@@ -258,12 +258,8 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     const view = { pools, nodes, blocks: parseBlocks(blocks.items) };
     // A pool whose nodeSelector does not parse (written around the validator) selects no node.
     const badSelectors = pools.flatMap((p) => {
-      try {
-        parseSelector(p.spec.nodeSelector);
-        return [];
-      } catch (err) {
-        return err instanceof SelectorError ? [`IPPool(${p.metadata.name}): ${err.message}`] : [];
-      }
+      const sel = selectorOrError(p.spec.nodeSelector);
+      return sel instanceof SelectorError ? [`IPPool(${p.metadata.name}): ${sel.message}`] : [];
     });
     if (badSelectors.join("\n") !== poolProblems) for (const p of badSelectors) log.error(`${p}; it selects no node: no address, block or tunnel address comes from it`);
     poolProblems = badSelectors.join("\n");

@@ -113,3 +113,14 @@ export function parseSelector(text: string): Selector {
   if (i < src.length) fail("unexpected text");
   return sel;
 }
+
+/** parseSelector, with a selector that does not parse (only a record written around the
+ * validator has one) as the error instead of a throw. */
+export function selectorOrError(text: string): Selector | SelectorError {
+  try {
+    return parseSelector(text);
+  } catch (err) {
+    if (err instanceof SelectorError) return err;
+    throw err;
+  }
+}

@@ -7,6 +7,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { projectRoot } from "../native/index.js";
 import { interfaceName, wholeNumber } from "./args.js";
+import { openDatastore } from "../store/store.js";
 
 const cli = path.join(projectRoot(), "dist", "router", "cli", "main.js");
 const weft = (args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: "utf8", timeout: 20_000 });
@@ -179,5 +180,28 @@ describe("weft with bad arguments", () => {
     expect(existsSync(path.join(dir, "none.db"))).toBe(false);
     expect(existsSync(path.join(dir, "a.db"))).toBe(false);
     expect(existsSync(path.join(dir, "n.db"))).toBe(false);
+  });
+});
+
+describe("a datastore record weft did not write", () => {
+  it("get lists the rest with a note naming it, get of it is one error line, apply replaces it, delete removes it", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "weft-records-"));
+    const ds = ["--datastore", `sqlite:${dir}/w.db`];
+    const poolDoc = (name: string, cidr: string) => `{"apiVersion":"projectcalico.org/v3","kind":"IPPool","metadata":{"name":"${name}"},"spec":{"cidr":"${cidr}"}}`;
+    writeFileSync(path.join(dir, "good.json"), poolDoc("good", "10.9.0.0/16"));
+    expect(weft(["apply", "-f", path.join(dir, "good.json"), ...ds]).status).toBe(0);
+    const store = await openDatastore(`sqlite:${dir}/w.db`);
+    await store.txn([{ op: "create", key: "/weft/resources/ippools/bad", value: "{not json" }]);
+    await store.close();
+    const list = weft(["get", "ippool", ...ds]);
+    expect([list.status, list.stdout.split("\n")[1]]).toEqual([0, expect.stringMatching(/^good +10\.9\.0\.0\/16/)]);
+    expect(list.stderr).toMatch(/^weft: note: skipped datastore records weft cannot read .*\n  \/weft\/resources\/ippools\/bad: not JSON/);
+    const one = weft(["get", "ippool", "bad", ...ds]);
+    expect([one.status, one.stderr.trim().split("\n")]).toEqual([1, [expect.stringMatching(/^weft: datastore record \/weft\/resources\/ippools\/bad is not a resource weft can read \(not JSON/)]]);
+    writeFileSync(path.join(dir, "bad.json"), poolDoc("bad", "10.8.0.0/16"));
+    expect(weft(["apply", "-f", path.join(dir, "bad.json"), ...ds]).stdout).toBe("IPPool(bad) configured\n");
+    const after = weft(["get", "ippool", ...ds]);
+    expect([after.stderr, after.stdout]).toEqual(["", expect.stringContaining("10.8.0.0/16")]);
+    expect(weft(["delete", "ippool", "bad", ...ds]).status).toBe(0);
   });
 });

@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { DATASTORE_HELP, defaultDatastore, openDatastore, unreachable, unreadableRecords, type Datastore } from "../store/store.js";
-import { Resources } from "../resources/client.js";
+import { Resources, UnreadableRecordError } from "../resources/client.js";
 import { kindOf, KINDS, nodeIPv4, nodeTunnelAddress, type IPPool, type IPReservation, type Kind, type NodeResource } from "../resources/kinds.js";
 import { ManifestError, parseManifests, render, table } from "../resources/manifest.js";
 import { ipamFor, nodeOfAffinity, reservedBy, TUNNEL_HANDLE_PREFIX, type Allocation, type Block } from "../ipam/ipam.js";
@@ -21,15 +21,17 @@ const datastoreOption = () => new Option("--datastore <url>", DATASTORE_HELP);
 async function withStore<T>(opts: { datastore?: string }, fn: (s: Datastore) => Promise<T>, how: { create?: boolean } = {}): Promise<T> {
   const url = datastoreURL(opts);
   const store = await openDatastore(url, { create: how.create ?? false });
+  let named = false; // the error already names the record
   try {
     return await fn(store);
   } catch (err) {
     const why = unreachable(err);
     if (why) throw new Error(why.startsWith("TLS:") ? `datastore ${url}: ${why}` : `datastore ${url} did not answer (${why}); is etcd running there?`);
+    named = err instanceof UnreadableRecordError && unreadableRecords.size === 1;
     throw err;
   } finally {
     await store.close();
-    if (unreadableRecords.size) {
+    if (unreadableRecords.size && !named) {
       process.stderr.write(`weft: note: skipped datastore records weft cannot read (written around weft?); fix or delete them:\n${[...unreadableRecords].map(([k, why]) => `  ${k}: ${why}\n`).join("")}`);
     }
   }

@@ -126,7 +126,7 @@ node
       return;
     }
     const { nodeStatusText } = await import("../control/format.js");
-    const status = JSON.parse(await controlGet(sock, "/status")) as { datastore?: { url: string; reachable: boolean }; applyError?: string | null };
+    const status = JSON.parse(await controlGet(sock, "/status")) as Parameters<typeof nodeStatusText>[1];
     process.stdout.write(nodeStatusText(JSON.parse(await controlGet(sock, "/bgp")), status));
   });
 

@@ -25,6 +25,12 @@ No IPv6 peers found.
     expect(text).toMatch(/This host refused part of the routes or rules \(the rest is applied; retrying\): ip route replace 10\.77\.0\.0\/24/);
   });
 
+  it("names the datastore records it skips (and says nothing of them when there are none)", () => {
+    const bgp = { enabled: false, peers: [] };
+    expect(nodeStatusText(bgp, { datastore: { url: "sqlite:/x.db", reachable: true }, unreadableRecords: {} })).not.toMatch(/records/);
+    expect(nodeStatusText(bgp, { datastore: { url: "sqlite:/x.db", reachable: true }, unreadableRecords: { "/weft/ipam/blocks/10.9.0.0-26": "not JSON" } })).toMatch(/^weft process is running\.\n\nDatastore records weft cannot read are skipped \(fix or delete them\): \/weft\/ipam\/blocks\/10\.9\.0\.0-26\n/);
+  });
+
   it("says so when the datastore is not answering (and nothing extra when it is)", () => {
     const bgp = { enabled: false, peers: [] };
     expect(nodeStatusText(bgp, { datastore: { url: "etcd://10.30.0.1:2379", reachable: true } })).not.toMatch(/Datastore/);

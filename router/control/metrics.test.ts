@@ -30,4 +30,13 @@ describe("Prometheus metrics", () => {
     expect(await text({ mode: "datastore", backend: "bgp", applyError: "ip route replace ...: Nexthop has invalid gateway" })).toMatch(/^weft_routes_applied\{backend="bgp"\} 0$/m);
     expect(await text({ mode: "static" })).not.toMatch(/^weft_routes_applied/m);
   });
+
+  it("counts the datastore records the node skips (cluster nodes only)", async () => {
+    const counters = () => ({}) as never;
+    const text = (status: unknown) => metricsRegistry({ status: () => status, routes: () => [], counters }).metrics();
+    const datastore = { url: "sqlite:/x.db", reachable: true };
+    expect(await text({ mode: "datastore", datastore, unreadableRecords: {} })).toMatch(/^weft_datastore_unreadable_records\{datastore="sqlite:\/x\.db"\} 0$/m);
+    expect(await text({ mode: "datastore", datastore, unreadableRecords: { "/weft/x": "not JSON", "/weft/y": "not the shape weft writes there" } })).toMatch(/^weft_datastore_unreadable_records\{datastore="sqlite:\/x\.db"\} 2$/m);
+    expect(await text({ mode: "static" })).not.toMatch(/^weft_datastore_unreadable_records\{/m);
+  });
 });

@@ -122,6 +122,17 @@ export function metricsRegistry(src: ControlSources): Registry {
       if (st.mode === "datastore") this.set({ backend: st.backend ?? "" }, st.applyError ? 0 : 1);
     },
   });
+  new Gauge({
+    name: "weft_datastore_unreadable_records",
+    help: "datastore records under weft's keys that weft cannot read and skips (written around weft; weft node status names them; cluster nodes)",
+    labelNames: ["datastore"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const st = src.status() as { datastore?: { url: string }; unreadableRecords?: Record<string, string> };
+      if (st.datastore) this.set({ datastore: st.datastore.url }, Object.keys(st.unreadableRecords ?? {}).length);
+    },
+  });
   return registry;
 }
 

@@ -375,7 +375,6 @@ export function reservedBy(entries: string[]): (address: number) => boolean {
   return (a) => prefixes.some((p) => contains(p, a));
 }
 
-/** IPAM over a datastore's own IP pools and IPReservations (what every caller wants). */
 /** A pool's nodeSelector against a node's labels; one that does not parse (a pool written
  * around the validator) selects no node. */
 function selects(selector: string, labels: Labels): boolean {
@@ -396,6 +395,7 @@ export function parseBlocks(items: KV[]): Block[] {
   return readRecords<Block>(BLOCK_PREFIX, items, blockShape).map((r) => r.value);
 }
 
+/** IPAM over a datastore's own IP pools and IPReservations (what every caller wants). */
 export function ipamFor(store: Datastore, res = new Resources(store)): IPAM {
   return new IPAM(store, () => res.list<IPPool>("IPPool"), async () => (await res.list<IPReservation>("IPReservation")).flatMap((r) => r.spec.reservedCIDRs));
 }

@@ -10,18 +10,23 @@
 // iptables-restore transaction.
 import { command } from "./command.js";
 
-export interface ChainSpec {
+/** One of weft's chains, and the built-in chain that jumps to it first. */
+interface Chain {
   chain: "WEFT-FORWARD" | "WEFT-INPUT";
-  /** The built-in chain that jumps to it first. */
   from: "FORWARD" | "INPUT";
   comment: string;
+}
+const FORWARD: Chain = { chain: "WEFT-FORWARD", from: "FORWARD", comment: "weft: pod traffic" };
+const INPUT: Chain = { chain: "WEFT-INPUT", from: "INPUT", comment: "weft: tunnel traffic from nodes" };
+
+export interface ChainSpec extends Chain {
   /** Each rule's arguments after -A CHAIN. */
   rules: string[][];
 }
 
 export function forwardSpec(tunnelDevice: string): ChainSpec {
   const rules = [["-i", "cali+"], ["-o", "cali+"], ["-i", tunnelDevice], ["-o", tunnelDevice]].map((r) => [...r, "-j", "ACCEPT"]);
-  return { chain: "WEFT-FORWARD", from: "FORWARD", comment: "weft: pod traffic", rules };
+  return { ...FORWARD, rules };
 }
 
 /** IPIP (protocol 4) and VXLAN (UDP vxlanPort) from each node address. */
@@ -30,10 +35,10 @@ export function inputSpec(nodes: string[], vxlanPort: number): ChainSpec {
     ["-s", `${n}/32`, "-p", "4", "-j", "ACCEPT"],
     ["-s", `${n}/32`, "-p", "udp", "--dport", String(vxlanPort), "-j", "ACCEPT"],
   ]);
-  return { chain: "WEFT-INPUT", from: "INPUT", comment: "weft: tunnel traffic from nodes", rules };
+  return { ...INPUT, rules };
 }
 
-const jump = (s: ChainSpec) => [s.from, "-m", "comment", "--comment", s.comment, "-j", s.chain];
+const jump = (s: Chain) => [s.from, "-m", "comment", "--comment", s.comment, "-j", s.chain];
 
 const iptables = (args: string[]) => command("iptables", ["-w", "5", ...args]);
 
@@ -54,16 +59,16 @@ export async function installChain(s: ChainSpec): Promise<void> {
   const restore = ["*filter", `:${s.chain} - [0:0]`, ...s.rules.map((r) => `-A ${s.chain} ${r.join(" ")}`), "COMMIT", ""].join("\n");
   const r = await command("iptables-restore", ["-w", "5", "--noflush"], restore);
   if (!r.ok) throw new Error(`iptables-restore (${s.chain}): ${r.stderr}`);
-  if (!(await iptables(["-C", ...jump(s)])).ok) {
-    const j = jump(s);
+  const j = jump(s);
+  if (!(await iptables(["-C", ...j])).ok) {
     const ins = await iptables(["-I", j[0], "1", ...j.slice(1)]);
     if (!ins.ok) throw new Error(`iptables -I ${j.join(" ")}: ${ins.stderr}`);
   }
 }
 
 /** Removes weft's jumps and chains (node reset); nothing there is fine. */
-export async function removeChains(tunnelDevice: string): Promise<void> {
-  for (const s of [forwardSpec(tunnelDevice), inputSpec([], 4789)]) {
+export async function removeChains(): Promise<void> {
+  for (const s of [FORWARD, INPUT]) {
     while ((await iptables(["-D", ...jump(s)])).ok);
     await iptables(["-F", s.chain]);
     await iptables(["-X", s.chain]);

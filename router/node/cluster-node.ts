@@ -7,6 +7,7 @@ import { lookup } from "node:dns/promises";
 import type { Logger } from "pino";
 import { contains, parseCIDR, parseIPv4 } from "../dataplane/addr.js";
 import { vtepMAC as deriveMAC } from "../dataplane/vtep.js";
+import { VXLAN_PORT } from "../dataplane/dataplane.js";
 import * as kernel from "../native/iproute.js";
 import { controlSocketFree, controlSocketPath, startControlServer } from "../control/server.js";
 import { openDatastore, unreachable, unreadableRecords, ConflictError, type Datastore, type Watch } from "../store/store.js";
@@ -195,7 +196,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
 
   // Underlay gateways toward directly routed nodes off our subnet, looked up once each.
   const gateways = new Map<string, string>();
-  const base = startDataplane({ name, localAddress, uplink, underlayMTU: link.mtu, tunnelDevice, vtepMAC: mac, vni: 4096, vxlanPort: 4789, offloads: { tso: true, gro: true, udpGSO: true, udpGRO: true }, underlayGateway: (a) => gateways.get(a) }, log);
+  const base = startDataplane({ name, localAddress, uplink, underlayMTU: link.mtu, tunnelDevice, vtepMAC: mac, vni: 4096, vxlanPort: VXLAN_PORT, offloads: { tso: true, gro: true, udpGSO: true, udpGRO: true }, underlayGateway: (a) => gateways.get(a) }, log);
 
   let revision = 0;
   let watch: Watch | undefined;
@@ -312,7 +313,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     verifyNext = false;
     let result: Awaited<ReturnType<typeof base.owner.apply>>;
     try {
-      result = await base.owner.apply({ remote, localBlocks: state.localBlocks, tunnelMTU: tunnelMTU(link.mtu, state.encapsulations, { ipip: opts.ipipMTU, vxlan: opts.vxlanMTU }), tunnelAddress: tunnelAddr ?? null, nat: { masqPools: state.masqPools, allPools: state.allPools }, hostFirewall: { vxlanPort: 4789 }, keepRemovals, verify });
+      result = await base.owner.apply({ remote, localBlocks: state.localBlocks, tunnelMTU: tunnelMTU(link.mtu, state.encapsulations, { ipip: opts.ipipMTU, vxlan: opts.vxlanMTU }), tunnelAddress: tunnelAddr ?? null, nat: { masqPools: state.masqPools, allPools: state.allPools }, hostFirewall: { vxlanPort: VXLAN_PORT }, keepRemovals, verify });
     } catch (err) {
       throw new HostApplyError((err as Error).message);
     }

@@ -205,7 +205,7 @@ export async function resetNode(tunnelDevice: string, log: Logger): Promise<void
   const routes = await kernel.listWeftRoutes();
   await kernel.changeRoutes([], routes);
   await removeNatOutgoing().catch(() => {}); // no table is fine
-  await removeChains(tunnelDevice);
+  await removeChains();
   let tun = false;
   if (kernel.linkInfo(tunnelDevice)) {
     native().tunDelete(tunnelDevice);

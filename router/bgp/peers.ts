@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { calicoLogLevel, nodeIPv4, peerEndpoint, type BGPConfiguration, type BGPPeer, type NodeResource } from "../resources/kinds.js";
-import { parseSelector, SelectorError } from "../resources/selector.js";
+import { selectorOrError, SelectorError } from "../resources/selector.js";
 import { ipNum, type PeerConfig } from "./session.js";
 
 export const DEFAULT_AS = 64512;
@@ -76,12 +76,16 @@ export function peersFor(me: string, nodes: NodeResource[], bgpPeers: BGPPeer[],
     ? nodes.filter((n) => !n.spec.bgp?.routeReflectorClusterID).map((n) => nodePeer(n, "node-to-node mesh")).filter((p): p is PeerConfig => !!p)
     : [];
   const other: PeerConfig[] = [];
-  const planPeer = (bp: BGPPeer): void => {
+  for (const bp of bgpPeers) {
     const sp = bp.spec;
-    // Parsed first, so a selector that does not parse (a record written around the
-    // validator) leaves this BGPPeer out whole.
-    const nodeSel = sp.nodeSelector !== undefined ? parseSelector(sp.nodeSelector) : undefined;
-    const peerSel = sp.peerSelector ? parseSelector(sp.peerSelector) : undefined;
+    // A selector that does not parse (a record written around the validator) leaves
+    // this BGPPeer out whole.
+    const nodeSel = sp.nodeSelector !== undefined ? selectorOrError(sp.nodeSelector) : undefined;
+    const peerSel = sp.peerSelector ? selectorOrError(sp.peerSelector) : undefined;
+    if (nodeSel instanceof SelectorError || peerSel instanceof SelectorError) {
+      problems.push(`BGPPeer(${bp.metadata.name}): ${(nodeSel instanceof SelectorError ? nodeSel : (peerSel as SelectorError)).message}; its sessions are not started`);
+      continue;
+    }
     // Session settings of this BGPPeer: password (TCP MD5), keepalive, restart time.
     let password: string | undefined;
     if (typeof sp.password === "string") password = sp.password;
@@ -90,7 +94,7 @@ export function peersFor(me: string, nodes: NodeResource[], bgpPeers: BGPPeer[],
       password = secret(name, key);
       if (password === undefined) {
         problems.push(`BGPPeer(${bp.metadata.name}): its password secret ${path.join(SECRETS_DIR, name, key)} cannot be read; its sessions are not started`);
-        return;
+        continue;
       }
     }
     const session = { password, keepaliveTime: seconds(sp.keepaliveTime), restartTime: sp.maxRestartTime === undefined ? undefined : Math.min(seconds(sp.maxRestartTime, 120), 4095), anySource: sp.sourceAddress === "None" ? true : undefined };
@@ -109,13 +113,13 @@ export function peersFor(me: string, nodes: NodeResource[], bgpPeers: BGPPeer[],
           if (p) other.push(clean(p));
         }
       }
-      return;
+      continue;
     }
-    if (!appliesToMe) return;
+    if (!appliesToMe) continue;
     const endpoint = sp.peerIP ? peerEndpoint(sp.peerIP) : undefined;
     if (endpoint) {
       const { address, port } = endpoint;
-      if (address === myAddr) return;
+      if (address === myAddr) continue;
       const node = nodes.find((n) => addrOf(n) === address);
       if (node) {
         const p = nodePeer(node, type);
@@ -123,14 +127,6 @@ export function peersFor(me: string, nodes: NodeResource[], bgpPeers: BGPPeer[],
       } else {
         other.push(clean({ address, port, as: sp.asNumber ?? s.as, type, passive: false }));
       }
-    }
-  };
-  for (const bp of bgpPeers) {
-    try {
-      planPeer(bp);
-    } catch (err) {
-      if (!(err instanceof SelectorError)) throw err;
-      problems.push(`BGPPeer(${bp.metadata.name}): ${err.message}; its sessions are not started`);
     }
   }
   // One session per address: an explicit peering wins over the mesh.

@@ -87,7 +87,6 @@ export class IPAM {
     private readonly reservations: () => Promise<string[]> = async () => [],
   ) {}
 
-
   async blocks(): Promise<StoredBlock[]> {
     const { items } = await this.store.list(BLOCK_PREFIX);
     return readRecords<Block>(BLOCK_PREFIX, items, blockShape).map(({ kv, value }) => ({ block: value, kv }));

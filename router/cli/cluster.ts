@@ -37,11 +37,13 @@ async function withStore<T>(opts: { datastore?: string }, fn: (s: Datastore) => 
   }
 }
 
-const KIND_HELP = "ippool | node | bgpconfig | bgppeer | ipreservation";
+/** Each kind by the word the CLI takes for it first (ippool, node, ...). */
+const KIND_WORDS = Object.values(KINDS).map((k) => k.aliases[0]);
+const KIND_HELP = KIND_WORDS.join(" | ");
 
 function kindArg(word: string): Kind {
   const k = kindOf(word);
-  if (!k) throw new ConfigError(`unknown kind "${word}"; weft knows ${Object.values(KINDS).map((k) => k.aliases[0]).join(", ")}`);
+  if (!k) throw new ConfigError(`unknown kind "${word}"; weft knows ${KIND_WORDS.join(", ")}`);
   return k;
 }
 
@@ -89,7 +91,7 @@ function blockRow(label: string, block: Block): string[] {
 export function registerClusterCommands(program: Command): void {
   program
     .command("get")
-    .description("print resources: ippool, node, bgpconfig, bgppeer, ipreservation")
+    .description(`print resources: ${KIND_WORDS.join(", ")}`)
     .argument("<kind>", KIND_HELP)
     .argument("[name]", "one resource")
     .addOption(new Option("-o, --output <format>", "output format").choices(["table", "wide", "yaml", "json"]).default("table"))
@@ -223,9 +225,10 @@ export function registerClusterCommands(program: Command): void {
     .action(async (opts: { showBlocks?: boolean; showBorrowed?: boolean; ip?: string; datastore?: string }) => {
       if (opts.ip !== undefined && parseIPv4(opts.ip) === undefined) throw new ConfigError(`--ip must be an IPv4 address, not "${opts.ip}"`);
       await withStore(opts, async (store) => {
-        const pools = await new Resources(store).list<IPPool>("IPPool");
+        const res = new Resources(store);
+        const pools = await res.list<IPPool>("IPPool");
         if (opts.ip) {
-          process.stdout.write(describeAddress(opts.ip, await ipamFor(store).lookup(opts.ip), pools, await new Resources(store).list<IPReservation>("IPReservation")));
+          process.stdout.write(describeAddress(opts.ip, await ipamFor(store, res).lookup(opts.ip), pools, await res.list<IPReservation>("IPReservation")));
           return;
         }
         const blocks = await ipamFor(store).blocks();

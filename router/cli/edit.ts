@@ -38,10 +38,10 @@ export async function label(res: Resources, kind: Kind, name: string, spec: stri
   await edit(res, kind, name, (r) => {
     const labels = { ...r.metadata.labels };
     if (value === undefined) {
-      if (!(key in labels)) throw new Error(`${kind}(${name}) has no label ${key}`);
+      if (!Object.hasOwn(labels, key)) throw new Error(`${kind}(${name}) has no label ${key}`);
       delete labels[key];
     } else {
-      if (key in labels && labels[key] !== value && !opts.overwrite) throw new Error(`${kind}(${name}) already has ${key}=${labels[key]}; --overwrite replaces it`);
+      if (Object.hasOwn(labels, key) && labels[key] !== value && !opts.overwrite) throw new Error(`${kind}(${name}) already has ${key}=${labels[key]}; --overwrite replaces it`);
       labels[key] = value;
     }
     r.metadata.labels = labels;

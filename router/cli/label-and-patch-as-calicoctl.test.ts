@@ -48,6 +48,15 @@ describe("weft label", () => {
     expect(again.stderr).toContain("Node(my-node) has no label rack");
   });
 
+  it("a label named as something every object has (constructor) is a label like any other", () => {
+    const set = weft("label", "node", "my-node", "constructor=x");
+    expect([set.status, set.stdout]).toEqual([0, "Node(my-node): label constructor=x set\n"]);
+    expect(weft("label", "node", "my-node", "constructor", "--remove").stdout).toBe("Node(my-node): label constructor removed\n");
+    const again = weft("label", "node", "my-node", "constructor", "--remove");
+    expect([again.status, again.stderr]).toEqual([1, expect.stringContaining("Node(my-node) has no label constructor")]);
+    expect(node().metadata.labels).toEqual({ "route-reflector": "true" });
+  });
+
   it.each([
     [["bad key=1"], 2, /label keys are a name of up to 63 letters/],
     [["zone=not valid"], 2, /label values are empty or up to 63 letters/],

@@ -7,7 +7,7 @@ export type Selector = (labels: Labels) => boolean;
 export class SelectorError extends Error {}
 
 /** A label the node was given (not one every object has, such as "constructor"). */
-const has = (l: Labels, k: string) => Object.prototype.hasOwnProperty.call(l, k);
+const has = (l: Labels, k: string) => Object.hasOwn(l, k);
 
 export function parseSelector(text: string): Selector {
   const src = text.trim();

@@ -32,13 +32,19 @@ interface Started {
   node: { spec: { bgp: { asNumber?: number }; ipv4VXLANTunnelAddr?: string } };
 }
 
+/** GET from inside the namespace: "STATUS BODY", or the error's code. */
+async function httpIn(ns: string, url: string): Promise<string> {
+  const script = `fetch(${JSON.stringify(url)}).then(async (r) => console.log(r.status + " " + (await r.text())), (e) => console.log(e.cause?.code ?? e.message))`;
+  return (await run("ip", ["netns", "exec", ns, process.execPath, "-e", script], { encoding: "utf8" })).stdout.trim();
+}
+
 async function weftGet(db: string, kind: string, name = ""): Promise<unknown> {
   const args = [cli, "get", kind, ...(name ? [name] : []), "-o", "json", "--datastore", `sqlite:${db}`];
   return JSON.parse((await run(process.execPath, args, { encoding: "utf8" })).stdout);
 }
 
-/** Starts a node with these environment variables, reads its status and resources, stops it. */
-async function nodeWith(env: Record<string, string>): Promise<Started> {
+/** Starts a node with these environment variables, reads its status and resources (and runs during() meanwhile), stops it. */
+async function nodeWith(env: Record<string, string>, during: () => Promise<void> = async () => {}): Promise<Started> {
   const n = ++runs;
   const db = path.join(dir, `n${n}.db`);
   const sock = path.join(dir, `n${n}.sock`);
@@ -54,6 +60,7 @@ async function nodeWith(env: Record<string, string>): Promise<Started> {
       return status !== "";
     });
     const s = JSON.parse(status) as { address: string; addressFrom: string; backend: string; uplink: { device: string }; tunnel: { mtu: number } };
+    await during();
     const pools = ((await weftGet(db, "ippool")) as { items: Started["pools"] }).items;
     return { address: s.address, addressFrom: s.addressFrom, uplink: s.uplink.device, backend: s.backend, tunnelMTU: s.tunnel.mtu, pools, node: (await weftGet(db, "node", "host-a")) as Started["node"] };
   } finally {
@@ -154,7 +161,41 @@ describe("node address autodetection on a multi-homed host", () => {
     expect(got.node.spec.ipv4VXLANTunnelAddr).toBeUndefined();
   }, 40_000);
 
+  it("FELIX_PROMETHEUSMETRICSENABLED and FELIX_HEALTHENABLED: metrics on every address at 9091, /liveness and /readiness on localhost:9099", async () => {
+    const seen: Record<string, string> = {};
+    await nodeWith({ FELIX_PROMETHEUSMETRICSENABLED: "true", FELIX_HEALTHENABLED: "true" }, async () => {
+      for (const url of ["http://10.30.0.11:9091/metrics", "http://127.0.0.1:9099/liveness", "http://127.0.0.1:9099/readiness", "http://10.30.0.11:9099/readiness"]) seen[url] = await httpIn(NS, url);
+    });
+    console.log(`[tad] over HTTP: ${Object.entries(seen).map(([u, r]) => `${u} -> ${r.split("\n")[0]}`).join("; ")}`);
+    expect(seen["http://10.30.0.11:9091/metrics"]).toMatch(/^200 /);
+    expect(seen["http://10.30.0.11:9091/metrics"]).toMatch(/^weft_datastore_reachable\{datastore="sqlite:.*"\} 1$/m);
+    expect(seen["http://10.30.0.11:9091/metrics"]).toMatch(/^process_cpu_seconds_total \d/m);
+    expect(seen["http://127.0.0.1:9099/liveness"]).toBe('200 {"live":true}');
+    // No peers in this one-node cluster: ready, as Calico's rule says.
+    expect(seen["http://127.0.0.1:9099/readiness"]).toBe('200 {"ready":true,"reason":"no BGP peers"}');
+    // Health listens on localhost only (Felix's default host).
+    expect(seen["http://10.30.0.11:9099/readiness"]).toMatch(/ECONNREFUSED/);
+  }, 40_000);
+
+  it("a metrics port another process holds: refused before the node touches the host", async () => {
+    await run("ip", ["-n", NS, "link", "del", "weft0"]).catch(() => {});
+    const holder = spawn("ip", ["netns", "exec", NS, process.execPath, "-e", "require('net').createServer().listen(9091, () => console.log('listening'))"], { stdio: ["ignore", "pipe", "ignore"] });
+    try {
+      await new Promise((r) => holder.stdout.once("data", r));
+      const before = await weftRoutesIn(NS);
+      const r = await refused({ FELIX_PROMETHEUSMETRICSENABLED: "true" });
+      console.log(`[tad] metrics port taken: exit ${r.code}: ${r.stderr.trim()}`);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/FELIX_PROMETHEUSMETRICSENABLED=true with FELIX_PROMETHEUSMETRICSHOST and FELIX_PROMETHEUSMETRICSPORT: cannot listen on 0\.0\.0\.0:9091: another process listens on that port \(EADDRINUSE\)/);
+      expect(await weftRoutesIn(NS)).toEqual(before);
+      expect((await run("ip", ["-n", NS, "link", "show", "weft0"]).catch((e: { stderr: string }) => e)).stderr).toMatch(/does not exist/);
+    } finally {
+      holder.kill();
+    }
+  }, 90_000);
+
   it.each([
+    [{ FELIX_PROMETHEUSMETRICSENABLED: "true", FELIX_PROMETHEUSMETRICSPORT: "99999" }, /FELIX_PROMETHEUSMETRICSPORT: the port must be a whole number from 1 to 65535, not "99999"/],
     [{ CALICO_IPV4POOL_CIDR: "10.244.0.0/33" }, /CALICO_IPV4POOL_CIDR: "10.244.0.0\/33" is not an IPv4 CIDR/],
     [{ CALICO_IPV4POOL_IPIP: "Always", CALICO_IPV4POOL_VXLAN: "Always" }, /CALICO_IPV4POOL_IPIP and CALICO_IPV4POOL_VXLAN: ipipMode and vxlanMode cannot both be enabled/],
     [{ AS: "sixty" }, /--as \(or AS\) must be a whole number from 1 to 4294967295, not "sixty"/],

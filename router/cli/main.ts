@@ -15,6 +15,7 @@ import { BENCH_PATHS } from "../bench/paths.js";
 import { helpSection, switchesHelp } from "../node/env.js";
 import { METHODS_HELP } from "../node/autodetect.js";
 import { POOL_VARIABLES } from "../node/default-pool.js";
+import { HTTP_VARIABLES, httpEndpoints } from "../control/http.js";
 
 /** Exit code for bad input (config, arguments): nothing was touched. */
 export const EXIT_USAGE = 2;
@@ -58,10 +59,13 @@ node
   .addOption(new Option("--backend <backend>", "bgp (or Calico's bird): share routes over BGP (the default); vxlan: BGP off, routes from the datastore").choices(["bgp", "bird", "vxlan"]).default("bgp").env("CALICO_NETWORKING_BACKEND"))
   .option("--config <file>", "static routes instead of a datastore (YAML: name, address, encapsulation, routes)")
   .addOption(controlOption("control socket path (default /run/weft/<name>.sock)"))
+  .option("--metrics-address <[host:]port>", "also serve Prometheus metrics over HTTP at http://ADDRESS/metrics (default: off; weft node metrics reads them from the control socket)")
+  .option("--health-address <[host:]port>", "also serve /liveness and /readiness over HTTP (200, or 503 with the reason), for HTTP probes (default: off)")
   .addOption(new Option("--log-level <level>", "log level").choices(["trace", "debug", "info", "warn", "error"]).default("info").env("WEFT_LOG_LEVEL"))
-  .addHelpText("after", `${switchesHelp()}\n${helpSection("The pool a node creates when the datastore has none, from Calico's variables\n(a bad value stops the node, exit 2):", POOL_VARIABLES)}`)
-  .action(async function (this: Command, opts: { config?: string; datastore?: string; name?: string; ip?: string; ipAutodetectionMethod?: string; interface?: string; as?: number; ipipMtu?: number; vxlanMtu?: number; control?: string; logLevel: string; backend: "bgp" | "bird" | "vxlan" }) {
+  .addHelpText("after", `${switchesHelp()}\n${helpSection("The pool a node creates when the datastore has none, from Calico's variables\n(a bad value stops the node, exit 2):", POOL_VARIABLES)}\n${helpSection("Metrics and health over HTTP from Calico's variables, when the options are not\ngiven (a bad value stops the node, exit 2):", HTTP_VARIABLES)}`)
+  .action(async function (this: Command, opts: { config?: string; datastore?: string; name?: string; ip?: string; ipAutodetectionMethod?: string; interface?: string; as?: number; ipipMtu?: number; vxlanMtu?: number; control?: string; metricsAddress?: string; healthAddress?: string; logLevel: string; backend: "bgp" | "bird" | "vxlan" }) {
     const log = logger(opts.logLevel);
+    const http = httpEndpoints(opts, process.env);
     // An error nothing expected: one log line saying so, then exit 1 for the supervisor.
     // weft0 and the routes stay, and the next start adopts them (graceful restart).
     const fatal = (err: unknown) => {
@@ -76,7 +80,7 @@ node
       if (opts.datastore || (opts.name && !nameFromEnv) || (opts.ip && !fromEnv("ip")) || (opts.ipAutodetectionMethod && !fromEnv("ipAutodetectionMethod")) || (opts.as !== undefined && !fromEnv("as")) || ((opts.ipipMtu !== undefined && !fromEnv("ipipMtu")) || (opts.vxlanMtu !== undefined && !fromEnv("vxlanMtu")))) {
         throw new ConfigError("--config runs from static routes: leave out --datastore, --name, --ip, --ip-autodetection-method, --as and the MTU options (the file has what it needs: its mtu)");
       }
-      await runStaticNode(loadStaticConfig(opts.config), opts.config, log, opts.control);
+      await runStaticNode(loadStaticConfig(opts.config), opts.config, log, { control: opts.control, http });
     } else {
       const { runClusterNode } = await import("../node/cluster-node.js");
       await runClusterNode(
@@ -94,6 +98,7 @@ node
           ipipMTU: opts.ipipMtu,
           vxlanMTU: opts.vxlanMtu,
           control: opts.control,
+          http,
         },
         log,
       );

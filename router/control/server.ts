@@ -4,8 +4,9 @@ import net from "node:net";
 import { rmSync } from "node:fs";
 import { makeDirs } from "../native/dirs.js";
 import path from "node:path";
-import { Counter, Gauge, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
 import type { Counters } from "../dataplane/counters.js";
+import type { HttpListeners } from "./http.js";
 
 export const CONTROL_DIR = "/run/weft";
 
@@ -62,8 +63,16 @@ export const DATAPLANE_FAMILIES: Array<{ name: string; help: string; label: stri
   },
 ];
 
-export function metricsRegistry(src: ControlSources): Registry {
+/** Readiness as /health/ready and /readiness answer it: Calico's BGP rule, or always ready without BGP. */
+export function readiness(src: ControlSources): { ready: boolean; reason: string } {
+  const b = src.bgp?.() ?? { ready: true, reason: "static routes: no BGP" };
+  return { ready: b.ready, reason: b.reason };
+}
+
+/** The node's metrics; process: also the process's own (CPU, memory, event loop, as prom-client collects them). */
+export function metricsRegistry(src: ControlSources, process = false): Registry {
   const registry = new Registry();
+  if (process) collectDefaultMetrics({ register: registry });
   // One Prometheus family per unit: packets, bytes, batches, seconds, busy-polls, drops.
   for (const family of DATAPLANE_FAMILIES) {
     new Counter({
@@ -164,8 +173,9 @@ function answers(socketPath: string): Promise<boolean> {
   });
 }
 
-export async function startControlServer(socketPath: string, src: ControlSources): Promise<http.Server> {
-  const registry = metricsRegistry(src);
+/** Serves the control socket, and from now on the TCP listeners too (closed with it). */
+export async function startControlServer(socketPath: string, src: ControlSources, listeners?: HttpListeners): Promise<http.Server> {
+  const registry = metricsRegistry(src, true);
   const json = (res: http.ServerResponse, body: unknown) => {
     res.writeHead(200, { "content-type": "application/json" });
     res.end(JSON.stringify(body));
@@ -185,9 +195,9 @@ export async function startControlServer(socketPath: string, src: ControlSources
           // Answering at all means the event loop (and with it every batch loop) runs.
           return json(res, { live: true });
         case "/health/ready": {
-          const b = src.bgp?.() ?? { ready: true, reason: "static routes: no BGP" };
-          res.writeHead(b.ready ? 200 : 503, { "content-type": "application/json" });
-          return res.end(JSON.stringify({ ready: b.ready, reason: b.reason }));
+          const r = readiness(src);
+          res.writeHead(r.ready ? 200 : 503, { "content-type": "application/json" });
+          return res.end(JSON.stringify(r));
         }
         case "/metrics":
           res.writeHead(200, { "content-type": registry.contentType });
@@ -201,8 +211,11 @@ export async function startControlServer(socketPath: string, src: ControlSources
   });
   await controlSocketFree(socketPath); // also makes its directory
   rmSync(socketPath, { force: true });
-  return new Promise((resolve, reject) => {
+  await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(socketPath, () => resolve(server));
+    server.listen(socketPath, () => resolve());
   });
+  listeners?.serve(src, registry);
+  server.once("close", () => listeners?.close());
+  return server;
 }

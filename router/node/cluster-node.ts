@@ -10,6 +10,7 @@ import { vtepMAC as deriveMAC } from "../dataplane/vtep.js";
 import { VXLAN_PORT } from "../dataplane/dataplane.js";
 import * as kernel from "../native/iproute.js";
 import { controlSocketFree, controlSocketPath, startControlServer } from "../control/server.js";
+import { HttpListeners, type HttpEndpoints } from "../control/http.js";
 import { openDatastore, unreachable, unreadableRecords, ConflictError, type Datastore, type Watch } from "../store/store.js";
 import { resourceKey, Resources, UnreadableRecordError } from "../resources/client.js";
 import { nodeName } from "../resources/validate.js";
@@ -23,7 +24,7 @@ import { OVERHEAD } from "../routing/desired.js";
 import { ConfigError } from "./config.js";
 import { detectNodeAddress, type HostView } from "./autodetect.js";
 import { defaultPool } from "./default-pool.js";
-import { fastRoutes, restoreTunnelIfDeleted, startDataplane, untilSignal } from "./run.js";
+import { fastRoutes, logServing, restoreTunnelIfDeleted, startDataplane, untilSignal } from "./run.js";
 
 /** A sync whose reads went fine but whose apply to the host failed (not the datastore's fault). */
 class HostApplyError extends Error {}
@@ -44,6 +45,8 @@ export interface ClusterNodeOptions {
   autodetectionMethod?: string;
   methodFrom?: string;
   control?: string;
+  /** Metrics and health over TCP (off when empty). */
+  http?: HttpEndpoints;
   tunnelDevice?: string;
   /** This node's AS number (Calico's AS): kept in its Node; without it, the Node's or the cluster's. */
   as?: number;
@@ -86,6 +89,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   const localAddress = cidr.split("/")[0];
   const control = opts.control ?? controlSocketPath(name);
   await controlSocketFree(control);
+  const listeners = await HttpListeners.open(opts.http ?? {});
   let store: Datastore;
   try {
     store = await openDatastore(opts.datastore);
@@ -393,7 +397,8 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       bgp: speaker?.rib.bestPaths().map((p) => ({ cidr: p.prefix, nextHop: p.attrs.nextHop, peer: p.peerAddress, asPath: (p.attrs.asPath ?? []).flatMap((seg) => seg.asns), localPref: p.attrs.localPref, stale: p.stale ?? false })) ?? [],
     }),
     counters: () => base.fp.counters(),
-  });
+  }, listeners);
+  logServing(listeners, log);
   await untilSignal(base, log, () => {
     // No NOTIFICATION: peers with graceful restart keep our routes while we are gone.
     void speaker?.stop(true);

@@ -9,6 +9,7 @@ import { contains, parseCIDR, parseIPv4 } from "../dataplane/addr.js";
 import { API_VERSION, type IPPool } from "../resources/kinds.js";
 import { parseResource, ValidationError } from "../resources/validate.js";
 import { ConfigError } from "./config.js";
+import { calicoBool as bool } from "./env.js";
 
 export const DEFAULT_POOL_NAME = "default-ipv4-ippool";
 const PREFERRED = "192.168.0.0/16";
@@ -24,14 +25,6 @@ export const POOL_VARIABLES: Array<[string, string]> = [
   ["CALICO_IPV4POOL_DISABLE_BGP_EXPORT", "true or false (default false)"],
   ["NO_DEFAULT_POOLS", "true: create no pool (apply your own)"],
 ];
-
-/** Go's strconv.ParseBool, which Calico's variables follow. */
-function bool(name: string, text: string | undefined, dflt: boolean): boolean {
-  if (text === undefined || text === "") return dflt;
-  if (["1", "t", "T", "TRUE", "true", "True"].includes(text)) return true;
-  if (["0", "f", "F", "FALSE", "false", "False"].includes(text)) return false;
-  throw new ConfigError(`${name}: expected true or false, not "${text}"`);
-}
 
 /** An encapsulation mode as Calico reads it: any case; off and cross-subnet also taken. */
 function mode(name: string, text: string | undefined): "Never" | "Always" | "CrossSubnet" | undefined {

@@ -18,6 +18,8 @@ export interface DataPathEnv {
   stageTiming: boolean;
 }
 
+import { ConfigError } from "./config.js";
+
 interface Switch {
   name: string;
   /** The values it takes, as --help shows them. */
@@ -25,6 +27,14 @@ interface Switch {
   help: string;
   /** The parsed value, or undefined when the text is not one of the values. */
   parse(text: string): Partial<DataPathEnv> | undefined;
+}
+
+/** A true/false variable of Calico's, read as Go's strconv.ParseBool reads it; a ConfigError names it otherwise. */
+export function calicoBool(name: string, text: string | undefined, dflt: boolean): boolean {
+  if (text === undefined || text === "") return dflt;
+  if (["1", "t", "T", "TRUE", "true", "True"].includes(text)) return true;
+  if (["0", "f", "F", "FALSE", "false", "False"].includes(text)) return false;
+  throw new ConfigError(`${name}: expected true or false, not "${text}"`);
 }
 
 const flag = (text: string): boolean | undefined => (text === "1" ? true : text === "0" ? false : undefined);

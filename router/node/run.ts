@@ -10,6 +10,7 @@ import { vtepMAC } from "../dataplane/vtep.js";
 import { native } from "../native/index.js";
 import * as kernel from "../native/iproute.js";
 import { controlSocketFree, controlSocketPath, startControlServer } from "../control/server.js";
+import { HttpListeners, type HttpEndpoints } from "../control/http.js";
 import { OVERHEAD, type RemoteBlock } from "../routing/desired.js";
 import { RouteOwner } from "../routing/owner.js";
 import { removeNatOutgoing } from "../native/nft.js";
@@ -153,11 +154,12 @@ export function untilSignal(base: NodeBase, log: Logger, onStop: () => void = ()
   });
 }
 
-export async function runStaticNode(cfg: StaticConfig, source: string, log: Logger, controlPath?: string): Promise<void> {
-  const control = controlPath ?? cfg.controlSocket ?? controlSocketPath(cfg.name);
+export async function runStaticNode(cfg: StaticConfig, source: string, log: Logger, opts: { control?: string; http?: HttpEndpoints } = {}): Promise<void> {
+  const control = opts.control ?? cfg.controlSocket ?? controlSocketPath(cfg.name);
   const pre = await preflight(cfg, source);
   for (const w of pre.warnings) log.warn(w);
   await controlSocketFree(control);
+  const listeners = await HttpListeners.open(opts.http ?? {});
   const local = parseCIDR(cfg.address, false)!;
   if (local.len === 32) {
     log.warn({ address: cfg.address }, "node address is a /32: no other node is ever in its subnet (CrossSubnet would encapsulate everything)");
@@ -189,11 +191,17 @@ export async function runStaticNode(cfg: StaticConfig, source: string, log: Logg
     }),
     routes: () => fastRoutes(base.fp, "static"),
     counters: () => base.fp.counters(),
-  });
+  }, listeners);
+  logServing(listeners, log);
   await untilSignal(base, log, () => {
     clearInterval(periodic);
     server.close();
   });
+}
+
+/** One log line naming the HTTP listeners, when there are any. */
+export function logServing(listeners: HttpListeners, log: Logger): void {
+  if (listeners.urls.length) log.info({ urls: listeners.urls }, "serving metrics and health over HTTP");
 }
 
 /** weft node reset: removes every route with weft's protocol, the tunnel device, the

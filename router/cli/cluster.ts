@@ -278,7 +278,7 @@ export function registerClusterCommands(program: Command): void {
           left = (await ipam.check(known)).length;
           process.stdout.write(`released: ${done.join(", ") || "(none)"}\n`);
         } else if (releasable.length) {
-          process.stdout.write(`${releasable.length} of them belong to deleted nodes: "weft ipam check --release" releases them.\n`);
+          process.stdout.write(`${releasable.length === 1 ? "1 of them belongs" : `${releasable.length} of them belong`} to deleted nodes: "weft ipam check --release" releases ${releasable.length === 1 ? "it" : "them"}.\n`);
         }
         const unused = findings.filter((f) => f.what === "tunnel address its node does not use");
         if (unused.length) process.stdout.write(`A running node sets its tunnel address right after claiming it; if one stays unused, "weft ipam release --ip A --force" releases it.\n`);

@@ -83,7 +83,7 @@ export class Resources {
         ...r,
         // What identifies a resource is the datastore's to give, as calicoctl's is: a new
         // one made from another's exported YAML gets its own.
-        metadata: { ...r.metadata, resourceVersion: undefined, uid: previous?.metadata.uid ?? randomUUID(), creationTimestamp: previous?.metadata.creationTimestamp ?? new Date().toISOString() },
+        metadata: { ...r.metadata, resourceVersion: undefined, uid: previous?.metadata.uid ?? randomUUID(), creationTimestamp: previous?.metadata.creationTimestamp ?? new Date().toISOString().replace(/\.\d+Z$/, "Z") },
       };
       delete stored.metadata.resourceVersion;
       const value = JSON.stringify(stored);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // weft-cni: the CNI plugin (spec 1.0.0; STATUS and GC from 1.1.0). Environment and
 // stdin in, result or error JSON on stdout, exit code 0 or 1.
-import { readFileSync, statfsSync } from "node:fs";
+import { statfsSync } from "node:fs";
 import { makeDirs } from "../native/dirs.js";
 import path from "node:path";
 import { pino, type Logger } from "pino";
@@ -277,11 +277,26 @@ function logFile(file: string): ReturnType<typeof pino.destination> {
   }
 }
 
+/**
+ * The network configuration, read to the end of stdin. Not with a synchronous read: a
+ * runtime may hand over a non-blocking pipe and write the configuration only after the
+ * plugin has started, and a synchronous read then fails with EAGAIN.
+ */
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  } catch (err) {
+    throw new CniError(CNI.IO, "cannot read the network configuration on stdin", (err as Error).message);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
 async function main(): Promise<number> {
   let version = "1.0.0";
   try {
     const env = readEnv();
-    const stdin = env.command === "VERSION" && process.stdin.isTTY ? "{}" : readFileSync(0, "utf8");
+    const stdin = env.command === "VERSION" && process.stdin.isTTY ? "{}" : await readStdin();
     if (env.command === "VERSION") {
       // VERSION gets dummy values for everything else: validate nothing.
       try {

@@ -5,7 +5,7 @@
 // backend, AS the Node's AS number, CALICO_IPV4POOL_* the pool created on first start.
 // A value that cannot work stops the node before it touches the host, saying why.
 import { execFile, spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -176,6 +176,30 @@ describe("node address autodetection on a multi-homed host", () => {
     // Health listens on localhost only (Felix's default host).
     expect(seen["http://10.30.0.11:9099/readiness"]).toMatch(/ECONNREFUSED/);
   }, 40_000);
+
+  it("an error nothing expected: one fatal log line, exit 1 for the service to restart it, weft0 and the routes kept", async () => {
+    // A preload that throws from a timer once the node runs (its control socket is there), as a bug would.
+    const db = path.join(dir, "fatal.db");
+    const sock = path.join(dir, "fatal.sock");
+    const boom = path.join(dir, "boom.mjs");
+    writeFileSync(boom, `import { existsSync } from "node:fs";\nconst t = setInterval(() => { if (existsSync(${JSON.stringify(sock)})) { clearInterval(t); setTimeout(() => { throw new Error("boom: a bug nobody expected"); }, 300); } }, 100);\n`);
+    const child = spawn("ip", ["netns", "exec", NS, process.execPath, "--import", boom, cli, "node", "run", "--datastore", `sqlite:${db}`, "--control", sock], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, NODENAME: "host-a", IP: "10.30.0.11/24" },
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((r) => child.once("exit", r));
+    const lines = out.trim().split("\n").map((l) => JSON.parse(l) as { level: number; msg: string; err?: { message: string } });
+    const fatal = lines.filter((l) => l.level === 60);
+    console.log(`[tad] a thrown error: exit ${code}; fatal lines: ${JSON.stringify(fatal.map((l) => [l.msg, l.err?.message]))}`);
+    expect(code).toBe(1);
+    expect(lines.some((l) => l.msg === "node running")).toBe(true);
+    expect(fatal).toHaveLength(1);
+    expect(fatal[0]).toMatchObject({ msg: expect.stringContaining("unexpected error: the node stops; weft0 and its routes stay"), err: { message: "boom: a bug nobody expected" } });
+    expect(await weftRoutesIn(NS)).toMatch(/blackhole/);
+    await run("ip", ["-n", NS, "link", "show", "weft0"]);
+  }, 60_000);
 
   it("a metrics port another process holds: refused before the node touches the host", async () => {
     await run("ip", ["-n", NS, "link", "del", "weft0"]).catch(() => {});

@@ -7,6 +7,7 @@ import { kindOf, KINDS, nodeIPv4, nodeTunnelAddress, type IPPool, type IPReserva
 import { ManifestError, parseManifests, render, table } from "../resources/manifest.js";
 import { ipamFor, nodeOfAffinity, reservedBy, TUNNEL_HANDLE_PREFIX, type Allocation, type Block } from "../ipam/ipam.js";
 import { ConfigError } from "../node/config.js";
+import { calicoOnlyKind } from "../resources/validate.js";
 import { wholeNumber } from "./args.js";
 import { label, patch } from "./edit.js";
 import { contains, parseCIDR, parseIPv4 } from "../dataplane/addr.js";
@@ -43,6 +44,8 @@ const KIND_HELP = KIND_WORDS.join(" | ");
 
 function kindArg(word: string): Kind {
   const k = kindOf(word);
+  const calico = k ? undefined : calicoOnlyKind(word);
+  if (calico) throw new ConfigError(`${calico.kind} is Calico's, and weft does not have it (${calico.instead}); weft knows ${KIND_WORDS.join(", ")}`);
   if (!k) throw new ConfigError(`unknown kind "${word}"; weft knows ${KIND_WORDS.join(", ")}`);
   return k;
 }

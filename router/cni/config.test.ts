@@ -23,6 +23,7 @@ describe("weft-cni's network configuration", () => {
 
   const refused: Array<[string, Record<string, unknown>, RegExp]> = [
     ["a log level it does not know", { log_level: "chatty" }, /log_level "chatty": use debug, info, warning or error/],
+    ["a log level named as something every object has", { log_level: "constructor" }, /log_level "constructor": use debug, info, warning or error/],
     ["two different log files", { log_file: "/a.log", log_file_path: "/b.log" }, /keep one/],
     ["Calico's Kubernetes datastore", { datastore_type: "kubernetes" }, /datastore_type kubernetes: weft keeps its state in SQLite or etcd/],
     ["etcd_endpoints without a scheme", { etcd_endpoints: "10.0.0.1:2379" }, /etcd_endpoints: etcd endpoints "10\.0\.0\.1:2379": expected http:\/\/HOST:PORT/],

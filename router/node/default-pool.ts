@@ -29,7 +29,9 @@ export const POOL_VARIABLES: Array<[string, string]> = [
 /** An encapsulation mode as Calico reads it: any case; off and cross-subnet also taken. */
 function mode(name: string, text: string | undefined): "Never" | "Always" | "CrossSubnet" | undefined {
   if (text === undefined || text === "") return undefined;
-  const m = ({ never: "Never", off: "Never", always: "Always", crosssubnet: "CrossSubnet", "cross-subnet": "CrossSubnet" } as const)[text.toLowerCase() as "never"];
+  const modes = { never: "Never", off: "Never", always: "Always", crosssubnet: "CrossSubnet", "cross-subnet": "CrossSubnet" } as const;
+  const word = text.toLowerCase();
+  const m = Object.hasOwn(modes, word) ? modes[word as keyof typeof modes] : undefined;
   if (!m) throw new ConfigError(`${name}: expected Always, CrossSubnet or Never, not "${text}"`);
   return m;
 }

@@ -121,11 +121,11 @@ export const ipReservationSpec = z
   .strict();
 
 export const KINDS = {
-  IPPool: { spec: ipPoolSpec, plural: "ippools", aliases: ["ippool", "ippools", "pool", "pools"] },
-  Node: { spec: nodeSpec, plural: "nodes", aliases: ["node", "nodes"] },
+  IPPool: { spec: ipPoolSpec, plural: "ippools", aliases: ["ippool", "ippools", "ipp", "ipps", "pool", "pools"] },
+  Node: { spec: nodeSpec, plural: "nodes", aliases: ["node", "nodes", "no", "nos"] },
   BGPConfiguration: { spec: bgpConfigurationSpec, plural: "bgpconfigurations", aliases: ["bgpconfig", "bgpconfigs", "bgpconfiguration", "bgpconfigurations"] },
-  BGPPeer: { spec: bgpPeerSpec, plural: "bgppeers", aliases: ["bgppeer", "bgppeers"] },
-  IPReservation: { spec: ipReservationSpec, plural: "ipreservations", aliases: ["ipreservation", "ipreservations", "ipr"] },
+  BGPPeer: { spec: bgpPeerSpec, plural: "bgppeers", aliases: ["bgppeer", "bgppeers", "bgpp", "bgpps", "bp", "bps"] },
+  IPReservation: { spec: ipReservationSpec, plural: "ipreservations", aliases: ["ipreservation", "ipreservations", "reservation", "reservations", "ipr"] },
 } as const;
 
 export type Kind = keyof typeof KINDS;
@@ -148,7 +148,7 @@ export type BGPConfiguration = Resource<BGPConfigurationSpec>;
 export type BGPPeer = Resource<BGPPeerSpec>;
 export type IPReservation = Resource<IPReservationSpec>;
 
-/** The kind a CLI word names (ippool, pools, bgpconfig, ...). */
+/** The kind a CLI word names: calicoctl's words for it (ippool, ipp, pools, bgpconfig, bp, no, ...), any case. */
 export function kindOf(word: string): Kind | undefined {
   const w = word.toLowerCase();
   return (Object.keys(KINDS) as Kind[]).find((k) => k.toLowerCase() === w || (KINDS[k].aliases as readonly string[]).includes(w));
@@ -157,7 +157,8 @@ export function kindOf(word: string): Kind | undefined {
 /** Calico's log severities (BGPConfiguration logSeverityScreen, the CNI's log_level), any case, as a logger level. */
 export function calicoLogLevel(severity: string): "debug" | "info" | "warn" | "error" | "fatal" | undefined {
   const levels = { debug: "debug", info: "info", warning: "warn", warn: "warn", error: "error", fatal: "fatal", panic: "fatal" } as const;
-  return levels[severity.toLowerCase() as keyof typeof levels];
+  const word = severity.toLowerCase();
+  return Object.hasOwn(levels, word) ? levels[word as keyof typeof levels] : undefined;
 }
 
 /**

@@ -53,7 +53,7 @@ export function render(resources: Resource[], kind: Kind, format: "yaml" | "json
 const COLUMNS: Record<Kind, { narrow: string[]; wide: string[] }> = {
   IPPool: { narrow: ["NAME", "CIDR", "SELECTOR"], wide: ["NAME", "CIDR", "NAT", "IPIPMODE", "VXLANMODE", "DISABLED", "DISABLEBGPEXPORT", "SELECTOR"] },
   Node: { narrow: ["NAME"], wide: ["NAME", "ASN", "IPV4", "VXLANMAC"] },
-  BGPConfiguration: { narrow: ["NAME", "MESHENABLED", "ASNUMBER"], wide: ["NAME", "MESHENABLED", "ASNUMBER", "LISTENPORT"] },
+  BGPConfiguration: { narrow: ["NAME", "LOGSEVERITY", "MESHENABLED", "ASNUMBER"], wide: ["NAME", "LOGSEVERITY", "MESHENABLED", "ASNUMBER", "LISTENPORT"] },
   BGPPeer: { narrow: ["NAME", "PEERIP", "NODE", "ASN"], wide: ["NAME", "PEERIP", "NODE", "ASN", "NODESELECTOR", "PEERSELECTOR"] },
   IPReservation: { narrow: ["NAME", "RESERVEDCIDRS"], wide: ["NAME", "RESERVEDCIDRS"] },
 };
@@ -73,6 +73,7 @@ function cell(r: Resource, col: string): string {
     case "ASN": return String(s.asNumber ?? s.bgp?.asNumber ?? "(64512)");
     case "IPV4": return s.bgp?.ipv4Address ?? "";
     case "VXLANMAC": return s.vxlanTunnelMACAddr ?? "";
+    case "LOGSEVERITY": return s.logSeverityScreen ?? "Info";
     case "MESHENABLED": return String(s.nodeToNodeMeshEnabled ?? true);
     case "ASNUMBER": return String(s.asNumber ?? 64512);
     case "LISTENPORT": return String(s.listenPort ?? 179);

@@ -28,7 +28,7 @@ const PEER = { apiVersion: "projectcalico.org/v3", kind: "BGPPeer", metadata: { 
 
 /** A document, a path into it (its own fields, and some it does not have), and a value to
  * put there: any JSON value, or one that some field would take. */
-const COMMON = [["apiVersion"], ["kind"], ["metadata"], ["metadata", "name"], ["metadata", "labels"], ["metadata", "labels", "rack"], ["spec"], ["spec", "bogus"], ["__proto__"], ["spec", "__proto__"], ["items"]];
+const COMMON = [["apiVersion"], ["kind"], ["metadata"], ["metadata", "name"], ["metadata", "labels"], ["metadata", "labels", "rack"], ["spec"], ["spec", "bogus"], ["__proto__"], ["spec", "__proto__"], ["spec", "constructor"], ["spec", "toString"], ["items"]];
 const FIELDS: Array<[object, string[][]]> = [
   [POOL, [["spec", "cidr"], ["spec", "ipipMode"], ["spec", "vxlanMode"], ["spec", "natOutgoing"], ["spec", "blockSize"], ["spec", "nodeSelector"], ["spec", "disabled"]]],
   [NODE, [["spec", "bgp"], ["spec", "bgp", "ipv4Address"], ["spec", "bgp", "asNumber"], ["spec", "bgp", "routeReflectorClusterID"], ["spec", "ipv4VXLANTunnelAddr"]]],
@@ -37,7 +37,7 @@ const FIELDS: Array<[object, string[][]]> = [
 const mutation = fc
   .constantFrom(...FIELDS)
   .chain(([doc, paths]) => fc.tuple(fc.constant(doc), fc.constantFrom(...paths, ...COMMON)))
-  .chain(([doc, path]) => fc.tuple(fc.constant(doc), fc.constant(path), fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constantFrom<unknown>("10.2.0.0/16", "Never", "CrossSubnet", 64512, 26, { rack: "r2" }, "all()", "rack == 'r1'", "10.30.0.1", "p2", true, "10s"))));
+  .chain(([doc, path]) => fc.tuple(fc.constant(doc), fc.constant(path), fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constantFrom<unknown>("10.2.0.0/16", "Never", "CrossSubnet", 64512, 26, { rack: "r2" }, "all()", "rack == 'r1'", "10.30.0.1", "p2", true, "10s", "constructor", "toString", "hasOwnProperty"))));
 
 function mutate(doc: object, path: string[], value: unknown): unknown {
   const copy = JSON.parse(JSON.stringify(doc)) as Record<string, unknown>;

@@ -63,9 +63,19 @@ const CALICO_ONLY_KINDS: Record<string, string> = {
   BlockAffinity: "weft's IPAM keeps block affinities itself (weft ipam show --show-blocks)",
 };
 
+/** calicoctl's short words for the kinds above (besides each kind's name and plural). */
+const CALICO_ONLY_WORDS: Record<string, string> = { felixconfig: "FelixConfiguration", felixconfigs: "FelixConfiguration", gnp: "GlobalNetworkPolicy", gnps: "GlobalNetworkPolicy", np: "NetworkPolicy", nps: "NetworkPolicy", policy: "NetworkPolicy", policies: "NetworkPolicy", hep: "HostEndpoint", heps: "HostEndpoint", wep: "WorkloadEndpoint", weps: "WorkloadEndpoint", netset: "NetworkSet", netsets: "NetworkSet", globalnetset: "GlobalNetworkSet", globalnetsets: "GlobalNetworkSet", kcc: "KubeControllersConfiguration", caliconodestatuses: "CalicoNodeStatus" };
+
+/** A CLI word naming a Calico kind weft does not have: the kind and what to do instead. */
+export function calicoOnlyKind(word: string): { kind: string; instead: string } | undefined {
+  const w = word.toLowerCase();
+  const kind = (Object.hasOwn(CALICO_ONLY_WORDS, w) ? CALICO_ONLY_WORDS[w] : undefined) ?? Object.keys(CALICO_ONLY_KINDS).find((k) => [k.toLowerCase(), `${k.toLowerCase()}s`, k.toLowerCase().replace(/y$/, "ies")].includes(w));
+  return kind ? { kind, instead: CALICO_ONLY_KINDS[kind] } : undefined;
+}
+
 function zodReason(issue: z.core.$ZodIssue): string {
   if (issue.code === "unrecognized_keys") {
-    const calico = issue.keys.find((k) => k in CALICO_ONLY);
+    const calico = issue.keys.find((k) => Object.hasOwn(CALICO_ONLY, k));
     if (calico) return `${calico} is Calico's, and weft does not support it (${CALICO_ONLY[calico]}): remove it`;
     return `unknown field ${issue.keys.map((k) => `"${k}"`).join(", ")}`;
   }
@@ -107,10 +117,10 @@ export function parseResourceId(doc: unknown): { kind: Kind; metadata: Resource[
   const meta = d.metadata as { name?: unknown } | null | undefined;
   const label = `${word(d.kind, "resource")}(${word(typeof meta === "object" && meta !== null ? meta.name : undefined, "?")})`;
   if (d.apiVersion !== API_VERSION) throw new ValidationError(label, "apiVersion", `must be ${API_VERSION}`);
-  if (typeof d.kind === "string" && d.kind in CALICO_ONLY_KINDS) {
+  if (typeof d.kind === "string" && Object.hasOwn(CALICO_ONLY_KINDS, d.kind)) {
     throw new ValidationError(label, "kind", `${d.kind} is Calico's, and weft does not take it (${CALICO_ONLY_KINDS[d.kind]}); remove it from the file (weft takes ${Object.keys(KINDS).join(", ")})`);
   }
-  if (typeof d.kind !== "string" || !(d.kind in KINDS)) throw new ValidationError(label, "kind", `must be one of ${Object.keys(KINDS).join(", ")}`);
+  if (typeof d.kind !== "string" || !Object.hasOwn(KINDS, d.kind)) throw new ValidationError(label, "kind", `must be one of ${Object.keys(KINDS).join(", ")}`);
   // status is what Calico's tools print of a resource's state (a Node's podCIDRs): not ours to set.
   for (const k of Object.keys(d)) if (!["apiVersion", "kind", "metadata", "spec", "status"].includes(k)) throw new ValidationError(label, "", `unknown field "${k}"`);
   return { kind: d.kind as Kind, metadata: parseWith(metadata, d.metadata, label, "metadata"), label, d };

@@ -1,7 +1,12 @@
 // The seed's 4-node lab on BGP: master sees three node-to-node mesh peers up, routes
 // come from BGP, and a weft node restarted under load keeps everyone's routes in place
-// (graceful restart) while a TCP transfer through it completes intact.
+// (graceful restart) while a TCP transfer through it completes intact. Then the mesh
+// gets a password (BGPConfiguration nodeMeshPassword, from a secret): every session
+// comes back signed with TCP MD5, and a connection without the key is not accepted.
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { SECRETS_DIR } from "../router/bgp/peers.js";
 import { background, transfer, useLab } from "./helpers.js";
 import { until } from "./daemons.js";
 import { poolManifest } from "../router/lab/lab.js";
@@ -56,4 +61,24 @@ describe("BGP mesh in the seed's lab", () => {
     await until("worker-2 back in the mesh", async () => (await weft("worker-2", ["node", "status"])).split("\n").filter((l) => /\| up /.test(l)).length === 3);
     await until("worker-2's graceful restart over", async () => /graceful restart done/.test(await lab.exec("worker-2", ["cat", `${lab.dir}/worker-2.log`])));
   });
+
+  it("nodeMeshPassword from a secret: every mesh session comes back signed (TCP MD5), an unsigned connection from a node is not accepted, pods still reach", async () => {
+    const dir = path.join(SECRETS_DIR, "tgr-bgp");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, "mesh"), "tgr-mesh-key\n");
+    try {
+      await lab.apply(`apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec:\n  nodeMeshPassword: {secretKeyRef: {name: tgr-bgp, key: mesh}}\n`);
+      const signed = async () => ((await lab.exec("worker-1", ["ss", "-tnie", "state", "established", "( sport = :179 or dport = :179 )"])).match(/md5keys:/g) ?? []).length;
+      await until("worker-1's three mesh sessions signed", async () => (await signed()) === 3 && (await weft("worker-1", ["node", "status"])).split("\n").filter((l) => /node-to-node mesh \| up /.test(l)).length === 3, 30_000);
+      // master has a key on worker-1's listener now: its unsigned SYN is dropped by worker-1's kernel.
+      const probe = `const s = require("net").connect({ host: "10.30.0.11", port: 179, localAddress: "10.30.0.10" }); s.on("connect", () => { console.log("accepted"); process.exit(0); }); s.on("error", (e) => { console.log(e.code); process.exit(0); }); setTimeout(() => { console.log("no answer"); process.exit(0); }, 3000);`;
+      const unsigned = (await lab.exec("master", [process.execPath, "-e", probe])).trim();
+      console.log(`[tgr] with nodeMeshPassword: worker-1's signed mesh sessions: ${await signed()}; an unsigned connection from master: ${unsigned}`);
+      expect(unsigned).toBe("no answer");
+      const m = await lab.reachability();
+      expect(Object.values(m).flatMap((r) => Object.values(r)).every(Boolean)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });

@@ -60,6 +60,20 @@ describe("peering plan", () => {
     expect(plan.problems).toEqual(["BGPPeer(tor-c): its password secret /etc/weft/secrets/bgp-secrets/missing cannot be read; its sessions are not started"]);
   });
 
+  it("BGPConfiguration nodeMeshPassword puts one TCP MD5 key on every mesh session (not on a BGPPeer's, which has its own); an unreadable secret leaves the mesh out, saying why", () => {
+    const read = (name: string, key: string) => (name === "bgp-secrets" && key === "mesh" ? "mesh-key" : undefined);
+    const conf = (nodeMeshPassword: unknown) => bgpSettings([{ apiVersion: "projectcalico.org/v3", kind: "BGPConfiguration", metadata: { name: "default" }, spec: { nodeMeshPassword } } as never]);
+    const tor = bgpPeer("tor", { peerIP: "10.30.0.1", asNumber: 65001, node: "worker-1" });
+    const plan = peersFor("worker-1", nodes, [tor], conf({ secretKeyRef: { name: "bgp-secrets", key: "mesh" } }), read);
+    expect(plan.mesh.map((p) => [p.address, p.password])).toEqual([["10.30.0.10", "mesh-key"], ["10.30.0.12", "mesh-key"], ["10.30.1.13", "mesh-key"]]);
+    expect(plan.other).toEqual([{ address: "10.30.0.1", port: 179, as: 65001, type: "node specific", passive: false }]);
+    expect(peersFor("worker-1", nodes, [], conf("plain-key"), read).mesh.every((p) => p.password === "plain-key")).toBe(true);
+    const missing = peersFor("worker-1", nodes, [tor], conf({ secretKeyRef: { name: "bgp-secrets", key: "gone" } }), read);
+    expect(missing.mesh).toEqual([]);
+    expect(missing.other).toHaveLength(1);
+    expect(missing.problems).toEqual(["BGPConfiguration(default) nodeMeshPassword: its password secret /etc/weft/secrets/bgp-secrets/gone cannot be read; the node-to-node mesh sessions are not started"]);
+  });
+
   it("BGPConfiguration logSeverityScreen sets the BGP speaker's log level", () => {
     const cfg = (sev?: "Debug" | "Warning") => [{ apiVersion: "projectcalico.org/v3" as const, kind: "BGPConfiguration" as const, metadata: { name: "default" }, spec: { logSeverityScreen: sev } }];
     expect(bgpLogLevel(cfg("Debug"))).toBe("debug");
@@ -68,6 +82,6 @@ describe("peering plan", () => {
   });
 
   it("reads BGPConfiguration: AS, mesh switch, port, restart time", () => {
-    expect(bgpSettings([{ apiVersion: "projectcalico.org/v3", kind: "BGPConfiguration", metadata: { name: "default" }, spec: { asNumber: 65000, nodeToNodeMeshEnabled: false, listenPort: 1790, nodeMeshMaxRestartTime: "2m" } }])).toEqual({ as: 65000, meshEnabled: false, listenPort: 1790, restartTime: 120 });
+    expect(bgpSettings([{ apiVersion: "projectcalico.org/v3", kind: "BGPConfiguration", metadata: { name: "default" }, spec: { asNumber: 65000, nodeToNodeMeshEnabled: false, listenPort: 1790, nodeMeshMaxRestartTime: "2m" } }])).toEqual({ as: 65000, meshEnabled: false, listenPort: 1790, restartTime: 120, meshPassword: undefined });
   });
 });

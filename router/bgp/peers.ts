@@ -4,7 +4,7 @@
 // this node (node, nodeSelector, or global) and name a peer by IP or by peerSelector.
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { calicoLogLevel, nodeIPv4, peerEndpoint, type BGPConfiguration, type BGPPeer, type NodeResource } from "../resources/kinds.js";
+import { calicoLogLevel, nodeIPv4, peerEndpoint, type BGPConfiguration, type BGPPassword, type BGPPeer, type NodeResource } from "../resources/kinds.js";
 import { selectorOrError, SelectorError } from "../resources/selector.js";
 import { ipNum, type PeerConfig } from "./session.js";
 
@@ -15,6 +15,8 @@ export interface BgpSettings {
   meshEnabled: boolean;
   listenPort: number;
   restartTime: number;
+  /** BGPConfiguration nodeMeshPassword: the TCP MD5 key of every mesh session. */
+  meshPassword?: BGPPassword;
 }
 
 /** A duration ("120s", "2m") in whole seconds. */
@@ -45,7 +47,14 @@ export function bgpLogLevel(configs: BGPConfiguration[]): "debug" | "info" | "wa
 
 export function bgpSettings(configs: BGPConfiguration[]): BgpSettings {
   const d = configs.find((c) => c.metadata.name === "default")?.spec;
-  return { as: d?.asNumber ?? DEFAULT_AS, meshEnabled: d?.nodeToNodeMeshEnabled ?? true, listenPort: d?.listenPort ?? 179, restartTime: Math.min(seconds(d?.nodeMeshMaxRestartTime, 120), 4095) };
+  return { as: d?.asNumber ?? DEFAULT_AS, meshEnabled: d?.nodeToNodeMeshEnabled ?? true, listenPort: d?.listenPort ?? 179, restartTime: Math.min(seconds(d?.nodeMeshMaxRestartTime, 120), 4095), meshPassword: d?.nodeMeshPassword };
+}
+
+/** A password as configured: the text, undefined for none, or an Error naming the secret that cannot be read. */
+function passwordOf(p: BGPPassword | undefined, secret: (name: string, key: string) => string | undefined): string | undefined | Error {
+  if (p === undefined || typeof p === "string") return p;
+  const { name, key } = p.secretKeyRef;
+  return secret(name, key) ?? new Error(`its password secret ${path.join(SECRETS_DIR, name, key)} cannot be read`);
 }
 
 const addrOf = (n: NodeResource) => nodeIPv4(n)?.address;
@@ -72,9 +81,14 @@ export function peersFor(me: string, nodes: NodeResource[], bgpPeers: BGPPeer[],
     const otherRR = !!n.spec.bgp?.routeReflectorClusterID;
     return { address: a, port: s.listenPort, as: asOf(n, s), type, passive: ipNum(myAddr) < ipNum(a), node: n.metadata.name, rrClient: iAmRR && !otherRR ? true : undefined };
   };
-  const mesh = !iAmRR
+  let mesh = !iAmRR
     ? nodes.filter((n) => !n.spec.bgp?.routeReflectorClusterID).map((n) => nodePeer(n, "node-to-node mesh")).filter((p): p is PeerConfig => !!p)
     : [];
+  const meshPassword = passwordOf(s.meshPassword, secret);
+  if (meshPassword instanceof Error) {
+    if (mesh.length) problems.push(`BGPConfiguration(default) nodeMeshPassword: ${meshPassword.message}; the node-to-node mesh sessions are not started`);
+    mesh = [];
+  } else if (meshPassword !== undefined) mesh = mesh.map((p) => ({ ...p, password: meshPassword }));
   const other: PeerConfig[] = [];
   for (const bp of bgpPeers) {
     const sp = bp.spec;
@@ -87,15 +101,10 @@ export function peersFor(me: string, nodes: NodeResource[], bgpPeers: BGPPeer[],
       continue;
     }
     // Session settings of this BGPPeer: password (TCP MD5), keepalive, restart time.
-    let password: string | undefined;
-    if (typeof sp.password === "string") password = sp.password;
-    else if (sp.password) {
-      const { name, key } = sp.password.secretKeyRef;
-      password = secret(name, key);
-      if (password === undefined) {
-        problems.push(`BGPPeer(${bp.metadata.name}): its password secret ${path.join(SECRETS_DIR, name, key)} cannot be read; its sessions are not started`);
-        continue;
-      }
+    const password = passwordOf(sp.password, secret);
+    if (password instanceof Error) {
+      problems.push(`BGPPeer(${bp.metadata.name}): ${password.message}; its sessions are not started`);
+      continue;
     }
     const session = { password, keepaliveTime: seconds(sp.keepaliveTime), restartTime: sp.maxRestartTime === undefined ? undefined : Math.min(seconds(sp.maxRestartTime, 120), 4095), anySource: sp.sourceAddress === "None" ? true : undefined };
     const clean = (p: PeerConfig): PeerConfig => Object.fromEntries(Object.entries({ ...p, ...session }).filter(([, v]) => v !== undefined)) as unknown as PeerConfig;

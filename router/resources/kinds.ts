@@ -81,12 +81,23 @@ export const nodeSpec = z
   })
   .strict();
 
+// A TCP MD5 key (RFC 2385). Calico's form is a Secret reference; weft reads it from
+// /etc/weft/secrets/NAME/KEY (where a mounted Secret puts it). A plain string is weft's
+// own shorthand.
+const bgpPassword = z.union([
+  z.string().min(1).max(80, "TCP MD5 keys are at most 80 bytes"),
+  z.object({ secretKeyRef: z.object({ name: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be a Secret name"), key: z.string().regex(/^(?!\.\.?$)[-._a-zA-Z0-9]+$/, "must be a Secret key") }).strict() }).strict(),
+]);
+export type BGPPassword = z.infer<typeof bgpPassword>;
+
 export const bgpConfigurationSpec = z
   .object({
     asNumber: asNumber.optional(),
     nodeToNodeMeshEnabled: z.boolean().optional(),
     listenPort: z.number().int().min(1).max(65535).optional(),
     nodeMeshMaxRestartTime: duration.optional(),
+    // The node-to-node mesh's TCP MD5 key, on every mesh session.
+    nodeMeshPassword: bgpPassword.optional(),
     // The BGP speaker's log level (Calico: BIRD's).
     logSeverityScreen: z.enum(["Debug", "Info", "Warning", "Error", "Fatal"]).optional(),
   })
@@ -99,14 +110,7 @@ export const bgpPeerSpec = z
     node: z.string().optional(),
     nodeSelector: z.string().optional(),
     peerSelector: z.string().optional(),
-    // Calico's form is a Secret reference; weft reads it from /etc/weft/secrets/NAME/KEY
-    // (where a mounted Secret puts it). A plain string is weft's own shorthand.
-    password: z
-      .union([
-        z.string().min(1).max(80, "TCP MD5 keys are at most 80 bytes"),
-        z.object({ secretKeyRef: z.object({ name: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be a Secret name"), key: z.string().regex(/^(?!\.\.?$)[-._a-zA-Z0-9]+$/, "must be a Secret key") }).strict() }).strict(),
-      ])
-      .optional(),
+    password: bgpPassword.optional(),
     keepaliveTime: duration.optional(),
     maxRestartTime: duration.optional(),
     sourceAddress: z.enum(["UseNodeIP", "None"]).optional(),

@@ -29,7 +29,6 @@ const CALICO_ONLY: Record<string, string> = {
   serviceLoadBalancerIPs: "weft does not advertise Kubernetes service addresses",
   communities: "weft sends no BGP communities",
   prefixAdvertisements: "weft sends no BGP communities",
-  nodeMeshPassword: "weft's node-to-node mesh has no password; a BGPPeer's password works",
   bindMode: "weft's BGP listens on every address",
   ignoredInterfaces: "weft's address detection takes --ip or --interface",
   keepOriginalNextHop: "weft sets itself as next hop toward its peers",

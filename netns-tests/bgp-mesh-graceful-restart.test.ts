@@ -62,7 +62,7 @@ describe("BGP mesh in the seed's lab", () => {
     await until("worker-2's graceful restart over", async () => /graceful restart done/.test(await lab.exec("worker-2", ["cat", `${lab.dir}/worker-2.log`])));
   });
 
-  it("nodeMeshPassword from a secret: every mesh session comes back signed (TCP MD5), an unsigned connection from a node is not accepted, pods still reach", async () => {
+  it("nodeMeshPassword from a secret: every mesh session comes back signed (TCP MD5), an unsigned connection from a node is not accepted, pods still reach; an unreadable secret leaves the mesh out, and node status says why", async () => {
     const dir = path.join(SECRETS_DIR, "tgr-bgp");
     mkdirSync(dir, { recursive: true });
     writeFileSync(path.join(dir, "mesh"), "tgr-mesh-key\n");
@@ -77,6 +77,14 @@ describe("BGP mesh in the seed's lab", () => {
       expect(unsigned).toBe("no answer");
       const m = await lab.reachability();
       expect(Object.values(m).flatMap((r) => Object.values(r)).every(Boolean)).toBe(true);
+      // A key that cannot be read: the mesh is left out (not started unsigned), and node status says why.
+      await lab.apply(`apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec:\n  nodeMeshPassword: {secretKeyRef: {name: tgr-bgp, key: gone}}\n`);
+      const status = await until("worker-1 to leave the mesh out", async () => {
+        const t = await weft("worker-1", ["node", "status"]);
+        return /No IPv4 peers found/.test(t) && t;
+      });
+      console.log(`[tgr] with an unreadable nodeMeshPassword secret, worker-1:\n${status}`);
+      expect(status).toContain(`BGP peers left out: BGPConfiguration(default) nodeMeshPassword: its password secret ${path.join(dir, "gone")} cannot be read; the node-to-node mesh sessions are not started`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

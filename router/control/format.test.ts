@@ -31,6 +31,13 @@ No IPv6 peers found.
     expect(nodeStatusText(bgp, { datastore: { url: "sqlite:/x.db", reachable: true }, unreadableRecords: { "/weft/ipam/blocks/10.9.0.0-26": "not JSON" } })).toMatch(/^weft process is running\.\n\nDatastore records weft cannot read are skipped \(fix or delete them\): \/weft\/ipam\/blocks\/10\.9\.0\.0-26\n/);
   });
 
+  it("names the BGP peers it left out and why (an unreadable password secret), above the peer table", () => {
+    const bgp = { enabled: true, peers: [] };
+    const problem = "BGPConfiguration(default) nodeMeshPassword: its password secret /etc/weft/secrets/bgp/mesh cannot be read; the node-to-node mesh sessions are not started";
+    expect(nodeStatusText(bgp, { peerProblems: [] })).not.toMatch(/left out/);
+    expect(nodeStatusText(bgp, { peerProblems: [problem] })).toBe(`weft process is running.\n\nBGP peers left out: ${problem}\n\nIPv4 BGP status\nNo IPv4 peers found.\n\nIPv6 BGP status\nNo IPv6 peers found.\n`);
+  });
+
   it("says so when the datastore is not answering (and nothing extra when it is)", () => {
     const bgp = { enabled: false, peers: [] };
     expect(nodeStatusText(bgp, { datastore: { url: "etcd://10.30.0.1:2379", reachable: true } })).not.toMatch(/Datastore/);

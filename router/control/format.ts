@@ -26,14 +26,16 @@ export function peerTable(peers: PeerRow[]): string {
   return `${out.join("\n")}\n`;
 }
 
-export function nodeStatusText(bgp: { enabled: boolean; peers: PeerRow[] }, status: { datastore?: { url: string; reachable: boolean }; applyError?: string | null; unreadableRecords?: Record<string, string> } = {}): string {
-  const { datastore, applyError, unreadableRecords } = status;
+export function nodeStatusText(bgp: { enabled: boolean; peers: PeerRow[] }, status: { datastore?: { url: string; reachable: boolean }; applyError?: string | null; unreadableRecords?: Record<string, string>; peerProblems?: string[] } = {}): string {
+  const { datastore, applyError, unreadableRecords, peerProblems } = status;
   const parts = ["weft process is running.", ""];
   // Only when it matters: routes then stay as they were at the last answer.
   if (datastore && !datastore.reachable) parts.push(`Datastore ${datastore.url} is not answering: forwarding continues with the last state it gave.`, "");
   if (applyError) parts.push(`This host refused part of the routes or rules (the rest is applied; retrying): ${applyError}`, "");
   const unreadable = Object.keys(unreadableRecords ?? {});
   if (unreadable.length) parts.push(`Datastore records weft cannot read are skipped (fix or delete them): ${unreadable.join(", ")}`, "");
+  // Peers configured but not started (an unreadable password secret, a selector that does not parse).
+  if (bgp.enabled && peerProblems?.length) parts.push(`BGP peers left out: ${peerProblems.join("; ")}`, "");
   if (!bgp.enabled) parts.push("BGP is off on this node (static routes or the vxlan backend).", "");
   else parts.push("IPv4 BGP status", peerTable(bgp.peers), "IPv6 BGP status", "No IPv6 peers found.", "");
   return parts.join("\n");

@@ -195,7 +195,8 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   }
   let meshWarned = false;
   let verifyNext = false;
-  let peerProblems = "";
+  /** Peers left out at the last sync, and why (logged when they change; in node status). */
+  let peerProblems: string[] = [];
   let poolProblems = "";
 
   // Underlay gateways toward directly routed nodes off our subnet, looked up once each.
@@ -288,9 +289,8 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       });
       if (changed.length) log.info({ changed, as: speaker.cfg.as, clusterId: speaker.cfg.clusterId ?? null, listenPort: speaker.port }, "BGP settings changed");
       const plan = peersFor(name, nodes, bgpPeers, settings);
-      const problemsKey = plan.problems.join("\n");
-      if (problemsKey !== peerProblems) for (const p of plan.problems) log.error(p);
-      peerProblems = problemsKey;
+      if (plan.problems.join("\n") !== peerProblems.join("\n")) for (const p of plan.problems) log.error(p);
+      peerProblems = plan.problems;
       // Users trip over turning the mesh off before reflector sessions are up: keep it until one is.
       const otherUp = speaker.status().some((p) => p.type !== "node-to-node mesh" && p.state === "up");
       const keepMesh = !settings.meshEnabled && !otherUp && plan.mesh.length > 0;
@@ -391,7 +391,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   const started = new Date().toISOString();
   const server = await startControlServer(control, {
     bgp: () => bgpStatus(speaker, startedAt),
-    status: () => ({ name, address: cidr, addressFrom: how, mode: "datastore", backend, datastore: { url: store.description, reachable: healthy, revision }, applyError: applyFailure || null, unreadableRecords: Object.fromEntries(unreadableRecords), tunnel: { device: tunnelDevice, mtu: base.owner.tunnelMTU, address: tunnelAddr, vtepMAC: mac }, ...base.dp.settings(), uplink: { device: uplink, mtu: link.mtu }, started, counters: base.fp.counters() }),
+    status: () => ({ name, address: cidr, addressFrom: how, mode: "datastore", backend, datastore: { url: store.description, reachable: healthy, revision }, applyError: applyFailure || null, unreadableRecords: Object.fromEntries(unreadableRecords), peerProblems, tunnel: { device: tunnelDevice, mtu: base.owner.tunnelMTU, address: tunnelAddr, vtepMAC: mac }, ...base.dp.settings(), uplink: { device: uplink, mtu: link.mtu }, started, counters: base.fp.counters() }),
     routes: () => ({
       fastPath: fastRoutes(base.fp, backend === "bgp" ? "bgp" : "datastore"),
       bgp: speaker?.rib.bestPaths().map((p) => ({ cidr: p.prefix, nextHop: p.attrs.nextHop, peer: p.peerAddress, asPath: (p.attrs.asPath ?? []).flatMap((seg) => seg.asns), localPref: p.attrs.localPref, stale: p.stale ?? false })) ?? [],

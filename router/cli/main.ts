@@ -117,6 +117,17 @@ node
   });
 
 node
+  .command("checksystem")
+  .description("check this host has what weft node run needs (root, TUN and its offloads, UDP GSO/GRO, a raw IPIP socket, UDP 4789 and TCP 179 free, ip/nft/iptables, IP forwarding), as calicoctl node checksystem does; exit 1 if a check fails")
+  .option("--json", "the checks as JSON")
+  .action(async (opts: { json?: boolean }) => {
+    const { checkSystem, checksText } = await import("../node/checksystem.js");
+    const checks = await checkSystem();
+    process.stdout.write(opts.json ? `${JSON.stringify(checks, null, 2)}\n` : checksText(checks));
+    if (checks.some((c) => c.result === "FAIL")) process.exitCode = 1;
+  });
+
+node
   .command("status")
   .description("BGP peers as calicoctl node status prints them (--json: everything the node knows about itself)")
   .option("--node <name>", "which node, when several run on this machine")

@@ -17,6 +17,8 @@ export const VXLAN_PORT = 4789;
 // linux/if_tun.h
 const TUN_F_CSUM = 0x01;
 const TUN_F_TSO4 = 0x02;
+/** The TUN offloads weft asks for (checksum and TCP segmentation). */
+export const TSO_OFFLOAD = TUN_F_CSUM | TUN_F_TSO4;
 
 /** Each offload can be turned off (kernels with offload bugs exist). */
 export interface Offloads {
@@ -117,7 +119,7 @@ export class Dataplane {
       throw err;
     }
     if (want.tso) {
-      this.active.tso = this.n.tunSetOffload(this.tunFd, TUN_F_CSUM | TUN_F_TSO4);
+      this.active.tso = this.n.tunSetOffload(this.tunFd, TSO_OFFLOAD);
       if (!this.active.tso) log.warn("the kernel refused TUN TSO offload: reading one packet per system call");
     } else if (vnet) {
       this.n.tunSetOffload(this.tunFd, 0);

@@ -1,0 +1,108 @@
+// weft node checksystem, as a user runs it before installing: on a clean host every
+// check passes and the throwaway TUN is gone again; a kernel VXLAN device on 4789 and
+// another BGP speaker on 179 are named with the way out; without root it says so; next
+// to a running weft node, the ports it holds are its own.
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { removeNamespace, requireRoot, waitFor } from "./helpers.js";
+import { projectRoot } from "../router/native/index.js";
+import { controlGet } from "../router/control/client.js";
+import type { Check } from "../router/node/checksystem.js";
+
+const run = promisify(execFile);
+const NS = "tck-host";
+const cli = path.join(projectRoot(), "dist", "router", "cli", "main.js");
+const dir = mkdtempSync(path.join(tmpdir(), "weft-tck-"));
+
+/** checksystem in the namespace (as another user with asUser): exit code, text, checks by name. */
+async function checksystem(asUser?: number): Promise<{ code: number; text: string; checks: Record<string, Check> }> {
+  const prefix = asUser === undefined ? [] : ["setpriv", "--reuid", String(asUser), "--regid", String(asUser), "--clear-groups"];
+  const go = async (json: boolean) =>
+    run("ip", ["netns", "exec", NS, ...prefix, process.execPath, cli, "node", "checksystem", ...(json ? ["--json"] : [])], { encoding: "utf8" }).then(
+      (r) => ({ code: 0, out: r.stdout }),
+      (e: { code: number; stdout: string }) => ({ code: e.code, out: e.stdout }),
+    );
+  const text = await go(false);
+  const json = await go(true);
+  expect(json.code).toBe(text.code);
+  return { code: text.code, text: text.out, checks: Object.fromEntries((JSON.parse(json.out) as Check[]).map((c) => [c.what, c])) };
+}
+
+describe("weft node checksystem", () => {
+  const held: ChildProcess[] = [];
+  beforeAll(async () => {
+    requireRoot();
+    await removeNamespace(NS);
+    await run("ip", ["netns", "add", NS]);
+    await run("ip", ["-n", NS, "link", "set", "lo", "up"]);
+    await run("ip", ["-n", NS, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"]);
+    await run("ip", ["-n", NS, "addr", "add", "10.77.0.11/24", "dev", "eth0"]);
+    for (const d of ["eth0", "eth0p"]) await run("ip", ["-n", NS, "link", "set", d, "up"]);
+  }, 30_000);
+  afterAll(async () => {
+    for (const p of held) p.kill("SIGKILL");
+    await removeNamespace(NS);
+  });
+
+  it("a clean host: every check OK, exit 0, and the TUN it tried is gone again", async () => {
+    const r = await checksystem();
+    console.log(`[tck] clean host:\n${r.text}`);
+    expect(r.code).toBe(0);
+    for (const what of ["running as root", "native addon", "TUN device", "UDP GSO and GRO", "raw IPIP socket", "UDP 4789 (VXLAN)", "TCP 179 (BGP)", "ip command", "nft command", "iptables command", "IPv4 forwarding"]) {
+      expect(r.checks[what], what).toMatchObject({ result: "OK" });
+    }
+    expect(r.text).toMatch(/System meets the requirements to run a weft node\.\n$/);
+    expect((await run("ip", ["-n", NS, "-br", "link", "show"], { encoding: "utf8" })).stdout).not.toMatch(/weftchk/);
+  }, 30_000);
+
+  it("a kernel VXLAN device on 4789 and another BGP speaker on 179: both named, with the way out; exit 1", async () => {
+    await run("ip", ["-n", NS, "link", "add", "vxlan.calico", "type", "vxlan", "id", "4096", "dstport", "4789", "local", "10.77.0.11"]);
+    await run("ip", ["-n", NS, "link", "set", "vxlan.calico", "up"]);
+    const bgp = spawn("ip", ["netns", "exec", NS, process.execPath, "-e", "require('net').createServer().listen(179, () => console.log('listening')); setTimeout(() => {}, 60000)"], { stdio: ["ignore", "pipe", "ignore"] });
+    held.push(bgp);
+    await new Promise((r) => bgp.stdout!.once("data", r));
+    try {
+      const r = await checksystem();
+      console.log(`[tck] ports taken:\n${r.text}`);
+      expect(r.code).toBe(1);
+      expect(r.checks["UDP 4789 (VXLAN)"]).toMatchObject({ result: "FAIL", detail: expect.stringMatching(/^taken by the kernel's VXLAN device vxlan\.calico: weft's VXLAN cannot receive/) });
+      expect(r.checks["TCP 179 (BGP)"]).toMatchObject({ result: "FAIL", detail: expect.stringMatching(/^taken by node \(pid \d+\): weft's BGP cannot listen; stop that daemon, set BGPConfiguration listenPort, or run with --backend vxlan/) });
+      expect(r.text).toMatch(/2 checks failed: weft node run will not work here until fixed\.\n$/);
+    } finally {
+      bgp.kill("SIGKILL");
+      await run("ip", ["-n", NS, "link", "del", "vxlan.calico"]);
+    }
+  }, 30_000);
+
+  it("not root: it says what needs root, exit 1", async () => {
+    const r = await checksystem(65534);
+    console.log(`[tck] as nobody:\n${r.text}`);
+    expect(r.code).toBe(1);
+    expect(r.checks["running as root"]).toMatchObject({ result: "FAIL" });
+    expect(r.checks["TUN device"]).toMatchObject({ result: "FAIL", detail: expect.stringContaining("(needs root, or CAP_NET_ADMIN and CAP_NET_RAW)") });
+    expect(r.checks["raw IPIP socket"]).toMatchObject({ result: "FAIL", detail: expect.stringContaining("needs root") });
+  }, 30_000);
+
+  it("next to a running weft node: the ports it holds are its own, exit 0", async () => {
+    const sock = path.join(dir, "n.sock");
+    const node = spawn("ip", ["netns", "exec", NS, process.execPath, cli, "node", "run", "--datastore", `sqlite:${path.join(dir, "n.db")}`, "--control", sock], { stdio: "ignore", env: { ...process.env, NODENAME: "tck-a", IP: "10.77.0.11/24" } });
+    held.push(node);
+    const exited = new Promise((r) => node.once("exit", r));
+    try {
+      await waitFor("the node's control socket", async () => (await controlGet(sock, "/status").catch(() => "")) !== "");
+      const r = await checksystem();
+      console.log(`[tck] beside a running node:\n${r.text}`);
+      expect(r.code).toBe(0);
+      expect(r.checks["weft node"]).toMatchObject({ result: "OK", detail: expect.stringMatching(/^running here \(pid \d+\), holding weft0$/) });
+      expect(r.checks["UDP 4789 (VXLAN)"]).toMatchObject({ result: "OK", detail: expect.stringMatching(/^held by the weft node running here/) });
+      expect(r.checks["TCP 179 (BGP)"]).toMatchObject({ result: "OK", detail: expect.stringMatching(/^held by the weft node running here/) });
+    } finally {
+      node.kill("SIGTERM");
+      await exited;
+    }
+  }, 60_000);
+});

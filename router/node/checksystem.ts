@@ -1,0 +1,135 @@
+// weft node checksystem: what `weft node run` needs of this host, checked before it
+// runs, as calicoctl node checksystem does: root, the addon, a TUN with its offloads,
+// UDP GSO/GRO, a raw IPIP socket, the VXLAN and BGP ports, the commands weft runs and IP
+// forwarding. It changes nothing but a throwaway TUN device, removed again.
+import { accessSync, constants } from "node:fs";
+import os from "node:os";
+import { native } from "../native/index.js";
+import * as kernel from "../native/iproute.js";
+import { command } from "../native/command.js";
+import { TSO_OFFLOAD, VXLAN_PORT } from "../dataplane/dataplane.js";
+
+export interface Check {
+  what: string;
+  result: "OK" | "WARN" | "FAIL";
+  detail: string;
+}
+
+const IPPROTO_IPIP = 4;
+
+/** Who holds a port, from ss: "bird (pid 812)", or the kernel's VXLAN devices using it. */
+async function holders(proto: "tcp" | "udp", port: number): Promise<Array<{ name: string; pid?: number }>> {
+  const ss = await command("ss", ["-H", "-lnp", proto === "tcp" ? "-t" : "-u", `sport = :${port}`]);
+  const found = [...ss.stdout.matchAll(/\("([^"]+)",pid=(\d+)/g)].map((m) => ({ name: m[1], pid: Number(m[2]) }));
+  if (found.length || proto === "tcp") return found;
+  // A kernel VXLAN device's socket has no process.
+  const links = await command("ip", ["-j", "-d", "link", "show", "type", "vxlan"]);
+  try {
+    const devices = (JSON.parse(links.stdout || "[]") as Array<{ ifname: string; linkinfo?: { info_data?: { port?: number } } }>).filter((l) => (l.linkinfo?.info_data?.port ?? VXLAN_PORT) === port);
+    return devices.map((d) => ({ name: `the kernel's VXLAN device ${d.ifname}` }));
+  } catch {
+    return [];
+  }
+}
+
+/** An error's message, with what to do when it is a permission the host withheld. */
+function why(err: unknown, otherwise = ""): string {
+  const e = err as { errno?: number; message: string };
+  const denied = e.errno === os.constants.errno.EPERM || e.errno === os.constants.errno.EACCES;
+  return `${e.message}${denied ? " (needs root, or CAP_NET_ADMIN and CAP_NET_RAW)" : otherwise}`;
+}
+
+const describe = (hs: Array<{ name: string; pid?: number }>) => (hs.length ? hs.map((h) => (h.pid ? `${h.name} (pid ${h.pid})` : h.name)).join(", ") : "another socket");
+
+/** A port weft binds: free, held by the weft node running here (fine), or taken. */
+async function portCheck(what: string, proto: "tcp" | "udp", port: number, weftPid: number | undefined, taken: string): Promise<Check> {
+  try {
+    const fd = proto === "tcp" ? native().tcpSocket("0.0.0.0", port) : native().udpOpen("0.0.0.0", port);
+    native().close(fd);
+    return { what, result: "OK", detail: "free" };
+  } catch (err) {
+    if ((err as { errno?: number }).errno !== os.constants.errno.EADDRINUSE) return { what, result: "FAIL", detail: why(err) };
+    const hs = await holders(proto, port);
+    if (weftPid && hs.length && hs.every((h) => h.pid === weftPid)) return { what, result: "OK", detail: `held by the weft node running here (pid ${weftPid})` };
+    return { what, result: "FAIL", detail: `taken by ${describe(hs)}: ${taken}` };
+  }
+}
+
+export async function checkSystem(tunnelDevice = "weft0"): Promise<Check[]> {
+  const checks: Check[] = [{ what: "kernel", result: "OK", detail: `${os.type()} ${os.release()}` }];
+  const root = process.getuid?.() === 0;
+  checks.push({ what: "running as root", result: root ? "OK" : "FAIL", detail: root ? "uid 0" : "weft node run needs root: TUN, routes, raw sockets, iptables and nftables" });
+  let addon = true;
+  try {
+    native();
+    checks.push({ what: "native addon", result: "OK", detail: "loaded" });
+  } catch (err) {
+    addon = false;
+    checks.push({ what: "native addon", result: "FAIL", detail: (err as Error).message });
+  }
+  const weft = kernel.tunHolder(tunnelDevice);
+  if (weft) checks.push({ what: "weft node", result: "OK", detail: `running here (pid ${weft.pid}), holding ${tunnelDevice}` });
+  if (addon) {
+    // A throwaway TUN, as the node opens its own: virtio headers, then TSO.
+    const name = `weftchk${process.pid % 1_000_000}`;
+    try {
+      const fd = native().tunOpen(name, true);
+      const tso = native().tunSetOffload(fd, TSO_OFFLOAD);
+      native().close(fd);
+      checks.push(tso ? { what: "TUN device", result: "OK", detail: "/dev/net/tun with virtio headers and TSO: 64 KiB per read" } : { what: "TUN device", result: "WARN", detail: "the kernel refused TUN TSO offload: one packet per read (slower)" });
+    } catch (err) {
+      checks.push({ what: "TUN device", result: "FAIL", detail: why(err, " (is /dev/net/tun there, and the tun module loaded?)") });
+    } finally {
+      try {
+        native().tunDelete(name);
+      } catch {
+        // never made
+      }
+    }
+    try {
+      const fd = native().udpOpen("127.0.0.1", 0);
+      const gso = native().udpGsoSupported(fd);
+      const gro = native().udpSetGro(fd, true);
+      native().close(fd);
+      const missing = [gso ? "" : "UDP_SEGMENT (GSO)", gro ? "" : "UDP_GRO"].filter(Boolean);
+      checks.push(missing.length ? { what: "UDP GSO and GRO", result: "WARN", detail: `the kernel lacks ${missing.join(" and ")} (4.18 and 5.0 have them): VXLAN moves one datagram per slot (slower)` } : { what: "UDP GSO and GRO", result: "OK", detail: "VXLAN sends and receives trains of datagrams" });
+    } catch (err) {
+      checks.push({ what: "UDP GSO and GRO", result: "FAIL", detail: why(err) });
+    }
+    try {
+      native().close(native().rawOpen(IPPROTO_IPIP));
+      checks.push(
+        kernel.moduleLoaded("ipip")
+          ? { what: "raw IPIP socket", result: "WARN", detail: "the kernel's ipip module is loaded: it also claims IP protocol 4 (tunl0); weft still receives IPIP, but modprobe -r ipip leaves it to one of them" }
+          : { what: "raw IPIP socket", result: "OK", detail: "IP protocol 4" },
+      );
+    } catch (err) {
+      checks.push({ what: "raw IPIP socket", result: "FAIL", detail: why(err) });
+    }
+    checks.push(await portCheck(`UDP ${VXLAN_PORT} (VXLAN)`, "udp", VXLAN_PORT, weft?.pid, "weft's VXLAN cannot receive; remove that device (another overlay, or Calico's vxlan.calico) or use IPIP pools"));
+    checks.push(await portCheck("TCP 179 (BGP)", "tcp", 179, weft?.pid, "weft's BGP cannot listen; stop that daemon, set BGPConfiguration listenPort, or run with --backend vxlan"));
+  }
+  for (const [cmd, args, need, without] of [
+    ["ip", ["-V"], "FAIL", "weft programs routes with it (iproute2)"],
+    ["nft", ["-v"], "WARN", "natOutgoing pools cannot masquerade (nftables)"],
+    ["iptables", ["-V"], "WARN", "no WEFT-FORWARD and WEFT-INPUT chains: fine unless a firewall drops by policy"],
+  ] as const) {
+    const r = await command(cmd, [...args]);
+    checks.push(r.missing ? { what: `${cmd} command`, result: need, detail: `not installed: ${without}` } : { what: `${cmd} command`, result: "OK", detail: (r.stdout.split("\n")[0] || r.stderr.split("\n")[0]).trim() });
+  }
+  try {
+    accessSync("/proc/sys/net/ipv4/ip_forward", constants.W_OK);
+    checks.push({ what: "IPv4 forwarding", result: "OK", detail: "weft turns it on" });
+  } catch {
+    checks.push({ what: "IPv4 forwarding", result: "FAIL", detail: `/proc/sys/net/ipv4/ip_forward cannot be written (${root ? "a read-only /proc/sys in a container?" : "needs root"})` });
+  }
+  return checks;
+}
+
+/** The checks as lines, calicoctl-like: what, result, detail. */
+export function checksText(checks: Check[]): string {
+  const w = Math.max(...checks.map((c) => c.what.length));
+  const failed = checks.filter((c) => c.result === "FAIL").length;
+  const lines = checks.map((c) => `  ${c.what.padEnd(w)}  ${c.result.padEnd(4)}  ${c.detail}`);
+  return `Checking what weft node run needs of this host:\n${lines.join("\n")}\n${failed ? `${failed} check${failed === 1 ? "" : "s"} failed: weft node run will not work here until fixed.` : "System meets the requirements to run a weft node."}\n`;
+}

@@ -1,6 +1,8 @@
 // A real container runtime: podman (network_backend cni, runc, a busybox-static rootfs
 // imported without a registry) starts a container on worker-1 through weft-cni; it
 // pings and opens TCP to pod-3 on worker-3; removing it removes veth, route and address.
+// Then Calico's usual chain (weft-cni, bandwidth, portmap): a published port on worker-1
+// reaches a container from pod-3, and removal takes portmap's rules with it.
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, symlinkSync, copyFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -21,6 +23,13 @@ describe("podman through weft-cni", () => {
       writeFileSync(path.join(dir, "cni-bin/weft-cni"), `#!/bin/sh\nexec ${process.execPath} ${path.join(projectRoot(), "dist/router/cni/main.js")} "$@"\n`, { mode: 0o755 });
       // The conflist a user writes (the README shows the same).
       writeFileSync(path.join(dir, "net.d/weft.conflist"), JSON.stringify({ cniVersion: "1.0.0", name: "weft", plugins: [{ type: "weft-cni", datastore: l.datastoreURL, nodename: "worker-1", log_file: path.join(dir, "cni.log") }] }));
+      // Calico's conflist shape: the plugin, then bandwidth and portmap, which read its result.
+      const chained = [
+        { type: "weft-cni", datastore: l.datastoreURL, nodename: "worker-1", log_file: path.join(dir, "cni.log") },
+        { type: "bandwidth", capabilities: { bandwidth: true } },
+        { type: "portmap", snat: true, capabilities: { portMappings: true } },
+      ];
+      writeFileSync(path.join(dir, "net.d/weft-chained.conflist"), JSON.stringify({ cniVersion: "1.0.0", name: "weft-chained", plugins: chained }));
       writeFileSync(path.join(dir, "containers.conf"), `[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n[network]\nnetwork_backend = "cni"\ncni_plugin_dirs = ["${dir}/cni-bin", "/usr/lib/cni"]\nnetwork_config_dir = "${dir}/net.d"\n[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n`);
       writeFileSync(path.join(dir, "storage.conf"), `[storage]\ndriver = "vfs"\nrunroot = "${dir}/run"\ngraphroot = "${dir}/storage"\n`);
       env = { ...process.env, CONTAINERS_CONF: path.join(dir, "containers.conf"), CONTAINERS_STORAGE_CONF: path.join(dir, "storage.conf") };
@@ -63,5 +72,23 @@ describe("podman through weft-cni", () => {
     expect(await hostLinks()).toBe(before);
     expect(await lab.exec("worker-1", ["ip", "route", "show", `${address}/32`])).toBe("");
     expect(await lab.weft(["ipam", "show"])).toBe(ipamBefore);
+  });
+
+  it("Calico's chain (weft-cni, bandwidth, portmap): a port published on worker-1 reaches the container from pod-3; removal takes portmap's rules too", async () => {
+    const dnat = async () => (await lab.exec("worker-1", ["iptables-save", "-t", "nat"])).split("\n").filter((l) => /CNI-DN|CNI-HOSTPORT/.test(l) && /8080/.test(l)).length;
+    podman(["run", "-d", "--name", "c2", "--network", "weft-chained", "-p", "8080:80", "localhost/busybox:weft", "sh", "-c", "while true; do echo hello-through-portmap | nc -l -p 80; done"]);
+    const address = /inet (\d+\.\d+\.\d+\.\d+)\/32/.exec(podman(["exec", "c2", "ip", "-4", "addr", "show", "eth0"]))![1];
+    const rules = await dnat();
+    let got = "";
+    for (let i = 0; i < 20 && !got; i++) {
+      got = (await lab.exec("pod-3", ["busybox", "nc", "-w", "2", "10.30.0.11", "8080"], { allowFail: true })).trim();
+      if (!got) await new Promise((r) => setTimeout(r, 250));
+    }
+    console.log(`[tpod] chained: c2 got ${address}; portmap DNAT rules for 8080 on worker-1: ${rules}; pod-3 -> 10.30.0.11:8080 read "${got}"`);
+    expect(rules).toBeGreaterThan(0);
+    expect(got).toBe("hello-through-portmap");
+    podman(["rm", "-f", "-t", "0", "c2"]);
+    expect(await dnat()).toBe(0);
+    expect(await lab.exec("worker-1", ["ip", "route", "show", `${address}/32`])).toBe("");
   });
 });

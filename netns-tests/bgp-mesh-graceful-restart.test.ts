@@ -33,6 +33,12 @@ describe("BGP mesh in the seed's lab", () => {
       expect(routes.bgp.every((r: { peer: string }) => r.peer.startsWith("10.30."))).toBe(true);
       const m = await lab.reachability();
       expect(Object.values(m).flatMap((r) => Object.values(r)).every(Boolean)).toBe(true);
+      // The routes metric says the same: worker-1's own block, and the three others through
+      // weft0, or (CrossSubnet) worker-3's only, the two on its subnet direct.
+      const metrics = await weft("worker-1", ["node", "metrics"]);
+      const count = (type: string) => Number(new RegExp(`^weft_routes\\{type="${type}"\\} (\\d+)$`, "m").exec(metrics)?.[1]);
+      const want = mode === "crosssubnet" ? { blackhole: 1, tunnel: 1, direct: 2, external: 0 } : { blackhole: 1, tunnel: 3, direct: 0, external: 0 };
+      expect({ blackhole: count("blackhole"), tunnel: count("tunnel"), direct: count("direct"), external: count("external") }).toEqual(want);
     });
   }
 

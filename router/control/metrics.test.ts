@@ -31,6 +31,14 @@ describe("Prometheus metrics", () => {
     expect(await text({ mode: "static" })).not.toMatch(/^weft_routes_applied/m);
   });
 
+  it("counts the kernel routes weft installed, by type", async () => {
+    const text = await metricsRegistry({ status: () => ({ routes: { blackhole: 1, tunnel: 3, direct: 0, external: 2 } }), routes: () => [], counters: () => ({}) as never }).metrics();
+    expect(text).toMatch(/^weft_routes\{type="blackhole"\} 1$/m);
+    expect(text).toMatch(/^weft_routes\{type="tunnel"\} 3$/m);
+    expect(text).toMatch(/^weft_routes\{type="direct"\} 0$/m);
+    expect(text).toMatch(/^weft_routes\{type="external"\} 2$/m);
+  });
+
   it("counts the datastore records the node skips (cluster nodes only)", async () => {
     const counters = () => ({}) as never;
     const text = (status: unknown) => metricsRegistry({ status: () => status, routes: () => [], counters }).metrics();

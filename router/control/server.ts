@@ -132,6 +132,17 @@ export function metricsRegistry(src: ControlSources, process = false): Registry 
     },
   });
   new Gauge({
+    name: "weft_routes",
+    help: "Kernel routes weft installed at its last sync, by type (blackhole: this node's own blocks; tunnel: via the tunnel device; direct: via the uplink; external: from external BGP peers, at metric 32)",
+    labelNames: ["type"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const routes = (src.status() as { routes?: Record<string, number> }).routes;
+      for (const [type, n] of Object.entries(routes ?? {})) this.set({ type }, n);
+    },
+  });
+  new Gauge({
     name: "weft_datastore_unreadable_records",
     help: "datastore records under weft's keys that weft cannot read and skips (written around weft; weft node status names them; cluster nodes)",
     labelNames: ["datastore"],

@@ -56,6 +56,8 @@ export class RouteOwner {
   private shadowedKey = "[]";
   private addressKey: string | undefined;
   private ifindex = 0;
+  /** The kernel routes of the last apply, by kind (for the weft_routes metric). */
+  routeCounts: Record<"blackhole" | "tunnel" | "direct" | "external", number> = { blackhole: 0, tunnel: 0, direct: 0, external: 0 };
 
   constructor(
     private readonly fp: FastPath,
@@ -112,6 +114,8 @@ export class RouteOwner {
     const diff = diffRoutes(want.kernel, installed);
     if (d.keepRemovals) diff.remove = [];
     await kernel.changeRoutes(diff.replace, diff.remove);
+    this.routeCounts = { blackhole: 0, tunnel: 0, direct: 0, external: 0 };
+    for (const r of want.kernel) this.routeCounts[r.type === "blackhole" ? "blackhole" : r.metric ? "external" : r.dev === this.local.tunnelDevice ? "tunnel" : "direct"]++;
     if (diff.replace.length || diff.remove.length) {
       this.log.info({ changed: diff.replace.map((r) => `${r.type ?? ""} ${r.dst} ${r.gateway ? `via ${r.gateway} ` : ""}${r.dev ? `dev ${r.dev}` : ""}`.trim()), removed: diff.remove.map((r) => r.dst) }, "routes updated");
     }

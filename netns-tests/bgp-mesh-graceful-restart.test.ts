@@ -66,6 +66,10 @@ describe("BGP mesh in the seed's lab", () => {
     expect(log).toMatch(/peer down with graceful restart: keeping its routes as stale/);
     await until("worker-2 back in the mesh", async () => (await weft("worker-2", ["node", "status"])).split("\n").filter((l) => /\| up /.test(l)).length === 3);
     await until("worker-2's graceful restart over", async () => /graceful restart done/.test(await lab.exec("worker-2", ["cat", `${lab.dir}/worker-2.log`])));
+    // worker-1's session with worker-2 came up twice: the metric a flap alert would watch.
+    const flaps = /^weft_bgp_session_established_total\{peer="10\.30\.0\.12"\} (\d+)$/m.exec(await weft("worker-1", ["node", "metrics"]))?.[1];
+    console.log(`[tgr] worker-1's weft_bgp_session_established_total for worker-2 after its restart: ${flaps}`);
+    expect(flaps).toBe("2");
   });
 
   it("nodeMeshPassword from a secret: every mesh session comes back signed (TCP MD5), an unsigned connection from a node is not accepted, pods still reach; an unreadable secret leaves the mesh out, and node status says why", async () => {

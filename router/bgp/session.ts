@@ -81,6 +81,8 @@ export class Session extends EventEmitter<SessionEvents> {
   state: State = "Idle";
   since = new Date();
   info = "";
+  /** How many times this session has reached Established (a flapping peer counts up). */
+  establishedCount = 0;
   private conns: Conn[] = [];
   private established?: Conn;
   private holdTimer?: NodeJS.Timeout;
@@ -117,6 +119,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.state = to;
     this.info = reason;
     this.since = new Date();
+    if (to === "Established") this.establishedCount++;
     this.emit("state", to);
   }
 

@@ -23,6 +23,8 @@ export interface PeerStatus {
   since: Date;
   info: string;
   prefixesReceived: number;
+  /** Times the session reached Established since the node started (or the peer's settings last changed). */
+  established: number;
   node?: string;
 }
 
@@ -299,6 +301,7 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
       since: s.since,
       info: s.state === "Established" ? "Established" : `${s.state}${s.info && s.info !== s.state ? ` ${s.info}` : ""}`,
       prefixesReceived: this.rib.received(s.key),
+      established: s.establishedCount,
       node: s.peer.node,
     }));
   }

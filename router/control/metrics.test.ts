@@ -31,6 +31,15 @@ describe("Prometheus metrics", () => {
     expect(await text({ mode: "static" })).not.toMatch(/^weft_routes_applied/m);
   });
 
+  it("counts each BGP session's arrivals at Established (a flap shows as more than one)", async () => {
+    const peer = (address: string, established: number) => ({ address, type: "node-to-node mesh", state: "up", since: new Date(), info: "Established", prefixesReceived: 1, established });
+    const bgp = () => ({ enabled: true, peers: [peer("10.30.0.10", 1), peer("10.30.0.12", 3)], ready: true, reason: "" });
+    const text = await metricsRegistry({ status: () => ({}), routes: () => [], counters: () => ({}) as never, bgp }).metrics();
+    expect(text).toMatch(/^# TYPE weft_bgp_session_established_total counter$/m);
+    expect(text).toMatch(/^weft_bgp_session_established_total\{peer="10\.30\.0\.10"\} 1$/m);
+    expect(text).toMatch(/^weft_bgp_session_established_total\{peer="10\.30\.0\.12"\} 3$/m);
+  });
+
   it("counts the kernel routes weft installed, by type", async () => {
     const text = await metricsRegistry({ status: () => ({ routes: { blackhole: 1, tunnel: 3, direct: 0, external: 2 } }), routes: () => [], counters: () => ({}) as never }).metrics();
     expect(text).toMatch(/^weft_routes\{type="blackhole"\} 1$/m);

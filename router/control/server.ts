@@ -19,7 +19,7 @@ export interface ControlSources {
   routes(): unknown;
   counters(): Counters;
   /** BGP peers and readiness (cluster nodes). */
-  bgp?(): { enabled: boolean; peers: Array<{ address: string; type: string; state: string; since: Date; info: string; prefixesReceived: number }>; ready: boolean; reason: string };
+  bgp?(): { enabled: boolean; peers: Array<{ address: string; type: string; state: string; since: Date; info: string; prefixesReceived: number; established: number }>; ready: boolean; reason: string };
 }
 
 /** How the fast path's counters (by name) become Prometheus families; each counter lands in exactly one. */
@@ -107,6 +107,16 @@ export function metricsRegistry(src: ControlSources, process = false): Registry 
     collect() {
       this.reset();
       for (const p of src.bgp?.().peers ?? []) this.set({ peer: p.address }, p.prefixesReceived);
+    },
+  });
+  new Counter({
+    name: "weft_bgp_session_established_total",
+    help: "Times each BGP session reached Established (more than once: it went down and came back; a flapping peer keeps counting)",
+    labelNames: ["peer"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of src.bgp?.().peers ?? []) this.inc({ peer: p.address }, p.established);
     },
   });
   new Gauge({

@@ -128,6 +128,24 @@ node
   });
 
 node
+  .command("diags")
+  .description("collect what is needed to look into a problem, as calicoctl node diags does: the node's status, routes and metrics, checksystem, and this host's addresses, links, routes, rules, neighbours, sockets, iptables and nftables rules, in one tar.gz (it holds this host's addresses: mind where you send it)")
+  .option("--output <dir>", "where to write the archive", ".")
+  .option("--node <name>", "which node, when several run on this machine")
+  .addOption(controlOption())
+  .action(async (opts: { output: string; node?: string; control?: string }) => {
+    const { collectDiags } = await import("../node/diags.js");
+    let socket: string | undefined;
+    try {
+      socket = resolveSocket(opts);
+    } catch (err) {
+      process.stderr.write(`weft: note: ${(err as Error).message}; collecting the host's side only\n`);
+    }
+    const r = await collectDiags(opts.output, socket, program.version() ?? "");
+    process.stdout.write(`Diags saved to ${r.file} (${r.files.length} files${r.nodeAnswered ? "" : "; no weft node answered here"})\nAdd the node's log: journalctl -u weft-node, or wherever its output goes.\n`);
+  });
+
+node
   .command("status")
   .description("BGP peers as calicoctl node status prints them (--json: everything the node knows about itself)")
   .option("--node <name>", "which node, when several run on this machine")

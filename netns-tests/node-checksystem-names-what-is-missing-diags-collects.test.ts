@@ -1,9 +1,10 @@
 // weft node checksystem, as a user runs it before installing: on a clean host every
 // check passes and the throwaway TUN is gone again; a kernel VXLAN device on 4789 and
 // another BGP speaker on 179 are named with the way out; without root it says so; next
-// to a running weft node, the ports it holds are its own.
+// to a running weft node, the ports it holds are its own. weft node diags then puts the
+// node's status, routes and metrics and the host's state in one archive.
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -87,7 +88,7 @@ describe("weft node checksystem", () => {
     expect(r.checks["raw IPIP socket"]).toMatchObject({ result: "FAIL", detail: expect.stringContaining("needs root") });
   }, 30_000);
 
-  it("next to a running weft node: the ports it holds are its own, exit 0", async () => {
+  it("next to a running weft node: the ports it holds are its own, exit 0; diags collects the node's status, routes and metrics with the host's state", async () => {
     const sock = path.join(dir, "n.sock");
     const node = spawn("ip", ["netns", "exec", NS, process.execPath, cli, "node", "run", "--datastore", `sqlite:${path.join(dir, "n.db")}`, "--control", sock], { stdio: "ignore", env: { ...process.env, NODENAME: "tck-a", IP: "10.77.0.11/24" } });
     held.push(node);
@@ -100,6 +101,20 @@ describe("weft node checksystem", () => {
       expect(r.checks["weft node"]).toMatchObject({ result: "OK", detail: expect.stringMatching(/^running here \(pid \d+\), holding weft0$/) });
       expect(r.checks["UDP 4789 (VXLAN)"]).toMatchObject({ result: "OK", detail: expect.stringMatching(/^held by the weft node running here/) });
       expect(r.checks["TCP 179 (BGP)"]).toMatchObject({ result: "OK", detail: expect.stringMatching(/^held by the weft node running here/) });
+
+      // Diags from the same host, while the node runs.
+      const out = mkdtempSync(path.join(tmpdir(), "weft-tck-diags-"));
+      const said = (await run("ip", ["netns", "exec", NS, process.execPath, cli, "node", "diags", "--output", out, "--control", sock], { encoding: "utf8" })).stdout;
+      const archive = /^Diags saved to (\S+\.tar\.gz) \((\d+) files\)$/m.exec(said);
+      console.log(`[tck] ${said.trim()}`);
+      expect(archive).not.toBeNull();
+      const listed = (await run("tar", ["-tzf", archive![1]], { encoding: "utf8" })).stdout.split("\n").filter((l) => l && !l.endsWith("/")).map((l) => l.split("/")[1]).sort();
+      expect(listed).toEqual(["about.txt", "bridge-fdb.txt", "checksystem.json", "ip-addr.txt", "ip-link.txt", "ip-neigh.txt", "ip-route.txt", "ip-rule.txt", "iptables-save.txt", "nft-ruleset.txt", "node-bgp.json", "node-metrics.txt", "node-routes.json", "node-status.json", "ss.txt", "sysctl.txt"]);
+      const read = async (file: string) => (await run("tar", ["-xzOf", archive![1], "--wildcards", `*/${file}`], { encoding: "utf8" })).stdout;
+      expect(JSON.parse(await read("node-status.json"))).toMatchObject({ name: "tck-a", address: "10.77.0.11/24" });
+      expect(await read("ip-route.txt")).toMatch(/blackhole \S+ proto 87/);
+      expect(await read("node-metrics.txt")).toMatch(/^weft_routes\{type="blackhole"\} 1$/m);
+      rmSync(out, { recursive: true, force: true });
     } finally {
       node.kill("SIGTERM");
       await exited;

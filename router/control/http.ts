@@ -100,6 +100,10 @@ export class HttpListeners {
       entry[what] = true;
       wanted.set(key(a), entry);
     }
+    const { metrics: m, health: h } = endpoints;
+    if (m && h && m.port === h.port && m.host !== h.host && (m.host === "0.0.0.0" || h.host === "0.0.0.0")) {
+      throw new ConfigError(`${m.from} and ${h.from}: both use port ${m.port}, on ${m.host} and ${h.host}; give them the same address (one listener serves both) or different ports`);
+    }
     const listeners = new HttpListeners();
     try {
       for (const [, entry] of wanted) {

@@ -114,6 +114,12 @@ describe("the HTTP listeners", () => {
     expect(l.urls).toEqual([`http://127.0.0.1:${port}/metrics`, `http://127.0.0.1:${port}/liveness`, `http://127.0.0.1:${port}/readiness`]);
   });
 
+  it("refuse metrics and health on one port with two addresses, one of them every address (they would collide)", async () => {
+    const err = await HttpListeners.open({ metrics: { host: "0.0.0.0", port: 9191, from: "--metrics-address" }, health: local(9191, "--health-address") }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toBe("--metrics-address and --health-address: both use port 9191, on 0.0.0.0 and 127.0.0.1; give them the same address (one listener serves both) or different ports");
+  });
+
   it("refuse a port another process holds, naming the option (the node stops before touching the host)", async () => {
     const taken = net.createServer().listen(0, "127.0.0.1");
     await new Promise((r) => taken.once("listening", r));

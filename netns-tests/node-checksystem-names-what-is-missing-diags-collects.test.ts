@@ -113,7 +113,12 @@ describe("weft node checksystem", () => {
       const read = async (file: string) => (await run("tar", ["-xzOf", archive![1], "--wildcards", `*/${file}`], { encoding: "utf8" })).stdout;
       expect(JSON.parse(await read("node-status.json"))).toMatchObject({ name: "tck-a", address: "10.77.0.11/24" });
       expect(await read("ip-route.txt")).toMatch(/blackhole \S+ proto 87/);
-      expect(await read("node-metrics.txt")).toMatch(/^weft_routes\{type="blackhole"\} 1$/m);
+      const metrics = await read("node-metrics.txt");
+      expect(metrics).toMatch(/^weft_routes\{type="blackhole"\} 1$/m);
+      // One block of the default pool, its first address the node's tunnel address.
+      expect(metrics).toMatch(/^weft_ipam_blocks\{pool="default-ipv4-ippool"\} 1$/m);
+      expect(metrics).toMatch(/^weft_ipam_addresses\{pool="default-ipv4-ippool",state="in_use"\} 1$/m);
+      expect(metrics).toMatch(/^weft_ipam_addresses\{pool="default-ipv4-ippool",state="free"\} 63$/m);
       rmSync(out, { recursive: true, force: true });
     } finally {
       node.kill("SIGTERM");

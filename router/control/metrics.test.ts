@@ -40,6 +40,13 @@ describe("Prometheus metrics", () => {
     expect(text).toMatch(/^weft_bgp_session_established_total\{peer="10\.30\.0\.12"\} 3$/m);
   });
 
+  it("shows this node's blocks and their addresses by pool", async () => {
+    const text = await metricsRegistry({ status: () => ({ ipam: [{ pool: "default-ipv4-ippool", blocks: 2, inUse: 5, free: 123 }] }), routes: () => [], counters: () => ({}) as never }).metrics();
+    expect(text).toMatch(/^weft_ipam_blocks\{pool="default-ipv4-ippool"\} 2$/m);
+    expect(text).toMatch(/^weft_ipam_addresses\{pool="default-ipv4-ippool",state="in_use"\} 5$/m);
+    expect(text).toMatch(/^weft_ipam_addresses\{pool="default-ipv4-ippool",state="free"\} 123$/m);
+  });
+
   it("counts the kernel routes weft installed, by type", async () => {
     const text = await metricsRegistry({ status: () => ({ routes: { blackhole: 1, tunnel: 3, direct: 0, external: 2 } }), routes: () => [], counters: () => ({}) as never }).metrics();
     expect(text).toMatch(/^weft_routes\{type="blackhole"\} 1$/m);

@@ -152,6 +152,30 @@ export function metricsRegistry(src: ControlSources, process = false): Registry 
       for (const [type, n] of Object.entries(routes ?? {})) this.set({ type }, n);
     },
   });
+  const ipam = () => (src.status() as { ipam?: Array<{ pool: string; blocks: number; inUse: number; free: number }> }).ipam ?? [];
+  new Gauge({
+    name: "weft_ipam_blocks",
+    help: "Address blocks this node holds (its affinity), by IP pool (cluster nodes)",
+    labelNames: ["pool"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const u of ipam()) this.set({ pool: u.pool }, u.blocks);
+    },
+  });
+  new Gauge({
+    name: "weft_ipam_addresses",
+    help: "Addresses in this node's blocks, by IP pool and state (in_use: assigned to a pod or the tunnel; free: not assigned) (cluster nodes)",
+    labelNames: ["pool", "state"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const u of ipam()) {
+        this.set({ pool: u.pool, state: "in_use" }, u.inUse);
+        this.set({ pool: u.pool, state: "free" }, u.free);
+      }
+    },
+  });
   new Gauge({
     name: "weft_datastore_unreadable_records",
     help: "datastore records under weft's keys that weft cannot read and skips (written around weft; weft node status names them; cluster nodes)",

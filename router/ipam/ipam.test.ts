@@ -7,7 +7,7 @@ import { openDatastore, unreadableRecords } from "../store/store.js";
 import { Resources } from "../resources/client.js";
 import { parseManifests } from "../resources/manifest.js";
 import type { IPPool } from "../resources/kinds.js";
-import { blockKey, candidateBlocks, IPAM, IPAMError, ipamFor } from "./ipam.js";
+import { blockKey, candidateBlocks, IPAM, IPAMError, ipamFor, nodeBlockUsage } from "./ipam.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "weft-ipam-"));
 let n = 0;
@@ -54,6 +54,16 @@ describe("IPAM", () => {
     expect(await ipam.releaseAddress(first.address)).toBe(true);
     expect(await ipam.releaseAddress(first.address)).toBe(false);
     expect((await ipam.assign({ node: "w2", handle: "again" })).address).toBe(first.address);
+  });
+
+  it("counts a node's own blocks and their addresses by pool (the weft_ipam_* metrics); borrowed ones stay with the block's owner", async () => {
+    const ipam = await setup(pool("10.10.0.0/28", 27).replace("blockSize: 27", "blockSize: 29"));
+    for (const h of ["a", "b", "c"]) await ipam.assign({ node: "w1", handle: h });
+    await ipam.assign({ node: "w2", handle: "d" });
+    const blocks = (await ipam.blocks()).map((x) => x.block);
+    expect(nodeBlockUsage("w1", blocks)).toEqual([{ pool: "p", blocks: 1, inUse: 3, free: 5 }]);
+    expect(nodeBlockUsage("w2", blocks)).toEqual([{ pool: "p", blocks: 1, inUse: 1, free: 7 }]);
+    expect(nodeBlockUsage("w3", blocks)).toEqual([]);
   });
 
   it("releases by handle exactly the addresses of that handle", async () => {

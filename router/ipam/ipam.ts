@@ -394,6 +394,21 @@ export function parseBlocks(items: KV[]): Block[] {
   return readRecords<Block>(BLOCK_PREFIX, items, blockShape).map((r) => r.value);
 }
 
+/** A node's own blocks by pool: how many, and their addresses in use and not (the weft_ipam_* metrics). */
+export function nodeBlockUsage(node: string, blocks: Block[]): Array<{ pool: string; blocks: number; inUse: number; free: number }> {
+  const byPool = new Map<string, { pool: string; blocks: number; inUse: number; free: number }>();
+  for (const b of blocks) {
+    if (nodeOfAffinity(b.affinity) !== node) continue;
+    const e = byPool.get(b.pool) ?? { pool: b.pool, blocks: 0, inUse: 0, free: 0 };
+    const used = Object.keys(b.allocations).length;
+    e.blocks++;
+    e.inUse += used;
+    e.free += blockSizeOf(b) - used;
+    byPool.set(b.pool, e);
+  }
+  return [...byPool.values()].sort((a, b) => a.pool.localeCompare(b.pool));
+}
+
 /** IPAM over a datastore's own IP pools and IPReservations (what every caller wants). */
 export function ipamFor(store: Datastore, res = new Resources(store)): IPAM {
   return new IPAM(store, () => res.list<IPPool>("IPPool"), async () => (await res.list<IPReservation>("IPReservation")).flatMap((r) => r.spec.reservedCIDRs));

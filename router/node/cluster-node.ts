@@ -18,7 +18,7 @@ import { selectorOrError, SelectorError } from "../resources/selector.js";
 import { API_VERSION, nodeIPv4, nodeTunnelAddress, withTunnelFields, type BGPConfiguration, type BGPPeer, type IPPool, type NodeResource } from "../resources/kinds.js";
 import { Speaker, type PeerStatus } from "../bgp/speaker.js";
 import { bgpLogLevel, bgpSettings, peersFor } from "../bgp/peers.js";
-import { ipamFor, IPAMError, BLOCK_PREFIX, TUNNEL_HANDLE_PREFIX, parseBlocks } from "../ipam/ipam.js";
+import { ipamFor, IPAMError, BLOCK_PREFIX, TUNNEL_HANDLE_PREFIX, nodeBlockUsage, parseBlocks } from "../ipam/ipam.js";
 import { bgpExports, clusterState, poolEncapsulations, remoteFromBgp, tunnelMTU } from "../routing/cluster.js";
 import { OVERHEAD } from "../routing/desired.js";
 import { ConfigError } from "./config.js";
@@ -197,6 +197,8 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   let verifyNext = false;
   /** Peers left out at the last sync, and why (logged when they change; in node status). */
   let peerProblems: string[] = [];
+  /** This node's blocks and their addresses, at the last sync (metrics). */
+  let ipamUsage: ReturnType<typeof nodeBlockUsage> = [];
   let poolProblems = "";
 
   // Underlay gateways toward directly routed nodes off our subnet, looked up once each.
@@ -262,6 +264,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       return;
     }
     const view = { pools, nodes, blocks: parseBlocks(blocks.items) };
+    ipamUsage = nodeBlockUsage(name, view.blocks);
     // A pool whose nodeSelector does not parse (written around the validator) selects no node.
     const badSelectors = pools.flatMap((p) => {
       const sel = selectorOrError(p.spec.nodeSelector);
@@ -391,7 +394,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   const started = new Date().toISOString();
   const server = await startControlServer(control, {
     bgp: () => bgpStatus(speaker, startedAt),
-    status: () => ({ name, address: cidr, addressFrom: how, mode: "datastore", backend, datastore: { url: store.description, reachable: healthy, revision }, applyError: applyFailure || null, unreadableRecords: Object.fromEntries(unreadableRecords), peerProblems, routes: base.owner.routeCounts, tunnel: { device: tunnelDevice, mtu: base.owner.tunnelMTU, address: tunnelAddr, vtepMAC: mac }, ...base.dp.settings(), uplink: { device: uplink, mtu: link.mtu }, started, counters: base.fp.counters() }),
+    status: () => ({ name, address: cidr, addressFrom: how, mode: "datastore", backend, datastore: { url: store.description, reachable: healthy, revision }, applyError: applyFailure || null, unreadableRecords: Object.fromEntries(unreadableRecords), peerProblems, routes: base.owner.routeCounts, ipam: ipamUsage, tunnel: { device: tunnelDevice, mtu: base.owner.tunnelMTU, address: tunnelAddr, vtepMAC: mac }, ...base.dp.settings(), uplink: { device: uplink, mtu: link.mtu }, started, counters: base.fp.counters() }),
     routes: () => ({
       fastPath: fastRoutes(base.fp, backend === "bgp" ? "bgp" : "datastore"),
       bgp: speaker?.rib.bestPaths().map((p) => ({ cidr: p.prefix, nextHop: p.attrs.nextHop, peer: p.peerAddress, asPath: (p.attrs.asPath ?? []).flatMap((seg) => seg.asns), localPref: p.attrs.localPref, stale: p.stale ?? false })) ?? [],

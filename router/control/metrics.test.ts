@@ -32,7 +32,7 @@ describe("Prometheus metrics", () => {
   });
 
   it("counts each BGP session's arrivals at Established (a flap shows as more than one)", async () => {
-    const peer = (address: string, established: number) => ({ address, type: "node-to-node mesh", state: "up", since: new Date(), info: "Established", prefixesReceived: 1, established });
+    const peer = (address: string, established: number) => ({ address, type: "node-to-node mesh", state: "up" as const, since: new Date(), info: "Established", prefixesReceived: 1, established });
     const bgp = () => ({ enabled: true, peers: [peer("10.30.0.10", 1), peer("10.30.0.12", 3)], ready: true, reason: "" });
     const text = await metricsRegistry({ status: () => ({}), routes: () => [], counters: () => ({}) as never, bgp }).metrics();
     expect(text).toMatch(/^# TYPE weft_bgp_session_established_total counter$/m);

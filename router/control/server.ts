@@ -7,6 +7,7 @@ import path from "node:path";
 import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
 import type { Counters } from "../dataplane/counters.js";
 import type { HttpListeners } from "./http.js";
+import type { PeerStatus } from "../bgp/speaker.js";
 
 export const CONTROL_DIR = "/run/weft";
 
@@ -19,7 +20,7 @@ export interface ControlSources {
   routes(): unknown;
   counters(): Counters;
   /** BGP peers and readiness (cluster nodes). */
-  bgp?(): { enabled: boolean; peers: Array<{ address: string; type: string; state: string; since: Date; info: string; prefixesReceived: number; established: number }>; ready: boolean; reason: string };
+  bgp?(): { enabled: boolean; peers: PeerStatus[]; ready: boolean; reason: string };
 }
 
 /** How the fast path's counters (by name) become Prometheus families; each counter lands in exactly one. */

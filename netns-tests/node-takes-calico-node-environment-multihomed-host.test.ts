@@ -49,23 +49,38 @@ async function nodeWith(env: Record<string, string>, during: () => Promise<void>
   const db = path.join(dir, `n${n}.db`);
   const sock = path.join(dir, `n${n}.sock`);
   const child = spawn("ip", ["netns", "exec", NS, process.execPath, cli, "node", "run", "--datastore", `sqlite:${db}`, "--control", sock], {
-    stdio: "ignore",
+    stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, NODENAME: "host-a", ...env },
   });
+  // The node's log, shown when something here takes too long.
+  let log = "";
+  child.stdout!.on("data", (d: Buffer) => (log += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (log += d.toString()));
   const exited = new Promise((r) => child.once("exit", r));
+  const t0 = Date.now();
+  const tail = () => log.trim().split("\n").slice(-15).join("\n");
   try {
     let status = "";
     await waitFor("the node's control socket", async () => {
       status = await controlGet(sock, "/status").catch(() => "");
       return status !== "";
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}; the node's log:\n${tail()}`);
     });
     const s = JSON.parse(status) as { address: string; addressFrom: string; backend: string; uplink: { device: string }; tunnel: { mtu: number } };
     await during();
     const pools = ((await weftGet(db, "ippool")) as { items: Started["pools"] }).items;
     return { address: s.address, addressFrom: s.addressFrom, uplink: s.uplink.device, backend: s.backend, tunnelMTU: s.tunnel.mtu, pools, node: (await weftGet(db, "node", "host-a")) as Started["node"] };
   } finally {
+    const stopAt = Date.now();
     child.kill("SIGTERM");
-    await exited;
+    // The node gives itself 10 s to stop; past 12 s something hangs: say where it was.
+    const done = await Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 12_000))]);
+    if (!done) {
+      child.kill("SIGKILL");
+      await exited;
+      throw new Error(`the node did not exit within 12 s of SIGTERM (started ${stopAt - t0} ms before); its log:\n${tail()}`);
+    }
   }
 }
 

@@ -141,16 +141,41 @@ export function fastRoutes(fp: FastPath, source: string): unknown[] {
   return fp.list().map((r) => ({ cidr: `${formatIPv4(r.prefix.addr)}/${r.prefix.len}`, nextHop: formatIPv4(r.nextHop), encap: ["none", "IPIP", "VXLAN"][r.encap], vtepMAC: r.vtepMAC, source }));
 }
 
-/** Resolves on SIGTERM or SIGINT, after stopping the data plane (weft0 and routes stay). */
+/** How long a stop may take before the node exits anyway. */
+export const STOP_DEADLINE_MS = 10_000;
+
+/**
+ * Resolves on SIGTERM or SIGINT, after stopping the data plane (weft0 and routes stay).
+ * A stop never hangs: a step that fails is logged and the rest still runs, a stop that
+ * takes longer than STOP_DEADLINE_MS exits anyway (status 1), and a second signal exits
+ * at once.
+ */
 export function untilSignal(base: NodeBase, log: Logger, onStop: () => void = () => {}): Promise<void> {
   return new Promise<void>((resolve) => {
+    let stopping = false;
     const stop = (signal: string) => {
+      if (stopping) {
+        log.warn({ signal }, "second signal while stopping: exiting now; weft0 and its routes stay");
+        process.exit(1);
+      }
+      stopping = true;
       log.info({ signal, counters: base.fp.counters() }, "stopping; weft0 and its routes stay for the next start");
-      onStop();
-      void base.dp.stop().then(resolve);
+      setTimeout(() => {
+        log.error({ signal, deadlineMs: STOP_DEADLINE_MS }, "the stop did not finish in time: exiting anyway; weft0 and its routes stay");
+        process.exit(1);
+      }, STOP_DEADLINE_MS).unref();
+      try {
+        onStop();
+      } catch (err) {
+        log.error({ err: (err as Error).message }, "a step of the stop failed; stopping the rest");
+      }
+      base.dp.stop().then(resolve, (err: Error) => {
+        log.error({ err: err.message }, "stopping the data plane failed");
+        resolve();
+      });
     };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
   });
 }
 

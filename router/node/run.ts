@@ -150,7 +150,7 @@ export const STOP_DEADLINE_MS = 10_000;
  * takes longer than STOP_DEADLINE_MS exits anyway (status 1), and a second signal exits
  * at once.
  */
-export function untilSignal(base: NodeBase, log: Logger, onStop: () => void = () => {}): Promise<void> {
+export function untilSignal(base: Pick<NodeBase, "fp" | "dp">, log: Logger, onStop: () => void = () => {}, deadlineMs = STOP_DEADLINE_MS): Promise<void> {
   return new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
@@ -161,9 +161,9 @@ export function untilSignal(base: NodeBase, log: Logger, onStop: () => void = ()
       stopping = true;
       log.info({ signal, counters: base.fp.counters() }, "stopping; weft0 and its routes stay for the next start");
       setTimeout(() => {
-        log.error({ signal, deadlineMs: STOP_DEADLINE_MS }, "the stop did not finish in time: exiting anyway; weft0 and its routes stay");
+        log.error({ signal, deadlineMs }, "the stop did not finish in time: exiting anyway; weft0 and its routes stay");
         process.exit(1);
-      }, STOP_DEADLINE_MS).unref();
+      }, deadlineMs).unref();
       try {
         onStop();
       } catch (err) {

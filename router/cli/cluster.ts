@@ -229,12 +229,13 @@ export function registerClusterCommands(program: Command): void {
       if (opts.ip !== undefined && parseIPv4(opts.ip) === undefined) throw new ConfigError(`--ip must be an IPv4 address, not "${opts.ip}"`);
       await withStore(opts, async (store) => {
         const res = new Resources(store);
+        const ipam = ipamFor(store, res);
         const pools = await res.list<IPPool>("IPPool");
         if (opts.ip) {
-          process.stdout.write(describeAddress(opts.ip, await ipamFor(store, res).lookup(opts.ip), pools, await res.list<IPReservation>("IPReservation")));
+          process.stdout.write(describeAddress(opts.ip, await ipam.lookup(opts.ip), pools, await res.list<IPReservation>("IPReservation")));
           return;
         }
-        const blocks = await ipamFor(store).blocks();
+        const blocks = await ipam.blocks();
         const rows: string[][] = [["GROUPING", "CIDR", "IPS TOTAL", "IPS IN USE", "IPS FREE"]];
         for (const p of pools) {
           const total = 2n ** BigInt((p.spec.cidr.includes(":") ? 128 : 32) - Number(p.spec.cidr.split("/")[1]));
@@ -249,7 +250,7 @@ export function registerClusterCommands(program: Command): void {
         for (const b of orphans) rows.push(blockRow(`Block of deleted IPPool(${b.block.pool})`, b.block));
         process.stdout.write(pipeTable(rows));
         if (opts.showBorrowed) {
-          const borrowed = await ipamFor(store).borrowed();
+          const borrowed = await ipam.borrowed();
           const b = [["IP", "BORROWING-NODE", "BLOCK", "BLOCK OWNER", "HANDLE"], ...borrowed.map((x) => [x.address, x.node, x.block, x.owner, x.handle])];
           process.stdout.write(`\n${borrowed.length ? pipeTable(b) : "No borrowed addresses.\n"}`);
         }

@@ -2,6 +2,7 @@
 // place, and listed by `weft node run --help` from the same table. A value outside a
 // switch's range is refused with a warning and the default is used: the node still
 // starts, and its log names the switch and the value it refused.
+import { ConfigError } from "./config.js";
 
 export interface DataPathEnv {
   /** WEFT_OFFLOADS=off: every offload off, whatever the config says. */
@@ -17,8 +18,6 @@ export interface DataPathEnv {
   /** WEFT_STAGE_TIMING=1: stage_ns_* counters. */
   stageTiming: boolean;
 }
-
-import { ConfigError } from "./config.js";
 
 interface Switch {
   name: string;

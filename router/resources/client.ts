@@ -2,7 +2,7 @@
 import { randomUUID } from "node:crypto";
 import { KINDS, type IPPool, type Kind, type NodeResource, type Resource } from "./kinds.js";
 import { parseResource, validateIPPoolChange, ValidationError } from "./validate.js";
-import { ConflictError, readRecord, readRecords, unreadableRecords, type Datastore, type KV, type Op } from "../store/store.js";
+import { ConflictError, isJSONObject, readRecord, readRecords, unreadableRecords, type Datastore, type KV, type Op } from "../store/store.js";
 
 export const RESOURCE_PREFIX = "/weft/resources/";
 
@@ -10,9 +10,8 @@ export function resourceKey(kind: Kind, name: string): string {
   return `${RESOURCE_PREFIX}${KINDS[kind].plural}/${name}`;
 }
 
-const isObject = (x: unknown) => typeof x === "object" && x !== null && !Array.isArray(x);
 /** The shape every stored resource has (what weft writes went through the validator). */
-const resourceShape = (v: Record<string, unknown>) => typeof v.kind === "string" && isObject(v.metadata) && typeof (v.metadata as { name?: unknown }).name === "string" && isObject(v.spec ?? {});
+const resourceShape = (v: Record<string, unknown>) => typeof v.kind === "string" && isJSONObject(v.metadata) && typeof v.metadata.name === "string" && isJSONObject(v.spec ?? {});
 const withVersion = (r: Resource, kv: KV) => ((r.metadata.resourceVersion = String(kv.modRevision)), r);
 
 /** A stored resource, or undefined (noted in unreadableRecords) if the record is not one. */

@@ -16,6 +16,9 @@ export interface KV {
  */
 export const unreadableRecords = new Map<string, string>();
 
+/** A JSON object: not null, not a list. */
+export const isJSONObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
 /** A record's value as T if it is a JSON object that passes check; else undefined, noted in unreadableRecords. */
 export function readRecord<T>(kv: KV, check: (v: Record<string, unknown>) => boolean): T | undefined {
   let v: unknown;
@@ -25,7 +28,7 @@ export function readRecord<T>(kv: KV, check: (v: Record<string, unknown>) => boo
     unreadableRecords.set(kv.key, `not JSON (${(err as Error).message})`);
     return undefined;
   }
-  if (typeof v !== "object" || v === null || Array.isArray(v) || !check(v as Record<string, unknown>)) {
+  if (!isJSONObject(v) || !check(v)) {
     unreadableRecords.set(kv.key, "not the shape weft writes there");
     return undefined;
   }

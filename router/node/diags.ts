@@ -1,7 +1,8 @@
 // weft node diags, as calicoctl node diags: what someone helping with a problem asks for
 // first, in one tar.gz: the node's status, routes and metrics (when one answers here),
 // checksystem, and the host's addresses, links, routes, rules, neighbours, sockets,
-// firewall rules and the sysctls weft sets. It only reads.
+// firewall rules and the sysctls weft sets. It changes nothing but for checksystem's
+// throwaway TUN, made and removed again.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";

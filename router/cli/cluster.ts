@@ -5,7 +5,7 @@ import { DATASTORE_HELP, defaultDatastore, openDatastore, unreachable, unreadabl
 import { Resources, UnreadableRecordError } from "../resources/client.js";
 import { kindOf, KINDS, nodeIPv4, nodeTunnelAddress, type IPPool, type IPReservation, type Kind, type NodeResource } from "../resources/kinds.js";
 import { ManifestError, parseManifests, render, table } from "../resources/manifest.js";
-import { ipamFor, nodeOfAffinity, reservedBy, TUNNEL_HANDLE_PREFIX, type Allocation, type Block } from "../ipam/ipam.js";
+import { configureIPAM, ipamFor, MAX_BLOCKS_PER_HOST, nodeOfAffinity, readIPAMConfig, reservedBy, TUNNEL_HANDLE_PREFIX, type Allocation, type Block, type IPAMConfig } from "../ipam/ipam.js";
 import { ConfigError } from "../node/config.js";
 import { calicoOnlyKind } from "../resources/validate.js";
 import { wholeNumber } from "./args.js";
@@ -110,10 +110,15 @@ export function registerClusterCommands(program: Command): void {
       });
     });
 
-  for (const mode of ["apply", "create"] as const) {
+  const writeModes = {
+    apply: "create or update the resources in a file (validated whole: one bad document and nothing changes)",
+    create: "create the resources in a file; fails if one exists",
+    replace: "replace the resources in a file; fails if one does not exist (a resourceVersion given must be the stored one)",
+  } as const;
+  for (const mode of ["apply", "create", "replace"] as const) {
     program
       .command(mode)
-      .description(mode === "apply" ? "create or update the resources in a file (validated whole: one bad document and nothing changes)" : "create the resources in a file; fails if one exists")
+      .description(writeModes[mode])
       .requiredOption("-f, --filename <file>", "manifest file, or - for standard input")
       .addOption(datastoreOption())
       .action(async (opts: { filename: string; datastore?: string }) => {
@@ -132,7 +137,7 @@ export function registerClusterCommands(program: Command): void {
               process.stderr.write(`weft: note: Node(${r.resource.metadata.name}) has ipv4Address ${given}, a /32: no other node is in its subnet, so CrossSubnet pools encapsulate all its traffic; give the subnet's prefix (e.g. ${given.split("/")[0]}/24) if it has one\n`);
             }
           }
-        }, { create: true });
+        }, { create: mode !== "replace" });
       });
   }
 
@@ -224,10 +229,16 @@ export function registerClusterCommands(program: Command): void {
     .option("--show-blocks", "list blocks")
     .option("--show-borrowed", "list borrowed addresses (each routed as a /32 to the node that holds it)")
     .option("--ip <address>", "who holds this address: its handle (a container ID, or a node's tunnel address), node, block and pool")
+    .option("--show-configuration", "the IPAM settings weft ipam configure sets (StrictAffinity, MaxBlocksPerHost)")
     .addOption(datastoreOption())
-    .action(async (opts: { showBlocks?: boolean; showBorrowed?: boolean; ip?: string; datastore?: string }) => {
+    .action(async (opts: { showBlocks?: boolean; showBorrowed?: boolean; ip?: string; showConfiguration?: boolean; datastore?: string }) => {
       if (opts.ip !== undefined && parseIPv4(opts.ip) === undefined) throw new ConfigError(`--ip must be an IPv4 address, not "${opts.ip}"`);
       await withStore(opts, async (store) => {
+        if (opts.showConfiguration) {
+          const c = await readIPAMConfig(store);
+          process.stdout.write(pipeTable([["PROPERTY", "VALUE"], ["StrictAffinity", String(c.strictAffinity)], ["MaxBlocksPerHost", String(c.maxBlocksPerHost)]]));
+          return;
+        }
         const res = new Resources(store);
         const ipam = ipamFor(store, res);
         const pools = await res.list<IPPool>("IPPool");
@@ -255,6 +266,41 @@ export function registerClusterCommands(program: Command): void {
           process.stdout.write(`\n${borrowed.length ? pipeTable(b) : "No borrowed addresses.\n"}`);
         }
       });
+    });
+  ipam
+    .command("configure")
+    .description("change the cluster's IPAM settings, as calicoctl ipam configure does (weft ipam show --show-configuration prints them)")
+    .option("--strictaffinity <true|false>", "true: a node whose blocks are full gets no address from another node's block (it claims a new block or fails); false (the default): it borrows one")
+    .option("--max-blocks-per-host <n>", "the most blocks a node claims; then it borrows, or with strict affinity fails (0, the default: no limit)")
+    .addOption(datastoreOption())
+    .action(async (opts: { strictaffinity?: string; maxBlocksPerHost?: string; datastore?: string }) => {
+      const change: Partial<IPAMConfig> = {};
+      if (opts.strictaffinity !== undefined) {
+        const v = opts.strictaffinity.toLowerCase();
+        if (v !== "true" && v !== "false") throw new ConfigError(`--strictaffinity must be true or false, not "${opts.strictaffinity}"`);
+        change.strictAffinity = v === "true";
+      }
+      if (opts.maxBlocksPerHost !== undefined) change.maxBlocksPerHost = wholeNumber("--max-blocks-per-host", opts.maxBlocksPerHost, 0, MAX_BLOCKS_PER_HOST);
+      if (Object.keys(change).length === 0) throw new ConfigError("ipam configure needs --strictaffinity true|false or --max-blocks-per-host N");
+      await withStore(opts, async (store) => {
+        const { after, replacedUnreadable } = await configureIPAM(store, change);
+        if (replacedUnreadable) process.stderr.write("weft: note: the stored IPAM settings were unreadable; the ones not given are back to their defaults\n");
+        if (change.strictAffinity !== undefined) process.stdout.write(`Successfully set StrictAffinity to: ${after.strictAffinity}\n`);
+        if (change.maxBlocksPerHost !== undefined) process.stdout.write(`Successfully set MaxBlocksPerHost to: ${after.maxBlocksPerHost}\n`);
+        // What the settings do not undo: they govern new assignments only.
+        const ipam = ipamFor(store);
+        const borrowed = after.strictAffinity && change.strictAffinity ? (await ipam.borrowed()).length : 0;
+        if (borrowed) process.stderr.write(`weft: note: ${borrowed} address${borrowed === 1 ? " is" : "es are"} already borrowed from other nodes' blocks and stay${borrowed === 1 ? "s" : ""} until released (weft ipam show --show-borrowed lists them)\n`);
+        if (after.maxBlocksPerHost > 0 && change.maxBlocksPerHost !== undefined) {
+          const counts = new Map<string, number>();
+          for (const { block } of await ipam.blocks()) {
+            const n = nodeOfAffinity(block.affinity);
+            if (n) counts.set(n, (counts.get(n) ?? 0) + 1);
+          }
+          const over = [...counts].filter(([, c]) => c > after.maxBlocksPerHost).map(([n, c]) => `${n} (${c})`);
+          if (over.length) process.stderr.write(`weft: note: ${over.length === 1 ? "this node holds" : "these nodes hold"} more blocks than that and keep${over.length === 1 ? "s" : ""} them, claiming no more: ${over.join(", ")}\n`);
+        }
+      }, { create: true });
     });
   ipam
     .command("check")

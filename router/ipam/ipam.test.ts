@@ -7,16 +7,20 @@ import { openDatastore, unreadableRecords } from "../store/store.js";
 import { Resources } from "../resources/client.js";
 import { parseManifests } from "../resources/manifest.js";
 import type { IPPool } from "../resources/kinds.js";
-import { blockKey, candidateBlocks, IPAM, IPAMError, ipamFor, nodeBlockUsage } from "./ipam.js";
+import { blockKey, candidateBlocks, configureIPAM, IPAM, IPAM_CONFIG_KEY, IPAMError, ipamFor, nodeBlockUsage, readIPAMConfig } from "./ipam.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "weft-ipam-"));
 let n = 0;
 
 async function setup(poolYaml: string) {
+  return (await setupWithStore(poolYaml)).ipam;
+}
+
+async function setupWithStore(poolYaml: string) {
   const store = await openDatastore(`sqlite:${path.join(dir, `i${n++}.db`)}`);
   const res = new Resources(store);
   await res.apply(parseManifests(poolYaml, "pool.yaml"));
-  return new IPAM(store, () => res.list<IPPool>("IPPool"));
+  return { store, ipam: new IPAM(store, () => res.list<IPPool>("IPPool")) };
 }
 
 const pool = (cidr: string, blockSize = 26, extra = "") => `apiVersion: projectcalico.org/v3
@@ -50,10 +54,44 @@ describe("IPAM", () => {
     expect(borrowed.map((b) => b.node)).toEqual(["w2", "w2", "w2", "w2"]);
     expect(borrowed[0]).toMatchObject({ block: "10.20.0.0/29", owner: "w1" });
     await expect(ipam.assign({ node: "w2", handle: "z" })).rejects.toThrow("No IPs available in pools: [10.20.0.0/29]");
-    await expect(ipam.assign({ node: "w3", handle: "z", strictAffinity: true })).rejects.toThrow("No IPs available in pools");
     expect(await ipam.releaseAddress(first.address)).toBe(true);
     expect(await ipam.releaseAddress(first.address)).toBe(false);
     expect((await ipam.assign({ node: "w2", handle: "again" })).address).toBe(first.address);
+  });
+
+  it("strictAffinity: a node whose blocks are full gets no address borrowed from another node's block, and is told why", async () => {
+    const { store, ipam } = await setupWithStore(pool("10.21.0.0/29", 29));
+    expect(await readIPAMConfig(store)).toEqual({ strictAffinity: false, maxBlocksPerHost: 0 });
+    await ipam.assign({ node: "w1", handle: "a" });
+    expect(await configureIPAM(store, { strictAffinity: true })).toMatchObject({ before: { strictAffinity: false }, after: { strictAffinity: true, maxBlocksPerHost: 0 } });
+    await expect(ipam.assign({ node: "w2", handle: "b" })).rejects.toThrow("No IPs available in pools: [10.21.0.0/29] (strictAffinity keeps it from borrowing the free addresses of other nodes' blocks: weft ipam configure changes that)");
+    await configureIPAM(store, { strictAffinity: false });
+    expect((await ipam.assign({ node: "w2", handle: "b" })).block).toBe("10.21.0.0/29");
+  });
+
+  it("maxBlocksPerHost: a node stops claiming blocks at the limit, borrows instead, and without borrowing is told why", async () => {
+    const { store, ipam } = await setupWithStore(pool("10.22.0.0/28", 30));
+    await configureIPAM(store, { maxBlocksPerHost: 1 });
+    for (const h of ["a", "b", "c", "d"]) await ipam.assign({ node: "w1", handle: h });
+    await ipam.assign({ node: "w2", handle: "e" });
+    // w1's one block is full: its fifth address is borrowed from w2's block, not a new block.
+    const fifth = await ipam.assign({ node: "w1", handle: "f" });
+    const blocks = (await ipam.blocks()).map((x) => x.block);
+    expect(blocks.filter((b) => b.affinity === "host:w1")).toHaveLength(1);
+    expect(blocks.find((b) => b.cidr === fifth.block)?.affinity).toBe("host:w2");
+    await configureIPAM(store, { strictAffinity: true });
+    await expect(ipam.assign({ node: "w1", handle: "g" })).rejects.toThrow("No IPs available in pools: [10.22.0.0/28] (node w1 has 1 block, as many as maxBlocksPerHost (1) allows; strictAffinity keeps it from borrowing the free addresses of other nodes' blocks: weft ipam configure changes that)");
+    await configureIPAM(store, { maxBlocksPerHost: 0 });
+    expect((await ipam.assign({ node: "w1", handle: "g" })).block).not.toBe(fifth.block);
+  });
+
+  it("IPAM settings weft cannot read stop assignment with a message saying how to mend them; configure replaces them", async () => {
+    const { store, ipam } = await setupWithStore(pool("10.23.0.0/24"));
+    await store.txn([{ op: "create", key: IPAM_CONFIG_KEY, value: '{"strictAffinity":"yes"}' }]);
+    await expect(ipam.assign({ node: "w1", handle: "a" })).rejects.toThrow(`datastore record ${IPAM_CONFIG_KEY} is not IPAM settings weft can read (not the shape weft writes there): set them again with weft ipam configure`);
+    expect(await configureIPAM(store, { maxBlocksPerHost: 3 })).toMatchObject({ after: { strictAffinity: false, maxBlocksPerHost: 3 }, replacedUnreadable: true });
+    expect(unreadableRecords.has(IPAM_CONFIG_KEY)).toBe(false);
+    await ipam.assign({ node: "w1", handle: "a" });
   });
 
   it("counts a node's own blocks and their addresses by pool (the weft_ipam_* metrics); borrowed ones stay with the block's owner", async () => {

@@ -4,7 +4,7 @@
 // addresses from other blocks when its own are full, and releases by handle or address.
 import { createHash } from "node:crypto";
 import { contains, formatIPv4, maskOf, parseCIDR, parseIPv4 } from "../dataplane/addr.js";
-import { ConflictError, readRecords, type Datastore, type KV } from "../store/store.js";
+import { ConflictError, readRecord, readRecords, unreadableRecords, type Datastore, type KV } from "../store/store.js";
 import { reservationCIDR, type IPPool, type IPReservation } from "../resources/kinds.js";
 import { Resources } from "../resources/client.js";
 import { selectorOrError, SelectorError, type Labels } from "../resources/selector.js";
@@ -29,6 +29,51 @@ export interface Block {
 }
 
 export class IPAMError extends Error {}
+
+/**
+ * The cluster's IPAM settings, as Calico's IPAMConfig holds them (calicoctl ipam
+ * configure): strictAffinity, never borrow an address from another node's block;
+ * maxBlocksPerHost, the most blocks a node claims from the pools asked (0: no limit).
+ * One record; without it, Calico's defaults.
+ */
+export interface IPAMConfig {
+  strictAffinity: boolean;
+  maxBlocksPerHost: number;
+}
+
+export const IPAM_CONFIG_KEY = "/weft/ipam/config";
+export const DEFAULT_IPAM_CONFIG: IPAMConfig = { strictAffinity: false, maxBlocksPerHost: 0 };
+/** calicoctl's bound on maxBlocksPerHost. */
+export const MAX_BLOCKS_PER_HOST = 2 ** 31 - 1;
+
+const configShape = (v: Record<string, unknown>) => typeof v.strictAffinity === "boolean" && Number.isInteger(v.maxBlocksPerHost) && (v.maxBlocksPerHost as number) >= 0 && (v.maxBlocksPerHost as number) <= MAX_BLOCKS_PER_HOST;
+
+/** The stored IPAM settings (the defaults when none are); a record weft cannot read is an error, not the defaults. */
+export async function readIPAMConfig(store: Datastore): Promise<IPAMConfig> {
+  const kv = await store.get(IPAM_CONFIG_KEY);
+  if (!kv) return { ...DEFAULT_IPAM_CONFIG };
+  const c = readRecord<IPAMConfig>(kv, configShape);
+  if (!c) throw new IPAMError(`datastore record ${IPAM_CONFIG_KEY} is not IPAM settings weft can read (${unreadableRecords.get(kv.key)}): set them again with weft ipam configure`);
+  return { strictAffinity: c.strictAffinity, maxBlocksPerHost: c.maxBlocksPerHost };
+}
+
+/** Changes some IPAM settings (compare-and-swap, retried); an unreadable record is replaced, from the defaults. */
+export async function configureIPAM(store: Datastore, change: Partial<IPAMConfig>): Promise<{ before: IPAMConfig; after: IPAMConfig; replacedUnreadable: boolean }> {
+  for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
+    const kv = await store.get(IPAM_CONFIG_KEY);
+    const stored = kv && readRecord<IPAMConfig>(kv, configShape);
+    const before = stored ? { strictAffinity: stored.strictAffinity, maxBlocksPerHost: stored.maxBlocksPerHost } : { ...DEFAULT_IPAM_CONFIG };
+    const after = { ...before, ...change };
+    try {
+      await store.txn([kv ? { op: "update", key: IPAM_CONFIG_KEY, value: JSON.stringify(after), modRevision: kv.modRevision } : { op: "create", key: IPAM_CONFIG_KEY, value: JSON.stringify(after) }]);
+      if (kv && !stored) unreadableRecords.delete(kv.key);
+      return { before, after, replacedUnreadable: kv !== undefined && !stored };
+    } catch (err) {
+      if (!(err instanceof ConflictError)) throw err;
+    }
+  }
+  throw new IPAMError(`gave up changing the IPAM settings after ${MAX_RETRIES} conflicting attempts; try again`);
+}
 
 export const blockKey = (cidr: string) => `${BLOCK_PREFIX}${cidr.replace("/", "-")}`;
 export const affinityOf = (node: string) => `host:${node}`;
@@ -60,8 +105,6 @@ export interface AssignRequest {
   handle: string;
   /** The node's labels, for pool nodeSelectors. */
   labels?: Labels;
-  /** Never borrow from another node's block (Calico's strictAffinity). */
-  strictAffinity?: boolean;
   /** What the address is for; only pools whose allowedUses include it are used (default Workload). */
   use?: "Workload" | "Tunnel";
   /** Only these pools (by name), as a CNI configuration's ipam.ipv4_pools asks. */
@@ -136,18 +179,21 @@ export class IPAM {
     const inPools = (b: Block) => pools.some((p) => p.metadata.name === b.pool);
     const alloc: Allocation = { handle: req.handle, node: req.node };
     const reserved = reservedBy(await this.reservations());
+    const config = await readIPAMConfig(this.store);
     for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
       try {
         const blocks = await this.blocks();
         // 1. A block this node already owns.
-        for (const { block, kv } of blocks.filter((x) => x.block.affinity === affinityOf(req.node) && inPools(x.block))) {
+        const own = blocks.filter((x) => x.block.affinity === affinityOf(req.node) && inPools(x.block));
+        for (const { block, kv } of own) {
           const ord = freeOrdinal(block, reserved);
           if (ord !== undefined) return await this.take(block, kv, ord, alloc);
         }
-        // 2. A new block, claimed by creating it.
+        // 2. A new block, claimed by creating it, unless the node has as many as maxBlocksPerHost allows.
+        const atLimit = config.maxBlocksPerHost > 0 && own.length >= config.maxBlocksPerHost;
         const taken = new Set(blocks.map((x) => x.block.cidr));
         let lostClaim = false;
-        for (const pool of pools) {
+        for (const pool of atLimit ? [] : pools) {
           for (const cidr of candidateBlocks(pool, req.node)) {
             if (taken.has(cidr)) continue;
             const block: Block = { cidr, pool: pool.metadata.name, affinity: affinityOf(req.node), allocations: {} };
@@ -169,13 +215,18 @@ export class IPAM {
         // Our view was stale: look again before borrowing or giving up.
         if (lostClaim) throw new ConflictError(BLOCK_PREFIX);
         // 3. Borrow one address from another node's block.
-        if (!req.strictAffinity) {
+        if (!config.strictAffinity) {
           for (const { block, kv } of blocks.filter((x) => inPools(x.block))) {
             const ord = freeOrdinal(block, reserved);
             if (ord !== undefined) return await this.take(block, kv, ord, alloc);
           }
         }
-        throw new IPAMError(`No IPs available in pools: [${pools.map((p) => p.spec.cidr).join(" ")}]`);
+        // Said when a setting, not the pools, is what stopped it.
+        const why = [
+          ...(atLimit ? [`node ${req.node} has ${own.length} block${own.length === 1 ? "" : "s"}, as many as maxBlocksPerHost (${config.maxBlocksPerHost}) allows`] : []),
+          ...(config.strictAffinity && blocks.some((x) => inPools(x.block) && x.block.affinity !== affinityOf(req.node) && freeOrdinal(x.block, reserved) !== undefined) ? ["strictAffinity keeps it from borrowing the free addresses of other nodes' blocks"] : []),
+        ];
+        throw new IPAMError(`No IPs available in pools: [${pools.map((p) => p.spec.cidr).join(" ")}]${why.length ? ` (${why.join("; ")}: weft ipam configure changes that)` : ""}`);
       } catch (err) {
         if (err instanceof ConflictError) continue;
         throw err;

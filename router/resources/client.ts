@@ -48,9 +48,10 @@ export class Resources {
   /**
    * Validates every resource against the store and against each other, then writes
    * all of them in one transaction: one bad document means nothing changes.
-   * create: refuse resources that exist. A resourceVersion given is a CAS token.
+   * create: refuse resources that exist; replace: refuse those that do not. A
+   * resourceVersion given is a CAS token.
    */
-  async apply(resources: Resource[], mode: "apply" | "create" = "apply"): Promise<Array<{ resource: Resource; action: "created" | "configured" | "unchanged" }>> {
+  async apply(resources: Resource[], mode: "apply" | "create" | "replace" = "apply"): Promise<Array<{ resource: Resource; action: "created" | "configured" | "unchanged" }>> {
     // Every write goes through the kind's validator, whoever built the resource.
     resources = resources.map((r) => parseResource(r));
     const seen = new Set<string>();
@@ -70,6 +71,7 @@ export class Resources {
       const current = await this.store.get(key);
       const label = `${r.kind}(${r.metadata.name})`;
       if (current && mode === "create") throw new ValidationError(label, "metadata.name", "already exists; use apply to change it");
+      if (!current && mode === "replace") throw new ValidationError(label, "metadata.name", "does not exist; use create or apply to make it");
       // A record weft cannot read is replaced by what is applied.
       const previous = current ? decode(current) : undefined;
       // Against the pools that stay and the ones earlier in this apply: the later one is blamed.

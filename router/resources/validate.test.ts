@@ -148,10 +148,14 @@ describe("apply", () => {
     expect([...unreadableRecords.keys()].filter((k) => k.startsWith("/weft/resources/ippools/"))).toEqual([]);
   });
 
-  it("create refuses an existing resource; delete removes it", async () => {
+  it("create refuses an existing resource, replace a missing one (changing nothing); delete removes it", async () => {
     const r = await fresh();
+    await expect(r.apply(parseManifests(SEED_NEVER, "a.yaml"), "replace")).rejects.toThrow("IPPool(default-ipv4-ippool): metadata.name: does not exist; use create or apply to make it");
+    expect(await r.list("IPPool")).toEqual([]);
     await r.apply(parseManifests(SEED_NEVER, "a.yaml"), "create");
     await expect(r.apply(parseManifests(SEED_NEVER, "a.yaml"), "create")).rejects.toThrow("already exists; use apply");
+    expect((await r.apply(parseManifests(SEED_NEVER.replace("ipipMode: Never", "ipipMode: Always"), "a.yaml"), "replace")).map((x) => x.action)).toEqual(["configured"]);
+    expect((await r.get<IPPool>("IPPool", "default-ipv4-ippool"))?.spec.ipipMode).toBe("Always");
     expect(await r.delete("IPPool", "default-ipv4-ippool")).toBe(true);
     expect(await r.delete("IPPool", "default-ipv4-ippool")).toBe(false);
   });

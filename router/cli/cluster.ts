@@ -3,9 +3,9 @@ import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { DATASTORE_HELP, defaultDatastore, openDatastore, unreachable, unreadableRecords, type Datastore } from "../store/store.js";
 import { Resources, UnreadableRecordError } from "../resources/client.js";
-import { kindOf, KINDS, nodeIPv4, nodeTunnelAddress, type IPPool, type IPReservation, type Kind, type NodeResource } from "../resources/kinds.js";
+import { kindOf, KINDS, MAX_BLOCKS_PER_HOST, nodeIPv4, nodeTunnelAddress, type IPPool, type IPReservation, type Kind, type NodeResource } from "../resources/kinds.js";
 import { ManifestError, parseManifests, render, table } from "../resources/manifest.js";
-import { configureIPAM, ipamFor, MAX_BLOCKS_PER_HOST, nodeOfAffinity, readIPAMConfig, reservedBy, TUNNEL_HANDLE_PREFIX, type Allocation, type Block, type IPAMConfig } from "../ipam/ipam.js";
+import { configureIPAM, ipamFor, nodeOfAffinity, readIPAMConfig, reservedBy, TUNNEL_HANDLE_PREFIX, type Allocation, type Block, type IPAMConfig } from "../ipam/ipam.js";
 import { ConfigError } from "../node/config.js";
 import { calicoOnlyKind } from "../resources/validate.js";
 import { wholeNumber } from "./args.js";
@@ -235,7 +235,7 @@ export function registerClusterCommands(program: Command): void {
       if (opts.ip !== undefined && parseIPv4(opts.ip) === undefined) throw new ConfigError(`--ip must be an IPv4 address, not "${opts.ip}"`);
       await withStore(opts, async (store) => {
         if (opts.showConfiguration) {
-          const c = await readIPAMConfig(store);
+          const c = await readIPAMConfig(new Resources(store));
           process.stdout.write(pipeTable([["PROPERTY", "VALUE"], ["StrictAffinity", String(c.strictAffinity)], ["MaxBlocksPerHost", String(c.maxBlocksPerHost)]]));
           return;
         }
@@ -283,8 +283,8 @@ export function registerClusterCommands(program: Command): void {
       if (opts.maxBlocksPerHost !== undefined) change.maxBlocksPerHost = wholeNumber("--max-blocks-per-host", opts.maxBlocksPerHost, 0, MAX_BLOCKS_PER_HOST);
       if (Object.keys(change).length === 0) throw new ConfigError("ipam configure needs --strictaffinity true|false or --max-blocks-per-host N");
       await withStore(opts, async (store) => {
-        const { after, replacedUnreadable } = await configureIPAM(store, change);
-        if (replacedUnreadable) process.stderr.write("weft: note: the stored IPAM settings were unreadable; the ones not given are back to their defaults\n");
+        const { after, replacedUnreadable } = await configureIPAM(new Resources(store), change);
+        if (replacedUnreadable) process.stderr.write("weft: note: the stored IPAMConfiguration was unreadable; the settings not given are back to their defaults\n");
         if (change.strictAffinity !== undefined) process.stdout.write(`Successfully set StrictAffinity to: ${after.strictAffinity}\n`);
         if (change.maxBlocksPerHost !== undefined) process.stdout.write(`Successfully set MaxBlocksPerHost to: ${after.maxBlocksPerHost}\n`);
         // What the settings do not undo: they govern new assignments only.

@@ -1,5 +1,5 @@
 // `weft ipam configure`: Calico's strictAffinity and maxBlocksPerHost for the whole
-// cluster, printed by `weft ipam show --show-configuration`, obeyed by every later
+// cluster (its IPAMConfiguration), printed by `weft ipam show --show-configuration`, obeyed by every later
 // assignment, and named in the error when they are what left a pod without an address.
 // `weft replace`: changes what exists, refuses what does not. Runs the built command.
 import { spawnSync } from "node:child_process";
@@ -62,6 +62,15 @@ describe("weft ipam configure", () => {
     expect(full.status).toBe(1);
     expect(full.stderr).toContain("No IPs available in pools: [10.61.0.0/28] (node w3 has 2 blocks, as many as maxBlocksPerHost (1) allows: weft ipam configure changes that)");
     expect(weft(["ipam", "show", "--show-configuration"]).stdout).toBe("PROPERTY         | VALUE\nStrictAffinity   | true \nMaxBlocksPerHost | 1    \n");
+  });
+
+  it("the settings are the cluster's IPAMConfiguration: weft get prints it, its YAML applies back", () => {
+    expect(weft(["get", "ipamconfig"]).stdout).toBe("NAME      STRICTAFFINITY   MAXBLOCKSPERHOST\ndefault   true             1\n");
+    const yaml = weft(["get", "ipamconfig", "default", "-o", "yaml"]).stdout;
+    expect(yaml).toMatch(/^apiVersion: projectcalico.org\/v3\nkind: IPAMConfiguration\nmetadata:\n  name: default\n[\s\S]*spec:\n  strictAffinity: true\n  maxBlocksPerHost: 1\n$/);
+    writeFileSync(path.join(dir, "ipamconfig.yaml"), yaml.replace("maxBlocksPerHost: 1", "maxBlocksPerHost: 0"));
+    expect(weft(["apply", "-f", path.join(dir, "ipamconfig.yaml")]).stdout).toBe("IPAMConfiguration(default) configured\n");
+    expect(weft(["ipam", "show", "--show-configuration"]).stdout).toContain("MaxBlocksPerHost | 0");
   });
 });
 

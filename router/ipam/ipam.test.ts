@@ -7,7 +7,7 @@ import { openDatastore, unreadableRecords } from "../store/store.js";
 import { Resources } from "../resources/client.js";
 import { parseManifests } from "../resources/manifest.js";
 import type { IPPool } from "../resources/kinds.js";
-import { blockKey, candidateBlocks, configureIPAM, IPAM, IPAM_CONFIG_KEY, IPAMError, ipamFor, nodeBlockUsage, readIPAMConfig } from "./ipam.js";
+import { blockKey, candidateBlocks, configureIPAM, IPAM, IPAMError, ipamFor, nodeBlockUsage, readIPAMConfig } from "./ipam.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "weft-ipam-"));
 let n = 0;
@@ -16,11 +16,12 @@ async function setup(poolYaml: string) {
   return (await setupWithStore(poolYaml)).ipam;
 }
 
+/** An IPAM as the CLI and weft-cni make it: settings from the datastore's IPAMConfiguration. */
 async function setupWithStore(poolYaml: string) {
   const store = await openDatastore(`sqlite:${path.join(dir, `i${n++}.db`)}`);
   const res = new Resources(store);
   await res.apply(parseManifests(poolYaml, "pool.yaml"));
-  return { store, ipam: new IPAM(store, () => res.list<IPPool>("IPPool")) };
+  return { res, ipam: ipamFor(store, res) };
 }
 
 const pool = (cidr: string, blockSize = 26, extra = "") => `apiVersion: projectcalico.org/v3
@@ -60,7 +61,7 @@ describe("IPAM", () => {
   });
 
   it("strictAffinity: a node whose blocks are full gets no address borrowed from another node's block, and is told why", async () => {
-    const { store, ipam } = await setupWithStore(pool("10.21.0.0/29", 29));
+    const { res: store, ipam } = await setupWithStore(pool("10.21.0.0/29", 29));
     expect(await readIPAMConfig(store)).toEqual({ strictAffinity: false, maxBlocksPerHost: 0 });
     await ipam.assign({ node: "w1", handle: "a" });
     expect(await configureIPAM(store, { strictAffinity: true })).toMatchObject({ before: { strictAffinity: false }, after: { strictAffinity: true, maxBlocksPerHost: 0 } });
@@ -70,7 +71,7 @@ describe("IPAM", () => {
   });
 
   it("maxBlocksPerHost: a node stops claiming blocks at the limit, borrows instead, and without borrowing is told why", async () => {
-    const { store, ipam } = await setupWithStore(pool("10.22.0.0/28", 30));
+    const { res: store, ipam } = await setupWithStore(pool("10.22.0.0/28", 30));
     await configureIPAM(store, { maxBlocksPerHost: 1 });
     for (const h of ["a", "b", "c", "d"]) await ipam.assign({ node: "w1", handle: h });
     await ipam.assign({ node: "w2", handle: "e" });
@@ -85,13 +86,21 @@ describe("IPAM", () => {
     expect((await ipam.assign({ node: "w1", handle: "g" })).block).not.toBe(fifth.block);
   });
 
-  it("IPAM settings weft cannot read stop assignment with a message saying how to mend them; configure replaces them", async () => {
-    const { store, ipam } = await setupWithStore(pool("10.23.0.0/24"));
-    await store.txn([{ op: "create", key: IPAM_CONFIG_KEY, value: '{"strictAffinity":"yes"}' }]);
-    await expect(ipam.assign({ node: "w1", handle: "a" })).rejects.toThrow(`datastore record ${IPAM_CONFIG_KEY} is not IPAM settings weft can read (not the shape weft writes there): set them again with weft ipam configure`);
-    expect(await configureIPAM(store, { maxBlocksPerHost: 3 })).toMatchObject({ after: { strictAffinity: false, maxBlocksPerHost: 3 }, replacedUnreadable: true });
-    expect(unreadableRecords.has(IPAM_CONFIG_KEY)).toBe(false);
+  it("an IPAMConfiguration applied from a manifest is obeyed; a stored one that does not validate stops assignment saying how to mend it; configure replaces it", async () => {
+    const { res, ipam } = await setupWithStore(pool("10.23.0.0/30", 30));
+    await res.apply(parseManifests("apiVersion: projectcalico.org/v3\nkind: IPAMConfiguration\nmetadata: {name: default}\nspec: {strictAffinity: true}\n", "ipamconfig.yaml"));
     await ipam.assign({ node: "w1", handle: "a" });
+    expect(await readIPAMConfig(res)).toEqual({ strictAffinity: true, maxBlocksPerHost: 0 });
+    await expect(ipam.assign({ node: "w2", handle: "b" })).rejects.toThrow("No IPs available in pools: [10.23.0.0/30] (strictAffinity keeps it from borrowing");
+    const key = "/weft/resources/ipamconfigurations/default";
+    await res.store.txn([{ op: "update", key, value: '{"apiVersion":"projectcalico.org/v3","kind":"IPAMConfiguration","metadata":{"name":"default"},"spec":{"strictAffinity":"yes"}}' }]);
+    await expect(ipam.assign({ node: "w2", handle: "b" })).rejects.toThrow("IPAMConfiguration(default) in the datastore does not validate (IPAMConfiguration(default): spec.strictAffinity: Invalid input: expected boolean, received string): set it again with weft ipam configure or weft apply");
+    await res.store.txn([{ op: "update", key, value: "{not json" }]);
+    await expect(ipam.assign({ node: "w2", handle: "b" })).rejects.toThrow(`datastore record ${key} is not a resource weft can read`);
+    expect(await configureIPAM(res, { maxBlocksPerHost: 3 })).toMatchObject({ after: { strictAffinity: false, maxBlocksPerHost: 3 }, replacedUnreadable: true });
+    expect(unreadableRecords.has(key)).toBe(false);
+    expect((await ipam.assign({ node: "w2", handle: "b" })).address).toBe("10.23.0.1");
+    expect(() => parseManifests("apiVersion: projectcalico.org/v3\nkind: IPAMConfiguration\nmetadata: {name: other}\nspec: {}\n", "x.yaml")).toThrow('x.yaml: document 1: IPAMConfiguration(other): metadata.name: must be "default": the cluster has one IPAMConfiguration');
   });
 
   it("counts a node's own blocks and their addresses by pool (the weft_ipam_* metrics); borrowed ones stay with the block's owner", async () => {

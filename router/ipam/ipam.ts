@@ -4,9 +4,10 @@
 // addresses from other blocks when its own are full, and releases by handle or address.
 import { createHash } from "node:crypto";
 import { contains, formatIPv4, maskOf, parseCIDR, parseIPv4 } from "../dataplane/addr.js";
-import { ConflictError, readRecord, readRecords, unreadableRecords, type Datastore, type KV } from "../store/store.js";
-import { reservationCIDR, type IPPool, type IPReservation } from "../resources/kinds.js";
-import { Resources } from "../resources/client.js";
+import { ConflictError, readRecords, type Datastore, type KV } from "../store/store.js";
+import { API_VERSION, IPAM_CONFIGURATION_NAME, reservationCIDR, type IPAMConfiguration, type IPPool, type IPReservation } from "../resources/kinds.js";
+import { Resources, UnreadableRecordError } from "../resources/client.js";
+import { parseResource } from "../resources/validate.js";
 import { selectorOrError, SelectorError, type Labels } from "../resources/selector.js";
 
 export const BLOCK_PREFIX = "/weft/ipam/blocks/";
@@ -30,44 +31,50 @@ export interface Block {
 
 export class IPAMError extends Error {}
 
-/**
- * The cluster's IPAM settings, as Calico's IPAMConfig holds them (calicoctl ipam
- * configure): strictAffinity, never borrow an address from another node's block;
- * maxBlocksPerHost, the most blocks a node claims from the pools asked (0: no limit).
- * One record; without it, Calico's defaults.
- */
+/** The IPAM settings as assignment reads them (an IPAMConfiguration's, defaults filled). */
 export interface IPAMConfig {
   strictAffinity: boolean;
   maxBlocksPerHost: number;
 }
 
-export const IPAM_CONFIG_KEY = "/weft/ipam/config";
 export const DEFAULT_IPAM_CONFIG: IPAMConfig = { strictAffinity: false, maxBlocksPerHost: 0 };
-/** calicoctl's bound on maxBlocksPerHost. */
-export const MAX_BLOCKS_PER_HOST = 2 ** 31 - 1;
 
-const configShape = (v: Record<string, unknown>) => typeof v.strictAffinity === "boolean" && Number.isInteger(v.maxBlocksPerHost) && (v.maxBlocksPerHost as number) >= 0 && (v.maxBlocksPerHost as number) <= MAX_BLOCKS_PER_HOST;
-
-/** The stored IPAM settings (the defaults when none are); a record weft cannot read is an error, not the defaults. */
-export async function readIPAMConfig(store: Datastore): Promise<IPAMConfig> {
-  const kv = await store.get(IPAM_CONFIG_KEY);
-  if (!kv) return { ...DEFAULT_IPAM_CONFIG };
-  const c = readRecord<IPAMConfig>(kv, configShape);
-  if (!c) throw new IPAMError(`datastore record ${IPAM_CONFIG_KEY} is not IPAM settings weft can read (${unreadableRecords.get(kv.key)}): set them again with weft ipam configure`);
-  return { strictAffinity: c.strictAffinity, maxBlocksPerHost: c.maxBlocksPerHost };
+/**
+ * The cluster's IPAMConfiguration as settings (the defaults when there is none). A stored
+ * one the validator refuses (written around weft) is an error, not the defaults: a
+ * node must not borrow because its strictAffinity could not be read.
+ */
+export async function readIPAMConfig(res: Resources): Promise<IPAMConfig> {
+  const stored = await res.get<IPAMConfiguration>("IPAMConfiguration", IPAM_CONFIGURATION_NAME);
+  if (!stored) return { ...DEFAULT_IPAM_CONFIG };
+  let spec: IPAMConfiguration["spec"];
+  try {
+    spec = (parseResource(stored) as IPAMConfiguration).spec;
+  } catch (err) {
+    throw new IPAMError(`IPAMConfiguration(${IPAM_CONFIGURATION_NAME}) in the datastore does not validate (${(err as Error).message}): set it again with weft ipam configure or weft apply`);
+  }
+  return { strictAffinity: spec.strictAffinity ?? false, maxBlocksPerHost: spec.maxBlocksPerHost ?? 0 };
 }
 
-/** Changes some IPAM settings (compare-and-swap, retried); an unreadable record is replaced, from the defaults. */
-export async function configureIPAM(store: Datastore, change: Partial<IPAMConfig>): Promise<{ before: IPAMConfig; after: IPAMConfig; replacedUnreadable: boolean }> {
+/** Changes some IPAM settings in the IPAMConfiguration (compare-and-swap on its resourceVersion, retried); one weft cannot read is replaced, from the defaults. */
+export async function configureIPAM(res: Resources, change: Partial<IPAMConfig>): Promise<{ before: IPAMConfig; after: IPAMConfig; replacedUnreadable: boolean }> {
   for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
-    const kv = await store.get(IPAM_CONFIG_KEY);
-    const stored = kv && readRecord<IPAMConfig>(kv, configShape);
-    const before = stored ? { strictAffinity: stored.strictAffinity, maxBlocksPerHost: stored.maxBlocksPerHost } : { ...DEFAULT_IPAM_CONFIG };
-    const after = { ...before, ...change };
+    let current: IPAMConfiguration | undefined;
+    let before: IPAMConfig;
+    let replacedUnreadable = false;
     try {
-      await store.txn([kv ? { op: "update", key: IPAM_CONFIG_KEY, value: JSON.stringify(after), modRevision: kv.modRevision } : { op: "create", key: IPAM_CONFIG_KEY, value: JSON.stringify(after) }]);
-      if (kv && !stored) unreadableRecords.delete(kv.key);
-      return { before, after, replacedUnreadable: kv !== undefined && !stored };
+      current = await res.get<IPAMConfiguration>("IPAMConfiguration", IPAM_CONFIGURATION_NAME);
+      before = await readIPAMConfig(res);
+    } catch (err) {
+      if (!(err instanceof IPAMError || err instanceof UnreadableRecordError)) throw err;
+      before = { ...DEFAULT_IPAM_CONFIG };
+      replacedUnreadable = true;
+    }
+    const after = { ...before, ...change };
+    const metadata = { ...(current?.metadata ?? {}), name: IPAM_CONFIGURATION_NAME };
+    try {
+      await res.apply([{ apiVersion: API_VERSION, kind: "IPAMConfiguration", metadata, spec: after }]);
+      return { before, after, replacedUnreadable };
     } catch (err) {
       if (!(err instanceof ConflictError)) throw err;
     }
@@ -128,6 +135,8 @@ export class IPAM {
     private readonly pools: () => Promise<IPPool[]>,
     /** IPReservations' reserved addresses and CIDRs: never given out (those given before stay). */
     private readonly reservations: () => Promise<string[]> = async () => [],
+    /** The IPAMConfiguration's settings, read at each assignment. */
+    private readonly settings: () => Promise<IPAMConfig> = async () => DEFAULT_IPAM_CONFIG,
   ) {}
 
   async blocks(): Promise<StoredBlock[]> {
@@ -179,7 +188,7 @@ export class IPAM {
     const inPools = (b: Block) => pools.some((p) => p.metadata.name === b.pool);
     const alloc: Allocation = { handle: req.handle, node: req.node };
     const reserved = reservedBy(await this.reservations());
-    const config = await readIPAMConfig(this.store);
+    const config = await this.settings();
     for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
       try {
         const blocks = await this.blocks();
@@ -462,7 +471,7 @@ export function nodeBlockUsage(node: string, blocks: Block[]): Array<{ pool: str
 
 /** IPAM over a datastore's own IP pools and IPReservations (what every caller wants). */
 export function ipamFor(store: Datastore, res = new Resources(store)): IPAM {
-  return new IPAM(store, () => res.list<IPPool>("IPPool"), async () => (await res.list<IPReservation>("IPReservation")).flatMap((r) => r.spec.reservedCIDRs));
+  return new IPAM(store, () => res.list<IPPool>("IPPool"), async () => (await res.list<IPReservation>("IPReservation")).flatMap((r) => r.spec.reservedCIDRs), () => readIPAMConfig(res));
 }
 
 /** The pool's blocks in a node-specific order (fewer collisions, stable across restarts). */

@@ -96,6 +96,8 @@ export class Resources {
       results.push({ resource: stored, action: current ? "configured" : "created" });
     }
     if (ops.length) await this.store.txn(ops);
+    // A record weft could not read is now one it wrote.
+    for (const o of ops) unreadableRecords.delete(o.key);
     return results;
   }
 

@@ -12,6 +12,7 @@ describe("calicoctl's words and columns", () => {
     ["BGPConfiguration", ["bgpconfiguration", "bgpconfigurations", "bgpconfig", "bgpconfigs", "BGPConfiguration"]],
     ["BGPPeer", ["bgppeer", "bgppeers", "bgpp", "bgpps", "bp", "bps", "BGPPeer"]],
     ["IPReservation", ["ipreservation", "ipreservations", "reservation", "reservations", "IPReservation"]],
+    ["IPAMConfiguration", ["ipamconfig", "ipamconfigs", "ipamconfiguration", "ipamconfigurations", "IPAMConfiguration"]],
   ])("%s is named by %j", (kind, words) => {
     for (const w of words) expect(kindOf(w), w).toBe(kind);
   });
@@ -26,7 +27,7 @@ describe("calicoctl's words and columns", () => {
 
   it("a manifest's kind or field named as something every object has is refused as any unknown one", () => {
     const doc = (kind: string, spec: string) => `apiVersion: projectcalico.org/v3\nkind: ${kind}\nmetadata: {name: x}\nspec: ${spec}\n`;
-    expect(() => parseManifests(doc("constructor", "{}"), "x.yaml")).toThrow("x.yaml: document 1: constructor(x): kind: must be one of IPPool, Node, BGPConfiguration, BGPPeer, IPReservation");
+    expect(() => parseManifests(doc("constructor", "{}"), "x.yaml")).toThrow("x.yaml: document 1: constructor(x): kind: must be one of IPPool, Node, BGPConfiguration, BGPPeer, IPReservation, IPAMConfiguration");
     expect(() => parseManifests(doc("toString", "{}"), "x.yaml")).toThrow("kind: must be one of IPPool");
     expect(() => parseManifests(doc("IPPool", "{cidr: 10.5.0.0/16, constructor: 1}"), "x.yaml")).toThrow('IPPool(x): spec: unknown field "constructor"');
   });
@@ -37,5 +38,12 @@ describe("calicoctl's words and columns", () => {
       "NAME      LOGSEVERITY   MESHENABLED   ASNUMBER\ndefault   Info          true          64512\ndefault   Debug         false         64600\n",
     );
     expect(table([conf({ listenPort: 1790 })] as never, "BGPConfiguration", true).split("\n")[0]).toBe("NAME      LOGSEVERITY   MESHENABLED   ASNUMBER   LISTENPORT");
+  });
+
+  it("ipamconfig shows STRICTAFFINITY and MAXBLOCKSPERHOST, with the defaults assignment uses", () => {
+    const conf = (spec: Record<string, unknown>) => ({ apiVersion: "projectcalico.org/v3", kind: "IPAMConfiguration", metadata: { name: "default" }, spec });
+    expect(table([conf({}), conf({ strictAffinity: true, maxBlocksPerHost: 4 })] as never, "IPAMConfiguration", false)).toBe(
+      "NAME      STRICTAFFINITY   MAXBLOCKSPERHOST\ndefault   false            0\ndefault   true             4\n",
+    );
   });
 });

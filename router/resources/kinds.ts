@@ -124,12 +124,24 @@ export const ipReservationSpec = z
   })
   .strict();
 
+// The cluster's IPAM settings (Calico's IPAMConfiguration; there is one, named default):
+// strictAffinity, never borrow an address from another node's block; maxBlocksPerHost,
+// the most blocks a node claims (0: no limit).
+export const MAX_BLOCKS_PER_HOST = 2147483647; // Calico's int32
+export const ipamConfigurationSpec = z
+  .object({
+    strictAffinity: z.boolean().optional(),
+    maxBlocksPerHost: z.number().int().min(0).max(MAX_BLOCKS_PER_HOST).optional(),
+  })
+  .strict();
+
 export const KINDS = {
   IPPool: { spec: ipPoolSpec, plural: "ippools", aliases: ["ippool", "ippools", "ipp", "ipps", "pool", "pools"] },
   Node: { spec: nodeSpec, plural: "nodes", aliases: ["node", "nodes", "no", "nos"] },
   BGPConfiguration: { spec: bgpConfigurationSpec, plural: "bgpconfigurations", aliases: ["bgpconfig", "bgpconfigs", "bgpconfiguration", "bgpconfigurations"] },
   BGPPeer: { spec: bgpPeerSpec, plural: "bgppeers", aliases: ["bgppeer", "bgppeers", "bgpp", "bgpps", "bp", "bps"] },
   IPReservation: { spec: ipReservationSpec, plural: "ipreservations", aliases: ["ipreservation", "ipreservations", "reservation", "reservations", "ipr"] },
+  IPAMConfiguration: { spec: ipamConfigurationSpec, plural: "ipamconfigurations", aliases: ["ipamconfig", "ipamconfigs", "ipamconfiguration", "ipamconfigurations"] },
 } as const;
 
 export type Kind = keyof typeof KINDS;
@@ -138,6 +150,7 @@ export type NodeSpec = z.infer<typeof nodeSpec>;
 export type BGPConfigurationSpec = z.infer<typeof bgpConfigurationSpec>;
 export type BGPPeerSpec = z.infer<typeof bgpPeerSpec>;
 export type IPReservationSpec = z.infer<typeof ipReservationSpec>;
+export type IPAMConfigurationSpec = z.infer<typeof ipamConfigurationSpec>;
 export type Metadata = z.infer<typeof metadata>;
 
 export interface Resource<S = unknown> {
@@ -151,6 +164,9 @@ export type NodeResource = Resource<NodeSpec>;
 export type BGPConfiguration = Resource<BGPConfigurationSpec>;
 export type BGPPeer = Resource<BGPPeerSpec>;
 export type IPReservation = Resource<IPReservationSpec>;
+export type IPAMConfiguration = Resource<IPAMConfigurationSpec>;
+/** The one IPAMConfiguration's name. */
+export const IPAM_CONFIGURATION_NAME = "default";
 
 /** The kind a CLI word names: calicoctl's words for it (ippool, ipp, pools, bgpconfig, bp, no, ...), any case. */
 export function kindOf(word: string): Kind | undefined {

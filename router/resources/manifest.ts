@@ -56,6 +56,7 @@ const COLUMNS: Record<Kind, { narrow: string[]; wide: string[] }> = {
   BGPConfiguration: { narrow: ["NAME", "LOGSEVERITY", "MESHENABLED", "ASNUMBER"], wide: ["NAME", "LOGSEVERITY", "MESHENABLED", "ASNUMBER", "LISTENPORT"] },
   BGPPeer: { narrow: ["NAME", "PEERIP", "NODE", "ASN"], wide: ["NAME", "PEERIP", "NODE", "ASN", "NODESELECTOR", "PEERSELECTOR"] },
   IPReservation: { narrow: ["NAME", "RESERVEDCIDRS"], wide: ["NAME", "RESERVEDCIDRS"] },
+  IPAMConfiguration: { narrow: ["NAME", "STRICTAFFINITY", "MAXBLOCKSPERHOST"], wide: ["NAME", "STRICTAFFINITY", "MAXBLOCKSPERHOST"] },
 };
 
 function cell(r: Resource, col: string): string {
@@ -80,6 +81,8 @@ function cell(r: Resource, col: string): string {
     case "PEERIP": return s.peerIP ?? "";
     case "NODE": return s.node ?? "(global)";
     case "RESERVEDCIDRS": return (s.reservedCIDRs as string[]).join(",");
+    case "STRICTAFFINITY": return String(s.strictAffinity ?? false);
+    case "MAXBLOCKSPERHOST": return String(s.maxBlocksPerHost ?? 0);
     default: return "";
   }
 }

@@ -207,9 +207,9 @@ spec: {bgp: {ipv4Address: 10.30.0.11/24, routeReflectorClusterID: 10.30.0.1}}
 
   it("a Calico kind weft does not take is named as such, with what to do, not as a typo", () => {
     const doc = (kind: string) => `apiVersion: projectcalico.org/v3\nkind: ${kind}\nmetadata: {name: default}\nspec: {}\n`;
-    expect(() => parseManifests(doc("FelixConfiguration"), "x")).toThrow(/FelixConfiguration\(default\): kind: FelixConfiguration is Calico's, and weft does not take it \(weft's data-path settings are weft node run's options.*\); remove it from the file \(weft takes IPPool, Node, BGPConfiguration, BGPPeer, IPReservation\)/);
+    expect(() => parseManifests(doc("FelixConfiguration"), "x")).toThrow(/FelixConfiguration\(default\): kind: FelixConfiguration is Calico's, and weft does not take it \(weft's data-path settings are weft node run's options.*\); remove it from the file \(weft takes IPPool, Node, BGPConfiguration, BGPPeer, IPReservation, IPAMConfiguration\)/);
     expect(() => parseManifests(doc("GlobalNetworkPolicy"), "x")).toThrow(/weft does no network policy/);
-    expect(() => parseManifests(doc("IPPoll"), "x")).toThrow(/IPPoll\(default\): kind: must be one of IPPool, Node, BGPConfiguration, BGPPeer, IPReservation/);
+    expect(() => parseManifests(doc("IPPoll"), "x")).toThrow(/IPPoll\(default\): kind: must be one of IPPool, Node, BGPConfiguration, BGPPeer, IPReservation, IPAMConfiguration/);
   });
 
   it("a Calico field weft does not do is refused as such, not as a typo", () => {

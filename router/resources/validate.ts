@@ -1,7 +1,7 @@
 // One validator per kind. Messages follow Calico's, so what users search for matches.
 import os from "node:os";
 import type { z } from "zod";
-import { API_VERSION, KINDS, metadata, nodeIPv4, peerEndpoint, reservationCIDR, type BGPPeer, type IPPool, type IPReservation, type Kind, type NodeResource, type Resource } from "./kinds.js";
+import { API_VERSION, IPAM_CONFIGURATION_NAME, KINDS, metadata, nodeIPv4, peerEndpoint, reservationCIDR, type BGPPeer, type IPPool, type IPReservation, type Kind, type NodeResource, type Resource } from "./kinds.js";
 import { isStrictlyMasked, overlaps, parseAnyCIDR, RESERVED_RANGES } from "./cidr.js";
 import { parseSelector, SelectorError } from "./selector.js";
 
@@ -57,7 +57,6 @@ const CALICO_ONLY_KINDS: Record<string, string> = {
   BGPFilter: "weft has no BGP filters",
   KubeControllersConfiguration: "weft runs no Kubernetes controllers",
   ClusterInformation: "Calico writes it itself",
-  IPAMConfiguration: "weft's IPAM has no strict affinity or per-node block limit settings",
   CalicoNodeStatus: "weft node status says the same, from the node",
   BlockAffinity: "weft's IPAM keeps block affinities itself (weft ipam show --show-blocks)",
 };
@@ -134,6 +133,7 @@ export function parseResource(doc: unknown): Resource {
   if (kind === "BGPPeer" || kind === "Node" || kind === "BGPConfiguration") validateSelectors(res);
   if (kind === "BGPPeer") validateBGPPeer(res as BGPPeer);
   if (kind === "IPReservation") validateIPReservation(res as IPReservation);
+  if (kind === "IPAMConfiguration" && meta.name !== IPAM_CONFIGURATION_NAME) throw new ValidationError(label, "metadata.name", `must be "${IPAM_CONFIGURATION_NAME}": the cluster has one IPAMConfiguration`);
   return res;
 }
 

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { DATASTORE_HELP, defaultDatastore, openDatastore, unreachable, unreadableRecords, type Datastore } from "../store/store.js";
 import { Resources, UnreadableRecordError } from "../resources/client.js";
-import { kindOf, KINDS, MAX_BLOCKS_PER_HOST, nodeIPv4, nodeTunnelAddress, type IPPool, type IPReservation, type Kind, type NodeResource } from "../resources/kinds.js";
+import { kindOf, KINDS, MAX_BLOCKS_PER_HOST, nodeIPv4, nodeTunnelAddress, type IPPool, type IPReservation, type Kind, type NodeResource, type Resource } from "../resources/kinds.js";
 import { ManifestError, parseManifests, render, table } from "../resources/manifest.js";
 import { configureIPAM, ipamFor, nodeOfAffinity, readIPAMConfig, reservedBy, TUNNEL_HANDLE_PREFIX, type Allocation, type Block, type IPAMConfig } from "../ipam/ipam.js";
 import { ConfigError } from "../node/config.js";
@@ -50,6 +50,17 @@ function kindArg(word: string): Kind {
   return k;
 }
 
+/** The resources a command names: those in a manifest file (their specs unread), or a kind and names. */
+function resourceTargets(usage: string, word: string | undefined, names: string[], filename: string | undefined): Array<{ kind: Kind; name: string }> {
+  if (filename !== undefined) {
+    if (word !== undefined) throw new ConfigError(`${usage.split(" ")[0]} takes -f FILE or KIND and names, not both`);
+    return parseManifests(readManifest(filename), filename, { idOnly: true }).map((r) => ({ kind: r.kind, name: r.metadata.name }));
+  }
+  if (word === undefined || names.length === 0) throw new ConfigError(`${usage}`);
+  const kind = kindArg(word);
+  return names.map((name) => ({ kind, name }));
+}
+
 export function readManifest(file: string): string {
   try {
     return readFileSync(file === "-" ? 0 : file, "utf8");
@@ -94,20 +105,37 @@ function blockRow(label: string, block: Block): string[] {
 export function registerClusterCommands(program: Command): void {
   program
     .command("get")
-    .description(`print resources: ${KIND_WORDS.join(", ")}`)
-    .argument("<kind>", KIND_HELP)
-    .argument("[name]", "one resource")
+    .description(`print resources: all of a kind, some by name, or those a file names (${KIND_WORDS.join(", ")}); one that does not exist fails the command after the rest are printed`)
+    .argument("[kind]", KIND_HELP)
+    .argument("[names...]", "resource names (default: every one of the kind)")
+    .option("-f, --filename <file>", "print the resources this manifest file names (or - for standard input)")
     .addOption(new Option("-o, --output <format>", "output format").choices(["table", "wide", "yaml", "json"]).default("table"))
     .addOption(datastoreOption())
-    .action(async (word: string, name: string | undefined, opts: { output: string; datastore?: string }) => {
-      const kind = kindArg(word);
-      await withStore(opts, async (store) => {
+    .action(async (word: string | undefined, names: string[], opts: { filename?: string; output: string; datastore?: string }) => {
+      // A kind alone lists it; names or a file ask for those resources each.
+      const all = !opts.filename && word !== undefined && names.length === 0 ? kindArg(word) : undefined;
+      const targets = all ? [] : resourceTargets("get needs KIND [NAME...] or -f FILE", word, names, opts.filename);
+      const { items, absent } = await withStore(opts, async (store) => {
         const res = new Resources(store);
-        const items = name ? [await res.get(kind, name)].filter((r) => r !== undefined) : await res.list(kind);
-        if (name && items.length === 0) throw new Error(`${kind}(${name}) not found`);
-        if (opts.output === "yaml" || opts.output === "json") process.stdout.write(render(items, kind, opts.output, name !== undefined));
-        else process.stdout.write(table(items, kind, opts.output === "wide"));
+        if (all) return { items: await res.list(all), absent: [] };
+        const items: Resource[] = [];
+        const absent: string[] = [];
+        for (const t of targets) {
+          const r = await res.get(t.kind, t.name);
+          if (r) items.push(r);
+          else absent.push(`${t.kind}(${t.name})`);
+        }
+        return { items, absent };
       });
+      const kinds = all ? [all] : [...new Set(targets.map((t) => t.kind))];
+      if (opts.output === "yaml" || opts.output === "json") {
+        if (all || items.length) process.stdout.write(render(items, kinds.length === 1 ? kinds[0] : undefined, opts.output, !all && targets.length === 1));
+      } else {
+        // One table per kind, in the order asked; a kind listed whole has one even when empty.
+        const shown = all ? kinds : kinds.filter((k) => items.some((r) => r.kind === k));
+        process.stdout.write(shown.map((k) => table(items.filter((r) => r.kind === k), k, opts.output === "wide")).join("\n"));
+      }
+      if (absent.length) throw new Error(`resource does not exist: ${absent.join(", ")}`);
     });
 
   const writeModes = {
@@ -178,13 +206,7 @@ export function registerClusterCommands(program: Command): void {
     .option("--force", "delete an IPPool even while pods use its addresses (they lose their routes)")
     .addOption(datastoreOption())
     .action(async (word: string | undefined, names: string[], opts: { filename?: string; skipNotExists?: boolean; force?: boolean; datastore?: string }) => {
-      const targets: Array<{ kind: Kind; name: string }> = opts.filename
-        ? parseManifests(readManifest(opts.filename), opts.filename, { idOnly: true }).map((r) => ({ kind: r.kind, name: r.metadata.name }))
-        : word && names.length > 0
-          ? names.map((name) => ({ kind: kindArg(word), name }))
-          : (() => {
-              throw new ConfigError("delete needs -f FILE or KIND NAME...");
-            })();
+      const targets = resourceTargets("delete needs -f FILE or KIND NAME...", word, names, opts.filename);
       // Every target is tried; those that did not exist fail the command (as calicoctl
       // does) unless --skip-not-exists. A pool whose addresses pods still hold is kept:
       // its blocks would no longer be routed and those pods would be cut off.

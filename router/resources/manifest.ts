@@ -44,9 +44,9 @@ function isList(v: unknown): v is { items: unknown[] } {
   return typeof v === "object" && v !== null && typeof (v as { kind?: unknown }).kind === "string" && (v as { kind: string }).kind.endsWith("List") && Array.isArray((v as { items?: unknown }).items);
 }
 
-/** What `get -o yaml|json` prints: the resource itself, or a List for several. */
-export function render(resources: Resource[], kind: Kind, format: "yaml" | "json", single: boolean): string {
-  const doc = single ? resources[0] : { apiVersion: API_VERSION, kind: `${kind}List`, items: resources };
+/** What `get -o yaml|json` prints: the resource itself, or a list for several (an IPPoolList; a List when kinds are mixed). */
+export function render(resources: Resource[], kind: Kind | undefined, format: "yaml" | "json", single: boolean): string {
+  const doc = single ? resources[0] : { apiVersion: API_VERSION, kind: `${kind ?? ""}List`, items: resources };
   return format === "json" ? `${JSON.stringify(doc, null, 2)}\n` : stringify(doc);
 }
 

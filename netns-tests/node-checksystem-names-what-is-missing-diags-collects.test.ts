@@ -1,10 +1,11 @@
 // weft node checksystem, as a user runs it before installing: on a clean host every
 // check passes and the throwaway TUN is gone again; a kernel VXLAN device on 4789 and
-// another BGP speaker on 179 are named with the way out; without root it says so; next
+// another BGP speaker on 179 (or on the datastore's listenPort) are named with the way
+// out; a datastore that does not answer is a warning; without root it says so; next
 // to a running weft node, the ports it holds are its own. weft node diags then puts the
 // node's status, routes and metrics and the host's state in one archive.
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -20,10 +21,10 @@ const cli = path.join(projectRoot(), "dist", "router", "cli", "main.js");
 const dir = mkdtempSync(path.join(tmpdir(), "weft-tck-"));
 
 /** checksystem in the namespace (as another user with asUser): exit code, text, checks by name. */
-async function checksystem(asUser?: number): Promise<{ code: number; text: string; checks: Record<string, Check> }> {
+async function checksystem(asUser?: number, datastore = `sqlite:${path.join(dir, "none.db")}`): Promise<{ code: number; text: string; checks: Record<string, Check> }> {
   const prefix = asUser === undefined ? [] : ["setpriv", "--reuid", String(asUser), "--regid", String(asUser), "--clear-groups"];
   const go = async (json: boolean) =>
-    run("ip", ["netns", "exec", NS, ...prefix, process.execPath, cli, "node", "checksystem", ...(json ? ["--json"] : [])], { encoding: "utf8" }).then(
+    run("ip", ["netns", "exec", NS, ...prefix, process.execPath, cli, "node", "checksystem", "--datastore", datastore, ...(json ? ["--json"] : [])], { encoding: "utf8" }).then(
       (r) => ({ code: 0, out: r.stdout }),
       (e: { code: number; stdout: string }) => ({ code: e.code, out: e.stdout }),
     );
@@ -53,9 +54,10 @@ describe("weft node checksystem", () => {
     const r = await checksystem();
     console.log(`[tck] clean host:\n${r.text}`);
     expect(r.code).toBe(0);
-    for (const what of ["running as root", "native addon", "TUN device", "UDP GSO and GRO", "raw IPIP socket", "UDP 4789 (VXLAN)", "TCP 179 (BGP)", "ip command", "nft command", "iptables command", "IPv4 forwarding"]) {
+    for (const what of ["running as root", "native addon", "TUN device", "UDP GSO and GRO", "raw IPIP socket", "UDP 4789 (VXLAN)", "TCP 179 (BGP)", "datastore", "ip command", "nft command", "iptables command", "IPv4 forwarding"]) {
       expect(r.checks[what], what).toMatchObject({ result: "OK" });
     }
+    expect(r.checks.datastore.detail).toBe(`sqlite:${path.join(dir, "none.db")}: not made yet (weft node run makes it); BGP on TCP 179`);
     expect(r.text).toMatch(/System meets the requirements to run a weft node\.\n$/);
     expect((await run("ip", ["-n", NS, "-br", "link", "show"], { encoding: "utf8" })).stdout).not.toMatch(/weftchk/);
   }, 30_000);
@@ -77,6 +79,31 @@ describe("weft node checksystem", () => {
       bgp.kill("SIGKILL");
       await run("ip", ["-n", NS, "link", "del", "vxlan.calico"]);
     }
+  }, 30_000);
+
+  it("BGP on the port the datastore's BGPConfiguration sets: a speaker there is named; a datastore that does not answer is a warning, not a failure", async () => {
+    const ds = `sqlite:${path.join(dir, "bgp1790.db")}`;
+    const file = path.join(dir, "bgp1790.yaml");
+    writeFileSync(file, "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {listenPort: 1790}\n");
+    await run(process.execPath, [cli, "apply", "-f", file, "--datastore", ds]);
+    const bgp = spawn("ip", ["netns", "exec", NS, process.execPath, "-e", "require('net').createServer().listen(1790, () => console.log('listening')); setTimeout(() => {}, 60000)"], { stdio: ["ignore", "pipe", "ignore"] });
+    held.push(bgp);
+    await new Promise((r) => bgp.stdout!.once("data", r));
+    try {
+      const r = await checksystem(undefined, ds);
+      console.log(`[tck] listenPort 1790 taken:\n${r.text}`);
+      expect(r.code).toBe(1);
+      expect(r.checks.datastore).toEqual({ what: "datastore", result: "OK", detail: `${ds} answered; BGP on TCP 1790 (BGPConfiguration listenPort)` });
+      expect(r.checks["TCP 1790 (BGP)"]).toMatchObject({ result: "FAIL", detail: expect.stringMatching(/^taken by node \(pid \d+\)/) });
+      expect(r.checks["TCP 179 (BGP)"]).toBeUndefined();
+    } finally {
+      bgp.kill("SIGKILL");
+    }
+    const away = await checksystem(undefined, "etcd://127.0.0.1:1");
+    console.log(`[tck] etcd not answering:\n${away.text}`);
+    expect(away.code).toBe(0);
+    expect(away.checks.datastore).toMatchObject({ result: "WARN", detail: expect.stringMatching(/^etcd:\/\/127\.0\.0\.1:1: .*ECONNREFUSED.* \(a node waits for it; static nodes need none\); BGP checked on TCP 179$/) });
+    expect(away.checks["TCP 179 (BGP)"]).toMatchObject({ result: "OK" });
   }, 30_000);
 
   it("not root: it says what needs root, exit 1", async () => {

@@ -118,11 +118,12 @@ node
 
 node
   .command("checksystem")
-  .description("check this host has what weft node run needs (root, TUN and its offloads, UDP GSO/GRO, a raw IPIP socket, UDP 4789 and TCP 179 free, ip/nft/iptables, IP forwarding), as calicoctl node checksystem does; exit 1 if a check fails")
+  .description("check this host has what weft node run needs (root, TUN and its offloads, UDP GSO/GRO, a raw IPIP socket, UDP 4789 and the BGP port free, the datastore, ip/nft/iptables, IP forwarding), as calicoctl node checksystem does; exit 1 if a check fails")
   .option("--json", "the checks as JSON")
-  .action(async (opts: { json?: boolean }) => {
+  .option("--datastore <url>", `the datastore weft node run will use: checked, and its BGPConfiguration's listenPort is the BGP port checked: ${DATASTORE_HELP}`)
+  .action(async (opts: { json?: boolean; datastore?: string }) => {
     const { checkSystem, checksText } = await import("../node/checksystem.js");
-    const checks = await checkSystem();
+    const checks = await checkSystem("weft0", datastoreURL(opts));
     process.stdout.write(opts.json ? `${JSON.stringify(checks, null, 2)}\n` : checksText(checks));
     if (checks.some((c) => c.result === "FAIL")) process.exitCode = 1;
   });

@@ -1,13 +1,17 @@
 // weft node checksystem: what `weft node run` needs of this host, checked before it
 // runs, as calicoctl node checksystem does: root, the addon, a TUN with its offloads,
-// UDP GSO/GRO, a raw IPIP socket, the VXLAN and BGP ports, the commands weft runs and IP
-// forwarding. It changes nothing but a throwaway TUN device, removed again.
-import { accessSync, constants } from "node:fs";
+// UDP GSO/GRO, a raw IPIP socket, the VXLAN and BGP ports (BGP's as the datastore's
+// BGPConfiguration sets it), the datastore, the commands weft runs and IP forwarding.
+// It changes nothing but a throwaway TUN device, removed again.
+import { accessSync, constants, existsSync } from "node:fs";
 import os from "node:os";
 import { native } from "../native/index.js";
 import * as kernel from "../native/iproute.js";
 import { command } from "../native/command.js";
 import { TSO_OFFLOAD, VXLAN_PORT } from "../dataplane/dataplane.js";
+import { defaultDatastore, openDatastore, unreachable, type Datastore } from "../store/store.js";
+import { Resources } from "../resources/client.js";
+import type { BGPConfiguration } from "../resources/kinds.js";
 
 export interface Check {
   what: string;
@@ -55,7 +59,37 @@ async function portCheck(what: string, proto: "tcp" | "udp", port: number, weftP
   }
 }
 
-export async function checkSystem(tunnelDevice = "weft0"): Promise<Check[]> {
+const BGP_PORT = 179;
+const DATASTORE_WAIT_MS = 5_000;
+
+/**
+ * The datastore check, and the BGP port to check: the default BGPConfiguration's
+ * listenPort when the datastore answers, else 179. A datastore that does not answer is
+ * a warning: a node waits for it, and a static node (--config) needs none.
+ */
+async function datastoreCheck(url: string): Promise<{ check: Check; bgpPort: number }> {
+  const what = "datastore";
+  if (url.startsWith("sqlite:") && !existsSync(url.slice("sqlite:".length))) {
+    return { check: { what, result: "OK", detail: `${url}: not made yet (weft node run makes it); BGP on TCP ${BGP_PORT}` }, bgpPort: BGP_PORT };
+  }
+  let timer: NodeJS.Timeout | undefined;
+  let store: Datastore | undefined;
+  try {
+    store = await openDatastore(url, { create: false });
+    const answer = new Resources(store).get<BGPConfiguration>("BGPConfiguration", "default");
+    const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer in ${DATASTORE_WAIT_MS / 1000} s`)), DATASTORE_WAIT_MS)));
+    const port = (await Promise.race([answer, timeout]))?.spec.listenPort;
+    return { check: { what, result: "OK", detail: `${url} answered; BGP on TCP ${port ?? BGP_PORT}${port ? " (BGPConfiguration listenPort)" : ""}` }, bgpPort: port ?? BGP_PORT };
+  } catch (err) {
+    return { check: { what, result: "WARN", detail: `${url}: ${unreachable(err) ?? (err as Error).message} (a node waits for it; static nodes need none); BGP checked on TCP ${BGP_PORT}` }, bgpPort: BGP_PORT };
+  } finally {
+    clearTimeout(timer);
+    await store?.close().catch(() => {});
+  }
+}
+
+/** The checks; datastore: the URL weft node run would use (its BGPConfiguration says which BGP port). */
+export async function checkSystem(tunnelDevice = "weft0", datastore = defaultDatastore()): Promise<Check[]> {
   const checks: Check[] = [{ what: "kernel", result: "OK", detail: `${os.type()} ${os.release()}` }];
   const root = process.getuid?.() === 0;
   checks.push({ what: "running as root", result: root ? "OK" : "FAIL", detail: root ? "uid 0" : "weft node run needs root: TUN, routes, raw sockets, iptables and nftables" });
@@ -107,7 +141,11 @@ export async function checkSystem(tunnelDevice = "weft0"): Promise<Check[]> {
       checks.push({ what: "raw IPIP socket", result: "FAIL", detail: why(err) });
     }
     checks.push(await portCheck(`UDP ${VXLAN_PORT} (VXLAN)`, "udp", VXLAN_PORT, weft?.pid, "weft's VXLAN cannot receive; remove that device (another overlay, or Calico's vxlan.calico) or use IPIP pools"));
-    checks.push(await portCheck("TCP 179 (BGP)", "tcp", 179, weft?.pid, "weft's BGP cannot listen; stop that daemon, set BGPConfiguration listenPort, or run with --backend vxlan"));
+  }
+  const ds = await datastoreCheck(datastore);
+  checks.push(ds.check);
+  if (addon) {
+    checks.push(await portCheck(`TCP ${ds.bgpPort} (BGP)`, "tcp", ds.bgpPort, weft?.pid, "weft's BGP cannot listen; stop that daemon, set BGPConfiguration listenPort, or run with --backend vxlan"));
   }
   for (const [cmd, args, need, without] of [
     ["ip", ["-V"], "FAIL", "weft programs routes with it (iproute2)"],

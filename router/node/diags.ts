@@ -46,19 +46,22 @@ export async function collectDiags(outDir: string, socket: string | undefined, v
   try {
     mkdirSync(dir);
     put("about.txt", [`weft ${version}`, `node ${process.version}`, `${os.type()} ${os.release()} ${os.arch()}`, `host ${os.hostname()}`, `collected ${new Date().toISOString()}`].join("\n"));
-    put("checksystem.json", JSON.stringify(await checkSystem(), null, 2));
     let nodeAnswered = false;
+    let datastore: string | undefined;
     if (socket) {
       for (const [file, url] of NODE_FILES) {
         try {
           const body = await controlGet(socket, url, true);
           nodeAnswered = true;
           put(file, url === "/metrics" ? body : JSON.stringify(JSON.parse(body), null, 2));
+          if (url === "/status") datastore = (JSON.parse(body) as { datastore?: { url?: string } }).datastore?.url;
         } catch (err) {
           put(file, `no answer from the node on ${socket}: ${(err as Error).message}`);
         }
       }
     }
+    // Checked against the datastore the node uses, when one answered.
+    put("checksystem.json", JSON.stringify(await checkSystem("weft0", datastore), null, 2));
     for (const [file, cmd, args] of HOST_COMMANDS) {
       const r = await command(cmd, args);
       put(file, r.missing ? `${cmd} is not installed` : `$ ${[cmd, ...args].join(" ")}\n${r.stdout}${r.ok ? "" : `\n(exit ${r.code ?? "?"}: ${r.stderr})`}`);

@@ -1,7 +1,8 @@
 // What an operator sees: a bad config is refused with one line and exit code 2 and
 // nothing is touched; SIGTERM leaves weft0 and its routes, a restart adopts them
 // without a flap; a weft0 deleted under a running node comes back with its routes;
-// weft node reset removes everything weft installed.
+// weft version names the version the node runs; weft node reset removes everything
+// weft installed.
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
@@ -79,6 +80,18 @@ describe("node lifecycle", () => {
     expect(log).toMatch(/weft0 was deleted while the node ran: creating it again and restoring its routes/);
     expect((await lab.exec("worker-1", ["cat", "/sys/class/net/weft0/mtu"])).trim()).toBe("1480");
     expect(await lab.ping("pod-1", "192.168.133.194")).toBe(true);
+  });
+
+  it("weft version names the running node's version, pid and start; its metrics carry weft_build_info", async () => {
+    const sock = lab.controlSocket("worker-1");
+    const r = weft(["version", "--control", sock]);
+    console.log(`[tlife] weft version:\n${r.stdout}`);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^Client Version: {2}0\.1\.0\nNode Version: {4}0\.1\.0 \(node worker-1, pid \d+, started 20\d\d-\S+Z\)\n$/);
+    expect(weft(["node", "metrics", "--control", sock]).stdout).toMatch(/^weft_build_info\{version="0\.1\.0",nodejs="v20\.\d+\.\d+"\} 1$/m);
+    const none = weft(["version", "--control", path.join(lab.dir, "nothing.sock")]);
+    expect(none.code).toBe(0);
+    expect(none.stdout).toBe(`Client Version:  0.1.0\nNode Version:    none: no weft node answers on ${path.join(lab.dir, "nothing.sock")}; is it running?\n`);
   });
 
   it("weft node reset is refused while the node runs (it would put everything back), naming the process", async () => {

@@ -16,6 +16,7 @@ import { helpSection, switchesHelp } from "../node/env.js";
 import { METHODS_HELP } from "../node/autodetect.js";
 import { POOL_VARIABLES } from "../node/default-pool.js";
 import { HTTP_VARIABLES, httpEndpoints } from "../control/http.js";
+import { weftVersion } from "../version.js";
 
 /** Exit code for bad input (config, arguments): nothing was touched. */
 export const EXIT_USAGE = 2;
@@ -36,7 +37,7 @@ function fail(err: unknown): never {
 
 const program = new Command("weft")
   .description("Userspace overlay router: Calico's routing modes (IPIP, VXLAN, direct) over a TUN device with a WebAssembly fast path")
-  .version("0.1.0")
+  .version(weftVersion())
   .exitOverride()
   .configureOutput({ outputError: (s, write) => write(s) });
 
@@ -163,6 +164,25 @@ node
     const { nodeStatusText } = await import("../control/format.js");
     const status = JSON.parse(await controlGet(sock, "/status")) as Parameters<typeof nodeStatusText>[1];
     process.stdout.write(nodeStatusText(JSON.parse(await controlGet(sock, "/bgp")), status));
+  });
+
+program
+  .command("version")
+  .description("this command's version and, when a weft node runs here, the node's (as calicoctl version prints client and cluster versions): after an upgrade, a node still running the old version says so")
+  .option("--node <name>", "which node, when several run on this machine")
+  .addOption(controlOption())
+  .action(async (opts: { node?: string; control?: string }) => {
+    const mine = weftVersion();
+    process.stdout.write(`Client Version:  ${mine}\n`);
+    let running: { version?: string; name?: string; pid?: number; started?: string };
+    try {
+      running = JSON.parse(await controlGet(resolveSocket(opts), "/status"));
+    } catch (err) {
+      process.stdout.write(`Node Version:    none: ${(err as Error).message}\n`);
+      return;
+    }
+    process.stdout.write(`Node Version:    ${running.version ?? "older than 0.1.0 (it does not say)"} (node ${running.name}, pid ${running.pid ?? "?"}, started ${running.started})\n`);
+    if (running.version !== mine) process.stdout.write(`The running node is not this version: restart it to run ${mine} (systemctl restart weft-node, where it runs as a service).\n`);
   });
 
 node

@@ -8,6 +8,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
 import type { Counters } from "../dataplane/counters.js";
 import type { HttpListeners } from "./http.js";
 import type { PeerStatus } from "../bgp/speaker.js";
+import { weftVersion } from "../version.js";
 
 export const CONTROL_DIR = "/run/weft";
 
@@ -74,6 +75,8 @@ export function readiness(src: ControlSources): { ready: boolean; reason: string
 export function metricsRegistry(src: ControlSources, process = false): Registry {
   const registry = new Registry();
   if (process) collectDefaultMetrics({ register: registry });
+  // Which version runs, as Prometheus exporters say it: a constant 1 with the version as a label.
+  new Gauge({ name: "weft_build_info", help: "1, labelled with the weft and Node.js versions this node runs", labelNames: ["version", "nodejs"], registers: [registry] }).set({ version: weftVersion(), nodejs: globalThis.process.version }, 1);
   // One Prometheus family per unit: packets, bytes, batches, seconds, busy-polls, drops.
   for (const family of DATAPLANE_FAMILIES) {
     new Counter({
@@ -230,7 +233,7 @@ export async function startControlServer(socketPath: string, src: ControlSources
     try {
       switch (req.url) {
         case "/status":
-          return json(res, src.status());
+          return json(res, { version: weftVersion(), pid: process.pid, ...(src.status() as object) });
         case "/routes":
           return json(res, src.routes());
         case "/counters":

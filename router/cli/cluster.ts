@@ -1,5 +1,5 @@
-// calicoctl-style commands: get, apply, create, delete, ipam.
-import { readFileSync } from "node:fs";
+// calicoctl-style commands: get, apply, create, replace, label, patch, delete, ipam, datastore.
+import { readFileSync, writeFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { DATASTORE_HELP, defaultDatastore, openDatastore, unreachable, unreadableRecords, type Datastore } from "../store/store.js";
 import { Resources, UnreadableRecordError } from "../resources/client.js";
@@ -11,6 +11,7 @@ import { calicoOnlyKind } from "../resources/validate.js";
 import { wholeNumber } from "./args.js";
 import { label, patch } from "./edit.js";
 import { contains, parseCIDR, parseIPv4 } from "../dataplane/addr.js";
+import { exportDatastore, importDatastore, parseExport } from "../store/migrate.js";
 
 export function datastoreURL(opts: { datastore?: string }): string {
   return opts.datastore ?? defaultDatastore();
@@ -242,6 +243,30 @@ export function registerClusterCommands(program: Command): void {
         ...(absent.length ? [`resource does not exist: ${absent.join(", ")} (--skip-not-exists: not an error)`] : []),
       ];
       if (problems.length) throw new Error(problems.join("\n"));
+    });
+
+  const datastore = program.command("datastore").description("copy a datastore whole: a backup, or a move (from one host's SQLite file to etcd)");
+  datastore
+    .command("export")
+    .description("write every weft record of the datastore, exactly as stored (resources, IPAM blocks), to a file weft datastore import takes; it holds BGP passwords, so it is made readable by its owner only")
+    .option("-f, --filename <file>", "the file to write (default: standard output)")
+    .addOption(datastoreOption())
+    .action(async (opts: { filename?: string; datastore?: string }) => {
+      const exp = await withStore(opts, (store) => exportDatastore(store));
+      const text = `${JSON.stringify(exp, null, 1)}\n`;
+      if (opts.filename === undefined || opts.filename === "-") process.stdout.write(text);
+      else writeFileSync(opts.filename, text, { mode: 0o600 });
+      process.stderr.write(`exported ${exp.records.length} record${exp.records.length === 1 ? "" : "s"} from ${exp.from} (revision ${exp.revision})${opts.filename && opts.filename !== "-" ? ` to ${opts.filename}` : ""}\n`);
+    });
+  datastore
+    .command("import")
+    .description("write an export's records into an empty datastore (stop the nodes that use it first); one an interrupted import of the same file left is completed; a datastore holding other weft records is refused, so nothing is overwritten")
+    .requiredOption("-f, --filename <file>", "the export, or - for standard input")
+    .addOption(datastoreOption())
+    .action(async (opts: { filename: string; datastore?: string }) => {
+      const parsed = parseExport(readManifest(opts.filename), opts.filename);
+      const r = await withStore(opts, (store) => importDatastore(store, parsed), { create: true });
+      process.stdout.write(`imported ${r.written} record${r.written === 1 ? "" : "s"} into ${datastoreURL(opts)}${r.alreadyThere ? ` (${r.alreadyThere} were there from an earlier import of it)` : ""}; exported from ${parsed.from} at revision ${parsed.revision}, ${parsed.exportedAt}\n`);
     });
 
   const ipam = program.command("ipam").description("IP address management: blocks, affinities, addresses");

@@ -9,6 +9,7 @@ import { logger } from "./log.js";
 import { datastoreURL, ManifestError, readManifest, registerClusterCommands } from "./cluster.js";
 import { interfaceName, wholeNumber } from "./args.js";
 import { DATASTORE_HELP, DatastoreURLError } from "../store/store.js";
+import { ExportFileError } from "../store/migrate.js";
 import { ValidationError } from "../resources/validate.js";
 import { parseManifests } from "../resources/manifest.js";
 import { BENCH_PATHS } from "../bench/paths.js";
@@ -31,7 +32,7 @@ function fail(err: unknown): never {
   const msg = err instanceof Error ? err.message : String(err);
   const hint = permissionDenied(err) && process.getuid?.() !== 0 ? " (weft needs root here: TUN, routes, namespaces and /var/lib/weft)" : "";
   process.stderr.write(`weft: ${msg}${hint}\n`);
-  const usage = err instanceof ConfigError || err instanceof ManifestError || err instanceof ValidationError || err instanceof DatastoreURLError;
+  const usage = err instanceof ConfigError || err instanceof ManifestError || err instanceof ValidationError || err instanceof DatastoreURLError || err instanceof ExportFileError;
   process.exit(usage ? EXIT_USAGE : 1);
 }
 

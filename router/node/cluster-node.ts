@@ -227,8 +227,9 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     const self = nodes.find((n) => n.metadata.name === name);
     if (!self) {
       if (!(await ipam.addressesOf(tunnelHandle))[0]) tunnelAddr = await claimTunnel(nodeRes.metadata.labels);
-      await res.apply([{ ...nodeRes, spec: withTunnelFields(nodeRes.spec, tunnelAddr, mac, poolEncapsulations(pools)) }]);
+      // Read before the apply, which forgets a record it writes over.
       const unreadable = unreadableRecords.get(resourceKey("Node", name));
+      await res.apply([{ ...nodeRes, spec: withTunnelFields(nodeRes.spec, tunnelAddr, mac, poolEncapsulations(pools)) }]);
       log.warn({ node: name, tunnelAddress: tunnelAddr ?? null, ...(unreadable ? { unreadable } : {}) }, unreadable ? "this node's Node record cannot be read (written around weft): registered it again over it" : "this node's Node resource was deleted while it runs: registered it again");
       schedule();
       return;

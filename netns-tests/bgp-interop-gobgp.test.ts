@@ -1,7 +1,9 @@
-// GoBGP as an eBGP peer of worker-1.
+// GoBGP as an eBGP peer of worker-1: routes both ways, with standard and large
+// communities both ways (Calico's prefixAdvertisements out, GoBGP's in).
 import { describe, expect, it } from "vitest";
 import { useLab } from "./helpers.js";
 import { GoBgp, until } from "./daemons.js";
+import { controlGet } from "../router/control/client.js";
 
 describe("interop: GoBGP as a peer", () => {
   let gobgp: GoBgp;
@@ -17,7 +19,7 @@ describe("interop: GoBGP as a peer", () => {
     neighbor-address = "10.30.0.11"
     peer-as = 64512
 `);
-      await gobgp.gobgp(["global", "rib", "add", "10.97.0.0/24", "-a", "ipv4"]);
+      await gobgp.gobgp(["global", "rib", "add", "10.97.0.0/24", "community", "65003:7", "large-community", "65003:1:2", "-a", "ipv4"]);
       await l.apply(`apiVersion: projectcalico.org/v3
 kind: BGPPeer
 metadata: {name: tor-gobgp}
@@ -40,8 +42,28 @@ spec: {peerIP: 10.30.0.1, asNumber: 65003, node: worker-1}
     expect(JSON.stringify(rib[block])).toContain("10.30.0.11");
   });
 
-  it("weft learns GoBGP's 10.97.0.0/24", async () => {
+  it("weft learns GoBGP's 10.97.0.0/24, and weft node routes shows its standard and large communities", async () => {
     const r = await until("GoBGP's route in worker-1's table", async () => (await lab.exec("worker-1", ["ip", "route", "show", "10.97.0.0/24"])).trim());
     expect(r).toMatch(/via 10\.30\.0\.1 dev eth0 proto 87/);
+    const learned = (JSON.parse(await controlGet(lab.controlSocket("worker-1"), "/routes")) as { bgp: Array<{ cidr: string; communities: string[] }> }).bgp.find((p) => p.cidr === "10.97.0.0/24");
+    expect(learned?.communities).toEqual(["65003:7", "65003:1:2"]);
+  });
+
+  it("BGPConfiguration prefixAdvertisements: worker-1's block reaches GoBGP with Calico's communities, named and written out", async () => {
+    await lab.apply(`apiVersion: projectcalico.org/v3
+kind: BGPConfiguration
+metadata: {name: default}
+spec:
+  communities: [{name: rack-a, value: "64512:300:100"}]
+  prefixAdvertisements: [{cidr: 192.168.0.0/16, communities: [rack-a, "64512:120"]}]
+`);
+    const block = (await lab.exec("worker-1", ["ip", "route", "show", "proto", "87", "type", "blackhole"])).trim().split(/\s+/)[1];
+    const attrs = await until("the communities on weft's block in GoBGP", async () => {
+      const path = JSON.parse(await gobgp.gobgp(["global", "rib", "-a", "ipv4", "-j"]))[block]?.[0] as { attrs: Array<{ type: number; communities?: number[]; value?: Array<Record<string, number>> }> } | undefined;
+      return path?.attrs.some((a) => a.type === 32) && path.attrs;
+    });
+    console.log(`[tgobgp] ${block} in GoBGP: ${JSON.stringify(attrs)}`);
+    expect(attrs.find((a) => a.type === 8)?.communities).toEqual([((64512 << 16) | 120) >>> 0]);
+    expect(attrs.find((a) => a.type === 32)?.value).toEqual([{ ASN: 64512, LocalData1: 300, LocalData2: 100 }]);
   });
 });

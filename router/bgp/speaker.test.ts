@@ -4,6 +4,7 @@ import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { pino } from "pino";
 import { Speaker } from "./speaker.js";
+import { advertisedCommunities, communityTexts } from "./communities.js";
 import type { PeerConfig } from "./session.js";
 import { decodeMessage, encodeKeepalive, encodeOpen, encodeUpdate, frameLength, type Notification } from "./wire.js";
 
@@ -68,6 +69,20 @@ describe("two weft speakers in a mesh", () => {
     expect(b.rib.bestPaths()[0].attrs).toMatchObject({ origin: 0, asPath: [], localPref: 100 });
     a.setExports([]);
     await until("withdrawal", () => routes(b).length === 0);
+  });
+
+  it("communities from prefixAdvertisements go out on the routes inside their CIDR, and follow a change", async () => {
+    const { a, b } = await twoPeered("127.0.0.13", "127.0.0.14");
+    const spec = { communities: [{ name: "rack", value: "64512:300:100" }], prefixAdvertisements: [{ cidr: "10.5.0.0/16", communities: ["rack", "64512:120"] }] };
+    a.setExports(["10.5.1.0/26", "10.6.0.0/26"], advertisedCommunities(spec));
+    await until("routes", () => routes(b).length === 2);
+    const attrs = (prefix: string) => b.rib.bestPaths().find((p) => p.prefix === prefix)!.attrs;
+    expect(attrs("10.5.1.0/26")).toMatchObject({ communities: [((64512 << 16) | 120) >>> 0], largeCommunities: [[64512, 300, 100]] });
+    expect(communityTexts(attrs("10.5.1.0/26"))).toEqual(["64512:120", "64512:300:100"]);
+    expect(attrs("10.6.0.0/26").communities).toBeUndefined();
+    a.setExports(["10.5.1.0/26", "10.6.0.0/26"]);
+    await until("the communities taken off", () => attrs("10.5.1.0/26").largeCommunities === undefined);
+    expect(attrs("10.5.1.0/26").communities).toBeUndefined();
   });
 
   it("a peer where nothing listens on its port shows as calicoctl words it: start, Active Socket: Connection refused", async () => {

@@ -1,6 +1,7 @@
 // The BGP speaker: a listener that accepts only configured peers, a session per
 // peer, the RIB, and what goes out: our own blocks (next hop self, LOCAL_PREF 100 on
-// iBGP) and, on a route reflector, the best paths of clients (RFC 4456).
+// iBGP, the communities prefixAdvertisements give them) and, on a route reflector, the
+// best paths of clients (RFC 4456).
 import net from "node:net";
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
@@ -8,6 +9,7 @@ import { native } from "../native/index.js";
 import { Session, type LocalConfig, type PeerConfig } from "./session.js";
 import { Rib, cidrOf, prefixOf, type Path } from "./rib.js";
 import { encodeEndOfRib, encodeUpdates, isEndOfRib, type Attributes, type Update } from "./wire.js";
+import type { CommunitiesOf } from "./communities.js";
 
 export interface SpeakerConfig extends LocalConfig {
   listenPort: number;
@@ -41,6 +43,7 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
   private listenFd = -1;
   private readonly md5Keys = new Map<string, string>();
   private exports: string[] = [];
+  private communitiesOf: CommunitiesOf = () => ({});
   readonly rib = new Rib();
 
   constructor(
@@ -163,9 +166,10 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
     return this.rib.dropPeer(k).length > 0;
   }
 
-  /** Our own prefixes to announce (CIDRs). */
-  setExports(cidrs: string[]): void {
+  /** Our own prefixes to announce (CIDRs), and the communities each carries (BGPConfiguration prefixAdvertisements). */
+  setExports(cidrs: string[], communitiesOf: CommunitiesOf = () => ({})): void {
     this.exports = [...new Set(cidrs)].sort();
+    this.communitiesOf = communitiesOf;
     for (const s of this.sessions.values()) if (s.state === "Established") this.sync(s);
   }
 
@@ -178,7 +182,8 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
     const out = new Map<string, Attributes>();
     const ibgp = this.ibgp(s);
     for (const c of this.exports) {
-      out.set(c, ibgp ? { origin: 0, asPath: [], nextHop: this.cfg.routerId, localPref: 100 } : { origin: 0, asPath: [{ type: 2, asns: [this.cfg.as] }], nextHop: this.cfg.routerId });
+      const base: Attributes = ibgp ? { origin: 0, asPath: [], nextHop: this.cfg.routerId, localPref: 100 } : { origin: 0, asPath: [{ type: 2, asns: [this.cfg.as] }], nextHop: this.cfg.routerId };
+      out.set(c, { ...base, ...this.communitiesOf(c) });
     }
     if (this.cfg.clusterId && ibgp) {
       for (const p of this.rib.bestPaths()) {

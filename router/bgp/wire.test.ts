@@ -12,6 +12,7 @@ const attributes: fc.Arbitrary<Attributes> = fc.record(
     med: fc.nat(),
     localPref: fc.nat(),
     communities: fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 1, maxLength: 4 }),
+    largeCommunities: fc.array(fc.tuple(fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 0xffffffff })), { minLength: 1, maxLength: 3 }),
     originatorId: ip,
     clusterList: fc.array(ip, { maxLength: 3 }),
   },

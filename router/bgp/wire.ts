@@ -19,7 +19,7 @@ export const ERR = {
 
 export const CAP = { MULTIPROTOCOL: 1, ROUTE_REFRESH: 2, GRACEFUL_RESTART: 64, AS4: 65 } as const;
 
-export const ATTR = { ORIGIN: 1, AS_PATH: 2, NEXT_HOP: 3, MED: 4, LOCAL_PREF: 5, ATOMIC_AGGREGATE: 6, AGGREGATOR: 7, COMMUNITIES: 8, ORIGINATOR_ID: 9, CLUSTER_LIST: 10 } as const;
+export const ATTR = { ORIGIN: 1, AS_PATH: 2, NEXT_HOP: 3, MED: 4, LOCAL_PREF: 5, ATOMIC_AGGREGATE: 6, AGGREGATOR: 7, COMMUNITIES: 8, ORIGINATOR_ID: 9, CLUSTER_LIST: 10, LARGE_COMMUNITY: 32 } as const;
 const F_OPTIONAL = 0x80;
 const F_TRANSITIVE = 0x40;
 const F_PARTIAL = 0x20;
@@ -72,6 +72,8 @@ export interface Attributes {
   atomicAggregate?: boolean;
   aggregator?: { as: number; address: string };
   communities?: number[];
+  /** RFC 8092: global administrator, local data 1, local data 2. */
+  largeCommunities?: Array<[number, number, number]>;
   originatorId?: string;
   clusterList?: string[];
   /** Optional transitive attributes we do not know: passed on with the partial bit. */
@@ -236,6 +238,7 @@ export function encodeAttributes(a: Attributes): Uint8Array {
   if (a.atomicAggregate) attr(w, F_TRANSITIVE, ATTR.ATOMIC_AGGREGATE, new Uint8Array(0));
   if (a.aggregator) attr(w, F_OPTIONAL | F_TRANSITIVE, ATTR.AGGREGATOR, one((v) => (v.u32(a.aggregator!.as), v.ip(a.aggregator!.address))));
   if (a.communities) attr(w, F_OPTIONAL | F_TRANSITIVE, ATTR.COMMUNITIES, one((v) => a.communities!.forEach((c) => v.u32(c))));
+  if (a.largeCommunities) attr(w, F_OPTIONAL | F_TRANSITIVE, ATTR.LARGE_COMMUNITY, one((v) => a.largeCommunities!.forEach((c) => c.forEach((x) => v.u32(x)))));
   if (a.originatorId !== undefined) attr(w, F_OPTIONAL, ATTR.ORIGINATOR_ID, one((v) => v.ip(a.originatorId!)));
   if (a.clusterList !== undefined) attr(w, F_OPTIONAL, ATTR.CLUSTER_LIST, one((v) => a.clusterList!.forEach((c) => v.ip(c))));
   for (const u of a.unknown ?? []) attr(w, (u.flags & ~F_EXTENDED) | F_PARTIAL, u.code, u.data);
@@ -467,6 +470,11 @@ function decodeAttributes(b: Uint8Array, start: number, end: number): { attribut
       case ATTR.COMMUNITIES:
         if (len % 4 !== 0 || len === 0) bad("malformed COMMUNITIES");
         else a.communities = Array.from({ length: len / 4 }, (_, k) => dv.getUint32(k * 4));
+        break;
+      case ATTR.LARGE_COMMUNITY:
+        // RFC 8092 6: malformed is treat-as-withdraw.
+        if (len % 12 !== 0 || len === 0) bad("malformed LARGE_COMMUNITY");
+        else a.largeCommunities = Array.from({ length: len / 12 }, (_, k) => [dv.getUint32(k * 12), dv.getUint32(k * 12 + 4), dv.getUint32(k * 12 + 8)] as [number, number, number]);
         break;
       case ATTR.ORIGINATOR_ID:
         if (len !== 4) bad("malformed ORIGINATOR_ID");

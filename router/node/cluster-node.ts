@@ -18,6 +18,7 @@ import { selectorOrError, SelectorError } from "../resources/selector.js";
 import { API_VERSION, nodeIPv4, nodeTunnelAddress, withTunnelFields, type BGPConfiguration, type BGPPeer, type IPPool, type NodeResource } from "../resources/kinds.js";
 import { Speaker, type PeerStatus } from "../bgp/speaker.js";
 import { bgpLogLevel, bgpSettings, peersFor } from "../bgp/peers.js";
+import { advertisedCommunities, communityTexts } from "../bgp/communities.js";
 import { ipamFor, IPAMError, BLOCK_PREFIX, TUNNEL_HANDLE_PREFIX, nodeBlockUsage, parseBlocks } from "../ipam/ipam.js";
 import { bgpExports, clusterState, poolEncapsulations, remoteFromBgp, tunnelMTU } from "../routing/cluster.js";
 import { OVERHEAD } from "../routing/desired.js";
@@ -301,7 +302,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       if (keepMesh && !meshWarned) log.warn({ reflectorsOrPeers: plan.other.map((p) => p.address) }, "nodeToNodeMeshEnabled is false but no route reflector or global peer session is Established yet: keeping the node-to-node mesh until one is, or every route would be lost");
       meshWarned = keepMesh;
       speaker.setPeers([...(settings.meshEnabled || keepMesh ? plan.mesh : []), ...plan.other]);
-      speaker.setExports(bgpExports(name, view));
+      speaker.setExports(bgpExports(name, view), advertisedCommunities(configs.find((c) => c.metadata.name === "default")?.spec));
       remote = remoteFromBgp(name, view, speaker.rib.bestPaths().map((p) => ({ prefix: p.prefix, nextHop: p.attrs.nextHop ?? p.peerAddress })));
       // Graceful restart (RFC 4724): started with our routes in place, we only add until
       // every peer is back and has sent End-of-RIB, or the restart time has passed. Then
@@ -398,7 +399,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     status: () => ({ name, address: cidr, addressFrom: how, mode: "datastore", backend, datastore: { url: store.description, reachable: healthy, revision }, applyError: applyFailure || null, unreadableRecords: Object.fromEntries(unreadableRecords), peerProblems, routes: base.owner.routeCounts, ipam: ipamUsage, tunnel: { device: tunnelDevice, mtu: base.owner.tunnelMTU, address: tunnelAddr, vtepMAC: mac }, ...base.dp.settings(), uplink: { device: uplink, mtu: link.mtu }, started, counters: base.fp.counters() }),
     routes: () => ({
       fastPath: fastRoutes(base.fp, backend === "bgp" ? "bgp" : "datastore"),
-      bgp: speaker?.rib.bestPaths().map((p) => ({ cidr: p.prefix, nextHop: p.attrs.nextHop, peer: p.peerAddress, asPath: (p.attrs.asPath ?? []).flatMap((seg) => seg.asns), localPref: p.attrs.localPref, stale: p.stale ?? false })) ?? [],
+      bgp: speaker?.rib.bestPaths().map((p) => ({ cidr: p.prefix, nextHop: p.attrs.nextHop, peer: p.peerAddress, asPath: (p.attrs.asPath ?? []).flatMap((seg) => seg.asns), localPref: p.attrs.localPref, communities: communityTexts(p.attrs), stale: p.stale ?? false })) ?? [],
     }),
     counters: () => base.fp.counters(),
   }, listeners);

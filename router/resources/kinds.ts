@@ -100,6 +100,9 @@ export const bgpConfigurationSpec = z
     nodeMeshPassword: bgpPassword.optional(),
     // The BGP speaker's log level (Calico: BIRD's).
     logSeverityScreen: z.enum(["Debug", "Info", "Warning", "Error", "Fatal"]).optional(),
+    // Named community values, and the communities routes inside a CIDR carry (validate.ts checks the values).
+    communities: z.array(z.object({ name: z.string().min(1), value: z.string() }).strict()).optional(),
+    prefixAdvertisements: z.array(z.object({ cidr: z.string(), communities: z.array(z.string()).min(1, "must list at least one community") }).strict()).optional(),
   })
   .strict();
 

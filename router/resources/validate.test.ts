@@ -8,7 +8,7 @@ import { Resources } from "./client.js";
 import { parseManifests, render } from "./manifest.js";
 import { parseSelector } from "./selector.js";
 import { nodeName } from "./validate.js";
-import { nodeTunnelAddress, withTunnelFields, type IPPool, type NodeResource, type Resource } from "./kinds.js";
+import { nodeTunnelAddress, withTunnelFields, type BGPConfiguration, type IPPool, type NodeResource, type Resource } from "./kinds.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "weft-res-"));
 let n = 0;
@@ -210,6 +210,21 @@ spec: {bgp: {ipv4Address: 10.30.0.11/24, routeReflectorClusterID: 10.30.0.1}}
     expect(() => parseManifests(doc("FelixConfiguration"), "x")).toThrow(/FelixConfiguration\(default\): kind: FelixConfiguration is Calico's, and weft does not take it \(weft's data-path settings are weft node run's options.*\); remove it from the file \(weft takes IPPool, Node, BGPConfiguration, BGPPeer, IPReservation, IPAMConfiguration\)/);
     expect(() => parseManifests(doc("GlobalNetworkPolicy"), "x")).toThrow(/weft does no network policy/);
     expect(() => parseManifests(doc("IPPoll"), "x")).toThrow(/IPPoll\(default\): kind: must be one of IPPool, Node, BGPConfiguration, BGPPeer, IPReservation, IPAMConfiguration/);
+  });
+
+  it("BGPConfiguration communities and prefixAdvertisements as Calico takes them; a bad value, a name twice, a community that resolves to nothing and a bad CIDR each named", () => {
+    const doc = (spec: string) => `apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: ${spec}\n`;
+    const ok = parseManifests(doc("{communities: [{name: rack, value: '63400:300:100'}], prefixAdvertisements: [{cidr: 192.168.0.0/16, communities: [rack, '63400:120']}]}"), "x")[0] as BGPConfiguration;
+    expect(ok.spec.prefixAdvertisements).toEqual([{ cidr: "192.168.0.0/16", communities: ["rack", "63400:120"] }]);
+    const cases: Array<[string, string]> = [
+      ["{communities: [{name: a, value: '70000:1'}]}", 'spec.communities[0].value: "70000:1" is not a value such as 64512:100 (each part 0-65535) or 64512:100:200 (each part 0-4294967295)'],
+      ["{communities: [{name: a, value: '1:1'}, {name: a, value: '1:2'}]}", 'spec.communities[1].name: "a" is defined twice'],
+      ["{prefixAdvertisements: [{cidr: 10.0.0.0/8, communities: [nope]}]}", 'spec.prefixAdvertisements[0].communities[0]: "nope" is neither a name in spec.communities nor a value such as 64512:100'],
+      ["{prefixAdvertisements: [{cidr: 10.0.0.1/8, communities: ['1:1']}]}", 'spec.prefixAdvertisements[0].cidr: "10.0.0.1/8" has bits set past its prefix length'],
+      ["{prefixAdvertisements: [{cidr: 10.0.0/8, communities: ['1:1']}]}", 'spec.prefixAdvertisements[0].cidr: "10.0.0/8" is not an IP network such as 192.168.0.0/16'],
+      ["{prefixAdvertisements: [{cidr: 10.0.0.0/8, communities: []}]}", "spec.prefixAdvertisements[0].communities: must list at least one community"],
+    ];
+    for (const [spec, message] of cases) expect(() => parseManifests(doc(spec), "x"), spec).toThrow(`BGPConfiguration(default): ${message}`);
   });
 
   it("a Calico field weft does not do is refused as such, not as a typo", () => {

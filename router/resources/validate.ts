@@ -1,9 +1,10 @@
 // One validator per kind. Messages follow Calico's, so what users search for matches.
 import os from "node:os";
 import type { z } from "zod";
-import { API_VERSION, IPAM_CONFIGURATION_NAME, KINDS, metadata, nodeIPv4, peerEndpoint, reservationCIDR, type BGPPeer, type IPPool, type IPReservation, type Kind, type NodeResource, type Resource } from "./kinds.js";
+import { API_VERSION, IPAM_CONFIGURATION_NAME, KINDS, metadata, nodeIPv4, peerEndpoint, reservationCIDR, type BGPConfiguration, type BGPPeer, type IPPool, type IPReservation, type Kind, type NodeResource, type Resource } from "./kinds.js";
 import { isStrictlyMasked, overlaps, parseAnyCIDR, RESERVED_RANGES } from "./cidr.js";
 import { parseSelector, SelectorError } from "./selector.js";
+import { parseCommunity, resolveCommunity } from "../bgp/communities.js";
 
 export class ValidationError extends Error {
   constructor(
@@ -27,8 +28,6 @@ const CALICO_ONLY: Record<string, string> = {
   serviceClusterIPs: "weft does not advertise Kubernetes service addresses",
   serviceExternalIPs: "weft does not advertise Kubernetes service addresses",
   serviceLoadBalancerIPs: "weft does not advertise Kubernetes service addresses",
-  communities: "weft sends no BGP communities",
-  prefixAdvertisements: "weft sends no BGP communities",
   bindMode: "weft's BGP listens on every address",
   ignoredInterfaces: "weft's address detection takes --ip or --interface",
   keepOriginalNextHop: "weft sets itself as next hop toward its peers",
@@ -132,6 +131,7 @@ export function parseResource(doc: unknown): Resource {
   if (kind === "IPPool") validateIPPoolShape(res as IPPool);
   if (kind === "BGPPeer" || kind === "Node" || kind === "BGPConfiguration") validateSelectors(res);
   if (kind === "BGPPeer") validateBGPPeer(res as BGPPeer);
+  if (kind === "BGPConfiguration") validateCommunities(res as BGPConfiguration);
   if (kind === "IPReservation") validateIPReservation(res as IPReservation);
   if (kind === "IPAMConfiguration" && meta.name !== IPAM_CONFIGURATION_NAME) throw new ValidationError(label, "metadata.name", `must be "${IPAM_CONFIGURATION_NAME}": the cluster has one IPAMConfiguration`);
   return res;
@@ -150,6 +150,27 @@ function validateBGPPeer(peer: BGPPeer): void {
   if (s.peerIP && !peerEndpoint(s.peerIP)) {
     throw new ValidationError(label, "spec.peerIP", `"${s.peerIP}" is not an IPv4 address (optionally with :port); weft peers over IPv4`);
   }
+}
+
+const COMMUNITY_FORM = "a value such as 64512:100 (each part 0-65535) or 64512:100:200 (each part 0-4294967295)";
+
+/** Community names once each with a value that is one; each advertisement a CIDR with communities that resolve. */
+function validateCommunities(c: BGPConfiguration): void {
+  const label = `BGPConfiguration(${c.metadata.name})`;
+  const names = new Set<string>();
+  c.spec.communities?.forEach((k, i) => {
+    if (names.has(k.name)) throw new ValidationError(label, `spec.communities[${i}].name`, `"${k.name}" is defined twice`);
+    names.add(k.name);
+    if (!parseCommunity(k.value)) throw new ValidationError(label, `spec.communities[${i}].value`, `"${k.value}" is not ${COMMUNITY_FORM}`);
+  });
+  c.spec.prefixAdvertisements?.forEach((a, i) => {
+    const cidr = parseAnyCIDR(a.cidr);
+    if (!cidr) throw new ValidationError(label, `spec.prefixAdvertisements[${i}].cidr`, `"${a.cidr}" is not an IP network such as 192.168.0.0/16`);
+    if (!isStrictlyMasked(cidr)) throw new ValidationError(label, `spec.prefixAdvertisements[${i}].cidr`, `"${a.cidr}" has bits set past its prefix length`);
+    a.communities.forEach((w, j) => {
+      if (!resolveCommunity(w, c.spec)) throw new ValidationError(label, `spec.prefixAdvertisements[${i}].communities[${j}]`, `"${w}" is neither a name in spec.communities nor ${COMMUNITY_FORM}`);
+    });
+  });
 }
 
 /** Each reserved entry is an address or a CIDR (IPv6 ones are kept; weft assigns IPv4 only). */

@@ -72,6 +72,20 @@ describe("BGP mesh in the seed's lab", () => {
     expect(flaps).toBe("2");
   });
 
+  it("BGPConfiguration bindMode: every address by default (as BIRD under Calico), the node's address alone with NodeIP, moved while the mesh stays up", async () => {
+    const listening = async () => (await lab.exec("worker-1", ["ss", "-Hltn", "sport = :179"])).trim().split(/\s+/)[3];
+    expect(await listening()).toBe("0.0.0.0:179");
+    await lab.apply(`apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {bindMode: NodeIP}\n`);
+    await until("worker-1 listening on its address only", async () => (await listening()) === "10.30.0.11:179");
+    const probe = `require("net").connect({ host: "127.0.0.1", port: 179 }).on("connect", () => { console.log("accepted"); process.exit(0); }).on("error", (e) => { console.log(e.code); process.exit(0); });`;
+    expect((await lab.exec("worker-1", [process.execPath, "-e", probe])).trim()).toBe("ECONNREFUSED");
+    await until("worker-1's mesh up", async () => (await weft("worker-1", ["node", "status"])).split("\n").filter((l) => /node-to-node mesh \| up /.test(l)).length === 3, 30_000);
+    const m = await lab.reachability();
+    expect(Object.values(m).flatMap((r) => Object.values(r)).every(Boolean)).toBe(true);
+    await lab.apply(`apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {bindMode: None}\n`);
+    await until("worker-1 listening on every address again", async () => (await listening()) === "0.0.0.0:179");
+  }, 60_000);
+
   it("nodeMeshPassword from a secret: every mesh session comes back signed (TCP MD5), an unsigned connection from a node is not accepted, pods still reach; an unreadable secret leaves the mesh out, and node status says why", async () => {
     const dir = path.join(SECRETS_DIR, "tgr-bgp");
     mkdirSync(dir, { recursive: true });

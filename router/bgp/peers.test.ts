@@ -82,6 +82,6 @@ describe("peering plan", () => {
   });
 
   it("reads BGPConfiguration: AS, mesh switch, port, restart time", () => {
-    expect(bgpSettings([{ apiVersion: "projectcalico.org/v3", kind: "BGPConfiguration", metadata: { name: "default" }, spec: { asNumber: 65000, nodeToNodeMeshEnabled: false, listenPort: 1790, nodeMeshMaxRestartTime: "2m" } }])).toEqual({ as: 65000, meshEnabled: false, listenPort: 1790, restartTime: 120, meshPassword: undefined });
+    expect(bgpSettings([{ apiVersion: "projectcalico.org/v3", kind: "BGPConfiguration", metadata: { name: "default" }, spec: { asNumber: 65000, nodeToNodeMeshEnabled: false, listenPort: 1790, nodeMeshMaxRestartTime: "2m", bindMode: "NodeIP" } }])).toEqual({ as: 65000, meshEnabled: false, listenPort: 1790, restartTime: 120, meshPassword: undefined, bindNodeIP: true });
   });
 });

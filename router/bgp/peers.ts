@@ -17,6 +17,8 @@ export interface BgpSettings {
   restartTime: number;
   /** BGPConfiguration nodeMeshPassword: the TCP MD5 key of every mesh session. */
   meshPassword?: BGPPassword;
+  /** BGPConfiguration bindMode NodeIP: listen on the node's address only (default: every address). */
+  bindNodeIP: boolean;
 }
 
 /** A duration ("120s", "2m") in whole seconds. */
@@ -47,7 +49,7 @@ export function bgpLogLevel(configs: BGPConfiguration[]): "debug" | "info" | "wa
 
 export function bgpSettings(configs: BGPConfiguration[]): BgpSettings {
   const d = configs.find((c) => c.metadata.name === "default")?.spec;
-  return { as: d?.asNumber ?? DEFAULT_AS, meshEnabled: d?.nodeToNodeMeshEnabled ?? true, listenPort: d?.listenPort ?? 179, restartTime: Math.min(seconds(d?.nodeMeshMaxRestartTime, 120), 4095), meshPassword: d?.nodeMeshPassword };
+  return { as: d?.asNumber ?? DEFAULT_AS, meshEnabled: d?.nodeToNodeMeshEnabled ?? true, listenPort: d?.listenPort ?? 179, restartTime: Math.min(seconds(d?.nodeMeshMaxRestartTime, 120), 4095), meshPassword: d?.nodeMeshPassword, bindNodeIP: d?.bindMode === "NodeIP" };
 }
 
 /** A password as configured: the text, undefined for none, or an Error naming the secret that cannot be read. */

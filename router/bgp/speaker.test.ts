@@ -102,12 +102,12 @@ describe("two weft speakers in a mesh", () => {
     expect(a.status()[0].state).not.toBe("up");
   });
 
-  it("a changed AS number restarts the sessions under the new AS; a changed listen port moves the listener (applied while running, as BIRD's reconfigure does)", async () => {
+  it("a changed AS number restarts the sessions under the new AS; a changed listen port or address moves the listener (applied while running, as BIRD's reconfigure does)", async () => {
     const { a, b } = await twoPeered("127.0.0.41", "127.0.0.42", { exportsB: ["10.4.0.0/26"] });
     await until("routes", () => routes(a).length === 1);
     // Both sides change AS (as every node does when BGPConfiguration.asNumber changes).
-    expect(await a.reconfigure({ as: 64600, listenPort: port, restartTime: 120 })).toEqual(["as"]);
-    expect(await b.reconfigure({ as: 64600, listenPort: port, restartTime: 120 })).toEqual(["as"]);
+    expect(await a.reconfigure({ as: 64600, listenPort: port, listenAddress: "127.0.0.41", restartTime: 120 })).toEqual(["as"]);
+    expect(await b.reconfigure({ as: 64600, listenPort: port, listenAddress: "127.0.0.42", restartTime: 120 })).toEqual(["as"]);
     a.setPeers([peer("127.0.0.42", true, { as: 64600 })]);
     b.setPeers([peer("127.0.0.41", false, { as: 64600 })]);
     await until("re-established under AS 64600", () => routes(a).length === 1 && a.status()[0].state === "up");
@@ -115,9 +115,14 @@ describe("two weft speakers in a mesh", () => {
     // A new port on a: b follows (its peer entry names the port), a's old port is closed.
     const old = port;
     const next = port + 500;
-    expect(await a.reconfigure({ as: 64600, listenPort: next, restartTime: 120 })).toEqual(["listenPort"]);
+    expect(await a.reconfigure({ as: 64600, listenPort: next, listenAddress: "127.0.0.41", restartTime: 120 })).toEqual(["listenPort"]);
     expect(a.port).toBe(next);
-    await expect(new Promise((resolve, reject) => net.connect({ host: "127.0.0.41", port: old }).on("connect", resolve).on("error", reject))).rejects.toThrow(/ECONNREFUSED/);
+    const connect = (host: string, p: number) => new Promise((resolve, reject) => net.connect({ host, port: p }).on("connect", function (this: net.Socket) { this.destroy(); resolve("connected"); }).on("error", reject));
+    await expect(connect("127.0.0.41", old)).rejects.toThrow(/ECONNREFUSED/);
+    // Every address (bindMode None): another loopback address reaches the listener too.
+    await expect(connect("127.0.0.99", next)).rejects.toThrow(/ECONNREFUSED/);
+    expect(await a.reconfigure({ as: 64600, listenPort: next, listenAddress: undefined, restartTime: 120 })).toEqual(["listenAddress"]);
+    expect(await connect("127.0.0.99", next)).toBe("connected");
   });
 
   it("a BGP password (TCP MD5, RFC 2385): the same key on both sides reaches Established; a wrong key never does", async () => {

@@ -54,14 +54,14 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
   }
 
   async listen(): Promise<void> {
-    await this.listenOn(this.cfg.listenPort);
+    await this.listenOn(this.cfg.listenPort, this.cfg.listenAddress);
   }
 
   // The listening socket is made by the addon (bound here, listened on by node) so
   // peers with a password can have their TCP MD5 key on it.
-  private async listenOn(port: number): Promise<void> {
+  private async listenOn(port: number, address = "0.0.0.0"): Promise<void> {
     const server = net.createServer((socket) => this.incoming(socket));
-    const fd = native().tcpSocket(this.cfg.listenAddress ?? "0.0.0.0", port);
+    const fd = native().tcpSocket(address, port);
     await new Promise<void>((resolve, reject) => {
       // node owns the fd from here (it closes it with the server): no close of our own.
       server.once("error", reject);
@@ -128,22 +128,34 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
   /**
    * Applies changed local settings from the datastore. A new AS number or cluster ID
    * restarts every session (Cease 6, other configuration change), as a BIRD
-   * reconfigure does; a new listen port re-listens (the old one stays if the new one
-   * is taken); a restart time applies to the next OPEN. Returns the names of what
-   * changed.
+   * reconfigure does; a new listen port or address re-listens (the old listener stays
+   * if the new one cannot be had); a restart time applies to the next OPEN. Returns
+   * the names of what changed.
    */
-  async reconfigure(next: Pick<SpeakerConfig, "as" | "clusterId" | "listenPort" | "restartTime">): Promise<string[]> {
-    const keys = ["as", "clusterId", "listenPort", "restartTime"] as const;
+  async reconfigure(next: Pick<SpeakerConfig, "as" | "clusterId" | "listenPort" | "listenAddress" | "restartTime">): Promise<string[]> {
+    const keys = ["as", "clusterId", "listenPort", "listenAddress", "restartTime"] as const;
     const changed: string[] = keys.filter((k) => this.cfg[k] !== next[k]);
-    if (changed.includes("listenPort") && this.server) {
+    if ((changed.includes("listenPort") || changed.includes("listenAddress")) && this.server) {
       const old = this.server;
       try {
-        await this.listenOn(next.listenPort);
+        await this.listenOn(next.listenPort, next.listenAddress);
         old.close();
       } catch (err) {
-        this.server = old;
-        this.log.error({ listenPort: next.listenPort, err: (err as Error).message }, "cannot listen on the new BGP port; still listening on the old one");
-        next = { ...next, listenPort: this.cfg.listenPort };
+        // The same port on another address overlaps the old listener (one address to
+        // every address): close it first, and listen there again if the new one fails.
+        let moved = false;
+        if (next.listenPort === this.cfg.listenPort) {
+          // close() frees the port at once; its callback waits for accepted sessions, which live on.
+          old.close();
+          await new Promise((r) => setImmediate(r));
+          moved = await this.listenOn(next.listenPort, next.listenAddress).then(() => true, () => false);
+          if (!moved) await this.listenOn(this.cfg.listenPort, this.cfg.listenAddress);
+        } else this.server = old;
+        if (!moved) {
+          this.log.error({ listenPort: next.listenPort, listenAddress: next.listenAddress ?? "0.0.0.0", err: (err as Error).message }, "cannot listen on the new BGP port or address; still listening on the old one");
+          next = { ...next, listenPort: this.cfg.listenPort, listenAddress: this.cfg.listenAddress };
+          changed.splice(0, changed.length, ...keys.filter((k) => this.cfg[k] !== next[k]));
+        }
       }
     }
     const restart = changed.includes("as") || changed.includes("clusterId");

@@ -184,7 +184,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     const settings = bgpSettings(await res.list<BGPConfiguration>("BGPConfiguration"));
     const restarting = (await kernel.listWeftRoutes()).length > 0;
     speaker = new Speaker(
-      { as: nodeRes.spec.bgp?.asNumber ?? settings.as, routerId: localAddress, holdTime: 90, restartTime: settings.restartTime, restarting, localAddress, listenPort: settings.listenPort, listenAddress: localAddress, clusterId: nodeRes.spec.bgp?.routeReflectorClusterID },
+      { as: nodeRes.spec.bgp?.asNumber ?? settings.as, routerId: localAddress, holdTime: 90, restartTime: settings.restartTime, restarting, localAddress, listenPort: settings.listenPort, listenAddress: settings.bindNodeIP ? localAddress : undefined, clusterId: nodeRes.spec.bgp?.routeReflectorClusterID },
       bgpLog,
     );
     try {
@@ -290,9 +290,10 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
         as: self.spec.bgp?.asNumber ?? settings.as,
         clusterId: self.spec.bgp?.routeReflectorClusterID,
         listenPort: settings.listenPort,
+        listenAddress: settings.bindNodeIP ? localAddress : undefined,
         restartTime: settings.restartTime,
       });
-      if (changed.length) log.info({ changed, as: speaker.cfg.as, clusterId: speaker.cfg.clusterId ?? null, listenPort: speaker.port }, "BGP settings changed");
+      if (changed.length) log.info({ changed, as: speaker.cfg.as, clusterId: speaker.cfg.clusterId ?? null, listenPort: speaker.port, listenAddress: speaker.cfg.listenAddress ?? "0.0.0.0" }, "BGP settings changed");
       const plan = peersFor(name, nodes, bgpPeers, settings);
       if (plan.problems.join("\n") !== peerProblems.join("\n")) for (const p of plan.problems) log.error(p);
       peerProblems = plan.problems;

@@ -95,6 +95,8 @@ export const bgpConfigurationSpec = z
     asNumber: asNumber.optional(),
     nodeToNodeMeshEnabled: z.boolean().optional(),
     listenPort: z.number().int().min(1).max(65535).optional(),
+    // Where BGP listens: None (every address, the default) or NodeIP (the node's address).
+    bindMode: z.enum(["None", "NodeIP"]).optional(),
     nodeMeshMaxRestartTime: duration.optional(),
     // The node-to-node mesh's TCP MD5 key, on every mesh session.
     nodeMeshPassword: bgpPassword.optional(),

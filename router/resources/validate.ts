@@ -28,7 +28,6 @@ const CALICO_ONLY: Record<string, string> = {
   serviceClusterIPs: "weft does not advertise Kubernetes service addresses",
   serviceExternalIPs: "weft does not advertise Kubernetes service addresses",
   serviceLoadBalancerIPs: "weft does not advertise Kubernetes service addresses",
-  bindMode: "weft's BGP listens on every address",
   ignoredInterfaces: "weft's address detection takes --ip or --interface",
   keepOriginalNextHop: "weft sets itself as next hop toward its peers",
   ttlSecurity: "weft does not do GTSM",

@@ -126,6 +126,8 @@ describe("weft-cni conformance (CNI spec 1.0.0)", () => {
     ["an ipam type weft does not run (host-local)", { command: "ADD", containerID: "x", netns: "/run/netns/x", ifname: "eth0", config: { cniVersion: "1.0.0", name: "weft", type: "weft-cni", ipam: { type: "host-local", subnet: "10.1.0.0/24" } } }, 7, /ipam.type host-local: weft-cni assigns addresses from weft's IP pools itself; set type to calico-ipam or weft-ipam/],
     ["ipam asking for IPv6", { command: "ADD", containerID: "x", netns: "/run/netns/x", ifname: "eth0", config: { cniVersion: "1.0.0", name: "weft", type: "weft-cni", ipam: { type: "calico-ipam", assign_ipv6: "true" } } }, 7, /assign_ipv6 "true" are not supported/],
     ["a CNI_CONTAINERID the spec does not allow", { command: "ADD", containerID: "bad id;x", netns: "/run/netns/x", ifname: "eth0" }, 4, /CNI_CONTAINERID "bad id;x" is not a container ID/],
+    ["CNI_ARGS IP that is not an IPv4 address", { command: "ADD", containerID: "x", netns: "/run/netns/x", ifname: "eth0", args: "IgnoreUnknown=1;IP=fd00::5" }, 4, /CNI_ARGS IP: "fd00::5" is not an IPv4 address/],
+    ["runtimeConfig ips asking for two addresses", { command: "ADD", containerID: "x", netns: "/run/netns/x", ifname: "eth0", config: { cniVersion: "1.0.0", name: "weft", type: "weft-cni", runtimeConfig: { ips: ["192.168.200.7/24", "192.168.200.8/24"] } } }, 7, /runtimeConfig ips asks for 2 addresses \(192\.168\.200\.7, 192\.168\.200\.8\)/],
     ["CNI_ARGS that are not KEY=VALUE pairs", { command: "ADD", containerID: "x", netns: "/run/netns/x", ifname: "eth0", args: "K8S_POD_NAME=a;garbage" }, 4, /CNI_ARGS: "garbage" is not KEY=VALUE/],
   ];
   for (const [what, call, code, msg] of errors) {
@@ -321,5 +323,33 @@ describe("weft-cni conformance (CNI spec 1.0.0)", () => {
     expect(disabled.out.code).toBe(7);
     expect(disabled.out.details).toMatch(/the given pool \(zz-picked\) exists, but is disabled/);
     expect(await lab.weft(["ipam", "show", "--show-blocks"])).toBe(before);
+  });
+
+  // Last: it claims a second block for worker-1, which the cases above count without.
+  it("a requested address (Calico's CNI_ARGS IP, or runtimeConfig ips as podman --ip sends it): the container gets it and is reached; a second container asking for it is refused (100), nothing taken; DEL gives it back", async () => {
+    const want = "192.168.200.7";
+    const first = { containerID: "ipreq1", netns: await newNetns("ipreq1"), ifname: "eth0", args: `IgnoreUnknown=1;IP=${want}`, config: conf() };
+    const add = cni(lab, "worker-1", { command: "ADD", ...first });
+    console.log(`[tcni] ADD with IP=${want}: ${JSON.stringify(add.out)}`);
+    expect(add.code).toBe(0);
+    expect(add.out.ips[0].address).toBe(`${want}/32`);
+    expect(await lab.weft(["ipam", "show", "--ip", want])).toMatch(/handle: weft\.ipreq1\n  node: worker-1\n  block: 192\.168\.200\.0\/26, affine to worker-1/);
+    // Its block is new: pod-3 reaches it once worker-1 has announced it.
+    const t0 = Date.now();
+    while (!(await lab.ping("pod-3", want)) && Date.now() - t0 < 15_000) await new Promise((r) => setTimeout(r, 200));
+    console.log(`[tcni] pod-3 reached ${want} ${Date.now() - t0} ms after the ADD`);
+    expect(await lab.ping("pod-3", want)).toBe(true);
+    const before = await handles();
+    const second = { containerID: "ipreq2", netns: await newNetns("ipreq2"), ifname: "eth0", config: { ...conf(), runtimeConfig: { ips: [`${want}/24`] } } };
+    const taken = cni(lab, "worker-1", { command: "ADD", ...second });
+    expect(taken.code).toBe(1);
+    expect(taken.out).toMatchObject({ code: 100, msg: `${want} is already in use (handle weft.ipreq1, node worker-1)` });
+    expect(await handles()).toBe(before);
+    expect(cni(lab, "worker-1", { command: "DEL", ...first }).code).toBe(0);
+    const again = cni(lab, "worker-1", { command: "ADD", ...second });
+    expect(again.code).toBe(0);
+    expect(again.out.ips[0].address).toBe(`${want}/32`);
+    expect(cni(lab, "worker-1", { command: "DEL", ...second }).code).toBe(0);
+    expect(await lab.weft(["ipam", "show", "--ip", want])).toMatch(/^IP 192\.168\.200\.7 is not assigned/);
   });
 });

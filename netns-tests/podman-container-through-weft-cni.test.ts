@@ -22,7 +22,7 @@ describe("podman through weft-cni", () => {
       for (const c of ["sh", "ping", "sleep", "ip", "nc", "cat"]) symlinkSync("busybox", path.join(dir, "rootfs/bin", c));
       writeFileSync(path.join(dir, "cni-bin/weft-cni"), `#!/bin/sh\nexec ${process.execPath} ${path.join(projectRoot(), "dist/router/cni/main.js")} "$@"\n`, { mode: 0o755 });
       // The conflist a user writes (the README shows the same).
-      writeFileSync(path.join(dir, "net.d/weft.conflist"), JSON.stringify({ cniVersion: "1.0.0", name: "weft", plugins: [{ type: "weft-cni", datastore: l.datastoreURL, nodename: "worker-1", log_file: path.join(dir, "cni.log") }] }));
+      writeFileSync(path.join(dir, "net.d/weft.conflist"), JSON.stringify({ cniVersion: "1.0.0", name: "weft", plugins: [{ type: "weft-cni", datastore: l.datastoreURL, nodename: "worker-1", log_file: path.join(dir, "cni.log"), capabilities: { ips: true } }] }));
       // Calico's conflist shape: the plugin, then bandwidth and portmap, which read its result.
       const chained = [
         { type: "weft-cni", datastore: l.datastoreURL, nodename: "worker-1", log_file: path.join(dir, "cni.log") },
@@ -72,6 +72,34 @@ describe("podman through weft-cni", () => {
     expect(await hostLinks()).toBe(before);
     expect(await lab.exec("worker-1", ["ip", "route", "show", `${address}/32`])).toBe("");
     expect(await lab.weft(["ipam", "show"])).toBe(ipamBefore);
+  });
+
+  it("podman run --ip: the container gets the address it asked for (in worker-1's block), reaches pod-3; a second container asking for it is refused and takes nothing", async () => {
+    const block = (await lab.exec("worker-1", ["ip", "route", "show", "proto", "87", "type", "blackhole"])).trim().split(/\s+/)[1];
+    const [a, b, c, d] = block.split("/")[0].split(".").map(Number);
+    const want = `${a}.${b}.${c}.${d + 50}`;
+    podman(["run", "-d", "--name", "cip", "--network", "weft", "--ip", want, "localhost/busybox:weft", "sleep", "600"]);
+    try {
+      expect(podman(["exec", "cip", "ip", "-4", "addr", "show", "eth0"])).toContain(`inet ${want}/32`);
+      expect(podman(["exec", "cip", "ping", "-c", "1", "-W", "2", lab.podAddress("pod-3")])).toMatch(/1 packets received/);
+      const ipamBefore = await lab.weft(["ipam", "show"]);
+      let refused = "";
+      try {
+        podman(["run", "-d", "--name", "cip2", "--network", "weft", "--ip", want, "localhost/busybox:weft", "sleep", "600"]);
+      } catch (err) {
+        refused = String((err as { stderr?: string }).stderr);
+      }
+      console.log(`[tpod] a second container asking for ${want}: ${refused.trim().split("\n").pop()}`);
+      expect(refused).toContain(`${want} is already in use`);
+      expect(await lab.weft(["ipam", "show"])).toBe(ipamBefore);
+    } finally {
+      podman(["rm", "-f", "-t", "0", "cip"]);
+      try {
+        podman(["rm", "-f", "-t", "0", "cip2"]);
+      } catch {
+        /* never made */
+      }
+    }
   });
 
   it("Calico's chain (weft-cni, bandwidth, portmap): a port published on worker-1 reaches the container from pod-3; removal takes portmap's rules too", async () => {

@@ -36,6 +36,8 @@ const config = z.object({
   // Calico's own names for where the datastore is, so its configurations work unchanged.
   etcd_endpoints: z.string().min(1).optional(),
   datastore_type: z.string().min(1).optional(),
+  // Runtime-supplied: the "ips" capability (a static address, as podman --ip asks for it).
+  runtimeConfig: z.object({ ips: z.array(z.string()).optional() }).passthrough().optional(),
   // Runtime-supplied (CNI 1.1 GC): the attachments that still exist.
   "cni.dev/valid-attachments": z.array(z.object({ containerID: z.string(), ifname: z.string() }).passthrough()).optional(),
 }).passthrough();

@@ -12,6 +12,7 @@ import { ipamFor, IPAMError, type IPAM } from "../ipam/ipam.js";
 import { CNI, CniError } from "./errors.js";
 import { parseNetConf, SUPPORTED_VERSIONS, type NetConf } from "./config.js";
 import { hostAddresses, IFNAME } from "../native/iproute.js";
+import { parseIPv4 } from "../dataplane/addr.js";
 import { check, containerMAC, GATEWAY, HOST_MAC, hostVethName, linkMTU, unwire, vethOwner, vethsOwnedBy, wire } from "./wiring.js";
 
 /**
@@ -164,8 +165,27 @@ function addResult(conf: NetConf, env: Env, address: string, hostVeth: string, m
   };
 }
 
+/**
+ * The address a runtime asks for, if any: Calico's CNI_ARGS IP, or the "ips" capability
+ * (runtimeConfig.ips, as podman --ip passes it). One IPv4 address; a prefix is ignored.
+ */
+function requestedAddress(env: Env, conf: NetConf): string | undefined {
+  const one = (list: string[], code: number, where: string) => {
+    const bad = list.find((t) => parseIPv4(t.split("/")[0]) === undefined);
+    if (bad !== undefined) throw new CniError(code, `${where}: "${bad}" is not an IPv4 address`, "weft assigns one IPv4 address per container");
+    const addrs = [...new Set(list.map((t) => t.split("/")[0]))];
+    if (addrs.length > 1) throw new CniError(code, `${where} asks for ${addrs.length} addresses (${addrs.join(", ")})`, "weft assigns one IPv4 address per container");
+    return addrs[0];
+  };
+  const fromArgs = env.args.IP !== undefined ? one(env.args.IP.split(",").filter(Boolean), CNI.INVALID_ENV, "CNI_ARGS IP") : undefined;
+  const fromRuntime = conf.runtimeConfig?.ips?.length ? one(conf.runtimeConfig.ips, CNI.INVALID_CONFIG, "runtimeConfig ips") : undefined;
+  if (fromArgs && fromRuntime && fromArgs !== fromRuntime) throw new CniError(CNI.INVALID_CONFIG, `CNI_ARGS IP (${fromArgs}) and runtimeConfig ips (${fromRuntime}) ask for different addresses`, "give one of them");
+  return fromArgs ?? fromRuntime;
+}
+
 async function add(env: Env, conf: NetConf, log: Logger): Promise<unknown> {
   need(env, "containerID", "netns", "ifname");
+  const requested = requestedAddress(env, conf);
   checkTarget(env, { netns: true });
   const handle = handleOf(conf, env.containerID);
   const hostVeth = hostVethName(env.args, env.containerID);
@@ -194,7 +214,7 @@ async function add(env: Env, conf: NetConf, log: Logger): Promise<unknown> {
     await ipam.releaseByHandle(handle);
     let address: string;
     try {
-      address = (await ipam.assign({ node: nodename, handle, labels: node.metadata.labels, pools })).address;
+      address = requested ? (await ipam.assignIP({ node: nodename, handle, address: requested })).address : (await ipam.assign({ node: nodename, handle, labels: node.metadata.labels, pools })).address;
     } catch (err) {
       if (err instanceof IPAMError) throw new CniError(CNI.IPAM, err.message, `node ${nodename}`);
       throw new CniError(CNI.TRY_AGAIN, "the datastore failed during address assignment; try again", (err as Error).message);

@@ -103,6 +103,26 @@ describe("IPAM", () => {
     expect(() => parseManifests("apiVersion: projectcalico.org/v3\nkind: IPAMConfiguration\nmetadata: {name: other}\nspec: {}\n", "x.yaml")).toThrow('x.yaml: document 1: IPAMConfiguration(other): metadata.name: must be "default": the cluster has one IPAMConfiguration');
   });
 
+  it("a requested address (CNI_ARGS IP): claims its block for the node, borrows in another's, is refused when taken, outside the pools, in a disabled pool, or borrowed under strictAffinity; reservations do not hold it back", async () => {
+    const { res, ipam } = await setupWithStore(pool("10.24.0.0/24", 28));
+    await res.apply(parseManifests("apiVersion: projectcalico.org/v3\nkind: IPReservation\nmetadata: {name: keep}\nspec: {reservedCIDRs: [10.24.0.5]}\n---\napiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: off}\nspec: {cidr: 10.25.0.0/24, disabled: true}\n", "x.yaml"));
+    expect(await ipam.assignIP({ node: "w1", handle: "a", address: "10.24.0.5" })).toEqual({ address: "10.24.0.5", block: "10.24.0.0/28" });
+    expect((await ipam.blocks()).find((b) => b.block.cidr === "10.24.0.0/28")?.block.affinity).toBe("host:w1");
+    // Asked again by the same handle: the same answer.
+    expect(await ipam.assignIP({ node: "w1", handle: "a", address: "10.24.0.5" })).toEqual({ address: "10.24.0.5", block: "10.24.0.0/28" });
+    await expect(ipam.assignIP({ node: "w2", handle: "b", address: "10.24.0.5" })).rejects.toThrow("10.24.0.5 is already in use (handle a, node w1)");
+    // In w1's block for w2: borrowed.
+    expect(await ipam.assignIP({ node: "w2", handle: "b", address: "10.24.0.6" })).toEqual({ address: "10.24.0.6", block: "10.24.0.0/28" });
+    expect((await ipam.borrowed()).map((x) => x.address)).toEqual(["10.24.0.6"]);
+    await expect(ipam.assignIP({ node: "w1", handle: "c", address: "10.99.0.1" })).rejects.toThrow("10.99.0.1 is in no IP pool: a requested address must be in one");
+    await expect(ipam.assignIP({ node: "w1", handle: "c", address: "10.25.0.1" })).rejects.toThrow("10.25.0.1 is in IPPool(off), which is disabled");
+    await expect(ipam.assignIP({ node: "w1", handle: "c", address: "10.24.0.256" })).rejects.toThrow('"10.24.0.256" is not an IPv4 address');
+    await configureIPAM(res, { strictAffinity: true });
+    await expect(ipam.assignIP({ node: "w2", handle: "c", address: "10.24.0.7" })).rejects.toThrow("10.24.0.7 is in node w1's block 10.24.0.0/28, and strictAffinity keeps a node from borrowing from other nodes' blocks");
+    // The automatic path still skips the reserved address in w1's block.
+    for (let i = 0; i < 12; i++) expect((await ipam.assign({ node: "w1", handle: `auto${i}` })).address).not.toBe("10.24.0.5");
+  });
+
   it("counts a node's own blocks and their addresses by pool (the weft_ipam_* metrics); borrowed ones stay with the block's owner", async () => {
     const ipam = await setup(pool("10.10.0.0/28", 27).replace("blockSize: 27", "blockSize: 29"));
     for (const h of ["a", "b", "c"]) await ipam.assign({ node: "w1", handle: h });

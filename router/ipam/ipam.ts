@@ -244,6 +244,68 @@ export class IPAM {
     throw new IPAMError(`gave up assigning an address for ${req.handle} after ${MAX_RETRIES} conflicting attempts; try again`);
   }
 
+  /**
+   * Assigns a given address (CNI_ARGS IP, runtimeConfig ips), as Calico's AssignIP does:
+   * it must lie in an enabled IPv4 pool that gives Workload addresses; IPReservations do
+   * not hold it back (they govern automatic assignment). A block nobody claimed yet is
+   * claimed for this node (with no affinity once it has maxBlocksPerHost); in another
+   * node's block the address is borrowed, which strictAffinity forbids. Assigning an
+   * address its handle already holds returns it.
+   */
+  assignIP(req: { node: string; handle: string; address: string }): Promise<{ address: string; block: string }> {
+    const prev = this.queues.get(req.node) ?? Promise.resolve();
+    const next = prev.catch(() => {}).then(() => this.assignIPNow(req));
+    this.queues.set(req.node, next);
+    return next;
+  }
+
+  private async assignIPNow(req: { node: string; handle: string; address: string }): Promise<{ address: string; block: string }> {
+    const a = parseIPv4(req.address);
+    if (a === undefined) throw new IPAMError(`"${req.address}" is not an IPv4 address`);
+    const pool = (await this.pools()).find((p) => {
+      const c = !p.spec.cidr.includes(":") && parseCIDR(p.spec.cidr, true);
+      return c && contains(c, a);
+    });
+    if (!pool) throw new IPAMError(`${req.address} is in no IP pool: a requested address must be in one`);
+    if (pool.spec.disabled) throw new IPAMError(`${req.address} is in IPPool(${pool.metadata.name}), which is disabled`);
+    if (!(pool.spec.allowedUses ?? ["Workload", "Tunnel"]).includes("Workload")) throw new IPAMError(`${req.address} is in IPPool(${pool.metadata.name}), whose allowedUses do not include Workload`);
+    const config = await this.settings();
+    const alloc: Allocation = { handle: req.handle, node: req.node };
+    for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
+      try {
+        const blocks = await this.blocks();
+        const found = blocks.find(({ block }) => contains(parseCIDR(block.cidr)!, a));
+        if (found) {
+          const { block, kv } = found;
+          const ord = a - parseIPv4(block.cidr.split("/")[0])!;
+          const held = block.allocations[String(ord)];
+          if (held) {
+            if (held.handle === req.handle && held.node === req.node) return { address: req.address, block: block.cidr };
+            throw new IPAMError(`${req.address} is already in use (handle ${held.handle}, node ${held.node})`);
+          }
+          const owner = nodeOfAffinity(block.affinity);
+          if (owner !== req.node && owner !== undefined && config.strictAffinity) {
+            throw new IPAMError(`${req.address} is in node ${owner}'s block ${block.cidr}, and strictAffinity keeps a node from borrowing from other nodes' blocks`);
+          }
+          return await this.take(block, kv, ord, alloc);
+        }
+        // Nobody claimed its block yet: claim it, unless the node has as many as it may.
+        const size = pool.spec.blockSize ?? 26;
+        const base = (a & maskOf(size)) >>> 0;
+        const own = blocks.filter((x) => x.block.affinity === affinityOf(req.node) && x.block.pool === pool.metadata.name).length;
+        const atLimit = config.maxBlocksPerHost > 0 && own >= config.maxBlocksPerHost;
+        if (atLimit && config.strictAffinity) throw new IPAMError(`${req.address} would need a new block for node ${req.node}, which has ${own}, as many as maxBlocksPerHost (${config.maxBlocksPerHost}) allows, and strictAffinity keeps it from using one it does not own`);
+        const block: Block = { cidr: `${formatIPv4(base)}/${size}`, pool: pool.metadata.name, affinity: atLimit ? null : affinityOf(req.node), allocations: { [String(a - base)]: alloc } };
+        await this.store.txn([{ op: "create", key: blockKey(block.cidr), value: JSON.stringify(block) }]);
+        return { address: req.address, block: block.cidr };
+      } catch (err) {
+        if (err instanceof ConflictError) continue;
+        throw err;
+      }
+    }
+    throw new IPAMError(`gave up assigning ${req.address} for ${req.handle} after ${MAX_RETRIES} conflicting attempts; try again`);
+  }
+
   private async take(block: Block, kv: KV, ord: number, alloc: Allocation): Promise<{ address: string; block: string }> {
     const next: Block = { ...block, allocations: { ...block.allocations, [String(ord)]: alloc } };
     await this.store.txn([{ op: "update", key: kv.key, value: JSON.stringify(next), modRevision: kv.modRevision }]);

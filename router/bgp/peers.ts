@@ -9,6 +9,7 @@ import { selectorOrError, SelectorError } from "../resources/selector.js";
 import { ipNum, type PeerConfig } from "./session.js";
 
 export const DEFAULT_AS = 64512;
+export const DEFAULT_BGP_PORT = 179;
 
 export interface BgpSettings {
   as: number;
@@ -49,7 +50,7 @@ export function bgpLogLevel(configs: BGPConfiguration[]): "debug" | "info" | "wa
 
 export function bgpSettings(configs: BGPConfiguration[]): BgpSettings {
   const d = configs.find((c) => c.metadata.name === "default")?.spec;
-  return { as: d?.asNumber ?? DEFAULT_AS, meshEnabled: d?.nodeToNodeMeshEnabled ?? true, listenPort: d?.listenPort ?? 179, restartTime: Math.min(seconds(d?.nodeMeshMaxRestartTime, 120), 4095), meshPassword: d?.nodeMeshPassword, bindNodeIP: d?.bindMode === "NodeIP" };
+  return { as: d?.asNumber ?? DEFAULT_AS, meshEnabled: d?.nodeToNodeMeshEnabled ?? true, listenPort: d?.listenPort ?? DEFAULT_BGP_PORT, restartTime: Math.min(seconds(d?.nodeMeshMaxRestartTime, 120), 4095), meshPassword: d?.nodeMeshPassword, bindNodeIP: d?.bindMode === "NodeIP" };
 }
 
 /** A password as configured: the text, undefined for none, or an Error naming the secret that cannot be read. */

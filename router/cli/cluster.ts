@@ -52,12 +52,13 @@ function kindArg(word: string): Kind {
 }
 
 /** The resources a command names: those in a manifest file (their specs unread), or a kind and names. */
-function resourceTargets(usage: string, word: string | undefined, names: string[], filename: string | undefined): Array<{ kind: Kind; name: string }> {
+function resourceTargets(verb: "get" | "delete", word: string | undefined, names: string[], filename: string | undefined): Array<{ kind: Kind; name: string }> {
   if (filename !== undefined) {
-    if (word !== undefined) throw new ConfigError(`${usage.split(" ")[0]} takes -f FILE or KIND and names, not both`);
+    if (word !== undefined) throw new ConfigError(`${verb} takes -f FILE or KIND and names, not both`);
     return parseManifests(readManifest(filename), filename, { idOnly: true }).map((r) => ({ kind: r.kind, name: r.metadata.name }));
   }
-  if (word === undefined || names.length === 0) throw new ConfigError(`${usage}`);
+  // get also takes a kind alone (every one of it); its caller handles that before here.
+  if (word === undefined || names.length === 0) throw new ConfigError(verb === "get" ? "get needs KIND [NAME...] or -f FILE" : "delete needs -f FILE or KIND NAME...");
   const kind = kindArg(word);
   return names.map((name) => ({ kind, name }));
 }
@@ -115,7 +116,7 @@ export function registerClusterCommands(program: Command): void {
     .action(async (word: string | undefined, names: string[], opts: { filename?: string; output: string; datastore?: string }) => {
       // A kind alone lists it; names or a file ask for those resources each.
       const all = !opts.filename && word !== undefined && names.length === 0 ? kindArg(word) : undefined;
-      const targets = all ? [] : resourceTargets("get needs KIND [NAME...] or -f FILE", word, names, opts.filename);
+      const targets = all ? [] : resourceTargets("get", word, names, opts.filename);
       const { items, absent } = await withStore(opts, async (store) => {
         const res = new Resources(store);
         if (all) return { items: await res.list(all), absent: [] };
@@ -207,7 +208,7 @@ export function registerClusterCommands(program: Command): void {
     .option("--force", "delete an IPPool even while pods use its addresses (they lose their routes)")
     .addOption(datastoreOption())
     .action(async (word: string | undefined, names: string[], opts: { filename?: string; skipNotExists?: boolean; force?: boolean; datastore?: string }) => {
-      const targets = resourceTargets("delete needs -f FILE or KIND NAME...", word, names, opts.filename);
+      const targets = resourceTargets("delete", word, names, opts.filename);
       // Every target is tried; those that did not exist fail the command (as calicoctl
       // does) unless --skip-not-exists. A pool whose addresses pods still hold is kept:
       // its blocks would no longer be routed and those pods would be cut off.

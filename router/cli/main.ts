@@ -182,7 +182,7 @@ program
       process.stdout.write(`Node Version:    none: ${(err as Error).message}\n`);
       return;
     }
-    process.stdout.write(`Node Version:    ${running.version ?? "older than 0.1.0 (it does not say)"} (node ${running.name}, pid ${running.pid ?? "?"}, started ${running.started})\n`);
+    process.stdout.write(`Node Version:    ${running.version ?? "not reported (a node from before weft said it)"} (node ${running.name}, pid ${running.pid ?? "?"}, started ${running.started})\n`);
     if (running.version !== mine) process.stdout.write(`The running node is not this version: restart it to run ${mine} (systemctl restart weft-node, where it runs as a service).\n`);
   });
 

@@ -174,9 +174,13 @@ export class IPAM {
   /** Assigns one address; retries lost races. Assignments for one node in this
    * process run one at a time, so concurrent requests do not each claim a block. */
   assign(req: AssignRequest): Promise<{ address: string; block: string }> {
-    const prev = this.queues.get(req.node) ?? Promise.resolve();
-    const next = prev.catch(() => {}).then(() => this.assignNow(req));
-    this.queues.set(req.node, next);
+    return this.queued(req.node, () => this.assignNow(req));
+  }
+
+  /** Runs fn after the node's earlier assignments in this process. */
+  private queued<T>(node: string, fn: () => Promise<T>): Promise<T> {
+    const next = (this.queues.get(node) ?? Promise.resolve()).catch(() => {}).then(fn);
+    this.queues.set(node, next);
     return next;
   }
 
@@ -253,10 +257,7 @@ export class IPAM {
    * address its handle already holds returns it.
    */
   assignIP(req: { node: string; handle: string; address: string }): Promise<{ address: string; block: string }> {
-    const prev = this.queues.get(req.node) ?? Promise.resolve();
-    const next = prev.catch(() => {}).then(() => this.assignIPNow(req));
-    this.queues.set(req.node, next);
-    return next;
+    return this.queued(req.node, () => this.assignIPNow(req));
   }
 
   private async assignIPNow(req: { node: string; handle: string; address: string }): Promise<{ address: string; block: string }> {

@@ -12,6 +12,7 @@ import { TSO_OFFLOAD, VXLAN_PORT } from "../dataplane/dataplane.js";
 import { defaultDatastore, openDatastore, unreachable, type Datastore } from "../store/store.js";
 import { Resources } from "../resources/client.js";
 import type { BGPConfiguration } from "../resources/kinds.js";
+import { bgpSettings, DEFAULT_BGP_PORT } from "../bgp/peers.js";
 
 export interface Check {
   what: string;
@@ -59,7 +60,6 @@ async function portCheck(what: string, proto: "tcp" | "udp", port: number, weftP
   }
 }
 
-const BGP_PORT = 179;
 const DATASTORE_WAIT_MS = 5_000;
 
 /**
@@ -70,18 +70,18 @@ const DATASTORE_WAIT_MS = 5_000;
 async function datastoreCheck(url: string): Promise<{ check: Check; bgpPort: number }> {
   const what = "datastore";
   if (url.startsWith("sqlite:") && !existsSync(url.slice("sqlite:".length))) {
-    return { check: { what, result: "OK", detail: `${url}: not made yet (weft node run makes it); BGP on TCP ${BGP_PORT}` }, bgpPort: BGP_PORT };
+    return { check: { what, result: "OK", detail: `${url}: not made yet (weft node run makes it); BGP on TCP ${DEFAULT_BGP_PORT}` }, bgpPort: DEFAULT_BGP_PORT };
   }
   let timer: NodeJS.Timeout | undefined;
   let store: Datastore | undefined;
   try {
     store = await openDatastore(url, { create: false });
-    const answer = new Resources(store).get<BGPConfiguration>("BGPConfiguration", "default");
+    const answer = new Resources(store).list<BGPConfiguration>("BGPConfiguration");
     const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer in ${DATASTORE_WAIT_MS / 1000} s`)), DATASTORE_WAIT_MS)));
-    const port = (await Promise.race([answer, timeout]))?.spec.listenPort;
-    return { check: { what, result: "OK", detail: `${url} answered; BGP on TCP ${port ?? BGP_PORT}${port ? " (BGPConfiguration listenPort)" : ""}` }, bgpPort: port ?? BGP_PORT };
+    const port = bgpSettings(await Promise.race([answer, timeout])).listenPort;
+    return { check: { what, result: "OK", detail: `${url} answered; BGP on TCP ${port}${port !== DEFAULT_BGP_PORT ? " (BGPConfiguration listenPort)" : ""}` }, bgpPort: port };
   } catch (err) {
-    return { check: { what, result: "WARN", detail: `${url}: ${unreachable(err) ?? (err as Error).message} (a node waits for it; static nodes need none); BGP checked on TCP ${BGP_PORT}` }, bgpPort: BGP_PORT };
+    return { check: { what, result: "WARN", detail: `${url}: ${unreachable(err) ?? (err as Error).message} (a node waits for it; static nodes need none); BGP checked on TCP ${DEFAULT_BGP_PORT}` }, bgpPort: DEFAULT_BGP_PORT };
   } finally {
     clearTimeout(timer);
     await store?.close().catch(() => {});

@@ -49,7 +49,7 @@ spec: {peerIP: 10.30.0.1, asNumber: 65003, node: worker-1}
     expect(learned?.communities).toEqual(["65003:7", "65003:1:2"]);
   });
 
-  it("BGPConfiguration prefixAdvertisements: worker-1's block reaches GoBGP with Calico's communities, named and written out", async () => {
+  it("BGPConfiguration prefixAdvertisements: worker-1's block reaches GoBGP with Calico's communities, named and written out; worker-1's own BGPConfiguration overrides them", async () => {
     await lab.apply(`apiVersion: projectcalico.org/v3
 kind: BGPConfiguration
 metadata: {name: default}
@@ -65,5 +65,17 @@ spec:
     console.log(`[tgobgp] ${block} in GoBGP: ${JSON.stringify(attrs)}`);
     expect(attrs.find((a) => a.type === 8)?.communities).toEqual([((64512 << 16) | 120) >>> 0]);
     expect(attrs.find((a) => a.type === 32)?.value).toEqual([{ ASN: 64512, LocalData1: 300, LocalData2: 100 }]);
+    // worker-1's own BGPConfiguration overrides the advertisements, naming the default's community.
+    await lab.apply(`apiVersion: projectcalico.org/v3
+kind: BGPConfiguration
+metadata: {name: node.worker-1}
+spec:
+  prefixAdvertisements: [{cidr: 192.168.0.0/16, communities: [rack-a]}]
+`);
+    const own = await until("worker-1's own advertisements in GoBGP", async () => {
+      const path = JSON.parse(await gobgp.gobgp(["global", "rib", "-a", "ipv4", "-j"]))[block]?.[0] as { attrs: Array<{ type: number }> } | undefined;
+      return path && !path.attrs.some((a) => a.type === 8) && path.attrs;
+    });
+    expect(own.some((a) => a.type === 32)).toBe(true);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { bgpLogLevel, bgpSettings, peersFor } from "./peers.js";
+import { bgpConfigFor, bgpLogLevel, bgpSettings, peersFor } from "./peers.js";
 import type { BGPPeer, NodeResource } from "../resources/kinds.js";
 
 const node = (name: string, addr: string, labels?: Record<string, string>, rr?: string): NodeResource => ({
@@ -83,5 +83,18 @@ describe("peering plan", () => {
 
   it("reads BGPConfiguration: AS, mesh switch, port, restart time", () => {
     expect(bgpSettings([{ apiVersion: "projectcalico.org/v3", kind: "BGPConfiguration", metadata: { name: "default" }, spec: { asNumber: 65000, nodeToNodeMeshEnabled: false, listenPort: 1790, nodeMeshMaxRestartTime: "2m", bindMode: "NodeIP" } }])).toEqual({ as: 65000, meshEnabled: false, listenPort: 1790, restartTime: 120, meshPassword: undefined, bindNodeIP: true });
+  });
+});
+
+describe("a node's own BGPConfiguration (node.<name>)", () => {
+  it("overrides listenPort, logSeverityScreen and prefixAdvertisements for that node only; the rest is the default's", () => {
+    const conf = (name: string, spec: Record<string, unknown>) => ({ apiVersion: "projectcalico.org/v3" as const, kind: "BGPConfiguration" as const, metadata: { name }, spec });
+    const configs = [conf("default", { asNumber: 65000, listenPort: 1790, communities: [{ name: "rack", value: "65000:1" }], prefixAdvertisements: [{ cidr: "10.0.0.0/8", communities: ["rack"] }] }), conf("node.w1", { listenPort: 1791, logSeverityScreen: "Debug", prefixAdvertisements: [{ cidr: "10.0.0.0/8", communities: ["65000:2"] }] })];
+    expect(bgpSettings(configs, "w1")).toMatchObject({ as: 65000, listenPort: 1791 });
+    expect(bgpSettings(configs, "w2")).toMatchObject({ as: 65000, listenPort: 1790 });
+    expect(bgpLogLevel(configs, "w1")).toBe("debug");
+    expect(bgpLogLevel(configs, "w2")).toBeUndefined();
+    expect(bgpConfigFor(configs, "w1")).toMatchObject({ communities: [{ name: "rack", value: "65000:1" }], prefixAdvertisements: [{ cidr: "10.0.0.0/8", communities: ["65000:2"] }] });
+    expect(bgpConfigFor(configs, "w2")?.prefixAdvertisements).toEqual([{ cidr: "10.0.0.0/8", communities: ["rack"] }]);
   });
 });

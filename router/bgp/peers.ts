@@ -4,7 +4,7 @@
 // this node (node, nodeSelector, or global) and name a peer by IP or by peerSelector.
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { calicoLogLevel, nodeIPv4, peerEndpoint, type BGPConfiguration, type BGPPassword, type BGPPeer, type NodeResource } from "../resources/kinds.js";
+import { BGP_NODE_OVERRIDES, bgpNodeConfigName, calicoLogLevel, nodeIPv4, peerEndpoint, type BGPConfiguration, type BGPPassword, type BGPPeer, type NodeResource } from "../resources/kinds.js";
 import { selectorOrError, SelectorError } from "../resources/selector.js";
 import { ipNum, type PeerConfig } from "./session.js";
 
@@ -42,14 +42,24 @@ export function readSecret(name: string, key: string): string | undefined {
   }
 }
 
+/** What applies to a node: the default BGPConfiguration, with its own node.<name> overrides. */
+export function bgpConfigFor(configs: BGPConfiguration[], node?: string): BGPConfiguration["spec"] | undefined {
+  const d = configs.find((c) => c.metadata.name === "default")?.spec;
+  const own = node === undefined ? undefined : configs.find((c) => c.metadata.name === bgpNodeConfigName(node))?.spec;
+  if (!own) return d;
+  const merged: BGPConfiguration["spec"] = { ...d };
+  for (const k of BGP_NODE_OVERRIDES) if (own[k] !== undefined) (merged as Record<string, unknown>)[k] = own[k];
+  return merged;
+}
+
 /** BGPConfiguration logSeverityScreen as a log level for the BGP speaker's lines. */
-export function bgpLogLevel(configs: BGPConfiguration[]): "debug" | "info" | "warn" | "error" | "fatal" | undefined {
-  const sev = configs.find((c) => c.metadata.name === "default")?.spec.logSeverityScreen;
+export function bgpLogLevel(configs: BGPConfiguration[], node?: string): "debug" | "info" | "warn" | "error" | "fatal" | undefined {
+  const sev = bgpConfigFor(configs, node)?.logSeverityScreen;
   return sev && calicoLogLevel(sev);
 }
 
-export function bgpSettings(configs: BGPConfiguration[]): BgpSettings {
-  const d = configs.find((c) => c.metadata.name === "default")?.spec;
+export function bgpSettings(configs: BGPConfiguration[], node?: string): BgpSettings {
+  const d = bgpConfigFor(configs, node);
   return { as: d?.asNumber ?? DEFAULT_AS, meshEnabled: d?.nodeToNodeMeshEnabled ?? true, listenPort: d?.listenPort ?? DEFAULT_BGP_PORT, restartTime: Math.min(seconds(d?.nodeMeshMaxRestartTime, 120), 4095), meshPassword: d?.nodeMeshPassword, bindNodeIP: d?.bindMode === "NodeIP" };
 }
 

@@ -121,9 +121,10 @@ describe("weft with bad arguments", () => {
     expect(weft(["ipam", "release", "--ip", address, "--force", ...ds]).stdout).toBe(`released: ${address}\n`);
   });
 
-  it("weft delete node releases the node's tunnel address and empty blocks, and says which addresses stay", () => {
+  it("weft delete node releases the node's tunnel address and empty blocks, deletes its own BGPConfiguration, and says which addresses stay", () => {
     const ds = ["--datastore", `sqlite:${dir}/delnode.db`];
-    writeFileSync(path.join(dir, "nodes.yaml"), ["gone-1", "gone-2"].map((n) => `{"apiVersion":"projectcalico.org/v3","kind":"Node","metadata":{"name":"${n}"},"spec":{}}`).join("\n---\n"));
+    // gone-1 has a BGPConfiguration of its own (node.gone-1), which goes with it.
+    writeFileSync(path.join(dir, "nodes.yaml"), [...["gone-1", "gone-2"].map((n) => `{"apiVersion":"projectcalico.org/v3","kind":"Node","metadata":{"name":"${n}"},"spec":{}}`), '{"apiVersion":"projectcalico.org/v3","kind":"BGPConfiguration","metadata":{"name":"node.gone-1"},"spec":{"listenPort":1790}}'].join("\n---\n"));
     writeFileSync(path.join(dir, "pool10.json"), '{"apiVersion":"projectcalico.org/v3","kind":"IPPool","metadata":{"name":"p"},"spec":{"cidr":"10.7.0.0/16"}}');
     expect(weft(["apply", "-f", path.join(dir, "pool10.json"), ...ds]).status).toBe(0);
     expect(weft(["apply", "-f", path.join(dir, "nodes.yaml"), ...ds]).status).toBe(0);
@@ -137,7 +138,8 @@ describe("weft with bad arguments", () => {
     expect(ghost.stderr).toBe('weft: note: no Node(ghost) is registered: its blocks are routed nowhere until one is ("weft ipam check" lists them)\n');
     expect(weft(["ipam", "release", "--handle", "g1", ...ds]).status).toBe(0);
     expect(weft(["ipam", "assign", "--node", "gone-2", "--handle", "k8s-pod-network.c9", ...ds]).status).toBe(0);
-    expect(weft(["delete", "node", "gone-1", ...ds]).stdout).toMatch(/^Node\(gone-1\) deleted; released its tunnel address 10\.7\.\d+\.\d+, block 10\.7\.\d+\.\d+\/26\n$/);
+    expect(weft(["delete", "node", "gone-1", ...ds]).stdout).toMatch(/^Node\(gone-1\) deleted; released its tunnel address 10\.7\.\d+\.\d+, block 10\.7\.\d+\.\d+\/26; deleted its BGPConfiguration\(node\.gone-1\)\n$/);
+    expect(weft(["get", "bgpconfig", ...ds]).stdout).not.toContain("node.gone-1");
     expect(weft(["delete", "node", "gone-2", ...ds]).stdout).toMatch(/^Node\(gone-2\) deleted; released its tunnel address 10\.7\.\d+\.\d+; 1 address in its blocks stays allocated/);
     const blocks = weft(["ipam", "show", "--show-blocks", ...ds]).stdout;
     expect(blocks).not.toMatch(/gone-1/);

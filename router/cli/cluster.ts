@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { DATASTORE_HELP, defaultDatastore, openDatastore, unreachable, unreadableRecords, type Datastore } from "../store/store.js";
 import { Resources, UnreadableRecordError } from "../resources/client.js";
-import { kindOf, KINDS, MAX_BLOCKS_PER_HOST, nodeIPv4, nodeTunnelAddress, type IPPool, type IPReservation, type Kind, type NodeResource, type Resource } from "../resources/kinds.js";
+import { bgpNodeConfigName, kindOf, KINDS, MAX_BLOCKS_PER_HOST, nodeIPv4, nodeTunnelAddress, type IPPool, type IPReservation, type Kind, type NodeResource, type Resource } from "../resources/kinds.js";
 import { ManifestError, parseManifests, render, table } from "../resources/manifest.js";
 import { configureIPAM, ipamFor, nodeOfAffinity, readIPAMConfig, reservedBy, TUNNEL_HANDLE_PREFIX, type Allocation, type Block, type IPAMConfig } from "../ipam/ipam.js";
 import { ConfigError } from "../node/config.js";
@@ -228,11 +228,12 @@ export function registerClusterCommands(program: Command): void {
           }
           const gone = await res.delete(t.kind, t.name);
           if (gone && t.kind === "Node") {
-            // As calicoctl does: the node's tunnel address and its empty blocks go too.
+            // As calicoctl does: the node's tunnel address, its empty blocks and its own BGPConfiguration go too.
             const r = await ipam.releaseNode(t.name);
+            const ownConfig = (await res.delete("BGPConfiguration", bgpNodeConfigName(t.name))) ? `; deleted its BGPConfiguration(${bgpNodeConfigName(t.name)})` : "";
             const freed = [...r.tunnel.map((a) => `tunnel address ${a}`), ...r.freedBlocks.map((b) => `block ${b}`)];
             const kept = r.stillAllocated.length ? `; ${r.stillAllocated.length} address${r.stillAllocated.length === 1 ? "" : "es"} in its blocks ${r.stillAllocated.length === 1 ? "stays" : "stay"} allocated (weft ipam release --ip A, once those pods are gone)` : "";
-            process.stdout.write(`${t.kind}(${t.name}) deleted${freed.length ? `; released its ${freed.join(", ")}` : ""}${kept}\n`);
+            process.stdout.write(`${t.kind}(${t.name}) deleted${freed.length ? `; released its ${freed.join(", ")}` : ""}${ownConfig}${kept}\n`);
           } else if (gone) process.stdout.write(`${t.kind}(${t.name}) deleted\n`);
           else if (opts.skipNotExists) process.stdout.write(`${t.kind}(${t.name}) does not exist (skipped)\n`);
           else absent.push(`${t.kind}(${t.name})`);

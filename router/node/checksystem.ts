@@ -78,7 +78,8 @@ async function datastoreCheck(url: string): Promise<{ check: Check; bgpPort: num
     store = await openDatastore(url, { create: false });
     const answer = new Resources(store).list<BGPConfiguration>("BGPConfiguration");
     const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer in ${DATASTORE_WAIT_MS / 1000} s`)), DATASTORE_WAIT_MS)));
-    const port = bgpSettings(await Promise.race([answer, timeout])).listenPort;
+    // This host's node, named as weft node run names it by default.
+    const port = bgpSettings(await Promise.race([answer, timeout]), process.env.NODENAME || os.hostname().toLowerCase()).listenPort;
     return { check: { what, result: "OK", detail: `${url} answered; BGP on TCP ${port}${port !== DEFAULT_BGP_PORT ? " (BGPConfiguration listenPort)" : ""}` }, bgpPort: port };
   } catch (err) {
     return { check: { what, result: "WARN", detail: `${url}: ${unreachable(err) ?? (err as Error).message} (a node waits for it; static nodes need none); BGP checked on TCP ${DEFAULT_BGP_PORT}` }, bgpPort: DEFAULT_BGP_PORT };

@@ -17,7 +17,7 @@ import { nodeName } from "../resources/validate.js";
 import { selectorOrError, SelectorError } from "../resources/selector.js";
 import { API_VERSION, nodeIPv4, nodeTunnelAddress, withTunnelFields, type BGPConfiguration, type BGPPeer, type IPPool, type NodeResource } from "../resources/kinds.js";
 import { Speaker, type PeerStatus } from "../bgp/speaker.js";
-import { bgpLogLevel, bgpSettings, peersFor } from "../bgp/peers.js";
+import { bgpConfigFor, bgpLogLevel, bgpSettings, peersFor } from "../bgp/peers.js";
 import { advertisedCommunities, communityTexts } from "../bgp/communities.js";
 import { ipamFor, IPAMError, BLOCK_PREFIX, TUNNEL_HANDLE_PREFIX, nodeBlockUsage, parseBlocks } from "../ipam/ipam.js";
 import { bgpExports, clusterState, poolEncapsulations, remoteFromBgp, tunnelMTU } from "../routing/cluster.js";
@@ -181,7 +181,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   // The speaker's lines follow BGPConfiguration logSeverityScreen (else the node's level).
   const bgpLog = log.child({ component: "bgp" });
   if (backend === "bgp") {
-    const settings = bgpSettings(await res.list<BGPConfiguration>("BGPConfiguration"));
+    const settings = bgpSettings(await res.list<BGPConfiguration>("BGPConfiguration"), name);
     const restarting = (await kernel.listWeftRoutes()).length > 0;
     speaker = new Speaker(
       { as: nodeRes.spec.bgp?.asNumber ?? settings.as, routerId: localAddress, holdTime: 90, restartTime: settings.restartTime, restarting, localAddress, listenPort: settings.listenPort, listenAddress: settings.bindNodeIP ? localAddress : undefined, clusterId: nodeRes.spec.bgp?.routeReflectorClusterID },
@@ -283,8 +283,8 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     let remote = state.remote;
     let keepRemovals = false;
     if (speaker) {
-      const settings = bgpSettings(configs);
-      bgpLog.level = bgpLogLevel(configs) ?? log.level;
+      const settings = bgpSettings(configs, name);
+      bgpLog.level = bgpLogLevel(configs, name) ?? log.level;
       // Our own AS, cluster ID and port follow the datastore while we run.
       const changed = await speaker.reconfigure({
         as: self.spec.bgp?.asNumber ?? settings.as,
@@ -303,7 +303,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       if (keepMesh && !meshWarned) log.warn({ reflectorsOrPeers: plan.other.map((p) => p.address) }, "nodeToNodeMeshEnabled is false but no route reflector or global peer session is Established yet: keeping the node-to-node mesh until one is, or every route would be lost");
       meshWarned = keepMesh;
       speaker.setPeers([...(settings.meshEnabled || keepMesh ? plan.mesh : []), ...plan.other]);
-      speaker.setExports(bgpExports(name, view), advertisedCommunities(configs.find((c) => c.metadata.name === "default")?.spec));
+      speaker.setExports(bgpExports(name, view), advertisedCommunities(bgpConfigFor(configs, name)));
       remote = remoteFromBgp(name, view, speaker.rib.bestPaths().map((p) => ({ prefix: p.prefix, nextHop: p.attrs.nextHop ?? p.peerAddress })));
       // Graceful restart (RFC 4724): started with our routes in place, we only add until
       // every peer is back and has sent End-of-RIB, or the restart time has passed. Then

@@ -108,6 +108,10 @@ export const bgpConfigurationSpec = z
   })
   .strict();
 
+/** What a node's own BGPConfiguration, named node.<name>, may set: it overrides the default's (as Calico's). */
+export const BGP_NODE_OVERRIDES = ["listenPort", "logSeverityScreen", "prefixAdvertisements"] as const;
+export const bgpNodeConfigName = (node: string) => `node.${node}`;
+
 export const bgpPeerSpec = z
   .object({
     peerIP: z.string().optional(),

@@ -227,6 +227,14 @@ spec: {bgp: {ipv4Address: 10.30.0.11/24, routeReflectorClusterID: 10.30.0.1}}
     for (const [spec, message] of cases) expect(() => parseManifests(doc(spec), "x"), spec).toThrow(`BGPConfiguration(default): ${message}`);
   });
 
+  it("a node's own BGPConfiguration (node.<name>) sets only what it may override, and may name the default's communities", () => {
+    const doc = (spec: string) => `apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: node.worker-1}\nspec: ${spec}\n`;
+    expect(parseManifests(doc("{listenPort: 1790, logSeverityScreen: Debug, prefixAdvertisements: [{cidr: 10.0.0.0/8, communities: [rack-a, '64512:7']}]}"), "x")).toHaveLength(1);
+    expect(() => parseManifests(doc("{asNumber: 65000}"), "x")).toThrow("BGPConfiguration(node.worker-1): spec.asNumber: a node's own BGPConfiguration (node.<name>) may set only listenPort, logSeverityScreen, prefixAdvertisements; set asNumber in BGPConfiguration(default), or for one node in its Node (spec.bgp.asNumber)");
+    expect(() => parseManifests(doc("{nodeToNodeMeshEnabled: false}"), "x")).toThrow("spec.nodeToNodeMeshEnabled: a node's own BGPConfiguration (node.<name>) may set only listenPort, logSeverityScreen, prefixAdvertisements; set nodeToNodeMeshEnabled in BGPConfiguration(default)");
+    expect(() => parseManifests(doc("{prefixAdvertisements: [{cidr: 10.0.0.0/8, communities: ['70000:1']}]}"), "x")).toThrow('spec.prefixAdvertisements[0].communities[0]: "70000:1" is neither');
+  });
+
   it("a Calico field weft does not do is refused as such, not as a typo", () => {
     const doc = "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {asNumber: 64512, serviceClusterIPs: [{cidr: 10.96.0.0/12}]}\n";
     expect(() => parseManifests(doc, "x")).toThrow("BGPConfiguration(default): spec: serviceClusterIPs is Calico's, and weft does not support it (weft does not advertise Kubernetes service addresses): remove it");

@@ -1,7 +1,7 @@
 // One validator per kind. Messages follow Calico's, so what users search for matches.
 import os from "node:os";
 import type { z } from "zod";
-import { API_VERSION, IPAM_CONFIGURATION_NAME, KINDS, metadata, nodeIPv4, peerEndpoint, reservationCIDR, type BGPConfiguration, type BGPPeer, type IPPool, type IPReservation, type Kind, type NodeResource, type Resource } from "./kinds.js";
+import { API_VERSION, BGP_NODE_OVERRIDES, IPAM_CONFIGURATION_NAME, KINDS, metadata, nodeIPv4, peerEndpoint, reservationCIDR, type BGPConfiguration, type BGPPeer, type IPPool, type IPReservation, type Kind, type NodeResource, type Resource } from "./kinds.js";
 import { isStrictlyMasked, overlaps, parseAnyCIDR, RESERVED_RANGES } from "./cidr.js";
 import { parseSelector, SelectorError } from "./selector.js";
 import { parseCommunity, resolveCommunity } from "../bgp/communities.js";
@@ -130,7 +130,7 @@ export function parseResource(doc: unknown): Resource {
   if (kind === "IPPool") validateIPPoolShape(res as IPPool);
   if (kind === "BGPPeer" || kind === "Node" || kind === "BGPConfiguration") validateSelectors(res);
   if (kind === "BGPPeer") validateBGPPeer(res as BGPPeer);
-  if (kind === "BGPConfiguration") validateCommunities(res as BGPConfiguration);
+  if (kind === "BGPConfiguration") validateBGPConfiguration(res as BGPConfiguration);
   if (kind === "IPReservation") validateIPReservation(res as IPReservation);
   if (kind === "IPAMConfiguration" && meta.name !== IPAM_CONFIGURATION_NAME) throw new ValidationError(label, "metadata.name", `must be "${IPAM_CONFIGURATION_NAME}": the cluster has one IPAMConfiguration`);
   return res;
@@ -153,9 +153,18 @@ function validateBGPPeer(peer: BGPPeer): void {
 
 const COMMUNITY_FORM = "a value such as 64512:100 (each part 0-65535) or 64512:100:200 (each part 0-4294967295)";
 
-/** Community names once each with a value that is one; each advertisement a CIDR with communities that resolve. */
-function validateCommunities(c: BGPConfiguration): void {
+/**
+ * A node's own BGPConfiguration (node.<name>) sets only what it may override. Community
+ * names once each with a value that is one; each advertisement a CIDR with communities
+ * that resolve (in a node's own, a name may be the default's, so only values are checked).
+ */
+function validateBGPConfiguration(c: BGPConfiguration): void {
   const label = `BGPConfiguration(${c.metadata.name})`;
+  const perNode = c.metadata.name.startsWith("node.");
+  if (perNode) {
+    const other = Object.keys(c.spec).find((k) => !(BGP_NODE_OVERRIDES as readonly string[]).includes(k));
+    if (other) throw new ValidationError(label, `spec.${other}`, `a node's own BGPConfiguration (node.<name>) may set only ${BGP_NODE_OVERRIDES.join(", ")}; set ${other} in BGPConfiguration(default)${other === "asNumber" ? ", or for one node in its Node (spec.bgp.asNumber)" : ""}`);
+  }
   const names = new Set<string>();
   c.spec.communities?.forEach((k, i) => {
     if (names.has(k.name)) throw new ValidationError(label, `spec.communities[${i}].name`, `"${k.name}" is defined twice`);
@@ -167,7 +176,7 @@ function validateCommunities(c: BGPConfiguration): void {
     if (!cidr) throw new ValidationError(label, `spec.prefixAdvertisements[${i}].cidr`, `"${a.cidr}" is not an IP network such as 192.168.0.0/16`);
     if (!isStrictlyMasked(cidr)) throw new ValidationError(label, `spec.prefixAdvertisements[${i}].cidr`, `"${a.cidr}" has bits set past its prefix length`);
     a.communities.forEach((w, j) => {
-      if (!resolveCommunity(w, c.spec)) throw new ValidationError(label, `spec.prefixAdvertisements[${i}].communities[${j}]`, `"${w}" is neither a name in spec.communities nor ${COMMUNITY_FORM}`);
+      if (!resolveCommunity(w, c.spec) && !(perNode && !w.includes(":") && w.length > 0)) throw new ValidationError(label, `spec.prefixAdvertisements[${i}].communities[${j}]`, `"${w}" is neither a name in spec.communities nor ${COMMUNITY_FORM}`);
     });
   });
 }

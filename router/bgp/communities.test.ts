@@ -1,7 +1,7 @@
 // Calico's community values and prefixAdvertisements: which routes carry what.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { advertisedCommunities, communityTexts, parseCommunity } from "./communities.js";
+import { advertisedCommunities, communityTexts, parseCommunity, unresolvedCommunities } from "./communities.js";
 
 describe("BGP communities as Calico's BGPConfiguration gives them", () => {
   it("reads standard (aa:nn) and large (aa:nn:mm) values, and refuses the rest", () => {
@@ -26,6 +26,13 @@ describe("BGP communities as Calico's BGPConfiguration gives them", () => {
     expect(of("192.0.0.0/8")).toEqual({});
     expect(of("10.0.0.0/26")).toEqual({});
     expect(advertisedCommunities(undefined)("192.168.5.64/26")).toEqual({});
+  });
+
+  it("a name nothing defines (a node's own advertisements naming one the default lacks) is reported, and left out of what routes carry", () => {
+    const spec = { communities: [{ name: "zone", value: "64512:10" }], prefixAdvertisements: [{ cidr: "10.0.0.0/8", communities: ["zone", "rack-b", "64512:5"] }] };
+    expect(unresolvedCommunities(spec)).toEqual(["rack-b"]);
+    expect(communityTexts(advertisedCommunities(spec)("10.1.0.0/26"))).toEqual(["64512:10", "64512:5"]);
+    expect(unresolvedCommunities(undefined)).toEqual([]);
   });
 
   it("any text: a community or undefined, and what it reads writes back the same (3000 cases)", () => {

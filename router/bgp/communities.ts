@@ -37,6 +37,12 @@ export function resolveCommunity(word: string, spec: Pick<BGPConfigurationSpec, 
   return parseCommunity(named ? named.value : word);
 }
 
+/** Community words in prefixAdvertisements that are neither a value nor a name in communities (only a node's own BGPConfiguration can carry one past the validator). */
+export function unresolvedCommunities(spec: BGPConfigurationSpec | undefined): string[] {
+  const words = (spec?.prefixAdvertisements ?? []).flatMap((a) => a.communities);
+  return [...new Set(words.filter((w) => !resolveCommunity(w, spec!)))];
+}
+
 /** The communities routes carry by prefixAdvertisements: cidr -> what to add (a route inside several gets them all). */
 export type CommunitiesOf = (cidr: string) => Pick<Attributes, "communities" | "largeCommunities">;
 

@@ -18,7 +18,7 @@ import { selectorOrError, SelectorError } from "../resources/selector.js";
 import { API_VERSION, nodeIPv4, nodeTunnelAddress, withTunnelFields, type BGPConfiguration, type BGPPeer, type IPPool, type NodeResource } from "../resources/kinds.js";
 import { Speaker, type PeerStatus } from "../bgp/speaker.js";
 import { bgpConfigFor, bgpLogLevel, bgpSettings, peersFor } from "../bgp/peers.js";
-import { advertisedCommunities, communityTexts } from "../bgp/communities.js";
+import { advertisedCommunities, communityTexts, unresolvedCommunities } from "../bgp/communities.js";
 import { ipamFor, IPAMError, BLOCK_PREFIX, TUNNEL_HANDLE_PREFIX, nodeBlockUsage, parseBlocks } from "../ipam/ipam.js";
 import { bgpExports, clusterState, poolEncapsulations, remoteFromBgp, tunnelMTU } from "../routing/cluster.js";
 import { OVERHEAD } from "../routing/desired.js";
@@ -198,6 +198,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   let verifyNext = false;
   /** Peers left out at the last sync, and why (logged when they change; in node status). */
   let peerProblems: string[] = [];
+  let communitiesWarned = "";
   /** This node's blocks and their addresses, at the last sync (metrics). */
   let ipamUsage: ReturnType<typeof nodeBlockUsage> = [];
   let poolProblems = "";
@@ -303,7 +304,12 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       if (keepMesh && !meshWarned) log.warn({ reflectorsOrPeers: plan.other.map((p) => p.address) }, "nodeToNodeMeshEnabled is false but no route reflector or global peer session is Established yet: keeping the node-to-node mesh until one is, or every route would be lost");
       meshWarned = keepMesh;
       speaker.setPeers([...(settings.meshEnabled || keepMesh ? plan.mesh : []), ...plan.other]);
-      speaker.setExports(bgpExports(name, view), advertisedCommunities(bgpConfigFor(configs, name)));
+      const bgpConfig = bgpConfigFor(configs, name);
+      // A name in this node's own advertisements that the default does not define: said once, not sent.
+      const unresolved = unresolvedCommunities(bgpConfig).join(", ");
+      if (unresolved && unresolved !== communitiesWarned) log.warn({ communities: unresolved }, `prefixAdvertisements name communities that BGPConfiguration(default) does not define; routes go out without them`);
+      communitiesWarned = unresolved;
+      speaker.setExports(bgpExports(name, view), advertisedCommunities(bgpConfig));
       remote = remoteFromBgp(name, view, speaker.rib.bestPaths().map((p) => ({ prefix: p.prefix, nextHop: p.attrs.nextHop ?? p.peerAddress })));
       // Graceful restart (RFC 4724): started with our routes in place, we only add until
       // every peer is back and has sent End-of-RIB, or the restart time has passed. Then

@@ -5,12 +5,12 @@ import { DATASTORE_HELP, defaultDatastore, openDatastore, unreachable, unreadabl
 import { Resources, UnreadableRecordError } from "../resources/client.js";
 import { bgpNodeConfigName, kindOf, KINDS, MAX_BLOCKS_PER_HOST, nodeIPv4, nodeTunnelAddress, type IPPool, type IPReservation, type Kind, type NodeResource, type Resource } from "../resources/kinds.js";
 import { ManifestError, parseManifests, render, table } from "../resources/manifest.js";
-import { configureIPAM, ipamFor, nodeOfAffinity, readIPAMConfig, reservedBy, TUNNEL_HANDLE_PREFIX, type Allocation, type Block, type IPAMConfig } from "../ipam/ipam.js";
+import { configureIPAM, ipamFor, nodeOfAffinity, poolHolding, readIPAMConfig, reservedBy, TUNNEL_HANDLE_PREFIX, type Allocation, type Block, type IPAMConfig } from "../ipam/ipam.js";
 import { ConfigError } from "../node/config.js";
 import { calicoOnlyKind } from "../resources/validate.js";
 import { wholeNumber } from "./args.js";
 import { label, patch } from "./edit.js";
-import { contains, parseCIDR, parseIPv4 } from "../dataplane/addr.js";
+import { parseIPv4 } from "../dataplane/addr.js";
 import { exportDatastore, importDatastore, parseExport } from "../store/migrate.js";
 
 export function datastoreURL(opts: { datastore?: string }): string {
@@ -77,7 +77,7 @@ export function describeAddress(ip: string, at: { block?: Block; allocation?: Al
   const inEntry = (c: string) => reservedBy([c])(a);
   const reservation = reservations.find((r) => r.spec.reservedCIDRs.some(inEntry));
   const reservedText = reservation ? `  reserved: IPReservation(${reservation.metadata.name}) ${reservation.spec.reservedCIDRs.find(inEntry)}${at.allocation ? " (given out before it was reserved)" : " (never given out)"}\n` : "";
-  const pool = at.block ? pools.find((p) => p.metadata.name === at.block!.pool) : pools.find((p) => { const c = parseCIDR(p.spec.cidr, true); return c && contains(c, a); });
+  const pool = at.block ? pools.find((p) => p.metadata.name === at.block!.pool) : poolHolding(pools, a);
   const poolText = at.block && !pool ? `IPPool(${at.block.pool}), since deleted` : pool ? `IPPool(${pool.metadata.name}) ${pool.spec.cidr}` : undefined;
   const owner = at.block ? nodeOfAffinity(at.block.affinity) : undefined;
   const blockText = at.block && `${at.block.cidr}, ${owner ? `affine to ${owner}` : "affine to no node"}`;
@@ -283,12 +283,12 @@ export function registerClusterCommands(program: Command): void {
     .action(async (opts: { showBlocks?: boolean; showBorrowed?: boolean; ip?: string; showConfiguration?: boolean; datastore?: string }) => {
       if (opts.ip !== undefined && parseIPv4(opts.ip) === undefined) throw new ConfigError(`--ip must be an IPv4 address, not "${opts.ip}"`);
       await withStore(opts, async (store) => {
+        const res = new Resources(store);
         if (opts.showConfiguration) {
-          const c = await readIPAMConfig(new Resources(store));
+          const c = await readIPAMConfig(res);
           process.stdout.write(pipeTable([["PROPERTY", "VALUE"], ["StrictAffinity", String(c.strictAffinity)], ["MaxBlocksPerHost", String(c.maxBlocksPerHost)]]));
           return;
         }
-        const res = new Resources(store);
         const ipam = ipamFor(store, res);
         const pools = await res.list<IPPool>("IPPool");
         if (opts.ip) {
@@ -332,12 +332,13 @@ export function registerClusterCommands(program: Command): void {
       if (opts.maxBlocksPerHost !== undefined) change.maxBlocksPerHost = wholeNumber("--max-blocks-per-host", opts.maxBlocksPerHost, 0, MAX_BLOCKS_PER_HOST);
       if (Object.keys(change).length === 0) throw new ConfigError("ipam configure needs --strictaffinity true|false or --max-blocks-per-host N");
       await withStore(opts, async (store) => {
-        const { after, replacedUnreadable } = await configureIPAM(new Resources(store), change);
+        const res = new Resources(store);
+        const { after, replacedUnreadable } = await configureIPAM(res, change);
         if (replacedUnreadable) process.stderr.write("weft: note: the stored IPAMConfiguration was unreadable; the settings not given are back to their defaults\n");
         if (change.strictAffinity !== undefined) process.stdout.write(`Successfully set StrictAffinity to: ${after.strictAffinity}\n`);
         if (change.maxBlocksPerHost !== undefined) process.stdout.write(`Successfully set MaxBlocksPerHost to: ${after.maxBlocksPerHost}\n`);
         // What the settings do not undo: they govern new assignments only.
-        const ipam = ipamFor(store);
+        const ipam = ipamFor(store, res);
         const borrowed = after.strictAffinity && change.strictAffinity ? (await ipam.borrowed()).length : 0;
         if (borrowed) process.stderr.write(`weft: note: ${borrowed} address${borrowed === 1 ? " is" : "es are"} already borrowed from other nodes' blocks and stay${borrowed === 1 ? "s" : ""} until released (weft ipam show --show-borrowed lists them)\n`);
         if (after.maxBlocksPerHost > 0 && change.maxBlocksPerHost !== undefined) {

@@ -144,7 +144,7 @@ node
     } catch (err) {
       process.stderr.write(`weft: note: ${(err as Error).message}; collecting the host's side only\n`);
     }
-    const r = await collectDiags(opts.output, socket, program.version() ?? "");
+    const r = await collectDiags(opts.output, socket);
     process.stdout.write(`Diags saved to ${r.file} (${r.files.length} files${r.nodeAnswered ? "" : "; no weft node answered here"})\nAdd the node's log: journalctl -u weft-node, or wherever its output goes.\n`);
   });
 

@@ -45,7 +45,11 @@ export const DEFAULT_IPAM_CONFIG: IPAMConfig = { strictAffinity: false, maxBlock
  * node must not borrow because its strictAffinity could not be read.
  */
 export async function readIPAMConfig(res: Resources): Promise<IPAMConfig> {
-  const stored = await res.get<IPAMConfiguration>("IPAMConfiguration", IPAM_CONFIGURATION_NAME);
+  return settingsOf(await res.get<IPAMConfiguration>("IPAMConfiguration", IPAM_CONFIGURATION_NAME));
+}
+
+/** The settings a stored IPAMConfiguration (or none) stands for, through its validator. */
+function settingsOf(stored: IPAMConfiguration | undefined): IPAMConfig {
   if (!stored) return { ...DEFAULT_IPAM_CONFIG };
   let spec: IPAMConfiguration["spec"];
   try {
@@ -64,7 +68,7 @@ export async function configureIPAM(res: Resources, change: Partial<IPAMConfig>)
     let replacedUnreadable = false;
     try {
       current = await res.get<IPAMConfiguration>("IPAMConfiguration", IPAM_CONFIGURATION_NAME);
-      before = await readIPAMConfig(res);
+      before = settingsOf(current);
     } catch (err) {
       if (!(err instanceof IPAMError || err instanceof UnreadableRecordError)) throw err;
       before = { ...DEFAULT_IPAM_CONFIG };
@@ -263,10 +267,7 @@ export class IPAM {
   private async assignIPNow(req: { node: string; handle: string; address: string }): Promise<{ address: string; block: string }> {
     const a = parseIPv4(req.address);
     if (a === undefined) throw new IPAMError(`"${req.address}" is not an IPv4 address`);
-    const pool = (await this.pools()).find((p) => {
-      const c = !p.spec.cidr.includes(":") && parseCIDR(p.spec.cidr, true);
-      return c && contains(c, a);
-    });
+    const pool = poolHolding(await this.pools(), a);
     if (!pool) throw new IPAMError(`${req.address} is in no IP pool: a requested address must be in one`);
     if (pool.spec.disabled) throw new IPAMError(`${req.address} is in IPPool(${pool.metadata.name}), which is disabled`);
     if (!(pool.spec.allowedUses ?? ["Workload", "Tunnel"]).includes("Workload")) throw new IPAMError(`${req.address} is in IPPool(${pool.metadata.name}), whose allowedUses do not include Workload`);
@@ -275,10 +276,9 @@ export class IPAM {
     for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
       try {
         const blocks = await this.blocks();
-        const found = blocks.find(({ block }) => contains(parseCIDR(block.cidr)!, a));
-        if (found) {
-          const { block, kv } = found;
-          const ord = a - parseIPv4(block.cidr.split("/")[0])!;
+        const at = blockHolding(blocks, a);
+        if (at) {
+          const { found: { block, kv }, ord } = at;
           const held = block.allocations[String(ord)];
           if (held) {
             if (held.handle === req.handle && held.node === req.node) return { address: req.address, block: block.cidr };
@@ -317,11 +317,8 @@ export class IPAM {
   private async locate(address: string): Promise<{ found: StoredBlock; ord: string } | undefined> {
     const a = parseIPv4(address);
     if (a === undefined) throw new IPAMError(`"${address}" is not an IPv4 address`);
-    const found = (await this.blocks()).find(({ block }) => {
-      const [base, len] = block.cidr.split("/");
-      return ((a & maskOf(Number(len))) >>> 0) === parseIPv4(base);
-    });
-    return found && { found, ord: String(a - parseIPv4(found.block.cidr.split("/")[0])!) };
+    const at = blockHolding(await this.blocks(), a);
+    return at && { found: at.found, ord: String(at.ord) };
   }
 
   /** Who holds an address: its handle and node, or undefined when it is free. */
@@ -344,10 +341,7 @@ export class IPAM {
    * Returns the address the node uses from now on.
    */
   async reconcileTunnel(node: string, labels: Labels, current: string): Promise<string | undefined> {
-    const inPool = (pools: IPPool[]) => pools.some((p) => {
-      const c = parseCIDR(p.spec.cidr, true);
-      return c !== undefined && contains(c, parseIPv4(current)!);
-    });
+    const inPool = (pools: IPPool[]) => poolHolding(pools, parseIPv4(current)!) !== undefined;
     if (inPool(await this.usablePools(labels, "Tunnel"))) return current;
     const handle = `${TUNNEL_HANDLE_PREFIX}${node}`;
     let next: string | undefined;
@@ -489,6 +483,23 @@ export class IPAM {
         .map(([ord]) => addressAt(block, Number(ord))),
     );
   }
+}
+
+/** The stored block an IPv4 address (as a number) lies in, and its ordinal there. */
+function blockHolding(blocks: StoredBlock[], a: number): { found: StoredBlock; ord: number } | undefined {
+  const found = blocks.find(({ block }) => {
+    const [base, len] = block.cidr.split("/");
+    return ((a & maskOf(Number(len))) >>> 0) === parseIPv4(base);
+  });
+  return found && { found, ord: a - parseIPv4(found.block.cidr.split("/")[0])! };
+}
+
+/** The IPv4 pool an address (as a number) lies in, if any. */
+export function poolHolding(pools: IPPool[], a: number): IPPool | undefined {
+  return pools.find((p) => {
+    const c = parseCIDR(p.spec.cidr, true);
+    return c !== undefined && contains(c, a);
+  });
 }
 
 /** Whether an IPv4 address (as a number) lies in one of these IPReservation entries (IPv6 ones never match). */

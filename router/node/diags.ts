@@ -9,6 +9,7 @@ import path from "node:path";
 import { command } from "../native/command.js";
 import { controlGet } from "../control/client.js";
 import { checkSystem } from "./checksystem.js";
+import { weftVersion } from "../version.js";
 
 /** Each file of the archive and the command whose output it holds. */
 const HOST_COMMANDS: Array<[string, string, string[]]> = [
@@ -33,7 +34,7 @@ const NODE_FILES: Array<[string, string]> = [
 ];
 
 /** Writes the archive into outDir; returns its path and what went into it. */
-export async function collectDiags(outDir: string, socket: string | undefined, version: string): Promise<{ file: string; files: string[]; nodeAnswered: boolean }> {
+export async function collectDiags(outDir: string, socket: string | undefined): Promise<{ file: string; files: string[]; nodeAnswered: boolean }> {
   const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\..*/, "").replace("T", "-");
   const name = `weft-diags-${os.hostname()}-${stamp}`;
   const work = mkdtempSync(path.join(os.tmpdir(), "weft-diags-"));
@@ -45,7 +46,7 @@ export async function collectDiags(outDir: string, socket: string | undefined, v
   };
   try {
     mkdirSync(dir);
-    put("about.txt", [`weft ${version}`, `node ${process.version}`, `${os.type()} ${os.release()} ${os.arch()}`, `host ${os.hostname()}`, `collected ${new Date().toISOString()}`].join("\n"));
+    put("about.txt", [`weft ${weftVersion()}`, `node ${process.version}`, `${os.type()} ${os.release()} ${os.arch()}`, `host ${os.hostname()}`, `collected ${new Date().toISOString()}`].join("\n"));
     let nodeAnswered = false;
     let datastore: string | undefined;
     if (socket) {

@@ -1,5 +1,6 @@
 // GoBGP as an eBGP peer of worker-1: routes both ways, with standard and large
-// communities both ways (Calico's prefixAdvertisements out, GoBGP's in).
+// communities both ways (Calico's prefixAdvertisements out, GoBGP's in), and Calico's
+// BGPFilter on that peer (import and export rules, changed and deleted on a live session).
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -82,5 +83,44 @@ spec:
     // rack-z is defined nowhere: the node says so, and the routes go without it.
     const log = readFileSync(path.join(lab.dir, "worker-1.log"), "utf8");
     expect(log).toMatch(/"communities":"rack-z".*prefixAdvertisements name communities that BGPConfiguration\(default\) does not define; routes go out without them/);
+  });
+
+  it("a BGPFilter on the GoBGP peer: its import rule keeps GoBGP's /25 out of worker-1's routes, its export rule keeps worker-1's block from GoBGP; deleted, both come back; the session never restarts", async () => {
+    await gobgp.gobgp(["global", "rib", "add", "10.98.0.0/24", "-a", "ipv4"]);
+    await gobgp.gobgp(["global", "rib", "add", "10.98.1.0/25", "-a", "ipv4"]);
+    await until("GoBGP's /24 and /25 in worker-1's table", async () => (await lab.exec("worker-1", ["ip", "route", "show", "root", "10.98.0.0/16"])).includes("10.98.1.0/25"));
+    const block = (await lab.exec("worker-1", ["ip", "route", "show", "proto", "87", "type", "blackhole"])).trim().split(/\s+/)[1];
+    type Peer = { address: string; established: number; filters?: { names: string[]; importRejected: number; exportRejected: number } };
+    const torPeer = async () => (JSON.parse(await controlGet(lab.controlSocket("worker-1"), "/bgp")) as { peers: Peer[] }).peers.find((p) => p.address === "10.30.0.1")!;
+    const onWorker1 = (args: string[]) => lab.exec("worker-1", [process.execPath, lab.cli(), ...args, "--control", lab.controlSocket("worker-1")]);
+    const before = (await torPeer()).established;
+    await lab.apply(`apiVersion: projectcalico.org/v3
+kind: BGPFilter
+metadata: {name: tor-filter}
+spec:
+  importV4:
+    - {action: Reject, matchOperator: In, cidr: 10.98.0.0/16, prefixLength: {min: 25}}
+  exportV4:
+    - {action: Reject, matchOperator: In, cidr: 192.168.0.0/16}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {name: tor-gobgp}
+spec: {peerIP: 10.30.0.1, asNumber: 65003, node: worker-1, filters: [tor-filter]}
+`);
+    await until("the /25 out of worker-1's table", async () => !(await lab.exec("worker-1", ["ip", "route", "show", "root", "10.98.0.0/16"])).includes("10.98.1.0/25"));
+    expect(await lab.exec("worker-1", ["ip", "route", "show", "10.98.0.0/24"])).toMatch(/via 10\.30\.0\.1/);
+    await until("worker-1's block withdrawn from GoBGP", async () => !JSON.parse(await gobgp.gobgp(["global", "rib", "-a", "ipv4", "-j"]))[block]);
+    const status = await onWorker1(["node", "status"]);
+    console.log(`[tgobgp] ${status.split("\n").find((l) => l.startsWith("10.30.0.1 ("))}`);
+    expect(status).toMatch(/BGP filters\n10\.30\.0\.1 \(tor-filter\): 1 route received and rejected, [1-9]\d* routes? not sent/);
+    expect(await torPeer()).toMatchObject({ established: before, filters: { names: ["tor-filter"], importRejected: 1 } });
+    expect(await onWorker1(["node", "metrics"])).toMatch(/^weft_bgp_prefixes_filtered\{peer="10\.30\.0\.1",direction="import"\} 1$/m);
+    // The filter deleted while the BGPPeer still names it: as Calico, the session runs without it, and node status says so.
+    expect(await lab.weft(["delete", "bgpfilter", "tor-filter"])).toMatch(/BGPFilter\(tor-filter\) deleted/);
+    await until("the /25 back", async () => (await lab.exec("worker-1", ["ip", "route", "show", "root", "10.98.0.0/16"])).includes("10.98.1.0/25"));
+    await until("worker-1's block back in GoBGP", async () => !!JSON.parse(await gobgp.gobgp(["global", "rib", "-a", "ipv4", "-j"]))[block]);
+    expect(await onWorker1(["node", "status"])).toContain('BGP peer problems: BGPPeer(tor-gobgp): names BGPFilter "tor-filter", which does not exist; its sessions run without it');
+    expect((await torPeer()).established).toBe(before);
   });
 });

@@ -108,7 +108,7 @@ describe("BGP mesh in the seed's lab", () => {
         return /No IPv4 peers found/.test(t) && t;
       });
       console.log(`[tgr] with an unreadable nodeMeshPassword secret, worker-1:\n${status}`);
-      expect(status).toContain(`BGP peers left out: BGPConfiguration(default) nodeMeshPassword: its password secret ${path.join(dir, "gone")} cannot be read; the node-to-node mesh sessions are not started`);
+      expect(status).toContain(`BGP peer problems: BGPConfiguration(default) nodeMeshPassword: its password secret ${path.join(dir, "gone")} cannot be read; the node-to-node mesh sessions are not started`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { bgpConfigFor, bgpLogLevel, bgpSettings, peersFor } from "./peers.js";
-import type { BGPPeer, NodeResource } from "../resources/kinds.js";
+import type { BGPFilter, BGPPeer, NodeResource } from "../resources/kinds.js";
 
 const node = (name: string, addr: string, labels?: Record<string, string>, rr?: string): NodeResource => ({
   apiVersion: "projectcalico.org/v3",
@@ -38,6 +38,15 @@ describe("peering plan", () => {
     expect(p.problems).toEqual(['BGPPeer(broken): selector "rack ==": expected a quoted value at position 8; its sessions are not started']);
   });
 
+  it("a BGPPeer's filters reach its sessions (mesh sessions have none); one it names that does not exist is left out and said, as Calico runs without it", () => {
+    const tor: BGPFilter = { apiVersion: "projectcalico.org/v3", kind: "BGPFilter", metadata: { name: "tor" }, spec: { importV4: [{ action: "Reject", cidr: "0.0.0.0/0", matchOperator: "Equal" }], exportV6: [{ action: "Reject" }] } };
+    const peers = [bgpPeer("tor", { peerIP: "10.30.0.1", asNumber: 65001, filters: ["tor", "tor-v2"] })];
+    const p = peersFor("worker-1", nodes, peers, s, { filters: [tor] });
+    expect(p.other[0].filters).toEqual({ names: ["tor", "tor-v2"], import: tor.spec.importV4, export: [] });
+    expect(p.mesh.every((x) => x.filters === undefined)).toBe(true);
+    expect(p.problems).toEqual(['BGPPeer(tor): names BGPFilter "tor-v2", which does not exist; its sessions run without it']);
+  });
+
   it("an external router by peerIP:port and AS, for one node only", () => {
     const peers = [bgpPeer("tor", { peerIP: "10.30.0.1:1179", asNumber: 65001, node: "worker-1" })];
     expect(peersFor("worker-1", nodes, peers, s).other).toEqual([{ address: "10.30.0.1", port: 1179, as: 65001, type: "node specific", passive: false }]);
@@ -52,7 +61,7 @@ describe("peering plan", () => {
       bgpPeer("tor-b", { peerIP: "10.30.0.2", asNumber: 65001, node: "worker-1", password: { secretKeyRef: { name: "bgp-secrets", key: "tor" } }, sourceAddress: "None" }),
       bgpPeer("tor-c", { peerIP: "10.30.0.3", asNumber: 65001, node: "worker-1", password: { secretKeyRef: { name: "bgp-secrets", key: "missing" } } }),
     ];
-    const plan = peersFor("worker-1", nodes, peers, s, read);
+    const plan = peersFor("worker-1", nodes, peers, s, { secret: read });
     expect(plan.other).toEqual([
       { address: "10.30.0.1", port: 179, as: 65001, type: "node specific", passive: false, password: "plain", keepaliveTime: 10, restartTime: 300 },
       { address: "10.30.0.2", port: 179, as: 65001, type: "node specific", passive: false, password: "from-a-secret", anySource: true },
@@ -64,11 +73,11 @@ describe("peering plan", () => {
     const read = (name: string, key: string) => (name === "bgp-secrets" && key === "mesh" ? "mesh-key" : undefined);
     const conf = (nodeMeshPassword: unknown) => bgpSettings([{ apiVersion: "projectcalico.org/v3", kind: "BGPConfiguration", metadata: { name: "default" }, spec: { nodeMeshPassword } } as never]);
     const tor = bgpPeer("tor", { peerIP: "10.30.0.1", asNumber: 65001, node: "worker-1" });
-    const plan = peersFor("worker-1", nodes, [tor], conf({ secretKeyRef: { name: "bgp-secrets", key: "mesh" } }), read);
+    const plan = peersFor("worker-1", nodes, [tor], conf({ secretKeyRef: { name: "bgp-secrets", key: "mesh" } }), { secret: read });
     expect(plan.mesh.map((p) => [p.address, p.password])).toEqual([["10.30.0.10", "mesh-key"], ["10.30.0.12", "mesh-key"], ["10.30.1.13", "mesh-key"]]);
     expect(plan.other).toEqual([{ address: "10.30.0.1", port: 179, as: 65001, type: "node specific", passive: false }]);
-    expect(peersFor("worker-1", nodes, [], conf("plain-key"), read).mesh.every((p) => p.password === "plain-key")).toBe(true);
-    const missing = peersFor("worker-1", nodes, [tor], conf({ secretKeyRef: { name: "bgp-secrets", key: "gone" } }), read);
+    expect(peersFor("worker-1", nodes, [], conf("plain-key"), { secret: read }).mesh.every((p) => p.password === "plain-key")).toBe(true);
+    const missing = peersFor("worker-1", nodes, [tor], conf({ secretKeyRef: { name: "bgp-secrets", key: "gone" } }), { secret: read });
     expect(missing.mesh).toEqual([]);
     expect(missing.other).toHaveLength(1);
     expect(missing.problems).toEqual(["BGPConfiguration(default) nodeMeshPassword: its password secret /etc/weft/secrets/bgp-secrets/gone cannot be read; the node-to-node mesh sessions are not started"]);

@@ -4,9 +4,10 @@
 // this node (node, nodeSelector, or global) and name a peer by IP or by peerSelector.
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { BGP_NODE_OVERRIDES, bgpNodeConfigName, calicoLogLevel, nodeIPv4, peerEndpoint, type BGPConfiguration, type BGPPassword, type BGPPeer, type NodeResource } from "../resources/kinds.js";
+import { BGP_NODE_OVERRIDES, bgpNodeConfigName, calicoLogLevel, nodeIPv4, peerEndpoint, type BGPConfiguration, type BGPFilter, type BGPPassword, type BGPPeer, type NodeResource } from "../resources/kinds.js";
 import { selectorOrError, SelectorError } from "../resources/selector.js";
 import { ipNum, type PeerConfig } from "./session.js";
+import { filtersFor } from "./filters.js";
 
 export const DEFAULT_AS = 64512;
 export const DEFAULT_BGP_PORT = 179;
@@ -76,11 +77,18 @@ const asOf = (n: NodeResource, s: BgpSettings) => n.spec.bgp?.asNumber ?? s.as;
 export interface PeerPlan {
   mesh: PeerConfig[];
   other: PeerConfig[];
-  /** BGPPeers left out, and why (a password secret that cannot be read). */
+  /** BGPPeers left out, and why (a password secret that cannot be read), or run without a filter they name that does not exist. */
   problems: string[];
 }
 
-export function peersFor(me: string, nodes: NodeResource[], bgpPeers: BGPPeer[], s: BgpSettings, secret: (name: string, key: string) => string | undefined = readSecret): PeerPlan {
+export interface PeerSources {
+  /** Reads a password secret (default: from SECRETS_DIR). */
+  secret?: (name: string, key: string) => string | undefined;
+  /** The BGPFilters BGPPeers may name. */
+  filters?: BGPFilter[];
+}
+
+export function peersFor(me: string, nodes: NodeResource[], bgpPeers: BGPPeer[], s: BgpSettings, { secret = readSecret, filters = [] }: PeerSources = {}): PeerPlan {
   const self = nodes.find((n) => n.metadata.name === me);
   const myAddr = self && addrOf(self);
   const problems: string[] = [];
@@ -119,7 +127,10 @@ export function peersFor(me: string, nodes: NodeResource[], bgpPeers: BGPPeer[],
       problems.push(`BGPPeer(${bp.metadata.name}): ${password.message}; its sessions are not started`);
       continue;
     }
-    const session = { password, keepaliveTime: seconds(sp.keepaliveTime), restartTime: sp.maxRestartTime === undefined ? undefined : Math.min(seconds(sp.maxRestartTime, 120), 4095), anySource: sp.sourceAddress === "None" ? true : undefined };
+    // Its filters: one it names that does not exist is left out (as Calico does), and said.
+    const named = sp.filters?.length ? filtersFor(sp.filters, filters) : undefined;
+    if (named?.missing.length) problems.push(`BGPPeer(${bp.metadata.name}): names BGPFilter ${named.missing.map((m) => `"${m}"`).join(", ")}, which does not exist; its sessions run without ${named.missing.length === 1 ? "it" : "them"}`);
+    const session = { password, keepaliveTime: seconds(sp.keepaliveTime), restartTime: sp.maxRestartTime === undefined ? undefined : Math.min(seconds(sp.maxRestartTime, 120), 4095), anySource: sp.sourceAddress === "None" ? true : undefined, filters: named?.filters };
     const clean = (p: PeerConfig): PeerConfig => Object.fromEntries(Object.entries({ ...p, ...session }).filter(([, v]) => v !== undefined)) as unknown as PeerConfig;
     const global = !sp.node && !sp.nodeSelector;
     const appliesTo = (n: NodeResource) => global || sp.node === n.metadata.name || (nodeSel !== undefined && nodeSel(n.metadata.labels ?? {}));

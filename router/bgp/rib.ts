@@ -9,6 +9,8 @@ export interface Path {
   ibgp: boolean;
   attrs: Attributes;
   stale?: boolean;
+  /** Rejected by the session's import filter: kept (a filter change may let it in), never used. */
+  filtered?: boolean;
 }
 
 export const cidrOf = (p: Prefix) => `${p.addr >>> 24}.${(p.addr >>> 16) & 255}.${(p.addr >>> 8) & 255}.${p.addr & 255}/${p.len}`;
@@ -65,6 +67,18 @@ export class Rib {
     return this.update(peer, gone, []);
   }
 
+  /** Runs a peer's routes through its import filter again (the filter changed); returns the prefixes whose best path changed. */
+  refilter(peer: string, accepts: (p: Path) => boolean): string[] {
+    const touched = new Set<string>();
+    for (const p of this.adjIn.get(peer)?.values() ?? []) {
+      const filtered = !accepts(p);
+      if ((p.filtered ?? false) === filtered) continue;
+      p.filtered = filtered || undefined;
+      touched.add(p.prefix);
+    }
+    return this.reselect(touched);
+  }
+
   dropPeer(peer: string): string[] {
     const table = this.adjIn.get(peer);
     if (!table) return [];
@@ -79,7 +93,7 @@ export class Rib {
       let b: Path | undefined;
       for (const t of this.adjIn.values()) {
         const p = t.get(c);
-        if (p && (!b || better(p, b))) b = p;
+        if (p && !p.filtered && (!b || better(p, b))) b = p;
       }
       const old = this.best.get(c);
       if (b === old) continue;
@@ -96,5 +110,12 @@ export class Rib {
 
   received(peer: string): number {
     return this.adjIn.get(peer)?.size ?? 0;
+  }
+
+  /** How many of a peer's routes its import filter rejected. */
+  filtered(peer: string): number {
+    let n = 0;
+    for (const p of this.adjIn.get(peer)?.values() ?? []) if (p.filtered) n++;
+    return n;
   }
 }

@@ -5,6 +5,7 @@ import net from "node:net";
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import { native } from "../native/index.js";
+import type { SessionFilters } from "./filters.js";
 import { BgpError, CAP, decodeMessage, encodeKeepalive, encodeNotification, encodeOpen, ERR, frameLength, type Capability, type Message, type Open, type Update } from "./wire.js";
 
 export type State = "Idle" | "Connect" | "Active" | "OpenSent" | "OpenConfirm" | "Established";
@@ -30,6 +31,8 @@ export interface PeerConfig {
   restartTime?: number;
   /** BGPPeer sourceAddress None: connect from whatever address the kernel picks, not the node's. */
   anySource?: boolean;
+  /** BGPPeer filters: the rules on what this session imports and exports (they change without a restart). */
+  filters?: SessionFilters;
 }
 
 export interface LocalConfig {

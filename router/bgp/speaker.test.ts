@@ -85,6 +85,29 @@ describe("two weft speakers in a mesh", () => {
     expect(attrs("10.5.1.0/26").communities).toBeUndefined();
   });
 
+  it("BGPPeer filters: import rules keep received routes out of use, export rules keep blocks from the peer, and a changed filter applies to the live session without a restart", async () => {
+    const rejectIn = (cidr: string) => ({ names: ["tor"], import: [{ action: "Reject" as const, cidr, matchOperator: "In" as const }], export: [] });
+    const { a, b } = await twoPeered("127.0.0.91", "127.0.0.92", {
+      exportsA: ["10.7.0.0/26", "10.7.1.0/26"],
+      exportsB: ["10.8.0.0/26", "10.8.1.0/26"],
+      sessionA: { filters: { names: ["tor"], import: [{ action: "Reject", cidr: "10.8.1.0/24", matchOperator: "In" }], export: [{ action: "Reject", cidr: "10.7.1.0/26", matchOperator: "Equal" }] } },
+      sessionB: {},
+    });
+    await until("filtered routes", () => routes(a).length === 1 && routes(b).length === 1 && a.status()[0].filters?.exportRejected === 1);
+    expect(routes(a)).toEqual(["10.8.0.0/26 via 127.0.0.92"]);
+    expect(routes(b)).toEqual(["10.7.0.0/26 via 127.0.0.91"]);
+    expect(a.status()[0]).toMatchObject({ prefixesReceived: 2, filters: { names: ["tor"], importRejected: 1, exportRejected: 1 } });
+    // A new filter: what was rejected comes in and goes out, what it rejects now goes, the session stays.
+    a.setPeers([peer("127.0.0.92", true, { filters: rejectIn("10.8.0.0/24") })]);
+    await until("the new filter applied", () => routes(a).join() === "10.8.1.0/26 via 127.0.0.92" && routes(b).length === 2);
+    expect(a.status()[0]).toMatchObject({ established: 1, filters: { importRejected: 1, exportRejected: 0 } });
+    // No filters at all: everything, still the same session.
+    a.setPeers([peer("127.0.0.92", true)]);
+    await until("unfiltered", () => routes(a).length === 2);
+    expect(a.status()[0].established).toBe(1);
+    expect(a.status()[0].filters).toBeUndefined();
+  });
+
   it("a peer where nothing listens on its port shows as calicoctl words it: start, Active Socket: Connection refused", async () => {
     port++;
     const a = speaker("127.0.0.15");

@@ -10,6 +10,7 @@ import { Session, type LocalConfig, type PeerConfig } from "./session.js";
 import { Rib, cidrOf, prefixOf, type Path } from "./rib.js";
 import { encodeEndOfRib, encodeUpdates, isEndOfRib, type Attributes, type Update } from "./wire.js";
 import type { CommunitiesOf } from "./communities.js";
+import { accepts } from "./filters.js";
 
 export interface SpeakerConfig extends LocalConfig {
   listenPort: number;
@@ -28,6 +29,8 @@ export interface PeerStatus {
   /** Times the session reached Established since the node started (or the peer's settings last changed). */
   established: number;
   node?: string;
+  /** With BGPPeer filters: their names, the received routes the import rules rejected, and the routes the export rules kept from the peer. */
+  filters?: { names: string[]; importRejected: number; exportRejected: number };
 }
 
 interface Out {
@@ -39,6 +42,8 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
   private readonly adjOut = new Map<string, Map<string, Out>>();
   private readonly staleTimers = new Map<string, NodeJS.Timeout>();
   private readonly eorFrom = new Set<string>();
+  /** Routes each session's export rules held back at its last sync. */
+  private readonly exportRejected = new Map<string, number>();
   private server?: net.Server;
   private listenFd = -1;
   private readonly md5Keys = new Map<string, string>();
@@ -112,7 +117,7 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
       const p = want.get(k);
       if (!p || !same(p, s.peer)) {
         if (this.endSession(k, s, 3)) this.emit("routes");
-      }
+      } else if (JSON.stringify(p.filters) !== JSON.stringify(s.peer.filters)) this.refilter(s, p);
     }
     for (const [k, p] of want) {
       if (this.sessions.has(k)) continue;
@@ -169,12 +174,32 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
     return changed;
   }
 
+  /**
+   * New filters on a live session, as BIRD applies a changed filter: the routes it sent
+   * are run through the import rules again (they are kept, filtered or not), and what
+   * goes out is synced; the session stays up.
+   */
+  private refilter(s: Session, p: PeerConfig): void {
+    s.peer.filters = p.filters;
+    const ibgp = this.ibgp(s);
+    this.log.info({ peer: s.peer.address, filters: p.filters?.names ?? [] }, "BGP filters of this peer changed: its routes are filtered again");
+    if (this.rib.refilter(s.key, (path) => this.imports(s, path, ibgp)).length) this.changed();
+    if (s.state === "Established") this.sync(s);
+  }
+
+  /** Whether the session's import rules let a received route in. */
+  private imports(s: Session, p: Path, ibgp: boolean): boolean {
+    const rules = s.peer.filters?.import;
+    return !rules?.length || accepts(rules, { prefix: prefixOf(p.prefix), fromPeer: true, attrs: p.attrs }, ibgp);
+  }
+
   /** Ends a session with Cease/subcode and forgets it and its routes; true if routes went. */
   private endSession(k: string, s: Session, subcode: number): boolean {
     s.stop(true, subcode);
     this.sessions.delete(k);
     this.adjOut.delete(k);
     this.eorFrom.delete(k);
+    this.exportRejected.delete(k);
     return this.rib.dropPeer(k).length > 0;
   }
 
@@ -193,9 +218,19 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
   private wanted(s: Session): Map<string, Attributes> {
     const out = new Map<string, Attributes>();
     const ibgp = this.ibgp(s);
+    // The session's export rules see a route as it is before our AS goes on its path (BIRD's export filter).
+    const rules = s.peer.filters?.export ?? [];
+    let rejected = 0;
+    const passes = (prefix: string, fromPeer: boolean, attrs: Attributes) => {
+      const ok = !rules.length || accepts(rules, { prefix: prefixOf(prefix), fromPeer, attrs }, ibgp);
+      if (!ok) rejected++;
+      return ok;
+    };
     for (const c of this.exports) {
+      const communities = this.communitiesOf(c);
+      if (!passes(c, false, communities)) continue;
       const base: Attributes = ibgp ? { origin: 0, asPath: [], nextHop: this.cfg.routerId, localPref: 100 } : { origin: 0, asPath: [{ type: 2, asns: [this.cfg.as] }], nextHop: this.cfg.routerId };
-      out.set(c, { ...base, ...this.communitiesOf(c) });
+      out.set(c, { ...base, ...communities });
     }
     if (this.cfg.clusterId && ibgp) {
       for (const p of this.rib.bestPaths()) {
@@ -203,9 +238,11 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
         const from = this.sessions.get(p.peer);
         // Reflect client routes to everyone, non-client routes to clients only.
         if (!from?.peer.rrClient && !s.peer.rrClient) continue;
+        if (!passes(p.prefix, true, p.attrs)) continue;
         out.set(p.prefix, { ...p.attrs, originatorId: p.attrs.originatorId ?? p.peerRouterId, clusterList: [this.cfg.clusterId, ...(p.attrs.clusterList ?? [])] });
       }
     }
+    this.exportRejected.set(s.key, rejected);
     return out;
   }
 
@@ -257,6 +294,8 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
     }
     const ibgp = this.ibgp(s);
     let announce = u.nlri.map((p): Path => ({ prefix: cidrOf(p), peer: s.key, peerAddress: s.peer.address, peerRouterId: s.remote?.bgpId ?? s.peer.address, ibgp, attrs: u.attributes }));
+    // Routes the import rules reject are kept as filtered: a later filter change may let them in.
+    for (const p of announce) if (!this.imports(s, p, ibgp)) p.filtered = true;
     let withdraw = u.withdrawn.map(cidrOf);
     if (u.treatAsWithdraw) {
       this.log.warn({ peer: s.peer.address, reason: u.treatAsWithdraw, prefixes: announce.length }, "UPDATE error: treating its routes as withdrawn (RFC 7606)");
@@ -320,6 +359,7 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
       prefixesReceived: this.rib.received(s.key),
       established: s.establishedCount,
       node: s.peer.node,
+      ...(s.peer.filters ? { filters: { names: s.peer.filters.names, importRejected: this.rib.filtered(s.key), exportRejected: this.exportRejected.get(s.key) ?? 0 } } : {}),
     }));
   }
 

@@ -34,8 +34,15 @@ No IPv6 peers found.
   it("names the BGP peers it left out and why (an unreadable password secret), above the peer table", () => {
     const bgp = { enabled: true, peers: [] };
     const problem = "BGPConfiguration(default) nodeMeshPassword: its password secret /etc/weft/secrets/bgp/mesh cannot be read; the node-to-node mesh sessions are not started";
-    expect(nodeStatusText(bgp, { peerProblems: [] })).not.toMatch(/left out/);
-    expect(nodeStatusText(bgp, { peerProblems: [problem] })).toBe(`weft process is running.\n\nBGP peers left out: ${problem}\n\nIPv4 BGP status\nNo IPv4 peers found.\n\nIPv6 BGP status\nNo IPv6 peers found.\n`);
+    expect(nodeStatusText(bgp, { peerProblems: [] })).not.toMatch(/problems/);
+    expect(nodeStatusText(bgp, { peerProblems: [problem] })).toBe(`weft process is running.\n\nBGP peer problems: ${problem}\n\nIPv4 BGP status\nNo IPv4 peers found.\n\nIPv6 BGP status\nNo IPv6 peers found.\n`);
+  });
+
+  it("says under the peer table what each peer's BGPFilters held back, both ways (peers without filters are not listed)", () => {
+    const peer = { address: "10.30.0.1", type: "global", state: "up", since: new Date(), info: "Established" };
+    const bgp = { enabled: true, peers: [{ ...peer, filters: { names: ["tor", "tor-v2"], importRejected: 1, exportRejected: 2 } }, { ...peer, address: "10.30.0.12" }] };
+    expect(nodeStatusText(bgp)).toMatch(/\+\n\nBGP filters\n10\.30\.0\.1 \(tor, tor-v2\): 1 route received and rejected, 2 routes not sent\n\nIPv6 BGP status/);
+    expect(nodeStatusText({ enabled: true, peers: [peer] })).not.toMatch(/BGP filters/);
   });
 
   it("says so when the datastore is not answering (and nothing extra when it is)", () => {

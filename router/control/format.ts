@@ -5,6 +5,7 @@ export interface PeerRow {
   state: string;
   since: string | Date;
   info: string;
+  filters?: { names: string[]; importRejected: number; exportRejected: number };
 }
 
 function center(s: string, w: number): string {
@@ -34,9 +35,18 @@ export function nodeStatusText(bgp: { enabled: boolean; peers: PeerRow[] }, stat
   if (applyError) parts.push(`This host refused part of the routes or rules (the rest is applied; retrying): ${applyError}`, "");
   const unreadable = Object.keys(unreadableRecords ?? {});
   if (unreadable.length) parts.push(`Datastore records weft cannot read are skipped (fix or delete them): ${unreadable.join(", ")}`, "");
-  // Peers configured but not started (an unreadable password secret, a selector that does not parse).
-  if (bgp.enabled && peerProblems?.length) parts.push(`BGP peers left out: ${peerProblems.join("; ")}`, "");
+  // Peers configured but not started (an unreadable password secret, a selector that does not parse), or started without a filter they name.
+  if (bgp.enabled && peerProblems?.length) parts.push(`BGP peer problems: ${peerProblems.join("; ")}`, "");
   if (!bgp.enabled) parts.push("BGP is off on this node (static routes or the vxlan backend).", "");
-  else parts.push("IPv4 BGP status", peerTable(bgp.peers), "IPv6 BGP status", "No IPv6 peers found.", "");
+  else {
+    parts.push("IPv4 BGP status", peerTable(bgp.peers));
+    // What BGPFilters hold back, per peer that has them (the table has no column for it).
+    const filtered = bgp.peers.filter((p) => p.filters);
+    if (filtered.length) {
+      const routes = (n: number) => `${n} route${n === 1 ? "" : "s"}`;
+      parts.push("BGP filters", ...filtered.map((p) => `${p.address} (${p.filters!.names.join(", ")}): ${routes(p.filters!.importRejected)} received and rejected, ${routes(p.filters!.exportRejected)} not sent`), "");
+    }
+    parts.push("IPv6 BGP status", "No IPv6 peers found.", "");
+  }
   return parts.join("\n");
 }

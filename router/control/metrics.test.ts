@@ -40,6 +40,15 @@ describe("Prometheus metrics", () => {
     expect(text).toMatch(/^weft_bgp_session_established_total\{peer="10\.30\.0\.12"\} 3$/m);
   });
 
+  it("counts the prefixes each peer's BGPFilters reject, both ways (peers without filters have no series)", async () => {
+    const peer = (address: string, filters?: { names: string[]; importRejected: number; exportRejected: number }) => ({ address, type: "global", state: "up" as const, since: new Date(), info: "Established", prefixesReceived: 3, established: 1, filters });
+    const bgp = () => ({ enabled: true, peers: [peer("10.30.0.1", { names: ["tor"], importRejected: 2, exportRejected: 1 }), peer("10.30.0.12")], ready: true, reason: "" });
+    const text = await metricsRegistry({ status: () => ({}), routes: () => [], counters: () => ({}) as never, bgp }).metrics();
+    expect(text).toMatch(/^weft_bgp_prefixes_filtered\{peer="10\.30\.0\.1",direction="import"\} 2$/m);
+    expect(text).toMatch(/^weft_bgp_prefixes_filtered\{peer="10\.30\.0\.1",direction="export"\} 1$/m);
+    expect(text).not.toMatch(/^weft_bgp_prefixes_filtered\{peer="10\.30\.0\.12"/m);
+  });
+
   it("shows this node's blocks and their addresses by pool", async () => {
     const text = await metricsRegistry({ status: () => ({ ipam: [{ pool: "default-ipv4-ippool", blocks: 2, inUse: 5, free: 123 }] }), routes: () => [], counters: () => ({}) as never }).metrics();
     expect(text).toMatch(/^weft_ipam_blocks\{pool="default-ipv4-ippool"\} 2$/m);

@@ -113,6 +113,20 @@ export function metricsRegistry(src: ControlSources, process = false): Registry 
       for (const p of src.bgp?.().peers ?? []) this.set({ peer: p.address }, p.prefixesReceived);
     },
   });
+  new Gauge({
+    name: "weft_bgp_prefixes_filtered",
+    help: "Prefixes a BGP peer's BGPFilters reject: received from it (import) and kept from it (export); peers without filters have none",
+    labelNames: ["peer", "direction"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of src.bgp?.().peers ?? []) {
+        if (!p.filters) continue;
+        this.set({ peer: p.address, direction: "import" }, p.filters.importRejected);
+        this.set({ peer: p.address, direction: "export" }, p.filters.exportRejected);
+      }
+    },
+  });
   new Counter({
     name: "weft_bgp_session_established_total",
     help: "Times each BGP session reached Established (more than once: it went down and came back; a flapping peer keeps counting)",

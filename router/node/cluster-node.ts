@@ -15,7 +15,7 @@ import { openDatastore, unreachable, unreadableRecords, ConflictError, type Data
 import { resourceKey, Resources, UnreadableRecordError } from "../resources/client.js";
 import { nodeName } from "../resources/validate.js";
 import { selectorOrError, SelectorError } from "../resources/selector.js";
-import { API_VERSION, nodeIPv4, nodeTunnelAddress, withTunnelFields, type BGPConfiguration, type BGPPeer, type IPPool, type NodeResource } from "../resources/kinds.js";
+import { API_VERSION, nodeIPv4, nodeTunnelAddress, withTunnelFields, type BGPConfiguration, type BGPFilter, type BGPPeer, type IPPool, type NodeResource } from "../resources/kinds.js";
 import { Speaker, type PeerStatus } from "../bgp/speaker.js";
 import { bgpConfigFor, bgpLogLevel, bgpSettings, peersFor } from "../bgp/peers.js";
 import { advertisedCommunities, communityTexts, unresolvedCommunities } from "../bgp/communities.js";
@@ -218,12 +218,12 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
 
   // Reads the whole cluster view and hands the desired state to the route owner.
   const sync = async (): Promise<void> => {
-    const [poolList, nodeList, blocks, configList, peerList] = await Promise.all([res.listAt<IPPool>("IPPool"), res.listAt<NodeResource>("Node"), store.list(BLOCK_PREFIX), res.listAt<BGPConfiguration>("BGPConfiguration"), res.listAt<BGPPeer>("BGPPeer")]);
+    const [poolList, nodeList, blocks, configList, peerList, filterList] = await Promise.all([res.listAt<IPPool>("IPPool"), res.listAt<NodeResource>("Node"), store.list(BLOCK_PREFIX), res.listAt<BGPConfiguration>("BGPConfiguration"), res.listAt<BGPPeer>("BGPPeer"), res.listAt<BGPFilter>("BGPFilter")]);
     // The lists are separate reads and another node may write between them: watch from
     // the oldest, so a change one list missed still arrives as an event. (Watching from
     // the last one lost a node registered in between until the next full resync.)
-    revision = Math.max(revision, Math.min(poolList.revision, nodeList.revision, blocks.revision, configList.revision, peerList.revision));
-    const [pools, nodes, configs, bgpPeers] = [poolList.items, nodeList.items, configList.items, peerList.items];
+    revision = Math.max(revision, Math.min(poolList.revision, nodeList.revision, blocks.revision, configList.revision, peerList.revision, filterList.revision));
+    const [pools, nodes, configs, bgpPeers, bgpFilters] = [poolList.items, nodeList.items, configList.items, peerList.items, filterList.items];
     // Our Node deleted while we run ("weft delete node" on a live node): register again,
     // with a tunnel address again if that went with it, rather than drop out of the mesh.
     const self = nodes.find((n) => n.metadata.name === name);
@@ -295,7 +295,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
         restartTime: settings.restartTime,
       });
       if (changed.length) log.info({ changed, as: speaker.cfg.as, clusterId: speaker.cfg.clusterId ?? null, listenPort: speaker.port, listenAddress: speaker.cfg.listenAddress ?? "0.0.0.0" }, "BGP settings changed");
-      const plan = peersFor(name, nodes, bgpPeers, settings);
+      const plan = peersFor(name, nodes, bgpPeers, settings, { filters: bgpFilters });
       if (plan.problems.join("\n") !== peerProblems.join("\n")) for (const p of plan.problems) log.error(p);
       peerProblems = plan.problems;
       // Users trip over turning the mesh off before reflector sessions are up: keep it until one is.

@@ -123,6 +123,34 @@ export const bgpPeerSpec = z
     keepaliveTime: duration.optional(),
     maxRestartTime: duration.optional(),
     sourceAddress: z.enum(["UseNodeIP", "None"]).optional(),
+    // BGPFilters applied to this peer's routes, in order (the first rule that decides wins).
+    filters: z.array(name).optional(),
+  })
+  .strict();
+
+// Calico's BGPFilter: ordered rules on the routes a BGPPeer's sessions import and export.
+// A rule matches when every condition it gives holds; the first match decides; a route no
+// rule matches is accepted. validate.ts checks the CIDRs and how the conditions combine.
+const prefixLengthBound = (max: number) => z.number().int().min(0).max(max).optional();
+const bgpFilterRule = (maxLength: number) =>
+  z
+    .object({
+      action: z.enum(["Accept", "Reject"]),
+      cidr: z.string().optional(),
+      matchOperator: z.enum(["Equal", "NotEqual", "In", "NotIn"]).optional(),
+      prefixLength: z.object({ min: prefixLengthBound(maxLength), max: prefixLengthBound(maxLength) }).strict().optional(),
+      source: z.enum(["RemotePeers"]).optional(),
+      peerType: z.enum(["eBGP", "iBGP"]).optional(),
+      communities: z.object({ values: z.array(z.string()).length(1, "must list exactly one community (Calico matches one)") }).strict().optional(),
+      asPathPrefix: z.array(asNumber).min(1, "must list at least one AS number").optional(),
+    })
+    .strict();
+export const bgpFilterSpec = z
+  .object({
+    exportV4: z.array(bgpFilterRule(32)).optional(),
+    importV4: z.array(bgpFilterRule(32)).optional(),
+    exportV6: z.array(bgpFilterRule(128)).optional(),
+    importV6: z.array(bgpFilterRule(128)).optional(),
   })
   .strict();
 
@@ -151,6 +179,7 @@ export const KINDS = {
   BGPPeer: { spec: bgpPeerSpec, plural: "bgppeers", aliases: ["bgppeer", "bgppeers", "bgpp", "bgpps", "bp", "bps"] },
   IPReservation: { spec: ipReservationSpec, plural: "ipreservations", aliases: ["ipreservation", "ipreservations", "reservation", "reservations", "ipr"] },
   IPAMConfiguration: { spec: ipamConfigurationSpec, plural: "ipamconfigurations", aliases: ["ipamconfig", "ipamconfigs", "ipamconfiguration", "ipamconfigurations"] },
+  BGPFilter: { spec: bgpFilterSpec, plural: "bgpfilters", aliases: ["bgpfilter", "bgpfilters"] },
 } as const;
 
 export type Kind = keyof typeof KINDS;
@@ -160,6 +189,8 @@ export type BGPConfigurationSpec = z.infer<typeof bgpConfigurationSpec>;
 export type BGPPeerSpec = z.infer<typeof bgpPeerSpec>;
 export type IPReservationSpec = z.infer<typeof ipReservationSpec>;
 export type IPAMConfigurationSpec = z.infer<typeof ipamConfigurationSpec>;
+export type BGPFilterSpec = z.infer<typeof bgpFilterSpec>;
+export type BGPFilterRule = NonNullable<BGPFilterSpec["exportV4"]>[number];
 export type Metadata = z.infer<typeof metadata>;
 
 export interface Resource<S = unknown> {
@@ -174,6 +205,7 @@ export type BGPConfiguration = Resource<BGPConfigurationSpec>;
 export type BGPPeer = Resource<BGPPeerSpec>;
 export type IPReservation = Resource<IPReservationSpec>;
 export type IPAMConfiguration = Resource<IPAMConfigurationSpec>;
+export type BGPFilter = Resource<BGPFilterSpec>;
 /** The one IPAMConfiguration's name. */
 export const IPAM_CONFIGURATION_NAME = "default";
 

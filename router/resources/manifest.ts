@@ -54,9 +54,11 @@ const COLUMNS: Record<Kind, { narrow: string[]; wide: string[] }> = {
   IPPool: { narrow: ["NAME", "CIDR", "SELECTOR"], wide: ["NAME", "CIDR", "NAT", "IPIPMODE", "VXLANMODE", "DISABLED", "DISABLEBGPEXPORT", "SELECTOR"] },
   Node: { narrow: ["NAME"], wide: ["NAME", "ASN", "IPV4", "VXLANMAC"] },
   BGPConfiguration: { narrow: ["NAME", "LOGSEVERITY", "MESHENABLED", "ASNUMBER"], wide: ["NAME", "LOGSEVERITY", "MESHENABLED", "ASNUMBER", "LISTENPORT"] },
-  BGPPeer: { narrow: ["NAME", "PEERIP", "NODE", "ASN"], wide: ["NAME", "PEERIP", "NODE", "ASN", "NODESELECTOR", "PEERSELECTOR"] },
+  BGPPeer: { narrow: ["NAME", "PEERIP", "NODE", "ASN"], wide: ["NAME", "PEERIP", "NODE", "ASN", "NODESELECTOR", "PEERSELECTOR", "FILTERS"] },
   IPReservation: { narrow: ["NAME", "RESERVEDCIDRS"], wide: ["NAME", "RESERVEDCIDRS"] },
   IPAMConfiguration: { narrow: ["NAME", "STRICTAFFINITY", "MAXBLOCKSPERHOST"], wide: ["NAME", "STRICTAFFINITY", "MAXBLOCKSPERHOST"] },
+  // The rule lists' lengths (the rules themselves: -o yaml).
+  BGPFilter: { narrow: ["NAME"], wide: ["NAME", "EXPORTV4", "IMPORTV4", "EXPORTV6", "IMPORTV6"] },
 };
 
 function cell(r: Resource, col: string): string {
@@ -83,6 +85,11 @@ function cell(r: Resource, col: string): string {
     case "RESERVEDCIDRS": return (s.reservedCIDRs as string[]).join(",");
     case "STRICTAFFINITY": return String(s.strictAffinity ?? false);
     case "MAXBLOCKSPERHOST": return String(s.maxBlocksPerHost ?? 0);
+    case "FILTERS": return (s.filters as string[] | undefined)?.join(",") ?? "";
+    case "EXPORTV4": case "IMPORTV4": case "EXPORTV6": case "IMPORTV6": {
+      const n = (s[col.toLowerCase().replace(/v(\d)$/, "V$1")] as unknown[] | undefined)?.length ?? 0;
+      return `${n} rule${n === 1 ? "" : "s"}`;
+    }
     default: return "";
   }
 }

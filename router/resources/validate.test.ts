@@ -207,7 +207,7 @@ spec: {bgp: {ipv4Address: 10.30.0.11/24, routeReflectorClusterID: 10.30.0.1}}
 
   it("a Calico kind weft does not take is named as such, with what to do, not as a typo", () => {
     const doc = (kind: string) => `apiVersion: projectcalico.org/v3\nkind: ${kind}\nmetadata: {name: default}\nspec: {}\n`;
-    expect(() => parseManifests(doc("FelixConfiguration"), "x")).toThrow(/FelixConfiguration\(default\): kind: FelixConfiguration is Calico's, and weft does not take it \(weft's data-path settings are weft node run's options.*\); remove it from the file \(weft takes IPPool, Node, BGPConfiguration, BGPPeer, IPReservation, IPAMConfiguration\)/);
+    expect(() => parseManifests(doc("FelixConfiguration"), "x")).toThrow(/FelixConfiguration\(default\): kind: FelixConfiguration is Calico's, and weft does not take it \(weft's data-path settings are weft node run's options.*\); remove it from the file \(weft takes IPPool, Node, BGPConfiguration, BGPPeer, IPReservation, IPAMConfiguration, BGPFilter\)/);
     expect(() => parseManifests(doc("GlobalNetworkPolicy"), "x")).toThrow(/weft does no network policy/);
     expect(() => parseManifests(doc("IPPoll"), "x")).toThrow(/IPPoll\(default\): kind: must be one of IPPool, Node, BGPConfiguration, BGPPeer, IPReservation, IPAMConfiguration/);
   });
@@ -233,6 +233,31 @@ spec: {bgp: {ipv4Address: 10.30.0.11/24, routeReflectorClusterID: 10.30.0.1}}
     expect(() => parseManifests(doc("{asNumber: 65000}"), "x")).toThrow("BGPConfiguration(node.worker-1): spec.asNumber: a node's own BGPConfiguration (node.<name>) may set only listenPort, logSeverityScreen, prefixAdvertisements; set asNumber in BGPConfiguration(default), or for one node in its Node (spec.bgp.asNumber)");
     expect(() => parseManifests(doc("{nodeToNodeMeshEnabled: false}"), "x")).toThrow("spec.nodeToNodeMeshEnabled: a node's own BGPConfiguration (node.<name>) may set only listenPort, logSeverityScreen, prefixAdvertisements; set nodeToNodeMeshEnabled in BGPConfiguration(default)");
     expect(() => parseManifests(doc("{prefixAdvertisements: [{cidr: 10.0.0.0/8, communities: ['70000:1']}]}"), "x")).toThrow('spec.prefixAdvertisements[0].communities[0]: "70000:1" is neither');
+  });
+
+  it("BGPFilter: Calico's rules apply; conditions that cannot combine, CIDRs of the other family or with host bits, and the fields weft does not do are refused by where they are", () => {
+    const doc = (spec: string) => `apiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata: {name: tor}\nspec: ${spec}\n`;
+    const ok = `{exportV4: [{action: Accept, matchOperator: In, cidr: 77.0.0.0/16, source: RemotePeers}, {action: Reject, peerType: eBGP}], importV4: [{action: Accept, matchOperator: In, cidr: 55.0.0.0/16, prefixLength: {min: 30}}, {action: Reject, matchOperator: NotIn, cidr: 44.0.0.0/16}, {action: Reject, communities: {values: ["65003:7"]}, asPathPrefix: [65003]}], exportV6: [{action: Reject, matchOperator: Equal, cidr: "5000::/64"}]}`;
+    expect(parseManifests(doc(ok), "x")).toHaveLength(1);
+    const cases: Array<[string, string]> = [
+      ["{importV4: [{action: Reject, cidr: 10.0.0.0/8}]}", "spec.importV4[0]: cidr and matchOperator go together: give both or neither"],
+      ["{importV4: [{action: Reject, matchOperator: In}]}", "spec.importV4[0]: cidr and matchOperator go together"],
+      ["{importV4: [{action: Reject, matchOperator: In, cidr: 'fd00::/8'}]}", 'spec.importV4[0].cidr: "fd00::/8" is not an IPv4 network such as 10.0.0.0/8 (importV4 rules match IPv4 routes)'],
+      ["{exportV6: [{action: Reject, matchOperator: In, cidr: 10.0.0.0/8}]}", 'spec.exportV6[0].cidr: "10.0.0.0/8" is not an IPv6 network'],
+      ["{exportV4: [{action: Reject, matchOperator: In, cidr: 10.0.0.1/8}]}", 'spec.exportV4[0].cidr: "10.0.0.1/8" has bits set past its prefix length'],
+      ["{exportV4: [{action: Reject, matchOperator: Equal, cidr: 10.0.0.0/8, prefixLength: {min: 16}}]}", "spec.exportV4[0].prefixLength: goes with a cidr and matchOperator In or NotIn"],
+      ["{exportV4: [{action: Reject, matchOperator: In, cidr: 10.0.0.0/8, prefixLength: {min: 24, max: 16}}]}", "spec.exportV4[0].prefixLength: min 24 is above max 16"],
+      ["{exportV4: [{action: Reject, matchOperator: In, cidr: 10.0.0.0/16, prefixLength: {max: 8}}]}", "spec.exportV4[0].prefixLength.max: 8 is shorter than the CIDR's own /16: no route In it is that short"],
+      ["{exportV4: [{action: Reject, matchOperator: In, cidr: 10.0.0.0/8, prefixLength: {max: 33}}]}", "spec.exportV4[0].prefixLength.max"],
+      ["{exportV4: [{action: Drop}]}", "spec.exportV4[0].action: must be one of Accept, Reject"],
+      ["{exportV4: [{action: Reject, communities: {values: ['70000:1']}}]}", 'spec.exportV4[0].communities.values[0]: "70000:1" is not a value such as 64512:100'],
+      ["{exportV4: [{action: Reject, interface: '*.calico'}]}", "spec.exportV4[0]: interface is Calico's, and weft does not support it (weft announces address blocks and the routes it reflects, and none has an interface to match): remove it"],
+      ["{exportV4: [{action: Accept, operations: [{addCommunity: {value: '65000:1'}}]}]}", "spec.exportV4[0]: operations is Calico's, and weft does not support it (weft's filters accept or reject routes, they do not change them)"],
+    ];
+    for (const [spec, message] of cases) expect(() => parseManifests(doc(spec), "x"), spec).toThrow(`BGPFilter(tor): ${message}`);
+    const peer = (filters: string) => `apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: tor}\nspec: {peerIP: 10.30.0.1, asNumber: 65003, filters: ${filters}}\n`;
+    expect((parseManifests(peer("[tor, tor-extra]"), "x")[0].spec as { filters: string[] }).filters).toEqual(["tor", "tor-extra"]);
+    expect(() => parseManifests(peer("[Tor_1]"), "x")).toThrow("BGPPeer(tor): spec.filters[0]: must be lowercase letters");
   });
 
   it("a Calico field weft does not do is refused as such, not as a typo", () => {

@@ -1,7 +1,7 @@
 // One validator per kind. Messages follow Calico's, so what users search for matches.
 import os from "node:os";
 import type { z } from "zod";
-import { API_VERSION, BGP_NODE_OVERRIDES, IPAM_CONFIGURATION_NAME, KINDS, metadata, nodeIPv4, peerEndpoint, reservationCIDR, type BGPConfiguration, type BGPPeer, type IPPool, type IPReservation, type Kind, type NodeResource, type Resource } from "./kinds.js";
+import { API_VERSION, BGP_NODE_OVERRIDES, IPAM_CONFIGURATION_NAME, KINDS, metadata, nodeIPv4, peerEndpoint, reservationCIDR, type BGPConfiguration, type BGPFilter, type BGPPeer, type IPPool, type IPReservation, type Kind, type NodeResource, type Resource } from "./kinds.js";
 import { isStrictlyMasked, overlaps, parseAnyCIDR, RESERVED_RANGES } from "./cidr.js";
 import { parseSelector, SelectorError } from "./selector.js";
 import { parseCommunity, resolveCommunity } from "../bgp/communities.js";
@@ -31,7 +31,9 @@ const CALICO_ONLY: Record<string, string> = {
   ignoredInterfaces: "weft's address detection takes --ip or --interface",
   keepOriginalNextHop: "weft sets itself as next hop toward its peers",
   ttlSecurity: "weft does not do GTSM",
-  filters: "weft has no BGP filters",
+  interface: "weft announces address blocks and the routes it reflects, and none has an interface to match",
+  priority: "weft's routes carry no priority (Calico's FelixConfiguration route priorities)",
+  operations: "weft's filters accept or reject routes, they do not change them",
   reachableBy: "weft peers directly",
   numAllowedLocalASNumbers: "weft drops routes with its own AS in the path",
 };
@@ -52,7 +54,6 @@ const CALICO_ONLY_KINDS: Record<string, string> = {
   Tier: "weft does no network policy",
   Profile: "weft does no network policy",
   WorkloadEndpoint: "weft-cni keeps a pod's addresses in IPAM, not as endpoints",
-  BGPFilter: "weft has no BGP filters",
   KubeControllersConfiguration: "weft runs no Kubernetes controllers",
   ClusterInformation: "Calico writes it itself",
   CalicoNodeStatus: "weft node status says the same, from the node",
@@ -132,6 +133,7 @@ export function parseResource(doc: unknown): Resource {
   if (kind === "BGPPeer") validateBGPPeer(res as BGPPeer);
   if (kind === "BGPConfiguration") validateBGPConfiguration(res as BGPConfiguration);
   if (kind === "IPReservation") validateIPReservation(res as IPReservation);
+  if (kind === "BGPFilter") validateBGPFilter(res as BGPFilter);
   if (kind === "IPAMConfiguration" && meta.name !== IPAM_CONFIGURATION_NAME) throw new ValidationError(label, "metadata.name", `must be "${IPAM_CONFIGURATION_NAME}": the cluster has one IPAMConfiguration`);
   return res;
 }
@@ -179,6 +181,36 @@ function validateBGPConfiguration(c: BGPConfiguration): void {
       if (!resolveCommunity(w, c.spec) && !(perNode && !w.includes(":") && w.length > 0)) throw new ValidationError(label, `spec.prefixAdvertisements[${i}].communities[${j}]`, `"${w}" is neither a name in spec.communities nor ${COMMUNITY_FORM}`);
     });
   });
+}
+
+/**
+ * Each rule's conditions as Calico combines them: a CIDR of the list's family, masked,
+ * with its matchOperator (and neither without the other); prefixLength only with In or
+ * NotIn, min not above max; a community value that is one.
+ */
+function validateBGPFilter(f: BGPFilter): void {
+  const label = `BGPFilter(${f.metadata.name})`;
+  for (const list of ["exportV4", "importV4", "exportV6", "importV6"] as const) {
+    const family = list.endsWith("V4") ? 4 : 6;
+    f.spec[list]?.forEach((r, i) => {
+      const at = `spec.${list}[${i}]`;
+      if ((r.cidr === undefined) !== (r.matchOperator === undefined)) throw new ValidationError(label, at, "cidr and matchOperator go together: give both or neither");
+      const cidr = r.cidr === undefined ? undefined : parseAnyCIDR(r.cidr);
+      if (r.cidr !== undefined) {
+        if (!cidr || cidr.family !== family) throw new ValidationError(label, `${at}.cidr`, `"${r.cidr}" is not an IPv${family} network such as ${family === 4 ? "10.0.0.0/8" : "fd00::/8"} (${list} rules match IPv${family} routes)`);
+        if (!isStrictlyMasked(cidr)) throw new ValidationError(label, `${at}.cidr`, `"${r.cidr}" has bits set past its prefix length`);
+      }
+      if (r.prefixLength) {
+        if (!cidr || (r.matchOperator !== "In" && r.matchOperator !== "NotIn")) throw new ValidationError(label, `${at}.prefixLength`, "goes with a cidr and matchOperator In or NotIn (Equal compares the whole prefix)");
+        const { min, max } = r.prefixLength;
+        if (min !== undefined && max !== undefined && min > max) throw new ValidationError(label, `${at}.prefixLength`, `min ${min} is above max ${max}`);
+        // A route In the CIDR is at least as long as it (a lower min counts as the CIDR's length, as in Calico).
+        if (max !== undefined && max < cidr.len) throw new ValidationError(label, `${at}.prefixLength.max`, `${max} is shorter than the CIDR's own /${cidr.len}: no route In it is that short`);
+      }
+      const community = r.communities?.values[0];
+      if (community !== undefined && !parseCommunity(community)) throw new ValidationError(label, `${at}.communities.values[0]`, `"${community}" is not ${COMMUNITY_FORM}`);
+    });
+  }
 }
 
 /** Each reserved entry is an address or a CIDR (IPv6 ones are kept; weft assigns IPv4 only). */

@@ -50,7 +50,7 @@ describe("a node's computation from any datastore content", () => {
         bgpExports(me, view);
         const fromBgp = remoteFromBgp(me, view, paths);
         const settings = bgpSettings(configs);
-        peersFor(me, nodes, peers, settings, () => "secret");
+        peersFor(me, nodes, peers, settings, { secret: () => "secret" });
         for (const remote of [state.remote, fromBgp]) {
           const want = desiredState({ address: "10.30.0.11", tunnelDevice: "weft0", uplink: "eth0" }, remote, state.localBlocks);
           for (const r of want.kernel) expect(parseCIDR(r.dst, false), `kernel route ${r.dst}`).toBeDefined();

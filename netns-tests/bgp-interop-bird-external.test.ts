@@ -1,5 +1,6 @@
 // BIRD 2 as an external eBGP router for worker-1: routes both ways, checked with
-// birdc and with weft; and for worker-2 with a BGP password (TCP MD5). Routes learned
+// birdc and with weft; for worker-2 with a BGP password (TCP MD5); for worker-3 with
+// GTSM (BIRD's ttl security, the BGPPeer's ttlSecurity). Routes learned
 // from it sit beside the host's own (metric 32, as BIRD's kernel protocol puts them):
 // a host route for the same prefix keeps winning and outlives the withdrawal, and a
 // default route from the peer never replaces the host's.
@@ -11,6 +12,12 @@ const tor2 = (password: string) => `apiVersion: projectcalico.org/v3
 kind: BGPPeer
 metadata: {name: tor-bird-md5}
 spec: {peerIP: 10.30.0.1, asNumber: 65001, node: worker-2, password: ${password}}
+`;
+
+const tor3 = (ttlSecurity: number) => `apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {name: tor-bird-gtsm}
+spec: {peerIP: 10.30.1.1, asNumber: 65001, node: worker-3, ttlSecurity: ${ttlSecurity}}
 `;
 
 describe("interop: BIRD 2 as an external peer", () => {
@@ -26,6 +33,7 @@ protocol device {}
 protocol static { ipv4; route 10.99.0.0/24 blackhole; route 10.98.0.0/24 blackhole; route 0.0.0.0/0 blackhole; }
 protocol bgp w1 { local as 65001; neighbor 10.30.0.11 as 64512; direct; ipv4 { import all; export all; }; }
 protocol bgp w2 { local as 65001; neighbor 10.30.0.12 as 64512; direct; password "md5-s3cret"; ipv4 { import all; export all; }; }
+protocol bgp w3 { local as 65001; neighbor 10.30.1.13 as 64512; direct; ttl security on; ipv4 { import all; export all; }; }
 `);
       await l.apply(`apiVersion: projectcalico.org/v3
 kind: BGPPeer
@@ -33,6 +41,7 @@ metadata: {name: tor-bird}
 spec: {peerIP: 10.30.0.1, asNumber: 65001, node: worker-1}
 `);
       await l.apply(tor2("md5-s3cret"));
+      await l.apply(tor3(1));
     },
   });
 
@@ -80,6 +89,28 @@ spec: {peerIP: 10.30.0.1, asNumber: 65001, node: worker-1}
     const t0 = Date.now();
     await until("w2 back with the right password", async () => /Established/.test(await state()), 60_000);
     console.log(`[tbirdx] right password again: Established after ${Date.now() - t0} ms`);
+  });
+
+  it("with ttlSecurity (GTSM) against BIRD's ttl security worker-3's session is Established; without it BIRD drops weft's segments and the session stays down; on again (and BIRD's stale connection dropped), it comes back", async () => {
+    const state = async () => (await bird.birdc(["show", "protocols", "w3"])).split("\n").find((l) => l.startsWith("w3")) ?? "";
+    const t0 = Date.now();
+    await until("BIRD's w3 (ttl security) to reach Established", async () => /Established/.test(await state()), 60_000);
+    console.log(`[tbirdx] ttlSecurity 1 against ttl security on: Established ${Date.now() - t0} ms into this case`);
+    expect(await lab.exec("worker-3", ["ip", "route", "show", "10.99.0.0/24"])).toMatch(/via 10\.30\.1\.1/);
+    await lab.apply(tor3(0));
+    await until("w3 to go down", async () => !/Established/.test(await state()), 30_000);
+    await new Promise((r) => setTimeout(r, 5000));
+    const down = await state();
+    console.log(`[tbirdx] without ttlSecurity, 5 s later: ${down.replace(/\s+/g, " ")}`);
+    expect(down).not.toMatch(/Established/);
+    await lab.apply(tor3(1));
+    // BIRD still holds the connection weft opened without GTSM (it dropped weft's segments,
+    // so it never saw them close) and refuses new ones until that one's hold timer ends
+    // (240 s in OpenSent): restart w3 in BIRD to drop it, as an operator would.
+    await bird.birdc(["restart", "w3"]);
+    const t1 = Date.now();
+    await until("w3 back with ttlSecurity", async () => /Established/.test(await state()), 60_000);
+    console.log(`[tbirdx] ttlSecurity again: Established after ${Date.now() - t1} ms`);
   });
 
   it("BIRD killed: weft withdraws its route after the session drops", async () => {

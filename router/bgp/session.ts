@@ -31,6 +31,8 @@ export interface PeerConfig {
   restartTime?: number;
   /** BGPPeer sourceAddress None: connect from whatever address the kernel picks, not the node's. */
   anySource?: boolean;
+  /** BGPPeer ttlSecurity: GTSM (RFC 5082), the peer at most this many hops away; our segments go with TTL 255. */
+  ttlSecurity?: number;
   /** BGPPeer filters: the rules on what this session imports and exports (they change without a restart). */
   filters?: SessionFilters;
 }
@@ -144,7 +146,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.transition("Connect", "connecting");
     let socket: net.Socket;
     try {
-      socket = this.peer.password ? this.signedSocket(this.peer.password) : net.connect({ host: this.peer.address, port: this.peer.port, localAddress: this.source() });
+      socket = this.peer.password || this.peer.ttlSecurity ? this.ownSocket() : net.connect({ host: this.peer.address, port: this.peer.port, localAddress: this.source() });
     } catch (err) {
       // No socket at all (the local address is gone, the kernel refuses the MD5 key): try again later.
       clearTimeout(this.retryTimer);
@@ -171,12 +173,13 @@ export class Session extends EventEmitter<SessionEvents> {
     return this.peer.anySource ? undefined : this.local.localAddress;
   }
 
-  /** A connection with TCP MD5 signatures: the key must be on the socket before its SYN. */
-  private signedSocket(key: string): net.Socket {
+  /** A connection with TCP MD5 signatures or GTSM: both must be on the socket before its SYN. */
+  private ownSocket(): net.Socket {
     const n = native();
     const fd = n.tcpSocket(this.source() ?? "0.0.0.0", 0);
     try {
-      n.tcpMd5(fd, this.peer.address, key);
+      if (this.peer.password) n.tcpMd5(fd, this.peer.address, this.peer.password);
+      if (this.peer.ttlSecurity) n.tcpTtlSecurity(fd, this.peer.ttlSecurity);
     } catch (err) {
       n.close(fd);
       throw err;
@@ -187,6 +190,18 @@ export class Session extends EventEmitter<SessionEvents> {
   /** An incoming connection from this peer's address (the speaker checked it is configured). */
   accept(socket: net.Socket): void {
     if (this.stopped) {
+      socket.destroy();
+      return;
+    }
+    // GTSM on an accepted connection: from here on, segments from further than ttlSecurity
+    // hops are dropped and ours go with TTL 255. Without it, the TTL a GTSM listener gave
+    // the connection is taken off (a peer must not see GTSM it was not configured for).
+    const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    try {
+      if (fd !== undefined && fd >= 0) native().tcpTtlSecurity(fd, this.peer.ttlSecurity ?? 0);
+      else if (this.peer.ttlSecurity) throw new Error("no descriptor for the accepted connection");
+    } catch (err) {
+      this.log.warn({ peer: this.peer.address, err: (err as Error).message }, "cannot set TTL security on an accepted connection: refused it");
       socket.destroy();
       return;
     }

@@ -157,6 +157,15 @@ describe("two weft speakers in a mesh", () => {
     expect(routes(a)).toEqual(["10.8.0.0/26 via 127.0.0.82"]);
   }, 20_000);
 
+  it("ttlSecurity (GTSM, RFC 5082): with it on both sides the session comes up; a peer sending with an ordinary TTL is never heard", async () => {
+    const { a, b } = await twoPeered("127.0.0.83", "127.0.0.84", { exportsB: ["10.8.2.0/26"], sessionA: { ttlSecurity: 1 }, sessionB: {} });
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(a.status()[0].state).not.toBe("up"); // b's segments arrive with TTL 64: a's kernel drops them
+    b.setPeers([peer("127.0.0.83", false, { ttlSecurity: 1 })]);
+    await until("Established with GTSM on both sides", () => routes(a).length === 1, 15_000);
+    expect(routes(a)).toEqual(["10.8.2.0/26 via 127.0.0.84"]);
+  }, 20_000);
+
   it("a route reflector passes client routes to other clients with ORIGINATOR_ID and CLUSTER_LIST", async () => {
     port++;
     const rr = speaker("127.0.0.31", { clusterId: "1.1.1.1" });

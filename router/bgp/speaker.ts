@@ -46,6 +46,7 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
   private readonly exportRejected = new Map<string, number>();
   private server?: net.Server;
   private listenFd = -1;
+  private gtsm = false;
   private readonly md5Keys = new Map<string, string>();
   private exports: string[] = [];
   private communitiesOf: CommunitiesOf = () => ({});
@@ -75,6 +76,19 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
     this.server = server;
     this.listenFd = fd;
     for (const [address, key] of this.md5Keys) native().tcpMd5(fd, address, key);
+    if (this.gtsm) native().tcpTtlSecurity(fd, 255);
+  }
+
+  /**
+   * With a GTSM peer the listener sends with TTL 255 (hops 255: no minimum), so the
+   * SYN-ACK reaches a peer that drops anything lower; each accepted session then gets
+   * its own minimum (Session.accept).
+   */
+  private setListenerTtl(peers: PeerConfig[]): void {
+    const want = peers.some((p) => p.ttlSecurity);
+    if (want === this.gtsm) return;
+    if (this.listenFd >= 0) native().tcpTtlSecurity(this.listenFd, want ? 255 : 0);
+    this.gtsm = want;
   }
 
   /** Puts each peer's TCP MD5 key on the listener (and takes off those no longer wanted). */
@@ -111,8 +125,9 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
   setPeers(peers: PeerConfig[]): void {
     const want = new Map(peers.map((p) => [`${p.address}:${p.port}`, p]));
     this.setListenerKeys(peers);
+    this.setListenerTtl(peers);
     const same = (a: PeerConfig, b: PeerConfig) =>
-      a.as === b.as && a.passive === b.passive && a.rrClient === b.rrClient && a.type === b.type && a.password === b.password && a.keepaliveTime === b.keepaliveTime && a.restartTime === b.restartTime && a.anySource === b.anySource;
+      a.as === b.as && a.passive === b.passive && a.rrClient === b.rrClient && a.type === b.type && a.password === b.password && a.keepaliveTime === b.keepaliveTime && a.restartTime === b.restartTime && a.anySource === b.anySource && a.ttlSecurity === b.ttlSecurity;
     for (const [k, s] of this.sessions) {
       const p = want.get(k);
       if (!p || !same(p, s.peer)) {

@@ -22,6 +22,8 @@ export interface Native {
   tcpSocket(address: string, port: number): number;
   /** TCP MD5 signatures (RFC 2385) with peer; an empty key removes them. */
   tcpMd5(fd: number, peer: string, key: string): void;
+  /** GTSM (RFC 5082): send with TTL 255, drop segments with a TTL below 256 - hops; 0 takes it off. */
+  tcpTtlSecurity(fd: number, hops: number): void;
   close(fd: number): void;
   recvBatch(fd: number, kind: number, memory: ArrayBuffer, descOff: number, slotBase: number, slotSize: number, headroom: number, max: number): number;
   sendBatch(fd: number, kind: number, memory: ArrayBuffer, descOff: number, count: number, channel: number, gso: boolean): number;

@@ -393,6 +393,25 @@ static napi_value tcp_md5(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// tcpTtlSecurity(fd, hops): GTSM (RFC 5082) for a BGP session with a peer hops away:
+// send with TTL 255 and drop segments that arrive with less than 256 - hops; hops 0
+// takes it off (the system's TTL, no minimum).
+static napi_value tcp_ttl_security(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  int fd = arg_i32(env, argv[0]);
+  int hops = arg_i32(env, argv[1]);
+  if (hops < 0 || hops > 255) {
+    napi_throw_range_error(env, NULL, "tcpTtlSecurity: hops is 0 to 255");
+    return NULL;
+  }
+  int ttl = hops ? 255 : -1; // -1: back to the system's default TTL
+  int minttl = hops ? 256 - hops : 0;
+  if (setsockopt(fd, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl) < 0) return throw_errno(env, "setsockopt(IP_TTL)", errno);
+  if (setsockopt(fd, IPPROTO_IP, IP_MINTTL, &minttl, sizeof minttl) < 0) return throw_errno(env, "setsockopt(IP_MINTTL)", errno);
+  return NULL;
+}
+
 static napi_value fd_close(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv)) return NULL;
@@ -762,6 +781,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"close", NULL, fd_close, NULL, NULL, NULL, napi_default, NULL},
       {"tcpSocket", NULL, tcp_socket, NULL, NULL, NULL, napi_default, NULL},
       {"tcpMd5", NULL, tcp_md5, NULL, NULL, NULL, napi_default, NULL},
+      {"tcpTtlSecurity", NULL, tcp_ttl_security, NULL, NULL, NULL, napi_default, NULL},
       {"recvBatch", NULL, recv_batch, NULL, NULL, NULL, napi_default, NULL},
       {"sendBatch", NULL, send_batch, NULL, NULL, NULL, napi_default, NULL},
       {"pollStart", NULL, poll_start, NULL, NULL, NULL, napi_default, NULL},

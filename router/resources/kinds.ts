@@ -123,6 +123,8 @@ export const bgpPeerSpec = z
     keepaliveTime: duration.optional(),
     maxRestartTime: duration.optional(),
     sourceAddress: z.enum(["UseNodeIP", "None"]).optional(),
+    // GTSM (RFC 5082): the peer is at most this many hops away (0: off).
+    ttlSecurity: z.number().int().min(0).max(255).optional(),
     // BGPFilters applied to this peer's routes, in order (the first rule that decides wins).
     filters: z.array(name).optional(),
   })

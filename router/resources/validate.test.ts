@@ -260,6 +260,14 @@ spec: {bgp: {ipv4Address: 10.30.0.11/24, routeReflectorClusterID: 10.30.0.1}}
     expect(() => parseManifests(peer("[Tor_1]"), "x")).toThrow("BGPPeer(tor): spec.filters[0]: must be lowercase letters");
   });
 
+  it("BGPPeer ttlSecurity (GTSM) is a hop count, 0 (off) to 255", () => {
+    const peer = (ttl: string) => `apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: tor}\nspec: {peerIP: 10.30.0.1, asNumber: 65003, ttlSecurity: ${ttl}}\n`;
+    expect((parseManifests(peer("1"), "x")[0].spec as { ttlSecurity: number }).ttlSecurity).toBe(1);
+    expect(parseManifests(peer("0"), "x")).toHaveLength(1);
+    expect(() => parseManifests(peer("256"), "x")).toThrow("BGPPeer(tor): spec.ttlSecurity:");
+    expect(() => parseManifests(peer("1.5"), "x")).toThrow("BGPPeer(tor): spec.ttlSecurity:");
+  });
+
   it("a Calico field weft does not do is refused as such, not as a typo", () => {
     const doc = "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {asNumber: 64512, serviceClusterIPs: [{cidr: 10.96.0.0/12}]}\n";
     expect(() => parseManifests(doc, "x")).toThrow("BGPConfiguration(default): spec: serviceClusterIPs is Calico's, and weft does not support it (weft does not advertise Kubernetes service addresses): remove it");

@@ -30,7 +30,6 @@ const CALICO_ONLY: Record<string, string> = {
   serviceLoadBalancerIPs: "weft does not advertise Kubernetes service addresses",
   ignoredInterfaces: "weft's address detection takes --ip or --interface",
   keepOriginalNextHop: "weft sets itself as next hop toward its peers",
-  ttlSecurity: "weft does not do GTSM",
   interface: "weft announces address blocks and the routes it reflects, and none has an interface to match",
   priority: "weft's routes carry no priority (Calico's FelixConfiguration route priorities)",
   operations: "weft's filters accept or reject routes, they do not change them",

@@ -16,6 +16,7 @@ describe("a node repairs what others removed", () => {
   const logTail = (lines = 40) => lab.exec("worker-1", ["tail", "-n", String(lines), path.join(lab.dir, "worker-1.log")]);
 
   it("weft0 deleted: made again at once with every route; pods reach across it", async () => {
+    expect(await lab.waitConverged()).toBe(true); // the case before may have left a session reconnecting
     const before = await routes();
     await lab.exec("worker-1", ["ip", "link", "del", "weft0"]);
     const ms = await waitFor("routes back", async () => (await routes()) === before, 10_000);
@@ -26,6 +27,7 @@ describe("a node repairs what others removed", () => {
   });
 
   it("its Node deleted while it runs: registered again with a tunnel address; pods reach again", async () => {
+    expect(await lab.waitConverged()).toBe(true); // the case before may have left a session reconnecting
     const before = await routes();
     expect(await lab.weft(["delete", "node", "worker-1"])).toMatch(/^Node\(worker-1\) deleted/);
     const t0 = Date.now();
@@ -95,6 +97,7 @@ describe("a node repairs what others removed", () => {
   });
 
   it("weft0 set down and its address removed, a route deleted and nftables flushed: all back at the next periodic check; pods reach each other and the outside", async () => {
+    expect(await lab.waitConverged()).toBe(true); // the case before may have left a session reconnecting
     const before = await routes();
     const address = () => lab.exec("worker-1", ["ip", "-4", "-o", "addr", "show", "dev", "weft0"]);
     const addressBefore = await address();

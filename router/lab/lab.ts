@@ -191,6 +191,32 @@ export class Lab {
       this.podAddrs.set(pod.name, address);
     }
     writeFileSync(path.join(this.dir, "pods.json"), JSON.stringify(Object.fromEntries(this.podAddrs)));
+    if (this.datastore) await this.waitConverged();
+  }
+
+  /**
+   * Waits until every host routes every other host's blocks (a cluster lab is up when
+   * its pods reach each other, not when its nodes answer); says so, and returns, if that
+   * takes longer than timeoutMs. Returns whether it converged.
+   */
+  async waitConverged(timeoutMs = 15_000): Promise<boolean> {
+    const t0 = Date.now();
+    let missing: string[] = [];
+    for (;;) {
+      const tables = await Promise.all(
+        HOSTS.map(async (h) => {
+          const routes = JSON.parse((await this.exec(h.name, ["ip", "-j", "route", "show", "proto", "87"], { allowFail: true })) || "[]") as Array<{ dst: string; type?: string }>;
+          return { host: h.name, own: routes.filter((r) => r.type === "blackhole").map((r) => r.dst), all: new Set(routes.map((r) => r.dst)) };
+        }),
+      );
+      missing = tables.flatMap((t) => tables.filter((o) => o !== t).flatMap((o) => o.own.filter((b) => !t.all.has(b)).map((b) => `${t.host} has no route to ${o.host}'s ${b}`)));
+      if (missing.length === 0) return true;
+      if (Date.now() - t0 > timeoutMs) {
+        this.log(`routes not converged after ${timeoutMs} ms: ${missing.join("; ")}`);
+        return false;
+      }
+      await sleep(100);
+    }
   }
 
   private async buildUnderlay(): Promise<void> {

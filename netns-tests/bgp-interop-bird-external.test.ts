@@ -1,5 +1,5 @@
 // BIRD 2 as an external eBGP router for worker-1: routes both ways, checked with
-// birdc and with weft; for worker-2 with a BGP password (TCP MD5); for worker-3 with
+// birdc and with weft, and again when BIRD asks for them (ROUTE-REFRESH); for worker-2 with a BGP password (TCP MD5); for worker-3 with
 // GTSM (BIRD's ttl security, the BGPPeer's ttlSecurity). Routes learned
 // from it sit beside the host's own (metric 32, as BIRD's kernel protocol puts them):
 // a host route for the same prefix keeps winning and outlives the withdrawal, and a
@@ -55,6 +55,17 @@ spec: {peerIP: 10.30.0.1, asNumber: 65001, node: worker-1}
     console.log(`[tbirdx] birdc show route protocol w1:\n${routes}`);
     expect(routes).toMatch(new RegExp(`${block.replace(/\./g, "\\.")}\\s+unicast \\[w1 .*\\] \\* \\(100\\) \\[AS64512i\\]`));
     expect(routes).toMatch(/via 10\.30\.0\.11 on brA/);
+  });
+
+  it("birdc reload in w1 (BIRD asks for the routes again with ROUTE-REFRESH): weft sends them all again, the session stays up", async () => {
+    const received = async () => Number(/Import updates:\s+(\d+)/.exec(await bird.birdc(["show", "protocols", "all", "w1"]))?.[1] ?? NaN);
+    const before = await received();
+    expect(before).toBeGreaterThan(0);
+    await bird.birdc(["reload", "in", "w1"]);
+    const after = await until("the updates again", async () => ((await received()) > before ? received() : undefined));
+    console.log(`[tbirdx] BIRD's import updates from w1: ${before} before reload in, ${after} after`);
+    expect(await bird.birdc(["show", "protocols", "w1"])).toMatch(/Established/);
+    expect(await lab.exec("worker-1", ["tail", "-n", "50", `${lab.dir}/worker-1.log`])).toMatch(/peer asked for our routes again \(ROUTE-REFRESH\)/);
   });
 
   it("weft learns BIRD's 10.99.0.0/24 with AS path 65001 and routes it via BIRD", async () => {

@@ -1,6 +1,8 @@
 // GoBGP as an eBGP peer of worker-1: routes both ways, with standard and large
 // communities both ways (Calico's prefixAdvertisements out, GoBGP's in), and Calico's
-// BGPFilter on that peer (import and export rules, changed and deleted on a live session).
+// BGPFilter on that peer (import and export rules, changed and deleted on a live session),
+// numAllowedLocalASNumbers letting in a route that carries worker-1's own AS, and
+// BGPConfiguration serviceClusterIPs announced by every node.
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -122,5 +124,38 @@ spec: {peerIP: 10.30.0.1, asNumber: 65003, node: worker-1, filters: [tor-filter]
     await until("worker-1's block back in GoBGP", async () => !!JSON.parse(await gobgp.gobgp(["global", "rib", "-a", "ipv4", "-j"]))[block]);
     expect(await onWorker1(["node", "status"])).toContain('BGP peer problems: BGPPeer(tor-gobgp): names BGPFilter "tor-filter", which does not exist; its sessions run without it');
     expect((await torPeer()).established).toBe(before);
+  });
+
+  it("a route whose path carries worker-1's own AS (64512) is dropped as a loop, until the BGPPeer's numAllowedLocalASNumbers allows one", async () => {
+    await gobgp.gobgp(["global", "rib", "add", "10.96.5.0/24", "aspath", "64512", "-a", "ipv4"]);
+    await gobgp.gobgp(["global", "rib", "add", "10.96.6.0/24", "-a", "ipv4"]);
+    await until("GoBGP's plain route in worker-1's table", async () => (await lab.exec("worker-1", ["ip", "route", "show", "10.96.6.0/24"])).includes("via 10.30.0.1"));
+    expect((await lab.exec("worker-1", ["ip", "route", "show", "10.96.5.0/24"])).trim()).toBe("");
+    await lab.apply(`apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {name: tor-gobgp}
+spec: {peerIP: 10.30.0.1, asNumber: 65003, node: worker-1, numAllowedLocalASNumbers: 1}
+`);
+    const r = await until("the route through 64512 in worker-1's table", async () => (await lab.exec("worker-1", ["ip", "route", "show", "10.96.5.0/24"])).trim());
+    expect(r).toMatch(/via 10\.30\.0\.1 dev eth0 proto 87/);
+    const learned = (JSON.parse(await controlGet(lab.controlSocket("worker-1"), "/routes")) as { bgp: Array<{ cidr: string; asPath: number[] }> }).bgp.find((p) => p.cidr === "10.96.5.0/24");
+    expect(learned?.asPath).toEqual([65003, 64512]);
+  });
+
+  it("BGPConfiguration serviceClusterIPs: every node announces the range (GoBGP has it from worker-1); no node programs a route for it, from the mesh or from GoBGP", async () => {
+    await gobgp.gobgp(["global", "rib", "add", "10.101.7.0/24", "-a", "ipv4"]);
+    await lab.apply(`apiVersion: projectcalico.org/v3
+kind: BGPConfiguration
+metadata: {name: default}
+spec: {serviceClusterIPs: [{cidr: 10.101.0.0/16}]}
+`);
+    const path = await until("the service range in GoBGP", async () => JSON.parse(await gobgp.gobgp(["global", "rib", "-a", "ipv4", "-j"]))["10.101.0.0/16"]);
+    console.log(`[tgobgp] 10.101.0.0/16 in GoBGP: ${JSON.stringify(path)}`);
+    expect(JSON.stringify(path)).toContain("10.30.0.11");
+    // master learns it over the mesh from every node, and programs nothing for it.
+    const bgpOn = async (host: string) => (JSON.parse(await controlGet(lab.controlSocket(host), "/routes")) as { bgp: Array<{ cidr: string; peer: string }> }).bgp;
+    await until("master's mesh paths for the range", async () => (await bgpOn("master")).some((p) => p.cidr === "10.101.0.0/16"));
+    for (const host of ["master", "worker-1"]) expect((await lab.exec(host, ["ip", "route", "show", "root", "10.101.0.0/16"])).trim(), host).toBe("");
+    expect((await bgpOn("worker-1")).some((p) => p.cidr === "10.101.7.0/24")).toBe(true);
   });
 });

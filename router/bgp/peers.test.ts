@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { bgpConfigFor, bgpLogLevel, bgpSettings, peersFor } from "./peers.js";
+import { bgpConfigFor, bgpLogLevel, bgpSettings, peersFor, serviceRanges } from "./peers.js";
 import type { BGPFilter, BGPPeer, NodeResource } from "../resources/kinds.js";
 
 const node = (name: string, addr: string, labels?: Record<string, string>, rr?: string): NodeResource => ({
@@ -105,5 +105,12 @@ describe("a node's own BGPConfiguration (node.<name>)", () => {
     expect(bgpLogLevel(configs, "w2")).toBeUndefined();
     expect(bgpConfigFor(configs, "w1")).toMatchObject({ communities: [{ name: "rack", value: "65000:1" }], prefixAdvertisements: [{ cidr: "10.0.0.0/8", communities: ["65000:2"] }] });
     expect(bgpConfigFor(configs, "w2")?.prefixAdvertisements).toEqual([{ cidr: "10.0.0.0/8", communities: ["rack"] }]);
+  });
+});
+
+describe("service ranges", () => {
+  it("the IPv4 ranges of serviceClusterIPs, serviceExternalIPs and serviceLoadBalancerIPs, once each (IPv6 ones are not carried)", () => {
+    expect(serviceRanges({ serviceClusterIPs: [{ cidr: "10.96.0.0/12" }, { cidr: "fd00:96::/112" }], serviceExternalIPs: [{ cidr: "203.0.113.0/24" }], serviceLoadBalancerIPs: [{ cidr: "10.96.0.0/12" }] })).toEqual(["10.96.0.0/12", "203.0.113.0/24"]);
+    expect(serviceRanges(undefined)).toEqual([]);
   });
 });

@@ -4,10 +4,11 @@
 // this node (node, nodeSelector, or global) and name a peer by IP or by peerSelector.
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { BGP_NODE_OVERRIDES, bgpNodeConfigName, calicoLogLevel, nodeIPv4, peerEndpoint, type BGPConfiguration, type BGPFilter, type BGPPassword, type BGPPeer, type NodeResource } from "../resources/kinds.js";
+import { BGP_NODE_OVERRIDES, SERVICE_RANGES, bgpNodeConfigName, calicoLogLevel, nodeIPv4, peerEndpoint, type BGPConfiguration, type BGPFilter, type BGPPassword, type BGPPeer, type NodeResource } from "../resources/kinds.js";
 import { selectorOrError, SelectorError } from "../resources/selector.js";
 import { ipNum, type PeerConfig } from "./session.js";
 import { filtersFor } from "./filters.js";
+import { parseCIDR } from "../dataplane/addr.js";
 
 export const DEFAULT_AS = 64512;
 export const DEFAULT_BGP_PORT = 179;
@@ -51,6 +52,16 @@ export function bgpConfigFor(configs: BGPConfiguration[], node?: string): BGPCon
   const merged: BGPConfiguration["spec"] = { ...d };
   for (const k of BGP_NODE_OVERRIDES) if (own[k] !== undefined) (merged as Record<string, unknown>)[k] = own[k];
   return merged;
+}
+
+/**
+ * The Kubernetes service ranges BGPConfiguration lists (cluster, external and load
+ * balancer IPs), IPv4 ones: every node announces them (kube-proxy on each node answers
+ * for the addresses in them) and no node programs a route learned for them, as Calico.
+ */
+export function serviceRanges(spec: BGPConfiguration["spec"] | undefined): string[] {
+  const all = SERVICE_RANGES.flatMap((f) => (spec?.[f] ?? []).map((r) => r.cidr));
+  return [...new Set(all.filter((c) => parseCIDR(c) !== undefined))];
 }
 
 /** BGPConfiguration logSeverityScreen as a log level for the BGP speaker's lines. */
@@ -130,7 +141,7 @@ export function peersFor(me: string, nodes: NodeResource[], bgpPeers: BGPPeer[],
     // Its filters: one it names that does not exist is left out (as Calico does), and said.
     const named = sp.filters?.length ? filtersFor(sp.filters, filters) : undefined;
     if (named?.missing.length) problems.push(`BGPPeer(${bp.metadata.name}): names BGPFilter ${named.missing.map((m) => `"${m}"`).join(", ")}, which does not exist; its sessions run without ${named.missing.length === 1 ? "it" : "them"}`);
-    const session = { password, keepaliveTime: seconds(sp.keepaliveTime), restartTime: sp.maxRestartTime === undefined ? undefined : Math.min(seconds(sp.maxRestartTime, 120), 4095), anySource: sp.sourceAddress === "None" ? true : undefined, ttlSecurity: sp.ttlSecurity || undefined, filters: named?.filters };
+    const session = { password, keepaliveTime: seconds(sp.keepaliveTime), restartTime: sp.maxRestartTime === undefined ? undefined : Math.min(seconds(sp.maxRestartTime, 120), 4095), anySource: sp.sourceAddress === "None" ? true : undefined, ttlSecurity: sp.ttlSecurity || undefined, allowLocalAs: sp.numAllowedLocalASNumbers || undefined, filters: named?.filters };
     const clean = (p: PeerConfig): PeerConfig => Object.fromEntries(Object.entries({ ...p, ...session }).filter(([, v]) => v !== undefined)) as unknown as PeerConfig;
     const global = !sp.node && !sp.nodeSelector;
     const appliesTo = (n: NodeResource) => global || sp.node === n.metadata.name || (nodeSel !== undefined && nodeSel(n.metadata.labels ?? {}));

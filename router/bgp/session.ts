@@ -31,6 +31,8 @@ export interface PeerConfig {
   restartTime?: number;
   /** BGPPeer sourceAddress None: connect from whatever address the kernel picks, not the node's. */
   anySource?: boolean;
+  /** BGPPeer numAllowedLocalASNumbers: routes from this peer may carry our AS this many times (default 0: none). */
+  allowLocalAs?: number;
   /** BGPPeer ttlSecurity: GTSM (RFC 5082), the peer at most this many hops away; our segments go with TTL 255. */
   ttlSecurity?: number;
   /** BGPPeer filters: the rules on what this session imports and exports (they change without a restart). */
@@ -77,6 +79,8 @@ class Conn {
 export interface SessionEvents {
   established: [];
   update: [Update];
+  /** The peer asked for our routes again (ROUTE-REFRESH, RFC 2918), for IPv4 unicast. */
+  refresh: [];
   /** graceful: the peer may come back and its routes are kept as stale meanwhile. */
   down: [{ reason: string; graceful: boolean; restartTime: number }];
   state: [State];
@@ -267,7 +271,11 @@ export class Session extends EventEmitter<SessionEvents> {
       case "Established":
         this.armHold(conn, this.negotiatedHold);
         if (m.type === 2) this.emit("update", m);
-        else if (m.type === 1) this.close(conn, { code: ERR.FSM, subcode: 3 }, "OPEN while Established", false);
+        // RFC 2918: a request for an address family we did not advertise is ignored.
+        else if (m.type === 5) {
+          if (m.afi === 1 && m.safi === 1) this.emit("refresh");
+          else this.log.debug({ peer: this.peer.address, afi: m.afi, safi: m.safi }, "ROUTE-REFRESH for an address family this session does not carry: ignored");
+        } else if (m.type === 1) this.close(conn, { code: ERR.FSM, subcode: 3 }, "OPEN while Established", false);
         return;
       default:
         return;

@@ -6,7 +6,7 @@ import { pino } from "pino";
 import { Speaker } from "./speaker.js";
 import { advertisedCommunities, communityTexts } from "./communities.js";
 import type { PeerConfig } from "./session.js";
-import { decodeMessage, encodeKeepalive, encodeOpen, encodeUpdate, frameLength, type Notification } from "./wire.js";
+import { decodeMessage, encodeKeepalive, encodeOpen, encodeRouteRefresh, encodeUpdate, frameLength, type Notification } from "./wire.js";
 
 const log = pino({ level: process.env.WEFT_TEST_LOG ?? "silent" });
 let port = 21000 + Math.floor(Math.random() * 2000);
@@ -223,6 +223,65 @@ describe("connection collision (RFC 4271 6.8) with a peer that connects too", ()
       accepted?.destroy();
       server.close();
     }
+  });
+});
+
+describe("ROUTE-REFRESH (RFC 2918), whose capability the speaker's OPEN carries", () => {
+  it("a peer that asks for the routes again gets every one again; a request for IPv6 is ignored and the session stays", async () => {
+    port++;
+    const s = speaker("127.0.0.44");
+    await s.listen();
+    s.setExports(["10.3.0.0/26", "10.3.1.0/26"]);
+    s.setPeers([peer("127.0.0.43", true)]);
+    const sock = net.connect({ host: "127.0.0.44", port, localAddress: "127.0.0.43" });
+    const got = reader(sock);
+    await new Promise((r) => sock.once("connect", r));
+    try {
+      sock.write(encodeOpen({ as: 64512, holdTime: 90, bgpId: "127.0.0.43", capabilities: [{ code: 1, afi: 1, safi: 1 }, { code: 2 }, { code: 65, as: 64512 }] }));
+      await until("the speaker's OPEN", () => got.some((m) => m.type === 1));
+      expect((got.find((m) => m.type === 1) as { capabilities: Array<{ code: number }> }).capabilities.some((c) => c.code === 2)).toBe(true);
+      sock.write(encodeKeepalive());
+      const announced = () => got.flatMap((m) => (m.type === 2 ? m.nlri.map((p) => `${p.addr >>> 24}.${(p.addr >>> 16) & 255}.${(p.addr >>> 8) & 255}.${p.addr & 255}/${p.len}`) : []));
+      await until("both blocks", () => announced().length === 2);
+      sock.write(encodeRouteRefresh(2, 1));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(announced()).toHaveLength(2);
+      sock.write(encodeRouteRefresh(1, 1));
+      await until("both blocks again", () => announced().length === 4);
+      expect(announced().sort()).toEqual(["10.3.0.0/26", "10.3.0.0/26", "10.3.1.0/26", "10.3.1.0/26"]);
+      expect(got.some((m) => m.type === 3)).toBe(false);
+      expect(s.status()[0].state).toBe("up");
+    } finally {
+      sock.destroy();
+    }
+  });
+});
+
+describe("loop prevention on eBGP paths", () => {
+  it("a route with this node's AS in its path is dropped, unless the peer's numAllowedLocalASNumbers allows that many", async () => {
+    const learned = async (allowLocalAs: number | undefined, asns: number[]) => {
+      port++;
+      const s = speaker("127.0.0.46");
+      await s.listen();
+      s.setPeers([{ address: "127.0.0.45", port, as: 65001, type: "global", passive: true, ...(allowLocalAs ? { allowLocalAs } : {}) }]);
+      const sock = net.connect({ host: "127.0.0.46", port, localAddress: "127.0.0.45" });
+      reader(sock);
+      await new Promise((r) => sock.once("connect", r));
+      try {
+        sock.write(encodeOpen({ as: 65001, holdTime: 90, bgpId: "127.0.0.45", capabilities: [{ code: 1, afi: 1, safi: 1 }, { code: 65, as: 65001 }] }));
+        sock.write(encodeKeepalive());
+        await until("Established", () => s.status()[0]?.state === "up");
+        sock.write(encodeUpdate({ withdrawn: [], attributes: { origin: 0, asPath: [{ type: 2, asns }], nextHop: "127.0.0.45" }, nlri: [{ addr: 0x0a040400, len: 24 }] }));
+        sock.write(encodeUpdate({ withdrawn: [], attributes: { origin: 0, asPath: [{ type: 2, asns: [65001] }], nextHop: "127.0.0.45" }, nlri: [{ addr: 0x0a040500, len: 24 }] }));
+        await until("the plain route", () => routes(s).some((r) => r.startsWith("10.4.5.0/24")));
+        return routes(s).some((r) => r.startsWith("10.4.4.0/24"));
+      } finally {
+        sock.destroy();
+      }
+    };
+    expect(await learned(undefined, [65001, 64512])).toBe(false);
+    expect(await learned(1, [65001, 64512])).toBe(true);
+    expect(await learned(1, [65001, 64512, 64512])).toBe(false);
   });
 });
 

@@ -127,7 +127,7 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
     this.setListenerKeys(peers);
     this.setListenerTtl(peers);
     const same = (a: PeerConfig, b: PeerConfig) =>
-      a.as === b.as && a.passive === b.passive && a.rrClient === b.rrClient && a.type === b.type && a.password === b.password && a.keepaliveTime === b.keepaliveTime && a.restartTime === b.restartTime && a.anySource === b.anySource && a.ttlSecurity === b.ttlSecurity;
+      a.as === b.as && a.passive === b.passive && a.rrClient === b.rrClient && a.type === b.type && a.password === b.password && a.keepaliveTime === b.keepaliveTime && a.restartTime === b.restartTime && a.anySource === b.anySource && a.ttlSecurity === b.ttlSecurity && a.allowLocalAs === b.allowLocalAs;
     for (const [k, s] of this.sessions) {
       const p = want.get(k);
       if (!p || !same(p, s.peer)) {
@@ -140,6 +140,7 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
       this.sessions.set(k, s);
       s.on("established", () => this.onEstablished(s));
       s.on("update", (u) => this.onUpdate(s, u));
+      s.on("refresh", () => this.onRefresh(s));
       s.on("down", (d) => this.onDown(s, d));
       s.start();
     }
@@ -299,6 +300,13 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
     s.send(encodeEndOfRib());
   }
 
+  /** ROUTE-REFRESH (RFC 2918, whose capability our OPEN carries): everything we send the peer, again (its import policy changed). */
+  private onRefresh(s: Session): void {
+    this.log.info({ peer: s.peer.address }, "peer asked for our routes again (ROUTE-REFRESH): sending them all");
+    this.adjOut.set(s.key, new Map());
+    this.sync(s);
+  }
+
   private onUpdate(s: Session, u: Update): void {
     if (isEndOfRib(u)) {
       this.eorFrom.add(s.key);
@@ -317,11 +325,13 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
       withdraw = withdraw.concat(announce.map((p) => p.prefix));
       announce = [];
     }
-    // Loop checks: our own routes reflected back, our cluster in the list, our AS in an eBGP path.
+    // Loop checks: our own routes reflected back, our cluster in the list, our AS in an
+    // eBGP path (more often than the peer's numAllowedLocalASNumbers lets it be).
+    const ownAs = (p: Path) => (p.attrs.asPath ?? []).reduce((n, seg) => n + seg.asns.filter((a) => a === this.cfg.as).length, 0);
     const loops = (p: Path) =>
       p.attrs.originatorId === this.cfg.routerId ||
       (this.cfg.clusterId !== undefined && (p.attrs.clusterList ?? []).includes(this.cfg.clusterId)) ||
-      (!ibgp && (p.attrs.asPath ?? []).some((seg) => seg.asns.includes(this.cfg.as)));
+      (!ibgp && ownAs(p) > (s.peer.allowLocalAs ?? 0));
     const dropped = announce.filter(loops);
     if (dropped.length) {
       withdraw = withdraw.concat(dropped.map((p) => p.prefix));

@@ -5,7 +5,7 @@
 // forwarding goes on with the last state and the node reconnects by itself.
 import { lookup } from "node:dns/promises";
 import type { Logger } from "pino";
-import { contains, parseCIDR, parseIPv4 } from "../dataplane/addr.js";
+import { contains, formatCIDR, parseCIDR, parseIPv4 } from "../dataplane/addr.js";
 import { vtepMAC as deriveMAC } from "../dataplane/vtep.js";
 import { VXLAN_PORT } from "../dataplane/dataplane.js";
 import * as kernel from "../native/iproute.js";
@@ -17,7 +17,7 @@ import { nodeName } from "../resources/validate.js";
 import { selectorOrError, SelectorError } from "../resources/selector.js";
 import { API_VERSION, nodeIPv4, nodeTunnelAddress, withTunnelFields, type BGPConfiguration, type BGPFilter, type BGPPeer, type IPPool, type NodeResource } from "../resources/kinds.js";
 import { Speaker, type PeerStatus } from "../bgp/speaker.js";
-import { bgpConfigFor, bgpLogLevel, bgpSettings, peersFor } from "../bgp/peers.js";
+import { bgpConfigFor, bgpLogLevel, bgpSettings, peersFor, serviceRanges } from "../bgp/peers.js";
 import { advertisedCommunities, communityTexts, unresolvedCommunities } from "../bgp/communities.js";
 import { ipamFor, IPAMError, BLOCK_PREFIX, TUNNEL_HANDLE_PREFIX, nodeBlockUsage, parseBlocks } from "../ipam/ipam.js";
 import { bgpExports, clusterState, poolEncapsulations, remoteFromBgp, tunnelMTU } from "../routing/cluster.js";
@@ -309,8 +309,14 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       const unresolved = unresolvedCommunities(bgpConfig).join(", ");
       if (unresolved && unresolved !== communitiesWarned) log.warn({ communities: unresolved }, `prefixAdvertisements name communities that BGPConfiguration(default) does not define; routes go out without them`);
       communitiesWarned = unresolved;
-      speaker.setExports(bgpExports(name, view), advertisedCommunities(bgpConfig));
-      remote = remoteFromBgp(name, view, speaker.rib.bestPaths().map((p) => ({ prefix: p.prefix, nextHop: p.attrs.nextHop ?? p.peerAddress })));
+      // Service ranges: announced by every node, never programmed from what peers announce.
+      const services = serviceRanges(bgpConfig).map((c) => parseCIDR(c)!);
+      const isService = (cidr: string) => {
+        const p = parseCIDR(cidr, false)!;
+        return services.some((s) => s.len <= p.len && contains(s, p.addr));
+      };
+      speaker.setExports([...bgpExports(name, view), ...services.map(formatCIDR)], advertisedCommunities(bgpConfig));
+      remote = remoteFromBgp(name, view, speaker.rib.bestPaths().filter((p) => !isService(p.prefix)).map((p) => ({ prefix: p.prefix, nextHop: p.attrs.nextHop ?? p.peerAddress })));
       // Graceful restart (RFC 4724): started with our routes in place, we only add until
       // every peer is back and has sent End-of-RIB, or the restart time has passed. Then
       // the restart is over: stale routes go, and our OPENs stop saying "restarting".

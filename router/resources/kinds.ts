@@ -90,6 +90,8 @@ const bgpPassword = z.union([
 ]);
 export type BGPPassword = z.infer<typeof bgpPassword>;
 
+const serviceCIDRs = z.array(z.object({ cidr: z.string() }).strict()).optional();
+
 export const bgpConfigurationSpec = z
   .object({
     asNumber: asNumber.optional(),
@@ -105,8 +107,15 @@ export const bgpConfigurationSpec = z
     // Named community values, and the communities routes inside a CIDR carry (validate.ts checks the values).
     communities: z.array(z.object({ name: z.string().min(1), value: z.string() }).strict()).optional(),
     prefixAdvertisements: z.array(z.object({ cidr: z.string(), communities: z.array(z.string()).min(1, "must list at least one community") }).strict()).optional(),
+    // Kubernetes service address ranges every node announces (and none programs as a route).
+    serviceClusterIPs: serviceCIDRs,
+    serviceExternalIPs: serviceCIDRs,
+    serviceLoadBalancerIPs: serviceCIDRs,
   })
   .strict();
+
+/** The BGPConfiguration fields that list service address ranges. */
+export const SERVICE_RANGES = ["serviceClusterIPs", "serviceExternalIPs", "serviceLoadBalancerIPs"] as const;
 
 /** What a node's own BGPConfiguration, named node.<name>, may set: it overrides the default's (as Calico's). */
 export const BGP_NODE_OVERRIDES = ["listenPort", "logSeverityScreen", "prefixAdvertisements"] as const;
@@ -123,6 +132,8 @@ export const bgpPeerSpec = z
     keepaliveTime: duration.optional(),
     maxRestartTime: duration.optional(),
     sourceAddress: z.enum(["UseNodeIP", "None"]).optional(),
+    // Routes from this peer may carry our own AS this many times (BIRD's allow local as): loop prevention loosened on purpose.
+    numAllowedLocalASNumbers: z.number().int().min(0).max(255).optional(),
     // GTSM (RFC 5082): the peer is at most this many hops away (0: off).
     ttlSecurity: z.number().int().min(0).max(255).optional(),
     // BGPFilters applied to this peer's routes, in order (the first rule that decides wins).

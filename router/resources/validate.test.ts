@@ -260,6 +260,12 @@ spec: {bgp: {ipv4Address: 10.30.0.11/24, routeReflectorClusterID: 10.30.0.1}}
     expect(() => parseManifests(peer("[Tor_1]"), "x")).toThrow("BGPPeer(tor): spec.filters[0]: must be lowercase letters");
   });
 
+  it("BGPPeer numAllowedLocalASNumbers is a count, 0 to 255", () => {
+    const peer = (n: string) => `apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: tor}\nspec: {peerIP: 10.30.0.1, asNumber: 65003, numAllowedLocalASNumbers: ${n}}\n`;
+    expect((parseManifests(peer("2"), "x")[0].spec as { numAllowedLocalASNumbers: number }).numAllowedLocalASNumbers).toBe(2);
+    expect(() => parseManifests(peer("-1"), "x")).toThrow("BGPPeer(tor): spec.numAllowedLocalASNumbers:");
+  });
+
   it("BGPPeer ttlSecurity (GTSM) is a hop count, 0 (off) to 255", () => {
     const peer = (ttl: string) => `apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: tor}\nspec: {peerIP: 10.30.0.1, asNumber: 65003, ttlSecurity: ${ttl}}\n`;
     expect((parseManifests(peer("1"), "x")[0].spec as { ttlSecurity: number }).ttlSecurity).toBe(1);
@@ -269,8 +275,16 @@ spec: {bgp: {ipv4Address: 10.30.0.11/24, routeReflectorClusterID: 10.30.0.1}}
   });
 
   it("a Calico field weft does not do is refused as such, not as a typo", () => {
-    const doc = "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {asNumber: 64512, serviceClusterIPs: [{cidr: 10.96.0.0/12}]}\n";
-    expect(() => parseManifests(doc, "x")).toThrow("BGPConfiguration(default): spec: serviceClusterIPs is Calico's, and weft does not support it (weft does not advertise Kubernetes service addresses): remove it");
+    const doc = "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {asNumber: 64512, ignoredInterfaces: [eth9]}\n";
+    expect(() => parseManifests(doc, "x")).toThrow("BGPConfiguration(default): spec: ignoredInterfaces is Calico's, and weft does not support it (weft's address detection takes --ip or --interface): remove it");
+  });
+
+  it("BGPConfiguration's service ranges (cluster, external, load balancer IPs) are networks, masked; a node's own BGPConfiguration cannot set them", () => {
+    const doc = (name: string, spec: string) => `apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: ${name}}\nspec: ${spec}\n`;
+    expect(parseManifests(doc("default", "{serviceClusterIPs: [{cidr: 10.96.0.0/12}, {cidr: 'fd00:96::/112'}], serviceExternalIPs: [{cidr: 203.0.113.0/24}], serviceLoadBalancerIPs: [{cidr: 198.51.100.0/24}]}"), "x")).toHaveLength(1);
+    expect(() => parseManifests(doc("default", "{serviceClusterIPs: [{cidr: 10.96.0.1/12}]}"), "x")).toThrow('BGPConfiguration(default): spec.serviceClusterIPs[0].cidr: "10.96.0.1/12" has bits set past its prefix length');
+    expect(() => parseManifests(doc("default", "{serviceLoadBalancerIPs: [{cidr: lb}]}"), "x")).toThrow('spec.serviceLoadBalancerIPs[0].cidr: "lb" is not an IP network such as 10.96.0.0/12');
+    expect(() => parseManifests(doc("node.worker-1", "{serviceClusterIPs: [{cidr: 10.96.0.0/12}]}"), "x")).toThrow("spec.serviceClusterIPs: a node's own BGPConfiguration (node.<name>) may set only listenPort, logSeverityScreen, prefixAdvertisements; set serviceClusterIPs in BGPConfiguration(default)");
   });
 
   it("a Node as calicoctl prints it (Calico's IPIP tunnel address, orchRefs, status) applies; status is not stored", () => {

@@ -1,7 +1,7 @@
 // One validator per kind. Messages follow Calico's, so what users search for matches.
 import os from "node:os";
 import type { z } from "zod";
-import { API_VERSION, BGP_NODE_OVERRIDES, IPAM_CONFIGURATION_NAME, KINDS, metadata, nodeIPv4, peerEndpoint, reservationCIDR, type BGPConfiguration, type BGPFilter, type BGPPeer, type IPPool, type IPReservation, type Kind, type NodeResource, type Resource } from "./kinds.js";
+import { API_VERSION, BGP_NODE_OVERRIDES, IPAM_CONFIGURATION_NAME, KINDS, SERVICE_RANGES, metadata, nodeIPv4, peerEndpoint, reservationCIDR, type BGPConfiguration, type BGPFilter, type BGPPeer, type IPPool, type IPReservation, type Kind, type NodeResource, type Resource } from "./kinds.js";
 import { isStrictlyMasked, overlaps, parseAnyCIDR, RESERVED_RANGES } from "./cidr.js";
 import { parseSelector, SelectorError } from "./selector.js";
 import { parseCommunity, resolveCommunity } from "../bgp/communities.js";
@@ -25,16 +25,12 @@ function fieldPath(path: ReadonlyArray<PropertyKey>): string {
  * saying so (not as a typo), so nobody believes it took effect.
  */
 const CALICO_ONLY: Record<string, string> = {
-  serviceClusterIPs: "weft does not advertise Kubernetes service addresses",
-  serviceExternalIPs: "weft does not advertise Kubernetes service addresses",
-  serviceLoadBalancerIPs: "weft does not advertise Kubernetes service addresses",
   ignoredInterfaces: "weft's address detection takes --ip or --interface",
   keepOriginalNextHop: "weft sets itself as next hop toward its peers",
   interface: "weft announces address blocks and the routes it reflects, and none has an interface to match",
   priority: "weft's routes carry no priority (Calico's FelixConfiguration route priorities)",
   operations: "weft's filters accept or reject routes, they do not change them",
   reachableBy: "weft peers directly",
-  numAllowedLocalASNumbers: "weft drops routes with its own AS in the path",
 };
 
 /**
@@ -172,6 +168,13 @@ function validateBGPConfiguration(c: BGPConfiguration): void {
     names.add(k.name);
     if (!parseCommunity(k.value)) throw new ValidationError(label, `spec.communities[${i}].value`, `"${k.value}" is not ${COMMUNITY_FORM}`);
   });
+  for (const field of SERVICE_RANGES) {
+    c.spec[field]?.forEach((r, i) => {
+      const cidr = parseAnyCIDR(r.cidr);
+      if (!cidr) throw new ValidationError(label, `spec.${field}[${i}].cidr`, `"${r.cidr}" is not an IP network such as 10.96.0.0/12`);
+      if (!isStrictlyMasked(cidr)) throw new ValidationError(label, `spec.${field}[${i}].cidr`, `"${r.cidr}" has bits set past its prefix length`);
+    });
+  }
   c.spec.prefixAdvertisements?.forEach((a, i) => {
     const cidr = parseAnyCIDR(a.cidr);
     if (!cidr) throw new ValidationError(label, `spec.prefixAdvertisements[${i}].cidr`, `"${a.cidr}" is not an IP network such as 192.168.0.0/16`);

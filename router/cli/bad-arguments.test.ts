@@ -56,6 +56,18 @@ describe("weft with bad arguments", () => {
     });
   }
 
+  it("weft delete bgpfilter that BGPPeers still name: deleted, and each such BGPPeer named (its sessions now run without it)", () => {
+    const ds = ["--datastore", `sqlite:${dir}/filters.db`];
+    const peer = (name: string, filters: string[]) => `{"apiVersion":"projectcalico.org/v3","kind":"BGPPeer","metadata":{"name":"${name}"},"spec":{"peerIP":"10.30.0.1","asNumber":65003,"filters":${JSON.stringify(filters)}}}`;
+    const filter = (name: string) => `{"apiVersion":"projectcalico.org/v3","kind":"BGPFilter","metadata":{"name":"${name}"},"spec":{"importV4":[{"action":"Reject"}]}}`;
+    writeFileSync(path.join(dir, "filters.yaml"), [filter("tor"), filter("tor-v2"), peer("tor-a", ["tor", "tor-v2"]), peer("tor-b", ["tor-v2"])].join("\n---\n"));
+    expect(weft(["apply", "-f", path.join(dir, "filters.yaml"), ...ds]).status).toBe(0);
+    const r = weft(["delete", "bgpfilter", "tor", ...ds]);
+    expect([r.status, r.stdout]).toEqual([0, "BGPFilter(tor) deleted\nBGPPeer(tor-a) still names BGPFilter(tor): its sessions now run without it (take it out of its filters, or apply it again)\n"]);
+    expect(weft(["delete", "bgpfilter", "tor-v2", ...ds]).stdout).toBe("BGPFilter(tor-v2) deleted\nBGPPeer(tor-a) still names BGPFilter(tor-v2): its sessions now run without it (take it out of its filters, or apply it again)\nBGPPeer(tor-b) still names BGPFilter(tor-v2): its sessions now run without it (take it out of its filters, or apply it again)\n");
+    expect(weft(["get", "bgpfilter", ...ds]).stdout).toBe("NAME\n");
+  });
+
   it("weft delete of a resource that does not exist: exit 1 naming it, after deleting the rest; -s makes it no error", () => {
     const ds = ["--datastore", `sqlite:${dir}/del.db`];
     const pool = (name: string, cidr: string) => `{"apiVersion":"projectcalico.org/v3","kind":"IPPool","metadata":{"name":"${name}"},"spec":{"cidr":"${cidr}"}}`;

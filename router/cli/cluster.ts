@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { DATASTORE_HELP, defaultDatastore, openDatastore, unreachable, unreadableRecords, type Datastore } from "../store/store.js";
 import { Resources, UnreadableRecordError } from "../resources/client.js";
-import { bgpNodeConfigName, kindOf, KINDS, MAX_BLOCKS_PER_HOST, nodeIPv4, nodeTunnelAddress, type IPPool, type IPReservation, type Kind, type NodeResource, type Resource } from "../resources/kinds.js";
+import { bgpNodeConfigName, kindOf, KINDS, MAX_BLOCKS_PER_HOST, nodeIPv4, nodeTunnelAddress, type BGPPeer, type IPPool, type IPReservation, type Kind, type NodeResource, type Resource } from "../resources/kinds.js";
 import { ManifestError, parseManifests, render, table } from "../resources/manifest.js";
 import { configureIPAM, ipamFor, nodeOfAffinity, poolHolding, readIPAMConfig, reservedBy, TUNNEL_HANDLE_PREFIX, type Allocation, type Block, type IPAMConfig } from "../ipam/ipam.js";
 import { ConfigError } from "../node/config.js";
@@ -237,6 +237,14 @@ export function registerClusterCommands(program: Command): void {
           } else if (gone) process.stdout.write(`${t.kind}(${t.name}) deleted\n`);
           else if (opts.skipNotExists) process.stdout.write(`${t.kind}(${t.name}) does not exist (skipped)\n`);
           else absent.push(`${t.kind}(${t.name})`);
+        }
+        // A deleted BGPFilter that BGPPeers still name: their sessions now run without it (as Calico's do).
+        const goneFilters = new Set(targets.filter((t) => t.kind === "BGPFilter").map((t) => t.name));
+        if (goneFilters.size) {
+          for (const peer of await res.list<BGPPeer>("BGPPeer")) {
+            const named = (peer.spec.filters ?? []).filter((f) => goneFilters.has(f) && !absent.includes(`BGPFilter(${f})`));
+            if (named.length) process.stdout.write(`BGPPeer(${peer.metadata.name}) still names ${named.map((f) => `BGPFilter(${f})`).join(", ")}: its sessions now run without ${named.length === 1 ? "it" : "them"} (take ${named.length === 1 ? "it" : "them"} out of its filters, or apply ${named.length === 1 ? "it" : "them"} again)\n`);
+          }
         }
         return { absent, kept };
       });

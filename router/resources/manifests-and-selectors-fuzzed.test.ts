@@ -24,7 +24,9 @@ function manifestOutcome(text: string): "ok" | "refused" {
 
 const POOL = { apiVersion: "projectcalico.org/v3", kind: "IPPool", metadata: { name: "p" }, spec: { cidr: "10.1.0.0/16", ipipMode: "Always", natOutgoing: true } };
 const NODE = { apiVersion: "projectcalico.org/v3", kind: "Node", metadata: { name: "n", labels: { rack: "r1" } }, spec: { bgp: { ipv4Address: "10.30.0.11/24", asNumber: 64512 } } };
-const PEER = { apiVersion: "projectcalico.org/v3", kind: "BGPPeer", metadata: { name: "rr" }, spec: { peerIP: "10.30.0.1", asNumber: 64512, nodeSelector: "all()" } };
+const PEER = { apiVersion: "projectcalico.org/v3", kind: "BGPPeer", metadata: { name: "rr" }, spec: { peerIP: "10.30.0.1", asNumber: 64512, nodeSelector: "all()", filters: ["tor"], ttlSecurity: 1 } };
+const FILTER = { apiVersion: "projectcalico.org/v3", kind: "BGPFilter", metadata: { name: "tor" }, spec: { importV4: [{ action: "Reject", matchOperator: "In", cidr: "10.0.0.0/8", prefixLength: { min: 16 } }], exportV4: [{ action: "Accept", source: "RemotePeers" }] } };
+const CONFIG = { apiVersion: "projectcalico.org/v3", kind: "BGPConfiguration", metadata: { name: "default" }, spec: { serviceClusterIPs: [{ cidr: "10.96.0.0/12" }], communities: [{ name: "a", value: "64512:1" }] } };
 
 /** A document, a path into it (its own fields, and some it does not have), and a value to
  * put there: any JSON value, or one that some field would take. */
@@ -32,12 +34,14 @@ const COMMON = [["apiVersion"], ["kind"], ["metadata"], ["metadata", "name"], ["
 const FIELDS: Array<[object, string[][]]> = [
   [POOL, [["spec", "cidr"], ["spec", "ipipMode"], ["spec", "vxlanMode"], ["spec", "natOutgoing"], ["spec", "blockSize"], ["spec", "nodeSelector"], ["spec", "disabled"]]],
   [NODE, [["spec", "bgp"], ["spec", "bgp", "ipv4Address"], ["spec", "bgp", "asNumber"], ["spec", "bgp", "routeReflectorClusterID"], ["spec", "ipv4VXLANTunnelAddr"]]],
-  [PEER, [["spec", "peerIP"], ["spec", "asNumber"], ["spec", "nodeSelector"], ["spec", "node"], ["spec", "peerSelector"], ["spec", "keepaliveTime"]]],
+  [PEER, [["spec", "peerIP"], ["spec", "asNumber"], ["spec", "nodeSelector"], ["spec", "node"], ["spec", "peerSelector"], ["spec", "keepaliveTime"], ["spec", "filters"], ["spec", "filters", "0"], ["spec", "ttlSecurity"], ["spec", "numAllowedLocalASNumbers"]]],
+  [FILTER, [["spec", "importV4"], ["spec", "importV4", "0"], ["spec", "importV4", "0", "cidr"], ["spec", "importV4", "0", "matchOperator"], ["spec", "importV4", "0", "prefixLength", "min"], ["spec", "importV4", "0", "prefixLength", "max"], ["spec", "importV4", "0", "communities"], ["spec", "importV4", "0", "asPathPrefix"], ["spec", "exportV4", "0", "action"], ["spec", "exportV4", "0", "source"], ["spec", "exportV6", "0", "cidr"]]],
+  [CONFIG, [["spec", "serviceClusterIPs"], ["spec", "serviceClusterIPs", "0", "cidr"], ["spec", "serviceLoadBalancerIPs"], ["spec", "communities", "0", "value"], ["spec", "prefixAdvertisements"]]],
 ];
 const mutation = fc
   .constantFrom(...FIELDS)
   .chain(([doc, paths]) => fc.tuple(fc.constant(doc), fc.constantFrom(...paths, ...COMMON)))
-  .chain(([doc, path]) => fc.tuple(fc.constant(doc), fc.constant(path), fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constantFrom<unknown>("10.2.0.0/16", "Never", "CrossSubnet", 64512, 26, { rack: "r2" }, "all()", "rack == 'r1'", "10.30.0.1", "p2", true, "10s", "constructor", "toString", "hasOwnProperty"))));
+  .chain(([doc, path]) => fc.tuple(fc.constant(doc), fc.constant(path), fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constantFrom<unknown>("10.2.0.0/16", "Never", "CrossSubnet", 64512, 26, { rack: "r2" }, "all()", "rack == 'r1'", "10.30.0.1", "p2", true, "10s", "constructor", "toString", "hasOwnProperty", "In", "NotEqual", "0.0.0.0/0", "fd00::/8", { values: ["65003:7"] }, [65003], { min: 33 }, [{ cidr: "10.96.0.0/12" }]))));
 
 function mutate(doc: object, path: string[], value: unknown): unknown {
   const copy = JSON.parse(JSON.stringify(doc)) as Record<string, unknown>;

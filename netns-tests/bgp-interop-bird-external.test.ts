@@ -1,6 +1,7 @@
 // BIRD 2 as an external eBGP router for worker-1: routes both ways, checked with
 // birdc and with weft, and again when BIRD asks for them (ROUTE-REFRESH); for worker-2 with a BGP password (TCP MD5); for worker-3 with
-// GTSM (BIRD's ttl security, the BGPPeer's ttlSecurity). Routes learned
+// GTSM (BIRD's ttl security, the BGPPeer's ttlSecurity); for master as a multihop
+// peer on a loopback address (the BGPPeer's reachableBy). Routes learned
 // from it sit beside the host's own (metric 32, as BIRD's kernel protocol puts them):
 // a host route for the same prefix keeps winning and outlives the withdrawal, and a
 // default route from the peer never replaces the host's.
@@ -27,6 +28,8 @@ describe("interop: BIRD 2 as an external peer", () => {
     setup: async (l) => {
       // worker-1's own route for a prefix BIRD will also announce.
       await l.exec("worker-1", ["ip", "route", "add", "10.98.0.0/24", "via", "10.30.0.1", "dev", "eth0"]);
+      // A loopback address for BIRD's multihop session with master (BGPPeer reachableBy).
+      await l.exec("gw", ["ip", "addr", "add", "10.30.9.1/32", "dev", "lo"]);
       bird = new Bird(l, "gw");
       await bird.start(`router id 10.30.0.1;
 protocol device {}
@@ -34,6 +37,8 @@ protocol static { ipv4; route 10.99.0.0/24 blackhole; route 10.98.0.0/24 blackho
 protocol bgp w1 { local as 65001; neighbor 10.30.0.11 as 64512; direct; ipv4 { import all; export all; }; }
 protocol bgp w2 { local as 65001; neighbor 10.30.0.12 as 64512; direct; password "md5-s3cret"; ipv4 { import all; export all; }; }
 protocol bgp w3 { local as 65001; neighbor 10.30.1.13 as 64512; direct; ttl security on; ipv4 { import all; export all; }; }
+protocol static lo9 { ipv4; route 10.30.8.0/24 blackhole; }
+protocol bgp m9 { local 10.30.9.1 as 65001; neighbor 10.30.0.10 as 64512; multihop; ipv4 { import all; export where net = 10.30.8.0/24; }; }
 `);
       await l.apply(`apiVersion: projectcalico.org/v3
 kind: BGPPeer
@@ -122,6 +127,27 @@ spec: {peerIP: 10.30.0.1, asNumber: 65001, node: worker-1}
     const t1 = Date.now();
     await until("w3 back with ttlSecurity", async () => /Established/.test(await state()), 60_000);
     console.log(`[tbirdx] ttlSecurity again: Established after ${Date.now() - t1} ms`);
+  });
+
+  it("a multihop peer on a loopback address with reachableBy: master pins 10.30.9.1/32 through the gateway, reaches Established and routes what BIRD announces; without reachableBy the pin goes", async () => {
+    await lab.apply(`apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {name: tor-bird-loopback}
+spec: {peerIP: 10.30.9.1, asNumber: 65001, node: master, reachableBy: 10.30.0.1}
+`);
+    await until("BIRD's m9 (multihop, to master) Established", async () => /Established/.test(await bird.birdc(["show", "protocols", "m9"])), 60_000);
+    const pin = (await lab.exec("master", ["ip", "route", "show", "10.30.9.1/32"])).trim();
+    const learned = await until("BIRD's 10.30.8.0/24 on master", async () => (await lab.exec("master", ["ip", "route", "show", "10.30.8.0/24"])).trim());
+    console.log(`[tbirdx] master: ${pin}; ${learned}`);
+    expect(pin).toBe("10.30.9.1 via 10.30.0.1 dev eth0 proto 87 metric 32");
+    expect(learned).toMatch(/^10\.30\.8\.0\/24 via 10\.30\.0\.1 dev eth0 proto 87 metric 32/);
+    // Without reachableBy the pin goes (the session stays: the default route still reaches the peer).
+    await lab.apply(`apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {name: tor-bird-loopback}
+spec: {peerIP: 10.30.9.1, asNumber: 65001, node: master}
+`);
+    await until("the pin gone", async () => (await lab.exec("master", ["ip", "route", "show", "10.30.9.1/32"])).trim() === "");
   });
 
   it("BIRD killed: weft withdraws its route after the session drops", async () => {

@@ -90,6 +90,8 @@ export interface PeerPlan {
   other: PeerConfig[];
   /** BGPPeers left out, and why (a password secret that cannot be read), or run without a filter they name that does not exist. */
   problems: string[];
+  /** BGPPeer reachableBy: a /32 route to each such peer through its gateway. */
+  pinned: Array<{ address: string; via: string; bgpPeer: string }>;
 }
 
 export interface PeerSources {
@@ -103,7 +105,8 @@ export function peersFor(me: string, nodes: NodeResource[], bgpPeers: BGPPeer[],
   const self = nodes.find((n) => n.metadata.name === me);
   const myAddr = self && addrOf(self);
   const problems: string[] = [];
-  if (!self || !myAddr) return { mesh: [], other: [], problems };
+  const pinned: PeerPlan["pinned"] = [];
+  if (!self || !myAddr) return { mesh: [], other: [], problems, pinned };
   const myLabels = self.metadata.labels ?? {};
   const iAmRR = !!self.spec.bgp?.routeReflectorClusterID;
   const nodePeer = (n: NodeResource, type: PeerConfig["type"]): PeerConfig | undefined => {
@@ -170,11 +173,12 @@ export function peersFor(me: string, nodes: NodeResource[], bgpPeers: BGPPeer[],
         if (p) other.push(clean({ ...p, as: sp.asNumber ?? p.as }));
       } else {
         other.push(clean({ address, port, as: sp.asNumber ?? s.as, type, passive: false }));
+        if (sp.reachableBy) pinned.push({ address, via: sp.reachableBy, bgpPeer: bp.metadata.name });
       }
     }
   }
   // One session per address: an explicit peering wins over the mesh.
   const explicit = new Set(other.map((p) => p.address));
   const dedup = (ps: PeerConfig[]) => ps.filter((p, i) => ps.findIndex((q) => q.address === p.address) === i);
-  return { mesh: dedup(mesh.filter((p) => !explicit.has(p.address))), other: dedup(other), problems };
+  return { mesh: dedup(mesh.filter((p) => !explicit.has(p.address))), other: dedup(other), problems, pinned: pinned.filter((p, i) => pinned.findIndex((q) => q.address === p.address) === i) };
 }

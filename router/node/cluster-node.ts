@@ -21,7 +21,7 @@ import { bgpConfigFor, bgpLogLevel, bgpSettings, peersFor, serviceRanges } from 
 import { advertisedCommunities, communityTexts, unresolvedCommunities } from "../bgp/communities.js";
 import { ipamFor, IPAMError, BLOCK_PREFIX, TUNNEL_HANDLE_PREFIX, nodeBlockUsage, parseBlocks } from "../ipam/ipam.js";
 import { bgpExports, clusterState, poolEncapsulations, remoteFromBgp, tunnelMTU } from "../routing/cluster.js";
-import { OVERHEAD } from "../routing/desired.js";
+import { OVERHEAD, type RemoteBlock } from "../routing/desired.js";
 import { ConfigError } from "./config.js";
 import { detectNodeAddress, type HostView } from "./autodetect.js";
 import { defaultPool } from "./default-pool.js";
@@ -317,6 +317,9 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       };
       speaker.setExports([...bgpExports(name, view), ...services.map(formatCIDR)], advertisedCommunities(bgpConfig));
       remote = remoteFromBgp(name, view, speaker.rib.bestPaths().filter((p) => !isService(p.prefix)).map((p) => ({ prefix: p.prefix, nextHop: p.attrs.nextHop ?? p.peerAddress })));
+      // BGPPeer reachableBy: the route to the peer is pinned through its gateway, whatever peers announce for that address.
+      const pins = plan.pinned.map((p): RemoteBlock => ({ cidr: `${p.address}/32`, node: `BGPPeer(${p.bgpPeer})`, address: p.via, encapsulation: "None", external: true, pinned: true }));
+      remote = [...pins, ...remote.filter((r) => !pins.some((p) => p.cidr === r.cidr))];
       // Graceful restart (RFC 4724): started with our routes in place, we only add until
       // every peer is back and has sent End-of-RIB, or the restart time has passed. Then
       // the restart is over: stale routes go, and our OPENs stop saying "restarting".

@@ -132,6 +132,9 @@ export const bgpPeerSpec = z
     keepaliveTime: duration.optional(),
     maxRestartTime: duration.optional(),
     sourceAddress: z.enum(["UseNodeIP", "None"]).optional(),
+    // The gateway this peer is reached by: a /32 route to peerIP through it, so what the
+    // peer announces cannot move the route to the peer itself (a multihop peer's loopback).
+    reachableBy: ipv4Address.optional(),
     // Routes from this peer may carry our own AS this many times (BIRD's allow local as): loop prevention loosened on purpose.
     numAllowedLocalASNumbers: z.number().int().min(0).max(255).optional(),
     // GTSM (RFC 5082): the peer is at most this many hops away (0: off).

@@ -210,6 +210,8 @@ spec: {bgp: {ipv4Address: 10.30.0.11/24, routeReflectorClusterID: 10.30.0.1}}
     expect(() => parseManifests(doc("FelixConfiguration"), "x")).toThrow(/FelixConfiguration\(default\): kind: FelixConfiguration is Calico's, and weft does not take it \(weft's data-path settings are weft node run's options.*\); remove it from the file \(weft takes IPPool, Node, BGPConfiguration, BGPPeer, IPReservation, IPAMConfiguration, BGPFilter\)/);
     expect(() => parseManifests(doc("GlobalNetworkPolicy"), "x")).toThrow(/weft does no network policy/);
     expect(() => parseManifests(doc("IPPoll"), "x")).toThrow(/IPPoll\(default\): kind: must be one of IPPool, Node, BGPConfiguration, BGPPeer, IPReservation, IPAMConfiguration/);
+    // A kind with spaces around it is named without them (the fuzzer found "document 1:  !(default)").
+    expect(() => parseManifests(doc("' !'"), "x")).toThrow(/^x: document 1: !\(default\): kind: must be one of/);
   });
 
   it("BGPConfiguration communities and prefixAdvertisements as Calico takes them; a bad value, a name twice, a community that resolves to nothing and a bad CIDR each named", () => {
@@ -264,6 +266,14 @@ spec: {bgp: {ipv4Address: 10.30.0.11/24, routeReflectorClusterID: 10.30.0.1}}
     const peer = (n: string) => `apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: tor}\nspec: {peerIP: 10.30.0.1, asNumber: 65003, numAllowedLocalASNumbers: ${n}}\n`;
     expect((parseManifests(peer("2"), "x")[0].spec as { numAllowedLocalASNumbers: number }).numAllowedLocalASNumbers).toBe(2);
     expect(() => parseManifests(peer("-1"), "x")).toThrow("BGPPeer(tor): spec.numAllowedLocalASNumbers:");
+  });
+
+  it("BGPPeer reachableBy is the IPv4 gateway toward peerIP, with a peerIP that is not itself", () => {
+    const peer = (spec: string) => `apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: tor}\nspec: ${spec}\n`;
+    expect(parseManifests(peer("{peerIP: 10.30.9.1, asNumber: 65001, reachableBy: 10.30.0.1}"), "x")).toHaveLength(1);
+    expect(() => parseManifests(peer("{peerSelector: all(), reachableBy: 10.30.0.1}"), "x")).toThrow("BGPPeer(tor): spec.reachableBy: is the gateway toward peerIP: set peerIP");
+    expect(() => parseManifests(peer("{peerIP: '10.30.9.1:1179', asNumber: 65001, reachableBy: 10.30.9.1}"), "x")).toThrow("BGPPeer(tor): spec.reachableBy: is the gateway toward peerIP, not peerIP itself");
+    expect(() => parseManifests(peer("{peerIP: 10.30.9.1, asNumber: 65001, reachableBy: 'fe80::1'}"), "x")).toThrow("BGPPeer(tor): spec.reachableBy: must be an IPv4 address such as 10.30.0.1");
   });
 
   it("BGPPeer ttlSecurity (GTSM) is a hop count, 0 (off) to 255", () => {

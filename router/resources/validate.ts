@@ -30,7 +30,6 @@ const CALICO_ONLY: Record<string, string> = {
   interface: "weft announces address blocks and the routes it reflects, and none has an interface to match",
   priority: "weft's routes carry no priority (Calico's FelixConfiguration route priorities)",
   operations: "weft's filters accept or reject routes, they do not change them",
-  reachableBy: "weft peers directly",
 };
 
 /**
@@ -105,7 +104,10 @@ export function parseResourceId(doc: unknown): { kind: Kind; metadata: Resource[
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw new ValidationError("document", "", "expected a resource with apiVersion, kind, metadata and spec");
   const d = doc as Record<string, unknown>;
   // What the document calls itself, as far as it says it in words (not a list or a blank).
-  const word = (v: unknown, otherwise: string) => (typeof v === "string" && /\S/.test(v) ? (v.length > 63 ? `${v.slice(0, 60)}...` : v) : typeof v === "number" ? String(v) : otherwise);
+  const word = (v: unknown, otherwise: string) => {
+    const w = typeof v === "string" ? v.trim() : "";
+    return w ? (w.length > 63 ? `${w.slice(0, 60)}...` : w) : typeof v === "number" ? String(v) : otherwise;
+  };
   const meta = d.metadata as { name?: unknown } | null | undefined;
   const label = `${word(d.kind, "resource")}(${word(typeof meta === "object" && meta !== null ? meta.name : undefined, "?")})`;
   if (d.apiVersion !== API_VERSION) throw new ValidationError(label, "apiVersion", `must be ${API_VERSION}`);
@@ -145,6 +147,9 @@ function validateBGPPeer(peer: BGPPeer): void {
   }
   if (s.peerIP && !peerEndpoint(s.peerIP)) {
     throw new ValidationError(label, "spec.peerIP", `"${s.peerIP}" is not an IPv4 address (optionally with :port); weft peers over IPv4`);
+  }
+  if (s.reachableBy !== undefined && (!s.peerIP || peerEndpoint(s.peerIP)?.address === s.reachableBy)) {
+    throw new ValidationError(label, "spec.reachableBy", s.peerIP ? "is the gateway toward peerIP, not peerIP itself" : "is the gateway toward peerIP: set peerIP");
   }
 }
 

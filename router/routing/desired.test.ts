@@ -68,6 +68,19 @@ describe("desired state", () => {
     expect(s.nodes).toEqual([]);
   });
 
+  it("a pinned route to a multihop peer (BGPPeer reachableBy) goes in through its gateway, though the peer's own routes name its address as next hop; a route covering that address is still refused", () => {
+    const s = desiredState({ ...local, address: "10.30.0.10" }, [
+      { cidr: "10.30.9.1/32", node: "BGPPeer(tor-lo)", address: "10.30.0.1", encapsulation: "None", external: true, pinned: true },
+      { cidr: "10.30.8.0/24", node: "10.30.9.1", address: "10.30.9.1", encapsulation: "None", external: true },
+      { cidr: "10.30.9.0/24", node: "10.30.9.1", address: "10.30.9.1", encapsulation: "None", external: true },
+    ]);
+    expect(s.kernel).toEqual([
+      { dst: "10.30.9.1/32", gateway: "10.30.0.1", dev: "eth0", metric: EXTERNAL_ROUTE_METRIC },
+      { dst: "10.30.8.0/24", gateway: "10.30.9.1", dev: "eth0", metric: EXTERNAL_ROUTE_METRIC },
+    ]);
+    expect(s.refused).toEqual([{ cidr: "10.30.9.0/24", node: "10.30.9.1", covers: "10.30.9.1", external: true }]);
+  });
+
   it("a route whose metric changes is added anew and the old one removed (the kernel keeps both otherwise)", () => {
     const node = { dst: "10.77.0.0/24", gateway: "10.30.0.12", dev: "eth0" };
     const peer = { dst: "10.77.0.0/24", gateway: "10.30.0.1", dev: "eth0", metric: EXTERNAL_ROUTE_METRIC };

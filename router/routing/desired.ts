@@ -19,6 +19,8 @@ export interface RemoteBlock {
   vtepMAC?: string;
   /** Learned from a BGP peer that is no node (a ToR, an external router): a plain route. */
   external?: boolean;
+  /** BGPPeer reachableBy: the route to a peer's own address through the gateway the operator gave. */
+  pinned?: boolean;
 }
 
 /**
@@ -70,7 +72,8 @@ export function desiredState(local: LocalNode, blocks: RemoteBlock[], localBlock
       continue;
     }
     const block = parseCIDR(b.cidr)!;
-    const covers = underlay.find((a) => contains(block, parseIPv4(a)!));
+    // A pinned route is to a peer's address, which other routes name as next hop: it is the route they need, not one over them.
+    const covers = b.pinned ? undefined : underlay.find((a) => contains(block, parseIPv4(a)!));
     if (covers) {
       refused.push({ cidr: b.cidr, node: b.node, covers, ...(b.external ? { external: true } : {}) });
       continue;

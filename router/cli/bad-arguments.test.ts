@@ -5,12 +5,11 @@ import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { projectRoot } from "../native/index.js";
+import { CLI, runWeft } from "./built-command.test-helper.js";
 import { interfaceName, wholeNumber } from "./args.js";
 import { openDatastore } from "../store/store.js";
 
-const cli = path.join(projectRoot(), "dist", "router", "cli", "main.js");
-const weft = (args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: "utf8", timeout: 20_000 });
+const weft = runWeft;
 
 describe("whole-number and interface-name options", () => {
   it("take values in range and refuse the rest, naming the option", () => {
@@ -186,7 +185,7 @@ describe("weft with bad arguments", () => {
   });
 
   it("weft node run takes Calico's NODENAME as --name, and names it when it is bad", () => {
-    const r = spawnSync(process.execPath, [cli, "node", "run", "--datastore", `sqlite:${dir}/nn.db`], { encoding: "utf8", timeout: 20_000, env: { ...process.env, NODENAME: "Bad_Name" } });
+    const r = spawnSync(process.execPath, [CLI, "node", "run", "--datastore", `sqlite:${dir}/nn.db`], { encoding: "utf8", timeout: 20_000, env: { ...process.env, NODENAME: "Bad_Name" } });
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/^weft: NODENAME: Node\(Bad_Name\): metadata\.name: must be lowercase/);
     expect(existsSync(path.join(dir, "nn.db"))).toBe(false);

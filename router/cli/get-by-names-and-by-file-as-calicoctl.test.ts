@@ -1,22 +1,13 @@
 // `weft get` as calicoctl's: a kind whole, several resources by name, or the ones a
 // manifest file names (one table per kind; YAML a List when kinds are mixed). One that
 // does not exist is named and fails the command after the rest are printed.
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { parse } from "yaml";
 import { beforeAll, describe, expect, it } from "vitest";
-import { projectRoot } from "../native/index.js";
+import { weftWithDatastore } from "./built-command.test-helper.js";
 
-const cli = path.join(projectRoot(), "dist", "router", "cli", "main.js");
-const dir = mkdtempSync(path.join(tmpdir(), "weft-get-"));
-const ds = ["--datastore", `sqlite:${dir}/w.db`];
-const weft = (args: string[]) => {
-  const r = spawnSync(process.execPath, [cli, ...args, ...ds], { encoding: "utf8", timeout: 20_000 });
-  console.log(`[get] weft ${args.join(" ")} (exit ${r.status}):\n${r.stdout}${r.stderr}`);
-  return r;
-};
+const { dir, weft } = weftWithDatastore("get");
 const pool = (name: string, cidr: string) => `apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: ${name}}\nspec: {cidr: ${cidr}}\n`;
 const bgpconfig = "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {asNumber: 64600}\n";
 

@@ -2,21 +2,12 @@
 // cluster (its IPAMConfiguration), printed by `weft ipam show --show-configuration`, obeyed by every later
 // assignment, and named in the error when they are what left a pod without an address.
 // `weft replace`: changes what exists, refuses what does not. Runs the built command.
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { projectRoot } from "../native/index.js";
+import { weftWithDatastore } from "./built-command.test-helper.js";
 
-const cli = path.join(projectRoot(), "dist", "router", "cli", "main.js");
-const dir = mkdtempSync(path.join(tmpdir(), "weft-ipamcfg-"));
-const ds = ["--datastore", `sqlite:${dir}/w.db`];
-const weft = (args: string[]) => {
-  const r = spawnSync(process.execPath, [cli, ...args, ...ds], { encoding: "utf8", timeout: 20_000 });
-  console.log(`[ipamcfg] weft ${args.join(" ")} (exit ${r.status}):\n${r.stdout}${r.stderr}`);
-  return r;
-};
+const { dir, weft } = weftWithDatastore("ipamcfg");
 const assign = (node: string, handle: string) => weft(["ipam", "assign", "--node", node, "--handle", handle]);
 const pool = (cidr: string) => `{"apiVersion":"projectcalico.org/v3","kind":"IPPool","metadata":{"name":"p"},"spec":{"cidr":"${cidr}","blockSize":30}}`;
 

@@ -1,17 +1,12 @@
 // `weft ipam show --ip A`: whether an address is in use and by whom (handle, node,
 // block, pool), or, when it is free, where it would come from. `weft ipam check`: what
 // IPAM still holds for deleted nodes, released with --release. Runs the built command.
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { projectRoot } from "../native/index.js";
+import { weftWithDatastore } from "./built-command.test-helper.js";
 
-const cli = path.join(projectRoot(), "dist", "router", "cli", "main.js");
-const dir = mkdtempSync(path.join(tmpdir(), "weft-ipshow-"));
-let ds = ["--datastore", `sqlite:${dir}/w.db`];
-const weft = (args: string[]) => spawnSync(process.execPath, [cli, ...args, ...ds], { encoding: "utf8", timeout: 20_000 });
+const { dir, weft, useDatastore } = weftWithDatastore("ipshow", { quiet: true });
 const assign = (node: string, handle: string, pool?: string) => {
   const r = weft(["ipam", "assign", "--node", node, "--handle", handle, ...(pool ? ["--pool", pool] : [])]);
   expect(r.status, r.stderr).toBe(0);
@@ -79,7 +74,7 @@ describe("weft ipam check", () => {
   let stray = "";
   const re = (ip: string) => ip.replaceAll(".", "\\.");
   beforeAll(() => {
-    ds = ["--datastore", `sqlite:${dir}/check.db`];
+    useDatastore("check.db");
     const pool = (name: string, cidr: string) => `{"apiVersion":"projectcalico.org/v3","kind":"IPPool","metadata":{"name":"${name}"},"spec":{"cidr":"${cidr}","blockSize":28}}`;
     writeFileSync(path.join(dir, "check-pools.json"), `${pool("p1", "10.244.0.0/16")}\n---\n${pool("p2", "10.245.0.0/16")}`);
     expect(weft(["apply", "-f", path.join(dir, "check-pools.json")]).status).toBe(0);

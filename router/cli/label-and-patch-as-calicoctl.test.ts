@@ -2,21 +2,14 @@
 // `label node my-node route-reflector=true`, `patch node my-node -p '{"spec":...}'`,
 // `patch bgpconfiguration default -p '{"spec":{"nodeToNodeMeshEnabled":false}}'`.
 // Every change goes through the validator; a refused one changes nothing. Runs the built command.
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { projectRoot } from "../native/index.js";
+import { weftWithDatastore } from "./built-command.test-helper.js";
 
-const cli = path.join(projectRoot(), "dist", "router", "cli", "main.js");
-const dir = mkdtempSync(path.join(tmpdir(), "weft-edit-"));
-const ds = ["--datastore", `sqlite:${dir}/w.db`];
-const weft = (...args: string[]) => {
-  const r = spawnSync(process.execPath, [cli, ...args, ...ds], { encoding: "utf8", timeout: 20_000 });
-  console.log(`[edit] weft ${args.join(" ")} -> exit ${r.status}: ${(r.stdout + r.stderr).trim()}`);
-  return r;
-};
+const built = weftWithDatastore("edit");
+const dir = built.dir;
+const weft = (...args: string[]) => built.weft(args);
 const node = () => JSON.parse(weft("get", "node", "my-node", "-o", "json").stdout) as { metadata: { labels?: Record<string, string>; resourceVersion: string }; spec: { bgp: Record<string, unknown> } };
 
 describe("weft label", () => {

@@ -181,6 +181,23 @@ describe("two weft speakers in a mesh", () => {
     expect(routes(c2)).toEqual(["10.32.0.0/26 via 127.0.0.32"]);
     expect(c2.rib.bestPaths()[0].attrs).toMatchObject({ originatorId: "127.0.0.32", clusterList: ["1.1.1.1"] });
   });
+
+  it("a reflector's export rule with source RemotePeers holds back the routes it reflects to that client, not its own", async () => {
+    port++;
+    const rr = speaker("127.0.0.34", { clusterId: "1.1.1.2" });
+    const c1 = speaker("127.0.0.35");
+    const c2 = speaker("127.0.0.36");
+    for (const s of [rr, c1, c2]) await s.listen();
+    const noReflected = { names: ["own-only"], import: [], export: [{ action: "Reject" as const, source: "RemotePeers" as const }] };
+    rr.setExports(["10.34.0.0/26"]);
+    rr.setPeers([peer("127.0.0.35", true, { rrClient: true, type: "global" }), peer("127.0.0.36", true, { rrClient: true, type: "global", filters: noReflected })]);
+    c1.setPeers([peer("127.0.0.34", false, { type: "global" })]);
+    c2.setPeers([peer("127.0.0.34", false, { type: "global" })]);
+    c1.setExports(["10.35.0.0/26"]);
+    await until("the reflector's own block at c2, and c1's reflected route held back", () => routes(c2).length === 1 && rr.status().find((p) => p.address === "127.0.0.36")?.filters?.exportRejected === 1);
+    expect(routes(c2)).toEqual(["10.34.0.0/26 via 127.0.0.34"]);
+    expect(routes(c1)).toEqual(["10.34.0.0/26 via 127.0.0.34"]);
+  });
 });
 
 describe("connection collision (RFC 4271 6.8) with a peer that connects too", () => {

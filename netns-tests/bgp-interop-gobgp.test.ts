@@ -2,7 +2,8 @@
 // communities both ways (Calico's prefixAdvertisements out, GoBGP's in), and Calico's
 // BGPFilter on that peer (import and export rules, changed and deleted on a live session),
 // numAllowedLocalASNumbers letting in a route that carries worker-1's own AS, and
-// BGPConfiguration serviceClusterIPs announced by every node.
+// BGPConfiguration serviceClusterIPs announced by every node, and worker-2 peering as
+// another AS (BGPPeer localASNumber).
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -157,5 +158,19 @@ spec: {serviceClusterIPs: [{cidr: 10.101.0.0/16}]}
     await until("master's mesh paths for the range", async () => (await bgpOn("master")).some((p) => p.cidr === "10.101.0.0/16"));
     for (const host of ["master", "worker-1"]) expect((await lab.exec(host, ["ip", "route", "show", "root", "10.101.0.0/16"])).trim(), host).toBe("");
     expect((await bgpOn("worker-1")).some((p) => p.cidr === "10.101.7.0/24")).toBe(true);
+  });
+
+  it("BGPPeer localASNumber: worker-2 peers with GoBGP as AS 65100 (GoBGP's neighbor config says 65100), and its block reaches GoBGP with that AS on the path", async () => {
+    await gobgp.gobgp(["neighbor", "add", "10.30.0.12", "as", "65100"]);
+    await lab.apply(`apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {name: tor-gobgp-w2}
+spec: {peerIP: 10.30.0.1, asNumber: 65003, node: worker-2, localASNumber: 65100}
+`);
+    await until("GoBGP's session with worker-2 Established", async () => (JSON.parse(await gobgp.gobgp(["neighbor", "-j"])) as Array<{ state: { neighbor_address: string; session_state: number } }>).some((n) => n.state.neighbor_address === "10.30.0.12" && n.state.session_state === 6));
+    const block = (await lab.exec("worker-2", ["ip", "route", "show", "proto", "87", "type", "blackhole"])).trim().split(/\s+/)[1];
+    const path = await until("worker-2's block in GoBGP", async () => (JSON.parse(await gobgp.gobgp(["global", "rib", "-a", "ipv4", "-j"]))[block] as Array<{ attrs: Array<{ type: number; as_paths?: Array<{ asns: number[] }> }> }> | undefined)?.[0]);
+    console.log(`[tgobgp] ${block} from worker-2 in GoBGP: ${JSON.stringify(path.attrs.find((a) => a.type === 2))}`);
+    expect(path.attrs.find((a) => a.type === 2)?.as_paths?.[0].asns).toEqual([65100]);
   });
 });

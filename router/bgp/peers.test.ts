@@ -47,6 +47,11 @@ describe("peering plan", () => {
     expect(p.problems).toEqual(['BGPPeer(tor): names BGPFilter "tor-v2", which does not exist; its sessions run without it']);
   });
 
+  it("a BGPPeer's localASNumber reaches its session as the AS this node speaks as", () => {
+    const peers = [bgpPeer("tor", { peerIP: "10.30.0.1", asNumber: 65003, localASNumber: 65100 })];
+    expect(peersFor("worker-1", nodes, peers, s).other).toEqual([{ address: "10.30.0.1", port: 179, as: 65003, type: "global", passive: false, localAs: 65100 }]);
+  });
+
   it("reachableBy pins the route to an external peer through its gateway, for the nodes the BGPPeer applies to (a peer that is a node is not pinned)", () => {
     const peers = [bgpPeer("tor-lo", { peerIP: "10.30.9.1", asNumber: 65001, node: "worker-1", reachableBy: "10.30.0.1" }), bgpPeer("to-master", { peerIP: "10.30.0.10", asNumber: 64512, reachableBy: "10.30.0.1" })];
     expect(peersFor("worker-1", nodes, peers, s).pinned).toEqual([{ address: "10.30.9.1", via: "10.30.0.1", bgpPeer: "tor-lo" }]);

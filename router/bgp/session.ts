@@ -31,6 +31,8 @@ export interface PeerConfig {
   restartTime?: number;
   /** BGPPeer sourceAddress None: connect from whatever address the kernel picks, not the node's. */
   anySource?: boolean;
+  /** BGPPeer localASNumber: the AS this node is to this peer (BIRD's local as), instead of its own. */
+  localAs?: number;
   /** BGPPeer numAllowedLocalASNumbers: routes from this peer may carry our AS this many times (default 0: none). */
   allowLocalAs?: number;
   /** BGPPeer ttlSecurity: GTSM (RFC 5082), the peer at most this many hops away; our segments go with TTL 255. */
@@ -88,6 +90,10 @@ export interface SessionEvents {
 
 export class Session extends EventEmitter<SessionEvents> {
   state: State = "Idle";
+  /** The AS this session speaks as: the BGPPeer's localASNumber, or the node's. */
+  get localAs(): number {
+    return this.peer.localAs ?? this.local.as;
+  }
   since = new Date();
   info = "";
   /** How many times this session has reached Established (a flapping peer counts up). */
@@ -248,9 +254,9 @@ export class Session extends EventEmitter<SessionEvents> {
       { code: 1, afi: 1, safi: 1 },
       { code: 2 },
       { code: 64, restarting: this.local.restarting, restartTime: this.peer.restartTime ?? this.local.restartTime, families: [{ afi: 1, safi: 1, forwarding: this.local.restarting }] },
-      { code: 65, as: this.local.as },
+      { code: 65, as: this.localAs },
     ];
-    conn.send(encodeOpen({ as: this.local.as, holdTime: this.local.holdTime, bgpId: this.local.routerId, capabilities: caps }));
+    conn.send(encodeOpen({ as: this.localAs, holdTime: this.local.holdTime, bgpId: this.local.routerId, capabilities: caps }));
     conn.state = "OpenSent";
     this.transition("OpenSent", "OPEN sent");
     this.armHold(conn, 240); // RFC 4271: a large hold time until OPENs are exchanged
@@ -284,7 +290,7 @@ export class Session extends EventEmitter<SessionEvents> {
 
   private onOpen(conn: Conn, o: Open): void {
     if (o.as !== this.peer.as) return this.close(conn, { code: ERR.OPEN, subcode: 2 }, `Bad peer AS: expected ${this.peer.as}, got ${o.as}`, false);
-    if (o.bgpId === "0.0.0.0" || (o.bgpId === this.local.routerId && o.as === this.local.as)) return this.close(conn, { code: ERR.OPEN, subcode: 3 }, `Bad BGP identifier ${o.bgpId}`, false);
+    if (o.bgpId === "0.0.0.0" || (o.bgpId === this.local.routerId && o.as === this.localAs)) return this.close(conn, { code: ERR.OPEN, subcode: 3 }, `Bad BGP identifier ${o.bgpId}`, false);
     if (o.holdTime === 1 || o.holdTime === 2) return this.close(conn, { code: ERR.OPEN, subcode: 6 }, `Unacceptable hold time ${o.holdTime}`, false);
     conn.remoteOpen = o;
     const localHigher = ipNum(this.local.routerId) > ipNum(o.bgpId);

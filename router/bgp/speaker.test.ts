@@ -157,6 +157,14 @@ describe("two weft speakers in a mesh", () => {
     expect(routes(a)).toEqual(["10.8.0.0/26 via 127.0.0.82"]);
   }, 20_000);
 
+  it("localASNumber: the session speaks as that AS (OPEN, AS_PATH, eBGP towards a peer of the node's own AS)", async () => {
+    const { a, b } = await twoPeered("127.0.0.95", "127.0.0.96", { exportsA: ["10.71.0.0/26"], exportsB: ["10.72.0.0/26"], sessionA: { localAs: 65100 }, sessionB: { as: 65100 } });
+    await until("routes both ways", () => routes(a).length === 1 && routes(b).length === 1);
+    expect(b.rib.bestPaths()[0].attrs).toMatchObject({ asPath: [{ type: 2, asns: [65100] }] });
+    expect(b.rib.bestPaths()[0].attrs.localPref).toBeUndefined(); // eBGP
+    expect(a.rib.bestPaths()[0].attrs).toMatchObject({ asPath: [{ type: 2, asns: [64512] }] });
+  });
+
   it("ttlSecurity (GTSM, RFC 5082): with it on both sides the session comes up; a peer sending with an ordinary TTL is never heard", async () => {
     const { a, b } = await twoPeered("127.0.0.83", "127.0.0.84", { exportsB: ["10.8.2.0/26"], sessionA: { ttlSecurity: 1 }, sessionB: {} });
     await new Promise((r) => setTimeout(r, 1500));

@@ -127,7 +127,7 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
     this.setListenerKeys(peers);
     this.setListenerTtl(peers);
     const same = (a: PeerConfig, b: PeerConfig) =>
-      a.as === b.as && a.passive === b.passive && a.rrClient === b.rrClient && a.type === b.type && a.password === b.password && a.keepaliveTime === b.keepaliveTime && a.restartTime === b.restartTime && a.anySource === b.anySource && a.ttlSecurity === b.ttlSecurity && a.allowLocalAs === b.allowLocalAs;
+      a.as === b.as && a.passive === b.passive && a.rrClient === b.rrClient && a.type === b.type && a.password === b.password && a.keepaliveTime === b.keepaliveTime && a.restartTime === b.restartTime && a.anySource === b.anySource && a.ttlSecurity === b.ttlSecurity && a.allowLocalAs === b.allowLocalAs && a.localAs === b.localAs;
     for (const [k, s] of this.sessions) {
       const p = want.get(k);
       if (!p || !same(p, s.peer)) {
@@ -227,7 +227,7 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
   }
 
   private ibgp(s: Session): boolean {
-    return s.peer.as === this.cfg.as;
+    return s.peer.as === s.localAs;
   }
 
   /** What peer s should have from us: prefix -> attributes. */
@@ -245,7 +245,7 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
     for (const c of this.exports) {
       const communities = this.communitiesOf(c);
       if (!passes(c, false, communities)) continue;
-      const base: Attributes = ibgp ? { origin: 0, asPath: [], nextHop: this.cfg.routerId, localPref: 100 } : { origin: 0, asPath: [{ type: 2, asns: [this.cfg.as] }], nextHop: this.cfg.routerId };
+      const base: Attributes = ibgp ? { origin: 0, asPath: [], nextHop: this.cfg.routerId, localPref: 100 } : { origin: 0, asPath: [{ type: 2, asns: [s.localAs] }], nextHop: this.cfg.routerId };
       out.set(c, { ...base, ...communities });
     }
     if (this.cfg.clusterId && ibgp) {
@@ -327,7 +327,7 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
     }
     // Loop checks: our own routes reflected back, our cluster in the list, our AS in an
     // eBGP path (more often than the peer's numAllowedLocalASNumbers lets it be).
-    const ownAs = (p: Path) => (p.attrs.asPath ?? []).reduce((n, seg) => n + seg.asns.filter((a) => a === this.cfg.as).length, 0);
+    const ownAs = (p: Path) => (p.attrs.asPath ?? []).reduce((n, seg) => n + seg.asns.filter((a) => a === s.localAs).length, 0);
     const loops = (p: Path) =>
       p.attrs.originatorId === this.cfg.routerId ||
       (this.cfg.clusterId !== undefined && (p.attrs.clusterList ?? []).includes(this.cfg.clusterId)) ||

@@ -135,6 +135,8 @@ export const bgpPeerSpec = z
     // The gateway this peer is reached by: a /32 route to peerIP through it, so what the
     // peer announces cannot move the route to the peer itself (a multihop peer's loopback).
     reachableBy: ipv4Address.optional(),
+    // The AS this node is to this peer, instead of its own (BIRD's local as).
+    localASNumber: asNumber.optional(),
     // Routes from this peer may carry our own AS this many times (BIRD's allow local as): loop prevention loosened on purpose.
     numAllowedLocalASNumbers: z.number().int().min(0).max(255).optional(),
     // GTSM (RFC 5082): the peer is at most this many hops away (0: off).

@@ -2,7 +2,7 @@
 // each part 0-65535) or "aa:nn:mm" (RFC 8092 large, each part 0-4294967295), named in
 // spec.communities or written out; spec.prefixAdvertisements adds them to every route a
 // node exports inside a CIDR, as Calico's BIRD filter does with `net ~ cidr`.
-import { contains, parseCIDR } from "../dataplane/addr.js";
+import { parseCIDR, within } from "../dataplane/addr.js";
 import type { BGPConfigurationSpec } from "../resources/kinds.js";
 import type { Attributes } from "./wire.js";
 
@@ -58,7 +58,7 @@ export function advertisedCommunities(spec: BGPConfigurationSpec | undefined): C
     const large = new Map<string, [number, number, number]>();
     for (const r of rules) {
       // Inside: at least as long, and its address in the CIDR (BIRD's net ~ cidr).
-      if (p.len < r.prefix.len || !contains(r.prefix, p.addr)) continue;
+      if (!within(p, r.prefix)) continue;
       for (const c of r.communities) {
         if ("standard" in c) standard.add(c.standard);
         else large.set(c.large.join(":"), c.large);

@@ -7,7 +7,7 @@
 // One difference from Calico, by design: an export Accept chooses among the routes weft
 // would send that peer anyway (its blocks, and on a route reflector what it reflects);
 // it does not make weft pass on routes it never sends (weft is not a transit router).
-import { contains, parseCIDR, type Prefix } from "../dataplane/addr.js";
+import { parseCIDR, within, type Prefix } from "../dataplane/addr.js";
 import type { BGPFilter, BGPFilterRule } from "../resources/kinds.js";
 import { parseCommunity } from "./communities.js";
 import type { Attributes } from "./wire.js";
@@ -40,7 +40,7 @@ export function filtersFor(names: string[], all: BGPFilter[]): { filters: Sessio
 function inCIDR(r: BGPFilterRule, c: Prefix, p: Prefix): boolean {
   const lo = Math.max(c.len, r.prefixLength?.min ?? 0);
   const hi = Math.min(32, r.prefixLength?.max ?? 32);
-  return p.len >= lo && p.len <= hi && contains(c, p.addr);
+  return within(p, c) && p.len >= lo && p.len <= hi;
 }
 
 function matches(r: BGPFilterRule, route: FilterRoute, ibgp: boolean): boolean {

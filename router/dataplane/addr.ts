@@ -45,6 +45,11 @@ export function contains(p: Prefix, addr: number): boolean {
   return ((addr & maskOf(p.len)) >>> 0) === ((p.addr & maskOf(p.len)) >>> 0);
 }
 
+/** Whether prefix inner lies inside outer (as long or longer, its address in it): BIRD's net ~ outer. */
+export function within(inner: Prefix, outer: Prefix): boolean {
+  return inner.len >= outer.len && contains(outer, inner.addr);
+}
+
 export function parseMAC(text: string): number[] | undefined {
   const m = /^([0-9a-f]{2})(?::([0-9a-f]{2})){5}$/i.exec(text);
   if (!m) return undefined;

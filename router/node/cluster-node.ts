@@ -5,7 +5,7 @@
 // forwarding goes on with the last state and the node reconnects by itself.
 import { lookup } from "node:dns/promises";
 import type { Logger } from "pino";
-import { contains, formatCIDR, parseCIDR, parseIPv4 } from "../dataplane/addr.js";
+import { contains, formatCIDR, parseCIDR, parseIPv4, within } from "../dataplane/addr.js";
 import { vtepMAC as deriveMAC } from "../dataplane/vtep.js";
 import { VXLAN_PORT } from "../dataplane/dataplane.js";
 import * as kernel from "../native/iproute.js";
@@ -311,10 +311,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       communitiesWarned = unresolved;
       // Service ranges: announced by every node, never programmed from what peers announce.
       const services = serviceRanges(bgpConfig).map((c) => parseCIDR(c)!);
-      const isService = (cidr: string) => {
-        const p = parseCIDR(cidr, false)!;
-        return services.some((s) => s.len <= p.len && contains(s, p.addr));
-      };
+      const isService = (cidr: string) => services.some((s) => within(parseCIDR(cidr, false)!, s));
       speaker.setExports([...bgpExports(name, view), ...services.map(formatCIDR)], advertisedCommunities(bgpConfig));
       remote = remoteFromBgp(name, view, speaker.rib.bestPaths().filter((p) => !isService(p.prefix)).map((p) => ({ prefix: p.prefix, nextHop: p.attrs.nextHop ?? p.peerAddress })));
       // BGPPeer reachableBy: the route to the peer is pinned through its gateway, whatever peers announce for that address.

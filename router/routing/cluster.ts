@@ -2,7 +2,7 @@
 // affinities (BGP adds its RIB later), which blocks are local (blackhole), which are
 // remote and how each is reached (IPIP, VXLAN or direct, CrossSubnet decided by the
 // local node's prefix), which nodes may send us encapsulated traffic, and natOutgoing.
-import { contains, parseCIDR, parseIPv4 } from "../dataplane/addr.js";
+import { contains, parseCIDR, parseIPv4, within } from "../dataplane/addr.js";
 import { vtepMAC } from "../dataplane/vtep.js";
 import { nodeIPv4, nodeVtepMAC, type IPPool, type NodeResource } from "../resources/kinds.js";
 import { addressAt, nodeOfAffinity, type Block } from "../ipam/ipam.js";
@@ -45,7 +45,7 @@ function poolOf(pools: IPPool[], b: Block): IPPool | undefined {
   const c = parseCIDR(b.cidr)!;
   return pools.find((p) => {
     const pc = parseCIDR(p.spec.cidr);
-    return pc && pc.len <= c.len && contains(pc, c.addr);
+    return pc && within(c, pc);
   });
 }
 
@@ -63,7 +63,7 @@ export function remoteFromBgp(me: string, view: ClusterView, best: Array<{ prefi
     const c = parseCIDR(prefix, false)!;
     const pool = view.pools.find((p) => {
       const pc = parseCIDR(p.spec.cidr);
-      return pc && pc.len <= c.len && contains(pc, c.addr);
+      return pc && within(c, pc);
     });
     if (n && pool) out.push({ cidr: prefix, node: n.metadata.name, address: nextHop, encapsulation: encapsulationFor(pool, localCIDR, nextHop), vtepMAC: nodeVtepMAC(n) ?? vtepMAC(n.metadata.name) });
     // Not a pod block (an external router's route, or one a Calico node in the mesh

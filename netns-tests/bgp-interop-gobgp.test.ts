@@ -3,7 +3,7 @@
 // BGPFilter on that peer (import and export rules, changed and deleted on a live session),
 // numAllowedLocalASNumbers letting in a route that carries worker-1's own AS, and
 // BGPConfiguration serviceClusterIPs announced by every node, and worker-2 peering as
-// another AS (BGPPeer localASNumber).
+// another AS (BGPPeer localASNumber), and a BGPFilter's operations (prepend, community).
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -172,5 +172,32 @@ spec: {peerIP: 10.30.0.1, asNumber: 65003, node: worker-2, localASNumber: 65100}
     const path = await until("worker-2's block in GoBGP", async () => (JSON.parse(await gobgp.gobgp(["global", "rib", "-a", "ipv4", "-j"]))[block] as Array<{ attrs: Array<{ type: number; as_paths?: Array<{ asns: number[] }> }> }> | undefined)?.[0]);
     console.log(`[tgobgp] ${block} from worker-2 in GoBGP: ${JSON.stringify(path.attrs.find((a) => a.type === 2))}`);
     expect(path.attrs.find((a) => a.type === 2)?.as_paths?.[0].asns).toEqual([65100]);
+  });
+
+  it("BGPFilter operations: worker-1's block reaches GoBGP with the AS path prepended twice and a community added (traffic engineering toward a ToR)", async () => {
+    await lab.apply(`apiVersion: projectcalico.org/v3
+kind: BGPFilter
+metadata: {name: tor-te}
+spec:
+  exportV4:
+    - action: Accept
+      matchOperator: In
+      cidr: 192.168.0.0/16
+      operations: [{addCommunity: {value: "65003:99"}}, {prependASPath: {prefix: [64512, 64512]}}]
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {name: tor-gobgp}
+spec: {peerIP: 10.30.0.1, asNumber: 65003, node: worker-1, numAllowedLocalASNumbers: 1, filters: [tor-te]}
+`);
+    const block = (await lab.exec("worker-1", ["ip", "route", "show", "proto", "87", "type", "blackhole"])).trim().split(/\s+/)[1];
+    type Attr = { type: number; as_paths?: Array<{ asns: number[] }>; communities?: number[] };
+    const attrs = await until("the prepended path in GoBGP", async () => {
+      const path = (JSON.parse(await gobgp.gobgp(["global", "rib", "-a", "ipv4", "-j"]))[block] as Array<{ attrs: Attr[] }> | undefined)?.[0];
+      return path?.attrs.find((a) => a.type === 2)?.as_paths?.[0].asns.length === 3 && path.attrs;
+    });
+    console.log(`[tgobgp] ${block} with tor-te: ${JSON.stringify(attrs.filter((a) => a.type === 2 || a.type === 8))}`);
+    expect(attrs.find((a) => a.type === 2)?.as_paths?.[0].asns).toEqual([64512, 64512, 64512]);
+    expect(attrs.find((a) => a.type === 8)?.communities).toContain(((65003 << 16) | 99) >>> 0);
   });
 });

@@ -2,7 +2,7 @@
 // accepts; In/NotIn with prefix-length ranges checked against bit strings.
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { accepts, filtersFor, type FilterRoute } from "./filters.js";
+import { accepts, applyRules, filtersFor, type FilterRoute } from "./filters.js";
 import { prefixOf } from "./rib.js";
 import { parseManifests } from "../resources/manifest.js";
 import type { BGPFilter, BGPFilterRule } from "../resources/kinds.js";
@@ -48,6 +48,15 @@ spec:
     expect(accepts([rule({ asPathPrefix: [65010] })], path, false)).toBe(true);
     // Every condition must hold: In the CIDR but from the wrong kind of peer does not match.
     expect(accepts([rule({ cidr: "10.0.0.0/8", matchOperator: "In", peerType: "iBGP" })], route("10.0.0.0/24"), false)).toBe(true);
+  });
+
+  it("an Accept's operations change the route first: communities added once each, AS numbers in front of its path in the order given; a rule that does not match changes nothing", () => {
+    const tag = rule({ action: "Accept", cidr: "10.0.0.0/8", matchOperator: "In", operations: [{ addCommunity: { value: "65000:1" } }, { addCommunity: { value: "65000:1:2" } }, { addCommunity: { value: "65000:1" } }, { prependASPath: { prefix: [65000, 65001] } }] });
+    const r = route("10.1.0.0/24", { attrs: { asPath: [{ type: 2, asns: [65003] }], communities: [7] } });
+    expect(applyRules([tag], r, false)).toEqual({ asPath: [{ type: 2, asns: [65000, 65001, 65003] }], communities: [7, ((65000 << 16) | 1) >>> 0], largeCommunities: [[65000, 1, 2]] });
+    expect(applyRules([tag], route("192.168.0.0/26", { attrs: { communities: [7] } }), false)).toEqual({ communities: [7] });
+    expect(applyRules([rule({ action: "Reject" }), tag], r, false)).toBeUndefined();
+    expect(r.attrs).toEqual({ asPath: [{ type: 2, asns: [65003] }], communities: [7] }); // the route itself is not changed
   });
 
   it("a BGPPeer's filters run in the order it names them, and a name that is no BGPFilter is reported", () => {

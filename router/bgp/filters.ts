@@ -1,7 +1,8 @@
 // Calico's BGPFilter on a BGPPeer's sessions: ordered rules on the routes imported from
 // and exported to that peer, as Calico's BIRD filter functions run them. The rules of
 // the peer's filters, in the order it names them, are one list; the first rule whose
-// conditions all hold decides (Accept or Reject); a route no rule matches is accepted.
+// conditions all hold decides (Accept, after its operations, or Reject); a route no
+// rule matches is accepted.
 // weft carries IPv4 routes only, so the V4 lists are the ones that take effect.
 //
 // One difference from Calico, by design: an export Accept chooses among the routes weft
@@ -10,6 +11,7 @@
 import { parseCIDR, within, type Prefix } from "../dataplane/addr.js";
 import type { BGPFilter, BGPFilterRule } from "../resources/kinds.js";
 import { parseCommunity } from "./communities.js";
+import { prependPath } from "./rib.js";
 import type { Attributes } from "./wire.js";
 
 /** The rules a session runs, each direction one list (the filters' V4 rules, in order). */
@@ -66,8 +68,27 @@ function matches(r: BGPFilterRule, route: FilterRoute, ibgp: boolean): boolean {
   return true;
 }
 
-/** Whether the rules let a route through: the first rule that matches decides; none, and it passes. */
+/**
+ * The route's attributes after the rules, or undefined if they reject it: the first rule
+ * that matches decides, and an Accept's operations change the route first (communities
+ * added once each; AS numbers put in front of its path, in the order given). No rule
+ * matches: it passes unchanged.
+ */
+export function applyRules(rules: BGPFilterRule[], route: FilterRoute, ibgp: boolean): FilterRoute["attrs"] | undefined {
+  const r = rules.find((x) => matches(x, route, ibgp));
+  if (!r) return route.attrs;
+  if (r.action === "Reject") return undefined;
+  let attrs = route.attrs;
+  for (const op of r.operations ?? []) {
+    const c = op.addCommunity && parseCommunity(op.addCommunity.value);
+    if (c && "standard" in c && !(attrs.communities ?? []).includes(c.standard)) attrs = { ...attrs, communities: [...(attrs.communities ?? []), c.standard] };
+    if (c && "large" in c && !(attrs.largeCommunities ?? []).some((l) => l.every((x, i) => x === c.large[i]))) attrs = { ...attrs, largeCommunities: [...(attrs.largeCommunities ?? []), c.large] };
+    if (op.prependASPath) attrs = { ...attrs, asPath: prependPath(attrs.asPath, op.prependASPath.prefix) };
+  }
+  return attrs;
+}
+
+/** Whether the rules let a route through. */
 export function accepts(rules: BGPFilterRule[], route: FilterRoute, ibgp: boolean): boolean {
-  for (const r of rules) if (matches(r, route, ibgp)) return r.action === "Accept";
-  return true;
+  return applyRules(rules, route, ibgp) !== undefined;
 }

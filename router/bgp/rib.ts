@@ -11,6 +11,8 @@ export interface Path {
   stale?: boolean;
   /** Rejected by the session's import filter: kept (a filter change may let it in), never used. */
   filtered?: boolean;
+  /** The attributes as received, when the import filter's operations changed them (attrs is the result). */
+  receivedAttrs?: Attributes;
 }
 
 export const cidrOf = (p: Prefix) => `${p.addr >>> 24}.${(p.addr >>> 16) & 255}.${(p.addr >>> 8) & 255}.${p.addr & 255}/${p.len}`;
@@ -18,6 +20,13 @@ export function prefixOf(cidr: string): Prefix {
   const [a, l] = cidr.split("/");
   const o = a.split(".").map(Number);
   return { addr: ((o[0] << 24) | (o[1] << 16) | (o[2] << 8) | o[3]) >>> 0, len: Number(l) };
+}
+
+/** AS numbers put in front of a path: into its first AS_SEQUENCE when there is room (255 per segment), else as a segment of their own. */
+export function prependPath(path: Attributes["asPath"], asns: number[]): NonNullable<Attributes["asPath"]> {
+  const [first, ...rest] = path ?? [];
+  if (first?.type === 2 && first.asns.length + asns.length <= 255) return [{ type: 2, asns: [...asns, ...first.asns] }, ...rest];
+  return [{ type: 2, asns }, ...(path ?? [])];
 }
 
 const asPathLen = (a: Attributes) => (a.asPath ?? []).reduce((n, s) => n + (s.type === 1 ? 1 : s.asns.length), 0);
@@ -67,15 +76,16 @@ export class Rib {
     return this.update(peer, gone, []);
   }
 
-  /** Runs a peer's routes through its import filter again (the filter changed); returns the prefixes whose best path changed. */
-  refilter(peer: string, accepts: (p: Path) => boolean): string[] {
+  /** Runs a peer's routes through its import filter again (the filter changed): apply sets each path's filtered, attrs and receivedAttrs; returns the prefixes whose best path changed. */
+  refilter(peer: string, apply: (p: Path) => void): string[] {
     const touched = new Set<string>();
     for (const p of this.adjIn.get(peer)?.values() ?? []) {
-      const filtered = !accepts(p);
-      if ((p.filtered ?? false) === filtered) continue;
-      p.filtered = filtered || undefined;
-      touched.add(p.prefix);
+      const before = JSON.stringify([p.filtered ?? false, p.attrs]);
+      apply(p);
+      if (JSON.stringify([p.filtered ?? false, p.attrs]) !== before) touched.add(p.prefix);
     }
+    // A path whose attributes changed is another candidate: reselect compares by identity.
+    for (const c of touched) this.best.delete(c);
     return this.reselect(touched);
   }
 

@@ -157,6 +157,18 @@ describe("two weft speakers in a mesh", () => {
     expect(routes(a)).toEqual(["10.8.0.0/26 via 127.0.0.82"]);
   }, 20_000);
 
+  it("BGPFilter operations: an export rule's community and AS-path prepend reach the peer; an import rule's community is on the route as stored; a change re-applies them from the route as received", async () => {
+    const tagOut = { names: ["te"], import: [], export: [{ action: "Accept" as const, cidr: "10.73.0.0/16", matchOperator: "In" as const, operations: [{ addCommunity: { value: "65000:1" } }, { prependASPath: { prefix: [64512, 64512] } }] }] };
+    const tagIn = (value: string) => ({ names: ["mark"], import: [{ action: "Accept" as const, operations: [{ addCommunity: { value } }] }], export: [] });
+    const { a, b } = await twoPeered("127.0.0.97", "127.0.0.98", { exportsA: ["10.73.1.0/26"], exportsB: ["10.74.0.0/26"], sessionA: { filters: tagOut }, sessionB: { filters: tagIn("65000:2") } });
+    await until("routes both ways", () => routes(a).length === 1 && routes(b).length === 1);
+    // b received a's block with a's operations, then added its own import community.
+    expect(b.rib.bestPaths()[0].attrs).toMatchObject({ asPath: [{ type: 2, asns: [64512, 64512] }], communities: [((65000 << 16) | 1) >>> 0, ((65000 << 16) | 2) >>> 0] });
+    b.setPeers([peer("127.0.0.97", false, { filters: tagIn("65000:3") })]);
+    await until("the new import community, the old one gone", () => JSON.stringify(b.rib.bestPaths()[0].attrs.communities) === JSON.stringify([((65000 << 16) | 1) >>> 0, ((65000 << 16) | 3) >>> 0]));
+    expect(b.status()[0].established).toBe(1);
+  });
+
   it("localASNumber: the session speaks as that AS (OPEN, AS_PATH, eBGP towards a peer of the node's own AS)", async () => {
     const { a, b } = await twoPeered("127.0.0.95", "127.0.0.96", { exportsA: ["10.71.0.0/26"], exportsB: ["10.72.0.0/26"], sessionA: { localAs: 65100 }, sessionB: { as: 65100 } });
     await until("routes both ways", () => routes(a).length === 1 && routes(b).length === 1);

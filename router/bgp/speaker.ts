@@ -7,10 +7,10 @@ import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import { native } from "../native/index.js";
 import { Session, type LocalConfig, type PeerConfig } from "./session.js";
-import { Rib, cidrOf, prefixOf, type Path } from "./rib.js";
+import { Rib, cidrOf, prefixOf, prependPath, type Path } from "./rib.js";
 import { encodeEndOfRib, encodeUpdates, isEndOfRib, type Attributes, type Update } from "./wire.js";
 import type { CommunitiesOf } from "./communities.js";
-import { accepts } from "./filters.js";
+import { applyRules } from "./filters.js";
 
 export interface SpeakerConfig extends LocalConfig {
   listenPort: number;
@@ -199,14 +199,18 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
     s.peer.filters = p.filters;
     const ibgp = this.ibgp(s);
     this.log.info({ peer: s.peer.address, filters: p.filters?.names ?? [] }, "BGP filters of this peer changed: its routes are filtered again");
-    if (this.rib.refilter(s.key, (path) => this.imports(s, path, ibgp)).length) this.changed();
+    if (this.rib.refilter(s.key, (path) => this.importFilter(s, path, ibgp)).length) this.changed();
     if (s.state === "Established") this.sync(s);
   }
 
-  /** Whether the session's import rules let a received route in. */
-  private imports(s: Session, p: Path, ibgp: boolean): boolean {
-    const rules = s.peer.filters?.import;
-    return !rules?.length || accepts(rules, { prefix: prefixOf(p.prefix), fromPeer: true, attrs: p.attrs }, ibgp);
+  /** Runs a received route through the session's import rules: sets whether they rejected it, and what their operations made of its attributes. */
+  private importFilter(s: Session, p: Path, ibgp: boolean): void {
+    const received = p.receivedAttrs ?? p.attrs;
+    const rules = s.peer.filters?.import ?? [];
+    const after = rules.length ? applyRules(rules, { prefix: prefixOf(p.prefix), fromPeer: true, attrs: received }, ibgp) : received;
+    p.filtered = after === undefined || undefined;
+    p.attrs = after && after !== received ? { ...received, ...after } : received;
+    p.receivedAttrs = after && after !== received ? received : undefined;
   }
 
   /** Ends a session with Cease/subcode and forgets it and its routes; true if routes went. */
@@ -237,16 +241,17 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
     // The session's export rules see a route as it is before our AS goes on its path (BIRD's export filter).
     const rules = s.peer.filters?.export ?? [];
     let rejected = 0;
-    const passes = (prefix: string, fromPeer: boolean, attrs: Attributes) => {
-      const ok = !rules.length || accepts(rules, { prefix: prefixOf(prefix), fromPeer, attrs }, ibgp);
-      if (!ok) rejected++;
-      return ok;
+    // The route as the rules leave it (their operations applied), or undefined when they reject it.
+    const passes = (prefix: string, fromPeer: boolean, attrs: Attributes): Attributes | undefined => {
+      const after = rules.length ? applyRules(rules, { prefix: prefixOf(prefix), fromPeer, attrs }, ibgp) : attrs;
+      if (!after) rejected++;
+      return after && { ...attrs, ...after };
     };
     for (const c of this.exports) {
-      const communities = this.communitiesOf(c);
-      if (!passes(c, false, communities)) continue;
-      const base: Attributes = ibgp ? { origin: 0, asPath: [], nextHop: this.cfg.routerId, localPref: 100 } : { origin: 0, asPath: [{ type: 2, asns: [s.localAs] }], nextHop: this.cfg.routerId };
-      out.set(c, { ...base, ...communities });
+      const own = passes(c, false, { asPath: [], ...this.communitiesOf(c) });
+      if (!own) continue;
+      // Our AS goes in front on eBGP, after what the rules put there (BIRD prepends it after the export filter).
+      out.set(c, { ...own, origin: 0, asPath: ibgp ? own.asPath : prependPath(own.asPath, [s.localAs]), nextHop: this.cfg.routerId, ...(ibgp ? { localPref: 100 } : {}) });
     }
     if (this.cfg.clusterId && ibgp) {
       for (const p of this.rib.bestPaths()) {
@@ -254,8 +259,9 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
         const from = this.sessions.get(p.peer);
         // Reflect client routes to everyone, non-client routes to clients only.
         if (!from?.peer.rrClient && !s.peer.rrClient) continue;
-        if (!passes(p.prefix, true, p.attrs)) continue;
-        out.set(p.prefix, { ...p.attrs, originatorId: p.attrs.originatorId ?? p.peerRouterId, clusterList: [this.cfg.clusterId, ...(p.attrs.clusterList ?? [])] });
+        const reflected = passes(p.prefix, true, p.attrs);
+        if (!reflected) continue;
+        out.set(p.prefix, { ...reflected, originatorId: p.attrs.originatorId ?? p.peerRouterId, clusterList: [this.cfg.clusterId, ...(p.attrs.clusterList ?? [])] });
       }
     }
     this.exportRejected.set(s.key, rejected);
@@ -318,7 +324,7 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
     const ibgp = this.ibgp(s);
     let announce = u.nlri.map((p): Path => ({ prefix: cidrOf(p), peer: s.key, peerAddress: s.peer.address, peerRouterId: s.remote?.bgpId ?? s.peer.address, ibgp, attrs: u.attributes }));
     // Routes the import rules reject are kept as filtered: a later filter change may let them in.
-    for (const p of announce) if (!this.imports(s, p, ibgp)) p.filtered = true;
+    if (s.peer.filters?.import.length) for (const p of announce) this.importFilter(s, p, ibgp);
     let withdraw = u.withdrawn.map(cidrOf);
     if (u.treatAsWithdraw) {
       this.log.warn({ peer: s.peer.address, reason: u.treatAsWithdraw, prefixes: announce.length }, "UPDATE error: treating its routes as withdrawn (RFC 7606)");

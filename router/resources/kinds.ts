@@ -161,6 +161,19 @@ const bgpFilterRule = (maxLength: number) =>
       peerType: z.enum(["eBGP", "iBGP"]).optional(),
       communities: z.object({ values: z.array(z.string()).length(1, "must list exactly one community (Calico matches one)") }).strict().optional(),
       asPathPrefix: z.array(asNumber).min(1, "must list at least one AS number").optional(),
+      // What an Accept does to the route first: add a community, put AS numbers in front of its path.
+      operations: z
+        .array(
+          z
+            .object({
+              addCommunity: z.object({ value: z.string() }).strict().optional(),
+              prependASPath: z.object({ prefix: z.array(asNumber).min(1, "must list at least one AS number").max(10, "lists at most 10 AS numbers") }).strict().optional(),
+            })
+            .strict(),
+        )
+        .min(1, "must list at least one operation")
+        .max(10, "lists at most 10 operations")
+        .optional(),
     })
     .strict();
 export const bgpFilterSpec = z

@@ -239,7 +239,7 @@ spec: {bgp: {ipv4Address: 10.30.0.11/24, routeReflectorClusterID: 10.30.0.1}}
 
   it("BGPFilter: Calico's rules apply; conditions that cannot combine, CIDRs of the other family or with host bits, and the fields weft does not do are refused by where they are", () => {
     const doc = (spec: string) => `apiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata: {name: tor}\nspec: ${spec}\n`;
-    const ok = `{exportV4: [{action: Accept, matchOperator: In, cidr: 77.0.0.0/16, source: RemotePeers}, {action: Reject, peerType: eBGP}], importV4: [{action: Accept, matchOperator: In, cidr: 55.0.0.0/16, prefixLength: {min: 30}}, {action: Reject, matchOperator: NotIn, cidr: 44.0.0.0/16}, {action: Reject, communities: {values: ["65003:7"]}, asPathPrefix: [65003]}], exportV6: [{action: Reject, matchOperator: Equal, cidr: "5000::/64"}]}`;
+    const ok = `{exportV4: [{action: Accept, matchOperator: In, cidr: 77.0.0.0/16, source: RemotePeers, operations: [{addCommunity: {value: "65000:1"}}, {prependASPath: {prefix: [65000, 65000]}}]}, {action: Reject, peerType: eBGP}], importV4: [{action: Accept, matchOperator: In, cidr: 55.0.0.0/16, prefixLength: {min: 30}}, {action: Reject, matchOperator: NotIn, cidr: 44.0.0.0/16}, {action: Reject, communities: {values: ["65003:7"]}, asPathPrefix: [65003]}], exportV6: [{action: Reject, matchOperator: Equal, cidr: "5000::/64"}]}`;
     expect(parseManifests(doc(ok), "x")).toHaveLength(1);
     const cases: Array<[string, string]> = [
       ["{importV4: [{action: Reject, cidr: 10.0.0.0/8}]}", "spec.importV4[0]: cidr and matchOperator go together: give both or neither"],
@@ -254,7 +254,12 @@ spec: {bgp: {ipv4Address: 10.30.0.11/24, routeReflectorClusterID: 10.30.0.1}}
       ["{exportV4: [{action: Drop}]}", "spec.exportV4[0].action: must be one of Accept, Reject"],
       ["{exportV4: [{action: Reject, communities: {values: ['70000:1']}}]}", 'spec.exportV4[0].communities.values[0]: "70000:1" is not a value such as 64512:100'],
       ["{exportV4: [{action: Reject, interface: '*.calico'}]}", "spec.exportV4[0]: interface is Calico's, and weft does not support it (weft announces address blocks and the routes it reflects, and none has an interface to match): remove it"],
-      ["{exportV4: [{action: Accept, operations: [{addCommunity: {value: '65000:1'}}]}]}", "spec.exportV4[0]: operations is Calico's, and weft does not support it (weft's filters accept or reject routes, they do not change them)"],
+      ["{exportV4: [{action: Accept, operations: [{setPriority: {value: 512}}]}]}", "spec.exportV4[0].operations[0]: setPriority is Calico's, and weft does not support it (weft's routes carry no priority"],
+      ["{exportV4: [{action: Reject, operations: [{addCommunity: {value: '65000:1'}}]}]}", "spec.exportV4[0].operations: go with action Accept only (a rejected route is not changed)"],
+      ["{exportV4: [{action: Accept, operations: [{addCommunity: {value: '65000:1'}, prependASPath: {prefix: [65000]}}]}]}", "spec.exportV4[0].operations[0]: must set exactly one of addCommunity, prependASPath"],
+      ["{exportV4: [{action: Accept, operations: [{}]}]}", "spec.exportV4[0].operations[0]: must set exactly one of addCommunity, prependASPath"],
+      ["{exportV4: [{action: Accept, operations: [{addCommunity: {value: '65000:x'}}]}]}", 'spec.exportV4[0].operations[0].addCommunity.value: "65000:x" is not a value such as 64512:100'],
+      ["{exportV4: [{action: Accept, operations: [{prependASPath: {prefix: []}}]}]}", "spec.exportV4[0].operations[0].prependASPath.prefix: must list at least one AS number"],
     ];
     for (const [spec, message] of cases) expect(() => parseManifests(doc(spec), "x"), spec).toThrow(`BGPFilter(tor): ${message}`);
     const peer = (filters: string) => `apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: tor}\nspec: {peerIP: 10.30.0.1, asNumber: 65003, filters: ${filters}}\n`;

@@ -29,7 +29,7 @@ const CALICO_ONLY: Record<string, string> = {
   keepOriginalNextHop: "weft sets itself as next hop toward its peers",
   interface: "weft announces address blocks and the routes it reflects, and none has an interface to match",
   priority: "weft's routes carry no priority (Calico's FelixConfiguration route priorities)",
-  operations: "weft's filters accept or reject routes, they do not change them",
+  setPriority: "weft's routes carry no priority (Calico's FelixConfiguration route priorities)",
 };
 
 /**
@@ -216,6 +216,11 @@ function validateBGPFilter(f: BGPFilter): void {
       }
       const community = r.communities?.values[0];
       if (community !== undefined && !parseCommunity(community)) throw new ValidationError(label, `${at}.communities.values[0]`, `"${community}" is not ${COMMUNITY_FORM}`);
+      if (r.operations && r.action !== "Accept") throw new ValidationError(label, `${at}.operations`, "go with action Accept only (a rejected route is not changed)");
+      r.operations?.forEach((op, j) => {
+        if (Object.keys(op).length !== 1) throw new ValidationError(label, `${at}.operations[${j}]`, "must set exactly one of addCommunity, prependASPath");
+        if (op.addCommunity && !parseCommunity(op.addCommunity.value)) throw new ValidationError(label, `${at}.operations[${j}].addCommunity.value`, `"${op.addCommunity.value}" is not ${COMMUNITY_FORM}`);
+      });
     });
   }
 }

@@ -118,6 +118,9 @@ spec: {peerIP: 10.30.0.1, asNumber: 65003, node: worker-1, filters: [tor-filter]
     console.log(`[tgobgp] ${status.split("\n").find((l) => l.startsWith("10.30.0.1 ("))}`);
     expect(status).toMatch(/BGP filters\n10\.30\.0\.1 \(tor-filter\): 1 route received and rejected, [1-9]\d* routes? not sent/);
     expect(await torPeer()).toMatchObject({ established: before, filters: { names: ["tor-filter"], importRejected: 1 } });
+    // weft node routes lists what the filter keeps out, as received (BIRD's show route filtered).
+    const filtered = (JSON.parse(await controlGet(lab.controlSocket("worker-1"), "/routes")) as { bgpFiltered: Array<{ cidr: string; peer: string; asPath: number[] }> }).bgpFiltered;
+    expect(filtered).toEqual([expect.objectContaining({ cidr: "10.98.1.0/25", peer: "10.30.0.1", asPath: [65003] })]);
     expect(await onWorker1(["node", "metrics"])).toMatch(/^weft_bgp_prefixes_filtered\{peer="10\.30\.0\.1",direction="import"\} 1$/m);
     // The filter deleted while the BGPPeer still names it: as Calico, the session runs without it, and node status says so.
     expect(await lab.weft(["delete", "bgpfilter", "tor-filter"])).toMatch(/BGPFilter\(tor-filter\) deleted/);

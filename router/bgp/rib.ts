@@ -118,6 +118,11 @@ export class Rib {
     return [...this.best.values()];
   }
 
+  /** Received routes an import filter rejected (kept, not used). */
+  filteredPaths(): Path[] {
+    return [...this.adjIn.values()].flatMap((t) => [...t.values()].filter((p) => p.filtered));
+  }
+
   received(peer: string): number {
     return this.adjIn.get(peer)?.size ?? 0;
   }

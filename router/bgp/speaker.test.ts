@@ -97,6 +97,7 @@ describe("two weft speakers in a mesh", () => {
     expect(routes(a)).toEqual(["10.8.0.0/26 via 127.0.0.92"]);
     expect(routes(b)).toEqual(["10.7.0.0/26 via 127.0.0.91"]);
     expect(a.status()[0]).toMatchObject({ prefixesReceived: 2, filters: { names: ["tor"], importRejected: 1, exportRejected: 1 } });
+    expect(a.rib.filteredPaths().map((p) => p.prefix)).toEqual(["10.8.1.0/26"]);
     // A new filter: what was rejected comes in and goes out, what it rejects now goes, the session stays.
     a.setPeers([peer("127.0.0.92", true, { filters: rejectIn("10.8.0.0/24") })]);
     await until("the new filter applied", () => routes(a).join() === "10.8.1.0/26 via 127.0.0.92" && routes(b).length === 2);

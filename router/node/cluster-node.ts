@@ -17,6 +17,7 @@ import { nodeName } from "../resources/validate.js";
 import { selectorOrError, SelectorError } from "../resources/selector.js";
 import { API_VERSION, nodeIPv4, nodeTunnelAddress, withTunnelFields, type BGPConfiguration, type BGPFilter, type BGPPeer, type IPPool, type NodeResource } from "../resources/kinds.js";
 import { Speaker, type PeerStatus } from "../bgp/speaker.js";
+import type { Path } from "../bgp/rib.js";
 import { bgpConfigFor, bgpLogLevel, bgpSettings, peersFor, serviceRanges } from "../bgp/peers.js";
 import { advertisedCommunities, communityTexts, unresolvedCommunities } from "../bgp/communities.js";
 import { ipamFor, IPAMError, BLOCK_PREFIX, TUNNEL_HANDLE_PREFIX, nodeBlockUsage, parseBlocks } from "../ipam/ipam.js";
@@ -65,6 +66,9 @@ const HOST: HostView = {
   routeGet: kernel.routeGet,
   resolve: async (host) => (await lookup(host, { family: 4 })).address,
 };
+
+/** A BGP path as weft node routes prints it. */
+const pathView = (p: Path) => ({ cidr: p.prefix, nextHop: p.attrs.nextHop, peer: p.peerAddress, asPath: (p.attrs.asPath ?? []).flatMap((seg) => seg.asns), localPref: p.attrs.localPref, communities: communityTexts(p.attrs) });
 
 export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Promise<void> {
   let name: string;
@@ -412,7 +416,9 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     status: () => ({ name, address: cidr, addressFrom: how, mode: "datastore", backend, datastore: { url: store.description, reachable: healthy, revision }, applyError: applyFailure || null, unreadableRecords: Object.fromEntries(unreadableRecords), peerProblems, routes: base.owner.routeCounts, ipam: ipamUsage, tunnel: { device: tunnelDevice, mtu: base.owner.tunnelMTU, address: tunnelAddr, vtepMAC: mac }, ...base.dp.settings(), uplink: { device: uplink, mtu: link.mtu }, started, counters: base.fp.counters() }),
     routes: () => ({
       fastPath: fastRoutes(base.fp, backend === "bgp" ? "bgp" : "datastore"),
-      bgp: speaker?.rib.bestPaths().map((p) => ({ cidr: p.prefix, nextHop: p.attrs.nextHop, peer: p.peerAddress, asPath: (p.attrs.asPath ?? []).flatMap((seg) => seg.asns), localPref: p.attrs.localPref, communities: communityTexts(p.attrs), stale: p.stale ?? false })) ?? [],
+      bgp: speaker?.rib.bestPaths().map((p) => ({ ...pathView(p), stale: p.stale ?? false })) ?? [],
+      // BIRD's "show route filtered": what a BGPPeer's import rules keep out, as received.
+      bgpFiltered: speaker?.rib.filteredPaths().map(pathView) ?? [],
     }),
     counters: () => base.fp.counters(),
   }, listeners);

@@ -1,5 +1,6 @@
 // FRR's bgpd as an external eBGP peer of worker-1: FRR's RIB shows weft's block as
-// valid, and weft installs FRR's route.
+// valid, weft installs FRR's route, and a soft reset in on FRR (ROUTE-REFRESH) gets
+// weft's routes sent again.
 import { describe, expect, it } from "vitest";
 import { useLab } from "./helpers.js";
 import { Frr, until } from "./daemons.js";
@@ -61,5 +62,20 @@ router bgp 65002
   it("weft learns FRR's 10.98.0.0/24 and routes it via FRR", async () => {
     const r = await until("FRR's route in worker-1's table", async () => (await lab.exec("worker-1", ["ip", "route", "show", "10.98.0.0/24"])).trim());
     expect(r).toMatch(/^10\.98\.0\.0\/24 via 10\.30\.0\.1 dev eth0 proto 87/);
+  });
+
+  it("clear bgp soft in on FRR sends ROUTE-REFRESH; weft sends its routes again and the session stays up", async () => {
+    type Stats = { routeRefreshSent: number; updatesRecv: number };
+    const stats = async () => (await frr.json("show bgp neighbors 10.30.0.11"))["10.30.0.11"].messageStats as Stats;
+    const before = await stats();
+    await frr.vtysh("clear bgp ipv4 unicast 10.30.0.11 soft in");
+    const after = await until("FRR to receive the routes again", async () => {
+      const s = await stats();
+      return s.updatesRecv > before.updatesRecv && s;
+    });
+    console.log(`[tfrr] FRR: route refreshes sent ${before.routeRefreshSent} -> ${after.routeRefreshSent}, updates received ${before.updatesRecv} -> ${after.updatesRecv}`);
+    expect(after.routeRefreshSent).toBeGreaterThan(before.routeRefreshSent);
+    expect((await frr.json("show bgp ipv4 unicast summary")).peers["10.30.0.11"].state).toBe("Established");
+    expect(await lab.exec("worker-1", ["tail", "-n", "50", `${lab.dir}/worker-1.log`])).toMatch(/peer asked for our routes again \(ROUTE-REFRESH\)/);
   });
 });

@@ -179,6 +179,6 @@ export function peersFor(me: string, nodes: NodeResource[], bgpPeers: BGPPeer[],
   }
   // One session per address: an explicit peering wins over the mesh.
   const explicit = new Set(other.map((p) => p.address));
-  const dedup = (ps: PeerConfig[]) => ps.filter((p, i) => ps.findIndex((q) => q.address === p.address) === i);
-  return { mesh: dedup(mesh.filter((p) => !explicit.has(p.address))), other: dedup(other), problems, pinned: pinned.filter((p, i) => pinned.findIndex((q) => q.address === p.address) === i) };
+  const dedup = <T extends { address: string }>(ps: T[]) => ps.filter((p, i) => ps.findIndex((q) => q.address === p.address) === i);
+  return { mesh: dedup(mesh.filter((p) => !explicit.has(p.address))), other: dedup(other), problems, pinned: dedup(pinned) };
 }

@@ -60,6 +60,18 @@ async function twoPeered(x: string, y: string, o: { exportsA?: string[]; exports
   return { a, b };
 }
 
+/** A route reflector and two clients on a fresh port, peered as a peerSelector BGPPeer peers them; toC2: settings of the reflector's session with c2. */
+async function reflectorWithClients(at: string, clusterId: string, c1At: string, c2At: string, toC2: Partial<PeerConfig> = {}): Promise<{ rr: Speaker; c1: Speaker; c2: Speaker }> {
+  port++;
+  const rr = speaker(at, { clusterId });
+  const c1 = speaker(c1At);
+  const c2 = speaker(c2At);
+  for (const s of [rr, c1, c2]) await s.listen();
+  rr.setPeers([peer(c1At, true, { rrClient: true, type: "global" }), peer(c2At, true, { rrClient: true, type: "global", ...toC2 })]);
+  for (const c of [c1, c2]) c.setPeers([peer(at, false, { type: "global" })]);
+  return { rr, c1, c2 };
+}
+
 describe("two weft speakers in a mesh", () => {
   it("establish one way (the lower address waits), exchange blocks with next hop self and LOCAL_PREF 100, withdraw", async () => {
     const { a, b } = await twoPeered("127.0.0.11", "127.0.0.12", { exportsA: ["10.1.0.0/26"], exportsB: ["10.2.0.0/26"] });
@@ -188,14 +200,7 @@ describe("two weft speakers in a mesh", () => {
   }, 20_000);
 
   it("a route reflector passes client routes to other clients with ORIGINATOR_ID and CLUSTER_LIST", async () => {
-    port++;
-    const rr = speaker("127.0.0.31", { clusterId: "1.1.1.1" });
-    const c1 = speaker("127.0.0.32");
-    const c2 = speaker("127.0.0.33");
-    for (const s of [rr, c1, c2]) await s.listen();
-    rr.setPeers([peer("127.0.0.32", true, { rrClient: true, type: "global" }), peer("127.0.0.33", true, { rrClient: true, type: "global" })]);
-    c1.setPeers([peer("127.0.0.31", false, { type: "global" })]);
-    c2.setPeers([peer("127.0.0.31", false, { type: "global" })]);
+    const { rr, c1, c2 } = await reflectorWithClients("127.0.0.31", "1.1.1.1", "127.0.0.32", "127.0.0.33");
     c1.setExports(["10.32.0.0/26"]);
     c2.setExports(["10.33.0.0/26"]);
     await until("reflection", () => routes(c1).length === 1 && routes(c2).length === 1);
@@ -204,16 +209,9 @@ describe("two weft speakers in a mesh", () => {
   });
 
   it("a reflector's export rule with source RemotePeers holds back the routes it reflects to that client, not its own", async () => {
-    port++;
-    const rr = speaker("127.0.0.34", { clusterId: "1.1.1.2" });
-    const c1 = speaker("127.0.0.35");
-    const c2 = speaker("127.0.0.36");
-    for (const s of [rr, c1, c2]) await s.listen();
     const noReflected = { names: ["own-only"], import: [], export: [{ action: "Reject" as const, source: "RemotePeers" as const }] };
+    const { rr, c1, c2 } = await reflectorWithClients("127.0.0.34", "1.1.1.2", "127.0.0.35", "127.0.0.36", { filters: noReflected });
     rr.setExports(["10.34.0.0/26"]);
-    rr.setPeers([peer("127.0.0.35", true, { rrClient: true, type: "global" }), peer("127.0.0.36", true, { rrClient: true, type: "global", filters: noReflected })]);
-    c1.setPeers([peer("127.0.0.34", false, { type: "global" })]);
-    c2.setPeers([peer("127.0.0.34", false, { type: "global" })]);
     c1.setExports(["10.35.0.0/26"]);
     await until("the reflector's own block at c2, and c1's reflected route held back", () => routes(c2).length === 1 && rr.status().find((p) => p.address === "127.0.0.36")?.filters?.exportRejected === 1);
     expect(routes(c2)).toEqual(["10.34.0.0/26 via 127.0.0.34"]);

@@ -487,11 +487,11 @@ export class IPAM {
 
 /** The stored block an IPv4 address (as a number) lies in, and its ordinal there. */
 function blockHolding(blocks: StoredBlock[], a: number): { found: StoredBlock; ord: number } | undefined {
-  const found = blocks.find(({ block }) => {
-    const [base, len] = block.cidr.split("/");
-    return ((a & maskOf(Number(len))) >>> 0) === parseIPv4(base);
-  });
-  return found && { found, ord: a - parseIPv4(found.block.cidr.split("/")[0])! };
+  for (const found of blocks) {
+    const c = parseCIDR(found.block.cidr)!;
+    if (contains(c, a)) return { found, ord: a - c.addr };
+  }
+  return undefined;
 }
 
 /** The IPv4 pool an address (as a number) lies in, if any. */

@@ -87,7 +87,8 @@ function cell(r: Resource, col: string): string {
     case "MAXBLOCKSPERHOST": return String(s.maxBlocksPerHost ?? 0);
     case "FILTERS": return (s.filters as string[] | undefined)?.join(",") ?? "";
     case "EXPORTV4": case "IMPORTV4": case "EXPORTV6": case "IMPORTV6": {
-      const n = (s[col.toLowerCase().replace(/v(\d)$/, "V$1")] as unknown[] | undefined)?.length ?? 0;
+      const list = { EXPORTV4: "exportV4", IMPORTV4: "importV4", EXPORTV6: "exportV6", IMPORTV6: "importV6" }[col];
+      const n = (s[list] as unknown[] | undefined)?.length ?? 0;
       return `${n} rule${n === 1 ? "" : "s"}`;
     }
     default: return "";

@@ -173,17 +173,15 @@ function validateBGPConfiguration(c: BGPConfiguration): void {
     names.add(k.name);
     if (!parseCommunity(k.value)) throw new ValidationError(label, `spec.communities[${i}].value`, `"${k.value}" is not ${COMMUNITY_FORM}`);
   });
-  for (const field of SERVICE_RANGES) {
-    c.spec[field]?.forEach((r, i) => {
-      const cidr = parseAnyCIDR(r.cidr);
-      if (!cidr) throw new ValidationError(label, `spec.${field}[${i}].cidr`, `"${r.cidr}" is not an IP network such as 10.96.0.0/12`);
-      if (!isStrictlyMasked(cidr)) throw new ValidationError(label, `spec.${field}[${i}].cidr`, `"${r.cidr}" has bits set past its prefix length`);
-    });
-  }
+  // A network given at field: it parses and has no host bits.
+  const network = (field: string, text: string, example: string) => {
+    const cidr = parseAnyCIDR(text);
+    if (!cidr) throw new ValidationError(label, field, `"${text}" is not an IP network such as ${example}`);
+    if (!isStrictlyMasked(cidr)) throw new ValidationError(label, field, `"${text}" has bits set past its prefix length`);
+  };
+  for (const field of SERVICE_RANGES) c.spec[field]?.forEach((r, i) => network(`spec.${field}[${i}].cidr`, r.cidr, "10.96.0.0/12"));
   c.spec.prefixAdvertisements?.forEach((a, i) => {
-    const cidr = parseAnyCIDR(a.cidr);
-    if (!cidr) throw new ValidationError(label, `spec.prefixAdvertisements[${i}].cidr`, `"${a.cidr}" is not an IP network such as 192.168.0.0/16`);
-    if (!isStrictlyMasked(cidr)) throw new ValidationError(label, `spec.prefixAdvertisements[${i}].cidr`, `"${a.cidr}" has bits set past its prefix length`);
+    network(`spec.prefixAdvertisements[${i}].cidr`, a.cidr, "192.168.0.0/16");
     a.communities.forEach((w, j) => {
       if (!resolveCommunity(w, c.spec) && !(perNode && !w.includes(":") && w.length > 0)) throw new ValidationError(label, `spec.prefixAdvertisements[${i}].communities[${j}]`, `"${w}" is neither a name in spec.communities nor ${COMMUNITY_FORM}`);
     });

@@ -1,5 +1,6 @@
 // BIRD 2 as an external eBGP router for worker-1: routes both ways, checked with
-// birdc and with weft, and again when BIRD asks for them (ROUTE-REFRESH); for worker-2 with a BGP password (TCP MD5); for worker-3 with
+// birdc and with weft, and again when BIRD asks for them (ROUTE-REFRESH), other nodes'
+// blocks passed on (next hop self, or kept with keepOriginalNextHop); for worker-2 with a BGP password (TCP MD5); for worker-3 with
 // GTSM (BIRD's ttl security, the BGPPeer's ttlSecurity); for master as a multihop
 // peer on a loopback address (the BGPPeer's reachableBy). Routes learned
 // from it sit beside the host's own (metric 32, as BIRD's kernel protocol puts them):
@@ -71,6 +72,28 @@ spec: {peerIP: 10.30.0.1, asNumber: 65001, node: worker-1}
     console.log(`[tbirdx] BIRD's import updates from w1: ${before} before reload in, ${after} after`);
     expect(await bird.birdc(["show", "protocols", "w1"])).toMatch(/Established/);
     expect(await lab.exec("worker-1", ["tail", "-n", "50", `${lab.dir}/worker-1.log`])).toMatch(/peer asked for our routes again \(ROUTE-REFRESH\)/);
+  });
+
+  it("worker-1 passes master's block on to BIRD (next hop worker-1, as Calico's BIRD exports every route inside a pool); with keepOriginalNextHop it comes with master's address, and the session stays up", async () => {
+    const masterBlock = (await lab.exec("master", ["ip", "route", "show", "proto", "87", "type", "blackhole"])).trim().split(/\s+/)[1];
+    const fromW1 = () => bird.birdc(["show", "route", masterBlock, "protocol", "w1"]);
+    const passed = await until("master's block from w1", async () => ((await fromW1()).includes(masterBlock) ? fromW1() : undefined));
+    console.log(`[tbirdx] birdc show route ${masterBlock} protocol w1:\n${passed}`);
+    expect(passed).toMatch(/unicast \[w1 .*\] .*\[AS64512i\]/);
+    expect(passed).toMatch(/via 10\.30\.0\.11 on brA/);
+    const since = async () => /^w1\s+BGP\s+\S+\s+up\s+(\S+)/m.exec(await bird.birdc(["show", "protocols", "w1"]))?.[1];
+    const before = await since();
+    await lab.apply(`apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {name: tor-bird}
+spec: {peerIP: 10.30.0.1, asNumber: 65001, node: worker-1, keepOriginalNextHop: true}
+`);
+    const kept = await until("master's address as next hop", async () => {
+      const out = await fromW1();
+      return /via 10\.30\.0\.10 on brA/.test(out) && out;
+    });
+    console.log(`[tbirdx] with keepOriginalNextHop:\n${kept}`);
+    expect(await since()).toBe(before);
   });
 
   it("weft learns BIRD's 10.99.0.0/24 with AS path 65001 and routes it via BIRD", async () => {

@@ -11,8 +11,14 @@ import { useLab } from "./helpers.js";
 import { GoBgp, until } from "./daemons.js";
 import { controlGet } from "../router/control/client.js";
 
+type GoBgpAttr = { type: number; as_paths?: Array<{ asns: number[] }>; communities?: number[]; value?: Array<Record<string, number>>; nexthop?: string };
+type GoBgpPath = { "neighbor-ip"?: string; attrs: GoBgpAttr[] };
+
 describe("interop: GoBGP as a peer", () => {
   let gobgp: GoBgp;
+  const rib = async (): Promise<Record<string, GoBgpPath[]>> => JSON.parse(await gobgp.gobgp(["global", "rib", "-a", "ipv4", "-j"]));
+  /** GoBGP's path for a prefix as one neighbor sent it (each node also passes on the others' blocks). */
+  const pathFrom = async (prefix: string, neighbor = "10.30.0.11") => (await rib())[prefix]?.find((p) => p["neighbor-ip"] === neighbor);
   const lab = useLab("tgobgp", "ipip", {
     datastore: "sqlite",
     setup: async (l) => {
@@ -40,12 +46,12 @@ spec: {peerIP: 10.30.0.1, asNumber: 65003, node: worker-1}
       return n[0]?.state?.session_state === 6;
     });
     const block = (await lab.exec("worker-1", ["ip", "route", "show", "proto", "87", "type", "blackhole"])).trim().split(/\s+/)[1];
-    const rib = await until("weft's block in GoBGP", async () => {
-      const r = JSON.parse(await gobgp.gobgp(["global", "rib", "-a", "ipv4", "-j"]));
+    const table = await until("weft's block in GoBGP", async () => {
+      const r = await rib();
       return r[block] && r;
     });
-    console.log(`[tgobgp] GoBGP RIB: ${Object.keys(rib).join(", ")}`);
-    expect(JSON.stringify(rib[block])).toContain("10.30.0.11");
+    console.log(`[tgobgp] GoBGP RIB: ${Object.keys(table).join(", ")}`);
+    expect(JSON.stringify(table[block])).toContain("10.30.0.11");
   });
 
   it("weft learns GoBGP's 10.97.0.0/24, and weft node routes shows its standard and large communities", async () => {
@@ -65,7 +71,7 @@ spec:
 `);
     const block = (await lab.exec("worker-1", ["ip", "route", "show", "proto", "87", "type", "blackhole"])).trim().split(/\s+/)[1];
     const attrs = await until("the communities on weft's block in GoBGP", async () => {
-      const path = JSON.parse(await gobgp.gobgp(["global", "rib", "-a", "ipv4", "-j"]))[block]?.[0] as { attrs: Array<{ type: number; communities?: number[]; value?: Array<Record<string, number>> }> } | undefined;
+      const path = await pathFrom(block);
       return path?.attrs.some((a) => a.type === 32) && path.attrs;
     });
     console.log(`[tgobgp] ${block} in GoBGP: ${JSON.stringify(attrs)}`);
@@ -79,7 +85,7 @@ spec:
   prefixAdvertisements: [{cidr: 192.168.0.0/16, communities: [rack-a, rack-z]}]
 `);
     const own = await until("worker-1's own advertisements in GoBGP", async () => {
-      const path = JSON.parse(await gobgp.gobgp(["global", "rib", "-a", "ipv4", "-j"]))[block]?.[0] as { attrs: Array<{ type: number }> } | undefined;
+      const path = await pathFrom(block);
       return path && !path.attrs.some((a) => a.type === 8) && path.attrs;
     });
     expect(own.some((a) => a.type === 32)).toBe(true);
@@ -113,7 +119,7 @@ spec: {peerIP: 10.30.0.1, asNumber: 65003, node: worker-1, filters: [tor-filter]
 `);
     await until("the /25 out of worker-1's table", async () => !(await lab.exec("worker-1", ["ip", "route", "show", "root", "10.98.0.0/16"])).includes("10.98.1.0/25"));
     expect(await lab.exec("worker-1", ["ip", "route", "show", "10.98.0.0/24"])).toMatch(/via 10\.30\.0\.1/);
-    await until("worker-1's block withdrawn from GoBGP", async () => !JSON.parse(await gobgp.gobgp(["global", "rib", "-a", "ipv4", "-j"]))[block]);
+    await until("worker-1's block withdrawn from GoBGP", async () => !(await rib())[block]);
     const status = await onWorker1(["node", "status"]);
     console.log(`[tgobgp] ${status.split("\n").find((l) => l.startsWith("10.30.0.1 ("))}`);
     expect(status).toMatch(/BGP filters\n10\.30\.0\.1 \(tor-filter\): 1 route received and rejected, [1-9]\d* routes? not sent/);
@@ -125,7 +131,7 @@ spec: {peerIP: 10.30.0.1, asNumber: 65003, node: worker-1, filters: [tor-filter]
     // The filter deleted while the BGPPeer still names it: as Calico, the session runs without it, and node status says so.
     expect(await lab.weft(["delete", "bgpfilter", "tor-filter"])).toMatch(/BGPFilter\(tor-filter\) deleted/);
     await until("the /25 back", async () => (await lab.exec("worker-1", ["ip", "route", "show", "root", "10.98.0.0/16"])).includes("10.98.1.0/25"));
-    await until("worker-1's block back in GoBGP", async () => !!JSON.parse(await gobgp.gobgp(["global", "rib", "-a", "ipv4", "-j"]))[block]);
+    await until("worker-1's block back in GoBGP", async () => !!(await rib())[block]);
     expect(await onWorker1(["node", "status"])).toContain('BGP peer problems: BGPPeer(tor-gobgp): names BGPFilter "tor-filter", which does not exist; its sessions run without it');
     expect((await torPeer()).established).toBe(before);
   });
@@ -153,7 +159,7 @@ kind: BGPConfiguration
 metadata: {name: default}
 spec: {serviceClusterIPs: [{cidr: 10.101.0.0/16}]}
 `);
-    const path = await until("the service range in GoBGP", async () => JSON.parse(await gobgp.gobgp(["global", "rib", "-a", "ipv4", "-j"]))["10.101.0.0/16"]);
+    const path = await until("the service range in GoBGP", async () => (await rib())["10.101.0.0/16"]);
     console.log(`[tgobgp] 10.101.0.0/16 in GoBGP: ${JSON.stringify(path)}`);
     expect(JSON.stringify(path)).toContain("10.30.0.11");
     // master learns it over the mesh from every node, and programs nothing for it.
@@ -172,7 +178,7 @@ spec: {peerIP: 10.30.0.1, asNumber: 65003, node: worker-2, localASNumber: 65100}
 `);
     await until("GoBGP's session with worker-2 Established", async () => (JSON.parse(await gobgp.gobgp(["neighbor", "-j"])) as Array<{ state: { neighbor_address: string; session_state: number } }>).some((n) => n.state.neighbor_address === "10.30.0.12" && n.state.session_state === 6));
     const block = (await lab.exec("worker-2", ["ip", "route", "show", "proto", "87", "type", "blackhole"])).trim().split(/\s+/)[1];
-    const path = await until("worker-2's block in GoBGP", async () => (JSON.parse(await gobgp.gobgp(["global", "rib", "-a", "ipv4", "-j"]))[block] as Array<{ attrs: Array<{ type: number; as_paths?: Array<{ asns: number[] }> }> }> | undefined)?.[0]);
+    const path = await until("worker-2's block in GoBGP from worker-2", async () => pathFrom(block, "10.30.0.12"));
     console.log(`[tgobgp] ${block} from worker-2 in GoBGP: ${JSON.stringify(path.attrs.find((a) => a.type === 2))}`);
     expect(path.attrs.find((a) => a.type === 2)?.as_paths?.[0].asns).toEqual([65100]);
   });
@@ -194,9 +200,8 @@ metadata: {name: tor-gobgp}
 spec: {peerIP: 10.30.0.1, asNumber: 65003, node: worker-1, numAllowedLocalASNumbers: 1, filters: [tor-te]}
 `);
     const block = (await lab.exec("worker-1", ["ip", "route", "show", "proto", "87", "type", "blackhole"])).trim().split(/\s+/)[1];
-    type Attr = { type: number; as_paths?: Array<{ asns: number[] }>; communities?: number[] };
     const attrs = await until("the prepended path in GoBGP", async () => {
-      const path = (JSON.parse(await gobgp.gobgp(["global", "rib", "-a", "ipv4", "-j"]))[block] as Array<{ attrs: Attr[] }> | undefined)?.[0];
+      const path = await pathFrom(block);
       return path?.attrs.find((a) => a.type === 2)?.as_paths?.[0].asns.length === 3 && path.attrs;
     });
     console.log(`[tgobgp] ${block} with tor-te: ${JSON.stringify(attrs.filter((a) => a.type === 2 || a.type === 8))}`);

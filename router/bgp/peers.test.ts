@@ -47,9 +47,12 @@ describe("peering plan", () => {
     expect(p.problems).toEqual(['BGPPeer(tor): names BGPFilter "tor-v2", which does not exist; its sessions run without it']);
   });
 
-  it("a BGPPeer's localASNumber reaches its session as the AS this node speaks as", () => {
-    const peers = [bgpPeer("tor", { peerIP: "10.30.0.1", asNumber: 65003, localASNumber: 65100 })];
-    expect(peersFor("worker-1", nodes, peers, s).other).toEqual([{ address: "10.30.0.1", port: 179, as: 65003, type: "global", passive: false, localAs: 65100 }]);
+  it("a BGPPeer's localASNumber and keepOriginalNextHop reach its session (the AS this node speaks as; passed-on routes keep their next hop)", () => {
+    const peers = [bgpPeer("tor", { peerIP: "10.30.0.1", asNumber: 65003, localASNumber: 65100, keepOriginalNextHop: true }), bgpPeer("tor-b", { peerIP: "10.30.0.2", asNumber: 65003, keepOriginalNextHop: false })];
+    expect(peersFor("worker-1", nodes, peers, s).other).toEqual([
+      { address: "10.30.0.1", port: 179, as: 65003, type: "global", passive: false, localAs: 65100, keepNextHop: true },
+      { address: "10.30.0.2", port: 179, as: 65003, type: "global", passive: false },
+    ]);
   });
 
   it("reachableBy pins the route to an external peer through its gateway, for the nodes the BGPPeer applies to (a peer that is a node is not pinned)", () => {

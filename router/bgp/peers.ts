@@ -144,7 +144,7 @@ export function peersFor(me: string, nodes: NodeResource[], bgpPeers: BGPPeer[],
     // Its filters: one it names that does not exist is left out (as Calico does), and said.
     const named = sp.filters?.length ? filtersFor(sp.filters, filters) : undefined;
     if (named?.missing.length) problems.push(`BGPPeer(${bp.metadata.name}): names BGPFilter ${named.missing.map((m) => `"${m}"`).join(", ")}, which does not exist; its sessions run without ${named.missing.length === 1 ? "it" : "them"}`);
-    const session = { password, keepaliveTime: seconds(sp.keepaliveTime), restartTime: sp.maxRestartTime === undefined ? undefined : Math.min(seconds(sp.maxRestartTime, 120), 4095), anySource: sp.sourceAddress === "None" ? true : undefined, ttlSecurity: sp.ttlSecurity || undefined, allowLocalAs: sp.numAllowedLocalASNumbers || undefined, localAs: sp.localASNumber, filters: named?.filters };
+    const session = { password, keepaliveTime: seconds(sp.keepaliveTime), restartTime: sp.maxRestartTime === undefined ? undefined : Math.min(seconds(sp.maxRestartTime, 120), 4095), anySource: sp.sourceAddress === "None" ? true : undefined, ttlSecurity: sp.ttlSecurity || undefined, allowLocalAs: sp.numAllowedLocalASNumbers || undefined, localAs: sp.localASNumber, filters: named?.filters, keepNextHop: sp.keepOriginalNextHop || undefined };
     const clean = (p: PeerConfig): PeerConfig => Object.fromEntries(Object.entries({ ...p, ...session }).filter(([, v]) => v !== undefined)) as unknown as PeerConfig;
     const global = !sp.node && !sp.nodeSelector;
     const appliesTo = (n: NodeResource) => global || sp.node === n.metadata.name || (nodeSel !== undefined && nodeSel(n.metadata.labels ?? {}));

@@ -39,6 +39,8 @@ export interface PeerConfig {
   ttlSecurity?: number;
   /** BGPPeer filters: the rules on what this session imports and exports (they change without a restart). */
   filters?: SessionFilters;
+  /** BGPPeer keepOriginalNextHop (BIRD's next hop keep): routes passed on to this eBGP peer keep their next hop (changes without a restart). */
+  keepNextHop?: boolean;
 }
 
 export interface LocalConfig {

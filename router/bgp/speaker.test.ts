@@ -15,8 +15,8 @@ afterEach(async () => {
   await Promise.all(speakers.splice(0).map((s) => s.stop(false)));
 });
 
-function speaker(routerId: string, opts: { clusterId?: string; holdTime?: number; port?: number } = {}): Speaker {
-  const s = new Speaker({ as: 64512, routerId, holdTime: opts.holdTime ?? 90, restartTime: 120, restarting: false, localAddress: routerId, listenPort: opts.port ?? port, listenAddress: routerId, clusterId: opts.clusterId }, log);
+function speaker(routerId: string, opts: { clusterId?: string; holdTime?: number; port?: number; as?: number } = {}): Speaker {
+  const s = new Speaker({ as: opts.as ?? 64512, routerId, holdTime: opts.holdTime ?? 90, restartTime: 120, restarting: false, localAddress: routerId, listenPort: opts.port ?? port, listenAddress: routerId, clusterId: opts.clusterId }, log);
   speakers.push(s);
   return s;
 }
@@ -216,6 +216,57 @@ describe("two weft speakers in a mesh", () => {
     await until("the reflector's own block at c2, and c1's reflected route held back", () => routes(c2).length === 1 && rr.status().find((p) => p.address === "127.0.0.36")?.filters?.exportRejected === 1);
     expect(routes(c2)).toEqual(["10.34.0.0/26 via 127.0.0.34"]);
     expect(routes(c1)).toEqual(["10.34.0.0/26 via 127.0.0.34"]);
+  });
+});
+
+describe("routes inside the pools are passed on, as Calico's BIRD exports every route inside a pool", () => {
+  // n1 and n2 in a mesh (AS 64512), n1 also peered with a ToR (AS 65000); the pools are 10.40.0.0/16.
+  async function meshAndTor(): Promise<{ n1: Speaker; n2: Speaker; tor: Speaker; toTor: PeerConfig }> {
+    port++;
+    const n1 = speaker("127.0.0.41");
+    const n2 = speaker("127.0.0.42");
+    const tor = speaker("127.0.0.43", { as: 65000 });
+    for (const s of [n1, n2, tor]) await s.listen();
+    const inPools = (cidr: string) => cidr.startsWith("10.40.");
+    n1.setExports(["10.40.0.0/26"], undefined, inPools);
+    n2.setExports(["10.40.1.0/26"], undefined, inPools);
+    tor.setExports(["10.40.9.0/26", "10.50.0.0/24"]);
+    const toTor = peer("127.0.0.43", false, { as: 65000, type: "global" });
+    n1.setPeers([peer("127.0.0.42", true), toTor]);
+    n2.setPeers([peer("127.0.0.41", false)]);
+    tor.setPeers([peer("127.0.0.41", true, { type: "global" })]);
+    return { n1, n2, tor, toTor };
+  }
+
+  it("a ToR peered with one node learns the other node's block from it (next hop self, its AS in front); keepOriginalNextHop gives the owner's address instead, without a restart; a withdrawal follows", async () => {
+    const { n1, n2, tor, toTor } = await meshAndTor();
+    await until("both blocks at the ToR", () => routes(tor).length === 2);
+    expect(routes(tor)).toEqual(["10.40.0.0/26 via 127.0.0.41", "10.40.1.0/26 via 127.0.0.41"]);
+    const passed = tor.rib.bestPaths().find((p) => p.prefix === "10.40.1.0/26")!.attrs;
+    expect(passed).toMatchObject({ origin: 0, asPath: [{ type: 2, asns: [64512] }] });
+    expect(passed.localPref).toBeUndefined(); // stays inside the AS
+    n1.setPeers([peer("127.0.0.42", true), { ...toTor, keepNextHop: true }]);
+    await until("the owner's next hop", () => routes(tor).includes("10.40.1.0/26 via 127.0.0.42"));
+    expect(routes(tor)).toEqual(["10.40.0.0/26 via 127.0.0.41", "10.40.1.0/26 via 127.0.0.42"]);
+    expect(n1.status().find((p) => p.address === "127.0.0.43")?.established).toBe(1);
+    n2.setExports([]);
+    await until("the withdrawal passed on", () => routes(tor).length === 1);
+  });
+
+  it("a route inside the pools learned from the ToR goes on to the mesh with the ToR as next hop; one outside the pools does not", async () => {
+    const { n1, n2 } = await meshAndTor();
+    await until("the ToR's routes at n1", () => routes(n1).length === 3);
+    await until("the pool route at n2", () => routes(n2).includes("10.40.9.0/26 via 127.0.0.43"));
+    expect(routes(n2)).toEqual(["10.40.0.0/26 via 127.0.0.41", "10.40.9.0/26 via 127.0.0.43"]);
+    expect(n2.rib.bestPaths().find((p) => p.prefix === "10.40.9.0/26")!.attrs).toMatchObject({ asPath: [{ type: 2, asns: [65000] }], localPref: 100 });
+  });
+
+  it("the ToR's own routes never go back to it, nor an iBGP-learned route to an iBGP peer", async () => {
+    const { n1, n2, tor } = await meshAndTor();
+    await until("settled", () => routes(n1).length === 3 && routes(tor).length === 2 && routes(n2).length === 2);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(tor.status()[0].prefixesReceived).toBe(2);
+    expect(n2.status()[0].prefixesReceived).toBe(2); // n1's block and the ToR's pool route, not n2's own back
   });
 });
 

@@ -1,7 +1,8 @@
 // The BGP speaker: a listener that accepts only configured peers, a session per
 // peer, the RIB, and what goes out: our own blocks (next hop self, LOCAL_PREF 100 on
-// iBGP, the communities prefixAdvertisements give them) and, on a route reflector, the
-// best paths of clients (RFC 4456).
+// iBGP, the communities prefixAdvertisements give them), the routes inside the pools we
+// learned from peers (passed on as BGP passes routes on, as Calico's BIRD does) and, on
+// a route reflector, the best paths of clients (RFC 4456).
 import net from "node:net";
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
@@ -50,6 +51,8 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
   private readonly md5Keys = new Map<string, string>();
   private exports: string[] = [];
   private communitiesOf: CommunitiesOf = () => ({});
+  /** Which learned prefixes we pass on to other peers: those inside a pool whose routes go out over BGP. */
+  private passOn: (cidr: string) => boolean = () => false;
   readonly rib = new Rib();
 
   constructor(
@@ -132,7 +135,13 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
       const p = want.get(k);
       if (!p || !same(p, s.peer)) {
         if (this.endSession(k, s, 3)) this.emit("routes");
-      } else if (JSON.stringify(p.filters) !== JSON.stringify(s.peer.filters)) this.refilter(s, p);
+      } else {
+        if (JSON.stringify(p.filters) !== JSON.stringify(s.peer.filters)) this.refilter(s, p);
+        if (p.keepNextHop !== s.peer.keepNextHop) {
+          s.peer.keepNextHop = p.keepNextHop;
+          if (s.state === "Established") this.sync(s);
+        }
+      }
     }
     for (const [k, p] of want) {
       if (this.sessions.has(k)) continue;
@@ -223,10 +232,15 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
     return this.rib.dropPeer(k).length > 0;
   }
 
-  /** Our own prefixes to announce (CIDRs), and the communities each carries (BGPConfiguration prefixAdvertisements). */
-  setExports(cidrs: string[], communitiesOf: CommunitiesOf = () => ({})): void {
+  /**
+   * Our own prefixes to announce (CIDRs), the communities each carries (BGPConfiguration
+   * prefixAdvertisements), and which prefixes learned from peers we pass on (Calico's
+   * BIRD exports every route inside a pool, wherever it learned it).
+   */
+  setExports(cidrs: string[], communitiesOf: CommunitiesOf = () => ({}), passOn: (cidr: string) => boolean = () => false): void {
     this.exports = [...new Set(cidrs)].sort();
     this.communitiesOf = communitiesOf;
+    this.passOn = passOn;
     for (const s of this.sessions.values()) if (s.state === "Established") this.sync(s);
   }
 
@@ -252,6 +266,21 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
       if (!own) continue;
       // Our AS goes in front on eBGP, after what the rules put there (BIRD prepends it after the export filter).
       out.set(c, { ...own, origin: 0, asPath: ibgp ? own.asPath : prependPath(own.asPath, [s.localAs]), nextHop: this.cfg.routerId, ...(ibgp ? { localPref: 100 } : {}) });
+    }
+    // Routes learned from peers, inside the pools: to an eBGP peer each with our AS in
+    // front and ourselves as next hop (the original one with keepOriginalNextHop), without
+    // the attributes that stay in an AS; to an iBGP peer those learned over eBGP, next hop
+    // kept (iBGP-learned routes reach iBGP peers only by reflection, below).
+    for (const p of this.rib.bestPaths()) {
+      if (p.peer === s.key || out.has(p.prefix) || (ibgp && p.ibgp) || !this.passOn(p.prefix)) continue;
+      const after = passes(p.prefix, true, p.attrs);
+      if (!after) continue;
+      if (ibgp) {
+        out.set(p.prefix, { ...after, localPref: after.localPref ?? 100 });
+        continue;
+      }
+      const { med: _med, localPref: _localPref, originatorId: _originatorId, clusterList: _clusterList, ...kept } = after;
+      out.set(p.prefix, { ...kept, asPath: prependPath(kept.asPath, [s.localAs]), nextHop: s.peer.keepNextHop ? (kept.nextHop ?? p.peerAddress) : this.cfg.routerId });
     }
     if (this.cfg.clusterId && ibgp) {
       for (const p of this.rib.bestPaths()) {
@@ -366,7 +395,8 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
   }
 
   private changed(): void {
-    if (this.cfg.clusterId) for (const s of this.sessions.values()) if (s.state === "Established") this.sync(s);
+    // What we pass on (and reflect) follows the RIB; sync() sends only the difference.
+    for (const s of this.sessions.values()) if (s.state === "Established") this.sync(s);
     this.emit("routes");
   }
 

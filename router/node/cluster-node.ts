@@ -21,7 +21,7 @@ import type { Path } from "../bgp/rib.js";
 import { bgpConfigFor, bgpLogLevel, bgpSettings, peersFor, serviceRanges } from "../bgp/peers.js";
 import { advertisedCommunities, communityTexts, unresolvedCommunities } from "../bgp/communities.js";
 import { ipamFor, IPAMError, BLOCK_PREFIX, TUNNEL_HANDLE_PREFIX, nodeBlockUsage, parseBlocks } from "../ipam/ipam.js";
-import { bgpExports, clusterState, poolEncapsulations, remoteFromBgp, tunnelMTU } from "../routing/cluster.js";
+import { bgpExports, bgpPassesOn, clusterState, poolEncapsulations, remoteFromBgp, tunnelMTU } from "../routing/cluster.js";
 import { OVERHEAD, type RemoteBlock } from "../routing/desired.js";
 import { ConfigError } from "./config.js";
 import { detectNodeAddress, type HostView } from "./autodetect.js";
@@ -316,7 +316,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       // Service ranges: announced by every node, never programmed from what peers announce.
       const services = serviceRanges(bgpConfig).map((c) => parseCIDR(c)!);
       const isService = (cidr: string) => services.some((s) => within(parseCIDR(cidr, false)!, s));
-      speaker.setExports([...bgpExports(name, view), ...services.map(formatCIDR)], advertisedCommunities(bgpConfig));
+      speaker.setExports([...bgpExports(name, view), ...services.map(formatCIDR)], advertisedCommunities(bgpConfig), bgpPassesOn(view));
       remote = remoteFromBgp(name, view, speaker.rib.bestPaths().filter((p) => !isService(p.prefix)).map((p) => ({ prefix: p.prefix, nextHop: p.attrs.nextHop ?? p.peerAddress })));
       // BGPPeer reachableBy: the route to the peer is pinned through its gateway, whatever peers announce for that address.
       const pins = plan.pinned.map((p): RemoteBlock => ({ cidr: `${p.address}/32`, node: `BGPPeer(${p.bgpPeer})`, address: p.via, encapsulation: "None", external: true, pinned: true }));

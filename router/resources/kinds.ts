@@ -143,6 +143,8 @@ export const bgpPeerSpec = z
     ttlSecurity: z.number().int().min(0).max(255).optional(),
     // BGPFilters applied to this peer's routes, in order (the first rule that decides wins).
     filters: z.array(name).optional(),
+    // Routes this node passes on to this eBGP peer keep the next hop they came with (BIRD's next hop keep), instead of this node.
+    keepOriginalNextHop: z.boolean().optional(),
   })
   .strict();
 

@@ -253,7 +253,7 @@ spec: {bgp: {ipv4Address: 10.30.0.11/24, routeReflectorClusterID: 10.30.0.1}}
       ["{exportV4: [{action: Reject, matchOperator: In, cidr: 10.0.0.0/8, prefixLength: {max: 33}}]}", "spec.exportV4[0].prefixLength.max"],
       ["{exportV4: [{action: Drop}]}", "spec.exportV4[0].action: must be one of Accept, Reject"],
       ["{exportV4: [{action: Reject, communities: {values: ['70000:1']}}]}", 'spec.exportV4[0].communities.values[0]: "70000:1" is not a value such as 64512:100'],
-      ["{exportV4: [{action: Reject, interface: '*.calico'}]}", "spec.exportV4[0]: interface is Calico's, and weft does not support it (weft announces address blocks and the routes it reflects, and none has an interface to match): remove it"],
+      ["{exportV4: [{action: Reject, interface: '*.calico'}]}", "spec.exportV4[0]: interface is Calico's, and weft does not support it (weft announces BGP routes only (its blocks, and the routes it passes on or reflects), and none has an interface to match): remove it"],
       ["{exportV4: [{action: Accept, operations: [{setPriority: {value: 512}}]}]}", "spec.exportV4[0].operations[0]: setPriority is Calico's, and weft does not support it (weft's routes carry no priority"],
       ["{exportV4: [{action: Reject, operations: [{addCommunity: {value: '65000:1'}}]}]}", "spec.exportV4[0].operations: go with action Accept only (a rejected route is not changed)"],
       ["{exportV4: [{action: Accept, operations: [{addCommunity: {value: '65000:1'}, prependASPath: {prefix: [65000]}}]}]}", "spec.exportV4[0].operations[0]: must set exactly one of addCommunity, prependASPath"],

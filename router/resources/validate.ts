@@ -26,8 +26,7 @@ function fieldPath(path: ReadonlyArray<PropertyKey>): string {
  */
 const CALICO_ONLY: Record<string, string> = {
   ignoredInterfaces: "weft's address detection takes --ip or --interface",
-  keepOriginalNextHop: "weft sets itself as next hop toward its peers",
-  interface: "weft announces address blocks and the routes it reflects, and none has an interface to match",
+  interface: "weft announces BGP routes only (its blocks, and the routes it passes on or reflects), and none has an interface to match",
   priority: "weft's routes carry no priority (Calico's FelixConfiguration route priorities)",
   setPriority: "weft's routes carry no priority (Calico's FelixConfiguration route priorities)",
 };

@@ -39,14 +39,17 @@ export function encapsulationFor(pool: IPPool, localCIDR: string, remoteAddr: st
   return pick(pool.spec.vxlanMode, "VXLAN") ?? pick(pool.spec.ipipMode, "IPIP") ?? "None";
 }
 
-function poolOf(pools: IPPool[], b: Block): IPPool | undefined {
-  const byName = pools.find((p) => p.metadata.name === b.pool);
-  if (byName) return byName;
-  const c = parseCIDR(b.cidr)!;
-  return pools.find((p) => {
+/** The pool whose CIDR holds an IPv4 prefix. */
+function poolHolding(pools: IPPool[], cidr: string): IPPool | undefined {
+  const c = parseCIDR(cidr, false);
+  return c && pools.find((p) => {
     const pc = parseCIDR(p.spec.cidr);
     return pc && within(c, pc);
   });
+}
+
+function poolOf(pools: IPPool[], b: Block): IPPool | undefined {
+  return pools.find((p) => p.metadata.name === b.pool) ?? poolHolding(pools, b.cidr);
 }
 
 /** Remote routes from BGP best paths: a pod block toward its node (encapsulated per its
@@ -60,11 +63,7 @@ export function remoteFromBgp(me: string, view: ClusterView, best: Array<{ prefi
   for (const { prefix, nextHop } of best) {
     const n = byAddr.get(nextHop);
     if (n?.metadata.name === me) continue;
-    const c = parseCIDR(prefix, false)!;
-    const pool = view.pools.find((p) => {
-      const pc = parseCIDR(p.spec.cidr);
-      return pc && within(c, pc);
-    });
+    const pool = poolHolding(view.pools, prefix);
     if (n && pool) out.push({ cidr: prefix, node: n.metadata.name, address: nextHop, encapsulation: encapsulationFor(pool, localCIDR, nextHop), vtepMAC: nodeVtepMAC(n) ?? vtepMAC(n.metadata.name) });
     // Not a pod block (an external router's route, or one a Calico node in the mesh
     // announces, such as its service addresses): a plain route beside the host's own.
@@ -86,6 +85,19 @@ export function bgpExports(me: string, view: ClusterView): string[] {
     else for (const [ord, al] of Object.entries(b.allocations)) if (al.node === me) out.push(`${addressAt(b, Number(ord))}/32`);
   }
   return out;
+}
+
+/**
+ * Which routes learned from BGP peers this node passes on to its other peers: those
+ * inside a pool without disableBGPExport. Calico's BIRD export filter matches a route
+ * by the pool it lies in, not by where it was learned, so a ToR peered with one node
+ * learns every node's blocks.
+ */
+export function bgpPassesOn(view: ClusterView): (cidr: string) => boolean {
+  return (cidr) => {
+    const pool = poolHolding(view.pools, cidr);
+    return !!pool && !pool.spec.disableBGPExport;
+  };
 }
 
 export function clusterState(me: string, view: ClusterView): ClusterState {

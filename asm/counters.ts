@@ -17,6 +17,7 @@ export const TSO_SEGMENTS: u32 = 11; // segments they were split into
 export const GRO_PACKETS_WRITTEN: u32 = 12; // coalesced packets written to the TUN
 export const GRO_SEGMENTS_MERGED: u32 = 13; // segments merged into them
 export const CHECKSUMS_COMPLETED: u32 = 14; // partial checksums finished before sending
+export const SUPER_PACKETS_RECEIVED: u32 = 15; // inner packets longer than the tunnel (merged by this host's NIC) split again for the TUN
 // Drops, by reason.
 export const DROP_MALFORMED_INNER: u32 = 16;
 export const DROP_MALFORMED_OUTER: u32 = 17;

@@ -157,8 +157,9 @@ function completeChecksum(p: u32, total: u32, start: u32, offset: u32): bool {
 
 // Splits a TCP super-packet (IPv4 at p, checked header ihl) into segments of mss
 // payload bytes, each with its own IP id, length, sequence number, flags and
-// checksums, and encapsulates each for route r. Only the headers are written (in the
-// arena); each segment's payload is sent from where it lies, summed but not copied.
+// checksums, and encapsulates each for route r (r 0: writes each to the TUN). Only the
+// headers are written (in the arena); each segment's payload is sent from where it
+// lies, summed but not copied.
 function segmentTcp(p: u32, ihl: u32, total: u32, mss: u32, r: u32): void {
   const t = p + ihl;
   if (ipv4.protocol(p) != 6 || total < ihl + tcp.HEADER_LEN || mss == 0) {
@@ -175,7 +176,7 @@ function segmentTcp(p: u32, ihl: u32, total: u32, mss: u32, r: u32): void {
   const id0 = loadBE16(p + ipv4.IDENT);
   const seq0 = loadBE32(t + tcp.SEQ);
   const flags0 = load<u8>(t + tcp.FLAGS);
-  C.count(C.TSO_PACKETS_SPLIT);
+  if (r) C.count(C.TSO_PACKETS_SPLIT);
   let k: u32 = 0;
   for (let off: u32 = 0; off < payload || (payload == 0 && k == 0); off += mss, k++) {
     const pay = min(mss, payload - off);
@@ -201,8 +202,13 @@ function segmentTcp(p: u32, ihl: u32, total: u32, mss: u32, r: u32): void {
     store<u8>(st + tcp.FLAGS, f);
     store<u16>(st + tcp.CHECKSUM, 0);
     store<u16>(st + tcp.CHECKSUM, <u16>~sum16(st, thl, pseudoSum(s, 6, thl + pay) + paySum));
-    C.count(C.TSO_SEGMENTS);
-    encapsulate(s, segLen, r, tail, pay);
+    if (r) {
+      C.count(C.TSO_SEGMENTS);
+      encapsulate(s, segLen, r, tail, pay);
+    } else {
+      C.count(C.TUN_TX);
+      emit(s, segLen, 0, 0, L.CH_TUN, tail, pay);
+    }
     if (payload == 0) break;
   }
 }
@@ -395,8 +401,44 @@ function toTun(p: u32, total: u32, ihl: u32): void {
   if (flags & tcp.PSH) groFlush();
 }
 
-// Checks the inner packet at p (avail bytes, from a known node) and passes it on.
-function deliverInner(p: u32, avail: u32): void {
+// An inner packet longer than the tunnel carries (maxInner): TCP segments this host's
+// NIC merged (GRO) before the raw IPIP socket saw them, whose checksum field then holds
+// the pseudo-header sum (the kernel checked each segment), or a whole packet from a
+// sender with a larger MTU. Either goes to the TUN as a super-packet the kernel splits
+// again at the tunnel's size (without virtio headers: split here); anything else is
+// too big for the pods' side and dropped.
+function superToTun(p: u32, total: u32, ihl: u32, maxInner: u32): void {
+  groFlush();
+  const t = p + ihl;
+  const thl = total >= ihl + tcp.HEADER_LEN ? tcp.headerLen(t) : 0;
+  if (ipv4.protocol(p) != 6 || ipv4.flagsFrag(p) & (ipv4.FLAG_MF | ipv4.FRAG_OFFSET_MASK) || thl < tcp.HEADER_LEN || ihl + thl >= total || ihl + thl >= maxInner) {
+    C.count(C.DROP_TOO_BIG_NO_DF);
+    return;
+  }
+  const pseudo = <u16>fold16(pseudoSum(p, 6, total - ihl));
+  if (load<u16>(t + tcp.CHECKSUM) != pseudo) {
+    // Not GRO's partial form: the whole checksum must hold.
+    if (fold16(sum16(t, total - ihl, pseudoSum(p, 6, total - ihl))) != 0xffff) {
+      C.count(C.DROP_BAD_CHECKSUM);
+      return;
+    }
+    store<u16>(t + tcp.CHECKSUM, pseudo);
+  }
+  C.count(C.SUPER_PACKETS_RECEIVED);
+  C.count(C.BYTES_DECAPSULATED, total);
+  const mss = maxInner - ihl - thl;
+  if (offload(OFFLOAD_VNET)) {
+    C.count(C.TUN_TX);
+    vnet.emitTcp4Gso(p - vnet.LEN, ihl + thl, mss, ihl);
+    emit(p - vnet.LEN, total + vnet.LEN, 0, 0, L.CH_TUN);
+    return;
+  }
+  segmentTcp(p, ihl, total, mss, 0);
+}
+
+// Checks the inner packet at p (avail bytes, from a known node) and passes it on;
+// maxInner is the longest inner packet the tunnel carries.
+function deliverInner(p: u32, avail: u32, maxInner: u32): void {
   const ihl = ipv4.checkHeader(p, avail);
   if (ihl == 0) {
     C.count(C.DROP_MALFORMED_INNER);
@@ -406,7 +448,9 @@ function deliverInner(p: u32, avail: u32): void {
     C.count(C.DROP_BAD_CHECKSUM);
     return;
   }
-  toTun(p, ipv4.totalLen(p), ihl);
+  const total = ipv4.totalLen(p);
+  if (total > maxInner && maxInner > 0) superToTun(p, total, ihl, maxInner);
+  else toTun(p, total, ihl);
 }
 
 // Packets from the raw IPIP socket: whole IPv4 packets with protocol 4.
@@ -438,7 +482,7 @@ export function decapIpipBatch(count: u32, slotCap: u32): u32 {
       C.count(C.DROP_UNKNOWN_SOURCE);
       continue;
     }
-    deliverInner(p + ihl, ipv4.totalLen(p) - ihl);
+    deliverInner(p + ihl, ipv4.totalLen(p) - ihl, underlayMtu() - IPIP_OVERHEAD);
   }
   groFlush();
   return outCount;
@@ -473,7 +517,7 @@ function decapVxlanOne(p: u32, len: u32, from: u32): void {
     C.count(C.DROP_NOT_IPV4);
     return;
   }
-  deliverInner(e + eth.HEADER_LEN, len - hdr);
+  deliverInner(e + eth.HEADER_LEN, len - hdr, underlayMtu() - VXLAN_OVERHEAD);
 }
 
 // Datagrams from the VXLAN UDP socket; with UDP GRO a slot holds several datagrams

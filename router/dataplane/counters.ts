@@ -15,6 +15,7 @@ export const COUNTER_NAMES: Record<number, string> = {
   12: "gro_packets_written",
   13: "gro_segments_merged",
   14: "checksums_completed",
+  15: "super_packets_received",
   16: "drop_malformed_inner",
   17: "drop_malformed_outer",
   18: "drop_bad_checksum",

@@ -152,9 +152,9 @@ export class Dataplane {
     }
     const offloadBits = (vnet ? OFFLOAD_VNET : 0) | (this.active.gro && vnet ? OFFLOAD_GRO : 0);
     this.fp.x.setOffloads(offloadBits);
-    // Super-packets (TSO reads, GRO receives) need 64 KiB slots.
-    const big = this.active.tso || this.active.udpGRO;
-    let size = big ? 65536 + 256 : 2048;
+    // 64 KiB slots, for super-packets: TSO reads, UDP GRO receives, and IPIP packets this
+    // host's NIC merged (GRO) before the raw socket saw them, whatever the TUN offloads.
+    let size = 65536 + 256;
     while (size < this.opts.underlayMTU + this.fp.headroom + 64) size *= 2;
     this.slotSize = size;
     this.batch = Math.min(this.opts.batch ?? 64, this.fp.maxIn, Math.floor(this.fp.x.layoutSlotsBytes() / size));

@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { randomBytes } from "node:crypto";
 import { FastPath, ENCAP_IPIP, ENCAP_VXLAN, CH_IPIP, CH_TUN, CH_VXLAN, OFFLOAD_GRO, OFFLOAD_VNET, type Encap } from "./fastpath.js";
 import { parseCIDR, parseIPv4, parseMAC } from "./addr.js";
-import { asTsoSuperPacket, buildTcp, buildVxlan, ipv4Checksum, tcpChecksumOk } from "./packets.js";
+import { asTsoSuperPacket, buildIPv4, buildTcp, buildVxlan, ipv4Checksum, pseudoHeaderSum, tcpChecksumOk } from "./packets.js";
 import { vtepMAC } from "./vtep.js";
 
 const BIG = 65536 + 256;
@@ -14,10 +14,10 @@ const W2 = "10.30.0.12";
 const POD1 = "192.168.226.65";
 const POD2 = "192.168.133.194";
 
-function node(name: string, addr: string, peer: string, peerName: string, peerBlock: string, encap: Encap): FastPath {
+function node(name: string, addr: string, peer: string, peerName: string, peerBlock: string, encap: Encap, offloads = OFFLOAD_VNET | OFFLOAD_GRO): FastPath {
   const fp = new FastPath();
   fp.configure({ localAddr: parseIPv4(addr)!, underlayMTU: 1500, vtepMAC: vtepMAC(name) });
-  fp.x.setOffloads(OFFLOAD_VNET | OFFLOAD_GRO);
+  fp.x.setOffloads(offloads);
   fp.setNodes([parseIPv4(peer)!]);
   fp.upsert({ prefix: parseCIDR(peerBlock)!, nextHop: parseIPv4(peer)!, encap, vtepMAC: vtepMAC(peerName) });
   return fp;
@@ -141,6 +141,68 @@ describe("GRO: consecutive segments reach the TUN as one super-packet", () => {
   });
 });
 
+describe("IPIP packets this host's NIC merged (GRO) before the raw socket saw them", () => {
+  /** An IPIP packet as the kernel hands it over after GRO: lengths and IP checksums fixed up, the TCP checksum left partial (the pseudo-header sum). */
+  function nicMerged(inner: Uint8Array, partial = true): Uint8Array {
+    const p = Uint8Array.from(inner);
+    if (partial) {
+      const ps = pseudoHeaderSum(p, 6, p.length - 20);
+      p[36] = ps >> 8;
+      p[37] = ps & 255;
+    }
+    return buildIPv4({ src: W1, dst: W2, protocol: 4, df: true, payload: p });
+  }
+  const decap = (fp: FastPath, bytes: Uint8Array) => {
+    load(fp, [{ bytes }]);
+    return outputs(fp, fp.x.decapIpipBatch(1, BIG - fp.headroom));
+  };
+  const w2 = (offloads?: number) => node("worker-2", W2, W1, "worker-1", "192.168.226.64/26", ENCAP_IPIP, offloads);
+  const payloadOf = (outs: Array<{ bytes: Uint8Array }>, vnetLen: number) => Buffer.concat(outs.map((o) => Buffer.from(o.bytes.subarray(vnetLen + 20 + 32))));
+
+  it("20 merged segments reach the TUN as one TCPv4 GSO packet at the tunnel's MSS (1480 - 52 = 1428), so the pods' side takes it; bytes intact", () => {
+    const fp = w2();
+    const payload = randomBytes(20 * 1428);
+    const out = decap(fp, nicMerged(tcpFlow(payload, 0x10)));
+    expect(out).toHaveLength(1);
+    const b = out[0].bytes;
+    const dv = new DataView(b.buffer, b.byteOffset);
+    expect([b[0], b[1]]).toEqual([1, 1]); // NEEDS_CSUM, GSO_TCPV4
+    expect(dv.getUint16(2, true)).toBe(52);
+    expect(dv.getUint16(4, true)).toBe(1428);
+    expect(dv.getUint16(6, true)).toBe(20);
+    expect(dv.getUint16(8, true)).toBe(16);
+    expect(payloadOf(out, 10).equals(payload)).toBe(true);
+    expect(fp.counters()).toMatchObject({ super_packets_received: 1, tun_tx: 1, drop_too_big: 0, drop_truncated: 0 });
+  });
+
+  it("a whole packet longer than the tunnel (a sender with a larger MTU) goes the same way when its checksum holds, and is dropped when it does not", () => {
+    const fp = w2();
+    const good = nicMerged(tcpFlow(randomBytes(4000), 0x10), false);
+    expect(decap(fp, good)[0].bytes[1]).toBe(1);
+    const bad = Uint8Array.from(good);
+    bad[20 + 52 + 100] ^= 0xff;
+    expect(decap(fp, bad)).toHaveLength(0);
+    expect(fp.counters()).toMatchObject({ super_packets_received: 1, drop_bad_checksum: 1 });
+  });
+
+  it("without virtio headers on the TUN (offloads off) it is split here into 1428-byte segments with whole checksums", () => {
+    const fp = w2(0);
+    const payload = randomBytes(5 * 1428 + 100);
+    const out = decap(fp, nicMerged(tcpFlow(payload, 0x18)));
+    expect(out.map((o) => o.bytes.length)).toEqual([1480, 1480, 1480, 1480, 1480, 152]);
+    for (const o of out) expect(tcpChecksumOk(o.bytes)).toBe(true);
+    expect(out.map((o) => !!(o.bytes[33] & 0x08))).toEqual([false, false, false, false, false, true]); // PSH on the last
+    expect(payloadOf(out, 0).equals(payload)).toBe(true);
+  });
+
+  it("anything but TCP longer than the tunnel is dropped as too big", () => {
+    const fp = w2();
+    const udp = buildIPv4({ src: POD1, dst: POD2, protocol: 17, df: true, payload: randomBytes(3000) });
+    expect(decap(fp, buildIPv4({ src: W1, dst: W2, protocol: 4, payload: udp }))).toHaveLength(0);
+    expect(fp.counters().drop_too_big).toBe(1);
+  });
+});
+
 describe("fuzz: random virtio headers and packets never crash the offload paths", () => {
   const runs = Number(process.env.WEFT_FUZZ_RUNS ?? 100_000) / 4;
   it(`encapsulation with virtio headers: ${runs} cases`, () => {
@@ -169,6 +231,24 @@ describe("fuzz: random virtio headers and packets never crash the offload paths"
           }
         },
       ),
+      { numRuns: runs },
+    );
+  });
+
+  it(`IPIP decapsulation of inner packets longer than the tunnel, mangled: ${runs} cases`, () => {
+    const w2 = node("worker-2", W2, W1, "worker-1", "192.168.226.64/26", ENCAP_IPIP);
+    fc.assert(
+      fc.property(fc.integer({ min: 1481, max: 30000 }), fc.uint8Array({ maxLength: 64 }), fc.boolean(), (size, junk, partial) => {
+        const inner = Buffer.from(tcpFlow(randomBytes(size - 52)));
+        if (partial) inner.writeUInt16BE(pseudoHeaderSum(inner, 6, inner.length - 20), 36);
+        inner.set(junk.subarray(0, Math.min(junk.length, 52)), junk.length % 20);
+        const bytes = buildIPv4({ src: W1, dst: W2, protocol: 4, payload: inner });
+        load(w2, [{ bytes }]);
+        for (const o of outputs(w2, w2.x.decapIpipBatch(1, BIG - w2.headroom))) {
+          expect(o.channel).toBe(CH_TUN);
+          expect(o.bytes.length).toBeLessThanOrEqual(65535 + 10);
+        }
+      }),
       { numRuns: runs },
     );
   });

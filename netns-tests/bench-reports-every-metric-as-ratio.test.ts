@@ -1,4 +1,5 @@
-// weft bench in a short run: every path it was asked for, every metric, each as a
+// weft bench in a short run: every path it was asked for (weft IPIP with the hosts
+// merging as a NIC's GRO does, then weft VXLAN with that undone), every metric, each as a
 // ratio to kernel VXLAN, the per-stage breakdown for weft paths, and the JSON, SVG and
 // PNG files a user gets. The figures themselves are printed, not asserted.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -14,20 +15,20 @@ import type { BenchReport } from "../router/bench/bench.js";
 const dir = mkdtempSync(path.join(os.tmpdir(), "weft-bench-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-describe("weft bench dataplane (1-second runs, kernel VXLAN and weft VXLAN)", () => {
+describe("weft bench dataplane (1-second runs: kernel VXLAN, weft IPIP with NIC-like GRO, weft VXLAN)", () => {
   let report: BenchReport;
   let table = "";
 
   it("runs and prints a table with ratios to kernel VXLAN", async () => {
     requireRoot();
     const cli = path.join(projectRoot(), "dist", "router", "cli", "main.js");
-    const r = await promisify(execFile)(process.execPath, [cli, "bench", "dataplane", "--seconds", "1", "--paths", "weft-vxlan", "--prefix", "tbench", "--json", `${dir}/b.json`, "--svg", `${dir}/b.svg`, "--png", `${dir}/b.png`], { timeout: 240_000 });
+    const r = await promisify(execFile)(process.execPath, [cli, "bench", "dataplane", "--seconds", "1", "--paths", "weft-ipip-nicgro,weft-vxlan", "--prefix", "tbench", "--json", `${dir}/b.json`, "--svg", `${dir}/b.svg`, "--png", `${dir}/b.png`], { timeout: 240_000 });
     table = r.stdout;
     console.log(`[tbench]\n${table}`);
     report = JSON.parse(readFileSync(`${dir}/b.json`, "utf8")) as BenchReport;
-    expect(report.paths.map((p) => p.path)).toEqual(["kernel-vxlan", "weft-vxlan"]);
+    expect(report.paths.map((p) => p.path)).toEqual(["kernel-vxlan", "weft-ipip-nicgro", "weft-vxlan"]);
     // The single-stream summary scripts read: {"runs":[{"path","gbps"}]}.
-    expect(report.runs.map((r) => r.path)).toEqual(["kernel-vxlan", "weft-vxlan"]);
+    expect(report.runs.map((r) => r.path)).toEqual(["kernel-vxlan", "weft-ipip-nicgro", "weft-vxlan"]);
     for (const r of report.runs) expect(r.gbps).toBeGreaterThan(0);
     expect(table).toMatch(/kernel-vxlan .*\(1\.00x\)/);
   });
@@ -46,11 +47,13 @@ describe("weft bench dataplane (1-second runs, kernel VXLAN and weft VXLAN)", ()
   });
 
   it("shows where weft's data-path time went, per node and stage", () => {
-    const st = report.paths[1].stages!;
-    expect(Object.keys(st)).toEqual(["worker-1 (sends)", "worker-2 (receives)"]);
-    expect(st["worker-1 (sends)"].network_send).toBeGreaterThan(0);
-    expect(st["worker-2 (receives)"].network_read).toBeGreaterThan(0);
-    expect(table).toMatch(/weft-vxlan: data-path time by stage/);
+    for (const path of ["weft-ipip-nicgro", "weft-vxlan"]) {
+      const st = report.paths.find((p) => p.path === path)!.stages!;
+      expect(Object.keys(st)).toEqual(["worker-1 (sends)", "worker-2 (receives)"]);
+      expect(st["worker-1 (sends)"].network_send).toBeGreaterThan(0);
+      expect(st["worker-2 (receives)"].network_read).toBeGreaterThan(0);
+      expect(table).toMatch(new RegExp(`${path}: data-path time by stage`));
+    }
   });
 
   it("writes the chart as SVG and PNG", () => {

@@ -8,22 +8,16 @@
 // kernel splits, from a virtio GSO header) and off (split in the fast path).
 import { describe, expect, it } from "vitest";
 import { transfer, useLab } from "./helpers.js";
-import type { Lab } from "../router/lab/lab.js";
 import { PODS } from "../router/lab/topology.js";
 
 const POD2 = PODS.find((p) => p.name === "pod-2")!.address;
 const MB50 = 50 * 1024 * 1024;
 
-async function nicGroOnWorker2(lab: Lab): Promise<void> {
-  await lab.exec("gw", ["ethtool", "-K", "v-w2", "tso", "off", "gso", "off"]);
-  await lab.exec("worker-2", ["ethtool", "-K", "eth0", "gro", "on"]);
-  await lab.exec("worker-2", ["sh", "-c", "echo 500000 > /sys/class/net/eth0/gro_flush_timeout && echo 10 > /sys/class/net/eth0/napi_defer_hard_irqs"]);
-}
 
 for (const offloads of ["on", "off"] as const) {
   describe(`IPIP into worker-2 while its NIC merges packets (GRO), TUN offloads ${offloads}`, () => {
     const prefix = offloads === "on" ? "tnicgro" : "tnicgro0";
-    const lab = useLab(prefix, "ipip", { offloadsOff: offloads === "off", setup: nicGroOnWorker2 });
+    const lab = useLab(prefix, "ipip", { offloadsOff: offloads === "off", setup: (l) => l.nicGro(["worker-2"], true) });
 
     it("a 50 MB transfer pod-1 -> pod-2 arrives with the same sha256; weft split the merged packets again and dropped none", async () => {
       const before = await lab.counters("worker-2");

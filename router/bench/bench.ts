@@ -150,6 +150,18 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       await lab.restartNodes("ipip");
       await measure("weft-ipip", "weft IPIP (raw socket, TSO split and GRO merge in wasm)", 1480, true);
     }
+    if (wanted.has("weft-ipip-nicgro")) {
+      // The same as a NIC with GRO would carry it: both hosts' eth0 merge what they
+      // receive, so weft's raw socket is handed merged packets (the lab's veths do not
+      // merge by themselves; the kernel's VXLAN merges in its own device either way).
+      await lab.restartNodes("ipip");
+      await lab.nicGro(["worker-1", "worker-2"], true);
+      try {
+        await measure("weft-ipip-nicgro", "weft IPIP with the hosts' eth0 merging received packets as a NIC's GRO does (gro on, gro_flush_timeout 50 us)", 1480, true);
+      } finally {
+        await lab.nicGro(["worker-1", "worker-2"], false);
+      }
+    }
     if (wanted.has("weft-vxlan")) {
       await lab.restartNodes("vxlan");
       await measure("weft-vxlan", "weft VXLAN (UDP GSO/GRO, TSO split and GRO merge in wasm)", 1450, true);

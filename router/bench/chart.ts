@@ -14,6 +14,7 @@ const COLORS: Record<string, string> = {
   "kernel-direct": "#9aa5b1",
   "kernel-vxlan": "#52606d",
   "weft-ipip": "#f0b429",
+  "weft-ipip-nicgro": "#f7d070",
   "weft-vxlan": "#2186eb",
   "weft-vxlan-rxthread": "#90cdf4",
   "weft-vxlan-busypoll": "#7c5cff",

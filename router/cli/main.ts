@@ -338,7 +338,7 @@ bench
 bench
   .command("dataplane", { isDefault: true })
   .description(
-    "in one lab run, kernel direct, kernel VXLAN, weft IPIP, weft VXLAN (also with its receive thread forced on, and busy-polling) and weft CrossSubnet, pod-1 -> pod-2: TCP with 1 and 4 streams, TCP request/response latency (p50, p99), 64-byte UDP packets/s, CPU seconds per Gbit, each as a ratio to kernel VXLAN; weft paths also show time per data-path stage",
+    "in one lab run, kernel direct, kernel VXLAN, weft IPIP (also with the hosts merging received packets as a NIC's GRO does; needs ethtool), weft VXLAN (also with its receive thread forced on, and busy-polling) and weft CrossSubnet, pod-1 -> pod-2: TCP with 1 and 4 streams, TCP request/response latency (p50, p99), 64-byte UDP packets/s, CPU seconds per Gbit, each as a ratio to kernel VXLAN; weft paths also show time per data-path stage",
   )
   .option("--seconds <n>", "length of each TCP run (latency and UDP runs take at most 5 s)", "10")
   .option("--paths <list>", `comma-separated subset of ${BENCH_PATH_LIST} (kernel-vxlan is always measured)`)

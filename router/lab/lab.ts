@@ -399,6 +399,20 @@ export class Lab {
     for (const name of hosts) await this.exec(name, ["ip", "link", "del", "vxlan0"], { allowFail: true });
   }
 
+  /**
+   * Makes hosts' eth0 merge what they receive as a NIC's GRO does (a veth merges only
+   * with GRO on and the sending side not segmenting for it; gro_flush_timeout holds
+   * packets for merging as a NIC's interrupt coalescing does), or undoes it. Needs ethtool.
+   */
+  async nicGro(hosts: string[], on: boolean): Promise<void> {
+    for (const name of hosts) {
+      const h = hostByName(name);
+      await this.exec("gw", ["ethtool", "-K", `v-${h.short}`, "tso", on ? "off" : "on", "gso", on ? "off" : "on"]);
+      await this.exec(name, ["ethtool", "-K", "eth0", "gro", on ? "on" : "off"]);
+      await this.exec(name, ["sh", "-c", `echo ${on ? 50000 : 0} > /sys/class/net/eth0/gro_flush_timeout && echo ${on ? 10 : 0} > /sys/class/net/eth0/napi_defer_hard_irqs`]);
+    }
+  }
+
   /** Sets a pod's MTU on both ends of its veth. */
   async setPodMTU(pod: string, mtu: number): Promise<void> {
     const p = PODS.find((x) => x.name === pod)!;

@@ -94,6 +94,9 @@ spec: {peerIP: 10.30.0.1, asNumber: 65001, node: worker-1, keepOriginalNextHop: 
     });
     console.log(`[tbirdx] with keepOriginalNextHop:\n${kept}`);
     expect(await since()).toBe(before);
+    // weft node routes says the same of what it sent BIRD (bgpExported, BIRD's show route export).
+    const routes = JSON.parse(await lab.exec("worker-1", [process.execPath, lab.cli(), "node", "routes", "--control", lab.controlSocket("worker-1")]));
+    expect(routes.bgpExported.find((e: { cidr: string; peer: string }) => e.cidr === masterBlock && e.peer === "10.30.0.1")).toMatchObject({ nextHop: "10.30.0.10", asPath: [64512] });
   });
 
   it("weft learns BIRD's 10.99.0.0/24 with AS path 65001 and routes it via BIRD", async () => {

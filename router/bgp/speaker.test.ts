@@ -245,6 +245,9 @@ describe("routes inside the pools are passed on, as Calico's BIRD exports every 
     const passed = tor.rib.bestPaths().find((p) => p.prefix === "10.40.1.0/26")!.attrs;
     expect(passed).toMatchObject({ origin: 0, asPath: [{ type: 2, asns: [64512] }] });
     expect(passed.localPref).toBeUndefined(); // stays inside the AS
+    // What n1 says it sent (weft node routes' bgpExported): the same, per peer.
+    const sent = n1.exported().filter((e) => e.peer === "127.0.0.43");
+    expect(sent.map((e) => `${e.prefix} via ${e.attrs.nextHop}`)).toEqual(["10.40.0.0/26 via 127.0.0.41", "10.40.1.0/26 via 127.0.0.41"]);
     n1.setPeers([peer("127.0.0.42", true), { ...toTor, keepNextHop: true }]);
     await until("the owner's next hop", () => routes(tor).includes("10.40.1.0/26 via 127.0.0.42"));
     expect(routes(tor)).toEqual(["10.40.0.0/26 via 127.0.0.41", "10.40.1.0/26 via 127.0.0.42"]);

@@ -36,6 +36,7 @@ export interface PeerStatus {
 
 interface Out {
   attrsKey: string;
+  attrs: Attributes;
 }
 
 export class Speaker extends EventEmitter<{ routes: [] }> {
@@ -310,7 +311,7 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
       const g = groups.get(k) ?? { attrs, prefixes: [] };
       g.prefixes.push(c);
       groups.set(k, g);
-      sent.set(c, { attrsKey: k });
+      sent.set(c, { attrsKey: k, attrs });
     }
     for (const c of withdraw) sent.delete(c);
     if (withdraw.length) for (const m of encodeUpdates(withdraw.map(prefixOf), {}, [])) s.send(m);
@@ -422,6 +423,16 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
       node: s.peer.node,
       ...(s.peer.filters ? { filters: { names: s.peer.filters.names, importRejected: this.rib.filtered(s.key), exportRejected: this.exportRejected.get(s.key) ?? 0 } } : {}),
     }));
+  }
+
+  /** What each Established peer has from us, as it was sent (BIRD's show route export). */
+  exported(): Array<{ peer: string; prefix: string; attrs: Attributes }> {
+    const out: Array<{ peer: string; prefix: string; attrs: Attributes }> = [];
+    for (const [k, s] of this.sessions) {
+      if (s.state !== "Established") continue;
+      for (const [prefix, o] of this.adjOut.get(k) ?? []) out.push({ peer: s.peer.address, prefix, attrs: o.attrs });
+    }
+    return out.sort((a, b) => a.peer.localeCompare(b.peer) || a.prefix.localeCompare(b.prefix));
   }
 
   /** Stops every session. graceful: close without NOTIFICATION, so GR peers keep our routes. */

@@ -18,6 +18,7 @@ import { selectorOrError, SelectorError } from "../resources/selector.js";
 import { API_VERSION, nodeIPv4, nodeTunnelAddress, withTunnelFields, type BGPConfiguration, type BGPFilter, type BGPPeer, type IPPool, type NodeResource } from "../resources/kinds.js";
 import { Speaker, type PeerStatus } from "../bgp/speaker.js";
 import type { Path } from "../bgp/rib.js";
+import type { Attributes } from "../bgp/wire.js";
 import { bgpConfigFor, bgpLogLevel, bgpSettings, peersFor, serviceRanges } from "../bgp/peers.js";
 import { advertisedCommunities, communityTexts, unresolvedCommunities } from "../bgp/communities.js";
 import { ipamFor, IPAMError, BLOCK_PREFIX, TUNNEL_HANDLE_PREFIX, nodeBlockUsage, parseBlocks } from "../ipam/ipam.js";
@@ -68,7 +69,8 @@ const HOST: HostView = {
 };
 
 /** A BGP path as weft node routes prints it. */
-const pathView = (p: Path) => ({ cidr: p.prefix, nextHop: p.attrs.nextHop, peer: p.peerAddress, asPath: (p.attrs.asPath ?? []).flatMap((seg) => seg.asns), localPref: p.attrs.localPref, communities: communityTexts(p.attrs) });
+const attrsView = (a: Attributes) => ({ nextHop: a.nextHop, asPath: (a.asPath ?? []).flatMap((seg) => seg.asns), localPref: a.localPref, communities: communityTexts(a) });
+const pathView = (p: Path) => ({ cidr: p.prefix, peer: p.peerAddress, ...attrsView(p.attrs) });
 
 export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Promise<void> {
   let name: string;
@@ -419,6 +421,8 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       bgp: speaker?.rib.bestPaths().map((p) => ({ ...pathView(p), stale: p.stale ?? false })) ?? [],
       // BIRD's "show route filtered": what a BGPPeer's import rules keep out, as received.
       bgpFiltered: speaker?.rib.filteredPaths().map(pathView) ?? [],
+      // BIRD's "show route export": what each peer has from this node, as sent.
+      bgpExported: speaker?.exported().map((e) => ({ cidr: e.prefix, peer: e.peer, ...attrsView(e.attrs) })) ?? [],
     }),
     counters: () => base.fp.counters(),
   }, listeners);

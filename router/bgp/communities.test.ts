@@ -1,7 +1,7 @@
 // Calico's community values and prefixAdvertisements: which routes carry what.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { advertisedCommunities, communityTexts, parseCommunity, unresolvedCommunities } from "./communities.js";
+import { addCommunities, advertisedCommunities, communityTexts, parseCommunity, unresolvedCommunities } from "./communities.js";
 
 describe("BGP communities as Calico's BGPConfiguration gives them", () => {
   it("reads standard (aa:nn) and large (aa:nn:mm) values, and refuses the rest", () => {
@@ -9,6 +9,14 @@ describe("BGP communities as Calico's BGPConfiguration gives them", () => {
     expect(parseCommunity("65535:65535")).toEqual({ standard: 0xffffffff });
     expect(parseCommunity("4200000000:1:2")).toEqual({ large: [4200000000, 1, 2] });
     for (const bad of ["", "64512", "65536:1", "1:65536", "a:b", "1:2:3:4", "4294967296:1:1", "-1:2", " 1:2", "1:2 "]) expect(parseCommunity(bad), bad).toBeUndefined();
+  });
+
+  it("adding communities keeps those a route carries and adds each new one once", () => {
+    const std = (a: number, b: number) => ((a << 16) | b) >>> 0;
+    const attrs = { communities: [std(65003, 7)], largeCommunities: [[65003, 1, 2]] as Array<[number, number, number]> };
+    const out = addCommunities(attrs, { communities: [std(65003, 7), std(64512, 120)], largeCommunities: [[65003, 1, 2], [64512, 300, 100]] });
+    expect(communityTexts(out)).toEqual(["65003:7", "64512:120", "65003:1:2", "64512:300:100"]);
+    expect(addCommunities(attrs, {})).toBe(attrs);
   });
 
   it("a route inside several advertisements carries all their communities once; one outside, none; names resolve", () => {

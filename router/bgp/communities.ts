@@ -43,6 +43,14 @@ export function unresolvedCommunities(spec: BGPConfigurationSpec | undefined): s
   return [...new Set(words.filter((w) => !resolveCommunity(w, spec!)))];
 }
 
+/** attrs with the communities of add put in, each once (BIRD's bgp_community.add). */
+export function addCommunities<T extends Pick<Attributes, "communities" | "largeCommunities">>(attrs: T, add: Pick<Attributes, "communities" | "largeCommunities">): T {
+  let out = attrs;
+  for (const c of add.communities ?? []) if (!(out.communities ?? []).includes(c)) out = { ...out, communities: [...(out.communities ?? []), c] };
+  for (const l of add.largeCommunities ?? []) if (!(out.largeCommunities ?? []).some((x) => x.every((v, i) => v === l[i]))) out = { ...out, largeCommunities: [...(out.largeCommunities ?? []), l] };
+  return out;
+}
+
 /** The communities routes carry by prefixAdvertisements: cidr -> what to add (a route inside several gets them all). */
 export type CommunitiesOf = (cidr: string) => Pick<Attributes, "communities" | "largeCommunities">;
 

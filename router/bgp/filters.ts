@@ -10,7 +10,7 @@
 // it does not make weft pass on routes it never sends (weft is not a transit router).
 import { parseCIDR, within, type Prefix } from "../dataplane/addr.js";
 import type { BGPFilter, BGPFilterRule } from "../resources/kinds.js";
-import { parseCommunity } from "./communities.js";
+import { addCommunities, parseCommunity } from "./communities.js";
 import { prependPath } from "./rib.js";
 import type { Attributes } from "./wire.js";
 
@@ -81,8 +81,7 @@ export function applyRules(rules: BGPFilterRule[], route: FilterRoute, ibgp: boo
   let attrs = route.attrs;
   for (const op of r.operations ?? []) {
     const c = op.addCommunity && parseCommunity(op.addCommunity.value);
-    if (c && "standard" in c && !(attrs.communities ?? []).includes(c.standard)) attrs = { ...attrs, communities: [...(attrs.communities ?? []), c.standard] };
-    if (c && "large" in c && !(attrs.largeCommunities ?? []).some((l) => l.every((x, i) => x === c.large[i]))) attrs = { ...attrs, largeCommunities: [...(attrs.largeCommunities ?? []), c.large] };
+    if (c) attrs = addCommunities(attrs, "standard" in c ? { communities: [c.standard] } : { largeCommunities: [c.large] });
     if (op.prependASPath) attrs = { ...attrs, asPath: prependPath(attrs.asPath, op.prependASPath.prefix) };
   }
   return attrs;

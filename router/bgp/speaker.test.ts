@@ -264,6 +264,14 @@ describe("routes inside the pools are passed on, as Calico's BIRD exports every 
     expect(n2.rib.bestPaths().find((p) => p.prefix === "10.40.9.0/26")!.attrs).toMatchObject({ asPath: [{ type: 2, asns: [65000] }], localPref: 100 });
   });
 
+  it("prefixAdvertisements' communities go on the routes passed on inside their CIDR, as on the node's own", async () => {
+    const { n1, tor } = await meshAndTor();
+    n1.setExports(["10.40.0.0/26"], advertisedCommunities({ prefixAdvertisements: [{ cidr: "10.40.0.0/16", communities: ["64512:120"] }] }), (c) => c.startsWith("10.40."));
+    const community = ((64512 << 16) | 120) >>> 0;
+    await until("the community on both blocks at the ToR", () => tor.rib.bestPaths().filter((p) => p.attrs.communities?.includes(community)).length === 2);
+    expect(communityTexts(tor.rib.bestPaths().find((p) => p.prefix === "10.40.1.0/26")!.attrs)).toEqual(["64512:120"]);
+  });
+
   it("the ToR's own routes never go back to it, nor an iBGP-learned route to an iBGP peer", async () => {
     const { n1, n2, tor } = await meshAndTor();
     await until("settled", () => routes(n1).length === 3 && routes(tor).length === 2 && routes(n2).length === 2);

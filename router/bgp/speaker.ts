@@ -10,7 +10,7 @@ import { native } from "../native/index.js";
 import { Session, type LocalConfig, type PeerConfig } from "./session.js";
 import { Rib, cidrOf, prefixOf, prependPath, type Path } from "./rib.js";
 import { encodeEndOfRib, encodeUpdates, isEndOfRib, type Attributes, type Update } from "./wire.js";
-import type { CommunitiesOf } from "./communities.js";
+import { addCommunities, type CommunitiesOf } from "./communities.js";
 import { applyRules } from "./filters.js";
 
 export interface SpeakerConfig extends LocalConfig {
@@ -274,7 +274,8 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
     // kept (iBGP-learned routes reach iBGP peers only by reflection, below).
     for (const p of this.rib.bestPaths()) {
       if (p.peer === s.key || out.has(p.prefix) || (ibgp && p.ibgp) || !this.passOn(p.prefix)) continue;
-      const after = passes(p.prefix, true, p.attrs);
+      // prefixAdvertisements' communities go on every route we announce inside their CIDR, as on our own.
+      const after = passes(p.prefix, true, addCommunities(p.attrs, this.communitiesOf(p.prefix)));
       if (!after) continue;
       if (ibgp) {
         out.set(p.prefix, { ...after, localPref: after.localPref ?? 100 });

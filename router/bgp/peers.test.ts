@@ -47,11 +47,18 @@ describe("peering plan", () => {
     expect(p.problems).toEqual(['BGPPeer(tor): names BGPFilter "tor-v2", which does not exist; its sessions run without it']);
   });
 
-  it("a BGPPeer's localASNumber and keepOriginalNextHop reach its session (the AS this node speaks as; passed-on routes keep their next hop)", () => {
-    const peers = [bgpPeer("tor", { peerIP: "10.30.0.1", asNumber: 65003, localASNumber: 65100, keepOriginalNextHop: true }), bgpPeer("tor-b", { peerIP: "10.30.0.2", asNumber: 65003, keepOriginalNextHop: false })];
+  it("a BGPPeer's localASNumber and next-hop settings reach its session (the AS this node speaks as; keepOriginalNextHop is nextHopMode Keep, Auto is the default)", () => {
+    const peers = [
+      bgpPeer("tor", { peerIP: "10.30.0.1", asNumber: 65003, localASNumber: 65100, keepOriginalNextHop: true }),
+      bgpPeer("tor-b", { peerIP: "10.30.0.2", asNumber: 65003, keepOriginalNextHop: false }),
+      bgpPeer("tor-c", { peerIP: "10.30.0.3", asNumber: 65003, nextHopMode: "Self" }),
+      bgpPeer("tor-d", { peerIP: "10.30.0.4", asNumber: 65003, nextHopMode: "Auto" }),
+    ];
     expect(peersFor("worker-1", nodes, peers, s).other).toEqual([
-      { address: "10.30.0.1", port: 179, as: 65003, type: "global", passive: false, localAs: 65100, keepNextHop: true },
+      { address: "10.30.0.1", port: 179, as: 65003, type: "global", passive: false, localAs: 65100, nextHopMode: "Keep" },
       { address: "10.30.0.2", port: 179, as: 65003, type: "global", passive: false },
+      { address: "10.30.0.3", port: 179, as: 65003, type: "global", passive: false, nextHopMode: "Self" },
+      { address: "10.30.0.4", port: 179, as: 65003, type: "global", passive: false },
     ]);
   });
 

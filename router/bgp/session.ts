@@ -39,8 +39,13 @@ export interface PeerConfig {
   ttlSecurity?: number;
   /** BGPPeer filters: the rules on what this session imports and exports (they change without a restart). */
   filters?: SessionFilters;
-  /** BGPPeer keepOriginalNextHop (BIRD's next hop keep): routes passed on to this eBGP peer keep their next hop (changes without a restart). */
-  keepNextHop?: boolean;
+  /**
+   * BGPPeer nextHopMode (or keepOriginalNextHop, which is Keep): the next hop of routes
+   * passed on or reflected to this peer. Unset (Auto): ourselves toward an eBGP peer,
+   * kept toward an iBGP one, as BIRD does; Self: always ourselves (BIRD's next hop self);
+   * Keep: always as learned (next hop keep). Changes without a restart.
+   */
+  nextHopMode?: "Self" | "Keep";
 }
 
 export interface LocalConfig {

@@ -208,6 +208,16 @@ describe("two weft speakers in a mesh", () => {
     expect(c2.rib.bestPaths()[0].attrs).toMatchObject({ originatorId: "127.0.0.32", clusterList: ["1.1.1.1"] });
   });
 
+  it("nextHopMode Self on a client's session puts the reflector in the path of what it reflects to that client; the others keep the originator's", async () => {
+    const { rr, c1, c2 } = await reflectorWithClients("127.0.0.37", "1.1.1.3", "127.0.0.38", "127.0.0.39", { nextHopMode: "Self" });
+    c1.setExports(["10.38.0.0/26"]);
+    c2.setExports(["10.39.0.0/26"]);
+    await until("reflection", () => routes(c1).length === 1 && routes(c2).length === 1);
+    expect(routes(c2)).toEqual(["10.38.0.0/26 via 127.0.0.37"]);
+    expect(routes(c1)).toEqual(["10.39.0.0/26 via 127.0.0.39"]);
+    expect(rr.exported().find((e) => e.peer === "127.0.0.39")?.attrs.nextHop).toBe("127.0.0.37");
+  });
+
   it("a reflector's export rule with source RemotePeers holds back the routes it reflects to that client, not its own", async () => {
     const noReflected = { names: ["own-only"], import: [], export: [{ action: "Reject" as const, source: "RemotePeers" as const }] };
     const { rr, c1, c2 } = await reflectorWithClients("127.0.0.34", "1.1.1.2", "127.0.0.35", "127.0.0.36", { filters: noReflected });
@@ -248,7 +258,7 @@ describe("routes inside the pools are passed on, as Calico's BIRD exports every 
     // What n1 says it sent (weft node routes' bgpExported): the same, per peer.
     const sent = n1.exported().filter((e) => e.peer === "127.0.0.43");
     expect(sent.map((e) => `${e.prefix} via ${e.attrs.nextHop}`)).toEqual(["10.40.0.0/26 via 127.0.0.41", "10.40.1.0/26 via 127.0.0.41"]);
-    n1.setPeers([peer("127.0.0.42", true), { ...toTor, keepNextHop: true }]);
+    n1.setPeers([peer("127.0.0.42", true), { ...toTor, nextHopMode: "Keep" }]);
     await until("the owner's next hop", () => routes(tor).includes("10.40.1.0/26 via 127.0.0.42"));
     expect(routes(tor)).toEqual(["10.40.0.0/26 via 127.0.0.41", "10.40.1.0/26 via 127.0.0.42"]);
     expect(n1.status().find((p) => p.address === "127.0.0.43")?.established).toBe(1);

@@ -138,8 +138,8 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
         if (this.endSession(k, s, 3)) this.emit("routes");
       } else {
         if (JSON.stringify(p.filters) !== JSON.stringify(s.peer.filters)) this.refilter(s, p);
-        if (p.keepNextHop !== s.peer.keepNextHop) {
-          s.peer.keepNextHop = p.keepNextHop;
+        if (p.nextHopMode !== s.peer.nextHopMode) {
+          s.peer.nextHopMode = p.nextHopMode;
           if (s.state === "Established") this.sync(s);
         }
       }
@@ -268,21 +268,24 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
       // Our AS goes in front on eBGP, after what the rules put there (BIRD prepends it after the export filter).
       out.set(c, { ...own, origin: 0, asPath: ibgp ? own.asPath : prependPath(own.asPath, [s.localAs]), nextHop: this.cfg.routerId, ...(ibgp ? { localPref: 100 } : {}) });
     }
+    // The next hop of a route passed on or reflected: ourselves toward an eBGP peer and
+    // as learned toward an iBGP one (BIRD's default), unless the peer's nextHopMode says.
+    const mode = s.peer.nextHopMode ?? (ibgp ? "Keep" : "Self");
+    const nextHop = (p: Path) => (mode === "Self" ? this.cfg.routerId : (p.attrs.nextHop ?? p.peerAddress));
     // Routes learned from peers, inside the pools: to an eBGP peer each with our AS in
-    // front and ourselves as next hop (the original one with keepOriginalNextHop), without
-    // the attributes that stay in an AS; to an iBGP peer those learned over eBGP, next hop
-    // kept (iBGP-learned routes reach iBGP peers only by reflection, below).
+    // front, without the attributes that stay in an AS; to an iBGP peer those learned
+    // over eBGP (iBGP-learned routes reach iBGP peers only by reflection, below).
     for (const p of this.rib.bestPaths()) {
       if (p.peer === s.key || out.has(p.prefix) || (ibgp && p.ibgp) || !this.passOn(p.prefix)) continue;
       // prefixAdvertisements' communities go on every route we announce inside their CIDR, as on our own.
       const after = passes(p.prefix, true, addCommunities(p.attrs, this.communitiesOf(p.prefix)));
       if (!after) continue;
       if (ibgp) {
-        out.set(p.prefix, { ...after, localPref: after.localPref ?? 100 });
+        out.set(p.prefix, { ...after, localPref: after.localPref ?? 100, nextHop: nextHop(p) });
         continue;
       }
       const { med: _med, localPref: _localPref, originatorId: _originatorId, clusterList: _clusterList, ...kept } = after;
-      out.set(p.prefix, { ...kept, asPath: prependPath(kept.asPath, [s.localAs]), nextHop: s.peer.keepNextHop ? (kept.nextHop ?? p.peerAddress) : this.cfg.routerId });
+      out.set(p.prefix, { ...kept, asPath: prependPath(kept.asPath, [s.localAs]), nextHop: nextHop(p) });
     }
     if (this.cfg.clusterId && ibgp) {
       for (const p of this.rib.bestPaths()) {
@@ -292,7 +295,7 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
         if (!from?.peer.rrClient && !s.peer.rrClient) continue;
         const reflected = passes(p.prefix, true, p.attrs);
         if (!reflected) continue;
-        out.set(p.prefix, { ...reflected, originatorId: p.attrs.originatorId ?? p.peerRouterId, clusterList: [this.cfg.clusterId, ...(p.attrs.clusterList ?? [])] });
+        out.set(p.prefix, { ...reflected, nextHop: nextHop(p), originatorId: p.attrs.originatorId ?? p.peerRouterId, clusterList: [this.cfg.clusterId, ...(p.attrs.clusterList ?? [])] });
       }
     }
     this.exportRejected.set(s.key, rejected);

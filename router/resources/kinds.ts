@@ -145,6 +145,8 @@ export const bgpPeerSpec = z
     filters: z.array(name).optional(),
     // Routes this node passes on to this eBGP peer keep the next hop they came with (BIRD's next hop keep), instead of this node.
     keepOriginalNextHop: z.boolean().optional(),
+    // Calico 3.31's wider form: Auto (BIRD's default: self toward eBGP, kept toward iBGP), Self (always this node), Keep (always as learned).
+    nextHopMode: z.enum(["Auto", "Self", "Keep"]).optional(),
   })
   .strict();
 

@@ -281,6 +281,14 @@ spec: {bgp: {ipv4Address: 10.30.0.11/24, routeReflectorClusterID: 10.30.0.1}}
     expect(() => parseManifests(peer("{peerIP: 10.30.9.1, asNumber: 65001, reachableBy: 'fe80::1'}"), "x")).toThrow("BGPPeer(tor): spec.reachableBy: must be an IPv4 address such as 10.30.0.1");
   });
 
+  it("BGPPeer nextHopMode is Auto, Self or Keep, and not beside keepOriginalNextHop (as Calico refuses both)", () => {
+    const peer = (more: string) => `apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: tor}\nspec: {peerIP: 10.30.0.1, asNumber: 65003, ${more}}\n`;
+    for (const mode of ["Auto", "Self", "Keep"]) expect(parseManifests(peer(`nextHopMode: ${mode}`), "x")).toHaveLength(1);
+    expect(parseManifests(peer("keepOriginalNextHop: true"), "x")).toHaveLength(1);
+    expect(() => parseManifests(peer("nextHopMode: Never"), "x")).toThrow("BGPPeer(tor): spec.nextHopMode:");
+    expect(() => parseManifests(peer("keepOriginalNextHop: true, nextHopMode: Self"), "x")).toThrow("BGPPeer(tor): spec: keepOriginalNextHop and nextHopMode cannot both be set (keepOriginalNextHop: true is nextHopMode: Keep)");
+  });
+
   it("BGPPeer ttlSecurity (GTSM) is a hop count, 0 (off) to 255", () => {
     const peer = (ttl: string) => `apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: tor}\nspec: {peerIP: 10.30.0.1, asNumber: 65003, ttlSecurity: ${ttl}}\n`;
     expect((parseManifests(peer("1"), "x")[0].spec as { ttlSecurity: number }).ttlSecurity).toBe(1);

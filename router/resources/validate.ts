@@ -150,6 +150,7 @@ function validateBGPPeer(peer: BGPPeer): void {
   if (s.reachableBy !== undefined && (!s.peerIP || peerEndpoint(s.peerIP)?.address === s.reachableBy)) {
     throw new ValidationError(label, "spec.reachableBy", s.peerIP ? "is the gateway toward peerIP, not peerIP itself" : "is the gateway toward peerIP: set peerIP");
   }
+  if (s.keepOriginalNextHop && s.nextHopMode !== undefined) throw new ValidationError(label, "spec", "keepOriginalNextHop and nextHopMode cannot both be set (keepOriginalNextHop: true is nextHopMode: Keep)");
 }
 
 const COMMUNITY_FORM = "a value such as 64512:100 (each part 0-65535) or 64512:100:200 (each part 0-4294967295)";

@@ -261,7 +261,7 @@ describe("routes inside the pools are passed on, as Calico's BIRD exports every 
     n1.setPeers([peer("127.0.0.42", true), { ...toTor, nextHopMode: "Keep" }]);
     await until("the owner's next hop", () => routes(tor).includes("10.40.1.0/26 via 127.0.0.42"));
     expect(routes(tor)).toEqual(["10.40.0.0/26 via 127.0.0.41", "10.40.1.0/26 via 127.0.0.42"]);
-    expect(n1.status().find((p) => p.address === "127.0.0.43")?.established).toBe(1);
+    expect(n1.status().find((p) => p.address === "127.0.0.43")).toMatchObject({ established: 1, prefixesSent: 2 });
     n2.setExports([]);
     await until("the withdrawal passed on", () => routes(tor).length === 1);
   });

@@ -27,6 +27,8 @@ export interface PeerStatus {
   since: Date;
   info: string;
   prefixesReceived: number;
+  /** Prefixes the peer has from us (0 while the session is not Established). */
+  prefixesSent: number;
   /** Times the session reached Established since the node started (or the peer's settings last changed). */
   established: number;
   node?: string;
@@ -423,6 +425,7 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
       since: s.since,
       info: s.state === "Established" ? "Established" : `${s.state}${s.info && s.info !== s.state ? ` ${s.info}` : ""}`,
       prefixesReceived: this.rib.received(s.key),
+      prefixesSent: s.state === "Established" ? (this.adjOut.get(s.key)?.size ?? 0) : 0,
       established: s.establishedCount,
       node: s.peer.node,
       ...(s.peer.filters ? { filters: { names: s.peer.filters.names, importRejected: this.rib.filtered(s.key), exportRejected: this.exportRejected.get(s.key) ?? 0 } } : {}),

@@ -32,16 +32,17 @@ describe("Prometheus metrics", () => {
   });
 
   it("counts each BGP session's arrivals at Established (a flap shows as more than one)", async () => {
-    const peer = (address: string, established: number) => ({ address, type: "node-to-node mesh", state: "up" as const, since: new Date(), info: "Established", prefixesReceived: 1, established });
+    const peer = (address: string, established: number) => ({ address, type: "node-to-node mesh", state: "up" as const, since: new Date(), info: "Established", prefixesReceived: 1, prefixesSent: 4, established });
     const bgp = () => ({ enabled: true, peers: [peer("10.30.0.10", 1), peer("10.30.0.12", 3)], ready: true, reason: "" });
     const text = await metricsRegistry({ status: () => ({}), routes: () => [], counters: () => ({}) as never, bgp }).metrics();
     expect(text).toMatch(/^# TYPE weft_bgp_session_established_total counter$/m);
     expect(text).toMatch(/^weft_bgp_session_established_total\{peer="10\.30\.0\.10"\} 1$/m);
     expect(text).toMatch(/^weft_bgp_session_established_total\{peer="10\.30\.0\.12"\} 3$/m);
+    expect(text).toMatch(/^weft_bgp_prefixes_sent\{peer="10\.30\.0\.12"\} 4$/m);
   });
 
   it("counts the prefixes each peer's BGPFilters reject, both ways (peers without filters have no series)", async () => {
-    const peer = (address: string, filters?: { names: string[]; importRejected: number; exportRejected: number }) => ({ address, type: "global", state: "up" as const, since: new Date(), info: "Established", prefixesReceived: 3, established: 1, filters });
+    const peer = (address: string, filters?: { names: string[]; importRejected: number; exportRejected: number }) => ({ address, type: "global", state: "up" as const, since: new Date(), info: "Established", prefixesReceived: 3, prefixesSent: 2, established: 1, filters });
     const bgp = () => ({ enabled: true, peers: [peer("10.30.0.1", { names: ["tor"], importRejected: 2, exportRejected: 1 }), peer("10.30.0.12")], ready: true, reason: "" });
     const text = await metricsRegistry({ status: () => ({}), routes: () => [], counters: () => ({}) as never, bgp }).metrics();
     expect(text).toMatch(/^weft_bgp_prefixes_filtered\{peer="10\.30\.0\.1",direction="import"\} 2$/m);

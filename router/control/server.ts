@@ -114,6 +114,16 @@ export function metricsRegistry(src: ControlSources, process = false): Registry 
     },
   });
   new Gauge({
+    name: "weft_bgp_prefixes_sent",
+    help: "Prefixes each BGP peer has from this node: its blocks, the routes it passes on or reflects",
+    labelNames: ["peer"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of src.bgp?.().peers ?? []) this.set({ peer: p.address }, p.prefixesSent);
+    },
+  });
+  new Gauge({
     name: "weft_bgp_prefixes_filtered",
     help: "Prefixes a BGP peer's BGPFilters reject: received from it (import) and kept from it (export); peers without filters have none",
     labelNames: ["peer", "direction"],

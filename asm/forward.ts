@@ -8,7 +8,7 @@ import * as C from "./counters";
 import { localAddr, nextIpId, offload, underlayMtu, vni, vxlanPort, vxlanSockets, C_LOCAL_MAC, OFFLOAD_GRO, OFFLOAD_VNET } from "./config";
 import { lpmLookup } from "./lpm";
 import { nodesHas } from "./nodes";
-import { routeAt, R_ENCAP, R_NEXT_HOP, R_VTEP_MAC } from "./routes";
+import { routeAt, R_ENCAP, R_NEXT_HOP, R_PATH_MTU, R_VTEP_MAC } from "./routes";
 import * as ipv4 from "./wire/ipv4";
 import * as icmp from "./wire/icmp";
 import * as eth from "./wire/ethernet";
@@ -256,12 +256,15 @@ export function encapBatch(count: u32): u32 {
     }
     const r = routeAt(route);
     const overhead = load<u8>(r + R_ENCAP) == L.ENCAP_VXLAN ? VXLAN_OVERHEAD : IPIP_OVERHEAD;
+    // A smaller path MTU toward this next hop (learned from ICMP) wins over the uplink's.
+    const pathMtu = <u32>load<u16>(r + R_PATH_MTU);
+    const mtu = pathMtu != 0 && pathMtu < mtuBase ? pathMtu : mtuBase;
     if (gsoType == vnet.GSO_TCPV4) {
       // Each segment must fit the tunnel: the super-packet itself never goes out whole.
       const t = p + ihl;
       const seg = total >= ihl + tcp.HEADER_LEN ? ihl + tcp.headerLen(t) + gsoSize : total;
-      if (seg + overhead > mtuBase) {
-        answerUnreachable(p, ihl, total, icmp.CODE_FRAG_NEEDED, mtuBase - overhead, C.DROP_TOO_BIG_NO_DF);
+      if (seg + overhead > mtu) {
+        answerUnreachable(p, ihl, total, icmp.CODE_FRAG_NEEDED, mtu - overhead, C.DROP_TOO_BIG_NO_DF);
         continue;
       }
       segmentTcp(p, ihl, total, gsoSize, r);
@@ -271,9 +274,9 @@ export function encapBatch(count: u32): u32 {
       C.count(C.DROP_BAD_OFFLOAD_HEADER);
       continue;
     }
-    if (total + overhead > mtuBase) {
+    if (total + overhead > mtu) {
       if (ipv4.flagsFrag(p) & ipv4.FLAG_DF) {
-        answerUnreachable(p, ihl, total, icmp.CODE_FRAG_NEEDED, mtuBase - overhead, C.DROP_TOO_BIG_NO_DF);
+        answerUnreachable(p, ihl, total, icmp.CODE_FRAG_NEEDED, mtu - overhead, C.DROP_TOO_BIG_NO_DF);
       } else {
         C.count(C.DROP_TOO_BIG_NO_DF);
       }

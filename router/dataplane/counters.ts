@@ -46,6 +46,8 @@ export const COUNTER_NAMES: Record<number, string> = {
   // Busy-polls after a batch that found a readable fd, and those that ran out of time.
   50: "busy_poll_hits",
   51: "busy_poll_misses",
+  // Errors the network reported about what was sent (ICMP: a smaller path MTU, unreachables).
+  52: "network_errors",
 };
 
 export const HOST_COUNTER = {
@@ -61,6 +63,7 @@ export const HOST_COUNTER = {
   nsTunWrite: 49,
   busyPollHits: 50,
   busyPollMisses: 51,
+  networkErrors: 52,
 } as const;
 
 export type Counters = Record<string, number>;

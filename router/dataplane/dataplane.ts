@@ -8,8 +8,9 @@ import { native, projectRoot, KIND_SOCK, KIND_TUN, type Native } from "../native
 import { isTunTap, linkInfo } from "../native/iproute.js";
 import { FastPath, CH_IPIP, CH_TUN, CH_VXLAN, OFFLOAD_GRO, OFFLOAD_VNET } from "./fastpath.js";
 import { HOST_COUNTER } from "./counters.js";
-import { Readiness, Receiver, sendChannel, stage } from "./receiver.js";
-import type { RxThreadInit, RxThreadMessage } from "./rx-thread.js";
+import { Readiness, Receiver, sendChannel, stage, type SocketError } from "./receiver.js";
+import type { RxThreadInit, RxThreadMessage, RxThreadReport } from "./rx-thread.js";
+import { formatIPv4 } from "./addr.js";
 
 export const IPPROTO_IPIP = 4;
 export const VXLAN_PORT = 4789;
@@ -90,6 +91,64 @@ export class Dataplane {
   active: Offloads = { ...NO_OFFLOADS };
   /** Called when the TUN fails under us (someone deleted the device). */
   onTunnelLost?: () => void;
+  /** When each path MTU below the uplink's was last reported, by node (host order). */
+  private readonly pathMtuHeard = new Map<number, number>();
+  private pathMtuTimer?: NodeJS.Timeout;
+  /** How long a path MTU holds, as the kernel keeps one (net.ipv4.route.mtu_expires). */
+  static readonly PATH_MTU_MS = 600_000;
+
+  /** Path MTUs below the uplink's, by node address (weft node status). */
+  pathMtus(): Record<string, number> {
+    return Object.fromEntries(this.fp.pathMtuList().map((p) => [formatIPv4(p.nextHop), p.mtu]));
+  }
+
+  /**
+   * Errors the network reported about what we sent. An ICMP fragmentation-needed (or
+   * the kernel refusing a datagram over a path MTU it learned from one) gives the MTU
+   * toward that node: routes through it then answer pods with fragmentation-needed at
+   * that MTU less the encapsulation, so their TCP sends smaller segments, as a kernel
+   * tunnel's path MTU discovery does. Without it a router with a smaller MTU on the way
+   * drops every full-size packet for good.
+   */
+  private learnFromErrors(errors: SocketError[]): void {
+    const uplink = this.fp.config?.underlayMTU ?? 0;
+    const known = new Map(this.fp.pathMtuList().map((p) => [p.nextHop, p.mtu]));
+    for (const [addr, reported] of errors) {
+      if (!addr || !reported || reported >= uplink) continue;
+      // The kernel's floor (net.ipv4.route.min_pmtu): it never goes below it either.
+      const mtu = Math.max(reported, 552);
+      this.pathMtuHeard.set(addr, Date.now());
+      if (known.get(addr) === mtu) continue;
+      known.set(addr, mtu);
+      this.fp.setPathMtu(addr, mtu);
+      this.opts.log.warn({ node: formatIPv4(addr), pathMTU: mtu, uplinkMTU: uplink }, "a router toward this node takes smaller packets than the uplink (ICMP fragmentation needed): pods get fragmentation-needed at that MTU less the encapsulation");
+    }
+    if (this.pathMtuHeard.size && !this.pathMtuTimer) {
+      this.pathMtuTimer = setInterval(() => this.expirePathMtus(), 30_000);
+      this.pathMtuTimer.unref();
+    }
+  }
+
+  private expirePathMtus(now = Date.now()): void {
+    for (const [addr, heard] of this.pathMtuHeard) {
+      if (now - heard < Dataplane.PATH_MTU_MS) continue;
+      this.pathMtuHeard.delete(addr);
+      this.fp.setPathMtu(addr, 0);
+      this.opts.log.info({ node: formatIPv4(addr) }, "no word of a smaller path MTU toward this node for 10 minutes: back to the uplink's, as the kernel does (it is learned again if still smaller)");
+    }
+    if (!this.pathMtuHeard.size) {
+      clearInterval(this.pathMtuTimer);
+      this.pathMtuTimer = undefined;
+    }
+  }
+
+  /** Reads a socket's error queue after a send it refused part of. */
+  private sendErrors(fd: number): void {
+    const errors = this.n.socketErrors(fd);
+    if (!errors.length) return;
+    this.fp.addCounter(HOST_COUNTER.networkErrors, errors.length);
+    this.learnFromErrors(errors);
+  }
 
   constructor(
     readonly fp: FastPath,
@@ -161,7 +220,7 @@ export class Dataplane {
     this.busyPollNs = Math.round(Math.min(Math.max(this.opts.busyPollMicros ?? 0, 0), 1000) * 1000);
     this.ready = new Readiness(this.n, this.fp, this.busyPollNs);
     this.ready.add(this.tunFd, () => this.fromTun(), () => this.onTunnelLost?.());
-    this.receiver = new Receiver(this.n, this.fp, this.tunFd, this.slotSize, this.batch, this.timing);
+    this.receiver = new Receiver(this.n, this.fp, this.tunFd, this.slotSize, this.batch, this.timing, undefined, (errors) => this.learnFromErrors(errors));
     const threaded = this.opts.rxThread ?? os.availableParallelism() >= 4;
     if (threaded) this.startRxThread(offloadBits);
     else this.receiveHere();
@@ -187,6 +246,7 @@ export class Dataplane {
     this.threaded = true;
     this.fp.addPeerCounters(counters);
     this.fp.onNodes = (nodes) => worker.postMessage({ nodes } satisfies RxThreadMessage);
+    worker.on("message", (m: RxThreadReport) => this.learnFromErrors(m.errors));
     worker.on("error", (err) => {
       // The thread died: receive on the main thread instead; forwarding goes on.
       log.error({ err }, "the receive thread failed; receiving on the main thread");
@@ -200,6 +260,7 @@ export class Dataplane {
   /** Stops forwarding; the fds close once the receive thread (if any) has let go of them. */
   stop(): Promise<void> {
     this.ready?.stop();
+    clearInterval(this.pathMtuTimer);
     const fds = [this.tunFd, this.ipipFd, ...this.vxlanFds].filter((fd) => fd >= 0);
     this.tunFd = this.ipipFd = this.vxlanFd = -1;
     this.vxlanFds = [];
@@ -240,8 +301,10 @@ export class Dataplane {
       fp.addCounter(HOST_COUNTER.tunBatches, 1);
       const outs = fp.x.encapBatch(count);
       if (timing) t0 = stage(fp, HOST_COUNTER.nsEncap, t0);
-      sendChannel(this.n, fp, this.ipipFd, KIND_SOCK, outs, CH_IPIP, HOST_COUNTER.sendFailed);
-      for (let k = 0; k < this.vxlanFds.length; k++) sendChannel(this.n, fp, this.vxlanFds[k], KIND_SOCK, outs, CH_VXLAN + k, HOST_COUNTER.sendFailed, this.active.udpGSO);
+      if (sendChannel(this.n, fp, this.ipipFd, KIND_SOCK, outs, CH_IPIP, HOST_COUNTER.sendFailed)) this.sendErrors(this.ipipFd);
+      for (let k = 0; k < this.vxlanFds.length; k++) {
+        if (sendChannel(this.n, fp, this.vxlanFds[k], KIND_SOCK, outs, CH_VXLAN + k, HOST_COUNTER.sendFailed, this.active.udpGSO)) this.sendErrors(this.vxlanFds[k]);
+      }
       if (timing) t0 = stage(fp, HOST_COUNTER.nsNetworkSend, t0);
       sendChannel(this.n, fp, this.tunFd, KIND_TUN, outs, CH_TUN, HOST_COUNTER.tunWriteFailed);
       if (timing) stage(fp, HOST_COUNTER.nsTunWrite, t0);

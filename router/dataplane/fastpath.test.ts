@@ -1,8 +1,8 @@
 import { describe, expect, it, beforeEach } from "vitest";
 import fc from "fast-check";
-import { FastPath, ENCAP_IPIP, ENCAP_VXLAN, CH_IPIP, CH_TUN, CH_VXLAN } from "./fastpath.js";
+import { FastPath, ENCAP_IPIP, ENCAP_VXLAN, CH_IPIP, CH_TUN, CH_VXLAN, OFFLOAD_VNET } from "./fastpath.js";
 import { parseCIDR, parseIPv4, parseMAC, formatIPv4 } from "./addr.js";
-import { buildEcho, buildIPv4, buildTcp, buildVxlan, ipv4Checksum } from "./packets.js";
+import { asTsoSuperPacket, buildEcho, buildIPv4, buildTcp, buildVxlan, ipv4Checksum } from "./packets.js";
 import { vtepMAC } from "./vtep.js";
 
 const SLOT = 2048;
@@ -133,6 +133,35 @@ describe("encapsulation of pod traffic read from the TUN", () => {
       expect(ipv4Checksum(o.bytes, 20, o.bytes.length - 20)).toBe(0);
     }
     expect(h.fp.counters().icmp_frag_needed_sent).toBe(2);
+  });
+
+  it("with a smaller path MTU toward a node (learned from ICMP), answers with that MTU less the encapsulation, for every route through it, until it is forgotten", () => {
+    h.fp.upsert({ prefix: parseCIDR("192.168.140.0/26")!, nextHop: parseIPv4(W2)!, encap: ENCAP_IPIP });
+    h.fp.setPathMtu(parseIPv4(W2)!, 1400);
+    h.fp.upsert({ prefix: parseCIDR("192.168.141.0/26")!, nextHop: parseIPv4(W2)!, encap: ENCAP_IPIP }); // added after: it takes it too
+    const fragNeededMtu = (dst: string, size: number) => {
+      const [o] = h.encap([buildEcho("192.168.226.65", dst, size - 28, true)]);
+      return o.channel === CH_TUN ? (o.bytes[26] << 8) | o.bytes[27] : 0;
+    };
+    for (const dst of ["192.168.133.194", "192.168.140.1", "192.168.141.1"]) {
+      expect(fragNeededMtu(dst, 1381)).toBe(1380);
+      expect(fragNeededMtu(dst, 1380)).toBe(0); // fits: encapsulated
+    }
+    expect(fragNeededMtu("192.168.97.193", 1450)).toBe(0); // worker-3's path is not worker-2's
+    expect(h.fp.pathMtuList()).toEqual([{ nextHop: parseIPv4(W2)!, mtu: 1400 }]);
+    h.fp.setPathMtu(parseIPv4(W2)!, 0);
+    expect(fragNeededMtu("192.168.133.194", 1480)).toBe(0);
+    expect(fragNeededMtu("192.168.133.194", 1481)).toBe(1480);
+  });
+
+  it("a TSO super-packet whose segments no longer fit the path MTU is answered with it, not split into packets the path drops", () => {
+    h.fp.x.setOffloads(OFFLOAD_VNET);
+    h.fp.setPathMtu(parseIPv4(W2)!, 1400);
+    const superPacket = asTsoSuperPacket(buildTcp({ src: "192.168.226.65", dst: "192.168.133.194", sport: 40000, dport: 5201, seq: 1, flags: 0x10, payload: new Uint8Array(4 * 1440) }), 1440);
+    const out = h.encap([superPacket]);
+    expect(out).toHaveLength(1);
+    expect(out[0].channel).toBe(CH_TUN);
+    expect((out[0].bytes[10 + 26] << 8) | out[0].bytes[10 + 27]).toBe(1380);
   });
 
   it("drops an oversized packet without DF and counts it", () => {

@@ -36,7 +36,7 @@ interface Exports {
   nodesAdd(addr: number): number;
   nodesClear(): void;
   nodesHas(addr: number): number;
-  routeSet(index: number, nextHop: number, encap: number, macHi: number, macLo: number): number;
+  routeSet(index: number, nextHop: number, encap: number, macHi: number, macLo: number, pathMtu: number): number;
   layoutDescIn(): number;
   layoutDescOut(): number;
   layoutDescSize(): number;
@@ -237,6 +237,31 @@ export class FastPath {
     this.onNodes?.(list);
   }
 
+  /** Path MTUs smaller than the uplink's, by next hop (host order), learned from ICMP. */
+  private readonly pathMtus = new Map<number, number>();
+
+  /**
+   * The underlay MTU toward a next hop when a router on the way has a smaller one than
+   * the uplink (0: forget it): routes through it answer pods with fragmentation-needed
+   * at that MTU less the encapsulation, as a kernel tunnel's path MTU discovery does.
+   */
+  setPathMtu(nextHop: number, mtu: number): void {
+    const a = nextHop >>> 0;
+    if (mtu > 0) this.pathMtus.set(a, mtu);
+    else this.pathMtus.delete(a);
+    for (const e of this.routes.values()) if (e.route.nextHop >>> 0 === a) this.write(e);
+  }
+
+  /** The path MTUs in use, by next hop. */
+  pathMtuList(): Array<{ nextHop: number; mtu: number }> {
+    return [...this.pathMtus].map(([nextHop, mtu]) => ({ nextHop, mtu }));
+  }
+
+  private write(entry: { route: FastRoute; index: number }): void {
+    const [hi, lo] = macWords(entry.route.vtepMAC);
+    this.x.routeSet(entry.index, entry.route.nextHop >>> 0, entry.route.encap, hi, lo, this.pathMtus.get(entry.route.nextHop >>> 0) ?? 0);
+  }
+
   /** Adds or replaces a route. */
   upsert(route: FastRoute): void {
     const prefix = { addr: (route.prefix.addr & maskOf(route.prefix.len)) >>> 0, len: route.prefix.len };
@@ -248,8 +273,7 @@ export class FastPath {
       entry = { route, index };
     }
     entry.route = { ...route, prefix };
-    const [hi, lo] = macWords(route.vtepMAC);
-    this.x.routeSet(entry.index, route.nextHop >>> 0, route.encap, hi, lo);
+    this.write(entry);
     if (!this.x.lpmInsert(prefix.addr, prefix.len, entry.index)) {
       throw new Error(`weft: fast-path table out of memory inserting ${formatCIDR(prefix)}`);
     }

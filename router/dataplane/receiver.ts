@@ -15,6 +15,8 @@ export class Receiver {
     /** Adds the time of each step to a stage_ns_* counter (a clock read per step). */
     private readonly timing: boolean,
     private readonly afterBatch: () => void = () => {},
+    /** Errors the network reported about what was sent through a socket (a path MTU, unreachables). */
+    private readonly onErrors: (errors: SocketError[]) => void = () => {},
   ) {}
 
   /** Drains at most a few batches from fd, then yields to the loop. */
@@ -25,7 +27,17 @@ export class Receiver {
       let t0 = timing ? performance.now() : 0;
       const count = n.recvBatch(fd, KIND_SOCK, fp.memory, fp.descIn, fp.slots, this.slotSize, fp.headroom, this.batch);
       if (timing) t0 = stage(fp, HOST_COUNTER.nsNetworkRead, t0);
-      if (count === 0) break;
+      // -1: the socket reported an error; woken with nothing to read: maybe only its error
+      // queue has something (left there, it keeps the socket readable).
+      if (count < 0 || (count === 0 && round === 0)) {
+        const errors = n.socketErrors(fd);
+        if (errors.length) {
+          fp.addCounter(HOST_COUNTER.networkErrors, errors.length);
+          this.onErrors(errors);
+        }
+        if (count < 0) continue;
+      }
+      if (count <= 0) break;
       fp.addCounter(HOST_COUNTER.networkBatches, 1);
       const outs = vxlan ? fp.x.decapVxlanBatch(count, cap) : fp.x.decapIpipBatch(count, cap);
       if (timing) t0 = stage(fp, HOST_COUNTER.nsDecap, t0);
@@ -105,12 +117,17 @@ export class Readiness {
 }
 
 /** Sends a batch's outputs of one channel on fd; what the kernel did not take is counted. */
-export function sendChannel(n: Native, fp: FastPath, fd: number, kind: number, outputs: number, channel: number, failCounter: number, gso = false): void {
+/** Sends a channel's outputs; returns how many the kernel did not take. */
+export function sendChannel(n: Native, fp: FastPath, fd: number, kind: number, outputs: number, channel: number, failCounter: number, gso = false): number {
   const expected = fp.tally(channel);
-  if (expected === 0) return;
+  if (expected === 0) return 0;
   const sent = n.sendBatch(fd, kind, fp.memory, fp.descOut, outputs, channel, gso);
   if (sent < expected) fp.addCounter(failCounter, expected - sent);
+  return expected - sent;
 }
+
+/** An error a socket's queue held: [destination (host order), path MTU or 0, errno]. */
+export type SocketError = [number, number, number];
 
 /** Adds the time since `since` (performance.now()) to a stage counter; returns now. */
 export function stage(fp: FastPath, counter: number, since: number): number {

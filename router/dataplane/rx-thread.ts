@@ -4,7 +4,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { native } from "../native/index.js";
 import { FastPath, type FastPathConfig } from "./fastpath.js";
-import { Readiness, Receiver } from "./receiver.js";
+import { Readiness, Receiver, type SocketError } from "./receiver.js";
 
 export interface RxThreadInit {
   tunFd: number;
@@ -21,6 +21,8 @@ export interface RxThreadInit {
 }
 
 export type RxThreadMessage = { nodes: number[] } | { stop: true };
+/** What the receive thread tells the main thread: errors its sockets reported (path MTUs). */
+export type RxThreadReport = { errors: SocketError[] };
 
 const init = workerData as RxThreadInit;
 const n = native();
@@ -29,7 +31,8 @@ fp.configure(init.config);
 fp.x.setOffloads(init.offloadBits);
 fp.setNodes(init.nodes);
 fp.useSharedCounters(init.counters);
-const rx = new Receiver(n, fp, init.tunFd, init.slotSize, init.batch, init.timing, () => fp.publishCounters(init.counters));
+// Path MTUs are the main thread's (it owns the routes): errors go there.
+const rx = new Receiver(n, fp, init.tunFd, init.slotSize, init.batch, init.timing, () => fp.publishCounters(init.counters), (errors) => parentPort!.postMessage({ errors } satisfies RxThreadReport));
 // This thread busy-polls its own fds (the sockets); the main thread polls the TUN.
 const ready = new Readiness(n, fp, init.busyPollNs);
 for (const [fd, vxlan] of init.sockets) ready.add(fd, () => rx.drain(fd, vxlan));

@@ -25,7 +25,10 @@ export interface Native {
   /** GTSM (RFC 5082): send with TTL 255, drop segments with a TTL below 256 - hops; 0 takes it off. */
   tcpTtlSecurity(fd: number, hops: number): void;
   close(fd: number): void;
+  /** Packets received into slots; -1 when the socket reports an error about what was sent (read it with socketErrors). */
   recvBatch(fd: number, kind: number, memory: ArrayBuffer, descOff: number, slotBase: number, slotSize: number, headroom: number, max: number): number;
+  /** Drains a socket's error queue: [destination (host order), path MTU (0 unless the error is EMSGSIZE), errno] per error. */
+  socketErrors(fd: number): Array<[number, number, number]>;
   sendBatch(fd: number, kind: number, memory: ArrayBuffer, descOff: number, count: number, channel: number, gso: boolean): number;
   pollStart(fd: number, onReadable: (status: number) => void): unknown;
   pollStop(handle: unknown): void;

@@ -20,6 +20,7 @@
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <linux/if_tun.h>
+#include <linux/errqueue.h>
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
 #include <netinet/udp.h>
@@ -311,8 +312,54 @@ static napi_value raw_open(napi_env env, napi_callback_info info) {
   if (fd < 0) return throw_errno(env, "socket(AF_INET, SOCK_RAW)", errno);
   int one = 1;
   if (setsockopt(fd, IPPROTO_IP, IP_HDRINCL, &one, sizeof one) < 0) return close_and_throw(env, fd, "IP_HDRINCL");
+  // ICMP errors about what we sent (fragmentation needed: a smaller path MTU) are queued
+  // for socketErrors; without this a raw socket drops them after the kernel notes the MTU.
+  setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one);
   set_bufs(fd);
   return ret_i32(env, fd);
+}
+
+// socketErrors(fd) -> [[address (host order), mtu, errno], ...]: drains the socket's error
+// queue (IP_RECVERR). address is the destination of what caused the error; mtu is the
+// path MTU an ICMP fragmentation-needed (or the kernel itself) gave for it, 0 otherwise.
+static napi_value socket_errors(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int fd = arg_i32(env, argv[0]);
+  napi_value out;
+  napi_create_array(env, &out);
+  uint32_t n = 0;
+  for (int guard = 0; guard < 256; guard++) {
+    uint8_t data[64];
+    char control[256];
+    struct sockaddr_in from;
+    struct iovec iov = {data, sizeof data};
+    struct msghdr m = {0};
+    m.msg_name = &from;
+    m.msg_namelen = sizeof from;
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = control;
+    m.msg_controllen = sizeof control;
+    ssize_t r;
+    do r = recvmsg(fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT); while (r < 0 && errno == EINTR);
+    if (r < 0) break;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+      if (c->cmsg_level != IPPROTO_IP || c->cmsg_type != IP_RECVERR) continue;
+      struct sock_extended_err ee;
+      memcpy(&ee, CMSG_DATA(c), sizeof ee);
+      napi_value row, v;
+      napi_create_array_with_length(env, 3, &row);
+      napi_create_uint32(env, m.msg_namelen >= sizeof from ? ntohl(from.sin_addr.s_addr) : 0, &v);
+      napi_set_element(env, row, 0, v);
+      napi_create_uint32(env, ee.ee_errno == EMSGSIZE ? ee.ee_info : 0, &v);
+      napi_set_element(env, row, 1, v);
+      napi_create_uint32(env, ee.ee_errno, &v);
+      napi_set_element(env, row, 2, v);
+      napi_set_element(env, out, n++, row);
+    }
+  }
+  return out;
 }
 
 // An IPv4 address argument (with a port) as a sockaddr_in; 0 after throwing a
@@ -343,6 +390,10 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   // Never let the kernel fragment our VXLAN datagrams: oversize is the fast path's job.
   int pmtu = IP_PMTUDISC_DO;
   setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu);
+  // A datagram over the path MTU (refused here, or dropped on the way with an ICMP
+  // fragmentation-needed) is queued as an error with that MTU, for socketErrors.
+  int one = 1;
+  setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one);
   set_bufs(fd);
   if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) return close_and_throw(env, fd, "bind UDP");
   return ret_i32(env, fd);
@@ -484,6 +535,10 @@ static napi_value recv_batch(napi_env env, napi_callback_info info) {
   do r = recvmmsg(fd, S->msgs, max, MSG_DONTWAIT, NULL); while (r < 0 && errno == EINTR);
   if (r < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return ret_i32(env, 0);
+    // An error the network reported about what we sent (IP_RECVERR): -1, and the
+    // caller reads it with socketErrors. Anything else is ours to throw.
+    if (errno == EMSGSIZE || errno == EHOSTUNREACH || errno == ENETUNREACH || errno == ECONNREFUSED || errno == ENOPROTOOPT || errno == EHOSTDOWN || errno == EPROTO || errno == ETIMEDOUT || errno == ENONET || errno == EACCES || errno == EPERM)
+      return ret_i32(env, -1);
     return throw_errno(env, "recvmmsg", errno);
   }
   for (int i = 0; i < r; i++) {
@@ -777,6 +832,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"linkSet", NULL, link_set, NULL, NULL, NULL, napi_default, NULL},
       {"linkGet", NULL, link_get, NULL, NULL, NULL, napi_default, NULL},
       {"rawOpen", NULL, raw_open, NULL, NULL, NULL, napi_default, NULL},
+      {"socketErrors", NULL, socket_errors, NULL, NULL, NULL, napi_default, NULL},
       {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, fd_close, NULL, NULL, NULL, napi_default, NULL},
       {"tcpSocket", NULL, tcp_socket, NULL, NULL, NULL, napi_default, NULL},

@@ -415,7 +415,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   const started = new Date().toISOString();
   const server = await startControlServer(control, {
     bgp: () => bgpStatus(speaker, startedAt),
-    status: () => ({ name, address: cidr, addressFrom: how, mode: "datastore", backend, datastore: { url: store.description, reachable: healthy, revision }, applyError: applyFailure || null, unreadableRecords: Object.fromEntries(unreadableRecords), peerProblems, routes: base.owner.routeCounts, ipam: ipamUsage, tunnel: { device: tunnelDevice, mtu: base.owner.tunnelMTU, address: tunnelAddr, vtepMAC: mac }, ...base.dp.settings(), uplink: { device: uplink, mtu: link.mtu }, started, counters: base.fp.counters() }),
+    status: () => ({ name, address: cidr, addressFrom: how, mode: "datastore", backend, datastore: { url: store.description, reachable: healthy, revision }, applyError: applyFailure || null, unreadableRecords: Object.fromEntries(unreadableRecords), peerProblems, routes: base.owner.routeCounts, ipam: ipamUsage, tunnel: { device: tunnelDevice, mtu: base.owner.tunnelMTU, address: tunnelAddr, vtepMAC: mac }, ...base.dp.settings(), uplink: { device: uplink, mtu: link.mtu }, pathMTUs: base.dp.pathMtus(), started, counters: base.fp.counters() }),
     routes: () => ({
       fastPath: fastRoutes(base.fp, backend === "bgp" ? "bgp" : "datastore"),
       bgp: speaker?.rib.bestPaths().map((p) => ({ ...pathView(p), stale: p.stale ?? false })) ?? [],

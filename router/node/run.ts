@@ -211,6 +211,7 @@ export async function runStaticNode(cfg: StaticConfig, source: string, log: Logg
       tunnel: { device: cfg.tunnelDevice, mtu: pre.tunnelMTU, vtepMAC: base.mac },
       ...base.dp.settings(),
       uplink: { device: pre.uplink, mtu: pre.underlayMTU },
+      pathMTUs: base.dp.pathMtus(),
       routes: base.owner.routeCounts,
       started,
       counters: base.fp.counters(),

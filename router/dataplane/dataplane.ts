@@ -234,7 +234,8 @@ export class Dataplane {
 
   private receiveHere(): void {
     const rx = this.receiver!;
-    for (const [fd, vxlan] of this.receiveSockets()) this.ready!.add(fd, () => rx.drain(fd, vxlan));
+    const lost = (status: number) => this.opts.log.warn({ status }, "epoll stopped watching a tunnel socket: watching it again");
+    for (const [fd, vxlan] of this.receiveSockets()) this.ready!.add(fd, () => rx.drain(fd, vxlan), lost, true);
   }
 
   private startRxThread(offloadBits: number): void {

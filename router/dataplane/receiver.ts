@@ -73,22 +73,34 @@ export class Readiness {
 
   /**
    * Runs handle whenever fd is readable (and, busy-polling, when it turns readable soon
-   * after another's batch). onError runs once if the fd fails (epoll reports an error,
-   * e.g. a TUN whose device was deleted); the fd is no longer watched after that.
+   * after another's batch). A TUN: onError runs once if it fails (epoll reports an
+   * error: its device was deleted), and it is no longer watched. A tunnel socket
+   * (socket: true): the errors the network reports about what was sent wake handle too
+   * (it reads them); should the watch end anyway, handle runs once more and the socket
+   * is watched again, so receiving never stops for good.
    */
-  add(fd: number, handle: () => void, onError?: (status: number) => void): void {
+  add(fd: number, handle: () => void, onError?: (status: number) => void, socket = false): void {
     this.fds = Int32Array.from([...this.fds, fd]);
     this.handlers.push(handle);
-    this.polls.push(
-      this.n.pollStart(fd, (status) => {
-        if (status < 0) {
-          onError?.(status);
-          return;
-        }
-        handle();
-        this.busyPoll();
-      }),
-    );
+    const index = this.polls.length;
+    const watch = (): unknown =>
+      this.n.pollStart(
+        fd,
+        (status) => {
+          if (status < 0) {
+            onError?.(status);
+            if (!socket || !this.polls.length) return;
+            handle();
+            this.n.pollStop(this.polls[index]);
+            this.polls[index] = watch();
+            return;
+          }
+          handle();
+          this.busyPoll();
+        },
+        socket,
+      );
+    this.polls.push(watch());
   }
 
   stop(): void {

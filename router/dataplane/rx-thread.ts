@@ -35,7 +35,7 @@ fp.useSharedCounters(init.counters);
 const rx = new Receiver(n, fp, init.tunFd, init.slotSize, init.batch, init.timing, () => fp.publishCounters(init.counters), (errors) => parentPort!.postMessage({ errors } satisfies RxThreadReport));
 // This thread busy-polls its own fds (the sockets); the main thread polls the TUN.
 const ready = new Readiness(n, fp, init.busyPollNs);
-for (const [fd, vxlan] of init.sockets) ready.add(fd, () => rx.drain(fd, vxlan));
+for (const [fd, vxlan] of init.sockets) ready.add(fd, () => rx.drain(fd, vxlan), undefined, true);
 
 parentPort!.on("message", (m: RxThreadMessage) => {
   if ("nodes" in m) fp.setNodes(m.nodes);

@@ -30,7 +30,8 @@ export interface Native {
   /** Drains a socket's error queue: [destination (host order), path MTU (0 unless the error is EMSGSIZE), errno] per error. */
   socketErrors(fd: number): Array<[number, number, number]>;
   sendBatch(fd: number, kind: number, memory: ArrayBuffer, descOff: number, count: number, channel: number, gso: boolean): number;
-  pollStart(fd: number, onReadable: (status: number) => void): unknown;
+  /** Watches fd; errorQueue: a tunnel socket, whose queued errors count as readable (see socketErrors). */
+  pollStart(fd: number, onReadable: (status: number) => void, errorQueue: boolean): unknown;
   pollStop(handle: unknown): void;
   /** Busy-poll: index of the first readable fd within budgetNs, or -1 (yields the CPU between checks). */
   spinReady(fds: Int32Array, budgetNs: number): number;

@@ -315,6 +315,7 @@ static napi_value raw_open(napi_env env, napi_callback_info info) {
   // ICMP errors about what we sent (fragmentation needed: a smaller path MTU) are queued
   // for socketErrors; without this a raw socket drops them after the kernel notes the MTU.
   setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one);
+  setsockopt(fd, SOL_SOCKET, SO_SELECT_ERR_QUEUE, &one, sizeof one);
   set_bufs(fd);
   return ret_i32(env, fd);
 }
@@ -394,6 +395,7 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   // fragmentation-needed) is queued as an error with that MTU, for socketErrors.
   int one = 1;
   setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one);
+  setsockopt(fd, SOL_SOCKET, SO_SELECT_ERR_QUEUE, &one, sizeof one);
   set_bufs(fd);
   if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) return close_and_throw(env, fd, "bind UDP");
   return ret_i32(env, fd);
@@ -719,11 +721,17 @@ static void poll_finalize(napi_env env, void *data, void *hint) {
   (void)env; (void)data; (void)hint;
 }
 
-// pollStart(fd, callback) -> handle; callback(status) runs when fd is readable.
+// pollStart(fd, callback, errorQueue) -> handle; callback(status) runs when fd is
+// readable. errorQueue: a socket with SO_SELECT_ERR_QUEUE (an error queued or pending is
+// readable too). libuv stops a poll on POLLERR unless POLLPRI comes with it, which such a
+// socket gives when its interest includes it; without this, the first ICMP error about
+// what we sent would end receiving from that socket.
 static napi_value poll_start(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  if (!get_args(env, info, 2, argv)) return NULL;
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
   int fd = arg_i32(env, argv[0]);
+  bool error_queue = false;
+  napi_get_value_bool(env, argv[2], &error_queue);
   uv_loop_t *loop;
   CHECK(napi_get_uv_event_loop(env, &loop));
   weft_poll *p = calloc(1, sizeof *p);
@@ -738,7 +746,7 @@ static napi_value poll_start(napi_env env, napi_callback_info info) {
     return NULL;
   }
   p->handle.data = p;
-  uv_poll_start(&p->handle, UV_READABLE, on_readable);
+  uv_poll_start(&p->handle, error_queue ? UV_READABLE | UV_PRIORITIZED : UV_READABLE, on_readable);
   napi_value ext;
   CHECK(napi_create_external(env, p, poll_finalize, NULL, &ext));
   return ext;
@@ -784,7 +792,7 @@ static napi_value spin_ready(napi_env env, napi_callback_info info) {
   for (;;) {
     if (poll(pf, len, 0) > 0)
       for (size_t i = 0; i < len; i++)
-        if (pf[i].revents & POLLIN) return ret_i32(env, (int32_t)i);
+        if (pf[i].revents & (POLLIN | POLLERR)) return ret_i32(env, (int32_t)i);
     clock_gettime(CLOCK_MONOTONIC, &now);
     int64_t ns = (int64_t)(now.tv_sec - start.tv_sec) * 1000000000 + (now.tv_nsec - start.tv_nsec);
     if (ns >= budget) return ret_i32(env, -1);

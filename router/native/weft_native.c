@@ -785,14 +785,16 @@ static napi_value spin_ready(napi_env env, napi_callback_info info) {
   if (len > 16) len = 16;
   for (size_t i = 0; i < len; i++) {
     pf[i].fd = ((int32_t *)data)[i];
-    pf[i].events = POLLIN;
+    // POLLPRI: a tunnel socket's queued error (SO_SELECT_ERR_QUEUE), for its reader to drain;
+    // a TUN's POLLERR (its device gone) comes without it and is left to epoll.
+    pf[i].events = POLLIN | POLLPRI;
   }
   struct timespec start, now;
   clock_gettime(CLOCK_MONOTONIC, &start);
   for (;;) {
     if (poll(pf, len, 0) > 0)
       for (size_t i = 0; i < len; i++)
-        if (pf[i].revents & (POLLIN | POLLERR)) return ret_i32(env, (int32_t)i);
+        if (pf[i].revents & (POLLIN | POLLPRI)) return ret_i32(env, (int32_t)i);
     clock_gettime(CLOCK_MONOTONIC, &now);
     int64_t ns = (int64_t)(now.tv_sec - start.tv_sec) * 1000000000 + (now.tv_nsec - start.tv_nsec);
     if (ns >= budget) return ret_i32(env, -1);

@@ -32,6 +32,7 @@ for (const [mode, prefix, rxThread, overhead] of [["ipip", "tpmtu", false, 20], 
       expect(r.received.sha256).toBe(r.sent.sha256);
       expect(s.pathMTUs).toEqual({ "10.30.1.13": 1400 });
       expect(s.counters.icmp_frag_needed_sent).toBeGreaterThan(0);
+      expect(await lab.exec("worker-1", [process.execPath, lab.cli(), "node", "status", "--control", lab.controlSocket("worker-1")])).toMatch(/Smaller path MTUs .*: 10\.30\.1\.13 1400 \(uplink 1500\)/);
       expect(readFileSync(path.join(lab.dir, "worker-1.log"), "utf8")).toMatch(/"node":"10\.30\.1\.13","pathMTU":1400,"uplinkMTU":1500,.*a router toward this node takes smaller packets than the uplink/);
     });
 

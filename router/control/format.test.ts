@@ -45,6 +45,12 @@ No IPv6 peers found.
     expect(nodeStatusText({ enabled: true, peers: [peer] })).not.toMatch(/BGP filters/);
   });
 
+  it("names the nodes toward which a router takes less than the uplink (nothing when there are none)", () => {
+    const bgp = { enabled: false, peers: [] };
+    expect(nodeStatusText(bgp, { pathMTUs: {} })).not.toMatch(/path MTU/);
+    expect(nodeStatusText(bgp, { pathMTUs: { "10.30.1.13": 1400 }, uplink: { mtu: 1500 } })).toMatch(/^weft process is running\.\n\nSmaller path MTUs \(from ICMP fragmentation-needed; pods are told the tunnel MTU below them\): 10\.30\.1\.13 1400 \(uplink 1500\)\n/);
+  });
+
   it("says so when the datastore is not answering (and nothing extra when it is)", () => {
     const bgp = { enabled: false, peers: [] };
     expect(nodeStatusText(bgp, { datastore: { url: "etcd://10.30.0.1:2379", reachable: true } })).not.toMatch(/Datastore/);

@@ -27,12 +27,15 @@ export function peerTable(peers: PeerRow[]): string {
   return `${out.join("\n")}\n`;
 }
 
-export function nodeStatusText(bgp: { enabled: boolean; peers: PeerRow[] }, status: { datastore?: { url: string; reachable: boolean }; applyError?: string | null; unreadableRecords?: Record<string, string>; peerProblems?: string[] } = {}): string {
-  const { datastore, applyError, unreadableRecords, peerProblems } = status;
+export function nodeStatusText(bgp: { enabled: boolean; peers: PeerRow[] }, status: { datastore?: { url: string; reachable: boolean }; applyError?: string | null; unreadableRecords?: Record<string, string>; peerProblems?: string[]; pathMTUs?: Record<string, number>; uplink?: { mtu: number } } = {}): string {
+  const { datastore, applyError, unreadableRecords, peerProblems, pathMTUs } = status;
   const parts = ["weft process is running.", ""];
   // Only when it matters: routes then stay as they were at the last answer.
   if (datastore && !datastore.reachable) parts.push(`Datastore ${datastore.url} is not answering: forwarding continues with the last state it gave.`, "");
   if (applyError) parts.push(`This host refused part of the routes or rules (the rest is applied; retrying): ${applyError}`, "");
+  // Routers on the way that take less than the uplink: pods sending there are told so.
+  const small = Object.entries(pathMTUs ?? {});
+  if (small.length) parts.push(`Smaller path MTUs (from ICMP fragmentation-needed; pods are told the tunnel MTU below them): ${small.map(([node, mtu]) => `${node} ${mtu}`).join(", ")}${status.uplink ? ` (uplink ${status.uplink.mtu})` : ""}`, "");
   const unreadable = Object.keys(unreadableRecords ?? {});
   if (unreadable.length) parts.push(`Datastore records weft cannot read are skipped (fix or delete them): ${unreadable.join(", ")}`, "");
   // Peers configured but not started (an unreadable password secret, a selector that does not parse), or started without a filter they name.

@@ -3,11 +3,12 @@
 // 64-byte UDP packets per second (iperf3), CPU seconds per Gbit of the whole machine —
 // each reported as a ratio to the kernel's own VXLAN measured in the same run.
 // Absolute figures drift on a shared machine; ratios hold.
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import os from "node:os";
 import { Lab } from "../lab/lab.js";
 import { COUNTER_NAMES } from "../dataplane/counters.js";
-import { BENCH_PATHS, type BenchPath } from "./paths.js";
+import { BENCH_PATHS, measurablePaths, type BenchPath } from "./paths.js";
 
 export { BENCH_PATHS, type BenchPath };
 
@@ -94,7 +95,10 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   // The nodes time each data-path stage (a clock read per step) for the breakdown.
   process.env.WEFT_STAGE_TIMING = "1";
   const lab = new Lab({ prefix: opts.prefix, log: (l) => opts.progress(`lab: ${l}`) });
-  const wanted = new Set<BenchPath>(opts.paths ?? BENCH_PATHS);
+  const installed = (tool: string) => (process.env.PATH ?? "").split(":").some((dir) => dir !== "" && existsSync(join(dir, tool)));
+  const { paths, leftOut } = measurablePaths(opts.paths ?? BENCH_PATHS, installed);
+  for (const line of leftOut) opts.progress(line);
+  const wanted = new Set<BenchPath>(paths);
   wanted.add("kernel-vxlan");
   const order = BENCH_PATHS.filter((p) => wanted.has(p));
   const results: PathResult[] = [];

@@ -3,7 +3,7 @@
 // has two owners), assigns addresses from its blocks with a handle, borrows single
 // addresses from other blocks when its own are full, and releases by handle or address.
 import { createHash } from "node:crypto";
-import { contains, formatIPv4, maskOf, parseCIDR, parseIPv4 } from "../dataplane/addr.js";
+import { contains, formatIPv4, maskOf, parseCIDR, parseIPv4, within, type Prefix } from "../dataplane/addr.js";
 import { ConflictError, readRecords, type Datastore, type KV } from "../store/store.js";
 import { API_VERSION, IPAM_CONFIGURATION_NAME, reservationCIDR, type IPAMConfiguration, type IPPool, type IPReservation } from "../resources/kinds.js";
 import { Resources, UnreadableRecordError } from "../resources/client.js";
@@ -494,11 +494,12 @@ function blockHolding(blocks: StoredBlock[], a: number): { found: StoredBlock; o
   return undefined;
 }
 
-/** The IPv4 pool an address (as a number) lies in, if any. */
-export function poolHolding(pools: IPPool[], a: number): IPPool | undefined {
+/** The IPv4 pool an address (as a number) or a prefix lies in, if any. */
+export function poolHolding(pools: IPPool[], at: number | Prefix): IPPool | undefined {
+  const inner = typeof at === "number" ? { addr: at, len: 32 } : at;
   return pools.find((p) => {
     const c = parseCIDR(p.spec.cidr, true);
-    return c !== undefined && contains(c, a);
+    return c !== undefined && within(inner, c);
   });
 }
 

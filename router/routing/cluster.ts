@@ -2,10 +2,10 @@
 // affinities (BGP adds its RIB later), which blocks are local (blackhole), which are
 // remote and how each is reached (IPIP, VXLAN or direct, CrossSubnet decided by the
 // local node's prefix), which nodes may send us encapsulated traffic, and natOutgoing.
-import { contains, parseCIDR, parseIPv4, within } from "../dataplane/addr.js";
+import { contains, parseCIDR, parseIPv4 } from "../dataplane/addr.js";
 import { vtepMAC } from "../dataplane/vtep.js";
 import { nodeIPv4, nodeVtepMAC, type IPPool, type NodeResource } from "../resources/kinds.js";
-import { addressAt, nodeOfAffinity, type Block } from "../ipam/ipam.js";
+import { addressAt, nodeOfAffinity, poolHolding, type Block } from "../ipam/ipam.js";
 import { OVERHEAD, type Encapsulation, type RemoteBlock } from "./desired.js";
 
 export interface ClusterView {
@@ -39,17 +39,14 @@ export function encapsulationFor(pool: IPPool, localCIDR: string, remoteAddr: st
   return pick(pool.spec.vxlanMode, "VXLAN") ?? pick(pool.spec.ipipMode, "IPIP") ?? "None";
 }
 
-/** The pool whose CIDR holds an IPv4 prefix. */
-function poolHolding(pools: IPPool[], cidr: string): IPPool | undefined {
+/** The pool an IPv4 prefix (a CIDR) lies in; none for anything else. */
+function poolOfPrefix(pools: IPPool[], cidr: string): IPPool | undefined {
   const c = parseCIDR(cidr, false);
-  return c && pools.find((p) => {
-    const pc = parseCIDR(p.spec.cidr);
-    return pc && within(c, pc);
-  });
+  return c && poolHolding(pools, c);
 }
 
 function poolOf(pools: IPPool[], b: Block): IPPool | undefined {
-  return pools.find((p) => p.metadata.name === b.pool) ?? poolHolding(pools, b.cidr);
+  return pools.find((p) => p.metadata.name === b.pool) ?? poolOfPrefix(pools, b.cidr);
 }
 
 /** Remote routes from BGP best paths: a pod block toward its node (encapsulated per its
@@ -63,7 +60,7 @@ export function remoteFromBgp(me: string, view: ClusterView, best: Array<{ prefi
   for (const { prefix, nextHop } of best) {
     const n = byAddr.get(nextHop);
     if (n?.metadata.name === me) continue;
-    const pool = poolHolding(view.pools, prefix);
+    const pool = poolOfPrefix(view.pools, prefix);
     if (n && pool) out.push({ cidr: prefix, node: n.metadata.name, address: nextHop, encapsulation: encapsulationFor(pool, localCIDR, nextHop), vtepMAC: nodeVtepMAC(n) ?? vtepMAC(n.metadata.name) });
     // Not a pod block (an external router's route, or one a Calico node in the mesh
     // announces, such as its service addresses): a plain route beside the host's own.
@@ -95,7 +92,7 @@ export function bgpExports(me: string, view: ClusterView): string[] {
  */
 export function bgpPassesOn(view: ClusterView): (cidr: string) => boolean {
   return (cidr) => {
-    const pool = poolHolding(view.pools, cidr);
+    const pool = poolOfPrefix(view.pools, cidr);
     return !!pool && !pool.spec.disableBGPExport;
   };
 }

@@ -8,7 +8,7 @@ import { native, projectRoot, KIND_SOCK, KIND_TUN, type Native } from "../native
 import { isTunTap, linkInfo } from "../native/iproute.js";
 import { FastPath, CH_IPIP, CH_TUN, CH_VXLAN, OFFLOAD_GRO, OFFLOAD_VNET } from "./fastpath.js";
 import { HOST_COUNTER } from "./counters.js";
-import { Readiness, Receiver, sendChannel, stage, type SocketError } from "./receiver.js";
+import { Readiness, Receiver, readSocketErrors, sendChannel, stage, type SocketError } from "./receiver.js";
 import type { RxThreadInit, RxThreadMessage, RxThreadReport } from "./rx-thread.js";
 import { formatIPv4 } from "./addr.js";
 
@@ -112,14 +112,12 @@ export class Dataplane {
    */
   private learnFromErrors(errors: SocketError[]): void {
     const uplink = this.fp.config?.underlayMTU ?? 0;
-    const known = new Map(this.fp.pathMtuList().map((p) => [p.nextHop, p.mtu]));
     for (const [addr, reported] of errors) {
       if (!addr || !reported || reported >= uplink) continue;
       // The kernel's floor (net.ipv4.route.min_pmtu): it never goes below it either.
       const mtu = Math.max(reported, 552);
       this.pathMtuHeard.set(addr, Date.now());
-      if (known.get(addr) === mtu) continue;
-      known.set(addr, mtu);
+      if (this.fp.pathMtu(addr) === mtu) continue;
       this.fp.setPathMtu(addr, mtu);
       this.opts.log.warn({ node: formatIPv4(addr), pathMTU: mtu, uplinkMTU: uplink }, "a router toward this node takes smaller packets than the uplink (ICMP fragmentation needed): pods get fragmentation-needed at that MTU less the encapsulation");
     }
@@ -144,10 +142,7 @@ export class Dataplane {
 
   /** Reads a socket's error queue after a send it refused part of. */
   private sendErrors(fd: number): void {
-    const errors = this.n.socketErrors(fd);
-    if (!errors.length) return;
-    this.fp.addCounter(HOST_COUNTER.networkErrors, errors.length);
-    this.learnFromErrors(errors);
+    readSocketErrors(this.n, this.fp, fd, (errors) => this.learnFromErrors(errors));
   }
 
   constructor(

@@ -257,9 +257,14 @@ export class FastPath {
     return [...this.pathMtus].map(([nextHop, mtu]) => ({ nextHop, mtu }));
   }
 
+  /** The path MTU toward a next hop, 0 when it is the uplink's. */
+  pathMtu(nextHop: number): number {
+    return this.pathMtus.get(nextHop >>> 0) ?? 0;
+  }
+
   private write(entry: { route: FastRoute; index: number }): void {
     const [hi, lo] = macWords(entry.route.vtepMAC);
-    this.x.routeSet(entry.index, entry.route.nextHop >>> 0, entry.route.encap, hi, lo, this.pathMtus.get(entry.route.nextHop >>> 0) ?? 0);
+    this.x.routeSet(entry.index, entry.route.nextHop >>> 0, entry.route.encap, hi, lo, this.pathMtu(entry.route.nextHop));
   }
 
   /** Adds or replaces a route. */

@@ -30,11 +30,7 @@ export class Receiver {
       // -1: the socket reported an error; woken with nothing to read: maybe only its error
       // queue has something (left there, it keeps the socket readable).
       if (count < 0 || (count === 0 && round === 0)) {
-        const errors = n.socketErrors(fd);
-        if (errors.length) {
-          fp.addCounter(HOST_COUNTER.networkErrors, errors.length);
-          this.onErrors(errors);
-        }
+        readSocketErrors(n, fp, fd, this.onErrors);
         if (count < 0) continue;
       }
       if (count <= 0) break;
@@ -140,6 +136,14 @@ export function sendChannel(n: Native, fp: FastPath, fd: number, kind: number, o
 
 /** An error a socket's queue held: [destination (host order), path MTU or 0, errno]. */
 export type SocketError = [number, number, number];
+
+/** Drains a socket's error queue, counts what it held, and hands it to onErrors (if anything). */
+export function readSocketErrors(n: Native, fp: FastPath, fd: number, onErrors: (errors: SocketError[]) => void): void {
+  const errors = n.socketErrors(fd);
+  if (!errors.length) return;
+  fp.addCounter(HOST_COUNTER.networkErrors, errors.length);
+  onErrors(errors);
+}
 
 /** Adds the time since `since` (performance.now()) to a stage counter; returns now. */
 export function stage(fp: FastPath, counter: number, since: number): number {

@@ -302,6 +302,16 @@ static void set_bufs(int fd) {
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
 }
 
+// A tunnel socket takes the network's errors about what it sent (ICMP fragmentation-
+// needed with a smaller path MTU, unreachables, the kernel's own refusals): queued for
+// socketErrors (IP_RECVERR), and signalled with POLLPRI beside POLLERR
+// (SO_SELECT_ERR_QUEUE), so a poll watching for it is not ended by them (pollStart).
+static void want_errors(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one);
+  setsockopt(fd, SOL_SOCKET, SO_SELECT_ERR_QUEUE, &one, sizeof one);
+}
+
 // rawOpen(protocol) -> fd. Raw IPv4 socket: receives whole packets of that protocol
 // (outer header included) and sends with IP_HDRINCL (we write the outer header).
 static napi_value raw_open(napi_env env, napi_callback_info info) {
@@ -312,10 +322,8 @@ static napi_value raw_open(napi_env env, napi_callback_info info) {
   if (fd < 0) return throw_errno(env, "socket(AF_INET, SOCK_RAW)", errno);
   int one = 1;
   if (setsockopt(fd, IPPROTO_IP, IP_HDRINCL, &one, sizeof one) < 0) return close_and_throw(env, fd, "IP_HDRINCL");
-  // ICMP errors about what we sent (fragmentation needed: a smaller path MTU) are queued
-  // for socketErrors; without this a raw socket drops them after the kernel notes the MTU.
-  setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one);
-  setsockopt(fd, SOL_SOCKET, SO_SELECT_ERR_QUEUE, &one, sizeof one);
+  // Without it a raw socket drops ICMP errors once the kernel has noted the path MTU.
+  want_errors(fd);
   set_bufs(fd);
   return ret_i32(env, fd);
 }
@@ -392,10 +400,8 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   int pmtu = IP_PMTUDISC_DO;
   setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu);
   // A datagram over the path MTU (refused here, or dropped on the way with an ICMP
-  // fragmentation-needed) is queued as an error with that MTU, for socketErrors.
-  int one = 1;
-  setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one);
-  setsockopt(fd, SOL_SOCKET, SO_SELECT_ERR_QUEUE, &one, sizeof one);
+  // fragmentation-needed) is queued as an error with that MTU.
+  want_errors(fd);
   set_bufs(fd);
   if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) return close_and_throw(env, fd, "bind UDP");
   return ret_i32(env, fd);

@@ -33,6 +33,21 @@ describe("encapsulated packets from a host that is not a node", () => {
     });
   }
 
+  // One at a time: the socket's pending error is the last one, and each must be read as it
+  // comes (source route failed, code 5, became an errno the node once died of).
+  it("ICMP destination-unreachable of every code about worker-1's IPIP (a router's say, here forged by the gateway), one at a time: each counted, and worker-1 forwards on", async () => {
+    const before = await lab.counters("worker-1");
+    const codes = Array.from({ length: 16 }, (_, c) => c).filter((c) => c !== 4); // 4 (fragmentation needed) sets a path MTU: its own test
+    for (const code of codes) {
+      await lab.exec("gw", [process.execPath, inject(), "icmp-unreachable", "10.30.0.1", "10.30.0.11", "10.30.0.11", "10.30.0.12", String(code)]);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const after = await lab.counters("worker-1");
+    console.log(`[tdrop] ICMP unreachable codes ${codes.join(",")} sent one at a time; worker-1 counted ${after.network_errors - before.network_errors} network errors`);
+    expect(after.network_errors - before.network_errors).toBe(codes.length);
+    expect(await lab.ping("pod-1", lab.podAddress("pod-2"))).toBe(true);
+  });
+
   it("the same packets from a real node are delivered (the check is on the source, not the shape)", async () => {
     const before = await lab.counters("worker-1");
     await lab.exec("worker-2", [process.execPath, inject(), "vxlan", "10.30.0.11", vtepMAC("worker-1"), "192.168.133.194", "192.168.226.65", "5"]);

@@ -2,9 +2,12 @@
 // node tries IPIP and VXLAN toward a node):
 //   node inject.js ipip  OUTER_SRC OUTER_DST INNER_SRC INNER_DST COUNT
 //   node inject.js vxlan OUTER_DST DST_MAC INNER_SRC INNER_DST COUNT [VNI]
+//   node inject.js icmp-unreachable FROM TO QUOTED_SRC QUOTED_DST CODE[,CODE...]
+//     (ICMP destination unreachable with those codes, about an IPIP packet
+//     QUOTED_SRC -> QUOTED_DST, sent to TO: what a router might say)
 import { native, KIND_SOCK } from "../native/index.js";
 import { parseIPv4, parseMAC } from "../dataplane/addr.js";
-import { buildEcho, buildIPv4, buildVxlan } from "../dataplane/packets.js";
+import { buildEcho, buildIPv4, buildVxlan, ipv4Checksum } from "../dataplane/packets.js";
 
 const [kind, ...rest] = process.argv.slice(2);
 const n = native();
@@ -38,7 +41,21 @@ if (kind === "ipip") {
   const frame = buildVxlan(Number(vni ?? 4096), parseMAC(dstMAC)!, [0x66, 1, 2, 3, 4, 5], inner);
   const fd = n.udpOpen("0.0.0.0", 0);
   console.log(JSON.stringify({ sent: sendAll(fd, Array(Number(count)).fill(frame), parseIPv4(outerDst)!, 4789) }));
+} else if (kind === "icmp-unreachable") {
+  const [from, to, quotedSrc, quotedDst, codes] = rest;
+  const quoted = buildIPv4({ src: quotedSrc, dst: quotedDst, protocol: 4, df: true, payload: new Uint8Array(8) });
+  const packets = codes.split(",").map(Number).map((code) => {
+    const icmp = new Uint8Array(8 + quoted.length);
+    icmp[0] = 3;
+    icmp[1] = code;
+    icmp.set(quoted, 8);
+    const c = ipv4Checksum(icmp, 0, icmp.length);
+    icmp[2] = c >> 8;
+    icmp[3] = c & 255;
+    return buildIPv4({ src: from, dst: to, protocol: 1, payload: icmp });
+  });
+  console.log(JSON.stringify({ sent: sendAll(n.rawOpen(1), packets, parseIPv4(to)!, 0) }));
 } else {
-  console.error("usage: inject.js ipip SRC DST INNER_SRC INNER_DST COUNT | vxlan DST MAC INNER_SRC INNER_DST COUNT [VNI]");
+  console.error("usage: inject.js ipip SRC DST INNER_SRC INNER_DST COUNT | vxlan DST MAC INNER_SRC INNER_DST COUNT [VNI] | icmp-unreachable FROM TO QUOTED_SRC QUOTED_DST CODES");
   process.exit(2);
 }

@@ -543,11 +543,12 @@ static napi_value recv_batch(napi_env env, napi_callback_info info) {
   do r = recvmmsg(fd, S->msgs, max, MSG_DONTWAIT, NULL); while (r < 0 && errno == EINTR);
   if (r < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return ret_i32(env, 0);
-    // An error the network reported about what we sent (IP_RECVERR): -1, and the
-    // caller reads it with socketErrors. Anything else is ours to throw.
-    if (errno == EMSGSIZE || errno == EHOSTUNREACH || errno == ENETUNREACH || errno == ECONNREFUSED || errno == ENOPROTOOPT || errno == EHOSTDOWN || errno == EPROTO || errno == ETIMEDOUT || errno == ENONET || errno == EACCES || errno == EPERM)
-      return ret_i32(env, -1);
-    return throw_errno(env, "recvmmsg", errno);
+    // A call this code got wrong is ours to throw. Any other error is one the network
+    // reported about what we sent (IP_RECVERR: whatever errno the kernel made of an ICMP
+    // error, or of its own refusal): -1, and the caller reads it with socketErrors.
+    if (errno == EBADF || errno == EFAULT || errno == EINVAL || errno == ENOTSOCK || errno == ENOMEM)
+      return throw_errno(env, "recvmmsg", errno);
+    return ret_i32(env, -1);
   }
   for (int i = 0; i < r; i++) {
     memset(&desc[i], 0, sizeof desc[i]);

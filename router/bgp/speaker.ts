@@ -274,11 +274,20 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
     // as learned toward an iBGP one (BIRD's default), unless the peer's nextHopMode says.
     const mode = s.peer.nextHopMode ?? (ibgp ? "Keep" : "Self");
     const nextHop = (p: Path) => (mode === "Self" ? this.cfg.routerId : (p.attrs.nextHop ?? p.peerAddress));
-    // Routes learned from peers, inside the pools: to an eBGP peer each with our AS in
-    // front, without the attributes that stay in an AS; to an iBGP peer those learned
-    // over eBGP (iBGP-learned routes reach iBGP peers only by reflection, below).
+    // Routes learned from peers. iBGP-learned toward an iBGP peer: reflected when we are a
+    // reflector (RFC 4456: client routes to everyone, non-client routes to clients only),
+    // never otherwise. Anything else is passed on when it lies inside the pools: to an
+    // eBGP peer with our AS in front, without the attributes that stay in an AS; to an
+    // iBGP peer (then it was learned over eBGP) with a LOCAL_PREF.
     for (const p of this.rib.bestPaths()) {
-      if (p.peer === s.key || out.has(p.prefix) || (ibgp && p.ibgp) || !this.passOn(p.prefix)) continue;
+      if (p.peer === s.key || out.has(p.prefix)) continue;
+      if (ibgp && p.ibgp) {
+        if (!this.cfg.clusterId || (!this.sessions.get(p.peer)?.peer.rrClient && !s.peer.rrClient)) continue;
+        const reflected = passes(p.prefix, true, p.attrs);
+        if (reflected) out.set(p.prefix, { ...reflected, nextHop: nextHop(p), originatorId: p.attrs.originatorId ?? p.peerRouterId, clusterList: [this.cfg.clusterId, ...(p.attrs.clusterList ?? [])] });
+        continue;
+      }
+      if (!this.passOn(p.prefix)) continue;
       // prefixAdvertisements' communities go on every route we announce inside their CIDR, as on our own.
       const after = passes(p.prefix, true, addCommunities(p.attrs, this.communitiesOf(p.prefix)));
       if (!after) continue;
@@ -288,17 +297,6 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
       }
       const { med: _med, localPref: _localPref, originatorId: _originatorId, clusterList: _clusterList, ...kept } = after;
       out.set(p.prefix, { ...kept, asPath: prependPath(kept.asPath, [s.localAs]), nextHop: nextHop(p) });
-    }
-    if (this.cfg.clusterId && ibgp) {
-      for (const p of this.rib.bestPaths()) {
-        if (p.peer === s.key || out.has(p.prefix) || !p.ibgp) continue;
-        const from = this.sessions.get(p.peer);
-        // Reflect client routes to everyone, non-client routes to clients only.
-        if (!from?.peer.rrClient && !s.peer.rrClient) continue;
-        const reflected = passes(p.prefix, true, p.attrs);
-        if (!reflected) continue;
-        out.set(p.prefix, { ...reflected, nextHop: nextHop(p), originatorId: p.attrs.originatorId ?? p.peerRouterId, clusterList: [this.cfg.clusterId, ...(p.attrs.clusterList ?? [])] });
-      }
     }
     this.exportRejected.set(s.key, rejected);
     return out;

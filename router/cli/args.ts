@@ -18,3 +18,14 @@ export function interfaceName(option: string, text: string): string {
   }
   return text;
 }
+
+/**
+ * Calico's iptablesMarkMask (FELIX_IPTABLESMARKMASK): the mark bits weft may use, hex
+ * (0xffff0000) or decimal. weft takes the lowest of them for the tunnel mark.
+ */
+export function markMaskBit(option: string, text: string): number {
+  const t = text.trim();
+  const n = /^0x[0-9a-f]{1,8}$/i.test(t) ? parseInt(t.slice(2), 16) : /^\d{1,10}$/.test(t) ? Number(t) : NaN;
+  if (!(n >= 1 && n <= 0xffffffff)) throw new ConfigError(`${option} must be a nonzero 32-bit mask, hex (0xffff0000) or decimal, not "${text}"`);
+  return (n & -n) >>> 0;
+}

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { CLI, runWeft } from "./built-command.test-helper.js";
-import { interfaceName, wholeNumber } from "./args.js";
+import { interfaceName, markMaskBit, wholeNumber } from "./args.js";
 import { openDatastore } from "../store/store.js";
 
 const weft = runWeft;
@@ -20,6 +20,16 @@ describe("whole-number and interface-name options", () => {
     }
     expect(interfaceName("--tunnel", "weft0")).toBe("weft0");
     for (const bad of ["", "a/b", "sixteen-chars-xx", "..", "a b"]) expect(() => interfaceName("--tunnel", bad), bad).toThrow(/--tunnel must be an interface name/);
+  });
+
+  it("a mark mask (Calico's iptablesMarkMask) gives its lowest bit; zero, more than 32 bits or not a number is refused", () => {
+    expect(markMaskBit("--m", "0xffff0000")).toBe(0x10000);
+    expect(markMaskBit("--m", "0xFF000000")).toBe(0x1000000);
+    expect(markMaskBit("--m", "0x80000000")).toBe(0x80000000);
+    expect(markMaskBit("--m", "4294901760")).toBe(0x10000);
+    for (const bad of ["0", "0x0", "0x100000000", "4294967296", "-1", "ffff0000", "", "0x"]) {
+      expect(() => markMaskBit("--m", bad), bad).toThrow(`--m must be a nonzero 32-bit mask, hex (0xffff0000) or decimal, not "${bad}"`);
+    }
   });
 });
 
@@ -36,6 +46,7 @@ describe("weft with bad arguments", () => {
     [["ipam", "show", "--datastore", `sqlite:${dir}/none.db`], /no such file/],
     [["get", "ippool", "--datastore", "mysql://x"], /unknown kind; use sqlite:PATH/],
     [["node", "reset", "--tunnel", ""], /--tunnel must be an interface name/],
+    [["node", "run", "--datastore", `sqlite:${dir}/m.db`, "--iptables-mark-mask", "0"], /--iptables-mark-mask \(or FELIX_IPTABLESMARKMASK\) must be a nonzero 32-bit mask/],
     [["ipam", "configure", "--strictaffinity", "yes", "--datastore", `sqlite:${dir}/c.db`], /--strictaffinity must be true or false, not "yes"/],
     [["ipam", "configure", "--max-blocks-per-host", "-1", "--datastore", `sqlite:${dir}/c.db`], /--max-blocks-per-host must be a whole number from 0 to 2147483647, not "-1"/],
     [["ipam", "configure", "--datastore", `sqlite:${dir}/c.db`], /ipam configure needs --strictaffinity true\|false or --max-blocks-per-host N/],

@@ -7,7 +7,7 @@ import { resetNode, runStaticNode } from "../node/run.js";
 import { controlGet, resolveSocket } from "../control/client.js";
 import { logger } from "./log.js";
 import { datastoreURL, ManifestError, readManifest, registerClusterCommands } from "./cluster.js";
-import { interfaceName, wholeNumber } from "./args.js";
+import { interfaceName, markMaskBit, wholeNumber } from "./args.js";
 import { DATASTORE_HELP, DatastoreURLError } from "../store/store.js";
 import { ExportFileError } from "../store/migrate.js";
 import { ValidationError } from "../resources/validate.js";
@@ -57,6 +57,7 @@ node
   .option("--interface <dev>", "underlay interface: the address is its first (default: the one holding the address)")
   .addOption(new Option("--ipip-mtu <bytes>", "weft0's MTU with IPIP pools (default: the uplink's minus 20)").env("FELIX_IPINIPMTU").argParser((t) => wholeNumber("--ipip-mtu (or FELIX_IPINIPMTU)", t, 576, 65535)))
   .addOption(new Option("--vxlan-mtu <bytes>", "weft0's MTU with VXLAN pools (default: the uplink's minus 50); with both, the smaller wins").env("FELIX_VXLANMTU").argParser((t) => wholeNumber("--vxlan-mtu (or FELIX_VXLANMTU)", t, 576, 65535)))
+  .addOption(new Option("--iptables-mark-mask <mask>", "packet mark bits weft may use (hex or decimal): the lowest marks IPIP and VXLAN from the cluster's nodes for WEFT-INPUT (default 0xffff0000, Calico's; the bit 0x10000)").env("FELIX_IPTABLESMARKMASK").argParser((t) => markMaskBit("--iptables-mark-mask (or FELIX_IPTABLESMARKMASK)", t)))
   .addOption(new Option("--as <number>", "this node's AS number, kept in its Node (default: the Node's, else the cluster's, 64512)").env("AS").argParser((t) => wholeNumber("--as (or AS)", t, 1, 4294967295)))
   .addOption(new Option("--backend <backend>", "bgp (or Calico's bird): share routes over BGP (the default); vxlan: BGP off, routes from the datastore").choices(["bgp", "bird", "vxlan"]).default("bgp").env("CALICO_NETWORKING_BACKEND"))
   .option("--config <file>", "static routes instead of a datastore (YAML: name, address, encapsulation, routes)")
@@ -65,7 +66,7 @@ node
   .option("--health-address <[host:]port>", "also serve /liveness and /readiness over HTTP (200, or 503 with the reason), for HTTP probes (default: off)")
   .addOption(new Option("--log-level <level>", "log level").choices(["trace", "debug", "info", "warn", "error"]).default("info").env("WEFT_LOG_LEVEL"))
   .addHelpText("after", `${switchesHelp()}\n${helpSection("The pool a node creates when the datastore has none, from Calico's variables\n(a bad value stops the node, exit 2):", POOL_VARIABLES)}\n${helpSection("Metrics and health over HTTP from Calico's variables, when the options are not\ngiven (a bad value stops the node, exit 2):", HTTP_VARIABLES)}`)
-  .action(async function (this: Command, opts: { config?: string; datastore?: string; name?: string; ip?: string; ipAutodetectionMethod?: string; interface?: string; as?: number; ipipMtu?: number; vxlanMtu?: number; control?: string; metricsAddress?: string; healthAddress?: string; logLevel: string; backend: "bgp" | "bird" | "vxlan" }) {
+  .action(async function (this: Command, opts: { config?: string; datastore?: string; name?: string; ip?: string; ipAutodetectionMethod?: string; interface?: string; as?: number; ipipMtu?: number; vxlanMtu?: number; iptablesMarkMask?: number; control?: string; metricsAddress?: string; healthAddress?: string; logLevel: string; backend: "bgp" | "bird" | "vxlan" }) {
     const log = logger(opts.logLevel);
     const http = httpEndpoints(opts, process.env);
     // An error nothing expected: one log line saying so, then exit 1 for the supervisor.
@@ -79,8 +80,8 @@ node
     const fromEnv = (o: string) => this.getOptionValueSource(o) === "env";
     const nameFromEnv = fromEnv("name");
     if (opts.config) {
-      if (opts.datastore || (opts.name && !nameFromEnv) || (opts.ip && !fromEnv("ip")) || (opts.ipAutodetectionMethod && !fromEnv("ipAutodetectionMethod")) || (opts.as !== undefined && !fromEnv("as")) || ((opts.ipipMtu !== undefined && !fromEnv("ipipMtu")) || (opts.vxlanMtu !== undefined && !fromEnv("vxlanMtu")))) {
-        throw new ConfigError("--config runs from static routes: leave out --datastore, --name, --ip, --ip-autodetection-method, --as and the MTU options (the file has what it needs: its mtu)");
+      if (opts.datastore || (opts.name && !nameFromEnv) || (opts.ip && !fromEnv("ip")) || (opts.ipAutodetectionMethod && !fromEnv("ipAutodetectionMethod")) || (opts.as !== undefined && !fromEnv("as")) || ((opts.ipipMtu !== undefined && !fromEnv("ipipMtu")) || (opts.vxlanMtu !== undefined && !fromEnv("vxlanMtu"))) || (opts.iptablesMarkMask !== undefined && !fromEnv("iptablesMarkMask"))) {
+        throw new ConfigError("--config runs from static routes: leave out --datastore, --name, --ip, --ip-autodetection-method, --as, the MTU options and --iptables-mark-mask (the file has what it needs: its mtu; a static node leaves the firewall alone)");
       }
       await runStaticNode(loadStaticConfig(opts.config), opts.config, log, { control: opts.control, http });
     } else {
@@ -99,6 +100,7 @@ node
           as: opts.as,
           ipipMTU: opts.ipipMtu,
           vxlanMTU: opts.vxlanMtu,
+          tunnelMark: opts.iptablesMarkMask,
           control: opts.control,
           http,
         },

@@ -4,11 +4,14 @@
 //   the tunnel device. Docker, and many host firewalls, set FORWARD's policy to DROP,
 //   which would drop every packet between a pod and weft0 or the uplink.
 // - WEFT-INPUT: IPIP and VXLAN from the cluster's nodes (and from nowhere else), which an
-//   INPUT policy of DROP would keep from weft's sockets.
+//   INPUT policy of DROP would keep from weft's sockets. Which packets those are, weft's
+//   nftables table decides with a set lookup and marks (nft.ts); this chain is one rule
+//   on the mark, the same whatever the number of nodes.
 // Through the iptables commands, so the rules land in whichever backend (nf_tables or
 // legacy) the host's own rules are in; each chain is replaced whole in one
 // iptables-restore transaction.
 import { command } from "./command.js";
+import { hexMark } from "./nft.js";
 
 /** One of weft's chains, and the built-in chain that jumps to it first. */
 interface Chain {
@@ -29,13 +32,9 @@ export function forwardSpec(tunnelDevice: string): ChainSpec {
   return { ...FORWARD, rules };
 }
 
-/** IPIP (protocol 4) and VXLAN (UDP vxlanPort) from each node address. */
-export function inputSpec(nodes: string[], vxlanPort: number): ChainSpec {
-  const rules = [...nodes].sort().flatMap((n) => [
-    ["-s", `${n}/32`, "-p", "4", "-j", "ACCEPT"],
-    ["-s", `${n}/32`, "-p", "udp", "--dport", String(vxlanPort), "-j", "ACCEPT"],
-  ]);
-  return { ...INPUT, rules };
+/** What weft's nftables table marked as IPIP or VXLAN from a node (one bit, mark). */
+export function inputSpec(mark: number): ChainSpec {
+  return { ...INPUT, rules: [["-m", "mark", "--mark", `${hexMark(mark)}/${hexMark(mark)}`, "-j", "ACCEPT"]] };
 }
 
 const jump = (s: Chain) => [s.from, "-m", "comment", "--comment", s.comment, "-j", s.chain];

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { dropPolicyForwardChains, natRuleset } from "./nft.js";
+import { dropPolicyForwardChains, weftRuleset } from "./nft.js";
+import { inputSpec } from "./iptables.js";
 
 describe("nftables forward chains that drop by policy", () => {
   // As `nft -j list chains` printed it on a host with Docker's iptables-nft DROP policy
@@ -25,11 +26,25 @@ describe("nftables forward chains that drop by policy", () => {
   });
 });
 
-describe("the natOutgoing table", () => {
+describe("weft's nftables table", () => {
   it("masquerades from natOutgoing pools to outside every pool, replaced whole", () => {
-    const r = natRuleset(["10.244.0.0/16"], ["10.244.0.0/16", "10.245.0.0/16"]);
+    const r = weftRuleset({ masqPools: ["10.244.0.0/16"], allPools: ["10.244.0.0/16", "10.245.0.0/16"] });
     expect(r).toContain("delete table ip weft");
     expect(r).toContain("set masq-pools { type ipv4_addr; flags interval; elements = { 10.244.0.0/16 } }");
     expect(r).toContain("ip saddr @masq-pools ip daddr != @all-pools masquerade");
+    expect(r).not.toContain("hook input");
+  });
+
+  it("marks IPIP and VXLAN from the nodes, looked up in a hashed set before iptables' filter INPUT; WEFT-INPUT is one rule on that bit", () => {
+    const nodes = Array.from({ length: 500 }, (_, i) => `10.30.${i >> 8}.${i & 255}`);
+    const r = weftRuleset({ masqPools: [], allPools: [], tunnel: { nodes, mark: 0x10000, vxlanPort: 4789 } });
+    expect(r).toContain(`set nodes { type ipv4_addr; elements = { ${nodes.join(", ")} } }`);
+    expect(r).toContain("type filter hook input priority mangle; policy accept;");
+    expect(r).toContain("ip protocol 4 ip saddr @nodes meta mark set meta mark or 0x10000");
+    expect(r).toContain("ip saddr @nodes udp dport 4789 meta mark set meta mark or 0x10000");
+    expect(inputSpec(0x10000).rules).toEqual([["-m", "mark", "--mark", "0x10000/0x10000", "-j", "ACCEPT"]]);
+    // No nodes yet: an empty set, nothing marked.
+    expect(weftRuleset({ masqPools: [], allPools: [], tunnel: { nodes: [], mark: 0x80000000, vxlanPort: 4789 } })).toContain("set nodes { type ipv4_addr; }");
+    expect(inputSpec(0x80000000).rules[0]).toContain("0x80000000/0x80000000");
   });
 });

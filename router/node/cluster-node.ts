@@ -9,6 +9,7 @@ import { contains, formatCIDR, parseCIDR, parseIPv4, within } from "../dataplane
 import { vtepMAC as deriveMAC } from "../dataplane/vtep.js";
 import { VXLAN_PORT } from "../dataplane/dataplane.js";
 import * as kernel from "../native/iproute.js";
+import { DEFAULT_TUNNEL_MARK } from "../native/nft.js";
 import { controlSocketFree, controlSocketPath, startControlServer } from "../control/server.js";
 import { HttpListeners, type HttpEndpoints } from "../control/http.js";
 import { openDatastore, unreachable, unreadableRecords, ConflictError, type Datastore, type Watch } from "../store/store.js";
@@ -56,6 +57,8 @@ export interface ClusterNodeOptions {
   /** Tunnel MTUs set by hand (Calico's FELIX_IPINIPMTU, FELIX_VXLANMTU); default: the uplink's minus the overhead. */
   ipipMTU?: number;
   vxlanMTU?: number;
+  /** The packet mark bit on IPIP and VXLAN from the nodes, for WEFT-INPUT (the lowest of Calico's iptablesMarkMask). */
+  tunnelMark?: number;
   /** Where Calico's CALICO_IPV4POOL_* and NO_DEFAULT_POOLS are read (process.env). */
   env?: NodeJS.ProcessEnv;
 }
@@ -341,7 +344,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     verifyNext = false;
     let result: Awaited<ReturnType<typeof base.owner.apply>>;
     try {
-      result = await base.owner.apply({ remote, localBlocks: state.localBlocks, tunnelMTU: tunnelMTU(link.mtu, state.encapsulations, { ipip: opts.ipipMTU, vxlan: opts.vxlanMTU }), tunnelAddress: tunnelAddr ?? null, nat: { masqPools: state.masqPools, allPools: state.allPools }, hostFirewall: { vxlanPort: VXLAN_PORT }, keepRemovals, verify });
+      result = await base.owner.apply({ remote, localBlocks: state.localBlocks, tunnelMTU: tunnelMTU(link.mtu, state.encapsulations, { ipip: opts.ipipMTU, vxlan: opts.vxlanMTU }), tunnelAddress: tunnelAddr ?? null, nat: { masqPools: state.masqPools, allPools: state.allPools }, hostFirewall: { vxlanPort: VXLAN_PORT, mark: opts.tunnelMark ?? DEFAULT_TUNNEL_MARK }, keepRemovals, verify });
     } catch (err) {
       throw new HostApplyError((err as Error).message);
     }

@@ -13,7 +13,7 @@ import { controlSocketFree, controlSocketPath, startControlServer } from "../con
 import { HttpListeners, type HttpEndpoints } from "../control/http.js";
 import { OVERHEAD, type RemoteBlock } from "../routing/desired.js";
 import { RouteOwner } from "../routing/owner.js";
-import { removeNatOutgoing } from "../native/nft.js";
+import { removeWeftTable } from "../native/nft.js";
 import { removeChains } from "../native/iptables.js";
 import { ConfigError, type StaticConfig } from "./config.js";
 
@@ -239,7 +239,7 @@ export async function resetNode(tunnelDevice: string, log: Logger): Promise<void
   if (holder) throw new ConfigError(`${tunnelDevice} is in use by process ${holder.pid} (${holder.command.slice(0, 120)}): stop that node first; reset is for a host whose node has stopped`);
   const routes = await kernel.listWeftRoutes();
   await kernel.changeRoutes([], routes);
-  await removeNatOutgoing().catch(() => {}); // no table is fine
+  await removeWeftTable().catch(() => {}); // no table is fine
   await removeChains();
   let tun = false;
   if (kernel.linkInfo(tunnelDevice)) {

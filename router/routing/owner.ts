@@ -1,6 +1,6 @@
 // The one owner of what weft installs: kernel routes tagged with weft's protocol, the
-// fast path's table and node set, weft0's MTU and address, the natOutgoing table and
-// the iptables chains that let pod and tunnel traffic through (WEFT-FORWARD,
+// fast path's table and node set, weft0's MTU and address, the nftables table (natOutgoing
+// and the mark on the nodes' tunnel traffic) and the iptables chains that let pod and tunnel traffic through (WEFT-FORWARD,
 // WEFT-INPUT). It takes the whole desired state each time, compares it with what is
 // there, and changes only the difference; it never touches a route it does not own.
 import type { Logger } from "pino";
@@ -8,7 +8,7 @@ import { formatCIDR, formatIPv4, parseCIDR } from "../dataplane/addr.js";
 import type { FastPath, FastRoute } from "../dataplane/fastpath.js";
 import * as kernel from "../native/iproute.js";
 import { native } from "../native/index.js";
-import { applyNatOutgoing, forwardDropChains, natOutgoingInstalled } from "../native/nft.js";
+import { applyWeftTable, forwardDropChains, hexMark, weftTableInstalled, type WeftTable } from "../native/nft.js";
 import { chainInstalled, forwardSpec, inputSpec, installChain, iptablesPresent, type ChainSpec } from "../native/iptables.js";
 import { desiredState, diffRoutes, type LocalNode, type RemoteBlock } from "./desired.js";
 
@@ -29,10 +29,11 @@ export interface Desired {
   nat?: { masqPools: string[]; allPools: string[] };
   /**
    * Let weft's traffic through the host's iptables: pod traffic in FORWARD (a DROP
-   * policy, Docker's, would drop it), IPIP and VXLAN from the nodes in INPUT.
+   * policy, Docker's, would drop it), IPIP and VXLAN from the nodes in INPUT (marked with
+   * the bit mark in weft's nftables table, which needs nat set too).
    * undefined leaves iptables alone (static mode).
    */
-  hostFirewall?: { vxlanPort: number };
+  hostFirewall?: { vxlanPort: number; mark: number };
   /** Add and change only (graceful restart: the RIB is not complete yet). */
   keepRemovals?: boolean;
   /**
@@ -47,6 +48,8 @@ const fastKey = (r: FastRoute) => `${formatCIDR(r.prefix)} ${r.nextHop} ${r.enca
 export class RouteOwner {
   private mtu = 0;
   private natKey = "";
+  private tableKey = "";
+  private markedKey = "";
   /** false: this host has no iptables command; undefined: not looked yet. */
   private iptables: boolean | undefined;
   /** Each weft chain's rules as last installed. */
@@ -120,18 +123,25 @@ export class RouteOwner {
       this.log.info({ changed: diff.replace.map((r) => `${r.type ?? ""} ${r.dst} ${r.gateway ? `via ${r.gateway} ` : ""}${r.dev ? `dev ${r.dev}` : ""}`.trim()), removed: diff.remove.map((r) => r.dst) }, "routes updated");
     }
     if (d.nat) {
-      const k = JSON.stringify(d.nat);
-      if (k === this.natKey && d.verify && !(await natOutgoingInstalled())) {
-        this.log.warn("the natOutgoing table was removed by someone else (an nft flush?): installing it again");
+      const table: WeftTable = { ...d.nat, tunnel: d.hostFirewall && { nodes: want.nodes.map(formatIPv4), mark: d.hostFirewall.mark, vxlanPort: d.hostFirewall.vxlanPort } };
+      const k = JSON.stringify(table);
+      if (k === this.tableKey && d.verify && !(await weftTableInstalled())) {
+        this.log.warn("weft's nftables table (natOutgoing, the mark on the nodes' tunnel traffic) was removed by someone else (an nft flush?): installing it again");
+        this.tableKey = "";
         this.natKey = "";
       }
-      if (k !== this.natKey) {
-        await applyNatOutgoing(d.nat.masqPools, d.nat.allPools);
-        this.log.info(d.nat, "natOutgoing rules updated");
-        this.natKey = k;
+      if (k !== this.tableKey) {
+        await applyWeftTable(table);
+        const natKey = JSON.stringify(d.nat);
+        if (natKey !== this.natKey) this.log.info(d.nat, "natOutgoing rules updated");
+        const nodesKey = JSON.stringify(table.tunnel?.nodes ?? null);
+        if (table.tunnel && nodesKey !== this.markedKey) this.log.info({ nodes: table.tunnel.nodes.length, mark: hexMark(table.tunnel.mark) }, "IPIP and VXLAN from the cluster's nodes marked for WEFT-INPUT (nftables table weft, set nodes)");
+        this.markedKey = nodesKey;
+        this.natKey = natKey;
+        this.tableKey = k;
       }
     }
-    if (d.hostFirewall) await this.hostFirewall([forwardSpec(this.local.tunnelDevice), inputSpec(want.nodes.map(formatIPv4), d.hostFirewall.vxlanPort)], d.verify);
+    if (d.hostFirewall) await this.hostFirewall([forwardSpec(this.local.tunnelDevice), inputSpec(d.hostFirewall.mark)], d.verify);
     return { changed: diff.replace.length, removed: diff.remove.length, kept: installed.length - diff.remove.length };
   }
 
@@ -151,7 +161,7 @@ export class RouteOwner {
         const dropping = had === undefined ? await forwardDropChains() : [];
         if (dropping.length) this.log.warn({ chains: dropping, accept: ["cali*", this.local.tunnelDevice] }, `nftables chain ${dropping.join(", ")} drops forwarded traffic by policy, which weft's iptables accept does not override: pod traffic through this host is dropped there unless it accepts iifname/oifname "cali*" and ${this.local.tunnelDevice}`);
       } else {
-        this.log.info({ chain: spec.chain, nodes: spec.rules.length / 2 }, "iptables INPUT accepts IPIP and VXLAN from the cluster's nodes");
+        this.log.info({ chain: spec.chain, rule: spec.rules[0].join(" ") }, "iptables INPUT accepts IPIP and VXLAN from the cluster's nodes (as marked in nftables table weft)");
       }
     }
   }

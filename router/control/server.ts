@@ -20,6 +20,8 @@ export interface ControlSources {
   status(): unknown;
   routes(): unknown;
   counters(): Counters;
+  /** IPIP and VXLAN sent by pods, dropped in weft's nftables forward chain (cluster nodes). */
+  podEncapsulationDrops?(): Promise<{ ipip: number; vxlan: number }>;
   /** BGP peers and readiness (cluster nodes). */
   bgp?(): { enabled: boolean; peers: PeerStatus[]; ready: boolean; reason: string };
 }
@@ -137,6 +139,21 @@ export function metricsRegistry(src: ControlSources, process = false): Registry 
       }
     },
   });
+  if (src.podEncapsulationDrops) {
+    const drops = src.podEncapsulationDrops.bind(src);
+    new Counter({
+      name: "weft_pod_encapsulation_dropped_total",
+      help: "IPIP and VXLAN packets sent by this host's pods and dropped (natOutgoing would give them the node's address, and other nodes would take them as tunnel traffic from a node)",
+      labelNames: ["protocol"],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const d = await drops();
+        this.inc({ protocol: "ipip" }, d.ipip);
+        this.inc({ protocol: "vxlan" }, d.vxlan);
+      },
+    });
+  }
   new Counter({
     name: "weft_bgp_session_established_total",
     help: "Times each BGP session reached Established (more than once: it went down and came back; a flapping peer keeps counting)",

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { dropPolicyForwardChains, weftRuleset } from "./nft.js";
+import { dropPolicyForwardChains, podDropCounts, weftRuleset, weftTableWhole } from "./nft.js";
 import { inputSpec } from "./iptables.js";
 
 describe("nftables forward chains that drop by policy", () => {
@@ -46,5 +46,41 @@ describe("weft's nftables table", () => {
     // No nodes yet: an empty set, nothing marked.
     expect(weftRuleset({ masqPools: [], allPools: [], tunnel: { nodes: [], mark: 0x80000000, vxlanPort: 4789 } })).toContain("set nodes { type ipv4_addr; }");
     expect(inputSpec(0x80000000).rules[0]).toContain("0x80000000/0x80000000");
+  });
+
+  it("drops IPIP and VXLAN sent by pods, counted, ahead of iptables' FORWARD (masqueraded, other nodes would take them for a node's)", () => {
+    const r = weftRuleset({ masqPools: [], allPools: [], tunnel: { nodes: [], mark: 0x10000, vxlanPort: 4789 } });
+    expect(r).toContain("type filter hook forward priority -5; policy accept;");
+    expect(r).toContain('iifname "cali*" ip protocol 4 counter drop comment "weft: IPIP from a pod"');
+    expect(r).toContain('iifname "cali*" udp dport 4789 counter drop comment "weft: VXLAN from a pod"');
+  });
+
+  it("reads the drops back from nft -j output; nothing counted when the chain or a counter is missing, or the output is not JSON", () => {
+    // As nft 1.0.6 printed the chain.
+    const listed = JSON.stringify({
+      nftables: [
+        { metainfo: { version: "1.0.6", json_schema_version: 1 } },
+        { chain: { family: "ip", table: "weft", name: "forward", handle: 5, type: "filter", hook: "forward", prio: -5, policy: "accept" } },
+        { rule: { family: "ip", table: "weft", chain: "forward", handle: 9, comment: "weft: IPIP from a pod", expr: [{ match: { op: "==", left: { meta: { key: "iifname" } }, right: "cali*" } }, { counter: { packets: 5, bytes: 240 } }, { drop: null }] } },
+        { rule: { family: "ip", table: "weft", chain: "forward", handle: 10, comment: "weft: VXLAN from a pod", expr: [{ counter: { packets: 7, bytes: 700 } }, { drop: null }] } },
+        { rule: { family: "ip", table: "weft", chain: "forward", handle: 11, comment: "someone else's", expr: [{ counter: { packets: 99, bytes: 1 } }] } },
+      ],
+    });
+    expect(podDropCounts(listed)).toEqual({ ipip: 5, vxlan: 7 });
+    for (const none of ["", "not json", '{"nftables":[]}', '{"nftables":[{"rule":{"comment":"weft: IPIP from a pod","expr":[]}}]}']) expect(podDropCounts(none), none).toEqual({ ipip: 0, vxlan: 0 });
+  });
+
+  it("is whole only with every chain and all its rules (the periodic check puts back a chain or rule someone deleted)", () => {
+    const t = { masqPools: [], allPools: [], tunnel: { nodes: ["10.30.0.12"], mark: 0x10000, vxlanPort: 4789 } };
+    const chain = (name: string) => ({ chain: { family: "ip", table: "weft", name } });
+    const rule = (chain: string) => ({ rule: { family: "ip", table: "weft", chain, expr: [] } });
+    const whole = [chain("postrouting"), chain("input"), chain("forward"), rule("postrouting"), rule("input"), rule("input"), rule("forward"), rule("forward")];
+    expect(weftTableWhole(JSON.stringify({ nftables: whole }), t)).toBe(true);
+    expect(weftTableWhole(JSON.stringify({ nftables: whole.filter((e) => !("chain" in e && e.chain.name === "forward")).slice(0, -2) }), t)).toBe(false);
+    expect(weftTableWhole(JSON.stringify({ nftables: whole.slice(0, -1) }), t)).toBe(false);
+    expect(weftTableWhole("", t)).toBe(false);
+    expect(weftTableWhole("garbage", t)).toBe(false);
+    // Without the tunnel part (no firewall asked), postrouting is all there is to have.
+    expect(weftTableWhole(JSON.stringify({ nftables: [chain("postrouting"), rule("postrouting")] }), { masqPools: [], allPools: [] })).toBe(true);
   });
 });

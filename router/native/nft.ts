@@ -5,7 +5,12 @@
 //   mark before iptables' filter table sees them, so WEFT-INPUT accepts them with one
 //   rule on that bit. The nodes are a hashed set, looked up once per packet whatever
 //   their number (a rule per node, as WEFT-INPUT had, is walked packet by packet:
-//   with 500 nodes it cut IPIP to a quarter).
+//   with 500 nodes it cut IPIP to a quarter);
+// - IPIP and VXLAN sent by pods (in from a cali* interface) are dropped, and counted, in
+//   forward, as Calico drops "encapped packets originating in workloads": natOutgoing
+//   would masquerade such a packet to the node's own address, and another node would
+//   take it as tunnel traffic from a node and deliver whatever it carries, spoofed
+//   source and all.
 import { command } from "./command.js";
 
 export const NFT_TABLE = "weft";
@@ -26,22 +31,35 @@ export interface WeftTable {
   tunnel?: TunnelMark;
 }
 
+/** The comments on the forward chain's drops, by what they drop. */
+export const POD_DROPS = { ipip: "weft: IPIP from a pod", vxlan: "weft: VXLAN from a pod" } as const;
+
 export const hexMark = (mark: number) => `0x${(mark >>> 0).toString(16)}`;
+
+interface Chain {
+  name: string;
+  /** Its type line (hook and priority). */
+  hook: string;
+  rules: string[];
+}
+
+/** The table's chains, each with its rules. */
+function weftChains(t: WeftTable): Chain[] {
+  const chains: Chain[] = [{ name: "postrouting", hook: "type nat hook postrouting priority srcnat; policy accept;", rules: ["ip saddr @masq-pools ip daddr != @all-pools masquerade"] }];
+  if (t.tunnel) {
+    const mark = hexMark(t.tunnel.mark);
+    const port = t.tunnel.vxlanPort;
+    // Before iptables' filter INPUT (priority 0), in either of its backends.
+    chains.push({ name: "input", hook: "type filter hook input priority mangle; policy accept;", rules: [`ip protocol 4 ip saddr @nodes meta mark set meta mark or ${mark}`, `ip saddr @nodes udp dport ${port} meta mark set meta mark or ${mark}`] });
+    // Ahead of iptables' filter FORWARD; a drop here is final whatever accepts later.
+    chains.push({ name: "forward", hook: "type filter hook forward priority -5; policy accept;", rules: [`iifname "cali*" ip protocol 4 counter drop comment "${POD_DROPS.ipip}"`, `iifname "cali*" udp dport ${port} counter drop comment "${POD_DROPS.vxlan}"`] });
+  }
+  return chains;
+}
 
 export function weftRuleset(t: WeftTable): string {
   const set = (name: string, items: string[], interval: boolean) =>
     `  set ${name} { type ipv4_addr;${interval ? " flags interval;" : ""}${items.length ? ` elements = { ${items.join(", ")} }` : ""} }`;
-  const tunnel = t.tunnel
-    ? [
-        set("nodes", t.tunnel.nodes, false),
-        "  chain input {",
-        // Before iptables' filter INPUT (priority 0), in either of its backends.
-        "    type filter hook input priority mangle; policy accept;",
-        `    ip protocol 4 ip saddr @nodes meta mark set meta mark or ${hexMark(t.tunnel.mark)}`,
-        `    ip saddr @nodes udp dport ${t.tunnel.vxlanPort} meta mark set meta mark or ${hexMark(t.tunnel.mark)}`,
-        "  }",
-      ]
-    : [];
   // "add table" then "delete table": the table is replaced whole in one transaction.
   return [
     `table ip ${NFT_TABLE} {}`,
@@ -49,14 +67,23 @@ export function weftRuleset(t: WeftTable): string {
     `table ip ${NFT_TABLE} {`,
     set("masq-pools", t.masqPools, true),
     set("all-pools", t.allPools, true),
-    "  chain postrouting {",
-    "    type nat hook postrouting priority srcnat; policy accept;",
-    "    ip saddr @masq-pools ip daddr != @all-pools masquerade",
-    "  }",
-    ...tunnel,
+    ...(t.tunnel ? [set("nodes", t.tunnel.nodes, false)] : []),
+    ...weftChains(t).flatMap((c) => [`  chain ${c.name} {`, `    ${c.hook}`, ...c.rules.map((r) => `    ${r}`), "  }"]),
     "}",
     "",
   ].join("\n");
+}
+
+/** Whether `nft -j list table ip weft` output has every chain of t with as many rules as it should. */
+export function weftTableWhole(json: string, t: WeftTable): boolean {
+  let doc: { nftables?: Array<{ chain?: { name: string }; rule?: { chain: string } }> };
+  try {
+    doc = JSON.parse(json || "{}");
+  } catch {
+    return false;
+  }
+  const items = doc.nftables ?? [];
+  return weftChains(t).every((c) => items.some((e) => e.chain?.name === c.name) && items.filter((e) => e.rule?.chain === c.name).length === c.rules.length);
 }
 
 async function nft(input: string): Promise<void> {
@@ -68,9 +95,10 @@ export function applyWeftTable(t: WeftTable): Promise<void> {
   return nft(weftRuleset(t));
 }
 
-/** Whether weft's table is in the kernel's ruleset. */
-export async function weftTableInstalled(): Promise<boolean> {
-  return (await command("nft", ["list", "table", "ip", NFT_TABLE])).ok;
+/** Whether weft's table is in the kernel's ruleset, every chain of t in it with all its rules. */
+export async function weftTableInstalled(t: WeftTable): Promise<boolean> {
+  const r = await command("nft", ["-j", "list", "table", "ip", NFT_TABLE]);
+  return r.ok && weftTableWhole(r.stdout, t);
 }
 
 export async function removeWeftTable(): Promise<void> {
@@ -95,4 +123,30 @@ export function dropPolicyForwardChains(json: string): string[] {
 export async function forwardDropChains(): Promise<string[]> {
   const r = await command("nft", ["-j", "list", "chains"]);
   return r.ok ? dropPolicyForwardChains(r.stdout) : [];
+}
+
+/**
+ * Packets the forward chain dropped, by protocol, from `nft -j list chain ip weft forward`
+ * output; nothing counted where the chain or a rule is missing.
+ */
+export function podDropCounts(json: string): Record<keyof typeof POD_DROPS, number> {
+  const out = { ipip: 0, vxlan: 0 };
+  let doc: { nftables?: Array<{ rule?: { comment?: string; expr?: Array<{ counter?: { packets?: number } }> } }> };
+  try {
+    doc = JSON.parse(json || "{}");
+  } catch {
+    return out;
+  }
+  for (const e of doc.nftables ?? []) {
+    const kind = (Object.keys(POD_DROPS) as Array<keyof typeof POD_DROPS>).find((k) => POD_DROPS[k] === e.rule?.comment);
+    const packets = e.rule?.expr?.find((x) => x.counter)?.counter?.packets;
+    if (kind && typeof packets === "number") out[kind] += packets;
+  }
+  return out;
+}
+
+/** IPIP and VXLAN from pods dropped so far (zeros without weft's table). */
+export async function podDrops(): Promise<Record<keyof typeof POD_DROPS, number>> {
+  const r = await command("nft", ["-j", "list", "chain", "ip", NFT_TABLE, "forward"]);
+  return podDropCounts(r.ok ? r.stdout : "");
 }

@@ -8,7 +8,7 @@ import { formatCIDR, formatIPv4, parseCIDR } from "../dataplane/addr.js";
 import type { FastPath, FastRoute } from "../dataplane/fastpath.js";
 import * as kernel from "../native/iproute.js";
 import { native } from "../native/index.js";
-import { applyWeftTable, forwardDropChains, hexMark, weftTableInstalled, type WeftTable } from "../native/nft.js";
+import { applyWeftTable, forwardDropChains, hexMark, podDrops, weftTableInstalled, type WeftTable } from "../native/nft.js";
 import { chainInstalled, forwardSpec, inputSpec, installChain, iptablesPresent, type ChainSpec } from "../native/iptables.js";
 import { desiredState, diffRoutes, type LocalNode, type RemoteBlock } from "./desired.js";
 
@@ -50,6 +50,8 @@ export class RouteOwner {
   private natKey = "";
   private tableKey = "";
   private markedKey = "";
+  /** Pod IPIP/VXLAN drops counted by tables this owner replaced (a new table counts from 0). */
+  private readonly podDropsBefore = { ipip: 0, vxlan: 0 };
   /** false: this host has no iptables command; undefined: not looked yet. */
   private iptables: boolean | undefined;
   /** Each weft chain's rules as last installed. */
@@ -125,12 +127,17 @@ export class RouteOwner {
     if (d.nat) {
       const table: WeftTable = { ...d.nat, tunnel: d.hostFirewall && { nodes: want.nodes.map(formatIPv4), mark: d.hostFirewall.mark, vxlanPort: d.hostFirewall.vxlanPort } };
       const k = JSON.stringify(table);
-      if (k === this.tableKey && d.verify && !(await weftTableInstalled())) {
-        this.log.warn("weft's nftables table (natOutgoing, the mark on the nodes' tunnel traffic) was removed by someone else (an nft flush?): installing it again");
+      if (k === this.tableKey && d.verify && !(await weftTableInstalled(table))) {
+        this.log.warn("weft's nftables table (natOutgoing, the mark on the nodes' tunnel traffic) was removed by someone else (an nft flush?), or part of it: installing it again");
         this.tableKey = "";
         this.natKey = "";
       }
       if (k !== this.tableKey) {
+        if (this.tableKey) {
+          const had = await podDrops();
+          this.podDropsBefore.ipip += had.ipip;
+          this.podDropsBefore.vxlan += had.vxlan;
+        }
         await applyWeftTable(table);
         const natKey = JSON.stringify(d.nat);
         if (natKey !== this.natKey) this.log.info(d.nat, "natOutgoing rules updated");
@@ -143,6 +150,13 @@ export class RouteOwner {
     }
     if (d.hostFirewall) await this.hostFirewall([forwardSpec(this.local.tunnelDevice), inputSpec(d.hostFirewall.mark)], d.verify);
     return { changed: diff.replace.length, removed: diff.remove.length, kept: installed.length - diff.remove.length };
+  }
+
+  /** IPIP and VXLAN sent by this host's pods and dropped in weft's forward chain, since the node started. */
+  async podEncapsulationDrops(): Promise<{ ipip: number; vxlan: number }> {
+    if (!this.tableKey) return { ...this.podDropsBefore };
+    const now = await podDrops();
+    return { ipip: this.podDropsBefore.ipip + now.ipip, vxlan: this.podDropsBefore.vxlan + now.vxlan };
   }
 
   private async hostFirewall(specs: ChainSpec[], verify?: boolean): Promise<void> {

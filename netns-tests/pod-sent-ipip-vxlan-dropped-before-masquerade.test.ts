@@ -1,0 +1,52 @@
+// A pod that sends IPIP or VXLAN to another node's address: natOutgoing would
+// masquerade it to its own node's address, and the other node would take it as tunnel
+// traffic from a node and deliver what it carries, spoofed source and all (here: a ping
+// "from pod-3" to pod-2, made in pod-1). weft drops such packets as they leave a pod
+// (Calico's "Drop IPinIP/VXLAN encapped packets originating in workloads") and counts
+// them; pods' other traffic to the nodes is untouched.
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { background, useLab, waitFor } from "./helpers.js";
+import { projectRoot } from "../router/native/index.js";
+import { vtepMAC } from "../router/dataplane/vtep.js";
+
+const inject = () => path.join(projectRoot(), "dist", "router", "lab", "inject.js");
+const WORKER2 = "10.30.0.12";
+
+describe("IPIP and VXLAN sent by a pod", () => {
+  const lab = useLab("tpenc", "ipip", { datastore: "sqlite" });
+
+  const dropped = async () => {
+    const m = await lab.exec("worker-1", [process.execPath, lab.cli(), "node", "metrics", "--control", lab.controlSocket("worker-1")]);
+    const read = (p: string) => Number(new RegExp(`^weft_pod_encapsulation_dropped_total\\{protocol="${p}"\\} (\\d+)$`, "m").exec(m)?.[1] ?? NaN);
+    return { ipip: read("ipip"), vxlan: read("vxlan") };
+  };
+
+  for (const kind of ["ipip", "vxlan"] as const) {
+    it(`${kind.toUpperCase()} from pod-1 to worker-2, carrying a ping "from pod-3" to pod-2: dropped on worker-1 and counted, pod-2 sees nothing`, async () => {
+      const [pod1, pod2, pod3] = ["pod-1", "pod-2", "pod-3"].map((p) => lab.podAddress(p));
+      const before = await dropped();
+      const watch = background(lab, "pod-2", ["tshark", "-n", "-i", "eth0", "-f", `icmp and src host ${pod3}`, "-a", "duration:4", "-T", "fields", "-e", "ip.src"], /Capture started/);
+      await watch.ready;
+      const args = kind === "ipip" ? ["ipip", pod1, WORKER2, pod3, pod2, "5"] : ["vxlan", WORKER2, vtepMAC("worker-2"), pod3, pod2, "5"];
+      expect(JSON.parse(await lab.exec("pod-1", [process.execPath, inject(), ...args])).sent).toBe(5);
+      const seen = (await watch.done).trim();
+      const after = await dropped();
+      console.log(`[tpenc] ${kind}: 5 sent by pod-1 to worker-2; dropped on worker-1 ${after[kind] - before[kind]}; seen in pod-2 ${seen ? seen.split("\n").length : 0}`);
+      expect(seen).toBe("");
+      expect(after[kind] - before[kind]).toBe(5);
+    });
+  }
+
+  it("pods' other traffic to a node's address still goes, masqueraded (ping pod-1 -> worker-2)", async () => {
+    expect(await lab.ping("pod-1", WORKER2, { count: 2 })).toBe(true);
+    expect(await lab.ping("pod-1", lab.podAddress("pod-2"))).toBe(true);
+  });
+
+  it("the drop chain deleted by someone else: back at the node's next check, saying so", async () => {
+    await lab.exec("worker-1", ["nft", "delete", "chain", "ip", "weft", "forward"]);
+    const ms = await waitFor("weft's forward chain back on worker-1", async () => (await lab.exec("worker-1", ["nft", "list", "table", "ip", "weft"])).includes("chain forward"), 45_000);
+    console.log(`[tpenc] forward chain deleted on worker-1: back after ${ms} ms`);
+    expect(await lab.exec("worker-1", ["tail", "-n", "40", path.join(lab.dir, "worker-1.log")])).toMatch(/was removed by someone else \(an nft flush\?\), or part of it: installing it again/);
+  }, 60_000);
+});

@@ -64,6 +64,10 @@ export async function wire(opts: { netns: string; ifname: string; hostVeth: stri
   await sysctl(`net.ipv4.conf.${hostVeth}.proxy_arp`, 1, hostNetns);
   await sysctl(`net.ipv4.neigh.${hostVeth}.proxy_delay`, 0, hostNetns);
   await sysctl(`net.ipv4.conf.${hostVeth}.forwarding`, 1, hostNetns);
+  // Reverse-path filtering, as Calico sets it: a packet whose source is not the pod's is
+  // dropped (in loose mode too, all.rp_filter=2: the veth has no address). A node in
+  // cluster mode drops, and counts, the same before this check (nft.ts).
+  await sysctl(`net.ipv4.conf.${hostVeth}.rp_filter`, 1, hostNetns);
   await batch([
     ["link", "set", tmp, "name", ifname],
     ["link", "set", ifname, "mtu", String(mtu), "up"],

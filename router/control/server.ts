@@ -20,8 +20,8 @@ export interface ControlSources {
   status(): unknown;
   routes(): unknown;
   counters(): Counters;
-  /** IPIP and VXLAN sent by pods, dropped in weft's nftables forward chain (cluster nodes). */
-  podEncapsulationDrops?(): Promise<{ ipip: number; vxlan: number }>;
+  /** Pods' packets dropped in weft's nftables table, by why (cluster nodes). */
+  podDrops?(): Promise<Record<string, number>>;
   /** BGP peers and readiness (cluster nodes). */
   bgp?(): { enabled: boolean; peers: PeerStatus[]; ready: boolean; reason: string };
 }
@@ -139,18 +139,16 @@ export function metricsRegistry(src: ControlSources, process = false): Registry 
       }
     },
   });
-  if (src.podEncapsulationDrops) {
-    const drops = src.podEncapsulationDrops.bind(src);
+  if (src.podDrops) {
+    const drops = src.podDrops.bind(src);
     new Counter({
-      name: "weft_pod_encapsulation_dropped_total",
-      help: "IPIP and VXLAN packets sent by this host's pods and dropped (natOutgoing would give them the node's address, and other nodes would take them as tunnel traffic from a node)",
-      labelNames: ["protocol"],
+      name: "weft_pod_packets_dropped_total",
+      help: "Packets from this host's pods dropped by weft's nftables table: ipip and vxlan (encapsulated by a pod: masqueraded, other nodes would take them as a node's), spoofed_source (a source address not the pod's)",
+      labelNames: ["reason"],
       registers: [registry],
       async collect() {
         this.reset();
-        const d = await drops();
-        this.inc({ protocol: "ipip" }, d.ipip);
-        this.inc({ protocol: "vxlan" }, d.vxlan);
+        for (const [reason, n] of Object.entries(await drops())) this.inc({ reason }, n);
       },
     });
   }

@@ -2,6 +2,8 @@
 // node tries IPIP and VXLAN toward a node):
 //   node inject.js ipip  OUTER_SRC OUTER_DST INNER_SRC INNER_DST COUNT
 //   node inject.js vxlan OUTER_DST DST_MAC INNER_SRC INNER_DST COUNT [VNI]
+//   node inject.js echo SRC DST COUNT
+//     (ICMP echo requests with any source address: a spoofing pod)
 //   node inject.js icmp-unreachable FROM TO QUOTED_SRC QUOTED_DST CODE[,CODE...]
 //     (ICMP destination unreachable with those codes, about an IPIP packet
 //     QUOTED_SRC -> QUOTED_DST, sent to TO: what a router might say)
@@ -41,6 +43,9 @@ if (kind === "ipip") {
   const frame = buildVxlan(Number(vni ?? 4096), parseMAC(dstMAC)!, [0x66, 1, 2, 3, 4, 5], inner);
   const fd = n.udpOpen("0.0.0.0", 0);
   console.log(JSON.stringify({ sent: sendAll(fd, Array(Number(count)).fill(frame), parseIPv4(outerDst)!, 4789) }));
+} else if (kind === "echo") {
+  const [src, dst, count] = rest;
+  console.log(JSON.stringify({ sent: sendAll(n.rawOpen(1), Array(Number(count)).fill(buildEcho(src, dst, 16)), parseIPv4(dst)!, 0) }));
 } else if (kind === "icmp-unreachable") {
   const [from, to, quotedSrc, quotedDst, codes] = rest;
   const quoted = buildIPv4({ src: quotedSrc, dst: quotedDst, protocol: 4, df: true, payload: new Uint8Array(8) });
@@ -56,6 +61,6 @@ if (kind === "ipip") {
   });
   console.log(JSON.stringify({ sent: sendAll(n.rawOpen(1), packets, parseIPv4(to)!, 0) }));
 } else {
-  console.error("usage: inject.js ipip SRC DST INNER_SRC INNER_DST COUNT | vxlan DST MAC INNER_SRC INNER_DST COUNT [VNI] | icmp-unreachable FROM TO QUOTED_SRC QUOTED_DST CODES");
+  console.error("usage: inject.js ipip SRC DST INNER_SRC INNER_DST COUNT | vxlan DST MAC INNER_SRC INNER_DST COUNT [VNI] | echo SRC DST COUNT | icmp-unreachable FROM TO QUOTED_SRC QUOTED_DST CODES");
   process.exit(2);
 }

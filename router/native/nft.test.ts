@@ -48,8 +48,10 @@ describe("weft's nftables table", () => {
     expect(inputSpec(0x80000000).rules[0]).toContain("0x80000000/0x80000000");
   });
 
-  it("drops IPIP and VXLAN sent by pods, counted, ahead of iptables' FORWARD (masqueraded, other nodes would take them for a node's)", () => {
+  it("drops, counted, IPIP and VXLAN sent by pods ahead of iptables' FORWARD (masqueraded, other nodes would take them for a node's), and pods' packets with a source not theirs before conntrack", () => {
     const r = weftRuleset({ masqPools: [], allPools: [], tunnel: { nodes: [], mark: 0x10000, vxlanPort: 4789 } });
+    expect(r).toContain("type filter hook prerouting priority raw; policy accept;");
+    expect(r).toContain(`iifname "cali*" fib saddr . iif oif missing counter drop comment "weft: a pod's packet with another's source"`);
     expect(r).toContain("type filter hook forward priority -5; policy accept;");
     expect(r).toContain('iifname "cali*" ip protocol 4 counter drop comment "weft: IPIP from a pod"');
     expect(r).toContain('iifname "cali*" udp dport 4789 counter drop comment "weft: VXLAN from a pod"');
@@ -66,15 +68,15 @@ describe("weft's nftables table", () => {
         { rule: { family: "ip", table: "weft", chain: "forward", handle: 11, comment: "someone else's", expr: [{ counter: { packets: 99, bytes: 1 } }] } },
       ],
     });
-    expect(podDropCounts(listed)).toEqual({ ipip: 5, vxlan: 7 });
-    for (const none of ["", "not json", '{"nftables":[]}', '{"nftables":[{"rule":{"comment":"weft: IPIP from a pod","expr":[]}}]}']) expect(podDropCounts(none), none).toEqual({ ipip: 0, vxlan: 0 });
+    expect(podDropCounts(listed)).toEqual({ ipip: 5, vxlan: 7, spoofed_source: 0 });
+    for (const none of ["", "not json", '{"nftables":[]}', '{"nftables":[{"rule":{"comment":"weft: IPIP from a pod","expr":[]}}]}']) expect(podDropCounts(none), none).toEqual({ ipip: 0, vxlan: 0, spoofed_source: 0 });
   });
 
   it("is whole only with every chain and all its rules (the periodic check puts back a chain or rule someone deleted)", () => {
     const t = { masqPools: [], allPools: [], tunnel: { nodes: ["10.30.0.12"], mark: 0x10000, vxlanPort: 4789 } };
     const chain = (name: string) => ({ chain: { family: "ip", table: "weft", name } });
     const rule = (chain: string) => ({ rule: { family: "ip", table: "weft", chain, expr: [] } });
-    const whole = [chain("postrouting"), chain("input"), chain("forward"), rule("postrouting"), rule("input"), rule("input"), rule("forward"), rule("forward")];
+    const whole = [chain("postrouting"), chain("input"), chain("prerouting"), chain("forward"), rule("postrouting"), rule("input"), rule("input"), rule("prerouting"), rule("forward"), rule("forward")];
     expect(weftTableWhole(JSON.stringify({ nftables: whole }), t)).toBe(true);
     expect(weftTableWhole(JSON.stringify({ nftables: whole.filter((e) => !("chain" in e && e.chain.name === "forward")).slice(0, -2) }), t)).toBe(false);
     expect(weftTableWhole(JSON.stringify({ nftables: whole.slice(0, -1) }), t)).toBe(false);

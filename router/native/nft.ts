@@ -10,7 +10,13 @@
 //   forward, as Calico drops "encapped packets originating in workloads": natOutgoing
 //   would masquerade such a packet to the node's own address, and another node would
 //   take it as tunnel traffic from a node and deliver whatever it carries, spoofed
-//   source and all.
+//   source and all;
+// - packets in from a pod whose source address is not that pod's (its /32 route is not
+//   through the interface it came in on: strict reverse-path filtering) are dropped, and
+//   counted, in prerouting, so a pod cannot pass itself off as another pod or a host.
+//   weft-cni also sets rp_filter on the pod's veth, as Calico does; that drop comes
+//   later and counts nowhere a user looks, and a veth wired by anything else, or reset
+//   to 0, does not have it.
 import { command } from "./command.js";
 
 export const NFT_TABLE = "weft";
@@ -31,8 +37,11 @@ export interface WeftTable {
   tunnel?: TunnelMark;
 }
 
-/** The comments on the forward chain's drops, by what they drop. */
-export const POD_DROPS = { ipip: "weft: IPIP from a pod", vxlan: "weft: VXLAN from a pod" } as const;
+/** The comments on the drops of pods' packets, by why they drop (the metric's reason). */
+export const POD_DROPS = { ipip: "weft: IPIP from a pod", vxlan: "weft: VXLAN from a pod", spoofed_source: "weft: a pod's packet with another's source" } as const;
+export type PodDrop = keyof typeof POD_DROPS;
+export type PodDrops = Record<PodDrop, number>;
+export const noPodDrops = (): PodDrops => ({ ipip: 0, vxlan: 0, spoofed_source: 0 });
 
 export const hexMark = (mark: number) => `0x${(mark >>> 0).toString(16)}`;
 
@@ -51,6 +60,8 @@ function weftChains(t: WeftTable): Chain[] {
     const port = t.tunnel.vxlanPort;
     // Before iptables' filter INPUT (priority 0), in either of its backends.
     chains.push({ name: "input", hook: "type filter hook input priority mangle; policy accept;", rules: [`ip protocol 4 ip saddr @nodes meta mark set meta mark or ${mark}`, `ip saddr @nodes udp dport ${port} meta mark set meta mark or ${mark}`] });
+    // Before conntrack (-200) makes an entry for it.
+    chains.push({ name: "prerouting", hook: "type filter hook prerouting priority raw; policy accept;", rules: [`iifname "cali*" fib saddr . iif oif missing counter drop comment "${POD_DROPS.spoofed_source}"`] });
     // Ahead of iptables' filter FORWARD; a drop here is final whatever accepts later.
     chains.push({ name: "forward", hook: "type filter hook forward priority -5; policy accept;", rules: [`iifname "cali*" ip protocol 4 counter drop comment "${POD_DROPS.ipip}"`, `iifname "cali*" udp dport ${port} counter drop comment "${POD_DROPS.vxlan}"`] });
   }
@@ -126,11 +137,11 @@ export async function forwardDropChains(): Promise<string[]> {
 }
 
 /**
- * Packets the forward chain dropped, by protocol, from `nft -j list chain ip weft forward`
- * output; nothing counted where the chain or a rule is missing.
+ * Packets the pod chains dropped, by what they were, from `nft -j list table ip weft`
+ * output; nothing counted where a chain or a rule is missing.
  */
-export function podDropCounts(json: string): Record<keyof typeof POD_DROPS, number> {
-  const out = { ipip: 0, vxlan: 0 };
+export function podDropCounts(json: string): PodDrops {
+  const out = noPodDrops();
   let doc: { nftables?: Array<{ rule?: { comment?: string; expr?: Array<{ counter?: { packets?: number } }> } }> };
   try {
     doc = JSON.parse(json || "{}");
@@ -138,15 +149,15 @@ export function podDropCounts(json: string): Record<keyof typeof POD_DROPS, numb
     return out;
   }
   for (const e of doc.nftables ?? []) {
-    const kind = (Object.keys(POD_DROPS) as Array<keyof typeof POD_DROPS>).find((k) => POD_DROPS[k] === e.rule?.comment);
+    const kind = (Object.keys(POD_DROPS) as PodDrop[]).find((k) => POD_DROPS[k] === e.rule?.comment);
     const packets = e.rule?.expr?.find((x) => x.counter)?.counter?.packets;
     if (kind && typeof packets === "number") out[kind] += packets;
   }
   return out;
 }
 
-/** IPIP and VXLAN from pods dropped so far (zeros without weft's table). */
-export async function podDrops(): Promise<Record<keyof typeof POD_DROPS, number>> {
-  const r = await command("nft", ["-j", "list", "chain", "ip", NFT_TABLE, "forward"]);
+/** Pods' packets dropped so far, by what they were (zeros without weft's table). */
+export async function podDrops(): Promise<PodDrops> {
+  const r = await command("nft", ["-j", "list", "table", "ip", NFT_TABLE]);
   return podDropCounts(r.ok ? r.stdout : "");
 }

@@ -428,7 +428,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       bgpExported: speaker?.exported().map((e) => ({ cidr: e.prefix, peer: e.peer, ...attrsView(e.attrs) })) ?? [],
     }),
     counters: () => base.fp.counters(),
-    podEncapsulationDrops: () => base.owner.podEncapsulationDrops(),
+    podDrops: () => base.owner.podDrops(),
   }, listeners);
   logServing(listeners, log);
   await untilSignal(base, log, () => {

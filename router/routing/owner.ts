@@ -8,7 +8,7 @@ import { formatCIDR, formatIPv4, parseCIDR } from "../dataplane/addr.js";
 import type { FastPath, FastRoute } from "../dataplane/fastpath.js";
 import * as kernel from "../native/iproute.js";
 import { native } from "../native/index.js";
-import { applyWeftTable, forwardDropChains, hexMark, podDrops, weftTableInstalled, type WeftTable } from "../native/nft.js";
+import { applyWeftTable, forwardDropChains, hexMark, noPodDrops, podDrops, weftTableInstalled, type PodDrop, type PodDrops, type WeftTable } from "../native/nft.js";
 import { chainInstalled, forwardSpec, inputSpec, installChain, iptablesPresent, type ChainSpec } from "../native/iptables.js";
 import { desiredState, diffRoutes, type LocalNode, type RemoteBlock } from "./desired.js";
 
@@ -50,8 +50,8 @@ export class RouteOwner {
   private natKey = "";
   private tableKey = "";
   private markedKey = "";
-  /** Pod IPIP/VXLAN drops counted by tables this owner replaced (a new table counts from 0). */
-  private readonly podDropsBefore = { ipip: 0, vxlan: 0 };
+  /** Drops of pods' packets counted by tables this owner replaced (a new table counts from 0). */
+  private readonly podDropsBefore = noPodDrops();
   /** false: this host has no iptables command; undefined: not looked yet. */
   private iptables: boolean | undefined;
   /** Each weft chain's rules as last installed. */
@@ -135,8 +135,7 @@ export class RouteOwner {
       if (k !== this.tableKey) {
         if (this.tableKey) {
           const had = await podDrops();
-          this.podDropsBefore.ipip += had.ipip;
-          this.podDropsBefore.vxlan += had.vxlan;
+          for (const k of Object.keys(had) as PodDrop[]) this.podDropsBefore[k] += had[k];
         }
         await applyWeftTable(table);
         const natKey = JSON.stringify(d.nat);
@@ -152,11 +151,13 @@ export class RouteOwner {
     return { changed: diff.replace.length, removed: diff.remove.length, kept: installed.length - diff.remove.length };
   }
 
-  /** IPIP and VXLAN sent by this host's pods and dropped in weft's forward chain, since the node started. */
-  async podEncapsulationDrops(): Promise<{ ipip: number; vxlan: number }> {
-    if (!this.tableKey) return { ...this.podDropsBefore };
+  /** This host's pods' packets dropped in weft's table since the node started, by why. */
+  async podDrops(): Promise<PodDrops> {
+    const total = { ...this.podDropsBefore };
+    if (!this.tableKey) return total;
     const now = await podDrops();
-    return { ipip: this.podDropsBefore.ipip + now.ipip, vxlan: this.podDropsBefore.vxlan + now.vxlan };
+    for (const k of Object.keys(now) as PodDrop[]) total[k] += now[k];
+    return total;
   }
 
   private async hostFirewall(specs: ChainSpec[], verify?: boolean): Promise<void> {

@@ -3,7 +3,9 @@
 // traffic from a node and deliver what it carries, spoofed source and all (here: a ping
 // "from pod-3" to pod-2, made in pod-1). weft drops such packets as they leave a pod
 // (Calico's "Drop IPinIP/VXLAN encapped packets originating in workloads") and counts
-// them; pods' other traffic to the nodes is untouched.
+// them; pods' other traffic to the nodes is untouched. The same ping sent plainly, its
+// source another pod's, is dropped and counted too (strict reverse-path check on cali*
+// in weft's table; with no rp_filter anywhere, as before, all 5 reached pod-2).
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { background, useLab, waitFor } from "./helpers.js";
@@ -18,8 +20,8 @@ describe("IPIP and VXLAN sent by a pod", () => {
 
   const dropped = async () => {
     const m = await lab.exec("worker-1", [process.execPath, lab.cli(), "node", "metrics", "--control", lab.controlSocket("worker-1")]);
-    const read = (p: string) => Number(new RegExp(`^weft_pod_encapsulation_dropped_total\\{protocol="${p}"\\} (\\d+)$`, "m").exec(m)?.[1] ?? NaN);
-    return { ipip: read("ipip"), vxlan: read("vxlan") };
+    const read = (p: string) => Number(new RegExp(`^weft_pod_packets_dropped_total\\{reason="${p}"\\} (\\d+)$`, "m").exec(m)?.[1] ?? NaN);
+    return { ipip: read("ipip"), vxlan: read("vxlan"), spoofed_source: read("spoofed_source") };
   };
 
   for (const kind of ["ipip", "vxlan"] as const) {
@@ -37,6 +39,22 @@ describe("IPIP and VXLAN sent by a pod", () => {
       expect(after[kind] - before[kind]).toBe(5);
     });
   }
+
+  it('a plain ping made in pod-1 "from pod-3" to pod-2: dropped on worker-1 and counted, pod-2 sees nothing; pod-1\'s own pings still go', async () => {
+    const [pod2, pod3] = ["pod-2", "pod-3"].map((p) => lab.podAddress(p));
+    const before = await dropped();
+    const watch = background(lab, "pod-2", ["tshark", "-n", "-i", "eth0", "-f", `icmp and src host ${pod3}`, "-a", "duration:4", "-T", "fields", "-e", "ip.src"], /Capture started/);
+    await watch.ready;
+    expect(JSON.parse(await lab.exec("pod-1", [process.execPath, inject(), "echo", pod3, pod2, "5"])).sent).toBe(5);
+    const seen = (await watch.done).trim();
+    const after = await dropped();
+    console.log(`[tpenc] spoofed source: 5 sent by pod-1 as pod-3; dropped on worker-1 ${after.spoofed_source - before.spoofed_source}; seen in pod-2 ${seen ? seen.split("\n").length : 0}`);
+    expect(seen).toBe("");
+    expect(after.spoofed_source - before.spoofed_source).toBe(5);
+    expect(await lab.ping("pod-1", pod2)).toBe(true);
+    expect((await dropped()).spoofed_source).toBe(after.spoofed_source);
+    expect((await lab.exec("worker-1", ["sh", "-c", "cat /proc/sys/net/ipv4/conf/cali*/rp_filter"])).trim().split("\n").every((v) => v === "1")).toBe(true);
+  });
 
   it("pods' other traffic to a node's address still goes, masqueraded (ping pod-1 -> worker-2)", async () => {
     expect(await lab.ping("pod-1", WORKER2, { count: 2 })).toBe(true);

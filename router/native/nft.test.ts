@@ -52,6 +52,10 @@ describe("weft's nftables table", () => {
     const r = weftRuleset({ masqPools: [], allPools: [], tunnel: { nodes: [], mark: 0x10000, vxlanPort: 4789 } });
     expect(r).toContain("type filter hook prerouting priority raw; policy accept;");
     expect(r).toContain(`iifname "cali*" fib saddr . iif oif missing counter drop comment "weft: a pod's packet with another's source"`);
+    // A kernel without nftables' fib expression: the rest, without the source check.
+    const noFib = weftRuleset({ masqPools: [], allPools: [], tunnel: { nodes: [], mark: 0x10000, vxlanPort: 4789, sourceCheck: false } });
+    expect(noFib).not.toContain("fib");
+    expect(noFib).toContain('iifname "cali*" ip protocol 4 counter drop');
     expect(r).toContain("type filter hook forward priority -5; policy accept;");
     expect(r).toContain('iifname "cali*" ip protocol 4 counter drop comment "weft: IPIP from a pod"');
     expect(r).toContain('iifname "cali*" udp dport 4789 counter drop comment "weft: VXLAN from a pod"');

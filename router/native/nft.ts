@@ -29,6 +29,8 @@ export interface TunnelMark {
   nodes: string[];
   mark: number;
   vxlanPort: number;
+  /** The pods' source check (needs nftables' fib expression, a module some kernels lack); default on. */
+  sourceCheck?: boolean;
 }
 
 export interface WeftTable {
@@ -61,7 +63,7 @@ function weftChains(t: WeftTable): Chain[] {
     // Before iptables' filter INPUT (priority 0), in either of its backends.
     chains.push({ name: "input", hook: "type filter hook input priority mangle; policy accept;", rules: [`ip protocol 4 ip saddr @nodes meta mark set meta mark or ${mark}`, `ip saddr @nodes udp dport ${port} meta mark set meta mark or ${mark}`] });
     // Before conntrack (-200) makes an entry for it.
-    chains.push({ name: "prerouting", hook: "type filter hook prerouting priority raw; policy accept;", rules: [`iifname "cali*" fib saddr . iif oif missing counter drop comment "${POD_DROPS.spoofed_source}"`] });
+    if (t.tunnel.sourceCheck !== false) chains.push({ name: "prerouting", hook: "type filter hook prerouting priority raw; policy accept;", rules: [`iifname "cali*" fib saddr . iif oif missing counter drop comment "${POD_DROPS.spoofed_source}"`] });
     // Ahead of iptables' filter FORWARD; a drop here is final whatever accepts later.
     chains.push({ name: "forward", hook: "type filter hook forward priority -5; policy accept;", rules: [`iifname "cali*" ip protocol 4 counter drop comment "${POD_DROPS.ipip}"`, `iifname "cali*" udp dport ${port} counter drop comment "${POD_DROPS.vxlan}"`] });
   }

@@ -50,6 +50,8 @@ export class RouteOwner {
   private natKey = "";
   private tableKey = "";
   private markedKey = "";
+  /** false: this kernel's nftables refused the fib expression (no nft_fib_ipv4). */
+  private sourceCheck = true;
   /** Drops of pods' packets counted by tables this owner replaced (a new table counts from 0). */
   private readonly podDropsBefore = noPodDrops();
   /** false: this host has no iptables command; undefined: not looked yet. */
@@ -125,7 +127,7 @@ export class RouteOwner {
       this.log.info({ changed: diff.replace.map((r) => `${r.type ?? ""} ${r.dst} ${r.gateway ? `via ${r.gateway} ` : ""}${r.dev ? `dev ${r.dev}` : ""}`.trim()), removed: diff.remove.map((r) => r.dst) }, "routes updated");
     }
     if (d.nat) {
-      const table: WeftTable = { ...d.nat, tunnel: d.hostFirewall && { nodes: want.nodes.map(formatIPv4), mark: d.hostFirewall.mark, vxlanPort: d.hostFirewall.vxlanPort } };
+      const table: WeftTable = { ...d.nat, tunnel: d.hostFirewall && { nodes: want.nodes.map(formatIPv4), mark: d.hostFirewall.mark, vxlanPort: d.hostFirewall.vxlanPort, sourceCheck: this.sourceCheck } };
       const k = JSON.stringify(table);
       if (k === this.tableKey && d.verify && !(await weftTableInstalled(table))) {
         this.log.warn("weft's nftables table (natOutgoing, the mark on the nodes' tunnel traffic) was removed by someone else (an nft flush?), or part of it: installing it again");
@@ -137,14 +139,23 @@ export class RouteOwner {
           const had = await podDrops();
           for (const k of Object.keys(had) as PodDrop[]) this.podDropsBefore[k] += had[k];
         }
-        await applyWeftTable(table);
+        try {
+          await applyWeftTable(table);
+        } catch (err) {
+          // Only the source check needs a module beyond nftables' core (nft_fib_ipv4):
+          // without it the rest still goes in, and the veths' rp_filter is what is left.
+          if (!table.tunnel?.sourceCheck || !/fib/.test((err as Error).message)) throw err;
+          table.tunnel.sourceCheck = this.sourceCheck = false;
+          await applyWeftTable(table);
+          this.log.warn({ err: (err as Error).message }, "this kernel's nftables has no fib expression (module nft_fib_ipv4): pods' source addresses are checked only by rp_filter on their veths, and those drops are not counted");
+        }
         const natKey = JSON.stringify(d.nat);
         if (natKey !== this.natKey) this.log.info(d.nat, "natOutgoing rules updated");
         const nodesKey = JSON.stringify(table.tunnel?.nodes ?? null);
         if (table.tunnel && nodesKey !== this.markedKey) this.log.info({ nodes: table.tunnel.nodes.length, mark: hexMark(table.tunnel.mark) }, "IPIP and VXLAN from the cluster's nodes marked for WEFT-INPUT (nftables table weft, set nodes)");
         this.markedKey = nodesKey;
         this.natKey = natKey;
-        this.tableKey = k;
+        this.tableKey = JSON.stringify(table);
       }
     }
     if (d.hostFirewall) await this.hostFirewall([forwardSpec(this.local.tunnelDevice), inputSpec(d.hostFirewall.mark)], d.verify);

@@ -670,14 +670,21 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
       memcpy(CMSG_DATA(c), &size, sizeof size);
     }
   }
-  int done = 0;
+  int done = 0, retried = -1;
   while (done < nmsg) {
     int r = sendmmsg(fd, S->msgs + done, nmsg - done, MSG_DONTWAIT);
     if (r < 0) {
       if (errno == EINTR) continue;
       // EAGAIN: socket buffer full. Anything else (unreachable, EMSGSIZE) hits one
-      // message: skip it and go on; the caller counts what was not sent as drops.
+      // message. It may be an ICMP error about an earlier packet, to anywhere, left
+      // pending on the socket (IP_RECVERR) and taken by this send: the same message
+      // goes again once; failing again, it is its own, so skip it and go on. The
+      // caller counts what was not sent as drops.
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) break;
+      if (retried != done) {
+        retried = done;
+        continue;
+      }
       done++;
       continue;
     }

@@ -9,8 +9,6 @@ export const COUNTER_COUNT: u32 = 64;
 export const DESC_SIZE: u32 = 24;
 export const DESC_IN: u32 = 8192; // MAX_IN descriptors: what the native side received
 export const MAX_IN: u32 = 256;
-export const NODES: u32 = 16384; // open-addressing set of known node addresses
-export const NODES_CAP: u32 = 4096; // power of two
 export const DESC_OUT: u32 = 32768; // MAX_OUT descriptors: what the fast path sends
 export const MAX_OUT: u32 = 4096;
 export const ROUTES: u32 = 1 << 20; // ROUTE_CAP route records of ROUTE_SIZE bytes
@@ -25,7 +23,11 @@ export const SCRATCH_BYTES: u32 = 2 << 20;
 export const LPM_ROOT: u32 = 36 << 20; // 65536 u32 entries (stride 16)
 export const LPM_NODES: u32 = LPM_ROOT + (65536 << 2); // child nodes of 256 u32 entries
 export const LPM_NODE_CAP: u32 = 49152;
-export const MEMORY_END: u32 = LPM_NODES + (LPM_NODE_CAP << 10);
+// Open-addressing set of known node addresses, filled to half: 32768 nodes (Kubernetes
+// and Calico stop at 5000; 4096 slots, as it had, refused a 2049th node).
+export const NODES: u32 = LPM_NODES + (LPM_NODE_CAP << 10);
+export const NODES_CAP: u32 = 65536; // power of two
+export const MEMORY_END: u32 = NODES + (NODES_CAP << 2);
 // asconfig.json memoryBase must be >= MEMORY_END (checked by a unit test).
 
 // Descriptor fields (must match weft_desc in router/native/weft_native.c).

@@ -8,7 +8,7 @@ let size: u32 = 0;
   return NODES + ((i & (NODES_CAP - 1)) << 2);
 }
 @inline function hash(a: u32): u32 {
-  return (a * 0x9e3779b1) >> 20;
+  return (a * 0x9e3779b1) >> 16; // the top 16 bits: NODES_CAP slots
 }
 
 export function nodesClear(): void {

@@ -1,6 +1,6 @@
 import { describe, expect, it, beforeEach } from "vitest";
 import fc from "fast-check";
-import { FastPath, ENCAP_IPIP, ENCAP_VXLAN, CH_IPIP, CH_TUN, CH_VXLAN, OFFLOAD_VNET } from "./fastpath.js";
+import { FastPath, MAX_NODES, ENCAP_IPIP, ENCAP_VXLAN, CH_IPIP, CH_TUN, CH_VXLAN, OFFLOAD_VNET } from "./fastpath.js";
 import { parseCIDR, parseIPv4, parseMAC, formatIPv4 } from "./addr.js";
 import { asTsoSuperPacket, buildEcho, buildIPv4, buildTcp, buildVxlan, ipv4Checksum } from "./packets.js";
 import { vtepMAC } from "./vtep.js";
@@ -278,5 +278,20 @@ describe("fuzz: random bytes never crash the fast path and never leak a packet",
       }),
       { numRuns: runs },
     );
+  });
+});
+
+describe("the node set at cluster scale", () => {
+  it("takes 5000 nodes (Kubernetes' largest cluster) and up to its limit, finds each, and says the limit past it (it stopped at 2048: a 2049th node's tunnel traffic was refused)", () => {
+    const fp = new FastPath();
+    const addr = (i: number) => ((10 << 24) | (1 << 16) | i) >>> 0; // 10.1.0.0 + i
+    const five = Array.from({ length: 5000 }, (_, i) => addr(i + 1));
+    fp.setNodes(five);
+    expect(five.every((a) => fp.x.nodesHas(a))).toBe(true);
+    expect(fp.x.nodesHas(addr(5001))).toBeFalsy();
+    const all = Array.from({ length: MAX_NODES }, (_, i) => addr(i + 1));
+    fp.setNodes(all);
+    expect(all.every((a) => fp.x.nodesHas(a))).toBe(true);
+    expect(() => fp.setNodes([...all, addr(MAX_NODES + 1)])).toThrow(`weft: more than ${MAX_NODES} nodes for the fast path's node set`);
   });
 });

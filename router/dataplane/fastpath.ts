@@ -125,6 +125,9 @@ export interface InputDesc {
   gso?: number;
 }
 
+/** Node addresses the fast path's set takes (asm/layout.ts NODES_CAP / 2). */
+export const MAX_NODES = 32768;
+
 export class FastPath {
   readonly x: Exports;
   readonly descIn: number;
@@ -230,7 +233,7 @@ export class FastPath {
     this.x.nodesClear();
     const list: number[] = [];
     for (const a of addrs) {
-      if (!this.x.nodesAdd(a >>> 0)) throw new Error("weft: too many nodes for the fast path's node set");
+      if (!this.x.nodesAdd(a >>> 0)) throw new Error(`weft: more than ${MAX_NODES} nodes for the fast path's node set`);
       list.push(a >>> 0);
     }
     this.nodeList = list;

@@ -73,6 +73,7 @@ export async function weftRoutesIn(ns: string): Promise<string> {
 
 export interface LabTestOptions extends NodeSettings {
   datastore?: "sqlite" | "etcd";
+  uplinkMTU?: number;
 }
 
 export function newLab(prefix: string, opts: LabTestOptions = {}): Lab {

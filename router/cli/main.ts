@@ -228,7 +228,7 @@ registerClusterCommands(program);
 
 const lab = program.command("lab").description("the seed's topology in network namespaces on this machine: master, worker-1..3, a gateway, pod-1..3");
 const labPrefix = new Option("--prefix <p>", "name prefix of the lab's namespaces, files and sockets").default("weft");
-const labOf = async (prefix: string, datastore?: "sqlite" | "etcd") => new (await import("../lab/lab.js")).Lab({ prefix, datastore, log: (l) => process.stderr.write(`${l}\n`) });
+const labOf = async (prefix: string, datastore?: "sqlite" | "etcd", uplinkMTU?: number) => new (await import("../lab/lab.js")).Lab({ prefix, datastore, uplinkMTU, log: (l) => process.stderr.write(`${l}\n`) });
 const labDatastore = (prefix: string) => (existsSync(`/run/weft-lab/${prefix}/weft.db`) ? "sqlite" : existsSync(`/run/weft-lab/${prefix}/etcd`) ? "etcd" : undefined);
 
 lab
@@ -237,10 +237,11 @@ lab
   .addOption(new Option("--mode <mode>", "routing mode (the default pool's ipipMode/vxlanMode)").choices(["ipip", "vxlan", "direct", "crosssubnet"]).default("ipip"))
   .addOption(new Option("--datastore <kind>", "where the cluster state lives: the lab's own SQLite file, or etcd in the gateway namespace; static = no datastore, each node from a routes file").choices(["sqlite", "etcd", "static"]).default("sqlite"))
   .option("--src-dst-check", "the gateway drops frames whose addresses are not the sending host's, as a cloud's source/destination check does")
+  .addOption(new Option("--uplink-mtu <bytes>", "MTU of the underlay: the gateway's bridges and the hosts' eth0, e.g. 9000 for jumbo frames (default 1500); weft0 and the pods follow").argParser((t) => wholeNumber("--uplink-mtu", t, 1280, 9000)))
   .addOption(labPrefix)
-  .action(async (opts: { mode: "ipip" | "vxlan" | "direct" | "crosssubnet"; datastore: "sqlite" | "etcd" | "static"; prefix: string; srcDstCheck?: boolean }) => {
+  .action(async (opts: { mode: "ipip" | "vxlan" | "direct" | "crosssubnet"; datastore: "sqlite" | "etcd" | "static"; prefix: string; srcDstCheck?: boolean; uplinkMtu?: number }) => {
     const { printLab } = await import("../lab/report.js");
-    const l = await labOf(opts.prefix, opts.datastore === "static" ? undefined : opts.datastore);
+    const l = await labOf(opts.prefix, opts.datastore === "static" ? undefined : opts.datastore, opts.uplinkMtu);
     const t0 = Date.now();
     await l.up(opts.mode);
     if (opts.srcDstCheck) await l.setSrcDstCheck(true);

@@ -53,6 +53,8 @@ export interface LabOptions extends NodeSettings {
   /** Run the nodes from a datastore (the lab's own SQLite file, or etcd in the gateway
    * namespace) instead of static routes; pods then get addresses from IPAM. */
   datastore?: "sqlite" | "etcd";
+  /** MTU of the underlay (the gateway's bridges and ports, the hosts' eth0); default 1500. */
+  uplinkMTU?: number;
 }
 
 /** The seed's pool for a mode (Calico's default pool, natOutgoing on). */
@@ -95,6 +97,7 @@ export class Lab {
   backend: "bgp" | "vxlan" = "bgp";
   private etcd?: EtcdServer;
   private podAddrs = new Map<string, string>();
+  private readonly uplinkMTU?: number;
   mode: LabMode = "ipip";
 
   constructor(opts: LabOptions) {
@@ -105,6 +108,7 @@ export class Lab {
     this.settings = { offloadsOff: opts.offloadsOff, rxThread: opts.rxThread, busyPollMicros: opts.busyPollMicros };
     this.running = this.settings;
     this.datastore = opts.datastore;
+    this.uplinkMTU = opts.uplinkMTU;
     const saved = path.join(this.dir, "pods.json");
     if (existsSync(saved)) this.podAddrs = new Map(Object.entries(JSON.parse(readFileSync(saved, "utf8")) as Record<string, string>));
   }
@@ -237,14 +241,15 @@ export class Lab {
       await nsExec(gw, ["ip", "addr", "add", GATEWAY[side], "dev", br]);
       await nsExec(gw, ["ip", "link", "set", br, "up"]);
     }
+    const mtu = this.uplinkMTU ? ["mtu", String(this.uplinkMTU)] : [];
     for (const h of HOSTS) {
       const ns = this.ns(h.name);
       await sh("ip", ["netns", "add", ns]);
       await nsExec(ns, ["ip", "link", "set", "lo", "up"]);
       await nsExec(gw, ["ip", "link", "add", "name", `v-${h.short}`, "type", "veth", "peer", "name", "eth0", "netns", ns]);
-      await nsExec(gw, ["ip", "link", "set", `v-${h.short}`, "master", `br${h.subnet}`, "up"]);
+      await nsExec(gw, ["ip", "link", "set", `v-${h.short}`, ...mtu, "master", `br${h.subnet}`, "up"]);
       await nsExec(ns, ["ip", "addr", "add", h.address, "dev", "eth0"]);
-      await nsExec(ns, ["ip", "link", "set", "eth0", "up"]);
+      await nsExec(ns, ["ip", "link", "set", "eth0", ...mtu, "up"]);
       await nsExec(ns, ["ip", "route", "add", "default", "via", h.gateway]);
       await sysctl(ns, "net.ipv4.ip_forward", 1);
     }

@@ -7,7 +7,12 @@
 // says with a set lookup and a mark bit, so WEFT-INPUT is one rule however many nodes
 // there are. Without the FORWARD jump the policy drops pod traffic; removed by someone
 // else, it is back at the node's next 30 s check; `weft node reset` takes both chains
-// away.
+// away. worker-2 also has a firewall of nftables' own (input policy drop, as firewalld
+// or a hand-written ruleset), which no iptables accept overrides: its node names that
+// chain, and the one rule it suggests (accept weft's mark) takes the tunnel traffic
+// there (its counter grows with pod traffic; conntrack's "established" would take it
+// after the first exchange, not before).
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { useLab, waitFor } from "./helpers.js";
@@ -25,6 +30,16 @@ async function gbits(lab: Lab): Promise<number> {
 }
 
 const HOSTS = ["master", "worker-1", "worker-2", "worker-3"];
+const HOSTFW = `table inet hostfw {
+  chain input {
+    type filter hook input priority filter; policy drop;
+    meta mark & 0x10000 == 0x10000 counter accept comment "weft's tunnel traffic"
+    ct state established,related accept
+    iif lo accept
+    tcp dport 179 accept
+  }
+}
+`;
 const JUMP = ["FORWARD", "-m", "comment", "--comment", "weft: pod traffic", "-j", "WEFT-FORWARD"];
 
 describe("pods behind FORWARD and INPUT DROP policies", () => {
@@ -38,6 +53,9 @@ describe("pods behind FORWARD and INPUT DROP policies", () => {
         await l.exec(h, ["iptables", "-A", "INPUT", "-p", "tcp", "--dport", "179", "-j", "ACCEPT"]);
         await l.exec(h, ["iptables", "-P", "INPUT", "DROP"]);
       }
+      writeFileSync(path.join(l.dir, "hostfw.nft"), HOSTFW);
+      await l.exec("worker-2", ["nft", "-f", path.join(l.dir, "hostfw.nft")]);
+      await l.restartNode("worker-2");
     },
   });
 
@@ -57,6 +75,20 @@ describe("pods behind FORWARD and INPUT DROP policies", () => {
     expect(table).toMatch(/hook input priority mangle/);
     const matrix = await lab.reachability();
     expect(Object.values(matrix).flatMap((row) => Object.values(row)).every(Boolean), JSON.stringify(matrix)).toBe(true);
+  });
+
+  it("worker-2's nftables firewall: its node names the chain and the rule to add; that rule takes the tunnel traffic to worker-2's pod", async () => {
+    const log = await lab.exec("worker-2", ["cat", path.join(lab.dir, "worker-2.log")]);
+    const warning = log.split("\n").find((l) => l.includes("drops input by policy"));
+    console.log(`[tfwd] worker-2 warned: ${warning ? JSON.parse(warning).msg : "nothing"}`);
+    expect(warning).toContain("nftables chain inet hostfw input drops input by policy");
+    expect(warning).toContain("meta mark & 0x10000 == 0x10000 accept");
+    const accepted = async () => Number(/counter packets (\d+) bytes \d+ accept comment "weft's tunnel traffic"/.exec(await lab.exec("worker-2", ["nft", "list", "chain", "inet", "hostfw", "input"]))?.[1]);
+    const before = await accepted();
+    expect(await lab.ping("pod-1", lab.podAddress("pod-2"), { count: 3 })).toBe(true);
+    const after = await accepted();
+    console.log(`[tfwd] worker-2's firewall accepted ${after - before} tunnel packets on weft's mark during 3 pings pod-1 -> pod-2`);
+    expect(after - before).toBeGreaterThanOrEqual(3);
   });
 
   it("IPIP from a host that is not a node gets no mark: the INPUT policy drops it before weft's socket sees it", async () => {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { dropPolicyForwardChains, podDropCounts, weftRuleset, weftTableWhole } from "./nft.js";
+import { dropPolicyChains, podDropCounts, weftRuleset, weftTableWhole } from "./nft.js";
 import { inputSpec } from "./iptables.js";
 
-describe("nftables forward chains that drop by policy", () => {
+describe("nftables forward and input chains that drop by policy", () => {
   // As `nft -j list chains` printed it on a host with Docker's iptables-nft DROP policy
   // and an nftables firewall of its own.
   const listed = JSON.stringify({
@@ -13,16 +13,17 @@ describe("nftables forward chains that drop by policy", () => {
       { chain: { family: "inet", table: "filter", name: "input", handle: 2, type: "filter", hook: "input", prio: 0, policy: "drop" } },
       { chain: { family: "inet", table: "fw", name: "fwd", handle: 3, type: "filter", hook: "forward", prio: 0, policy: "accept" } },
       { chain: { family: "inet", table: "fw", name: "regular", handle: 4 } },
+      { chain: { family: "ip", table: "filter", name: "INPUT", handle: 5, type: "filter", hook: "input", prio: 0, policy: "drop" } },
     ],
   });
 
-  it("names the nftables ones, not iptables' FORWARD (weft's jump is there) nor accept policies or other hooks", () => {
-    expect(dropPolicyForwardChains(listed)).toEqual(["inet filter forward"]);
+  it("names the nftables ones, not iptables' FORWARD or INPUT (weft's jumps are there) nor accept policies or other hooks", () => {
+    expect(dropPolicyChains(listed, "forward")).toEqual(["inet filter forward"]);
+    expect(dropPolicyChains(listed, "input")).toEqual(["inet filter input"]);
   });
 
-  it("nothing listed, nothing named", () => {
-    expect(dropPolicyForwardChains("")).toEqual([]);
-    expect(dropPolicyForwardChains('{"nftables":[]}')).toEqual([]);
+  it("nothing listed, or not JSON, nothing named", () => {
+    for (const none of ["", '{"nftables":[]}', "garbage"]) expect(dropPolicyChains(none, "input")).toEqual([]);
   });
 });
 

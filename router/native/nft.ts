@@ -119,23 +119,29 @@ export async function removeWeftTable(): Promise<void> {
 }
 
 /**
- * Base chains on the forward hook with a drop policy, other than iptables' own FORWARD
- * (weft's WEFT-FORWARD is jumped to from there): from `nft -j list chains` output. Such a
- * chain drops pod traffic whatever weft accepts elsewhere, so the node names it.
+ * Base chains on a hook (forward or input) with a drop policy, other than iptables' own
+ * FORWARD or INPUT (weft's chains are jumped to from there): from `nft -j list chains`
+ * output. Such a chain drops what weft accepts in iptables, so the node names it.
  */
-export function dropPolicyForwardChains(json: string): string[] {
-  const doc = JSON.parse(json || "{}") as { nftables?: Array<{ chain?: { family: string; table: string; name: string; hook?: string; policy?: string } }> };
+export function dropPolicyChains(json: string, hook: "forward" | "input"): string[] {
+  const own = hook === "forward" ? "FORWARD" : "INPUT";
+  let doc: { nftables?: Array<{ chain?: { family: string; table: string; name: string; hook?: string; policy?: string } }> };
+  try {
+    doc = JSON.parse(json || "{}");
+  } catch {
+    return [];
+  }
   return (doc.nftables ?? [])
     .map((e) => e.chain)
-    .filter((c): c is NonNullable<typeof c> => !!c && c.hook === "forward" && c.policy === "drop")
-    .filter((c) => !(c.table === "filter" && c.name === "FORWARD" && (c.family === "ip" || c.family === "ip6")))
+    .filter((c): c is NonNullable<typeof c> => !!c && c.hook === hook && c.policy === "drop")
+    .filter((c) => !(c.table === "filter" && c.name === own && (c.family === "ip" || c.family === "ip6")))
     .map((c) => `${c.family} ${c.table} ${c.name}`);
 }
 
-/** This host's nftables forward chains with a drop policy (none if nft cannot list them). */
-export async function forwardDropChains(): Promise<string[]> {
+/** This host's nftables chains on a hook with a drop policy (none if nft cannot list them). */
+export async function dropPolicyChainsOnHost(hook: "forward" | "input"): Promise<string[]> {
   const r = await command("nft", ["-j", "list", "chains"]);
-  return r.ok ? dropPolicyForwardChains(r.stdout) : [];
+  return r.ok ? dropPolicyChains(r.stdout, hook) : [];
 }
 
 /**

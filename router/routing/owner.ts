@@ -8,7 +8,7 @@ import { formatCIDR, formatIPv4, parseCIDR } from "../dataplane/addr.js";
 import type { FastPath, FastRoute } from "../dataplane/fastpath.js";
 import * as kernel from "../native/iproute.js";
 import { native } from "../native/index.js";
-import { applyWeftTable, forwardDropChains, hexMark, noPodDrops, podDrops, weftTableInstalled, type PodDrop, type PodDrops, type WeftTable } from "../native/nft.js";
+import { applyWeftTable, dropPolicyChainsOnHost, hexMark, noPodDrops, podDrops, weftTableInstalled, type PodDrop, type PodDrops, type WeftTable } from "../native/nft.js";
 import { chainInstalled, forwardSpec, inputSpec, installChain, iptablesPresent, type ChainSpec } from "../native/iptables.js";
 import { desiredState, diffRoutes, type LocalNode, type RemoteBlock } from "./desired.js";
 
@@ -158,7 +158,7 @@ export class RouteOwner {
         this.tableKey = JSON.stringify(table);
       }
     }
-    if (d.hostFirewall) await this.hostFirewall([forwardSpec(this.local.tunnelDevice), inputSpec(d.hostFirewall.mark)], d.verify);
+    if (d.hostFirewall) await this.hostFirewall([forwardSpec(this.local.tunnelDevice), inputSpec(d.hostFirewall.mark)], d.hostFirewall.mark, d.verify);
     return { changed: diff.replace.length, removed: diff.remove.length, kept: installed.length - diff.remove.length };
   }
 
@@ -171,7 +171,7 @@ export class RouteOwner {
     return total;
   }
 
-  private async hostFirewall(specs: ChainSpec[], verify?: boolean): Promise<void> {
+  private async hostFirewall(specs: ChainSpec[], mark: number, verify?: boolean): Promise<void> {
     this.iptables ??= await iptablesPresent();
     if (!this.iptables) return;
     for (const spec of specs) {
@@ -184,10 +184,14 @@ export class RouteOwner {
       this.chains.set(spec.chain, key);
       if (spec.chain === "WEFT-FORWARD") {
         this.log.info({ chain: spec.chain, devices: ["cali+", this.local.tunnelDevice] }, "iptables FORWARD accepts pod traffic (a DROP policy, as Docker sets, would drop it)");
-        const dropping = had === undefined ? await forwardDropChains() : [];
+        const dropping = had === undefined ? await dropPolicyChainsOnHost("forward") : [];
         if (dropping.length) this.log.warn({ chains: dropping, accept: ["cali*", this.local.tunnelDevice] }, `nftables chain ${dropping.join(", ")} drops forwarded traffic by policy, which weft's iptables accept does not override: pod traffic through this host is dropped there unless it accepts iifname/oifname "cali*" and ${this.local.tunnelDevice}`);
       } else {
         this.log.info({ chain: spec.chain, rule: spec.rules[0].join(" ") }, "iptables INPUT accepts IPIP and VXLAN from the cluster's nodes (as marked in nftables table weft)");
+        const dropping = had === undefined ? await dropPolicyChainsOnHost("input") : [];
+        // weft's table marks them at the mangle priority, before any filter chain: one rule there is enough.
+        const accept = `meta mark & ${hexMark(mark)} == ${hexMark(mark)} accept`;
+        if (dropping.length) this.log.warn({ chains: dropping, accept }, `nftables chain ${dropping.join(", ")} drops input by policy, which weft's iptables accept does not override: IPIP and VXLAN from the nodes are dropped there unless it accepts them, e.g. with "${accept}"`);
       }
     }
   }

@@ -56,6 +56,13 @@ describe("IPIP and VXLAN sent by a pod", () => {
     expect((await lab.exec("worker-1", ["sh", "-c", "cat /proc/sys/net/ipv4/conf/cali*/rp_filter"])).trim().split("\n").every((v) => v === "1")).toBe(true);
   });
 
+  it("weft node status on worker-1 names what its pods sent that was dropped", async () => {
+    const text = await lab.exec("worker-1", [process.execPath, lab.cli(), "node", "status", "--control", lab.controlSocket("worker-1")]);
+    const line = text.split("\n").find((l) => l.startsWith("Dropped from this host's pods"));
+    console.log(`[tpenc] worker-1 status: ${line}`);
+    expect(line).toBe("Dropped from this host's pods: 5 IPIP packets, 5 VXLAN packets, 5 packets with another's source address (weft_pod_packets_dropped_total)");
+  });
+
   it("pods' other traffic to a node's address still goes, masqueraded (ping pod-1 -> worker-2)", async () => {
     expect(await lab.ping("pod-1", WORKER2, { count: 2 })).toBe(true);
     expect(await lab.ping("pod-1", lab.podAddress("pod-2"))).toBe(true);

@@ -51,6 +51,12 @@ No IPv6 peers found.
     expect(nodeStatusText(bgp, { pathMTUs: { "10.30.1.13": 1400 }, uplink: { mtu: 1500 } })).toMatch(/^weft process is running\.\n\nSmaller path MTUs \(from ICMP fragmentation-needed; pods are told the tunnel MTU below them\): 10\.30\.1\.13 1400 \(uplink 1500\)\n/);
   });
 
+  it("names what this host's pods sent that weft dropped (nothing when none)", () => {
+    const bgp = { enabled: false, peers: [] };
+    expect(nodeStatusText(bgp, { podDrops: { ipip: 0, vxlan: 0, spoofed_source: 0 } })).not.toMatch(/Dropped/);
+    expect(nodeStatusText(bgp, { podDrops: { ipip: 5, vxlan: 0, spoofed_source: 2 } })).toMatch(/^weft process is running\.\n\nDropped from this host's pods: 5 IPIP packets, 2 packets with another's source address \(weft_pod_packets_dropped_total\)\n/);
+  });
+
   it("says so when the datastore is not answering (and nothing extra when it is)", () => {
     const bgp = { enabled: false, peers: [] };
     expect(nodeStatusText(bgp, { datastore: { url: "etcd://10.30.0.1:2379", reachable: true } })).not.toMatch(/Datastore/);

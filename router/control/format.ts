@@ -27,8 +27,8 @@ export function peerTable(peers: PeerRow[]): string {
   return `${out.join("\n")}\n`;
 }
 
-export function nodeStatusText(bgp: { enabled: boolean; peers: PeerRow[] }, status: { datastore?: { url: string; reachable: boolean }; applyError?: string | null; unreadableRecords?: Record<string, string>; peerProblems?: string[]; pathMTUs?: Record<string, number>; uplink?: { mtu: number } } = {}): string {
-  const { datastore, applyError, unreadableRecords, peerProblems, pathMTUs } = status;
+export function nodeStatusText(bgp: { enabled: boolean; peers: PeerRow[] }, status: { datastore?: { url: string; reachable: boolean }; applyError?: string | null; unreadableRecords?: Record<string, string>; peerProblems?: string[]; pathMTUs?: Record<string, number>; uplink?: { mtu: number }; podDrops?: Record<string, number> } = {}): string {
+  const { datastore, applyError, unreadableRecords, peerProblems, pathMTUs, podDrops } = status;
   const parts = ["weft process is running.", ""];
   // Only when it matters: routes then stay as they were at the last answer.
   if (datastore && !datastore.reachable) parts.push(`Datastore ${datastore.url} is not answering: forwarding continues with the last state it gave.`, "");
@@ -36,6 +36,10 @@ export function nodeStatusText(bgp: { enabled: boolean; peers: PeerRow[] }, stat
   // Routers on the way that take less than the uplink: pods sending there are told so.
   const small = Object.entries(pathMTUs ?? {});
   if (small.length) parts.push(`Smaller path MTUs (from ICMP fragmentation-needed; pods are told the tunnel MTU below them): ${small.map(([node, mtu]) => `${node} ${mtu}`).join(", ")}${status.uplink ? ` (uplink ${status.uplink.mtu})` : ""}`, "");
+  // A pod sending what weft drops is either misconfigured or up to no good: worth a line.
+  const drops = Object.entries(podDrops ?? {}).filter(([, n]) => n > 0);
+  const WHAT: Record<string, string> = { ipip: "IPIP packets", vxlan: "VXLAN packets", spoofed_source: "packets with another's source address" };
+  if (drops.length) parts.push(`Dropped from this host's pods: ${drops.map(([k, n]) => `${n} ${WHAT[k] ?? k}`).join(", ")} (weft_pod_packets_dropped_total)`, "");
   const unreadable = Object.keys(unreadableRecords ?? {});
   if (unreadable.length) parts.push(`Datastore records weft cannot read are skipped (fix or delete them): ${unreadable.join(", ")}`, "");
   // Peers configured but not started (an unreadable password secret, a selector that does not parse), or started without a filter they name.

@@ -272,7 +272,7 @@ export async function startControlServer(socketPath: string, src: ControlSources
     try {
       switch (req.url) {
         case "/status":
-          return json(res, { version: weftVersion(), pid: process.pid, ...(src.status() as object) });
+          return json(res, { version: weftVersion(), pid: process.pid, ...(src.status() as object), ...(src.podDrops ? { podDrops: await src.podDrops() } : {}) });
         case "/routes":
           return json(res, src.routes());
         case "/counters":

@@ -68,10 +68,12 @@ describe("IPIP and VXLAN sent by a pod", () => {
     expect(await lab.ping("pod-1", lab.podAddress("pod-2"))).toBe(true);
   });
 
-  it("the drop chain deleted by someone else: back at the node's next check, saying so", async () => {
+  it("the drop chain deleted by someone else: back at the node's next check, saying so, and the drops counted so far are still counted", async () => {
+    const counted = await dropped();
     await lab.exec("worker-1", ["nft", "delete", "chain", "ip", "weft", "forward"]);
     const ms = await waitFor("weft's forward chain back on worker-1", async () => (await lab.exec("worker-1", ["nft", "list", "table", "ip", "weft"])).includes("chain forward"), 45_000);
-    console.log(`[tpenc] forward chain deleted on worker-1: back after ${ms} ms`);
+    console.log(`[tpenc] forward chain deleted on worker-1: back after ${ms} ms; drops counted before ${JSON.stringify(counted)}, after ${JSON.stringify(await dropped())}`);
+    expect(await dropped()).toEqual(counted);
     expect(await lab.exec("worker-1", ["tail", "-n", "40", path.join(lab.dir, "worker-1.log")])).toMatch(/was removed by someone else \(an nft flush\?\), or part of it: installing it again/);
   }, 60_000);
 });

@@ -52,29 +52,29 @@ describe("weft's nftables table", () => {
   it("drops, counted, IPIP and VXLAN sent by pods ahead of iptables' FORWARD (masqueraded, other nodes would take them for a node's), and pods' packets with a source not theirs before conntrack", () => {
     const r = weftRuleset({ masqPools: [], allPools: [], tunnel: { nodes: [], mark: 0x10000, vxlanPort: 4789 } });
     expect(r).toContain("type filter hook prerouting priority raw; policy accept;");
-    expect(r).toContain(`iifname "cali*" fib saddr . iif oif missing counter drop comment "weft: a pod's packet with another's source"`);
+    expect(r).toContain(`iifname "cali*" fib saddr . iif oif missing counter name "pod-spoofed-source" drop comment "weft: a pod's packet with another's source"`);
+    for (const c of ["pod-ipip", "pod-vxlan", "pod-spoofed-source"]) expect(r).toContain(`  counter ${c} { }`);
     // A kernel without nftables' fib expression: the rest, without the source check.
     const noFib = weftRuleset({ masqPools: [], allPools: [], tunnel: { nodes: [], mark: 0x10000, vxlanPort: 4789, sourceCheck: false } });
     expect(noFib).not.toContain("fib");
-    expect(noFib).toContain('iifname "cali*" ip protocol 4 counter drop');
+    expect(noFib).toContain('iifname "cali*" ip protocol 4 counter name "pod-ipip" drop');
     expect(r).toContain("type filter hook forward priority -5; policy accept;");
-    expect(r).toContain('iifname "cali*" ip protocol 4 counter drop comment "weft: IPIP from a pod"');
-    expect(r).toContain('iifname "cali*" udp dport 4789 counter drop comment "weft: VXLAN from a pod"');
+    expect(r).toContain('iifname "cali*" ip protocol 4 counter name "pod-ipip" drop comment "weft: IPIP from a pod"');
+    expect(r).toContain('iifname "cali*" udp dport 4789 counter name "pod-vxlan" drop comment "weft: VXLAN from a pod"');
   });
 
-  it("reads the drops back from nft -j output; nothing counted when the chain or a counter is missing, or the output is not JSON", () => {
-    // As nft 1.0.6 printed the chain.
+  it("reads the drops back from nft -j list counters output; nothing counted when a counter is missing, or the output is not JSON", () => {
+    // As nft 1.0.6 printed them.
     const listed = JSON.stringify({
       nftables: [
         { metainfo: { version: "1.0.6", json_schema_version: 1 } },
-        { chain: { family: "ip", table: "weft", name: "forward", handle: 5, type: "filter", hook: "forward", prio: -5, policy: "accept" } },
-        { rule: { family: "ip", table: "weft", chain: "forward", handle: 9, comment: "weft: IPIP from a pod", expr: [{ match: { op: "==", left: { meta: { key: "iifname" } }, right: "cali*" } }, { counter: { packets: 5, bytes: 240 } }, { drop: null }] } },
-        { rule: { family: "ip", table: "weft", chain: "forward", handle: 10, comment: "weft: VXLAN from a pod", expr: [{ counter: { packets: 7, bytes: 700 } }, { drop: null }] } },
-        { rule: { family: "ip", table: "weft", chain: "forward", handle: 11, comment: "someone else's", expr: [{ counter: { packets: 99, bytes: 1 } }] } },
+        { counter: { family: "ip", name: "pod-ipip", table: "weft", handle: 7, packets: 5, bytes: 240 } },
+        { counter: { family: "ip", name: "pod-vxlan", table: "weft", handle: 8, packets: 7, bytes: 700 } },
+        { counter: { family: "ip", name: "someone-elses", table: "weft", handle: 9, packets: 99, bytes: 1 } },
       ],
     });
     expect(podDropCounts(listed)).toEqual({ ipip: 5, vxlan: 7, spoofed_source: 0 });
-    for (const none of ["", "not json", '{"nftables":[]}', '{"nftables":[{"rule":{"comment":"weft: IPIP from a pod","expr":[]}}]}']) expect(podDropCounts(none), none).toEqual({ ipip: 0, vxlan: 0, spoofed_source: 0 });
+    for (const none of ["", "not json", '{"nftables":[]}', '{"nftables":[{"counter":{"name":"pod-ipip"}}]}']) expect(podDropCounts(none), none).toEqual({ ipip: 0, vxlan: 0, spoofed_source: 0 });
   });
 
   it("is whole only with every chain and all its rules (the periodic check puts back a chain or rule someone deleted)", () => {

@@ -39,8 +39,11 @@ export interface WeftTable {
   tunnel?: TunnelMark;
 }
 
-/** The comments on the drops of pods' packets, by why they drop (the metric's reason). */
-export const POD_DROPS = { ipip: "weft: IPIP from a pod", vxlan: "weft: VXLAN from a pod", spoofed_source: "weft: a pod's packet with another's source" } as const;
+/**
+ * The named counters of the drops of pods' packets, by why they drop (the metric's
+ * reason): `nft list counters` reads them without the rest of the table.
+ */
+export const POD_DROPS = { ipip: "pod-ipip", vxlan: "pod-vxlan", spoofed_source: "pod-spoofed-source" } as const;
 export type PodDrop = keyof typeof POD_DROPS;
 export type PodDrops = Record<PodDrop, number>;
 export const noPodDrops = (): PodDrops => ({ ipip: 0, vxlan: 0, spoofed_source: 0 });
@@ -63,9 +66,9 @@ function weftChains(t: WeftTable): Chain[] {
     // Before iptables' filter INPUT (priority 0), in either of its backends.
     chains.push({ name: "input", hook: "type filter hook input priority mangle; policy accept;", rules: [`ip protocol 4 ip saddr @nodes meta mark set meta mark or ${mark}`, `ip saddr @nodes udp dport ${port} meta mark set meta mark or ${mark}`] });
     // Before conntrack (-200) makes an entry for it.
-    if (t.tunnel.sourceCheck !== false) chains.push({ name: "prerouting", hook: "type filter hook prerouting priority raw; policy accept;", rules: [`iifname "cali*" fib saddr . iif oif missing counter drop comment "${POD_DROPS.spoofed_source}"`] });
+    if (t.tunnel.sourceCheck !== false) chains.push({ name: "prerouting", hook: "type filter hook prerouting priority raw; policy accept;", rules: [`iifname "cali*" fib saddr . iif oif missing counter name "${POD_DROPS.spoofed_source}" drop comment "weft: a pod's packet with another's source"`] });
     // Ahead of iptables' filter FORWARD; a drop here is final whatever accepts later.
-    chains.push({ name: "forward", hook: "type filter hook forward priority -5; policy accept;", rules: [`iifname "cali*" ip protocol 4 counter drop comment "${POD_DROPS.ipip}"`, `iifname "cali*" udp dport ${port} counter drop comment "${POD_DROPS.vxlan}"`] });
+    chains.push({ name: "forward", hook: "type filter hook forward priority -5; policy accept;", rules: [`iifname "cali*" ip protocol 4 counter name "${POD_DROPS.ipip}" drop comment "weft: IPIP from a pod"`, `iifname "cali*" udp dport ${port} counter name "${POD_DROPS.vxlan}" drop comment "weft: VXLAN from a pod"`] });
   }
   return chains;
 }
@@ -80,7 +83,7 @@ export function weftRuleset(t: WeftTable): string {
     `table ip ${NFT_TABLE} {`,
     set("masq-pools", t.masqPools, true),
     set("all-pools", t.allPools, true),
-    ...(t.tunnel ? [set("nodes", t.tunnel.nodes, false)] : []),
+    ...(t.tunnel ? [set("nodes", t.tunnel.nodes, false), ...Object.values(POD_DROPS).map((c) => `  counter ${c} { }`)] : []),
     ...weftChains(t).flatMap((c) => [`  chain ${c.name} {`, `    ${c.hook}`, ...c.rules.map((r) => `    ${r}`), "  }"]),
     "}",
     "",
@@ -145,27 +148,26 @@ export async function dropPolicyChainsOnHost(hook: "forward" | "input"): Promise
 }
 
 /**
- * Packets the pod chains dropped, by what they were, from `nft -j list table ip weft`
- * output; nothing counted where a chain or a rule is missing.
+ * Packets the pod rules dropped, by why, from `nft -j list counters table ip weft`
+ * output; nothing counted where a counter is missing.
  */
 export function podDropCounts(json: string): PodDrops {
   const out = noPodDrops();
-  let doc: { nftables?: Array<{ rule?: { comment?: string; expr?: Array<{ counter?: { packets?: number } }> } }> };
+  let doc: { nftables?: Array<{ counter?: { name?: string; packets?: number } }> };
   try {
     doc = JSON.parse(json || "{}");
   } catch {
     return out;
   }
   for (const e of doc.nftables ?? []) {
-    const kind = (Object.keys(POD_DROPS) as PodDrop[]).find((k) => POD_DROPS[k] === e.rule?.comment);
-    const packets = e.rule?.expr?.find((x) => x.counter)?.counter?.packets;
-    if (kind && typeof packets === "number") out[kind] += packets;
+    const kind = (Object.keys(POD_DROPS) as PodDrop[]).find((k) => POD_DROPS[k] === e.counter?.name);
+    if (kind && typeof e.counter?.packets === "number") out[kind] += e.counter.packets;
   }
   return out;
 }
 
-/** Pods' packets dropped so far, by what they were (zeros without weft's table). */
+/** Pods' packets dropped so far, by why (zeros without weft's table). */
 export async function podDrops(): Promise<PodDrops> {
-  const r = await command("nft", ["-j", "list", "table", "ip", NFT_TABLE]);
+  const r = await command("nft", ["-j", "list", "counters", "table", "ip", NFT_TABLE]);
   return podDropCounts(r.ok ? r.stdout : "");
 }

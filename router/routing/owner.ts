@@ -126,40 +126,42 @@ export class RouteOwner {
     if (diff.replace.length || diff.remove.length) {
       this.log.info({ changed: diff.replace.map((r) => `${r.type ?? ""} ${r.dst} ${r.gateway ? `via ${r.gateway} ` : ""}${r.dev ? `dev ${r.dev}` : ""}`.trim()), removed: diff.remove.map((r) => r.dst) }, "routes updated");
     }
-    if (d.nat) {
-      const table: WeftTable = { ...d.nat, tunnel: d.hostFirewall && { nodes: want.nodes.map(formatIPv4), mark: d.hostFirewall.mark, vxlanPort: d.hostFirewall.vxlanPort, sourceCheck: this.sourceCheck } };
-      const k = JSON.stringify(table);
-      if (k === this.tableKey && d.verify && !(await weftTableInstalled(table))) {
-        this.log.warn("weft's nftables table (natOutgoing, the mark on the nodes' tunnel traffic) was removed by someone else (an nft flush?), or part of it: installing it again");
-        this.tableKey = "";
-        this.natKey = "";
-      }
-      if (k !== this.tableKey) {
-        if (this.tableKey) {
-          const had = await podDrops();
-          for (const k of Object.keys(had) as PodDrop[]) this.podDropsBefore[k] += had[k];
-        }
-        try {
-          await applyWeftTable(table);
-        } catch (err) {
-          // Only the source check needs a module beyond nftables' core (nft_fib_ipv4):
-          // without it the rest still goes in, and the veths' rp_filter is what is left.
-          if (!table.tunnel?.sourceCheck || !/fib/.test((err as Error).message)) throw err;
-          table.tunnel.sourceCheck = this.sourceCheck = false;
-          await applyWeftTable(table);
-          this.log.warn({ err: (err as Error).message }, "this kernel's nftables has no fib expression (module nft_fib_ipv4): pods' source addresses are checked only by rp_filter on their veths, and those drops are not counted");
-        }
-        const natKey = JSON.stringify(d.nat);
-        if (natKey !== this.natKey) this.log.info(d.nat, "natOutgoing rules updated");
-        const nodesKey = JSON.stringify(table.tunnel?.nodes ?? null);
-        if (table.tunnel && nodesKey !== this.markedKey) this.log.info({ nodes: table.tunnel.nodes.length, mark: hexMark(table.tunnel.mark) }, "IPIP and VXLAN from the cluster's nodes marked for WEFT-INPUT (nftables table weft, set nodes)");
-        this.markedKey = nodesKey;
-        this.natKey = natKey;
-        this.tableKey = JSON.stringify(table);
-      }
-    }
+    if (d.nat) await this.weftTable({ ...d.nat, tunnel: d.hostFirewall && { nodes: want.nodes.map(formatIPv4), mark: d.hostFirewall.mark, vxlanPort: d.hostFirewall.vxlanPort, sourceCheck: this.sourceCheck } }, d.nat, d.verify);
     if (d.hostFirewall) await this.hostFirewall([forwardSpec(this.local.tunnelDevice), inputSpec(d.hostFirewall.mark)], d.hostFirewall.mark, d.verify);
     return { changed: diff.replace.length, removed: diff.remove.length, kept: installed.length - diff.remove.length };
+  }
+
+  /** Installs weft's nftables table when it changed, or when verify finds it (or part of it) gone. */
+  private async weftTable(table: WeftTable, nat: NonNullable<Desired["nat"]>, verify?: boolean): Promise<void> {
+    const k = JSON.stringify(table);
+    let repair = false;
+    if (k === this.tableKey && verify && !(await weftTableInstalled(table))) {
+      this.log.warn("weft's nftables table (natOutgoing, the mark on the nodes' tunnel traffic) was removed by someone else (an nft flush?), or part of it: installing it again");
+      repair = true;
+    }
+    if (k === this.tableKey && !repair) return;
+    // A new table counts from 0: keep what the one it replaces counted.
+    if (this.tableKey) {
+      const had = await podDrops();
+      for (const r of Object.keys(had) as PodDrop[]) this.podDropsBefore[r] += had[r];
+    }
+    try {
+      await applyWeftTable(table);
+    } catch (err) {
+      // Only the source check needs a module beyond nftables' core (nft_fib_ipv4):
+      // without it the rest still goes in, and the veths' rp_filter is what is left.
+      if (!table.tunnel?.sourceCheck || !/fib/.test((err as Error).message)) throw err;
+      table.tunnel.sourceCheck = this.sourceCheck = false;
+      await applyWeftTable(table);
+      this.log.warn({ err: (err as Error).message }, "this kernel's nftables has no fib expression (module nft_fib_ipv4): pods' source addresses are checked only by rp_filter on their veths, and those drops are not counted");
+    }
+    const natKey = JSON.stringify(nat);
+    if (natKey !== this.natKey || repair) this.log.info(nat, "natOutgoing rules updated");
+    const nodesKey = JSON.stringify(table.tunnel?.nodes ?? null);
+    if (table.tunnel && nodesKey !== this.markedKey) this.log.info({ nodes: table.tunnel.nodes.length, mark: hexMark(table.tunnel.mark) }, "IPIP and VXLAN from the cluster's nodes marked for WEFT-INPUT (nftables table weft, set nodes)");
+    this.markedKey = nodesKey;
+    this.natKey = natKey;
+    this.tableKey = JSON.stringify(table);
   }
 
   /** This host's pods' packets dropped in weft's table since the node started, by why. */

@@ -56,6 +56,8 @@ describe("pods behind FORWARD and INPUT DROP policies", () => {
       writeFileSync(path.join(l.dir, "hostfw.nft"), HOSTFW);
       await l.exec("worker-2", ["nft", "-f", path.join(l.dir, "hostfw.nft")]);
       await l.restartNode("worker-2");
+      // Its node forwards again once it has read the datastore: wait for that, not for BGP.
+      for (const other of ["pod-1", "pod-3"]) await waitFor(`pod-2 reaching ${other} after worker-2's restart`, () => l.ping("pod-2", l.podAddress(other), { timeoutS: 1 }), 30_000);
     },
   });
 

@@ -23,7 +23,7 @@ import type { Attributes } from "../bgp/wire.js";
 import { bgpConfigFor, bgpLogLevel, bgpSettings, peersFor, serviceRanges } from "../bgp/peers.js";
 import { advertisedCommunities, communityTexts, unresolvedCommunities } from "../bgp/communities.js";
 import { ipamFor, IPAMError, BLOCK_PREFIX, TUNNEL_HANDLE_PREFIX, nodeBlockUsage, parseBlocks } from "../ipam/ipam.js";
-import { bgpExports, bgpPassesOn, clusterState, poolEncapsulations, remoteFromBgp, tunnelMTU } from "../routing/cluster.js";
+import { bgpExports, bgpPassesOn, clusterState, poolEncapsulations, remoteFromBgp, tunnelMTU, withRestartSeed } from "../routing/cluster.js";
 import { OVERHEAD, type RemoteBlock } from "../routing/desired.js";
 import { ConfigError } from "./config.js";
 import { detectNodeAddress, type HostView } from "./autodetect.js";
@@ -334,6 +334,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
         log.info({ converged: speaker.converged, afterMs: Date.now() - startedAt }, "graceful restart done: every peer sent End-of-RIB, or the restart time passed");
       }
       keepRemovals = speaker.cfg.restarting;
+      if (keepRemovals) remote = withRestartSeed(remote, state.remote, view.pools);
       if (keepRemovals) schedule(1000);
     }
     for (const r of remote.filter((x) => x.encapsulation === "None" && !gateways.has(x.address))) {

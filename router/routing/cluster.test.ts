@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { clusterState, encapsulationFor, remoteFromBgp, tunnelMTU } from "./cluster.js";
+import { clusterState, encapsulationFor, remoteFromBgp, tunnelMTU, withRestartSeed } from "./cluster.js";
+import type { RemoteBlock } from "./desired.js";
 import type { IPPool, NodeResource } from "../resources/kinds.js";
 import type { Block } from "../ipam/ipam.js";
 
@@ -82,6 +83,21 @@ describe("weft0's MTU (tunnelMTU)", () => {
     expect(tunnelMTU(1500, { ipip: false, vxlan: true }, { ipip: 1300 })).toBe(1450);
     expect(tunnelMTU(1500, { ipip: true, vxlan: true }, { ipip: 1300 })).toBe(1300);
     expect(tunnelMTU(1500, { ipip: true, vxlan: false }, { ipip: 1440, vxlan: 1300 })).toBe(1440);
+  });
+});
+
+describe("a restarted node's routes until its peers' are back (withRestartSeed)", () => {
+  const block = (cidr: string, node: string, extra: Partial<RemoteBlock> = {}): RemoteBlock => ({ cidr, node, address: `10.30.0.${node.length}`, encapsulation: "IPIP", ...extra });
+  const pools = [
+    { metadata: { name: "p" }, spec: { cidr: "192.168.0.0/16", disableBGPExport: false } },
+    { metadata: { name: "quiet" }, spec: { cidr: "10.250.0.0/16", disableBGPExport: true } },
+  ] as unknown as IPPool[];
+
+  it("adds the datastore's blocks BGP has not given yet; BGP's own win; none of a pool BGP does not carry, nor external routes", () => {
+    const fromBgp = [block("192.168.1.0/26", "worker-2", { encapsulation: "VXLAN" })];
+    const fromDatastore = [block("192.168.1.0/26", "worker-2"), block("192.168.2.0/26", "worker-3"), block("10.250.0.0/26", "worker-3"), block("192.168.3.0/26", "x", { external: true })];
+    expect(withRestartSeed(fromBgp, fromDatastore, pools).map((r) => `${r.cidr} ${r.encapsulation}`)).toEqual(["192.168.1.0/26 VXLAN", "192.168.2.0/26 IPIP"]);
+    expect(withRestartSeed([], [], pools)).toEqual([]);
   });
 });
 

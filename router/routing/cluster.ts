@@ -69,6 +69,19 @@ export function remoteFromBgp(me: string, view: ClusterView, best: Array<{ prefi
   return out;
 }
 
+/**
+ * While a restarted node waits for its peers' routes (graceful restart), the blocks the
+ * datastore places on other nodes where BGP has said nothing yet, so that pods keep
+ * reaching them through the restart rather than from the peers' routes on (about a
+ * second without them, each restart). Only what BGP would carry: not the blocks of a
+ * pool with disableBGPExport. BGP's own routes win; when the restart is over, what BGP
+ * does not have goes, as any stale route does.
+ */
+export function withRestartSeed(fromBgp: RemoteBlock[], fromDatastore: RemoteBlock[], pools: IPPool[]): RemoteBlock[] {
+  const have = new Set(fromBgp.map((r) => r.cidr));
+  return [...fromBgp, ...fromDatastore.filter((r) => !have.has(r.cidr) && !r.external && !poolOfPrefix(pools, r.cidr)?.spec.disableBGPExport)];
+}
+
 /** What this node announces over BGP: its blocks (unless the pool says disableBGPExport)
  * and the single addresses it borrowed from other nodes' blocks. Never more-specifics
  * inside its own blocks. */

@@ -1,8 +1,10 @@
 // The one owner of what weft installs: kernel routes tagged with weft's protocol, the
-// fast path's table and node set, weft0's MTU and address, the nftables table (natOutgoing
-// and the mark on the nodes' tunnel traffic) and the iptables chains that let pod and tunnel traffic through (WEFT-FORWARD,
-// WEFT-INPUT). It takes the whole desired state each time, compares it with what is
-// there, and changes only the difference; it never touches a route it does not own.
+// fast path's table and node set, weft0's MTU and address, weft's nftables table
+// (natOutgoing, the mark on the nodes' tunnel traffic, the drops of pods' tunnel and
+// spoofed packets) and the iptables chains that let pod and tunnel traffic through
+// (WEFT-FORWARD, WEFT-INPUT). It takes the whole desired state each time, compares it
+// with what is there, and changes only the difference; it never touches a route it
+// does not own.
 import type { Logger } from "pino";
 import { formatCIDR, formatIPv4, parseCIDR } from "../dataplane/addr.js";
 import type { FastPath, FastRoute } from "../dataplane/fastpath.js";

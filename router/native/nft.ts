@@ -48,6 +48,21 @@ export type PodDrop = keyof typeof POD_DROPS;
 export type PodDrops = Record<PodDrop, number>;
 export const noPodDrops = (): PodDrops => ({ ipip: 0, vxlan: 0, spoofed_source: 0 });
 
+/** Adds from's counts into to. */
+export function addPodDrops(to: PodDrops, from: PodDrops): PodDrops {
+  for (const r of Object.keys(from) as PodDrop[]) to[r] += from[r];
+  return to;
+}
+
+/** The items of `nft -j` output; none when it is empty or not JSON. */
+function nftItems<T>(json: string): T[] {
+  try {
+    return (JSON.parse(json || "{}") as { nftables?: T[] }).nftables ?? [];
+  } catch {
+    return [];
+  }
+}
+
 export const hexMark = (mark: number) => `0x${(mark >>> 0).toString(16)}`;
 
 interface Chain {
@@ -92,13 +107,7 @@ export function weftRuleset(t: WeftTable): string {
 
 /** Whether `nft -j list table ip weft` output has every chain of t with as many rules as it should. */
 export function weftTableWhole(json: string, t: WeftTable): boolean {
-  let doc: { nftables?: Array<{ chain?: { name: string }; rule?: { chain: string } }> };
-  try {
-    doc = JSON.parse(json || "{}");
-  } catch {
-    return false;
-  }
-  const items = doc.nftables ?? [];
+  const items = nftItems<{ chain?: { name: string }; rule?: { chain: string } }>(json);
   return weftChains(t).every((c) => items.some((e) => e.chain?.name === c.name) && items.filter((e) => e.rule?.chain === c.name).length === c.rules.length);
 }
 
@@ -128,13 +137,7 @@ export async function removeWeftTable(): Promise<void> {
  */
 export function dropPolicyChains(json: string, hook: "forward" | "input"): string[] {
   const own = hook === "forward" ? "FORWARD" : "INPUT";
-  let doc: { nftables?: Array<{ chain?: { family: string; table: string; name: string; hook?: string; policy?: string } }> };
-  try {
-    doc = JSON.parse(json || "{}");
-  } catch {
-    return [];
-  }
-  return (doc.nftables ?? [])
+  return nftItems<{ chain?: { family: string; table: string; name: string; hook?: string; policy?: string } }>(json)
     .map((e) => e.chain)
     .filter((c): c is NonNullable<typeof c> => !!c && c.hook === hook && c.policy === "drop")
     .filter((c) => !(c.table === "filter" && c.name === own && (c.family === "ip" || c.family === "ip6")))
@@ -153,13 +156,7 @@ export async function dropPolicyChainsOnHost(hook: "forward" | "input"): Promise
  */
 export function podDropCounts(json: string): PodDrops {
   const out = noPodDrops();
-  let doc: { nftables?: Array<{ counter?: { name?: string; packets?: number } }> };
-  try {
-    doc = JSON.parse(json || "{}");
-  } catch {
-    return out;
-  }
-  for (const e of doc.nftables ?? []) {
+  for (const e of nftItems<{ counter?: { name?: string; packets?: number } }>(json)) {
     const kind = (Object.keys(POD_DROPS) as PodDrop[]).find((k) => POD_DROPS[k] === e.counter?.name);
     if (kind && typeof e.counter?.packets === "number") out[kind] += e.counter.packets;
   }

@@ -10,7 +10,7 @@ import { formatCIDR, formatIPv4, parseCIDR } from "../dataplane/addr.js";
 import type { FastPath, FastRoute } from "../dataplane/fastpath.js";
 import * as kernel from "../native/iproute.js";
 import { native } from "../native/index.js";
-import { applyWeftTable, dropPolicyChainsOnHost, hexMark, noPodDrops, podDrops, weftTableInstalled, type PodDrop, type PodDrops, type WeftTable } from "../native/nft.js";
+import { addPodDrops, applyWeftTable, dropPolicyChainsOnHost, hexMark, noPodDrops, podDrops, weftTableInstalled, type PodDrops, type WeftTable } from "../native/nft.js";
 import { chainInstalled, forwardSpec, inputSpec, installChain, iptablesPresent, type ChainSpec } from "../native/iptables.js";
 import { desiredState, diffRoutes, type LocalNode, type RemoteBlock } from "./desired.js";
 
@@ -143,10 +143,7 @@ export class RouteOwner {
     }
     if (k === this.tableKey && !repair) return;
     // A new table counts from 0: keep what the one it replaces counted.
-    if (this.tableKey) {
-      const had = await podDrops();
-      for (const r of Object.keys(had) as PodDrop[]) this.podDropsBefore[r] += had[r];
-    }
+    if (this.tableKey) addPodDrops(this.podDropsBefore, await podDrops());
     try {
       await applyWeftTable(table);
     } catch (err) {
@@ -169,10 +166,7 @@ export class RouteOwner {
   /** This host's pods' packets dropped in weft's table since the node started, by why. */
   async podDrops(): Promise<PodDrops> {
     const total = { ...this.podDropsBefore };
-    if (!this.tableKey) return total;
-    const now = await podDrops();
-    for (const k of Object.keys(now) as PodDrop[]) total[k] += now[k];
-    return total;
+    return this.tableKey ? addPodDrops(total, await podDrops()) : total;
   }
 
   private async hostFirewall(specs: ChainSpec[], mark: number, verify?: boolean): Promise<void> {

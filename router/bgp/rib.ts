@@ -118,6 +118,14 @@ export class Rib {
     return [...this.best.values()];
   }
 
+  bestPath(prefix: string): Path | undefined {
+    return this.best.get(prefix);
+  }
+
+  bestPrefixes(): IterableIterator<string> {
+    return this.best.keys();
+  }
+
   /** Received routes an import filter rejected (kept, not used). */
   filteredPaths(): Path[] {
     return [...this.adjIn.values()].flatMap((t) => [...t.values()].filter((p) => p.filtered));

@@ -59,6 +59,9 @@ export interface LocalConfig {
   localAddress?: string;
 }
 
+/** How long one turn of the event loop spends on a connection's received messages. */
+const RECEIVE_BUDGET_MS = 5;
+
 class Conn {
   private buf: Buffer = Buffer.alloc(0);
   remoteOpen?: Open;
@@ -69,15 +72,25 @@ class Conn {
     readonly socket: net.Socket,
     readonly outgoing: boolean,
   ) {}
-  push(chunk: Buffer, onMessage: (m: Message) => void): void {
+  /** A continuation of drain() is scheduled (the socket is paused meanwhile). */
+  draining = false;
+  push(chunk: Buffer): void {
     this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+  }
+  /**
+   * Hands the whole messages received so far to onMessage, for at most budgetMs: true
+   * when some are left for another turn of the event loop.
+   */
+  drain(onMessage: (m: Message) => void, budgetMs = Infinity): boolean {
+    const start = performance.now();
     for (;;) {
       const len = frameLength(this.buf);
-      if (len === undefined || this.buf.length < len) return;
+      if (len === undefined || this.buf.length < len) return false;
       const m = decodeMessage(this.buf.subarray(0, len));
       this.buf = this.buf.subarray(len);
       onMessage(m);
-      if (this.socket.destroyed) return;
+      if (this.socket.destroyed) return false;
+      if (performance.now() - start >= budgetMs) return frameLength(this.buf) !== undefined;
     }
   }
   send(bytes: Uint8Array): void {
@@ -241,13 +254,25 @@ export class Session extends EventEmitter<SessionEvents> {
   }
 
   private wire(conn: Conn): void {
-    conn.socket.on("data", (chunk: Buffer) => {
+    // A peer's full table arrives as thousands of UPDATEs: they are taken a few
+    // milliseconds at a time, the socket paused in between, so that the data path (on
+    // this thread) and the other sessions are served between them.
+    const drain = () => {
+      conn.draining = false;
       try {
-        conn.push(chunk, (m) => this.receive(conn, m));
+        if (conn.drain((m) => this.receive(conn, m), RECEIVE_BUDGET_MS) && !conn.socket.destroyed) {
+          conn.draining = true;
+          conn.socket.pause();
+          setImmediate(drain);
+        } else if (conn.socket.isPaused() && !conn.socket.destroyed) conn.socket.resume();
       } catch (err) {
         if (err instanceof BgpError) this.close(conn, { code: err.code, subcode: err.subcode, data: err.data }, err.message, false);
         else throw err;
       }
+    };
+    conn.socket.on("data", (chunk: Buffer) => {
+      conn.push(chunk);
+      if (!conn.draining) drain();
     });
     conn.socket.on("error", (err: NodeJS.ErrnoException) => {
       const why = err.code === "ECONNREFUSED" ? "Connection refused" : err.code === "ETIMEDOUT" ? "Connection timed out" : err.message;

@@ -282,6 +282,28 @@ describe("routes inside the pools are passed on, as Calico's BIRD exports every 
     expect(communityTexts(tor.rib.bestPaths().find((p) => p.prefix === "10.40.1.0/26")!.attrs)).toEqual(["64512:120"]);
   });
 
+  it("a mesh peer de-configured at n1 (its session ended, nothing else changed): the ToR gets the withdrawal of the block n1 had passed on", async () => {
+    const { n1, tor, toTor } = await meshAndTor();
+    await until("both blocks at the ToR", () => routes(tor).length === 2);
+    n1.setPeers([toTor]);
+    await until("n2's block withdrawn at the ToR", () => routes(tor).length === 1);
+    expect(routes(tor)).toEqual(["10.40.0.0/26 via 127.0.0.41"]);
+  });
+
+  it("a ToR's 20,000 routes inside the pools reach the mesh through n1, and their withdrawal too (each route costs n1 work once, not once per UPDATE)", async () => {
+    const { n1, n2, tor } = await meshAndTor();
+    await until("settled", () => routes(n2).length === 2);
+    const many = Array.from({ length: 20_000 }, (_, i) => `10.40.${128 + (i >> 8)}.${i & 255}/32`);
+    const t0 = performance.now();
+    tor.setExports(["10.40.9.0/26", ...many]);
+    await until("20,000 routes at n2", () => n2.rib.bestPaths().length === 20_002, 30_000);
+    const t1 = performance.now();
+    tor.setExports(["10.40.9.0/26"]);
+    await until("withdrawn at n2", () => n2.rib.bestPaths().length === 2, 30_000);
+    console.log(`[speaker] 20,000 routes ToR -> n1 -> n2 in ${(t1 - t0).toFixed(0)} ms, withdrawn in ${(performance.now() - t1).toFixed(0)} ms`);
+    expect(n1.status().find((p) => p.address === "127.0.0.42")).toMatchObject({ established: 1, prefixesSent: 2 });
+  });
+
   it("the ToR's own routes never go back to it, nor an iBGP-learned route to an iBGP peer", async () => {
     const { n1, n2, tor } = await meshAndTor();
     await until("settled", () => routes(n1).length === 3 && routes(tor).length === 2 && routes(n2).length === 2);

@@ -41,18 +41,25 @@ interface Out {
   attrs: Attributes;
 }
 
+/** What a session's sync needs for every prefix it exports. */
+interface ExportContext {
+  ibgp: boolean;
+  rules: NonNullable<PeerConfig["filters"]>["export"];
+  nextHop: (p: Path) => string;
+}
+
 export class Speaker extends EventEmitter<{ routes: [] }> {
   private readonly sessions = new Map<string, Session>();
   private readonly adjOut = new Map<string, Map<string, Out>>();
   private readonly staleTimers = new Map<string, NodeJS.Timeout>();
   private readonly eorFrom = new Set<string>();
-  /** Routes each session's export rules held back at its last sync. */
-  private readonly exportRejected = new Map<string, number>();
+  /** Prefixes each session's export rules hold back. */
+  private readonly exportRejected = new Map<string, Set<string>>();
   private server?: net.Server;
   private listenFd = -1;
   private gtsm = false;
   private readonly md5Keys = new Map<string, string>();
-  private exports: string[] = [];
+  private exports = new Set<string>();
   private communitiesOf: CommunitiesOf = () => ({});
   /** Which learned prefixes we pass on to other peers: those inside a pool whose routes go out over BGP. */
   private passOn: (cidr: string) => boolean = () => false;
@@ -137,7 +144,7 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
     for (const [k, s] of this.sessions) {
       const p = want.get(k);
       if (!p || !same(p, s.peer)) {
-        if (this.endSession(k, s, 3)) this.emit("routes");
+        this.changed(this.endSession(k, s, 3));
       } else {
         if (JSON.stringify(p.filters) !== JSON.stringify(s.peer.filters)) this.refilter(s, p);
         if (p.nextHopMode !== s.peer.nextHopMode) {
@@ -196,7 +203,7 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
     if (restart) {
       this.log.info({ as: this.cfg.as, clusterId: this.cfg.clusterId ?? null }, "local AS or cluster ID changed: restarting every BGP session");
       let dropped = false;
-      for (const [k, s] of this.sessions) dropped = this.endSession(k, s, 6) || dropped;
+      for (const [k, s] of this.sessions) dropped = this.endSession(k, s, 6).length > 0 || dropped;
       if (dropped) this.emit("routes");
     }
     return changed;
@@ -211,7 +218,7 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
     s.peer.filters = p.filters;
     const ibgp = this.ibgp(s);
     this.log.info({ peer: s.peer.address, filters: p.filters?.names ?? [] }, "BGP filters of this peer changed: its routes are filtered again");
-    if (this.rib.refilter(s.key, (path) => this.importFilter(s, path, ibgp)).length) this.changed();
+    this.changed(this.rib.refilter(s.key, (path) => this.importFilter(s, path, ibgp)));
     if (s.state === "Established") this.sync(s);
   }
 
@@ -225,14 +232,14 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
     p.receivedAttrs = after && after !== received ? received : undefined;
   }
 
-  /** Ends a session with Cease/subcode and forgets it and its routes; true if routes went. */
-  private endSession(k: string, s: Session, subcode: number): boolean {
+  /** Ends a session with Cease/subcode and forgets it and its routes; returns the prefixes whose best path changed. */
+  private endSession(k: string, s: Session, subcode: number): string[] {
     s.stop(true, subcode);
     this.sessions.delete(k);
     this.adjOut.delete(k);
     this.eorFrom.delete(k);
     this.exportRejected.delete(k);
-    return this.rib.dropPeer(k).length > 0;
+    return this.rib.dropPeer(k);
   }
 
   /**
@@ -241,7 +248,7 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
    * BIRD exports every route inside a pool, wherever it learned it).
    */
   setExports(cidrs: string[], communitiesOf: CommunitiesOf = () => ({}), passOn: (cidr: string) => boolean = () => false): void {
-    this.exports = [...new Set(cidrs)].sort();
+    this.exports = new Set(cidrs);
     this.communitiesOf = communitiesOf;
     this.passOn = passOn;
     for (const s of this.sessions.values()) if (s.state === "Established") this.sync(s);
@@ -251,65 +258,69 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
     return s.peer.as === s.localAs;
   }
 
-  /** What peer s should have from us: prefix -> attributes. */
-  private wanted(s: Session): Map<string, Attributes> {
-    const out = new Map<string, Attributes>();
-    const ibgp = this.ibgp(s);
-    // The session's export rules see a route as it is before our AS goes on its path (BIRD's export filter).
-    const rules = s.peer.filters?.export ?? [];
-    let rejected = 0;
-    // The route as the rules leave it (their operations applied), or undefined when they reject it.
-    const passes = (prefix: string, fromPeer: boolean, attrs: Attributes): Attributes | undefined => {
-      const after = rules.length ? applyRules(rules, { prefix: prefixOf(prefix), fromPeer, attrs }, ibgp) : attrs;
-      if (!after) rejected++;
+  /**
+   * What peer s should have from us for one prefix (undefined: nothing), given the
+   * session's export context; a prefix its export rules refuse goes into `rejected`.
+   */
+  private wantedOne(s: Session, c: string, x: ExportContext, rejected: Set<string>): Attributes | undefined {
+    // The route as the export rules leave it (their operations applied), or undefined when they reject it.
+    // They see a route as it is before our AS goes on its path (BIRD's export filter).
+    const passes = (fromPeer: boolean, attrs: Attributes): Attributes | undefined => {
+      const after = x.rules.length ? applyRules(x.rules, { prefix: prefixOf(c), fromPeer, attrs }, x.ibgp) : attrs;
+      if (!after) rejected.add(c);
       return after && { ...attrs, ...after };
     };
-    for (const c of this.exports) {
-      const own = passes(c, false, { asPath: [], ...this.communitiesOf(c) });
-      if (!own) continue;
+    if (this.exports.has(c)) {
+      const own = passes(false, { asPath: [], ...this.communitiesOf(c) });
       // Our AS goes in front on eBGP, after what the rules put there (BIRD prepends it after the export filter).
-      out.set(c, { ...own, origin: 0, asPath: ibgp ? own.asPath : prependPath(own.asPath, [s.localAs]), nextHop: this.cfg.routerId, ...(ibgp ? { localPref: 100 } : {}) });
+      if (own) return { ...own, origin: 0, asPath: x.ibgp ? own.asPath : prependPath(own.asPath, [s.localAs]), nextHop: this.cfg.routerId, ...(x.ibgp ? { localPref: 100 } : {}) };
     }
-    // The next hop of a route passed on or reflected: ourselves toward an eBGP peer and
-    // as learned toward an iBGP one (BIRD's default), unless the peer's nextHopMode says.
-    const mode = s.peer.nextHopMode ?? (ibgp ? "Keep" : "Self");
-    const nextHop = (p: Path) => (mode === "Self" ? this.cfg.routerId : (p.attrs.nextHop ?? p.peerAddress));
     // Routes learned from peers. iBGP-learned toward an iBGP peer: reflected when we are a
     // reflector (RFC 4456: client routes to everyone, non-client routes to clients only),
     // never otherwise. Anything else is passed on when it lies inside the pools: to an
     // eBGP peer with our AS in front, without the attributes that stay in an AS; to an
     // iBGP peer (then it was learned over eBGP) with a LOCAL_PREF.
-    for (const p of this.rib.bestPaths()) {
-      if (p.peer === s.key || out.has(p.prefix)) continue;
-      if (ibgp && p.ibgp) {
-        if (!this.cfg.clusterId || (!this.sessions.get(p.peer)?.peer.rrClient && !s.peer.rrClient)) continue;
-        const reflected = passes(p.prefix, true, p.attrs);
-        if (reflected) out.set(p.prefix, { ...reflected, nextHop: nextHop(p), originatorId: p.attrs.originatorId ?? p.peerRouterId, clusterList: [this.cfg.clusterId, ...(p.attrs.clusterList ?? [])] });
-        continue;
-      }
-      if (!this.passOn(p.prefix)) continue;
-      // prefixAdvertisements' communities go on every route we announce inside their CIDR, as on our own.
-      const after = passes(p.prefix, true, addCommunities(p.attrs, this.communitiesOf(p.prefix)));
-      if (!after) continue;
-      if (ibgp) {
-        out.set(p.prefix, { ...after, localPref: after.localPref ?? 100, nextHop: nextHop(p) });
-        continue;
-      }
-      const { med: _med, localPref: _localPref, originatorId: _originatorId, clusterList: _clusterList, ...kept } = after;
-      out.set(p.prefix, { ...kept, asPath: prependPath(kept.asPath, [s.localAs]), nextHop: nextHop(p) });
+    const p = this.rib.bestPath(c);
+    if (!p || p.peer === s.key) return undefined;
+    if (x.ibgp && p.ibgp) {
+      if (!this.cfg.clusterId || (!this.sessions.get(p.peer)?.peer.rrClient && !s.peer.rrClient)) return undefined;
+      const reflected = passes(true, p.attrs);
+      return reflected && { ...reflected, nextHop: x.nextHop(p), originatorId: p.attrs.originatorId ?? p.peerRouterId, clusterList: [this.cfg.clusterId, ...(p.attrs.clusterList ?? [])] };
     }
-    this.exportRejected.set(s.key, rejected);
-    return out;
+    if (!this.passOn(c)) return undefined;
+    // prefixAdvertisements' communities go on every route we announce inside their CIDR, as on our own.
+    const after = passes(true, addCommunities(p.attrs, this.communitiesOf(c)));
+    if (!after) return undefined;
+    if (x.ibgp) return { ...after, localPref: after.localPref ?? 100, nextHop: x.nextHop(p) };
+    const { med: _med, localPref: _localPref, originatorId: _originatorId, clusterList: _clusterList, ...kept } = after;
+    return { ...kept, asPath: prependPath(kept.asPath, [s.localAs]), nextHop: x.nextHop(p) };
   }
 
-  /** Sends peer s the difference between what it has and what it should have. */
-  private sync(s: Session): void {
+  /**
+   * Sends peer s the difference between what it has and what it should have: for every
+   * prefix, or only for `only` (those whose best path just changed: a peer's table of
+   * 100,000 routes then costs each session work per route, not per route and UPDATE).
+   */
+  private sync(s: Session, only?: Iterable<string>): void {
     const sent = this.adjOut.get(s.key) ?? new Map<string, Out>();
     this.adjOut.set(s.key, sent);
-    const want = this.wanted(s);
-    const withdraw = [...sent.keys()].filter((c) => !want.has(c));
+    const ibgp = this.ibgp(s);
+    // The next hop of a route passed on or reflected: ourselves toward an eBGP peer and
+    // as learned toward an iBGP one (BIRD's default), unless the peer's nextHopMode says.
+    const mode = s.peer.nextHopMode ?? (ibgp ? "Keep" : "Self");
+    const x: ExportContext = { ibgp, rules: s.peer.filters?.export ?? [], nextHop: (p) => (mode === "Self" ? this.cfg.routerId : (p.attrs.nextHop ?? p.peerAddress)) };
+    let rejected = this.exportRejected.get(s.key);
+    if (!only || !rejected) this.exportRejected.set(s.key, (rejected = new Set()));
+    const candidates = only ?? new Set([...this.exports, ...this.rib.bestPrefixes(), ...sent.keys()]);
+    const withdraw: string[] = [];
     const groups = new Map<string, { attrs: Attributes; prefixes: string[] }>();
-    for (const [c, attrs] of want) {
+    for (const c of candidates) {
+      rejected.delete(c);
+      const attrs = this.wantedOne(s, c, x, rejected);
+      if (!attrs) {
+        if (sent.delete(c)) withdraw.push(c);
+        continue;
+      }
       const k = JSON.stringify(attrs);
       if (sent.get(c)?.attrsKey === k) continue;
       const g = groups.get(k) ?? { attrs, prefixes: [] };
@@ -317,7 +328,6 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
       groups.set(k, g);
       sent.set(c, { attrsKey: k, attrs });
     }
-    for (const c of withdraw) sent.delete(c);
     if (withdraw.length) for (const m of encodeUpdates(withdraw.map(prefixOf), {}, [])) s.send(m);
     for (const g of groups.values()) for (const m of encodeUpdates([], g.attrs, g.prefixes.map(prefixOf))) s.send(m);
   }
@@ -332,7 +342,7 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
       const gone = this.rib.sweepStale(s.key);
       if (gone.length) {
         this.log.info({ peer: s.peer.address, routes: gone.length, why: gr ? "forwarding state not kept" : "no graceful restart this time" }, "peer back without its forwarding state: dropping its stale routes");
-        this.changed();
+        this.changed(gone);
       }
     }
     this.adjOut.set(s.key, new Map());
@@ -351,7 +361,7 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
     if (isEndOfRib(u)) {
       this.eorFrom.add(s.key);
       clearTimeout(this.staleTimers.get(s.key));
-      if (this.rib.sweepStale(s.key).length) this.changed();
+      this.changed(this.rib.sweepStale(s.key));
       this.emit("routes");
       return;
     }
@@ -377,7 +387,7 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
       withdraw = withdraw.concat(dropped.map((p) => p.prefix));
       announce = announce.filter((p) => !loops(p));
     }
-    if (this.rib.update(s.key, withdraw, announce).length) this.changed();
+    this.changed(this.rib.update(s.key, withdraw, announce));
   }
 
   private onDown(s: Session, d: { reason: string; graceful: boolean; restartTime: number }): void {
@@ -390,18 +400,19 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
         s.key,
         setTimeout(() => {
           this.log.info({ peer: s.peer.address }, "peer did not return within its restart time: dropping its routes");
-          if (this.rib.sweepStale(s.key).length) this.changed();
+          this.changed(this.rib.sweepStale(s.key));
         }, d.restartTime * 1000),
       );
       return;
     }
     this.log.info({ peer: s.peer.address, reason: d.reason }, "peer down: withdrawing its routes");
-    if (this.rib.dropPeer(s.key).length) this.changed();
+    this.changed(this.rib.dropPeer(s.key));
   }
 
-  private changed(): void {
-    // What we pass on (and reflect) follows the RIB; sync() sends only the difference.
-    for (const s of this.sessions.values()) if (s.state === "Established") this.sync(s);
+  /** The best paths of these prefixes changed: what we pass on (and reflect) follows them. */
+  private changed(prefixes: string[]): void {
+    if (!prefixes.length) return;
+    for (const s of this.sessions.values()) if (s.state === "Established") this.sync(s, prefixes);
     this.emit("routes");
   }
 
@@ -426,7 +437,7 @@ export class Speaker extends EventEmitter<{ routes: [] }> {
       prefixesSent: s.state === "Established" ? (this.adjOut.get(s.key)?.size ?? 0) : 0,
       established: s.establishedCount,
       node: s.peer.node,
-      ...(s.peer.filters ? { filters: { names: s.peer.filters.names, importRejected: this.rib.filtered(s.key), exportRejected: this.exportRejected.get(s.key) ?? 0 } } : {}),
+      ...(s.peer.filters ? { filters: { names: s.peer.filters.names, importRejected: this.rib.filtered(s.key), exportRejected: this.exportRejected.get(s.key)?.size ?? 0 } } : {}),
     }));
   }
 

@@ -1,16 +1,26 @@
 // IPv4 addresses and prefixes as numbers (host order), the way the fast path sees them.
 
 export function parseIPv4(text: string): number | undefined {
-  const parts = text.split(".");
-  if (parts.length !== 4) return undefined;
+  // By character (no split, no regex): route tables of 100,000 entries parse every sync.
   let v = 0;
-  for (const p of parts) {
-    if (!/^\d{1,3}$/.test(p)) return undefined;
-    const n = Number(p);
-    if (n > 255) return undefined;
-    v = v * 256 + n;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || ++dots > 3) return undefined;
+      v = v * 256 + part;
+      part = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      part = part * 10 + (c - 48);
+      digits++;
+      if (part > 255) return undefined;
+    } else return undefined;
   }
-  return v >>> 0;
+  if (digits === 0 || dots !== 3) return undefined;
+  return (v * 256 + part) >>> 0;
 }
 
 export function formatIPv4(v: number): string {
@@ -28,10 +38,11 @@ export function maskOf(len: number): number {
 
 /** Parses "a.b.c.d/len"; strict requires no host bits. */
 export function parseCIDR(text: string, strict = true): Prefix | undefined {
-  const m = /^([^/]+)\/(\d{1,2})$/.exec(text);
-  if (!m) return undefined;
-  const addr = parseIPv4(m[1]);
-  const len = Number(m[2]);
+  const slash = text.indexOf("/");
+  const lenText = text.slice(slash + 1);
+  if (slash < 0 || lenText.length < 1 || lenText.length > 2 || !/^\d+$/.test(lenText)) return undefined;
+  const addr = parseIPv4(text.slice(0, slash));
+  const len = Number(lenText);
   if (addr === undefined || len > 32) return undefined;
   if (strict && (addr & ~maskOf(len)) >>> 0 !== 0) return undefined;
   return { addr, len };

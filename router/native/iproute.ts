@@ -189,6 +189,19 @@ export async function routeGet(address: string): Promise<{ gateway?: string; dev
   }
 }
 
+/**
+ * Underlay gateways toward next hops reached without encapsulation, kept in `known`:
+ * the kernel is asked once per distinct address (an address it has no route to yet is
+ * asked again next time). A next hop on the uplink's subnet has none (kept as undefined).
+ */
+export async function learnGateways(addresses: Iterable<string>, known: Map<string, string | undefined>): Promise<void> {
+  for (const a of new Set(addresses)) {
+    if (known.has(a)) continue;
+    const via = await routeGet(a);
+    if (via) known.set(a, via.gateway);
+  }
+}
+
 export function setSysctl(key: string, value: string | number): void {
   writeFileSync(`/proc/sys/${key.replaceAll(".", "/")}`, String(value));
 }

@@ -25,6 +25,7 @@ import { advertisedCommunities, communityTexts, unresolvedCommunities } from "..
 import { ipamFor, IPAMError, BLOCK_PREFIX, TUNNEL_HANDLE_PREFIX, nodeBlockUsage, parseBlocks } from "../ipam/ipam.js";
 import { bgpExports, bgpPassesOn, clusterState, poolEncapsulations, remoteFromBgp, tunnelMTU, withRestartSeed } from "../routing/cluster.js";
 import { OVERHEAD, type RemoteBlock } from "../routing/desired.js";
+import { nextTurn } from "../routing/owner.js";
 import { ConfigError } from "./config.js";
 import { detectNodeAddress, type HostView } from "./autodetect.js";
 import { defaultPool } from "./default-pool.js";
@@ -212,8 +213,8 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   let ipamUsage: ReturnType<typeof nodeBlockUsage> = [];
   let poolProblems = "";
 
-  // Underlay gateways toward directly routed nodes off our subnet, looked up once each.
-  const gateways = new Map<string, string>();
+  // Underlay gateways toward next hops routed without encapsulation, looked up once each.
+  const gateways = new Map<string, string | undefined>();
   const base = startDataplane({ name, localAddress, uplink, underlayMTU: link.mtu, tunnelDevice, vtepMAC: mac, vni: 4096, vxlanPort: VXLAN_PORT, offloads: { tso: true, gro: true, udpGSO: true, udpGRO: true }, underlayGateway: (a) => gateways.get(a) }, log);
 
   let revision = 0;
@@ -222,6 +223,8 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   let pending: NodeJS.Timeout | undefined;
   let running = Promise.resolve();
   let lastSync = "";
+  /** What the speaker's exports were made from, at the last sync. */
+  let lastExports = "";
   let applyFailure = "";
   let unreadableSeen = "[]";
 
@@ -321,7 +324,11 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       // Service ranges: announced by every node, never programmed from what peers announce.
       const services = serviceRanges(bgpConfig).map((c) => parseCIDR(c)!);
       const isService = (cidr: string) => services.some((s) => within(parseCIDR(cidr, false)!, s));
-      speaker.setExports([...bgpExports(name, view), ...services.map(formatCIDR)], advertisedCommunities(bgpConfig), bgpPassesOn(view));
+      // Only when what it depends on changed: each call re-checks every route for every peer.
+      const exports = [...bgpExports(name, view), ...services.map(formatCIDR)];
+      const exportsKey = JSON.stringify([exports, bgpConfig?.prefixAdvertisements, bgpConfig?.communities, view.pools.map((p) => [p.spec.cidr, p.spec.disableBGPExport])]);
+      if (exportsKey !== lastExports) speaker.setExports(exports, advertisedCommunities(bgpConfig), bgpPassesOn(view));
+      lastExports = exportsKey;
       remote = remoteFromBgp(name, view, speaker.rib.bestPaths().filter((p) => !isService(p.prefix)).map((p) => ({ prefix: p.prefix, nextHop: p.attrs.nextHop ?? p.peerAddress })));
       // BGPPeer reachableBy: the route to the peer is pinned through its gateway, whatever peers announce for that address.
       const pins = plan.pinned.map((p): RemoteBlock => ({ cidr: `${p.address}/32`, node: `BGPPeer(${p.bgpPeer})`, address: p.via, encapsulation: "None", external: true, pinned: true }));
@@ -337,10 +344,9 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       if (keepRemovals) remote = withRestartSeed(remote, state.remote, view.pools);
       if (keepRemovals) schedule(1000);
     }
-    for (const r of remote.filter((x) => x.encapsulation === "None" && !gateways.has(x.address))) {
-      const via = await kernel.routeGet(r.address);
-      if (via?.gateway) gateways.set(r.address, via.gateway);
-    }
+    // Not at the first sync: until it, the fast path is empty and a packet read would be answered "unreachable".
+    if (lastSync) await nextTurn();
+    await kernel.learnGateways(remote.filter((x) => x.encapsulation === "None").map((r) => r.address), gateways);
     const verify = verifyNext;
     verifyNext = false;
     let result: Awaited<ReturnType<typeof base.owner.apply>>;
@@ -355,11 +361,21 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     if (summary !== lastSync) log.info({ revision, remoteBlocks: remote.length, localBlocks: state.localBlocks, ...result }, backend === "bgp" ? "routes in sync with the datastore and BGP" : "in sync with the datastore");
     lastSync = summary;
   };
+  // One sync waiting at most: it reads the datastore and the RIB when it starts, so it
+  // covers every change until then. (Chaining one per timer queued a sync every 20 ms
+  // while a slow one ran: a peer's 100,000 routes left minutes of them.)
+  let queued = false;
+  const runQueued = () => {
+    queued = false;
+    return resyncAndWatch();
+  };
   const schedule = (delay = 30) => {
     if (pending) return;
     pending = setTimeout(() => {
       pending = undefined;
-      running = running.then(resyncAndWatch, resyncAndWatch);
+      if (queued) return;
+      queued = true;
+      running = running.then(runQueued, runQueued);
     }, delay);
   };
   // Resync, then (re)watch from the revision we read; on failure try again with backoff.

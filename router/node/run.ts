@@ -26,7 +26,7 @@ export interface Preflight {
   localAddress: string;
   blocks: RemoteBlock[];
   /** Underlay gateway toward each directly routed node that is not on our subnet. */
-  gateways: Map<string, string>;
+  gateways: Map<string, string | undefined>;
 }
 
 /** Everything that can be checked before touching the host. Throws ConfigError. */
@@ -52,11 +52,8 @@ export async function preflight(cfg: StaticConfig, source: string): Promise<Pref
   if (tunnelMTU > link.mtu - overhead) {
     warnings.push(`mtu ${tunnelMTU} leaves no room for the ${overhead}-byte encapsulation on ${uplink} (MTU ${link.mtu}): encapsulated packets over ${link.mtu - overhead} bytes get ICMP fragmentation-needed; ${link.mtu - overhead} (the default) fits`);
   }
-  const gateways = new Map<string, string>();
-  for (const b of blocks.filter((x) => x.encapsulation === "None")) {
-    const via = await kernel.routeGet(b.address);
-    if (via?.gateway) gateways.set(b.address, via.gateway);
-  }
+  const gateways = new Map<string, string | undefined>();
+  await kernel.learnGateways(blocks.filter((x) => x.encapsulation === "None").map((b) => b.address), gateways);
   return { uplink, underlayMTU: link.mtu, tunnelMTU, localAddress, blocks, gateways, warnings };
 }
 

@@ -62,9 +62,11 @@ export function desiredState(local: LocalNode, blocks: RemoteBlock[], localBlock
   const own = new Set(localBlocks);
   // A route over a node's underlay address would send the tunnel's own packets into
   // the tunnel (or, over this node's subnet, replace its connected route).
-  const underlay = [...new Set([...(local.address ? [local.address] : []), ...blocks.map((b) => b.address)])];
+  const addresses = new Map<string, number>();
+  for (const a of [...(local.address ? [local.address] : []), ...blocks.map((b) => b.address)]) if (!addresses.has(a)) addresses.set(a, parseIPv4(a)!);
+  const underlay = [...addresses];
   for (const b of blocks) {
-    const nextHop = parseIPv4(b.address)!;
+    const nextHop = addresses.get(b.address)!;
     // Encapsulated packets are taken from cluster nodes only, not from external routers.
     if (!b.external) nodes.add(nextHop);
     if (own.has(b.cidr)) {
@@ -73,7 +75,7 @@ export function desiredState(local: LocalNode, blocks: RemoteBlock[], localBlock
     }
     const block = parseCIDR(b.cidr)!;
     // A pinned route is to a peer's address, which other routes name as next hop: it is the route they need, not one over them.
-    const covers = b.pinned ? undefined : underlay.find((a) => contains(block, parseIPv4(a)!));
+    const covers = b.pinned ? undefined : underlay.find(([, a]) => contains(block, a))?.[0];
     if (covers) {
       refused.push({ cidr: b.cidr, node: b.node, covers, ...(b.external ? { external: true } : {}) });
       continue;
@@ -90,7 +92,7 @@ export function desiredState(local: LocalNode, blocks: RemoteBlock[], localBlock
     }
     kernel.push({ dst: b.cidr, gateway: b.address, dev: local.tunnelDevice, onlink: true });
     fast.push({
-      prefix: parseCIDR(b.cidr)!,
+      prefix: block,
       nextHop,
       encap: b.encapsulation === "VXLAN" ? ENCAP_VXLAN : ENCAP_IPIP,
       vtepMAC: b.encapsulation === "VXLAN" ? (b.vtepMAC ?? vtepMAC(b.node)) : undefined,
@@ -104,10 +106,20 @@ const same = (a: KernelRoute, b: KernelRoute) =>
 
 /** What to change so that installed becomes desired: unchanged routes are left alone. */
 export function diffRoutes(desired: KernelRoute[], installed: KernelRoute[]): { replace: KernelRoute[]; remove: KernelRoute[] } {
-  const have = new Map(installed.map((r) => [r.dst, r]));
-  const want = new Map(desired.map((r) => [r.dst, r]));
-  const replace = desired.filter((r) => !have.has(r.dst) || !same(r, have.get(r.dst)!));
+  const have = new Map<string, KernelRoute>();
+  for (const r of installed) have.set(r.dst, r);
+  const want = new Map<string, KernelRoute>();
+  const replace: KernelRoute[] = [];
+  for (const r of desired) {
+    want.set(r.dst, r);
+    const h = have.get(r.dst);
+    if (!h || !same(r, h)) replace.push(r);
+  }
   // Another metric is another route to the kernel: the old one goes (after the new is in).
-  const remove = installed.filter((r) => !want.has(r.dst) || (want.get(r.dst)!.metric ?? 0) !== (r.metric ?? 0));
+  const remove: KernelRoute[] = [];
+  for (const r of installed) {
+    const w = want.get(r.dst);
+    if (!w || (w.metric ?? 0) !== (r.metric ?? 0)) remove.push(r);
+  }
   return { replace, remove };
 }

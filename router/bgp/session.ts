@@ -124,6 +124,8 @@ export class Session extends EventEmitter<SessionEvents> {
   private keepaliveTimer?: NodeJS.Timeout;
   private retryTimer?: NodeJS.Timeout;
   private retryDelay = 1000;
+  /** How the session last failed, while it keeps failing (its retries are logged at debug). */
+  private failing?: string;
   private stopped = false;
   negotiatedHold = 0;
   remote?: Open;
@@ -150,7 +152,15 @@ export class Session extends EventEmitter<SessionEvents> {
 
   private transition(to: State, reason: string): void {
     if (this.state === to && this.info === reason) return;
-    this.log.info({ peer: this.peer.address, from: this.state, to, reason }, "BGP state");
+    // A peer that stays unreachable (a node down for maintenance) fails the same way at
+    // every retry, every 10 s for as long as it is gone: said at info once, then at debug
+    // until it fails otherwise or comes up. (Three lines per retry per dead peer was
+    // 300 lines a second with 1000 of them; BIRD says it once per 120 s retry.)
+    const failure = (to === "Idle" || to === "Active") && reason !== "stopped" && reason !== "waiting for the peer to connect";
+    const quiet = this.failing !== undefined && to !== "Established" && (!failure || reason === this.failing);
+    if (failure) this.failing = reason;
+    if (to === "Established" || reason === "stopped") this.failing = undefined;
+    this.log[quiet ? "debug" : "info"]({ peer: this.peer.address, from: this.state, to, reason }, "BGP state");
     this.state = to;
     this.info = reason;
     this.since = new Date();

@@ -130,6 +130,29 @@ describe("two weft speakers in a mesh", () => {
     expect(a.status()[0]).toMatchObject({ address: "127.0.0.16", state: "start", info: "Active Socket: Connection refused" });
   });
 
+  it("a peer that stays unreachable is logged at info once, its retries (the same failure) at debug; a different failure is said again", async () => {
+    port++;
+    const lines: Array<{ level: number; to?: string; reason?: string; msg: string }> = [];
+    const capture = pino({ level: "debug" }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const a = new Speaker({ as: 64512, routerId: "127.0.0.17", holdTime: 90, restartTime: 120, restarting: false, localAddress: "127.0.0.17", listenPort: port, listenAddress: "127.0.0.17" }, capture);
+    speakers.push(a);
+    await a.listen();
+    a.setPeers([peer("127.0.0.18", false)]);
+    const states = () => lines.filter((l) => l.msg === "BGP state");
+    await until("two connect attempts", () => states().filter((l) => l.reason === "connecting").length >= 2, 10_000);
+    const info = states().filter((l) => l.level === 30);
+    console.log(`[speaker] a dead peer after 2 attempts: ${info.length} state lines at info, ${states().length - info.length} at debug`);
+    expect(info.map((l) => `${l.to} ${l.reason}`)).toEqual(["Connect connecting", "Idle Socket: Connection refused"]);
+    expect(a.status()[0]).toMatchObject({ state: "start", info: "Active Socket: Connection refused" });
+    // Something listens now but speaks no BGP: another failure, said at info.
+    const server = net.createServer((c) => c.destroy()).listen(port, "127.0.0.18");
+    try {
+      await until("the new failure at info", () => states().some((l) => l.level === 30 && l.reason === "Socket: connection closed"), 10_000);
+    } finally {
+      server.close();
+    }
+  });
+
   it("a peer that goes away (NOTIFICATION) has its routes withdrawn", async () => {
     const { a, b } = await twoPeered("127.0.0.21", "127.0.0.22", { exportsB: ["10.9.0.0/26"] });
     await until("routes", () => routes(a).length === 1);

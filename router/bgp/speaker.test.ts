@@ -139,7 +139,7 @@ describe("two weft speakers in a mesh", () => {
     await a.listen();
     a.setPeers([peer("127.0.0.18", false)]);
     const states = () => lines.filter((l) => l.msg === "BGP state");
-    await until("two connect attempts", () => states().filter((l) => l.reason === "connecting").length >= 2, 10_000);
+    await until("two connect attempts, both refused", () => states().filter((l) => l.reason === "connecting").length >= 2 && a.status()[0]?.info === "Active Socket: Connection refused", 10_000);
     const info = states().filter((l) => l.level === 30);
     console.log(`[speaker] a dead peer after 2 attempts: ${info.length} state lines at info, ${states().length - info.length} at debug`);
     expect(info.map((l) => `${l.to} ${l.reason}`)).toEqual(["Connect connecting", "Idle Socket: Connection refused"]);

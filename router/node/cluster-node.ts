@@ -29,7 +29,7 @@ import { nextTurn } from "../routing/owner.js";
 import { ConfigError } from "./config.js";
 import { detectNodeAddress, type HostView } from "./autodetect.js";
 import { defaultPool } from "./default-pool.js";
-import { fastRoutes, logServing, restoreTunnelIfDeleted, startDataplane, untilSignal } from "./run.js";
+import { fastRoutes, logServing, restoreTunnelIfDeleted, startDataplane, untilSignal, watchUplink } from "./run.js";
 
 /** A sync whose reads went fine but whose apply to the host failed (not the datastore's fault). */
 class HostApplyError extends Error {}
@@ -438,10 +438,12 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   await running;
   // A safety net: resync now and then even if a watch event was lost.
   // It also checks what it installed is still there (routes, weft0, the nat table).
-  const periodic = setInterval(() => {
+  const verifyNow = () => {
     verifyNext = true;
     schedule();
-  }, 30_000);
+  };
+  const periodic = setInterval(verifyNow, 30_000);
+  const uplinkWatch = watchUplink(uplink, log, verifyNow);
 
   log.info({ node: name, address: cidr, uplink, tunnel: tunnelDevice, tunnelAddress: tunnelAddr, vtepMAC: mac, datastore: store.description, ...base.dp.settings() }, "node running");
   const started = new Date().toISOString();
@@ -464,6 +466,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     // No NOTIFICATION: peers with graceful restart keep our routes while we are gone.
     void speaker?.stop(true);
     clearInterval(periodic);
+    clearInterval(uplinkWatch);
     if (pending) clearTimeout(pending);
     watch?.stop();
     server.close();

@@ -134,6 +134,25 @@ export function restoreTunnelIfDeleted(base: NodeBase, tunnelDevice: string, log
   };
 }
 
+/**
+ * The kernel removes every route through a device set down, weft's among them; the 30 s
+ * check would put them back up to 30 s after the uplink came up again (a direct or
+ * CrossSubnet node's pods reached no pod on its subnet meanwhile; 26 s measured). The
+ * uplink's state is read every second (an ioctl), and onBack runs when it is up again
+ * or was made anew.
+ */
+export function watchUplink(uplink: string, log: Logger, onBack: () => void): NodeJS.Timeout {
+  let was = kernel.linkInfo(uplink);
+  return setInterval(() => {
+    const now = kernel.linkInfo(uplink);
+    if (now?.up && (!was?.up || was.ifindex !== now.ifindex)) {
+      log.info({ uplink }, `${uplink} is up again: putting back the routes the kernel removed with it`);
+      onBack();
+    }
+    was = now;
+  }, 1000);
+}
+
 export function fastRoutes(fp: FastPath, source: string): unknown[] {
   return fp.list().map((r) => ({ cidr: `${formatIPv4(r.prefix.addr)}/${r.prefix.len}`, nextHop: formatIPv4(r.nextHop), encap: ["none", "IPIP", "VXLAN"][r.encap], vtepMAC: r.vtepMAC, source }));
 }
@@ -193,9 +212,9 @@ export async function runStaticNode(cfg: StaticConfig, source: string, log: Logg
   const result = await base.owner.apply({ remote: pre.blocks, tunnelMTU: pre.tunnelMTU });
   restoreTunnelIfDeleted(base, cfg.tunnelDevice, log, () => base.owner.apply({ remote: pre.blocks, tunnelMTU: pre.tunnelMTU }));
   // Every 30 s: put back what someone else removed (a route, weft0 set down).
-  const periodic = setInterval(() => {
-    base.owner.apply({ remote: pre.blocks, tunnelMTU: pre.tunnelMTU, verify: true }).catch((err: Error) => log.error({ err: err.message }, "periodic route check failed"));
-  }, 30_000);
+  const check = () => base.owner.apply({ remote: pre.blocks, tunnelMTU: pre.tunnelMTU, verify: true }).catch((err: Error) => log.error({ err: err.message }, "periodic route check failed"));
+  const periodic = setInterval(check, 30_000);
+  const uplinkWatch = watchUplink(pre.uplink, log, check);
   log.info({ node: cfg.name, address: cfg.address, ...base.dp.settings(), uplink: pre.uplink, tunnel: cfg.tunnelDevice, tunnelMTU: pre.tunnelMTU, vtepMAC: base.mac, routes: pre.blocks.length, ...result }, "node running");
 
   const started = new Date().toISOString();
@@ -219,6 +238,7 @@ export async function runStaticNode(cfg: StaticConfig, source: string, log: Logg
   logServing(listeners, log);
   await untilSignal(base, log, () => {
     clearInterval(periodic);
+    clearInterval(uplinkWatch);
     server.close();
   });
 }

@@ -8,7 +8,7 @@
 // default route from the peer never replaces the host's.
 import { describe, expect, it } from "vitest";
 import { useLab } from "./helpers.js";
-import { Bird, until } from "./daemons.js";
+import { Bird, gatewayBirdPeer, until } from "./daemons.js";
 
 const tor2 = (password: string) => `apiVersion: projectcalico.org/v3
 kind: BGPPeer
@@ -41,11 +41,7 @@ protocol bgp w3 { local as 65001; neighbor 10.30.1.13 as 64512; direct; ttl secu
 protocol static lo9 { ipv4; route 10.30.8.0/24 blackhole; }
 protocol bgp m9 { local 10.30.9.1 as 65001; neighbor 10.30.0.10 as 64512; multihop; ipv4 { import all; export where net = 10.30.8.0/24; }; }
 `);
-      await l.apply(`apiVersion: projectcalico.org/v3
-kind: BGPPeer
-metadata: {name: tor-bird}
-spec: {peerIP: 10.30.0.1, asNumber: 65001, node: worker-1}
-`);
+      await l.apply(gatewayBirdPeer());
       await l.apply(tor2("md5-s3cret"));
       await l.apply(tor3(1));
     },
@@ -83,11 +79,7 @@ spec: {peerIP: 10.30.0.1, asNumber: 65001, node: worker-1}
     expect(passed).toMatch(/via 10\.30\.0\.11 on brA/);
     const since = async () => /^w1\s+BGP\s+\S+\s+up\s+(\S+)/m.exec(await bird.birdc(["show", "protocols", "w1"]))?.[1];
     const before = await since();
-    await lab.apply(`apiVersion: projectcalico.org/v3
-kind: BGPPeer
-metadata: {name: tor-bird}
-spec: {peerIP: 10.30.0.1, asNumber: 65001, node: worker-1, keepOriginalNextHop: true}
-`);
+    await lab.apply(gatewayBirdPeer(", keepOriginalNextHop: true"));
     const kept = await until("master's address as next hop", async () => {
       const out = await fromW1();
       return /via 10\.30\.0\.10 on brA/.test(out) && out;

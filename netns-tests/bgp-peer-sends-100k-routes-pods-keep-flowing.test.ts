@@ -8,7 +8,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { background, useLab } from "./helpers.js";
-import { Bird, until } from "./daemons.js";
+import { Bird, gatewayBirdPeer, until } from "./daemons.js";
 
 const ROUTES = 100_000;
 // 20.0.0.0/24 .. 21.134.159.0/24: outside the pools and the lab's networks.
@@ -40,11 +40,7 @@ ${table}
 protocol static flap { ipv4; route 30.0.0.0/24 blackhole; }
 protocol bgp w1 { local as 65001; neighbor 10.30.0.11 as 64512; direct; ipv4 { import all; export all; }; }
 `);
-      await l.apply(`apiVersion: projectcalico.org/v3
-kind: BGPPeer
-metadata: {name: tor-bird}
-spec: {peerIP: 10.30.0.1, asNumber: 65001, node: worker-1}
-`);
+      await l.apply(gatewayBirdPeer());
     },
   });
 

@@ -21,6 +21,16 @@ export async function until<T>(what: string, f: () => Promise<T | undefined | fa
   }
 }
 
+/**
+ * The BGPPeer the BIRD labs give worker-1: the router on the gateway (10.30.0.1, AS
+ * 65001); `extra` adds fields to its spec (", keepOriginalNextHop: true").
+ */
+export const gatewayBirdPeer = (extra = "") => `apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {name: tor-bird}
+spec: {peerIP: 10.30.0.1, asNumber: 65001, node: worker-1${extra}}
+`;
+
 export class Bird {
   readonly dir: string;
   constructor(

@@ -92,6 +92,7 @@ export class Dataplane {
   /** Called when the TUN fails under us (someone deleted the device). */
   onTunnelLost?: () => void;
   /** When each path MTU below the uplink's was last reported, by node (host order). */
+  /** When each smaller path MTU was last reported (performance.now(): a step of the wall clock moves no expiry). */
   private readonly pathMtuHeard = new Map<number, number>();
   private pathMtuTimer?: NodeJS.Timeout;
   /** How long a path MTU holds, as the kernel keeps one (net.ipv4.route.mtu_expires). */
@@ -116,7 +117,7 @@ export class Dataplane {
       if (!addr || !reported || reported >= uplink) continue;
       // The kernel's floor (net.ipv4.route.min_pmtu): it never goes below it either.
       const mtu = Math.max(reported, 552);
-      this.pathMtuHeard.set(addr, Date.now());
+      this.pathMtuHeard.set(addr, performance.now());
       if (this.fp.pathMtu(addr) === mtu) continue;
       this.fp.setPathMtu(addr, mtu);
       this.opts.log.warn({ node: formatIPv4(addr), pathMTU: mtu, uplinkMTU: uplink }, "a router toward this node takes smaller packets than the uplink (ICMP fragmentation needed): pods get fragmentation-needed at that MTU less the encapsulation");
@@ -127,7 +128,7 @@ export class Dataplane {
     }
   }
 
-  private expirePathMtus(now = Date.now()): void {
+  private expirePathMtus(now = performance.now()): void {
     for (const [addr, heard] of this.pathMtuHeard) {
       if (now - heard < Dataplane.PATH_MTU_MS) continue;
       this.pathMtuHeard.delete(addr);

@@ -1,7 +1,7 @@
 // Path MTUs the network reports about what a node sent (ICMP fragmentation-needed, or
 // the kernel refusing a datagram over one it learned): kept per node as the kernel keeps
 // them, and forgotten after the same 10 minutes.
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { pino } from "pino";
 import { Dataplane } from "./dataplane.js";
 import { FastPath, ENCAP_IPIP } from "./fastpath.js";
@@ -31,7 +31,7 @@ describe("path MTUs reported by the network", () => {
 
   it("is forgotten 10 minutes after it was last reported, and learned again if reported again", () => {
     const { dp, learn, expire } = dataplane();
-    const t0 = Date.now();
+    const t0 = performance.now();
     learn([[W2, 1400, EMSGSIZE]]);
     expire(t0 + Dataplane.PATH_MTU_MS - 1000);
     expect(dp.pathMtus()).toEqual({ "10.30.0.12": 1400 });
@@ -40,5 +40,30 @@ describe("path MTUs reported by the network", () => {
     learn([[W2, 1300, EMSGSIZE]]);
     expect(dp.pathMtus()).toEqual({ "10.30.0.12": 1300 });
     dp.stop();
+  });
+
+  describe("when the wall clock is stepped (NTP at boot, a VM resumed)", () => {
+    afterEach(() => vi.useRealTimers());
+    const DAY = 86_400_000;
+
+    it("stepped back a day, a smaller MTU is still forgotten 10 minutes after it was reported", () => {
+      vi.useFakeTimers({ toFake: ["Date", "performance", "setInterval", "clearInterval"] });
+      const { dp, learn } = dataplane();
+      learn([[W2, 1400, EMSGSIZE]]);
+      vi.setSystemTime(Date.now() - DAY);
+      vi.advanceTimersByTime(Dataplane.PATH_MTU_MS + 30_000);
+      expect(dp.pathMtus()).toEqual({});
+      dp.stop();
+    });
+
+    it("stepped forward a day, a smaller MTU reported a minute ago is kept", () => {
+      vi.useFakeTimers({ toFake: ["Date", "performance", "setInterval", "clearInterval"] });
+      const { dp, learn } = dataplane();
+      learn([[W2, 1400, EMSGSIZE]]);
+      vi.setSystemTime(Date.now() + DAY);
+      vi.advanceTimersByTime(60_000);
+      expect(dp.pathMtus()).toEqual({ "10.30.0.12": 1400 });
+      dp.stop();
+    });
   });
 });

@@ -186,7 +186,9 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
 
   // BGP: the speaker listens before the first sync; restarting = routes survived a restart.
   const backend = opts.backend ?? "bgp";
-  const startedAt = Date.now();
+  // Durations run on the monotonic clock: the wall clock may be stepped (NTP at boot, a
+  // VM resumed), and a day's step must not end a graceful restart early or keep it a day.
+  const startedAt = performance.now();
   let speaker: Speaker | undefined;
   // The speaker's lines follow BGPConfiguration logSeverityScreen (else the node's level).
   const bgpLog = log.child({ component: "bgp" });
@@ -336,9 +338,9 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       // Graceful restart (RFC 4724): started with our routes in place, we only add until
       // every peer is back and has sent End-of-RIB, or the restart time has passed. Then
       // the restart is over: stale routes go, and our OPENs stop saying "restarting".
-      if (speaker.cfg.restarting && (speaker.converged || Date.now() - startedAt >= settings.restartTime * 1000)) {
+      if (speaker.cfg.restarting && (speaker.converged || performance.now() - startedAt >= settings.restartTime * 1000)) {
         speaker.cfg.restarting = false;
-        log.info({ converged: speaker.converged, afterMs: Date.now() - startedAt }, "graceful restart done: every peer sent End-of-RIB, or the restart time passed");
+        log.info({ converged: speaker.converged, afterMs: Math.round(performance.now() - startedAt) }, "graceful restart done: every peer sent End-of-RIB, or the restart time passed");
       }
       keepRemovals = speaker.cfg.restarting;
       if (keepRemovals) remote = withRestartSeed(remote, state.remote, view.pools);
@@ -475,12 +477,13 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
 }
 
 /** BGP peers as `weft node status` prints them, and Calico's readiness rule: ready with
- * no peers; within 30 s of start every peer must be Established, after that one is enough. */
+ * no peers; within 30 s of start every peer must be Established, after that one is enough.
+ * `startedAt` is from performance.now() (monotonic, whatever the wall clock does). */
 export function bgpStatus(speaker: Speaker | undefined, startedAt: number): { enabled: boolean; peers: PeerStatus[]; ready: boolean; reason: string } {
   if (!speaker) return { enabled: false, peers: [], ready: true, reason: "BGP is off (vxlan backend)" };
   const peers = speaker.status();
   const down = peers.filter((p) => p.state !== "up").map((p) => p.address);
-  const young = Date.now() - startedAt < 30_000;
+  const young = performance.now() - startedAt < 30_000;
   const ready = peers.length === 0 || (young ? down.length === 0 : down.length < peers.length);
   const reason = ready ? (peers.length ? "BGP peers Established" : "no BGP peers") : `BGP not Established with ${down.join(", ")}`;
   return { enabled: true, peers, ready, reason };

@@ -1,7 +1,9 @@
 // The lab on etcd (running in the gateway namespace): pods reach each other; stopping
 // etcd does not stop forwarding; nodes say so, reconnect when it returns, and resume
 // watching (a pool change applied afterwards reaches them); a node started while etcd
-// is down waits for it.
+// is down waits for it. A node cut off from etcd by a partition (packets dropped,
+// nothing refused) still applies what BGP brings, says so, and weft commands there
+// fail in seconds with the reason rather than hang.
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -33,7 +35,7 @@ describe("a weft cluster on etcd, and an etcd outage", () => {
     expect((await lab.nodeStatus("worker-1")).datastore).toMatchObject({ reachable: false });
     // What an operator types: weft node status says it too.
     const text = await lab.exec("worker-1", [process.execPath, lab.cli(), "node", "status", "--control", lab.controlSocket("worker-1")]);
-    expect(text).toMatch(/Datastore etcd:\/\/10\.30\.0\.1:2379 is not answering: forwarding continues with the last state it gave\./);
+    expect(text).toMatch(/Datastore etcd:\/\/10\.30\.0\.1:2379 is not answering: forwarding continues with the last state it gave; what BGP brings is still applied\./);
     const metrics = await lab.exec("worker-1", [process.execPath, lab.cli(), "node", "metrics", "--control", lab.controlSocket("worker-1")]);
     expect(metrics).toMatch(/weft_datastore_reachable\{datastore="etcd:\/\/10\.30\.0\.1:2379"\} 0/);
   });
@@ -61,5 +63,42 @@ describe("a weft cluster on etcd, and an etcd outage", () => {
     expect(log("worker-3")).toMatch(/node running/);
     // The pool is direct by now (the test before): worker-3 routes the three other blocks out of eth0.
     await waitFor("worker-3 to route the other blocks again", async () => (await lab.exec("worker-3", ["ip", "route", "show", "proto", "87"])).split("\n").filter((l) => / dev eth0/.test(l)).length === 3, 15_000);
+  });
+
+  // worker-1's packets to and from etcd dropped: no refusal, no reset, as a partition or
+  // a firewall does. (Before: its syncs waited on reads that never ended, so no route
+  // BGP brought went in and it said nothing; weft commands there hung for good.)
+  const cut = (on: boolean) =>
+    lab.exec("worker-1", ["nft", on ? "add table inet tetcd-cut { chain out { type filter hook output priority 0; tcp dport 2379 drop; }; chain in { type filter hook input priority 0; tcp sport 2379 drop; }; }" : "delete table inet tetcd-cut"], { allowFail: !on });
+  let claimed = "";
+  it("a node cut off from etcd still installs the block BGP brings, says within 30 s that the datastore does not answer, and a command there fails within 30 s rather than hang", async () => {
+    mark();
+    await cut(true);
+    try {
+      const t0 = Date.now();
+      // worker-2 takes a second block (etcd answers it); BGP tells worker-1.
+      const got = JSON.parse(await lab.exec("gw", [process.execPath, lab.cli(), "ipam", "assign", "--node", "worker-2", "--handle", "tetcd-cut", "--count", "64", "--datastore", lab.datastoreURL])) as Array<{ block: string }>;
+      claimed = got.at(-1)!.block;
+      await waitFor(`worker-1 to route ${claimed}`, async () => (await lab.exec("worker-1", ["ip", "route", "show", "proto", "87"])).includes(`${claimed} via 10.30.0.12`), 10_000);
+      console.log(`[tetcd] cut off from etcd, worker-1 routed worker-2's new block ${claimed} ${Date.now() - t0} ms after it was claimed`);
+      await waitFor("worker-1 to say the datastore does not answer", () => /datastore unreachable/.test(log("worker-1")), 30_000);
+      console.log(`[tetcd] worker-1 said the datastore does not answer ${Date.now() - t0} ms after the cut`);
+      expect((await lab.nodeStatus("worker-1")).datastore).toMatchObject({ reachable: false });
+      const t1 = Date.now();
+      await expect(lab.exec("worker-1", [process.execPath, lab.cli(), "get", "nodes", "--datastore", lab.datastoreURL], { timeoutMs: 60_000 })).rejects.toThrow(/did not answer \(no answer within 5 s\)/);
+      console.log(`[tetcd] weft get nodes on worker-1 failed after ${Date.now() - t1} ms`);
+      expect(Date.now() - t1).toBeLessThan(30_000);
+      expect(await lab.ping("pod-1", lab.podAddress("pod-2"))).toBe(true);
+    } finally {
+      await cut(false);
+    }
+  });
+
+  it("once the cut ends, it reads the datastore again and watches it", async () => {
+    const t0 = Date.now();
+    await waitFor("worker-1 to resume watching", () => /datastore reachable again; resumed watching/.test(log("worker-1")), 30_000);
+    console.log(`[tetcd] worker-1 resumed watching ${Date.now() - t0} ms after the cut ended`);
+    expect((await lab.nodeStatus("worker-1")).datastore).toMatchObject({ reachable: true });
+    expect(await lab.exec("worker-1", ["ip", "route", "show", "proto", "87"])).toContain(`${claimed} via 10.30.0.12`);
   });
 });

@@ -61,5 +61,7 @@ No IPv6 peers found.
     const bgp = { enabled: false, peers: [] };
     expect(nodeStatusText(bgp, { datastore: { url: "etcd://10.30.0.1:2379", reachable: true } })).not.toMatch(/Datastore/);
     expect(nodeStatusText(bgp, { datastore: { url: "etcd://10.30.0.1:2379", reachable: false } })).toMatch(/^weft process is running\.\n\nDatastore etcd:\/\/10\.30\.0\.1:2379 is not answering: forwarding continues with the last state it gave\.\n/);
+    // With BGP, routes from BGP still follow it meanwhile.
+    expect(nodeStatusText({ enabled: true, peers: [] }, { datastore: { url: "etcd://10.30.0.1:2379", reachable: false } })).toMatch(/is not answering: forwarding continues with the last state it gave; what BGP brings is still applied\.\n/);
   });
 });

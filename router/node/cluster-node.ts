@@ -230,9 +230,38 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   let applyFailure = "";
   let unreadableSeen = "[]";
 
-  // Reads the whole cluster view and hands the desired state to the route owner.
+  const readCluster = () => Promise.all([res.listAt<IPPool>("IPPool"), res.listAt<NodeResource>("Node"), store.list(BLOCK_PREFIX), res.listAt<BGPConfiguration>("BGPConfiguration"), res.listAt<BGPPeer>("BGPPeer"), res.listAt<BGPFilter>("BGPFilter")]);
+  /** The cluster as last read. A sync re-reads it only when the datastore changed (a
+   * watch event), at the 30 s check and after an outage (`stale`); a sync for a BGP
+   * change uses it as it is, so BGP's routes are applied while the datastore is away
+   * (as Calico's BIRD goes on routing without its datastore). */
+  let cluster: Awaited<ReturnType<typeof readCluster>> | undefined;
+  let stale = true;
+  /** Successful reads so far; `answered`: the probe heard the datastore again. */
+  let reads = 0;
+  let answered = false;
+
+  // Reads the cluster view if it changed, and hands the desired state to the route owner.
+  // If the read fails, BGP's routes are still applied on the view last read, then the
+  // read's error is thrown (the caller says the datastore is unreachable).
   const sync = async (): Promise<void> => {
-    const [poolList, nodeList, blocks, configList, peerList, filterList] = await Promise.all([res.listAt<IPPool>("IPPool"), res.listAt<NodeResource>("Node"), store.list(BLOCK_PREFIX), res.listAt<BGPConfiguration>("BGPConfiguration"), res.listAt<BGPPeer>("BGPPeer"), res.listAt<BGPFilter>("BGPFilter")]);
+    let readError: unknown;
+    let fresh = false;
+    // While the datastore is away only the probe's go-ahead reads it: a read would wait
+    // out its deadline, and BGP's changes with it.
+    if (!cluster || (stale && (healthy || answered))) {
+      answered = false;
+      try {
+        cluster = await readCluster();
+        stale = false;
+        fresh = true;
+        reads++;
+      } catch (err) {
+        if (!cluster || !speaker) throw err;
+        readError = err;
+      }
+    }
+    const [poolList, nodeList, blocks, configList, peerList, filterList] = cluster;
     // The lists are separate reads and another node may write between them: watch from
     // the oldest, so a change one list missed still arrives as an event. (Watching from
     // the last one lost a node registered in between until the next full resync.)
@@ -242,6 +271,13 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     // with a tunnel address again if that went with it, rather than drop out of the mesh.
     const self = nodes.find((n) => n.metadata.name === name);
     if (!self) {
+      // Gone from a view not read just now: read again first.
+      if (!fresh) {
+        stale = true;
+        if (readError) throw readError;
+        return schedule();
+      }
+      stale = true;
       if (!(await ipam.addressesOf(tunnelHandle))[0]) tunnelAddr = await claimTunnel(nodeRes.metadata.labels);
       // Read before the apply, which forgets a record it writes over.
       const unreadable = unreadableRecords.get(resourceKey("Node", name));
@@ -250,11 +286,13 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       schedule();
       return;
     }
+    // The tunnel address and the Node's fields follow the datastore: checked when it was
+    // read just now (they write to it, and a sync for a BGP change reads nothing).
     const was = tunnelAddr;
-    if (!was) {
+    if (fresh && !was) {
       tunnelAddr = await claimTunnel(self.metadata.labels);
       if (tunnelAddr) log.info({ tunnelAddress: tunnelAddr }, "claimed a tunnel address: a pool now gives this node one");
-    } else {
+    } else if (fresh && was) {
       tunnelAddr = await ipam.reconcileTunnel(name, self.metadata.labels ?? {}, was);
       if (tunnelAddr !== was) log.warn({ from: was, to: tunnelAddr ?? null }, tunnelAddr ? "tunnel address moved: its pool no longer gives this node tunnel addresses (disabled, deleted, or not selecting it)" : "tunnel address given up: its pool was deleted and no pool gives this node a new one");
     }
@@ -265,13 +303,14 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     const wantSpec = withTunnelFields(self.spec, tunnelAddr, mac, enc);
     const tunnelFields = (spec: NodeResource["spec"]) => ({ ipv4IPIPTunnelAddr: spec.bgp?.ipv4IPIPTunnelAddr ?? null, ipv4VXLANTunnelAddr: spec.ipv4VXLANTunnelAddr ?? null, vxlanTunnelMACAddr: spec.vxlanTunnelMACAddr ?? null });
     const [found, using] = [tunnelFields(self.spec), tunnelFields(wantSpec)];
-    if (JSON.stringify(found) !== JSON.stringify(using)) {
+    if (fresh && JSON.stringify(found) !== JSON.stringify(using)) {
       // Moved to another field by a pool change is expected; anything else was done to it.
       const lost = nodeTunnelAddress(self) !== tunnelAddr || (found.vxlanTunnelMACAddr ?? mac) !== mac || (found.ipv4VXLANTunnelAddr !== null && using.vxlanTunnelMACAddr !== null && found.vxlanTunnelMACAddr !== mac);
       if (tunnelAddr === was && lost) log.warn({ found, using }, "this node's Node resource lost its tunnel address or VTEP MAC, or was given ones the node does not use: set back");
       else if (tunnelAddr === was) log.info({ found, using, pools: enc }, "the Node's tunnel fields follow the pools' encapsulation");
       // A compare-and-swap on the version read: a label or patch written meanwhile is
       // not overwritten; the next sync reads it and tries again.
+      stale = true;
       try {
         await res.apply([{ ...self, spec: wantSpec }]);
       } catch (err) {
@@ -360,8 +399,9 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     if (applyFailure) log.info("routes applied again after the failure above");
     applyFailure = "";
     const summary = JSON.stringify(remote.map((r) => `${r.cidr}:${r.encapsulation}`));
-    if (summary !== lastSync) log.info({ revision, remoteBlocks: remote.length, localBlocks: state.localBlocks, ...result }, backend === "bgp" ? "routes in sync with the datastore and BGP" : "in sync with the datastore");
+    if (summary !== lastSync) log.info({ revision, remoteBlocks: remote.length, localBlocks: state.localBlocks, ...result }, readError ? "routes in sync with BGP (the datastore does not answer: with the cluster as last read)" : backend === "bgp" ? "routes in sync with the datastore and BGP" : "in sync with the datastore");
     lastSync = summary;
+    if (readError) throw readError;
   };
   // One sync waiting at most: it reads the datastore and the RIB when it starts, so it
   // covers every change until then. (Chaining one per timer queued a sync every 20 ms
@@ -392,44 +432,72 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       running = running.then(runQueued, runQueued);
     }, delay);
   };
-  // Resync, then (re)watch from the revision we read; on failure try again with backoff.
+  // Resync, then (re)watch from the revision we read. While the datastore does not
+  // answer, a probe outside the sync queue asks it again with backoff (syncs for BGP's
+  // changes go on meanwhile, from the cluster as last read); once it answers, a sync
+  // reads everything and watches again.
   let backoff = 500;
+  let probe: NodeJS.Timeout | undefined;
+  const lost = (err: Error) => {
+    if (healthy) log.warn({ datastore: store.description, err: unreachable(err) ?? err.message }, "datastore unreachable; forwarding continues with the last state, BGP's routes are still applied, reconnecting");
+    healthy = false;
+    stale = true;
+    watch?.stop();
+    watch = undefined;
+    if (probe) return;
+    probe = setTimeout(() => {
+      res.list("IPPool").then(
+        () => {
+          probe = undefined;
+          answered = true;
+          schedule(0);
+        },
+        (e: Error) => {
+          probe = undefined;
+          backoff = Math.min(backoff * 2, 5000);
+          lost(e);
+        },
+      );
+    }, backoff);
+  };
   const ensureWatch = () => {
     if (watch) return;
-    watch = store.watch("/weft/", revision, () => schedule(), (err) => {
-      if (healthy) log.warn({ datastore: store.description, err: err.message }, "datastore unreachable; forwarding continues with the last state, reconnecting");
-      healthy = false;
-      watch?.stop();
-      watch = undefined;
-      schedule(backoff);
-    });
+    watch = store.watch(
+      "/weft/",
+      revision,
+      () => {
+        stale = true;
+        schedule();
+      },
+      lost,
+    );
+  };
+  // A sync that read the datastore: it answers, so watch (again) from what was read.
+  const readWent = (readsBefore: number) => {
+    if (reads === readsBefore) return;
+    if (!healthy) log.info({ datastore: store.description, revision }, "datastore reachable again; resumed watching");
+    healthy = true;
+    ensureWatch();
   };
   const resyncAndWatch = async (): Promise<void> => {
+    const readsBefore = reads;
     try {
       await sync();
-      if (!healthy) log.info({ datastore: store.description, revision }, "datastore reachable again; resumed watching");
-      healthy = true;
-      backoff = 500;
-      ensureWatch();
+      if (reads !== readsBefore) backoff = 500;
+      readWent(readsBefore);
     } catch (err) {
       // The host refused part of the desired state (a route, the nat table): the
       // datastore is fine, so say what failed, keep watching, and try again.
       if (err instanceof HostApplyError) {
         if (err.message !== applyFailure) log.error({ err: err.message }, "could not apply every route or rule to this host (the rest is applied); trying again");
         applyFailure = err.message;
-        if (!healthy) log.info({ datastore: store.description, revision }, "datastore reachable again; resumed watching");
-        healthy = true; // its reads went through
-        ensureWatch();
+        readWent(readsBefore);
         backoff = Math.min(backoff * 2, 5000);
         schedule(backoff);
         return;
       }
-      if (healthy) log.warn({ datastore: store.description, err: (err as Error).message }, "datastore unreachable; forwarding continues with the last state, reconnecting");
-      healthy = false;
-      watch?.stop();
-      watch = undefined;
       backoff = Math.min(backoff * 2, 5000);
-      schedule(backoff);
+      lost(err as Error);
     }
   };
   speaker?.on("routes", () => schedule(20));
@@ -442,6 +510,8 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   // It also checks what it installed is still there (routes, weft0, the nat table).
   const verifyNow = () => {
     verifyNext = true;
+    // While the datastore is away the probe asks it; the check still runs on the last view.
+    if (healthy) stale = true;
     schedule();
   };
   const periodic = setInterval(verifyNow, 30_000);
@@ -470,6 +540,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     clearInterval(periodic);
     clearInterval(uplinkWatch);
     if (pending) clearTimeout(pending);
+    if (probe) clearTimeout(probe);
     watch?.stop();
     server.close();
   });

@@ -1,6 +1,6 @@
 // etcd v3 as the datastore, for clusters of many machines.
 import { Etcd3, type IKeyValue, type Watcher } from "etcd3";
-import { ConflictError, NotFoundError, type Datastore, type KV, type Op, type Watch, type WatchEvent } from "./store.js";
+import { CALL_DEADLINE_MS, ConflictError, NotFoundError, type Datastore, type KV, type Op, type Watch, type WatchEvent } from "./store.js";
 
 // grpc-js gives TLS the server's IP address as its name when etcd is addressed by IP,
 // and Node warns about that on stderr on each connection (DEP0123): keep that one out
@@ -10,6 +10,10 @@ process.removeAllListeners("warning");
 process.on("warning", (w: Error & { code?: string }) => {
   if (w.code !== "DEP0123") for (const l of warned) l(w);
 });
+
+/** A watch's connection is pinged after this long without traffic; no answer in the timeout closes it (Calico's client: 30 s and 10 s). */
+const KEEPALIVE_MS = 10_000;
+const KEEPALIVE_TIMEOUT_MS = 5000;
 
 const toKV = (kv: IKeyValue): KV => ({ key: kv.key.toString(), value: kv.value.toString(), modRevision: Number(kv.mod_revision) });
 
@@ -23,7 +27,17 @@ export class EtcdStore implements Datastore {
   static async open(hosts: string[], tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer }): Promise<EtcdStore> {
     // No CA file: the system's roots (an https:// host with no credentials gets them).
     const credentials = tls && (tls.ca || tls.cert) ? ({ rootCertificate: tls.ca, certChain: tls.cert, privateKey: tls.key } as { rootCertificate: Buffer }) : undefined;
-    const client = new Etcd3({ hosts: hosts.map((h) => `${tls ? "https" : "http"}://${h}`), credentials, dialTimeout: 3000, defaultCallOptions: { timeout: 5000 } as never });
+    const client = new Etcd3({
+      hosts: hosts.map((h) => `${tls ? "https" : "http"}://${h}`),
+      credentials,
+      dialTimeout: 3000,
+      // Every call but a watch has a deadline: a partitioned etcd (packets dropped, no
+      // refusal) otherwise held a read for good, and with it a node's syncs and a CLI
+      // command (TCP gives up after about 15 minutes).
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + CALL_DEADLINE_MS }),
+      // A watch has no deadline: keepalive pings on its connection find a partition.
+      grpcOptions: { "grpc.keepalive_time_ms": KEEPALIVE_MS, "grpc.keepalive_timeout_ms": KEEPALIVE_TIMEOUT_MS },
+    });
     return new EtcdStore(client, `${tls ? "etcds" : "etcd"}://${hosts.join(",")}`);
   }
 

@@ -94,10 +94,15 @@ export class DatastoreURLError extends Error {}
  * If err says the datastore did not answer (etcd's client reports that as gRPC status
  * 14 with a long text), the short reason, e.g. "connect ECONNREFUSED 10.0.0.1:2379".
  */
+/** How long an etcd read or write waits for an answer before it fails (Calico's client: 10 s). */
+export const CALL_DEADLINE_MS = 5000;
+
 export function unreachable(err: unknown): string | undefined {
   const e = err as { code?: unknown; message?: string; isBrokenCircuitError?: boolean };
   // After repeated failures the client stops trying a host for a few seconds.
   if (e?.isBrokenCircuitError) return "the client is pausing after repeated failures";
+  // Packets dropped on the way (a partition, a firewall): no refusal, no answer.
+  if (e?.code === 4 || /^4 DEADLINE_EXCEEDED/.test(e?.message ?? "")) return `no answer within ${CALL_DEADLINE_MS / 1000} s`;
   if (e?.code !== 14 && !/^14 UNAVAILABLE/.test(e?.message ?? "")) return undefined;
   const last = /Last error: (?:Error: )?([\s\S]*?)\.?\s*(?:\(\d{4}-\d\d-\d\dT[^)]*\)\.?\s*)?(?:Resolution note|$)/.exec(e.message ?? "")?.[1]?.trim();
   // TLS failures, said in terms of what to set.

@@ -5,7 +5,7 @@ import { statfsSync } from "node:fs";
 import { makeDirs } from "../native/dirs.js";
 import path from "node:path";
 import { pino, type Logger } from "pino";
-import { DatastoreURLError, defaultDatastore, openDatastore, type Datastore } from "../store/store.js";
+import { DatastoreURLError, defaultDatastore, openDatastore, unreachable, type Datastore } from "../store/store.js";
 import { Resources } from "../resources/client.js";
 import { nodeIPv4, type IPPool, type NodeResource } from "../resources/kinds.js";
 import { ipamFor, IPAMError, type IPAM } from "../ipam/ipam.js";
@@ -97,6 +97,11 @@ async function withStore<T>(conf: NetConf, f: (s: Datastore) => Promise<T>): Pro
   }
   try {
     return await f(store);
+  } catch (err) {
+    // etcd down or cut off: the runtime is to call again later (CNI's code 11), told why.
+    const why = !(err instanceof CniError) && unreachable(err);
+    if (why) throw new CniError(CNI.TRY_AGAIN, `datastore ${conf.datastore} did not answer (${why}); try again`, (err as Error).message);
+    throw err;
   } finally {
     await store.close().catch(() => {});
   }

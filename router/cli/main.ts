@@ -371,6 +371,10 @@ bench
 
 try {
   await program.parseAsync(process.argv);
+  // Done: exit now. A connection still being attempted (an etcd member cut off, whose
+  // packets are dropped) would otherwise hold the process for the kernel's connect
+  // timeout, about 130 s after the answer was printed.
+  process.exit();
 } catch (err) {
   if (err instanceof CommanderError) {
     process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);

@@ -1,7 +1,10 @@
 // An etcd that takes the connection and never answers (a partition past a proxy, a
-// hung server, a firewall that drops what follows the handshake): weft commands and
-// weft-cni give up after the calls' deadlines, saying so, instead of waiting for good.
-import { execFile, spawn } from "node:child_process";
+// hung server, a firewall that drops what follows the handshake), and one whose
+// connection is never taken (packets dropped: a partitioned member): weft commands and
+// weft-cni give up after the calls' deadlines, saying so, and exit at once, instead of
+// waiting for good (the first) or ~130 s more for the kernel's connect timeout (the second).
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
 import { createServer, type Server, type Socket } from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -25,6 +28,32 @@ describe("an etcd that accepts connections and never answers", () => {
   });
 
   it("weft get: exit 1 within 30 s, saying it had no answer", async () => {
+    await expectGetFails(url);
+  });
+
+  it("weft-cni DEL: try again later (code 11), naming the datastore, within 30 s", async () => {
+    await expectDelTryAgain(url);
+  });
+});
+
+describe("an etcd whose connections are never taken (SYNs dropped, as for a partitioned member)", () => {
+  // A listener whose one-place accept queue is taken and never accepted from: the
+  // kernel drops further SYNs, so a connect neither succeeds nor is refused.
+  let holder: ChildProcess;
+  let url = "";
+  beforeAll(async () => {
+    holder = spawn("python3", ["-c", "import socket,time\ns=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(0); p=s.getsockname()[1]\nc=socket.create_connection(('127.0.0.1',p)); print(p, flush=True); time.sleep(300)"]);
+    const [port] = (await createInterface({ input: holder.stdout! })[Symbol.asyncIterator]().next()).value.split(" ");
+    url = `etcd://127.0.0.1:${port}`;
+  });
+  afterAll(() => void holder.kill());
+
+  it("weft get and weft-cni DEL fail after the deadlines and exit then, not at the kernel's connect timeout", async () => {
+    await Promise.all([expectGetFails(url), expectDelTryAgain(url)]);
+  });
+});
+
+async function expectGetFails(url: string): Promise<void> {
     const t0 = Date.now();
     const r = await new Promise<{ code: number; stderr: string }>((resolve) =>
       execFile(process.execPath, [CLI, "get", "ippool", "--datastore", url], { timeout: 60_000 }, (err, _out, stderr) => resolve({ code: err ? Number(err.code) : 0, stderr })),
@@ -34,9 +63,9 @@ describe("an etcd that accepts connections and never answers", () => {
     expect(r.stderr).toMatch(new RegExp(`datastore ${url.replace(/[.]/g, "\\.")} did not answer \\(no answer within 5 s\\)`));
     expect(r.code).toBe(1);
     expect(ms).toBeLessThan(30_000);
-  });
+}
 
-  it("weft-cni DEL: try again later (code 11), naming the datastore, within 30 s", async () => {
+async function expectDelTryAgain(url: string): Promise<void> {
     const t0 = Date.now();
     const conf = JSON.stringify({ cniVersion: "1.0.0", name: "k8s-pod-network", type: "weft-cni", datastore: url, nodename: "worker-1" });
     const r = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
@@ -50,5 +79,4 @@ describe("an etcd that accepts connections and never answers", () => {
     console.log(`[etcd-silent] weft-cni DEL: exit ${r.code} after ${ms} ms: ${r.stdout.trim()}`);
     expect(JSON.parse(r.stdout)).toMatchObject({ code: 11, msg: `datastore ${url} did not answer (no answer within 5 s); try again` });
     expect(ms).toBeLessThan(30_000);
-  });
-});
+}

@@ -4,6 +4,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { datastoreContract } from "./datastore-contract.test-helper.js";
 import { defaultDatastore, openDatastore } from "./store.js";
+import { noSpaceHint } from "./sqlite.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "weft-store-"));
 let n = 0;
@@ -28,6 +29,12 @@ describe("datastore URLs", () => {
   it("name the file when its directory cannot be made, at once (node's recursive mkdir never returned under /proc)", async () => {
     await expect(openDatastore("sqlite:/proc/weft-none/w.db")).rejects.toThrow("datastore sqlite:/proc/weft-none/w.db: ENOENT");
   }, 5000);
+
+  it("name a full file system as the cause (SQLite itself says only \"disk I/O error\"), and add nothing otherwise", () => {
+    expect(noSpaceHint("/var/lib/weft", () => ({ bavail: 0, bsize: 4096 }))).toBe(' (the file system holding /var/lib/weft is full: free some space there, see "df /var/lib/weft")');
+    expect(noSpaceHint("/var/lib/weft", () => ({ bavail: 12, bsize: 4096 }))).toBe("");
+    expect(noSpaceHint("/nonexistent", () => { throw new Error("ENOENT"); })).toBe("");
+  });
 
   it("name the file when it is not a database", async () => {
     const file = path.join(dir, "not-a-db.db");

@@ -1,11 +1,24 @@
 // The embedded datastore: one SQLite file (WAL), safe for several node processes on
 // one machine. Every change bumps a global revision and is logged, so watchers poll
 // the log from their revision (there is no cross-process notification in SQLite).
-import { closeSync, openSync } from "node:fs";
+import { closeSync, openSync, statfsSync } from "node:fs";
 import { makeDirs } from "../native/dirs.js";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { ConflictError, NotFoundError, type Datastore, type KV, type Op, type Watch, type WatchEvent } from "./store.js";
+
+/**
+ * SQLite says "disk I/O error" when it cannot size its -shm file on a full file system
+ * (it opens in WAL mode, even to read): name the cause when the directory has no space.
+ */
+export function noSpaceHint(dir: string, statfs: (d: string) => { bavail: number; bsize: number } = statfsSync): string {
+  try {
+    const { bavail } = statfs(dir);
+    return bavail === 0 ? ` (the file system holding ${dir} is full: free some space there, see "df ${dir}")` : "";
+  } catch {
+    return "";
+  }
+}
 
 const POLL_MS = 100;
 const KEEP_EVENTS = 100_000;
@@ -27,7 +40,7 @@ export class SqliteStore implements Datastore {
       db.pragma("journal_mode = WAL");
     } catch (err) {
       // No directory for it, not a database, a directory, no permission: say which file.
-      throw Object.assign(new Error(`datastore sqlite:${file}: ${(err as Error).message}`), { code: (err as { code?: unknown }).code });
+      throw Object.assign(new Error(`datastore sqlite:${file}: ${(err as Error).message}${noSpaceHint(path.dirname(path.resolve(file)))}`), { code: (err as { code?: unknown }).code });
     }
     db.pragma("synchronous = NORMAL");
     db.exec(`

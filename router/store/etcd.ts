@@ -1,5 +1,6 @@
 // etcd v3 as the datastore, for clusters of many machines.
-import { Etcd3, type IKeyValue, type Watcher } from "etcd3";
+import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen } from "cockatiel";
+import { Etcd3, isRecoverableError, type IKeyValue, type Watcher } from "etcd3";
 import { CALL_DEADLINE_MS, ConflictError, NotFoundError, type Datastore, type KV, type Op, type Watch, type WatchEvent } from "./store.js";
 
 // grpc-js gives TLS the server's IP address as its name when etcd is addressed by IP,
@@ -37,6 +38,11 @@ export class EtcdStore implements Datastore {
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + CALL_DEADLINE_MS }),
       // A watch has no deadline: keepalive pings on its connection find a partition.
       grpcOptions: { "grpc.keepalive_time_ms": KEEPALIVE_MS, "grpc.keepalive_timeout_ms": KEEPALIVE_TIMEOUT_MS },
+      // Several members: the client picks one at random per call, and a call to a member
+      // cut off waits out the deadline before another is tried. After one such failure
+      // the member is left alone (5 s, doubling to 30 s while it keeps failing), so it
+      // costs a process one call, not one call in three (3 in a row, the default).
+      ...(hosts.length > 1 ? { faultHandling: { host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: new ExponentialBackoff({ initialDelay: 5000, maxDelay: 30_000 }), breaker: new ConsecutiveBreaker(1) }) } } : {}),
     });
     return new EtcdStore(client, `${tls ? "etcds" : "etcd"}://${hosts.join(",")}`);
   }

@@ -34,6 +34,9 @@ export const DROP_NOT_IPIP: u32 = 27;
 export const DROP_ROUTE_NOT_ENCAPSULATED: u32 = 28;
 export const DROP_OUT_OF_SPACE: u32 = 29;
 export const DROP_BAD_OFFLOAD_HEADER: u32 = 30;
+// Packets without DF longer than a smaller path MTU allows, fragmented to fit, and the fragments.
+export const PACKETS_FRAGMENTED: u32 = 31;
+export const FRAGMENTS_SENT: u32 = 32;
 
 @inline
 export function count(index: u32, n: u64 = 1): void {

@@ -213,6 +213,40 @@ function segmentTcp(p: u32, ihl: u32, total: u32, mss: u32, r: u32): void {
   }
 }
 
+// Splits the IPv4 packet at p (no DF, header ihl) into fragments of at most maxLen
+// bytes (RFC 791: payload in multiples of 8, the same ID, offsets and MF following the
+// packet's own, so a fragment may be fragmented again) and encapsulates each for route
+// r. Only the headers are written (in the arena); each payload is sent from where it
+// lies. A header with options is not split (their copy rules): dropped, counted.
+function fragmentIpv4(p: u32, ihl: u32, total: u32, maxLen: u32, r: u32): void {
+  const chunk = ((maxLen - ihl) >> 3) << 3;
+  if (ihl != ipv4.HEADER_LEN || chunk == 0) {
+    C.count(C.DROP_TOO_BIG_NO_DF);
+    return;
+  }
+  const ff = ipv4.flagsFrag(p);
+  const offset0 = ff & ipv4.FRAG_OFFSET_MASK;
+  const payload = total - ihl;
+  C.count(C.PACKETS_FRAGMENTED);
+  for (let off: u32 = 0; off < payload; off += chunk) {
+    const pay = min(chunk, payload - off);
+    const last = off + pay >= payload;
+    const q = arenaAlloc(HEADROOM + ihl);
+    if (q == 0) {
+      C.count(C.DROP_OUT_OF_SPACE);
+      return;
+    }
+    const f = q + HEADROOM;
+    memory.copy(f, p, ihl);
+    storeBE16(f + ipv4.TOTAL_LEN, ihl + pay);
+    storeBE16(f + ipv4.FLAGS_FRAG, (last ? ff & ipv4.FLAG_MF : ipv4.FLAG_MF) | (offset0 + (off >> 3)));
+    store<u16>(f + ipv4.CHECKSUM, 0);
+    store<u16>(f + ipv4.CHECKSUM, checksum(f, ihl));
+    C.count(C.FRAGMENTS_SENT);
+    encapsulate(f, ihl + pay, r, p + ihl + off, pay);
+  }
+}
+
 // Packets read from the TUN (pod traffic leaving this host): route and encapsulate.
 // Returns the number of output descriptors.
 export function encapBatch(count: u32): u32 {
@@ -274,19 +308,20 @@ export function encapBatch(count: u32): u32 {
       C.count(C.DROP_BAD_OFFLOAD_HEADER);
       continue;
     }
-    if (total + overhead > mtu) {
-      if (ipv4.flagsFrag(p) & ipv4.FLAG_DF) {
-        answerUnreachable(p, ihl, total, icmp.CODE_FRAG_NEEDED, mtu - overhead, C.DROP_TOO_BIG_NO_DF);
-      } else {
-        C.count(C.DROP_TOO_BIG_NO_DF);
-      }
+    const tooBig = total + overhead > mtu;
+    if (tooBig && ipv4.flagsFrag(p) & ipv4.FLAG_DF) {
+      answerUnreachable(p, ihl, total, icmp.CODE_FRAG_NEEDED, mtu - overhead, C.DROP_TOO_BIG_NO_DF);
       continue;
     }
     if (needsCsum && !completeChecksum(p, total, csumStart, csumOffset)) {
       C.count(C.DROP_BAD_OFFLOAD_HEADER);
       continue;
     }
-    encapsulate(p, total, r);
+    // Without DF the sender allows fragmentation (a datagram its own kernel already
+    // fragmented to the pod's MTU, when a router on the way takes less): fragments
+    // that fit, as a kernel tunnel would let the packet be fragmented.
+    if (tooBig) fragmentIpv4(p, ihl, total, mtu - overhead, r);
+    else encapsulate(p, total, r);
   }
   return outCount;
 }

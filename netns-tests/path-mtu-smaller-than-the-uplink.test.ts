@@ -3,8 +3,9 @@
 // nodes started at 1500. Full-size tunnel packets from worker-1 are dropped there with
 // an ICMP fragmentation-needed; worker-3's own kernel refuses them. A kernel tunnel
 // learns that path MTU and tells the pods; before weft did, a transfer pod-1 -> pod-3
-// stalled at 0 bytes for good. IPIP on the main thread, VXLAN with the receive thread
-// (which hands what its sockets report to the main thread).
+// stalled at 0 bytes for good. Packets without DF are fragmented to fit. IPIP on the
+// main thread, VXLAN with the receive thread (which hands what its sockets report to the
+// main thread).
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -46,6 +47,25 @@ for (const [mode, prefix, rxThread, overhead] of [["ipip", "tpmtu", false, 20], 
       expect(r.received.sha256).toBe(r.sent.sha256);
       expect(s.pathMTUs["10.30.0.12"]).toBe(1400);
       expect(s.counters.icmp_frag_needed_sent).toBeGreaterThan(0);
+    });
+
+    // Without DF a sender allows fragmentation: pod-1's kernel splits a 3000-byte UDP
+    // datagram into fragments of its MTU (its learned path MTU flushed first, as a pod
+    // that never sent there has none), and those no longer fit the path. worker-1
+    // fragments them further, as the kernel's tunnels let them be fragmented. (Before:
+    // each was dropped, counted as drop_too_big: any datagram over the pod MTU, such as
+    // a large DNS answer, was lost toward a node behind such a router.)
+    it("pod-1 -> pod-3: 3000-byte UDP datagrams without DF (fragmented by pod-1) cross the smaller MTU, fragmented again by worker-1", async () => {
+      const receiver = lab.exec("pod-3", ["python3", "-c", "import socket\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 9999)); s.settimeout(3)\nn=[]\ntry:\n  while True: n.append(len(s.recv(65535)))\nexcept OSError: pass\nprint(n)"], { timeoutMs: 20_000 });
+      await new Promise((r) => setTimeout(r, 500));
+      await lab.exec("pod-1", ["ip", "route", "flush", "cache"]);
+      // IP_MTU_DISCOVER (10) = IP_PMTUDISC_DONT (0): no DF, the kernel fragments.
+      await lab.exec("pod-1", ["python3", "-c", `import socket,time\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.setsockopt(socket.IPPROTO_IP, 10, 0)\nfor i in range(3): s.sendto(b'x'*3000, ('${addressOf("pod-3")}', 9999)); time.sleep(0.1)`]);
+      const got = JSON.parse((await receiver).trim()) as number[];
+      const w1 = await status("worker-1");
+      console.log(`[${prefix}] 3 UDP datagrams of 3000 bytes without DF: pod-3 received ${JSON.stringify(got)}; worker-1 fragmented ${w1.counters.packets_fragmented} packets into ${w1.counters.fragments_sent}, dropped as too big ${w1.counters.drop_too_big}`);
+      expect(got).toEqual([3000, 3000, 3000]);
+      expect(w1.counters.packets_fragmented).toBeGreaterThan(0);
     });
   });
 }

@@ -31,6 +31,9 @@ export const COUNTER_NAMES: Record<number, string> = {
   28: "drop_route_not_encapsulated",
   29: "drop_out_of_space",
   30: "drop_bad_offload_header",
+  // Packets without DF longer than a smaller path MTU allows, fragmented to fit, and the fragments sent.
+  31: "packets_fragmented",
+  32: "fragments_sent",
   // Counted on the host side of the fast path.
   40: "drop_send_failed",
   41: "tun_tx_failed",

@@ -164,9 +164,102 @@ describe("encapsulation of pod traffic read from the TUN", () => {
     expect((out[0].bytes[10 + 26] << 8) | out[0].bytes[10 + 27]).toBe(1380);
   });
 
-  it("drops an oversized packet without DF and counts it", () => {
-    expect(h.encap([buildEcho("192.168.226.65", "192.168.133.194", 1490, false)])).toEqual([]);
+  // The inner packets of IPIP (outer IPv4 header) or VXLAN (VXLAN and Ethernet headers; the kernel adds UDP and IPv4) outputs.
+  const innerOf = (o: { channel: number; bytes: Uint8Array }) => o.bytes.subarray(o.channel === CH_IPIP ? 20 : 8 + 14);
+  /** Reassembles fragments (RFC 791) of one datagram: [header of the first, payload]. */
+  const reassemble = (frags: Uint8Array[]) => {
+    const parts = frags.map((f) => ({ off: (((f[6] << 8) | f[7]) & 0x1fff) * 8, mf: (f[6] & 0x20) !== 0, id: (f[4] << 8) | f[5], body: f.subarray(20, (f[2] << 8) | f[3]) })).sort((a, b) => a.off - b.off);
+    const out: number[] = [];
+    for (const p of parts) {
+      expect(p.off).toBe(out.length);
+      out.push(...p.body);
+    }
+    return { ids: new Set(parts.map((p) => p.id)), lastMF: parts.at(-1)!.mf, firstOff: parts[0].off, payload: Uint8Array.from(out) };
+  };
+
+  it("fragments a packet without DF that is longer than the tunnel takes (RFC 791: same ID, offsets, MF), and the fragments reassemble to it", () => {
+    const packet = buildEcho("192.168.226.65", "192.168.133.194", 1490, false);
+    packet[4] = 0x12;
+    packet[5] = 0x34;
+    const out = h.encap([packet]);
+    expect(out.map((o) => [o.channel, o.bytes.length])).toEqual([[CH_IPIP, 1476 + 20], [CH_IPIP, 42 + 20 + 20]]);
+    for (const o of out) {
+      expect(ipv4Checksum(o.bytes, 0, 20)).toBe(0);
+      expect(ipv4Checksum(o.bytes, 20, 20)).toBe(0);
+      expect(o.bytes[6] & 0x40).toBe(0); // outer DF follows the inner: clear
+    }
+    const r = reassemble(out.map(innerOf));
+    expect(r.ids).toEqual(new Set([0x1234]));
+    expect(r.lastMF).toBe(false);
+    expect(r.payload).toEqual(packet.subarray(20));
+    expect(h.fp.counters()).toMatchObject({ packets_fragmented: 1, fragments_sent: 2, drop_too_big: 0 });
+  });
+
+  it("fragments to a smaller path MTU toward a node (IPIP and VXLAN), each fragment within it", () => {
+    h.fp.setPathMtu(parseIPv4(W2)!, 1400);
+    h.fp.setPathMtu(parseIPv4(W3)!, 1300);
+    const ipip = buildEcho("192.168.226.65", "192.168.133.194", 1452, false);
+    const vx = buildEcho("192.168.226.65", "192.168.97.193", 1422, false);
+    const out = h.encap([ipip, vx]);
+    const [toW2, toW3] = [out.filter((o) => o.channel === CH_IPIP), out.filter((o) => o.channel !== CH_IPIP)];
+    expect(toW2.length).toBe(2);
+    expect(toW3.length).toBe(2);
+    for (const o of toW2) expect(o.bytes.length).toBeLessThanOrEqual(1400);
+    for (const o of toW3) expect(o.bytes.length + 28).toBeLessThanOrEqual(1300); // + the outer IPv4 and UDP headers the kernel adds
+    expect(reassemble(toW2.map(innerOf)).payload).toEqual(ipip.subarray(20));
+    expect(reassemble(toW3.map(innerOf)).payload).toEqual(vx.subarray(20));
+  });
+
+  it("a fragment fragmented again keeps its offset and MF (a middle piece stays a middle piece)", () => {
+    const packet = buildEcho("192.168.226.65", "192.168.133.194", 1490, false);
+    packet[6] = 0x20 | 0x00;
+    packet[7] = 100; // MF, offset 800 bytes
+    packet.set([0, 0], 10);
+    const c = ipv4Checksum(packet);
+    packet[10] = c >> 8;
+    packet[11] = c & 255;
+    const r = reassemble(h.encap([packet]).map(innerOf).map((f) => Uint8Array.from(f)).map((f) => {
+      const off = (((f[6] << 8) | f[7]) & 0x1fff) - 100;
+      f[6] = (f[6] & 0xe0) | (off >> 8);
+      f[7] = off & 255;
+      return f;
+    }));
+    expect(r.lastMF).toBe(true);
+    expect(r.payload).toEqual(packet.subarray(20));
+  });
+
+  it("drops (and counts) an oversized packet without DF whose header has options, rather than copy them wrongly", () => {
+    const plain = buildEcho("192.168.226.65", "192.168.133.194", 1490, false);
+    const withOptions = new Uint8Array(plain.length + 4);
+    withOptions.set(plain.subarray(0, 20));
+    withOptions.set([1, 1, 1, 0], 20); // NOP NOP NOP EOL
+    withOptions.set(plain.subarray(20), 24);
+    withOptions[0] = 0x46;
+    withOptions[2] = withOptions.length >> 8;
+    withOptions[3] = withOptions.length & 255;
+    withOptions.set([0, 0], 10);
+    const c = ipv4Checksum(withOptions, 0, 24);
+    withOptions[10] = c >> 8;
+    withOptions[11] = c & 255;
+    expect(h.encap([withOptions])).toEqual([]);
     expect(h.fp.counters().drop_too_big).toBe(1);
+  });
+
+  it("fragments of any size and path MTU reassemble to the packet (fuzzed)", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 576, max: 1500 }), fc.integer({ min: 1, max: 1900 }), fc.boolean(), (mtu, size, vxlan) => {
+        const g = node1();
+        g.fp.setPathMtu(parseIPv4(vxlan ? W3 : W2)!, mtu === 1500 ? 0 : mtu);
+        const packet = buildEcho("192.168.226.65", vxlan ? "192.168.97.193" : "192.168.133.194", size, false);
+        const out = g.encap([packet]);
+        const overhead = vxlan ? 50 : 20;
+        if (packet.length + overhead <= mtu) return out.length === 1 && innerOf(out[0]).length === packet.length;
+        for (const o of out) expect(innerOf(o).length + overhead).toBeLessThanOrEqual(mtu);
+        expect(reassemble(out.map(innerOf)).payload).toEqual(packet.subarray(20));
+        return true;
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it("never answers an ICMP error with another one", () => {

@@ -25,9 +25,9 @@ export interface BgpSettings {
 }
 
 /** A duration ("120s", "2m") in whole seconds. */
-function seconds(t: string | undefined, dflt: number): number;
-function seconds(t: string | undefined): number | undefined;
-function seconds(t: string | undefined, dflt?: number): number | undefined {
+export function seconds(t: string | undefined, dflt: number): number;
+export function seconds(t: string | undefined): number | undefined;
+export function seconds(t: string | undefined, dflt?: number): number | undefined {
   const m = t && /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(t);
   if (!m) return dflt;
   return Math.round(Number(m[1]) * { ms: 0.001, s: 1, m: 60, h: 3600 }[m[2] as "s"]);

@@ -3,6 +3,7 @@
 import { ConfigError } from "../node/config.js";
 import { IFNAME } from "../native/iproute.js";
 import { wholeNumberIn } from "../node/env.js";
+import { seconds } from "../bgp/peers.js";
 
 /** A whole number from min to max, or a ConfigError naming the option. */
 export function wholeNumber(option: string, text: string, min: number, max: number): number {
@@ -28,4 +29,12 @@ export function markMaskBit(option: string, text: string): number {
   const n = /^0x[0-9a-f]{1,8}$/i.test(t) ? parseInt(t.slice(2), 16) : /^\d{1,10}$/.test(t) ? Number(t) : NaN;
   if (!(n >= 1 && n <= 0xffffffff)) throw new ConfigError(`${option} must be a nonzero 32-bit mask, hex (0xffff0000) or decimal, not "${text}"`);
   return (n & -n) >>> 0;
+}
+
+/** Calico's COMPACTION_PERIOD: a duration (10m, 1h, 90s) in seconds, or 0 for never. */
+export function compactionPeriod(text: string): number {
+  if (text.trim() === "0") return 0;
+  const s = seconds(text.trim());
+  if (s === undefined || s < 1) throw new ConfigError(`--compaction-period (or COMPACTION_PERIOD) must be a duration such as 10m, 1h or 90s, or 0 for never, not "${text}"`);
+  return s;
 }

@@ -7,7 +7,7 @@ import { resetNode, runStaticNode } from "../node/run.js";
 import { controlGet, resolveSocket } from "../control/client.js";
 import { logger } from "./log.js";
 import { datastoreURL, ManifestError, readManifest, registerClusterCommands } from "./cluster.js";
-import { interfaceName, markMaskBit, wholeNumber } from "./args.js";
+import { compactionPeriod, interfaceName, markMaskBit, wholeNumber } from "./args.js";
 import { DATASTORE_HELP, DatastoreURLError } from "../store/store.js";
 import { ExportFileError } from "../store/migrate.js";
 import { ValidationError } from "../resources/validate.js";
@@ -65,8 +65,9 @@ node
   .option("--metrics-address <[host:]port>", "also serve Prometheus metrics over HTTP at http://ADDRESS/metrics (default: off; weft node metrics reads them from the control socket)")
   .option("--health-address <[host:]port>", "also serve /liveness and /readiness over HTTP (200, or 503 with the reason), for HTTP probes (default: off)")
   .addOption(new Option("--log-level <level>", "log level").choices(["trace", "debug", "info", "warn", "error"]).default("info").env("WEFT_LOG_LEVEL"))
+  .addOption(new Option("--compaction-period <duration>", "etcd: compact its history this often, keeping that much of it (default 10m; 0 = never), as Calico's kube-controllers does, without which etcd fills its space quota and refuses every write").env("COMPACTION_PERIOD").argParser((t) => compactionPeriod(t)))
   .addHelpText("after", `${switchesHelp()}\n${helpSection("The pool a node creates when the datastore has none, from Calico's variables\n(a bad value stops the node, exit 2):", POOL_VARIABLES)}\n${helpSection("Metrics and health over HTTP from Calico's variables, when the options are not\ngiven (a bad value stops the node, exit 2):", HTTP_VARIABLES)}`)
-  .action(async function (this: Command, opts: { config?: string; datastore?: string; name?: string; ip?: string; ipAutodetectionMethod?: string; interface?: string; as?: number; ipipMtu?: number; vxlanMtu?: number; iptablesMarkMask?: number; control?: string; metricsAddress?: string; healthAddress?: string; logLevel: string; backend: "bgp" | "bird" | "vxlan" }) {
+  .action(async function (this: Command, opts: { config?: string; datastore?: string; name?: string; ip?: string; ipAutodetectionMethod?: string; interface?: string; as?: number; ipipMtu?: number; vxlanMtu?: number; iptablesMarkMask?: number; control?: string; metricsAddress?: string; healthAddress?: string; logLevel: string; backend: "bgp" | "bird" | "vxlan"; compactionPeriod?: number }) {
     const log = logger(opts.logLevel);
     const http = httpEndpoints(opts, process.env);
     // An error nothing expected: one log line saying so, then exit 1 for the supervisor.
@@ -101,6 +102,7 @@ node
           ipipMTU: opts.ipipMtu,
           vxlanMTU: opts.vxlanMtu,
           tunnelMark: opts.iptablesMarkMask,
+          compactionPeriodS: opts.compactionPeriod,
           control: opts.control,
           http,
         },

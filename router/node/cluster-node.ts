@@ -36,6 +36,8 @@ class HostApplyError extends Error {}
 
 export interface ClusterNodeOptions {
   datastore: string;
+  /** etcd: compact its history this often, keeping one period of it (0: never; default 600 s, Calico's COMPACTION_PERIOD). */
+  compactionPeriodS?: number;
   /** bgp (default): routes are learned over BGP; vxlan: BGP off, routes from the datastore. */
   backend?: "bgp" | "vxlan";
   name?: string;
@@ -439,7 +441,9 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   let backoff = 500;
   let probe: NodeJS.Timeout | undefined;
   const lost = (err: Error) => {
-    if (healthy) log.warn({ datastore: store.description, err: unreachable(err) ?? err.message }, "datastore unreachable; forwarding continues with the last state, BGP's routes are still applied, reconnecting");
+    // A watch that fell behind the history (etcd compacted it; SQLite's log moved on) is no outage: read everything again.
+    if (healthy && /fell behind/.test(err.message)) log.info({ datastore: store.description, err: err.message }, "the watch fell behind the datastore's history: reading everything again");
+    else if (healthy) log.warn({ datastore: store.description, err: unreachable(err) ?? err.message }, "datastore unreachable; forwarding continues with the last state, BGP's routes are still applied, reconnecting");
     healthy = false;
     stale = true;
     watch?.stop();
@@ -515,6 +519,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     schedule();
   };
   const periodic = setInterval(verifyNow, 30_000);
+  const compaction = compactHistory(store, opts.compactionPeriodS ?? 600, () => (healthy ? revision : 0), log);
   const uplinkWatch = watchUplink(uplink, log, verifyNow);
 
   log.info({ node: name, address: cidr, uplink, tunnel: tunnelDevice, tunnelAddress: tunnelAddr, vtepMAC: mac, datastore: store.description, ...base.dp.settings() }, "node running");
@@ -541,10 +546,41 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     clearInterval(uplinkWatch);
     if (pending) clearTimeout(pending);
     if (probe) clearTimeout(probe);
+    clearInterval(compaction);
     watch?.stop();
     server.close();
   });
   await store.close().catch(() => {});
+}
+
+/**
+ * etcd keeps every revision until it is compacted, and at its space quota (2 GiB by
+ * default) refuses every write: no pod gets an address. Calico's kube-controllers
+ * compacts it every 10 minutes (COMPACTION_PERIOD); weft has no controller, so each
+ * node compacts it to the revision it had read one period before, so that a period of
+ * history stays for watches that reconnect. A revision already compacted is a no-op:
+ * the nodes need no leader. `current` gives the revision last read (0: none now).
+ */
+export function compactHistory(store: Pick<Datastore, "compact" | "description">, periodS: number, current: () => number, log: Logger): NodeJS.Timeout | undefined {
+  if (!store.compact || periodS <= 0) return undefined;
+  let mark = current();
+  let said = false;
+  // Spread over the period, so that the nodes of a cluster do not all ask at once.
+  const timer = setInterval(() => {
+    const to = mark;
+    mark = current();
+    if (to <= 1) return;
+    store.compact!(to).then(
+      (did) => {
+        if (!did) return;
+        (said ? log.debug : log.info).call(log, { datastore: store.description, revision: to, periodS }, "compacted etcd's history up to the revision read one period ago (as Calico's kube-controllers does; COMPACTION_PERIOD=0 turns it off)");
+        said = true;
+      },
+      (err: Error) => log.warn({ datastore: store.description, revision: to, err: unreachable(err) ?? err.message }, "could not compact etcd's history; trying again next period"),
+    );
+  }, periodS * 1000 * (0.9 + 0.2 * Math.random()));
+  timer.unref();
+  return timer;
 }
 
 /** BGP peers as `weft node status` prints them, and Calico's readiness rule: ready with

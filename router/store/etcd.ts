@@ -107,7 +107,8 @@ export class EtcdStore implements Datastore {
         });
         // The client reconnects by itself; tell the caller so it can say so and resync.
         w.on("disconnected", () => onError(new Error("etcd watch disconnected")));
-        w.on("error", (err) => onError(err as Error));
+        // etcd cancels a watch whose start revision it compacted away (with no reason given).
+        w.on("error", (err) => onError(/^Watcher canceled/.test((err as Error).message) ? new Error(`watch fell behind etcd's history (compacted): ${(err as Error).message}`) : (err as Error)));
       })
       .catch((err) => onError(err as Error));
     return {
@@ -116,6 +117,16 @@ export class EtcdStore implements Datastore {
         void watcher?.cancel();
       },
     };
+  }
+
+  async compact(revision: number): Promise<boolean> {
+    try {
+      await this.client.kv.compact({ revision: String(revision) });
+      return true;
+    } catch (err) {
+      if (/required revision has been compacted/.test((err as Error).message)) return false;
+      throw err;
+    }
   }
 
   async close(): Promise<void> {

@@ -72,6 +72,9 @@ export interface Datastore {
   /** Calls onEvents for every change under prefix after revision; onError when the
    * connection breaks (the caller resyncs with list and watches again). */
   watch(prefix: string, afterRevision: number, onEvents: (events: WatchEvent[]) => void, onError: (err: Error) => void): Watch;
+  /** Drops the history before revision (etcd keeps every revision until told; SQLite
+   * keeps a bounded log and has no such call). False: it was compacted past it already. */
+  compact?(revision: number): Promise<boolean>;
   close(): Promise<void>;
 }
 

@@ -155,6 +155,20 @@ function completeChecksum(p: u32, total: u32, start: u32, offset: u32): bool {
   return true;
 }
 
+// A copy of the first len bytes of the packet at p (its headers) in the arena, with
+// headroom in front for the outer headers: the headers of one piece of a packet split
+// in wasm, whose payload is sent from where it lies. 0 when the batch's arena is used up
+// (counted).
+@inline function headerCopy(p: u32, len: u32): u32 {
+  const q = arenaAlloc(HEADROOM + len);
+  if (q == 0) {
+    C.count(C.DROP_OUT_OF_SPACE);
+    return 0;
+  }
+  memory.copy(q + HEADROOM, p, len);
+  return q + HEADROOM;
+}
+
 // Splits a TCP super-packet (IPv4 at p, checked header ihl) into segments of mss
 // payload bytes, each with its own IP id, length, sequence number, flags and
 // checksums, and encapsulates each for route r (r 0: writes each to the TUN). Only the
@@ -181,13 +195,8 @@ function segmentTcp(p: u32, ihl: u32, total: u32, mss: u32, r: u32): void {
   for (let off: u32 = 0; off < payload || (payload == 0 && k == 0); off += mss, k++) {
     const pay = min(mss, payload - off);
     const segLen = hdr + pay;
-    const q = arenaAlloc(HEADROOM + hdr);
-    if (q == 0) {
-      C.count(C.DROP_OUT_OF_SPACE);
-      return;
-    }
-    const s = q + HEADROOM;
-    memory.copy(s, p, hdr);
+    const s = headerCopy(p, hdr);
+    if (s == 0) return;
     const tail = p + hdr + off;
     const paySum = sum16(tail, pay);
     storeBE16(s + ipv4.TOTAL_LEN, segLen);
@@ -231,13 +240,8 @@ function fragmentIpv4(p: u32, ihl: u32, total: u32, maxLen: u32, r: u32): void {
   for (let off: u32 = 0; off < payload; off += chunk) {
     const pay = min(chunk, payload - off);
     const last = off + pay >= payload;
-    const q = arenaAlloc(HEADROOM + ihl);
-    if (q == 0) {
-      C.count(C.DROP_OUT_OF_SPACE);
-      return;
-    }
-    const f = q + HEADROOM;
-    memory.copy(f, p, ihl);
+    const f = headerCopy(p, ihl);
+    if (f == 0) return;
     storeBE16(f + ipv4.TOTAL_LEN, ihl + pay);
     storeBE16(f + ipv4.FLAGS_FRAG, (last ? ff & ipv4.FLAG_MF : ipv4.FLAG_MF) | (offset0 + (off >> 3)));
     store<u16>(f + ipv4.CHECKSUM, 0);

@@ -78,6 +78,9 @@ describe("a node repairs what others removed", () => {
     })();
     db.close();
     await waitFor("worker-1 names the record", async () => key in ((await lab.nodeStatus("worker-1")).unreadableRecords as Record<string, string>), 10_000);
+    // Status has the record from the read; the log line comes from the sync after the one
+    // that registers worker-1's garbled Node again, a moment later.
+    await waitFor("worker-1 logs the skipped records", async () => /datastore records weft cannot read are skipped/.test(await logTail(400)), 10_000);
     const log = await logTail(400);
     expect(log).toMatch(/datastore records weft cannot read are skipped/);
     // Its own Node is worker-1's to write: registered again over the garbage.

@@ -1,7 +1,7 @@
 // calicoctl-style commands: get, apply, create, replace, label, patch, delete, ipam, datastore.
 import { readFileSync, writeFileSync } from "node:fs";
 import { Command, Option } from "commander";
-import { DATASTORE_HELP, defaultDatastore, openDatastore, unreachable, unreadableRecords, type Datastore } from "../store/store.js";
+import { DATASTORE_HELP, defaultDatastore, misconfigured, openDatastore, unreachable, unreadableRecords, type Datastore } from "../store/store.js";
 import { Resources, UnreadableRecordError } from "../resources/client.js";
 import { bgpNodeConfigName, kindOf, KINDS, MAX_BLOCKS_PER_HOST, nodeIPv4, nodeTunnelAddress, type BGPPeer, type IPPool, type IPReservation, type Kind, type NodeResource, type Resource } from "../resources/kinds.js";
 import { ManifestError, parseManifests, render, table } from "../resources/manifest.js";
@@ -27,8 +27,10 @@ async function withStore<T>(opts: { datastore?: string }, fn: (s: Datastore) => 
   try {
     return await fn(store);
   } catch (err) {
+    const bad = misconfigured(err);
+    if (bad) throw new Error(`datastore ${url}: ${bad}`);
     const why = unreachable(err);
-    if (why) throw new Error(why.startsWith("TLS:") ? `datastore ${url}: ${why}` : `datastore ${url} did not answer (${why}); is etcd running there?`);
+    if (why) throw new Error(`datastore ${url} did not answer (${why}); is etcd running there?`);
     named = err instanceof UnreadableRecordError && unreadableRecords.size === 1;
     throw err;
   } finally {

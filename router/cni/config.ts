@@ -33,6 +33,9 @@ const config = z.object({
   etcd_ca_cert_file: z.string().min(1).optional(),
   etcd_cert_file: z.string().min(1).optional(),
   etcd_key_file: z.string().min(1).optional(),
+  // An etcd user, for etcd with authentication on (else ETCD_USERNAME and ETCD_PASSWORD).
+  etcd_username: z.string().min(1).optional(),
+  etcd_password: z.string().min(1).optional(),
   // Calico's own names for where the datastore is, so its configurations work unchanged.
   etcd_endpoints: z.string().min(1).optional(),
   datastore_type: z.string().min(1).optional(),

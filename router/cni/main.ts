@@ -5,7 +5,7 @@ import { statfsSync } from "node:fs";
 import { makeDirs } from "../native/dirs.js";
 import path from "node:path";
 import { pino, type Logger } from "pino";
-import { DatastoreURLError, defaultDatastore, openDatastore, unreachable, type Datastore } from "../store/store.js";
+import { DatastoreURLError, defaultDatastore, misconfigured, openDatastore, unreachable, type Datastore } from "../store/store.js";
 import { Resources } from "../resources/client.js";
 import { nodeIPv4, type IPPool, type NodeResource } from "../resources/kinds.js";
 import { ipamFor, IPAMError, type IPAM } from "../ipam/ipam.js";
@@ -89,7 +89,8 @@ async function withStore<T>(conf: NetConf, f: (s: Datastore) => Promise<T>): Pro
   let store: Datastore;
   try {
     const fromConf = { ca: conf.etcd_ca_cert_file, cert: conf.etcd_cert_file, key: conf.etcd_key_file };
-    store = await openDatastore(conf.datastore, { tls: fromConf.ca || fromConf.cert ? fromConf : undefined });
+    const user = conf.etcd_username || conf.etcd_password ? { username: conf.etcd_username, password: conf.etcd_password } : undefined;
+    store = await openDatastore(conf.datastore, { tls: fromConf.ca || fromConf.cert ? fromConf : undefined, user });
   } catch (err) {
     // A certificate file that cannot be read is configuration; anything else may pass.
     if (err instanceof DatastoreURLError) throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", err.message);
@@ -98,6 +99,9 @@ async function withStore<T>(conf: NetConf, f: (s: Datastore) => Promise<T>): Pro
   try {
     return await f(store);
   } catch (err) {
+    // Certificates, users and roles: configuration, which calling again does not fix.
+    const bad = !(err instanceof CniError) && misconfigured(err);
+    if (bad) throw new CniError(CNI.INVALID_CONFIG, "Invalid Configuration", `datastore ${conf.datastore}: ${bad}`);
     // etcd down or cut off: the runtime is to call again later (CNI's code 11), told why.
     const why = !(err instanceof CniError) && unreachable(err);
     if (why) throw new CniError(CNI.TRY_AGAIN, `datastore ${conf.datastore} did not answer (${why}); try again`, (err as Error).message);
@@ -355,7 +359,7 @@ async function main(): Promise<number> {
         await withStore(conf, async (s) => {
           await s.list("/weft/resources/ippools/");
         }).catch((err) => {
-          throw new CniError(CNI.NOT_AVAILABLE, "weft's datastore is not reachable: the plugin cannot assign addresses now", (err as Error).message);
+          throw new CniError(CNI.NOT_AVAILABLE, "weft's datastore is not reachable: the plugin cannot assign addresses now", err instanceof CniError ? err.details : (err as Error).message);
         });
         return 0;
       case "GC":

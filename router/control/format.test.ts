@@ -64,4 +64,12 @@ No IPv6 peers found.
     // With BGP, routes from BGP still follow it meanwhile.
     expect(nodeStatusText({ enabled: true, peers: [] }, { datastore: { url: "etcd://10.30.0.1:2379", reachable: false } })).toMatch(/is not answering: forwarding continues with the last state it gave; what BGP brings is still applied\.\n/);
   });
+
+  it("says why the datastore is away: no answer, or a refusal that only configuration fixes", () => {
+    const bgp = { enabled: true, peers: [] };
+    expect(nodeStatusText(bgp, { datastore: { url: "etcd://10.30.0.1:2379", reachable: false, reason: "connect ECONNREFUSED 10.30.0.1:2379", refused: false } })).toMatch(/Datastore etcd:\/\/10\.30\.0\.1:2379 is not answering \(connect ECONNREFUSED 10\.30\.0\.1:2379\): forwarding continues/);
+    const refused = nodeStatusText(bgp, { datastore: { url: "etcd://10.30.0.1:2379", reachable: false, reason: "etcd refused the user name or password (ETCD_USERNAME, ETCD_PASSWORD)", refused: true } });
+    expect(refused).toMatch(/Datastore etcd:\/\/10\.30\.0\.1:2379 refuses weft \(etcd refused the user name or password \(ETCD_USERNAME, ETCD_PASSWORD\)\): forwarding continues with the last state it gave; what BGP brings is still applied\./);
+    expect(refused).not.toMatch(/not answering/);
+  });
 });

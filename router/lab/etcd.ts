@@ -13,6 +13,8 @@ export interface EtcdOptions {
   netns?: string;
   /** Serve clients over TLS with this certificate, accepting only clients with a certificate from ca. */
   tls?: { ca: string; cert: string; key: string };
+  /** More of etcd's flags (e.g. --auth-token-ttl), taken at each start. */
+  args?: string[];
 }
 
 export class EtcdServer {
@@ -34,6 +36,7 @@ export class EtcdServer {
       "--listen-client-urls", `${scheme}://${host}:${port}`, "--advertise-client-urls", `${scheme}://${host}:${port}`,
       "--listen-peer-urls", `http://${host}:${port + 1}`, "--initial-advertise-peer-urls", `http://${host}:${port + 1}`,
       "--initial-cluster", `weft=http://${host}:${port + 1}`,
+      ...(this.opts.args ?? []),
     ];
     this.child = netns
       ? spawn("ip", ["netns", "exec", netns, "etcd", ...args], { stdio: ["ignore", log, log], detached: true })
@@ -72,8 +75,12 @@ export class EtcdServer {
 
   private probeInNs(netns: string): Promise<boolean> {
     return new Promise((resolve) => {
-      const p = spawn("ip", ["netns", "exec", netns, "etcdctl", "--endpoints", `http://${this.opts.host}:${this.opts.port}`, "--dial-timeout", "500ms", "endpoint", "health"], { stdio: "ignore", env: { ...process.env, ETCDCTL_API: "3" } });
-      p.on("close", (code) => resolve(code === 0));
+      const p = spawn("ip", ["netns", "exec", netns, "etcdctl", "--endpoints", `http://${this.opts.host}:${this.opts.port}`, "--dial-timeout", "500ms", "endpoint", "health"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ETCDCTL_API: "3" } });
+      let out = "";
+      p.stdout.on("data", (d) => (out += d));
+      p.stderr.on("data", (d) => (out += d));
+      // With authentication on, a probe without a user is refused, by an etcd that answers.
+      p.on("close", (code) => resolve(code === 0 || /user name is empty/.test(out)));
     });
   }
 

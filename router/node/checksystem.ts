@@ -9,7 +9,7 @@ import { native } from "../native/index.js";
 import * as kernel from "../native/iproute.js";
 import { command } from "../native/command.js";
 import { TSO_OFFLOAD, VXLAN_PORT } from "../dataplane/dataplane.js";
-import { defaultDatastore, openDatastore, unreachable, type Datastore } from "../store/store.js";
+import { datastoreReason, defaultDatastore, openDatastore, type Datastore } from "../store/store.js";
 import { Resources } from "../resources/client.js";
 import type { BGPConfiguration } from "../resources/kinds.js";
 import { bgpSettings, DEFAULT_BGP_PORT } from "../bgp/peers.js";
@@ -82,7 +82,7 @@ async function datastoreCheck(url: string): Promise<{ check: Check; bgpPort: num
     const port = bgpSettings(await Promise.race([answer, timeout]), process.env.NODENAME || os.hostname().toLowerCase()).listenPort;
     return { check: { what, result: "OK", detail: `${url} answered; BGP on TCP ${port}${port !== DEFAULT_BGP_PORT ? " (BGPConfiguration listenPort)" : ""}` }, bgpPort: port };
   } catch (err) {
-    return { check: { what, result: "WARN", detail: `${url}: ${unreachable(err) ?? (err as Error).message} (a node waits for it; static nodes need none); BGP checked on TCP ${DEFAULT_BGP_PORT}` }, bgpPort: DEFAULT_BGP_PORT };
+    return { check: { what, result: "WARN", detail: `${url}: ${datastoreReason(err)} (a node waits for it; static nodes need none); BGP checked on TCP ${DEFAULT_BGP_PORT}` }, bgpPort: DEFAULT_BGP_PORT };
   } finally {
     clearTimeout(timer);
     await store?.close().catch(() => {});

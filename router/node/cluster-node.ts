@@ -12,7 +12,7 @@ import * as kernel from "../native/iproute.js";
 import { DEFAULT_TUNNEL_MARK } from "../native/nft.js";
 import { controlSocketFree, controlSocketPath, startControlServer } from "../control/server.js";
 import { HttpListeners, type HttpEndpoints } from "../control/http.js";
-import { openDatastore, unreachable, unreadableRecords, ConflictError, type Datastore, type Watch } from "../store/store.js";
+import { datastoreReason, misconfigured, openDatastore, unreachable, unreadableRecords, WEFT_PREFIX, ConflictError, type Datastore, type Watch } from "../store/store.js";
 import { resourceKey, Resources, UnreadableRecordError } from "../resources/client.js";
 import { nodeName } from "../resources/validate.js";
 import { selectorOrError, SelectorError } from "../resources/selector.js";
@@ -117,10 +117,11 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
       await res.list("IPPool");
       break;
     } catch (err) {
+      // Certificates, users and roles do not fix themselves: say so and stop.
+      const bad = misconfigured(err);
+      if (bad) throw new ConfigError(`--datastore ${opts.datastore}: ${bad}`);
       const why = unreachable(err);
       if (!why) throw err;
-      // Certificates do not fix themselves: say so and stop.
-      if (why.startsWith("TLS:")) throw new ConfigError(`--datastore ${opts.datastore}: ${why}`);
       log.warn({ datastore: opts.datastore, reason: why, retryInMs: delay }, "the datastore does not answer yet; waiting for it");
       await new Promise((r) => setTimeout(r, delay));
     }
@@ -224,6 +225,8 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   let revision = 0;
   let watch: Watch | undefined;
   let healthy = true;
+  // Why the datastore was last away: said by `weft node status` while it is.
+  let problem = { reason: "", refused: false };
   let pending: NodeJS.Timeout | undefined;
   let running = Promise.resolve();
   let lastSync = "";
@@ -443,8 +446,12 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   const lost = (err: Error) => {
     // A watch that fell behind the history (etcd compacted it; SQLite's log moved on) is no outage: read everything again.
     if (healthy && /fell behind/.test(err.message)) log.info({ datastore: store.description, err: err.message }, "the watch fell behind the datastore's history: reading everything again");
-    else if (healthy) log.warn({ datastore: store.description, err: unreachable(err) ?? err.message }, "datastore unreachable; forwarding continues with the last state, BGP's routes are still applied, reconnecting");
+    else if (healthy) log.warn({ datastore: store.description, err: datastoreReason(err) }, "datastore unreachable; forwarding continues with the last state, BGP's routes are still applied, reconnecting");
+    const was = healthy ? undefined : problem.reason;
     healthy = false;
+    problem = { reason: datastoreReason(err), refused: misconfigured(err) !== undefined };
+    // A refusal (a user, a role, a certificate) is what an operator must fix: said once it is known.
+    if (problem.refused && problem.reason !== was) log.warn({ datastore: store.description, err: problem.reason }, "the datastore refuses this node; it keeps asking (forwarding continues with the last state)");
     stale = true;
     watch?.stop();
     watch = undefined;
@@ -459,6 +466,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
         (e: Error) => {
           probe = undefined;
           backoff = Math.min(backoff * 2, 5000);
+          log.debug({ datastore: store.description, err: datastoreReason(e), retryInMs: backoff }, "the datastore does not answer yet");
           lost(e);
         },
       );
@@ -467,7 +475,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   const ensureWatch = () => {
     if (watch) return;
     watch = store.watch(
-      "/weft/",
+      WEFT_PREFIX,
       revision,
       () => {
         stale = true;
@@ -526,7 +534,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   const started = new Date().toISOString();
   const server = await startControlServer(control, {
     bgp: () => bgpStatus(speaker, startedAt),
-    status: () => ({ name, address: cidr, addressFrom: how, mode: "datastore", backend, datastore: { url: store.description, reachable: healthy, revision }, applyError: applyFailure || null, unreadableRecords: Object.fromEntries(unreadableRecords), peerProblems, routes: base.owner.routeCounts, ipam: ipamUsage, tunnel: { device: tunnelDevice, mtu: base.owner.tunnelMTU, address: tunnelAddr, vtepMAC: mac }, ...base.dp.settings(), uplink: { device: uplink, mtu: link.mtu }, pathMTUs: base.dp.pathMtus(), started, counters: base.fp.counters() }),
+    status: () => ({ name, address: cidr, addressFrom: how, mode: "datastore", backend, datastore: { url: store.description, reachable: healthy, revision, ...(healthy ? {} : problem) }, applyError: applyFailure || null, unreadableRecords: Object.fromEntries(unreadableRecords), peerProblems, routes: base.owner.routeCounts, ipam: ipamUsage, tunnel: { device: tunnelDevice, mtu: base.owner.tunnelMTU, address: tunnelAddr, vtepMAC: mac }, ...base.dp.settings(), uplink: { device: uplink, mtu: link.mtu }, pathMTUs: base.dp.pathMtus(), started, counters: base.fp.counters() }),
     routes: () => ({
       fastPath: fastRoutes(base.fp, backend === "bgp" ? "bgp" : "datastore"),
       bgp: speaker?.rib.bestPaths().map((p) => ({ ...pathView(p), stale: p.stale ?? false })) ?? [],
@@ -576,7 +584,7 @@ export function compactHistory(store: Pick<Datastore, "compact" | "description">
         (said ? log.debug : log.info).call(log, { datastore: store.description, revision: to, periodS }, "compacted etcd's history up to the revision read one period ago (as Calico's kube-controllers does; COMPACTION_PERIOD=0 turns it off)");
         said = true;
       },
-      (err: Error) => log.warn({ datastore: store.description, revision: to, err: unreachable(err) ?? err.message }, "could not compact etcd's history; trying again next period"),
+      (err: Error) => log.warn({ datastore: store.description, revision: to, err: datastoreReason(err) }, "could not compact etcd's history; trying again next period"),
     );
   }, periodS * 1000 * (0.9 + 0.2 * Math.random()));
   timer.unref();

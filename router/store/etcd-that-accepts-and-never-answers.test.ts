@@ -3,8 +3,10 @@
 // connection is never taken (packets dropped: a partitioned member): weft commands and
 // weft-cni give up after the calls' deadlines, saying so, and exit at once, instead of
 // waiting for good (the first) or ~130 s more for the kernel's connect timeout (the second).
+// And a server that answers, but is not etcd: said so, at once.
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
+import { createServer as createHttp2Server, type Http2Server } from "node:http2";
 import { createServer, type Server, type Socket } from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -50,6 +52,30 @@ describe("an etcd whose connections are never taken (SYNs dropped, as for a part
 
   it("weft get and weft-cni DEL fail after the deadlines and exit then, not at the kernel's connect timeout", async () => {
     await Promise.all([expectGetFails(url), expectDelTryAgain(url)]);
+  });
+});
+
+describe("a server that is not etcd (HTTP/2 answering 404, as a web or API server on that port)", () => {
+  let server: Http2Server;
+  let url = "";
+  beforeAll(async () => {
+    server = createHttp2Server((_req, res) => {
+      res.writeHead(404);
+      res.end();
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    url = `etcd://127.0.0.1:${(server.address() as { port: number }).port}`;
+  });
+  afterAll(() => void server.close());
+
+  it("weft get: exit 1 at once, saying the server is not etcd (it printed gRPC's 12 UNIMPLEMENTED)", async () => {
+    const t0 = Date.now();
+    const r = await new Promise<{ code: number; stderr: string }>((resolve) =>
+      execFile(process.execPath, [CLI, "get", "ippool", "--datastore", url], { timeout: 30_000 }, (err, _out, stderr) => resolve({ code: err ? Number(err.code) : 0, stderr })),
+    );
+    console.log(`[etcd-silent] weft get from an HTTP/2 server: exit ${r.code} after ${Date.now() - t0} ms: ${r.stderr.trim()}`);
+    expect(r.stderr.trim()).toBe(`weft: datastore ${url}: the server there is not etcd (it answered etcd's calls with HTTP 404)`);
+    expect(r.code).toBe(1);
   });
 });
 

@@ -1,5 +1,6 @@
 // etcd v3 as the datastore, for clusters of many machines.
-import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen } from "cockatiel";
+import { AsyncLocalStorage } from "node:async_hooks";
+import { BrokenCircuitError, type IDefaultPolicyContext, type IPolicy } from "cockatiel";
 import { Etcd3, isRecoverableError, type IKeyValue, type Watcher } from "etcd3";
 import { CALL_DEADLINE_MS, ConflictError, NotFoundError, type Datastore, type KV, type Op, type Watch, type WatchEvent } from "./store.js";
 
@@ -16,6 +17,72 @@ process.on("warning", (w: Error & { code?: string }) => {
 const KEEPALIVE_MS = 10_000;
 const KEEPALIVE_TIMEOUT_MS = 5000;
 
+/**
+ * Which etcd members a call may go to: after `threshold` failures in a row a member is
+ * left alone for a while (doubling from `initialMs` to `maxMs` while it keeps failing),
+ * then one call tries it, and calls meanwhile wait for that trial's outcome, as with
+ * cockatiel's circuit breaker, which this replaces for one reason: the etcd client signs
+ * in again *inside* a call when etcd no longer knows its token (etcd forgets them all
+ * when it restarts, with authentication on), so a trial that met that made a call that
+ * waited for the trial, which waited for it: every call to the member then hung for
+ * good. Here a call made inside the trial is part of it, and goes through.
+ */
+export class MemberBreaker {
+  private failures = 0;
+  private openedAt = 0;
+  private backoffMs: number;
+  private trial?: { done: Promise<unknown> };
+  // Which trial a call is made inside of: a call inside the running one goes through.
+  // (Callbacks made inside a trial keep its mark after it ends: then it no longer counts.)
+  private readonly inTrial = new AsyncLocalStorage<{ done: Promise<unknown> }>();
+  constructor(
+    private readonly threshold: number,
+    private readonly initialMs: number,
+    private readonly maxMs: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.backoffMs = initialMs;
+  }
+
+  async execute<T>(fn: (context: IDefaultPolicyContext) => PromiseLike<T> | T): Promise<T> {
+    for (;;) {
+      if (this.failures < this.threshold || (this.trial && this.inTrial.getStore() === this.trial)) return this.call(fn, false);
+      if (this.trial) {
+        await this.trial.done.catch(() => undefined);
+        continue;
+      }
+      if (this.now() - this.openedAt < this.backoffMs) throw new BrokenCircuitError();
+      const trial = { done: Promise.resolve() as Promise<unknown> };
+      this.trial = trial;
+      try {
+        const done = this.inTrial.run(trial, () => this.call(fn, true));
+        trial.done = done;
+        return await done;
+      } finally {
+        this.trial = undefined;
+      }
+    }
+  }
+
+  private async call<T>(fn: (context: IDefaultPolicyContext) => PromiseLike<T> | T, trial: boolean): Promise<T> {
+    try {
+      const result = await fn({ signal: new AbortController().signal });
+      this.failures = 0;
+      this.backoffMs = this.initialMs;
+      return result;
+    } catch (err) {
+      if (isRecoverableError(err as Error)) {
+        this.failures += 1;
+        // The pause starts when the member fails its threshold or a trial; calls that
+        // were under way then and fail later do not put it off.
+        if (trial) this.backoffMs = Math.min(this.backoffMs * 2, this.maxMs);
+        if (trial || this.failures === this.threshold) this.openedAt = this.now();
+      }
+      throw err;
+    }
+  }
+}
+
 const toKV = (kv: IKeyValue): KV => ({ key: kv.key.toString(), value: kv.value.toString(), modRevision: Number(kv.mod_revision) });
 
 export class EtcdStore implements Datastore {
@@ -24,13 +91,18 @@ export class EtcdStore implements Datastore {
     readonly description: string,
   ) {}
 
-  /** tls: etcd over TLS (etcds://), with a CA to trust and a client certificate if given. */
-  static async open(hosts: string[], tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer }): Promise<EtcdStore> {
+  /**
+   * tls: etcd over TLS (etcds://), with a CA to trust and a client certificate if given.
+   * user: an etcd user, for etcd with authentication on; the client asks for a token
+   * with it and asks again when etcd says a token is no longer valid.
+   */
+  static async open(hosts: string[], tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer }, user?: { username: string; password: string }): Promise<EtcdStore> {
     // No CA file: the system's roots (an https:// host with no credentials gets them).
     const credentials = tls && (tls.ca || tls.cert) ? ({ rootCertificate: tls.ca, certChain: tls.cert, privateKey: tls.key } as { rootCertificate: Buffer }) : undefined;
     const client = new Etcd3({
       hosts: hosts.map((h) => `${tls ? "https" : "http"}://${h}`),
       credentials,
+      ...(user ? { auth: user } : {}),
       dialTimeout: 3000,
       // Every call but a watch has a deadline: a partitioned etcd (packets dropped, no
       // refusal) otherwise held a read for good, and with it a node's syncs and a CLI
@@ -41,8 +113,9 @@ export class EtcdStore implements Datastore {
       // Several members: the client picks one at random per call, and a call to a member
       // cut off waits out the deadline before another is tried. After one such failure
       // the member is left alone (5 s, doubling to 30 s while it keeps failing), so it
-      // costs a process one call, not one call in three (3 in a row, the default).
-      ...(hosts.length > 1 ? { faultHandling: { host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: new ExponentialBackoff({ initialDelay: 5000, maxDelay: 30_000 }), breaker: new ConsecutiveBreaker(1) }) } } : {}),
+      // costs a process one call, not one call in three. One member: left alone 5 s
+      // after three failures in a row, as the client's own default.
+      faultHandling: { host: () => (hosts.length > 1 ? new MemberBreaker(1, 5000, 30_000) : new MemberBreaker(3, 5000, 5000)) as unknown as IPolicy<IDefaultPolicyContext> },
     });
     return new EtcdStore(client, `${tls ? "etcds" : "etcd"}://${hosts.join(",")}`);
   }

@@ -2,9 +2,8 @@
 // and IPAM blocks; ones weft cannot read too), to back a datastore up or move it, e.g.
 // from one host's SQLite file to etcd. Import fills an empty datastore only, so nothing
 // in it is overwritten; one an interrupted import of the same file left is completed.
-import type { Datastore } from "./store.js";
+import { WEFT_PREFIX, type Datastore } from "./store.js";
 
-export const WEFT_PREFIX = "/weft/";
 export const EXPORT_FORMAT = "weft-datastore-export/1";
 /** Records per import transaction, and bytes: within etcd's defaults (128 operations, 1.5 MiB requests). */
 const BATCH_RECORDS = 64;

@@ -93,13 +93,38 @@ export class NotFoundError extends Error {
 
 export class DatastoreURLError extends Error {}
 
-/**
- * If err says the datastore did not answer (etcd's client reports that as gRPC status
- * 14 with a long text), the short reason, e.g. "connect ECONNREFUSED 10.0.0.1:2379".
- */
 /** How long an etcd read or write waits for an answer before it fails (Calico's client: 10 s). */
 export const CALL_DEADLINE_MS = 5000;
 
+/** Where weft keeps its records in etcd (what a role for weft must be granted). */
+export const WEFT_PREFIX = "/weft/";
+
+const lastError = (message: string) => /Last error: (?:Error: )?([\s\S]*?)\.?\s*(?:\(\d{4}-\d\d-\d\dT[^)]*\)\.?\s*)?(?:Resolution note|$)/.exec(message)?.[1]?.trim();
+
+/**
+ * If err is one that waiting does not fix, only configuration (TLS, etcd's users and
+ * roles, a server that is not etcd), what to fix, said in terms of what to set.
+ */
+export function misconfigured(err: unknown): string | undefined {
+  const message = (err as { message?: string })?.message ?? "";
+  if (/etcdserver: user name is empty/.test(message)) return "etcd has authentication on: give weft an etcd user (ETCD_USERNAME and ETCD_PASSWORD), or a client certificate whose common name is one";
+  if (/etcdserver: authentication failed, invalid user ID or password/.test(message)) return "etcd refused the user name or password (ETCD_USERNAME, ETCD_PASSWORD)";
+  if (/etcdserver: authentication is not enabled/.test(message)) return "an etcd user is set (ETCD_USERNAME), but etcd has authentication off: unset it, or turn etcd's authentication on";
+  if (/etcdserver: permission denied/.test(message)) return `etcd's user for weft may not read or write weft's records: grant its role readwrite on the prefix ${WEFT_PREFIX} (etcdctl role grant-permission ROLE --prefix=true readwrite ${WEFT_PREFIX})`;
+  const http = /^12 UNIMPLEMENTED: Received HTTP status code (\d+)/.exec(message);
+  if (http) return `the server there is not etcd (it answered etcd's calls with HTTP ${http[1]})`;
+  const last = /^14 UNAVAILABLE/.test(message) ? lastError(message) : undefined;
+  if (last && /alert bad certificate|alert certificate required|SSL alert number (42|116)/.test(last)) return "TLS: etcd refused the connection without an accepted client certificate (ETCD_CERT_FILE, ETCD_KEY_FILE)";
+  if (last && /unable to verify|self.signed certificate|unable to get local issuer/.test(last)) return `TLS: etcd's certificate is not signed by a CA we trust (ETCD_CA_CERT_FILE): ${last}`;
+  if (last && /wrong version number|packet length too long/.test(last)) return "TLS: the server does not speak TLS there (etcd:// instead of etcds://?)";
+  return undefined;
+}
+
+/**
+ * If err says the datastore did not answer (etcd's client reports that as gRPC status
+ * 14 with a long text), the short reason, e.g. "connect ECONNREFUSED 10.0.0.1:2379".
+ * Errors that configuration must fix are misconfigured()'s, not this.
+ */
 export function unreachable(err: unknown): string | undefined {
   const e = err as { code?: unknown; message?: string; isBrokenCircuitError?: boolean };
   // After repeated failures the client stops trying a host for a few seconds.
@@ -107,12 +132,13 @@ export function unreachable(err: unknown): string | undefined {
   // Packets dropped on the way (a partition, a firewall): no refusal, no answer.
   if (e?.code === 4 || /^4 DEADLINE_EXCEEDED/.test(e?.message ?? "")) return `no answer within ${CALL_DEADLINE_MS / 1000} s`;
   if (e?.code !== 14 && !/^14 UNAVAILABLE/.test(e?.message ?? "")) return undefined;
-  const last = /Last error: (?:Error: )?([\s\S]*?)\.?\s*(?:\(\d{4}-\d\d-\d\dT[^)]*\)\.?\s*)?(?:Resolution note|$)/.exec(e.message ?? "")?.[1]?.trim();
-  // TLS failures, said in terms of what to set.
-  if (last && /alert bad certificate|alert certificate required|SSL alert number (42|116)/.test(last)) return "TLS: etcd refused the connection without an accepted client certificate (ETCD_CERT_FILE, ETCD_KEY_FILE)";
-  if (last && /unable to verify|self.signed certificate|unable to get local issuer/.test(last)) return `TLS: etcd's certificate is not signed by a CA we trust (ETCD_CA_CERT_FILE): ${last}`;
-  if (last && /wrong version number|packet length too long/.test(last)) return "TLS: the server does not speak TLS there (etcd:// instead of etcds://?)";
-  return last?.split("\n")[0] || "no connection";
+  if (misconfigured(err)) return undefined;
+  return lastError(e.message ?? "")?.split("\n")[0] || "no connection";
+}
+
+/** A datastore error said as briefly as is true: what to fix, else why it did not answer, else its own message. */
+export function datastoreReason(err: unknown): string {
+  return misconfigured(err) ?? unreachable(err) ?? (err as Error)?.message ?? String(err);
 }
 
 export async function create(store: Datastore, key: string, value: string): Promise<number> {
@@ -126,7 +152,7 @@ export async function update(store: Datastore, key: string, value: string, modRe
 export const DEFAULT_DATASTORE = "sqlite:/var/lib/weft/weft.db";
 
 /** What --datastore takes, for the CLI's help. */
-export const DATASTORE_HELP = `sqlite:PATH, etcd://HOST:PORT[,HOST:PORT] or etcds://... (TLS: ETCD_CA_CERT_FILE, ETCD_CERT_FILE, ETCD_KEY_FILE) (env WEFT_DATASTORE, or Calico's ETCD_ENDPOINTS; default ${DEFAULT_DATASTORE})`;
+export const DATASTORE_HELP = `sqlite:PATH, etcd://HOST:PORT[,HOST:PORT] or etcds://... (TLS: ETCD_CA_CERT_FILE, ETCD_CERT_FILE, ETCD_KEY_FILE; an etcd user: ETCD_USERNAME, ETCD_PASSWORD) (env WEFT_DATASTORE, or Calico's ETCD_ENDPOINTS; default ${DEFAULT_DATASTORE})`;
 
 /** Calico's etcd endpoints ("https://10.0.0.1:2379,https://10.0.0.2:2379") as a datastore URL. */
 export function etcdEndpointsURL(endpoints: string): string {
@@ -159,6 +185,25 @@ export function etcdTLSFromEnv(env: NodeJS.ProcessEnv = process.env): EtcdTLSFil
   return { ca: env[ETCD_TLS_ENV.ca] || undefined, cert: env[ETCD_TLS_ENV.cert] || undefined, key: env[ETCD_TLS_ENV.key] || undefined };
 }
 
+/** An etcd user, for etcd with authentication on (Calico's ETCD_USERNAME and ETCD_PASSWORD). */
+export interface EtcdUser {
+  username?: string;
+  password?: string;
+}
+
+export const ETCD_USER_ENV = { username: "ETCD_USERNAME", password: "ETCD_PASSWORD" } as const;
+
+export function etcdUserFromEnv(env: NodeJS.ProcessEnv = process.env): EtcdUser {
+  return { username: env[ETCD_USER_ENV.username] || undefined, password: env[ETCD_USER_ENV.password] || undefined };
+}
+
+/** The user, if one is given; a name without a password (or the reverse) is a mistake, said. */
+function checkUser(user: EtcdUser): { username: string; password: string } | undefined {
+  if (!user.username && !user.password) return undefined;
+  if (!user.username || !user.password) throw new DatastoreURLError(`etcd: ${ETCD_USER_ENV.username} and ${ETCD_USER_ENV.password} go together (an etcd user and its password)`);
+  return { username: user.username, password: user.password };
+}
+
 /** Reads the certificate files, naming the one that cannot be read. */
 function readTLS(files: EtcdTLSFiles): { ca?: Buffer; cert?: Buffer; key?: Buffer } {
   if (!files.cert !== !files.key) throw new DatastoreURLError(`etcds: ${ETCD_TLS_ENV.cert} and ${ETCD_TLS_ENV.key} go together (a client certificate and its key)`);
@@ -177,11 +222,12 @@ function readTLS(files: EtcdTLSFiles): { ca?: Buffer; cert?: Buffer; key?: Buffe
 
 /**
  * Opens sqlite:PATH, etcd://HOST:PORT[,HOST:PORT] or etcds://... (TLS; certificates
- * from opts.tls, else the ETCD_*_FILE variables). A missing SQLite file is created,
+ * from opts.tls, else the ETCD_*_FILE variables; an etcd user from opts.user, else
+ * ETCD_USERNAME and ETCD_PASSWORD). A missing SQLite file is created,
  * unless create is false (commands that only read or remove: a mistyped path then
  * says so instead of showing an empty datastore and leaving a new file behind).
  */
-export async function openDatastore(url: string, opts: { create?: boolean; tls?: EtcdTLSFiles } = {}): Promise<Datastore> {
+export async function openDatastore(url: string, opts: { create?: boolean; tls?: EtcdTLSFiles; user?: EtcdUser } = {}): Promise<Datastore> {
   if (url.startsWith("sqlite:")) {
     const path = url.slice("sqlite:".length);
     if (!path) throw new DatastoreURLError(`datastore "${url}": give a file, e.g. ${DEFAULT_DATASTORE}`);
@@ -198,8 +244,9 @@ export async function openDatastore(url: string, opts: { create?: boolean; tls?:
       throw new DatastoreURLError(`datastore "${url}": expected ${m[1]}://HOST:PORT[,HOST:PORT]`);
     }
     const tls = m[1] === "etcds" ? readTLS(opts.tls ?? etcdTLSFromEnv()) : undefined;
+    const user = checkUser(opts.user ?? etcdUserFromEnv());
     const { EtcdStore } = await import("./etcd.js");
-    return EtcdStore.open(hosts, tls);
+    return EtcdStore.open(hosts, tls, user);
   }
   throw new DatastoreURLError(`datastore "${url}": unknown kind; use sqlite:PATH, etcd://HOST:PORT[,HOST:PORT] or etcds:// (TLS)`);
 }

@@ -3,16 +3,16 @@
 // before and after, the export file is readable by its owner only, a second import
 // changes nothing, and an etcd that already holds other weft records is refused.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { requireRoot } from "./helpers.js";
 import { EtcdServer } from "../router/lab/etcd.js";
 import { projectRoot } from "../router/native/index.js";
+import { tempDir } from "../router/temp-dir.test-helper.js";
 
 const cli = path.join(projectRoot(), "dist", "router", "cli", "main.js");
-const dir = mkdtempSync(path.join(tmpdir(), "weft-tmove-"));
+const dir = tempDir("tmove");
 const etcd = new EtcdServer({ dir: path.join(dir, "etcd"), host: "127.0.0.1", port: 23820 });
 const sqlite = `sqlite:${path.join(dir, "weft.db")}`;
 const weft = (args: string[], datastore: string) => {

@@ -1,13 +1,12 @@
 // The datastore contract against a real etcd (Debian's etcd-server).
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { datastoreContract } from "../router/store/datastore-contract.test-helper.js";
 import { openDatastore } from "../router/store/store.js";
 import { EtcdServer } from "../router/lab/etcd.js";
+import { tempDir } from "../router/temp-dir.test-helper.js";
 
-const etcd = new EtcdServer({ dir: mkdtempSync(path.join(tmpdir(), "weft-etcd-")), host: "127.0.0.1", port: 23790 });
+const etcd = new EtcdServer({ dir: tempDir("etcd"), host: "127.0.0.1", port: 23790 });
 beforeAll(() => etcd.start(), 30_000);
 afterAll(() => etcd.stop());
 

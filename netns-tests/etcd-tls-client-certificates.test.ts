@@ -3,14 +3,14 @@
 // and ETCD_KEY_FILE; without a client certificate, or with a file that is not there,
 // they say so in one line.
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EtcdServer } from "../router/lab/etcd.js";
 import { projectRoot } from "../router/native/index.js";
+import { tempDir } from "../router/temp-dir.test-helper.js";
 
-const dir = mkdtempSync(path.join(tmpdir(), "weft-etcd-tls-"));
+const dir = tempDir("etcd-tls");
 const f = (name: string) => path.join(dir, name);
 
 /** A CA, a server certificate for 127.0.0.1 and a client certificate, all from openssl. */

@@ -1,14 +1,13 @@
 // 50+ concurrent IPAM assignments from 4 node processes against one store, SQLite
 // and etcd: no address or block is given twice, and all are released after.
 import { spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EtcdServer } from "../router/lab/etcd.js";
 import { projectRoot } from "../router/native/index.js";
 import { openDatastore } from "../router/store/store.js";
 import { ipamFor } from "../router/ipam/ipam.js";
+import { tempDir } from "../router/temp-dir.test-helper.js";
 
 const cli = () => path.join(projectRoot(), "dist", "router", "cli", "main.js");
 
@@ -56,7 +55,7 @@ function concurrentAssignments(name: string, url: () => string): void {
 }
 
 describe("IPAM under concurrency", () => {
-  const dir = mkdtempSync(path.join(tmpdir(), "weft-ipam-conc-"));
+  const dir = tempDir("ipam-conc");
   const etcd = new EtcdServer({ dir: path.join(dir, "etcd"), host: "127.0.0.1", port: 23800 });
   beforeAll(() => etcd.start(), 30_000);
   afterAll(() => etcd.stop());

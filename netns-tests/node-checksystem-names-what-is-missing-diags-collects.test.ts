@@ -14,11 +14,12 @@ import { removeNamespace, requireRoot, waitFor } from "./helpers.js";
 import { projectRoot } from "../router/native/index.js";
 import { controlGet } from "../router/control/client.js";
 import type { Check } from "../router/node/checksystem.js";
+import { tempDir } from "../router/temp-dir.test-helper.js";
 
 const run = promisify(execFile);
 const NS = "tck-host";
 const cli = path.join(projectRoot(), "dist", "router", "cli", "main.js");
-const dir = mkdtempSync(path.join(tmpdir(), "weft-tck-"));
+const dir = tempDir("tck");
 
 /** checksystem in the namespace (as another user with asUser): exit code, text, checks by name. */
 async function checksystem(asUser?: number, datastore = `sqlite:${path.join(dir, "none.db")}`): Promise<{ code: number; text: string; checks: Record<string, Check> }> {

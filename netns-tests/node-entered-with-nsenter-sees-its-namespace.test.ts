@@ -4,16 +4,16 @@
 // reads interfaces through the kernel instead: the node finds its uplink, its MTU and
 // its TUN as the namespace has them. (It used to refuse: "up0 does not exist".)
 import { spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { hostNamespace, removeNamespace, weftIn, weftRoutesIn } from "./helpers.js";
 import { projectRoot } from "../router/native/index.js";
+import { tempDir } from "../router/temp-dir.test-helper.js";
 
 describe("a node entered with a bare nsenter", () => {
   const ns = "tnse-host";
-  const dir = mkdtempSync(path.join(tmpdir(), "weft-nsenter-"));
+  const dir = tempDir("nsenter");
   afterAll(async () => {
     await weftIn(ns, ["node", "reset"]);
     await removeNamespace(ns);

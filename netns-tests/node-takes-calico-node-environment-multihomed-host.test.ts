@@ -5,18 +5,18 @@
 // backend, AS the Node's AS number, CALICO_IPV4POOL_* the pool created on first start.
 // A value that cannot work stops the node before it touches the host, saying why.
 import { execFile, spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { removeNamespace, requireRoot, waitFor, weftRoutesIn } from "./helpers.js";
 import { projectRoot } from "../router/native/index.js";
 import { controlGet } from "../router/control/client.js";
+import { tempDir } from "../router/temp-dir.test-helper.js";
 
 const run = promisify(execFile);
 const NS = "tad-host";
-const dir = mkdtempSync(path.join(tmpdir(), "weft-tad-"));
+const dir = tempDir("tad");
 const cli = path.join(projectRoot(), "dist", "router", "cli", "main.js");
 let runs = 0;
 

@@ -2,18 +2,18 @@
 // that says why, before it touches the TUN or any route: the first node keeps its
 // tunnel, its routes and its control socket.
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hostNamespace, removeNamespace, weftIn, weftRoutesIn } from "./helpers.js";
 import { projectRoot } from "../router/native/index.js";
 import { controlGet } from "../router/control/client.js";
+import { tempDir } from "../router/temp-dir.test-helper.js";
 
 const run = promisify(execFile);
 const NS = "tsn-host";
-const dir = mkdtempSync(path.join(tmpdir(), "weft-tsn-"));
+const dir = tempDir("tsn");
 const cli = path.join(projectRoot(), "dist", "router", "cli", "main.js");
 const sock = path.join(dir, "first.sock");
 

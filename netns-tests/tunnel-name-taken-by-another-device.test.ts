@@ -2,16 +2,16 @@
 // node refuses to start, says what is in the way and how to clear it, and programs
 // no route.
 import { execFile } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hostNamespace, removeNamespace, weftIn, weftRoutesIn } from "./helpers.js";
+import { tempDir } from "../router/temp-dir.test-helper.js";
 
 const run = promisify(execFile);
 const NS = "ttk-host";
-const dir = mkdtempSync(path.join(tmpdir(), "weft-ttk-"));
+const dir = tempDir("ttk");
 const config = path.join(dir, "node.yaml");
 const start = () => weftIn(NS, ["node", "run", "--config", config, "--control", path.join(dir, "n.sock")]);
 const weftRoutes = () => weftRoutesIn(NS);

@@ -1,13 +1,13 @@
 // The weft command with bad arguments: exit 2, one line naming the option and what was
 // given, and nothing started or created. Runs the built command (npm test builds first).
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { CLI, runWeft } from "./built-command.test-helper.js";
 import { interfaceName, markMaskBit, wholeNumber } from "./args.js";
 import { openDatastore } from "../store/store.js";
+import { tempDir } from "../temp-dir.test-helper.js";
 
 const weft = runWeft;
 
@@ -34,7 +34,7 @@ describe("whole-number and interface-name options", () => {
 });
 
 describe("weft with bad arguments", () => {
-  const dir = mkdtempSync(path.join(tmpdir(), "weft-args-"));
+  const dir = tempDir("args");
   writeFileSync(path.join(dir, "unmasked.json"), '{"apiVersion":"projectcalico.org/v3","kind":"IPPool","metadata":{"name":"p"},"spec":{"cidr":"10.1.0.1/16"}}');
   const cases: Array<[string[], RegExp]> = [
     [["bench", "bgp", "--nodes", "abc"], /--nodes must be a whole number from 1 to 200, not "abc"/],
@@ -211,8 +211,8 @@ describe("weft with bad arguments", () => {
 });
 
 describe("a datastore record weft did not write", () => {
+  const dir = tempDir("records");
   it("get lists the rest with a note naming it, get of it is one error line, apply replaces it, delete removes it", async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), "weft-records-"));
     const ds = ["--datastore", `sqlite:${dir}/w.db`];
     const poolDoc = (name: string, cidr: string) => `{"apiVersion":"projectcalico.org/v3","kind":"IPPool","metadata":{"name":"${name}"},"spec":{"cidr":"${cidr}"}}`;
     writeFileSync(path.join(dir, "good.json"), poolDoc("good", "10.9.0.0/16"));

@@ -1,9 +1,8 @@
 // The built weft command, run as a user runs it, for the CLI tests (npm test builds first).
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { projectRoot } from "../native/index.js";
+import { tempDir } from "../temp-dir.test-helper.js";
 
 export const CLI = path.join(projectRoot(), "dist", "router", "cli", "main.js");
 
@@ -18,7 +17,7 @@ export function runWeft(args: string[]): SpawnSyncReturns<string> {
  * command said. useDatastore switches to another file in the directory.
  */
 export function weftWithDatastore(tag: string, opts: { quiet?: boolean } = {}) {
-  const dir = mkdtempSync(path.join(tmpdir(), `weft-${tag}-`));
+  const dir = tempDir(tag);
   let ds = ["--datastore", `sqlite:${dir}/w.db`];
   const weft = (args: string[]) => {
     const r = runWeft([...args, ...ds]);

@@ -4,15 +4,14 @@
 // result, or exit 1 with one JSON error whose code is the spec's (or weft's 100+), and
 // never a stack trace. Runs the built plugin.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { projectRoot } from "../native/index.js";
+import { tempDir } from "../temp-dir.test-helper.js";
 
 const plugin = path.join(projectRoot(), "dist", "router", "cni", "main.js");
-const dir = mkdtempSync(path.join(tmpdir(), "weft-cni-fuzz-"));
+const dir = tempDir("cni-fuzz");
 const SPEC_CODES = [1, 2, 3, 4, 5, 6, 7, 11, 50, 100, 101, 102];
 const RUNS = 60;
 

@@ -1,5 +1,3 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -8,8 +6,9 @@ import { Resources } from "../resources/client.js";
 import { parseManifests } from "../resources/manifest.js";
 import type { IPPool } from "../resources/kinds.js";
 import { blockKey, candidateBlocks, configureIPAM, IPAM, IPAMError, ipamFor, nodeBlockUsage, readIPAMConfig } from "./ipam.js";
+import { tempDir } from "../temp-dir.test-helper.js";
 
-const dir = mkdtempSync(path.join(tmpdir(), "weft-ipam-"));
+const dir = tempDir("ipam");
 let n = 0;
 
 async function setup(poolYaml: string) {

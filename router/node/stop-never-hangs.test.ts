@@ -3,13 +3,13 @@
 // once. Runs untilSignal from the build in a child process, with a stand-in node whose
 // data plane stops at once or never.
 import { spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { projectRoot } from "../native/index.js";
+import { tempDir } from "../temp-dir.test-helper.js";
 
-const dir = mkdtempSync(path.join(tmpdir(), "weft-stop-"));
+const dir = tempDir("stop");
 const script = path.join(dir, "stop.mjs");
 writeFileSync(
   script,

@@ -1,5 +1,4 @@
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
@@ -9,8 +8,9 @@ import { parseManifests, render } from "./manifest.js";
 import { parseSelector } from "./selector.js";
 import { nodeName } from "./validate.js";
 import { nodeTunnelAddress, withTunnelFields, type BGPConfiguration, type IPPool, type NodeResource, type Resource } from "./kinds.js";
+import { tempDir } from "../temp-dir.test-helper.js";
 
-const dir = mkdtempSync(path.join(tmpdir(), "weft-res-"));
+const dir = tempDir("res");
 let n = 0;
 const fresh = async () => new Resources(await openDatastore(`sqlite:${path.join(dir, `r${n++}.db`)}`));
 

@@ -3,8 +3,6 @@
 // cannot read stays as it was); a datastore with other records is refused; an
 // interrupted import completes when run again; a bad file is refused before anything
 // is written. The same against etcd: netns-tests/datastore-moves-from-sqlite-to-etcd.
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -13,8 +11,9 @@ import { Resources } from "../resources/client.js";
 import { parseManifests } from "../resources/manifest.js";
 import { ipamFor } from "../ipam/ipam.js";
 import { EXPORT_FORMAT, ExportFileError, exportDatastore, importDatastore, ImportError, parseExport } from "./migrate.js";
+import { tempDir } from "../temp-dir.test-helper.js";
 
-const dir = mkdtempSync(path.join(tmpdir(), "weft-migrate-"));
+const dir = tempDir("migrate");
 let n = 0;
 const fresh = () => openDatastore(`sqlite:${path.join(dir, `m${n++}.db`)}`);
 

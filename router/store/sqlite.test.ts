@@ -1,12 +1,12 @@
-import { chmodSync, existsSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, existsSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { datastoreContract } from "./datastore-contract.test-helper.js";
 import { defaultDatastore, openDatastore } from "./store.js";
 import { noSpaceHint } from "./sqlite.js";
+import { tempDir } from "../temp-dir.test-helper.js";
 
-const dir = mkdtempSync(path.join(tmpdir(), "weft-store-"));
+const dir = tempDir("store");
 let n = 0;
 datastoreContract("sqlite", () => openDatastore(`sqlite:${path.join(dir, `t${n++}.db`)}`));
 

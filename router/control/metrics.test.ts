@@ -1,6 +1,10 @@
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { COUNTER_NAMES } from "../dataplane/counters.js";
-import { DATAPLANE_FAMILIES, metricsRegistry } from "./server.js";
+import { projectRoot } from "../native/index.js";
+import { DATAPLANE_FAMILIES, EVENT_LOOP_SAMPLE_MS, metricsRegistry } from "./server.js";
 
 describe("Prometheus metrics", () => {
   it("puts every fast-path counter in exactly one family, named for its unit", () => {
@@ -72,5 +76,24 @@ describe("Prometheus metrics", () => {
     expect(await text({ mode: "datastore", datastore, unreadableRecords: {} })).toMatch(/^weft_datastore_unreadable_records\{datastore="sqlite:\/x\.db"\} 0$/m);
     expect(await text({ mode: "datastore", datastore, unreadableRecords: { "/weft/x": "not JSON", "/weft/y": "not the shape weft writes there" } })).toMatch(/^weft_datastore_unreadable_records\{datastore="sqlite:\/x\.db"\} 2$/m);
     expect(await text({ mode: "static" })).not.toMatch(/^weft_datastore_unreadable_records\{/m);
+  });
+});
+
+describe("an idle node's process metrics", () => {
+  it("do not wake the process 100 times a second (prom-client's default event-loop sampling): under 30", async () => {
+    const server = path.join(projectRoot(), "dist", "router", "control", "server.js");
+    const child = spawn(process.execPath, ["--input-type=module", "-e", `const { metricsRegistry } = await import(${JSON.stringify(server)}); metricsRegistry({}, true); console.log("ready"); setInterval(() => {}, 60_000);`], { stdio: ["ignore", "pipe", "inherit"] });
+    try {
+      await new Promise<void>((resolve) => child.stdout.once("data", () => resolve()));
+      const switches = () => Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/task/${child.pid}/status`, "utf8"))![1]);
+      await new Promise((r) => setTimeout(r, 500));
+      const before = switches();
+      await new Promise((r) => setTimeout(r, 2000));
+      const perSecond = (switches() - before) / 2;
+      console.log(`[metrics] an idle process with the node's metrics: its main thread woke ${perSecond} times a second (every ${EVENT_LOOP_SAMPLE_MS} ms sampling the event loop's delay)`);
+      expect(perSecond).toBeLessThan(30);
+    } finally {
+      child.kill();
+    }
   });
 });

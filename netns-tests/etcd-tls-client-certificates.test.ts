@@ -1,7 +1,7 @@
 // etcd over TLS with client certificates, as production Calico clusters run it: the
 // weft command and weft-cni reach it with Calico's ETCD_CA_CERT_FILE, ETCD_CERT_FILE
 // and ETCD_KEY_FILE; without a client certificate, or with a file that is not there,
-// they say so in one line.
+// they say so in one line. With etcd's authentication on, the certificate names the user.
 import { execFileSync, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
@@ -71,5 +71,24 @@ describe("etcd over TLS (etcds://) with client certificates", () => {
     const r = weft(["get", "ippool"], { ...certs, ETCD_CERT_FILE: f("nope.crt") });
     expect(r.stderr.trim()).toBe(`weft: etcds: ETCD_CERT_FILE ${f("nope.crt")} cannot be read (ENOENT)`);
     expect(r.status).toBe(2);
+  });
+
+  // Last: it turns etcd's authentication on.
+  it("with etcd's authentication on, the certificate's common name is the etcd user (Calico's RBAC guide): no ETCD_USERNAME needed; a role without /weft/ is named", () => {
+    const etcdctl = (args: string[]) => execFileSync("etcdctl", ["--endpoints", "https://127.0.0.1:23810", "--cacert", f("ca.crt"), "--cert", f("client.crt"), "--key", f("client.key"), ...args], { stdio: "pipe" });
+    etcdctl(["user", "add", "root", "--new-user-password", "root-secret"]);
+    etcdctl(["user", "grant-role", "root", "root"]);
+    etcdctl(["role", "add", "weft"]);
+    etcdctl(["role", "grant-permission", "weft", "--prefix=true", "readwrite", "/weft/"]);
+    etcdctl(["user", "add", "weft-client", "--no-password"]);
+    etcdctl(["user", "grant-role", "weft-client", "weft"]);
+    etcdctl(["auth", "enable"]);
+    expect(weft(["get", "ippool"], certs).stdout).toMatch(/tls-pool\s+10\.77\.0\.0\/16/);
+    // Now as root (the certificate is weft-client's), take the role's prefix away.
+    execFileSync("etcdctl", ["--endpoints", "https://127.0.0.1:23810", "--cacert", f("ca.crt"), "--cert", f("client.crt"), "--key", f("client.key"), "--user", "root:root-secret", "role", "revoke-permission", "weft", "/weft/", "--prefix=true"], { stdio: "pipe" });
+    const r = weft(["get", "ippool"], certs);
+    console.log(`[etcd-tls] the certificate's user without /weft/: ${r.stderr.trim()}`);
+    expect(r.stderr).toContain("etcd's user for weft may not read or write weft's records: grant its role readwrite on the prefix /weft/");
+    expect(r.status).toBe(1);
   });
 });

@@ -12,6 +12,8 @@ describe("why the datastore did not answer", () => {
   it("a refused connection names the client's last error; a paused client says so; anything else is not an outage", () => {
     expect(unreachable(Object.assign(new Error("14 UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED 10.30.0.1:2379 (2026-11-27T14:00:00.000Z)"), { code: 14 }))).toBe("connect ECONNREFUSED 10.30.0.1:2379");
     expect(unreachable({ isBrokenCircuitError: true })).toBe("the client is pausing after repeated failures");
+    // It said "no connection" for a member's host name that does not resolve.
+    expect(unreachable(Object.assign(new Error("14 UNAVAILABLE: Name resolution failed for target dns:etcd-a.example.invalid:2379"), { code: 14 }))).toBe("the name etcd-a.example.invalid does not resolve");
     expect(unreachable(new Error("mvcc: required revision has been compacted"))).toBeUndefined();
   });
 });

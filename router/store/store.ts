@@ -133,6 +133,9 @@ export function unreachable(err: unknown): string | undefined {
   if (e?.code === 4 || /^4 DEADLINE_EXCEEDED/.test(e?.message ?? "")) return `no answer within ${CALL_DEADLINE_MS / 1000} s`;
   if (e?.code !== 14 && !/^14 UNAVAILABLE/.test(e?.message ?? "")) return undefined;
   if (misconfigured(err)) return undefined;
+  // A member named by a host name that does not resolve (a typo, or DNS away).
+  const name = /Name resolution failed for target dns:(.+):\d+/.exec(e.message ?? "")?.[1];
+  if (name) return `the name ${name} does not resolve`;
   return lastError(e.message ?? "")?.split("\n")[0] || "no connection";
 }
 

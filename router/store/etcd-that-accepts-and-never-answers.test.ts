@@ -36,6 +36,20 @@ describe("an etcd that accepts connections and never answers", () => {
   it("weft-cni DEL: try again later (code 11), naming the datastore, within 30 s", async () => {
     await expectDelTryAgain(url);
   });
+
+  it("with an etcd user, signing in gives each member 2 s, not a call's 5 s: two such members, three tries: ~16 s (it was ~40 s)", async () => {
+    const port = (server.address() as { port: number }).port;
+    const two = `etcd://127.0.0.1:${port},localhost:${port}`;
+    const t0 = Date.now();
+    const r = await new Promise<{ code: number; stderr: string }>((resolve) =>
+      execFile(process.execPath, [CLI, "get", "ippool", "--datastore", two], { timeout: 60_000, env: { PATH: process.env.PATH ?? "", ETCD_USERNAME: "weft", ETCD_PASSWORD: "secret" } }, (err, _out, stderr) => resolve({ code: err ? Number(err.code) : 0, stderr })),
+    );
+    const ms = Date.now() - t0;
+    console.log(`[etcd-silent] weft get as an etcd user, two silent members: exit ${r.code} after ${ms} ms: ${r.stderr.trim()}`);
+    expect(r.stderr).toMatch(/did not answer \(no answer within 2 s\)/);
+    expect(r.code).toBe(1);
+    expect(ms).toBeLessThan(20_000);
+  });
 });
 
 describe("an etcd whose connections are never taken (SYNs dropped, as for a partitioned member)", () => {

@@ -16,6 +16,8 @@ process.on("warning", (w: Error & { code?: string }) => {
 /** A watch's connection is pinged after this long without traffic; no answer in the timeout closes it (Calico's client: 30 s and 10 s). */
 const KEEPALIVE_MS = 10_000;
 const KEEPALIVE_TIMEOUT_MS = 5000;
+/** Signing in to one member waits this long before the next is asked (etcd checks a password in well under 100 ms). */
+export const SIGN_IN_DEADLINE_MS = 2000;
 
 /**
  * Which etcd members a call may go to: after `threshold` failures in a row a member is
@@ -99,10 +101,15 @@ export class EtcdStore implements Datastore {
   static async open(hosts: string[], tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer }, user?: { username: string; password: string }): Promise<EtcdStore> {
     // No CA file: the system's roots (an https:// host with no credentials gets them).
     const credentials = tls && (tls.ca || tls.cert) ? ({ rootCertificate: tls.ca, certChain: tls.cert, privateKey: tls.key } as { rootCertificate: Buffer }) : undefined;
+    // The client signs in to the members in the order given (each call then picks one at
+    // random): in a random order, a member cut off is not the first asked by every
+    // process, and each is given less time than a call, so that a command or weft-cni,
+    // which sign in each time they run, paid 5 to 10 s with the first member cut off.
+    const order = [...hosts].sort(() => Math.random() - 0.5);
     const client = new Etcd3({
-      hosts: hosts.map((h) => `${tls ? "https" : "http"}://${h}`),
+      hosts: order.map((h) => `${tls ? "https" : "http"}://${h}`),
       credentials,
-      ...(user ? { auth: user } : {}),
+      ...(user ? { auth: { ...user, callOptions: () => ({ deadline: Date.now() + SIGN_IN_DEADLINE_MS }) } } : {}),
       dialTimeout: 3000,
       // Every call but a watch has a deadline: a partitioned etcd (packets dropped, no
       // refusal) otherwise held a read for good, and with it a node's syncs and a CLI

@@ -130,7 +130,11 @@ export function unreachable(err: unknown): string | undefined {
   // After repeated failures the client stops trying a host for a few seconds.
   if (e?.isBrokenCircuitError) return "the client is pausing after repeated failures";
   // Packets dropped on the way (a partition, a firewall): no refusal, no answer.
-  if (e?.code === 4 || /^4 DEADLINE_EXCEEDED/.test(e?.message ?? "")) return `no answer within ${CALL_DEADLINE_MS / 1000} s`;
+  if (e?.code === 4 || /^4 DEADLINE_EXCEEDED/.test(e?.message ?? "")) {
+    // Calls wait CALL_DEADLINE_MS, signing in less: the client's message says how long.
+    const waited = Number(/Deadline exceeded after (\d+(?:\.\d+)?)s/.exec(e?.message ?? "")?.[1] ?? CALL_DEADLINE_MS / 1000);
+    return `no answer within ${Math.round(waited)} s`;
+  }
   if (e?.code !== 14 && !/^14 UNAVAILABLE/.test(e?.message ?? "")) return undefined;
   if (misconfigured(err)) return undefined;
   // A member named by a host name that does not resolve (a typo, or DNS away).

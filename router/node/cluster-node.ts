@@ -445,13 +445,13 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   let probe: NodeJS.Timeout | undefined;
   const lost = (err: Error) => {
     // A watch that fell behind the history (etcd compacted it; SQLite's log moved on) is no outage: read everything again.
-    if (healthy && /fell behind/.test(err.message)) log.info({ datastore: store.description, err: err.message }, "the watch fell behind the datastore's history: reading everything again");
-    else if (healthy) log.warn({ datastore: store.description, err: datastoreReason(err) }, "datastore unreachable; forwarding continues with the last state, BGP's routes are still applied, reconnecting");
     const was = healthy ? undefined : problem.reason;
-    healthy = false;
     problem = { reason: datastoreReason(err), refused: misconfigured(err) !== undefined };
     // A refusal (a user, a role, a certificate) is what an operator must fix: said once it is known.
     if (problem.refused && problem.reason !== was) log.warn({ datastore: store.description, err: problem.reason }, "the datastore refuses this node; it keeps asking (forwarding continues with the last state)");
+    else if (healthy && /fell behind/.test(err.message)) log.info({ datastore: store.description, err: err.message }, "the watch fell behind the datastore's history: reading everything again");
+    else if (healthy) log.warn({ datastore: store.description, err: problem.reason }, "datastore unreachable; forwarding continues with the last state, BGP's routes are still applied, reconnecting");
+    healthy = false;
     stale = true;
     watch?.stop();
     watch = undefined;

@@ -4,6 +4,7 @@
 // VXLAN backend). The data plane never waits on the datastore: when it is gone,
 // forwarding goes on with the last state and the node reconnects by itself.
 import { lookup } from "node:dns/promises";
+import { createConnection } from "node:net";
 import type { Logger } from "pino";
 import { contains, formatCIDR, parseCIDR, parseIPv4, within } from "../dataplane/addr.js";
 import { vtepMAC as deriveMAC } from "../dataplane/vtep.js";
@@ -131,9 +132,23 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
 
   // One address, one node (as Calico checks at start): a host renamed, or a copied
   // config, would otherwise peer with itself and leave the old Node's block unrouted.
-  const clash = (await res.list<NodeResource>("Node")).find((n) => n.metadata.name !== name && nodeIPv4(n)?.address === localAddress);
+  const registered = await res.list<NodeResource>("Node");
+  const clash = registered.find((n) => n.metadata.name !== name && nodeIPv4(n)?.address === localAddress);
   if (clash) {
     throw new ConfigError(`node "${clash.metadata.name}" is already using the IPv4 address ${localAddress}; if that node is gone (a renamed host), delete it with "weft delete node ${clash.metadata.name}", else give this node its own address (--ip)`);
+  }
+  // One name, one host. A Node of this name with another address is a host whose address
+  // changed (nothing of it answers there any more), or another host with the same name
+  // (a machine cloned with its hostname): taking over that one's Node would leave both
+  // on one block, giving pods the same addresses, and its routes gone. Its BGP port tells.
+  const sameName = registered.find((n) => n.metadata.name === name);
+  const priorAddress = sameName && nodeIPv4(sameName)?.address;
+  if ((opts.backend ?? "bgp") === "bgp" && priorAddress && priorAddress !== localAddress) {
+    const port = bgpSettings(await res.list<BGPConfiguration>("BGPConfiguration"), name).listenPort;
+    if (await answersTcp(priorAddress, port, 2000)) {
+      throw new ConfigError(`node "${name}" is running on another host (${priorAddress}, whose BGP port ${port} answers): two hosts have the same node name, as a machine cloned with its hostname does; give this one its own (--name or NODENAME), or stop that one first`);
+    }
+    log.info({ node: name, was: priorAddress, now: localAddress }, "this node's address changed (nothing answers on the old one): taking the Node over");
   }
 
   // Register: a default pool if there is none (as Calico does), our Node, a tunnel address.
@@ -589,6 +604,20 @@ export function compactHistory(store: Pick<Datastore, "compact" | "description">
   }, periodS * 1000 * (0.9 + 0.2 * Math.random()));
   timer.unref();
   return timer;
+}
+
+/** Whether a TCP connection to address:port is taken within ms. */
+function answersTcp(address: string, port: number, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: address, port, timeout: ms });
+    const done = (yes: boolean) => {
+      socket.destroy();
+      resolve(yes);
+    };
+    socket.once("connect", () => done(true));
+    socket.once("timeout", () => done(false));
+    socket.once("error", () => done(false));
+  });
 }
 
 /** BGP peers as `weft node status` prints them, and Calico's readiness rule: ready with

@@ -88,10 +88,42 @@ export class MemberBreaker {
 const toKV = (kv: IKeyValue): KV => ({ key: kv.key.toString(), value: kv.value.toString(), modRevision: Number(kv.mod_revision) });
 
 export class EtcdStore implements Datastore {
+  private client: Etcd3;
+  private signingIn: boolean;
   private constructor(
-    private readonly client: Etcd3,
+    // A client that signs in with the user (true) or not (false).
+    private readonly make: (signIn: boolean) => Etcd3,
+    private readonly hasUser: boolean,
     readonly description: string,
-  ) {}
+  ) {
+    this.signingIn = hasUser;
+    this.client = make(hasUser);
+  }
+
+  /**
+   * Runs a call. With a user, it follows etcd's authentication as Calico's client does:
+   * etcd with it off refuses a sign-in, and the client goes on without one (Calico's RBAC
+   * guide gives the clients their users before it turns authentication on); once it is
+   * on again, etcd asks for a user, and the client signs in.
+   */
+  private async call<T>(f: (client: Etcd3) => Promise<T>): Promise<T> {
+    const used = this.client;
+    const signingIn = this.signingIn;
+    try {
+      return await f(used);
+    } catch (err) {
+      const message = (err as Error).message ?? "";
+      const follow = this.hasUser && (signingIn ? /authentication is not enabled/.test(message) : /user name is empty/.test(message));
+      if (!follow) throw err;
+      // Calls under way at once all fail so: the first switches, the others use its client.
+      if (this.client === used) {
+        this.signingIn = !signingIn;
+        this.client = this.make(this.signingIn);
+        used.close();
+      }
+      return f(this.client);
+    }
+  }
 
   /**
    * tls: etcd over TLS (etcds://), with a CA to trust and a client certificate if given.
@@ -106,10 +138,10 @@ export class EtcdStore implements Datastore {
     // process, and each is given less time than a call, so that a command or weft-cni,
     // which sign in each time they run, paid 5 to 10 s with the first member cut off.
     const order = [...hosts].sort(() => Math.random() - 0.5);
-    const client = new Etcd3({
+    const make = (signIn: boolean) => new Etcd3({
       hosts: order.map((h) => `${tls ? "https" : "http"}://${h}`),
       credentials,
-      ...(user ? { auth: { ...user, callOptions: () => ({ deadline: Date.now() + SIGN_IN_DEADLINE_MS }) } } : {}),
+      ...(user && signIn ? { auth: { ...user, callOptions: () => ({ deadline: Date.now() + SIGN_IN_DEADLINE_MS }) } } : {}),
       dialTimeout: 3000,
       // Every call but a watch has a deadline: a partitioned etcd (packets dropped, no
       // refusal) otherwise held a read for good, and with it a node's syncs and a CLI
@@ -124,37 +156,36 @@ export class EtcdStore implements Datastore {
       // after three failures in a row, as the client's own default.
       faultHandling: { host: () => (hosts.length > 1 ? new MemberBreaker(1, 5000, 30_000) : new MemberBreaker(3, 5000, 5000)) as unknown as IPolicy<IDefaultPolicyContext> },
     });
-    return new EtcdStore(client, `${tls ? "etcds" : "etcd"}://${hosts.join(",")}`);
+    return new EtcdStore(make, user !== undefined, `${tls ? "etcds" : "etcd"}://${hosts.join(",")}`);
   }
 
   async get(key: string): Promise<KV | undefined> {
-    const res = await this.client.get(key).exec();
+    const res = await this.call((c) => c.get(key).exec());
     return res.kvs[0] && toKV(res.kvs[0]);
   }
 
   async list(prefix: string): Promise<{ items: KV[]; revision: number }> {
-    const res = await this.client.getAll().prefix(prefix).exec();
+    const res = await this.call((c) => c.getAll().prefix(prefix).exec());
     return { items: res.kvs.map(toKV).sort((a, b) => (a.key < b.key ? -1 : 1)), revision: Number(res.header.revision) };
   }
 
   async txn(ops: Op[]): Promise<number> {
-    const ns = this.client;
-    // Always true: a transaction needs one comparison even when nothing is compared.
-    let t = ns.if(ops[0].key, "Version", ">", -1);
-    const compares = ops.map((o) => {
-      if (o.op === "create") return [o.key, "Create", "==", 0] as const;
-      if (o.modRevision !== undefined) return [o.key, "Mod", "==", o.modRevision] as const;
-      return undefined;
+    const res = await this.call((ns) => {
+      // Always true: a transaction needs one comparison even when nothing is compared.
+      let t = ns.if(ops[0].key, "Version", ">", -1);
+      const compares = ops.map((o) => {
+        if (o.op === "create") return [o.key, "Create", "==", 0] as const;
+        if (o.modRevision !== undefined) return [o.key, "Mod", "==", o.modRevision] as const;
+        return undefined;
+      });
+      let first = true;
+      for (const c of compares) {
+        if (!c) continue;
+        t = first ? ns.if(c[0], c[1], c[2], c[3]) : t.and(c[0], c[1], c[2], c[3]);
+        first = false;
+      }
+      return t.then(...ops.map((o) => (o.op === "delete" ? ns.delete().key(o.key) : ns.put(o.key).value(o.value)))).commit();
     });
-    let first = true;
-    for (const c of compares) {
-      if (!c) continue;
-      t = first ? ns.if(c[0], c[1], c[2], c[3]) : t.and(c[0], c[1], c[2], c[3]);
-      first = false;
-    }
-    const res = await t
-      .then(...ops.map((o) => (o.op === "delete" ? ns.delete().key(o.key) : ns.put(o.key).value(o.value))))
-      .commit();
     if (!res.succeeded) {
       // Find which compare failed, for the message.
       for (const o of ops) {
@@ -179,7 +210,7 @@ export class EtcdStore implements Datastore {
       .startRevision(String(afterRevision + 1))
       .create()
       .then((w) => {
-        if (stopped) return void w.cancel();
+        if (stopped) return void w.cancel().catch(() => undefined);
         watcher = w;
         w.on("data", (res) => {
           const events = res.events.map((e): WatchEvent => ({ type: e.type === "Delete" ? "delete" : "put", key: e.kv.key.toString(), value: e.type === "Delete" ? undefined : e.kv.value.toString(), revision: Number(e.kv.mod_revision) }));
@@ -194,14 +225,14 @@ export class EtcdStore implements Datastore {
     return {
       stop: () => {
         stopped = true;
-        void watcher?.cancel();
+        watcher?.cancel().catch(() => undefined);
       },
     };
   }
 
   async compact(revision: number): Promise<boolean> {
     try {
-      await this.client.kv.compact({ revision: String(revision) });
+      await this.call((c) => c.kv.compact({ revision: String(revision) }));
       return true;
     } catch (err) {
       if (/required revision has been compacted/.test((err as Error).message)) return false;

@@ -9,6 +9,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { removeNamespace, useLab, waitFor, weftIn } from "./helpers.js";
 import { controlGet } from "../router/control/client.js";
+import { sh } from "../router/lab/sh.js";
 import { tempDir } from "../router/temp-dir.test-helper.js";
 
 const CLONE = "tdup-clone";
@@ -20,14 +21,13 @@ describe("a second host with a running node's name", () => {
     setup: async (l) => {
       // Another host on worker-1's subnet, as a clone of it would be (10.30.0.20).
       await removeNamespace(CLONE);
-      const sh = (args: string[]) => new Promise<void>((resolve, reject) => spawn(args[0], args.slice(1), { stdio: "ignore" }).on("close", (c) => (c === 0 ? resolve() : reject(new Error(`${args.join(" ")}: exit ${c}`)))));
-      await sh(["ip", "netns", "add", CLONE]);
-      await sh(["ip", "-n", CLONE, "link", "set", "lo", "up"]);
-      await sh(["ip", "-n", l.gw, "link", "add", "v-clone", "type", "veth", "peer", "name", "eth0", "netns", CLONE]);
-      await sh(["ip", "-n", l.gw, "link", "set", "v-clone", "master", "brA", "up"]);
-      await sh(["ip", "-n", CLONE, "addr", "add", "10.30.0.20/24", "dev", "eth0"]);
-      await sh(["ip", "-n", CLONE, "link", "set", "eth0", "up"]);
-      await sh(["ip", "-n", CLONE, "route", "add", "default", "via", "10.30.0.1"]);
+      await sh("ip", ["netns", "add", CLONE]);
+      await sh("ip", ["-n", CLONE, "link", "set", "lo", "up"]);
+      await sh("ip", ["-n", l.gw, "link", "add", "v-clone", "type", "veth", "peer", "name", "eth0", "netns", CLONE]);
+      await sh("ip", ["-n", l.gw, "link", "set", "v-clone", "master", "brA", "up"]);
+      await sh("ip", ["-n", CLONE, "addr", "add", "10.30.0.20/24", "dev", "eth0"]);
+      await sh("ip", ["-n", CLONE, "link", "set", "eth0", "up"]);
+      await sh("ip", ["-n", CLONE, "route", "add", "default", "via", "10.30.0.1"]);
     },
   });
   afterAll(async () => {

@@ -132,6 +132,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
 
   // One address, one node (as Calico checks at start): a host renamed, or a copied
   // config, would otherwise peer with itself and leave the old Node's block unrouted.
+  const backend = opts.backend ?? "bgp";
   const registered = await res.list<NodeResource>("Node");
   const clash = registered.find((n) => n.metadata.name !== name && nodeIPv4(n)?.address === localAddress);
   if (clash) {
@@ -143,7 +144,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   // on one block, giving pods the same addresses, and its routes gone. Its BGP port tells.
   const sameName = registered.find((n) => n.metadata.name === name);
   const priorAddress = sameName && nodeIPv4(sameName)?.address;
-  if ((opts.backend ?? "bgp") === "bgp" && priorAddress && priorAddress !== localAddress) {
+  if (backend === "bgp" && priorAddress && priorAddress !== localAddress) {
     const port = bgpSettings(await res.list<BGPConfiguration>("BGPConfiguration"), name).listenPort;
     if (await answersTcp(priorAddress, port, 2000)) {
       throw new ConfigError(`node "${name}" is running on another host (${priorAddress}, whose BGP port ${port} answers): two hosts have the same node name, as a machine cloned with its hostname does; give this one its own (--name or NODENAME), or stop that one first`);
@@ -203,7 +204,6 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   await res.apply([nodeRes]);
 
   // BGP: the speaker listens before the first sync; restarting = routes survived a restart.
-  const backend = opts.backend ?? "bgp";
   // Durations run on the monotonic clock: the wall clock may be stepped (NTP at boot, a
   // VM resumed), and a day's step must not end a graceful restart early or keep it a day.
   const startedAt = performance.now();
@@ -459,11 +459,11 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   let backoff = 500;
   let probe: NodeJS.Timeout | undefined;
   const lost = (err: Error) => {
-    // A watch that fell behind the history (etcd compacted it; SQLite's log moved on) is no outage: read everything again.
     const was = healthy ? undefined : problem.reason;
     problem = { reason: datastoreReason(err), refused: misconfigured(err) !== undefined };
     // A refusal (a user, a role, a certificate) is what an operator must fix: said once it is known.
     if (problem.refused && problem.reason !== was) log.warn({ datastore: store.description, err: problem.reason }, "the datastore refuses this node; it keeps asking (forwarding continues with the last state)");
+    // A watch that fell behind the history (etcd compacted it; SQLite's log moved on) is no outage: read everything again.
     else if (healthy && /fell behind/.test(err.message)) log.info({ datastore: store.description, err: err.message }, "the watch fell behind the datastore's history: reading everything again");
     else if (healthy) log.warn({ datastore: store.description, err: problem.reason }, "datastore unreachable; forwarding continues with the last state, BGP's routes are still applied, reconnecting");
     healthy = false;

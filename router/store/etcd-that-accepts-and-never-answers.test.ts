@@ -40,11 +40,7 @@ describe("an etcd that accepts connections and never answers", () => {
   it("with an etcd user, signing in gives each member 2 s, not a call's 5 s: two such members, three tries: ~16 s (it was ~40 s)", async () => {
     const port = (server.address() as { port: number }).port;
     const two = `etcd://127.0.0.1:${port},localhost:${port}`;
-    const t0 = Date.now();
-    const r = await new Promise<{ code: number; stderr: string }>((resolve) =>
-      execFile(process.execPath, [CLI, "get", "ippool", "--datastore", two], { timeout: 60_000, env: { PATH: process.env.PATH ?? "", ETCD_USERNAME: "weft", ETCD_PASSWORD: "secret" } }, (err, _out, stderr) => resolve({ code: err ? Number(err.code) : 0, stderr })),
-    );
-    const ms = Date.now() - t0;
+    const { ms, ...r } = await getPools(two, 60_000, { PATH: process.env.PATH ?? "", ETCD_USERNAME: "weft", ETCD_PASSWORD: "secret" });
     console.log(`[etcd-silent] weft get as an etcd user, two silent members: exit ${r.code} after ${ms} ms: ${r.stderr.trim()}`);
     expect(r.stderr).toMatch(/did not answer \(no answer within 2 s\)/);
     expect(r.code).toBe(1);
@@ -83,22 +79,24 @@ describe("a server that is not etcd (HTTP/2 answering 404, as a web or API serve
   afterAll(() => void server.close());
 
   it("weft get: exit 1 at once, saying the server is not etcd (it printed gRPC's 12 UNIMPLEMENTED)", async () => {
-    const t0 = Date.now();
-    const r = await new Promise<{ code: number; stderr: string }>((resolve) =>
-      execFile(process.execPath, [CLI, "get", "ippool", "--datastore", url], { timeout: 30_000 }, (err, _out, stderr) => resolve({ code: err ? Number(err.code) : 0, stderr })),
-    );
-    console.log(`[etcd-silent] weft get from an HTTP/2 server: exit ${r.code} after ${Date.now() - t0} ms: ${r.stderr.trim()}`);
+    const r = await getPools(url, 30_000);
+    console.log(`[etcd-silent] weft get from an HTTP/2 server: exit ${r.code} after ${r.ms} ms: ${r.stderr.trim()}`);
     expect(r.stderr.trim()).toBe(`weft: datastore ${url}: the server there is not etcd (it answered etcd's calls with HTTP 404)`);
     expect(r.code).toBe(1);
   });
 });
 
+/** `weft get ippool` against url (killed after timeoutMs), with how long it took. */
+async function getPools(url: string, timeoutMs: number, env?: NodeJS.ProcessEnv): Promise<{ code: number; stderr: string; ms: number }> {
+  const t0 = Date.now();
+  const r = await new Promise<{ code: number; stderr: string }>((resolve) =>
+    execFile(process.execPath, [CLI, "get", "ippool", "--datastore", url], { timeout: timeoutMs, env }, (err, _out, stderr) => resolve({ code: err ? Number(err.code) : 0, stderr })),
+  );
+  return { ...r, ms: Date.now() - t0 };
+}
+
 async function expectGetFails(url: string): Promise<void> {
-    const t0 = Date.now();
-    const r = await new Promise<{ code: number; stderr: string }>((resolve) =>
-      execFile(process.execPath, [CLI, "get", "ippool", "--datastore", url], { timeout: 60_000 }, (err, _out, stderr) => resolve({ code: err ? Number(err.code) : 0, stderr })),
-    );
-    const ms = Date.now() - t0;
+    const { ms, ...r } = await getPools(url, 60_000);
     console.log(`[etcd-silent] weft get: exit ${r.code} after ${ms} ms: ${r.stderr.trim()}`);
     expect(r.stderr).toMatch(new RegExp(`datastore ${url.replace(/[.]/g, "\\.")} did not answer \\(no answer within 5 s\\)`));
     expect(r.code).toBe(1);

@@ -116,6 +116,28 @@ export function linkInfo(name: string): LinkInfo | undefined {
 }
 
 /**
+ * Changes to one link as the kernel announces them (netlink, RTMGRP_LINK), queued
+ * between reads: a link set down and up again between two reads of its flags still
+ * shows as down here. `read()` says whether it went down (or was deleted) since the
+ * last read; an overflowed queue counts as down, since a change was lost.
+ */
+export class LinkChanges {
+  private fd: number;
+  constructor(private readonly name: string) {
+    this.fd = native().linkEventsOpen();
+  }
+  read(): { changes: number; down: boolean } {
+    if (this.fd < 0) return { changes: 0, down: false };
+    const r = native().linkEventsRead(this.fd, this.name);
+    return { changes: r.changes, down: r.down || r.overflow };
+  }
+  close(): void {
+    if (this.fd >= 0) native().close(this.fd);
+    this.fd = -1;
+  }
+}
+
+/**
  * The process (in this network namespace) that holds TUN device name open, from
  * /proc/PID/fdinfo ("iff:" names a TUN's device): a running node.
  */

@@ -23,6 +23,8 @@
 #include <linux/errqueue.h>
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <netinet/udp.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -290,6 +292,74 @@ static napi_value link_get(napi_env env, napi_callback_info info) {
   CHECK(napi_set_named_property(env, out, "up", v));
   CHECK(napi_create_string_utf8(env, drv.driver, NAPI_AUTO_LENGTH, &v));
   CHECK(napi_set_named_property(env, out, "driver", v));
+  return out;
+}
+
+// linkEventsOpen() -> fd: a netlink socket told of every link change in this thread's
+// network namespace (RTMGRP_LINK). The kernel queues the changes on it, so a link set
+// down and up again between two reads is still seen (reading the flags is not).
+static napi_value link_events_open(napi_env env, napi_callback_info info) {
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) return throw_errno(env, "socket(AF_NETLINK)", errno);
+  struct sockaddr_nl sa;
+  memset(&sa, 0, sizeof sa);
+  sa.nl_family = AF_NETLINK;
+  sa.nl_groups = RTMGRP_LINK;
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) return close_and_throw(env, fd, "bind(RTMGRP_LINK)");
+  return ret_i32(env, fd);
+}
+
+// linkEventsRead(fd, name) -> {changes, down, overflow}: drains what is queued (at most
+// 256 reads a call) and sums it up for the link named name: how many changes, whether
+// one showed it down or deleted, and whether the queue overflowed meanwhile (ENOBUFS:
+// changes were lost, so the caller cannot know it was not down).
+static napi_value link_events_read(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  int fd = arg_i32(env, argv[0]);
+  struct ifreq ifr;
+  if (!arg_ifreq(env, argv[1], &ifr)) return NULL;
+  const char *name = ifr.ifr_name;
+  static __thread char buf[32768] __attribute__((aligned(NLMSG_ALIGNTO)));
+  int32_t changes = 0;
+  bool down = false, overflow = false;
+  for (int reads = 0; reads < 256; reads++) {
+    ssize_t got = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (got < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      if (errno == EINTR) continue;
+      if (errno == ENOBUFS) {
+        overflow = true;
+        continue;
+      }
+      return throw_errno(env, "recv(netlink)", errno);
+    }
+    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)got); h = NLMSG_NEXT(h, got)) {
+      if (h->nlmsg_type != RTM_NEWLINK && h->nlmsg_type != RTM_DELLINK) continue;
+      if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifinfomsg))) continue;
+      struct ifinfomsg *ifi = NLMSG_DATA(h);
+      int len = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof *ifi));
+      const char *ifname = NULL;
+      for (struct rtattr *a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+        if (a->rta_type == IFLA_IFNAME && RTA_PAYLOAD(a) > 0) {
+          ifname = RTA_DATA(a);
+          if (strnlen(ifname, RTA_PAYLOAD(a)) == RTA_PAYLOAD(a)) ifname = NULL;  // not NUL-ended
+          break;
+        }
+      }
+      if (!ifname || strcmp(ifname, name) != 0) continue;
+      changes++;
+      if (h->nlmsg_type == RTM_DELLINK || !(ifi->ifi_flags & IFF_UP)) down = true;
+    }
+  }
+  napi_value out, v;
+  CHECK(napi_create_object(env, &out));
+  CHECK(napi_create_int32(env, changes, &v));
+  CHECK(napi_set_named_property(env, out, "changes", v));
+  CHECK(napi_get_boolean(env, down, &v));
+  CHECK(napi_set_named_property(env, out, "down", v));
+  CHECK(napi_get_boolean(env, overflow, &v));
+  CHECK(napi_set_named_property(env, out, "overflow", v));
   return out;
 }
 
@@ -855,6 +925,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"udpGsoSupported", NULL, udp_gso_supported, NULL, NULL, NULL, napi_default, NULL},
       {"linkSet", NULL, link_set, NULL, NULL, NULL, napi_default, NULL},
       {"linkGet", NULL, link_get, NULL, NULL, NULL, napi_default, NULL},
+      {"linkEventsOpen", NULL, link_events_open, NULL, NULL, NULL, napi_default, NULL},
+      {"linkEventsRead", NULL, link_events_read, NULL, NULL, NULL, napi_default, NULL},
       {"rawOpen", NULL, raw_open, NULL, NULL, NULL, napi_default, NULL},
       {"socketErrors", NULL, socket_errors, NULL, NULL, NULL, napi_default, NULL},
       {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_default, NULL},

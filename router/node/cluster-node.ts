@@ -566,7 +566,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     // No NOTIFICATION: peers with graceful restart keep our routes while we are gone.
     void speaker?.stop(true);
     clearInterval(periodic);
-    clearInterval(uplinkWatch);
+    uplinkWatch.stop();
     if (pending) clearTimeout(pending);
     if (probe) clearTimeout(probe);
     clearInterval(compaction);

@@ -138,19 +138,37 @@ export function restoreTunnelIfDeleted(base: NodeBase, tunnelDevice: string, log
  * The kernel removes every route through a device set down, weft's among them; the 30 s
  * check would put them back up to 30 s after the uplink came up again (a direct or
  * CrossSubnet node's pods reached no pod on its subnet meanwhile; 26 s measured). The
- * uplink's state is read every second (an ioctl), and onBack runs when it is up again
- * or was made anew.
+ * kernel's link changes are queued on a netlink socket and read every second, with the
+ * uplink's state, so a reset shorter than that (down and up at once, as a NIC reset
+ * or `ip link set down; ip link set up` does) is seen too: reading the state alone
+ * missed every such reset. onBack runs when the uplink is up again or was made anew.
  */
-export function watchUplink(uplink: string, log: Logger, onBack: () => void): NodeJS.Timeout {
+export function watchUplink(uplink: string, log: Logger, onBack: () => void): { stop(): void } {
   let was = kernel.linkInfo(uplink);
-  return setInterval(() => {
+  let changes: kernel.LinkChanges | undefined;
+  try {
+    changes = new kernel.LinkChanges(uplink);
+  } catch (err) {
+    log.warn({ uplink, err: (err as Error).message }, `cannot follow ${uplink}'s changes from the kernel: a reset shorter than a second goes unseen until the 30 s check`);
+  }
+  let wentDown = false;
+  const timer = setInterval(() => {
+    const seen = changes?.read();
+    if (seen?.down) wentDown = true;
     const now = kernel.linkInfo(uplink);
-    if (now?.up && (!was?.up || was.ifindex !== now.ifindex)) {
+    if (now?.up && (wentDown || !was?.up || was.ifindex !== now.ifindex)) {
       log.info({ uplink }, `${uplink} is up again: putting back the routes the kernel removed with it`);
+      wentDown = false;
       onBack();
     }
     was = now;
   }, 1000);
+  return {
+    stop() {
+      clearInterval(timer);
+      changes?.close();
+    },
+  };
 }
 
 export function fastRoutes(fp: FastPath, source: string): unknown[] {
@@ -238,7 +256,7 @@ export async function runStaticNode(cfg: StaticConfig, source: string, log: Logg
   logServing(listeners, log);
   await untilSignal(base, log, () => {
     clearInterval(periodic);
-    clearInterval(uplinkWatch);
+    uplinkWatch.stop();
     server.close();
   });
 }

@@ -1,6 +1,6 @@
 // Someone else changes what a running node installed: deletes weft0, its Node
 // resource (or strips its tunnel address), writes garbage into the datastore, sets weft0 down, removes its address, deletes a route, flushes nftables. The node puts it back
-// (weft0 and the Node at once, the rest at its periodic check, every 30 s) and says so
+// (weft0, its state and the Node at once, the rest at its periodic check, every 30 s) and says so
 // in its log.
 import path from "node:path";
 import Database from "better-sqlite3";
@@ -99,7 +99,7 @@ describe("a node repairs what others removed", () => {
     expect((await lab.nodeStatus("worker-1")).datastore).toMatchObject({ reachable: true });
   });
 
-  it("weft0 set down and its address removed, a route deleted and nftables flushed: all back at the next periodic check; pods reach each other and the outside", async () => {
+  it("weft0 set down and its address removed, a route deleted and nftables flushed: all back by the next periodic check (weft0 and its routes at once); pods reach each other and the outside", async () => {
     expect(await lab.waitConverged()).toBe(true); // the case before may have left a session reconnecting
     const before = await routes();
     const address = () => lab.exec("worker-1", ["ip", "-4", "-o", "addr", "show", "dev", "weft0"]);

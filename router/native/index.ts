@@ -17,7 +17,7 @@ export interface Native {
   /** An interface as this network namespace sees it (ioctls), or null when there is none. */
   linkGet(name: string): { ifindex: number; mtu: number; up: boolean; driver: string } | null;
   linkEventsOpen(): number;
-  linkEventsRead(fd: number, name: string): { changes: number; down: boolean; overflow: boolean };
+  linkEventsRead(fd: number, names: string[]): { overflow: boolean; links: Array<{ changes: number; down: boolean; addressesRemoved: number }> };
   rawOpen(protocol: number): number;
   udpOpen(address: string, port: number): number;
   /** A non-blocking TCP socket bound to address:port (0: any port, for connecting). */

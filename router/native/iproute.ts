@@ -115,21 +115,31 @@ export function linkInfo(name: string): LinkInfo | undefined {
   return l ? { name, mtu: l.mtu, up: l.up, ifindex: l.ifindex, kind: l.driver || undefined } : undefined;
 }
 
+/** What happened to one link since the last read (`LinkChanges`). */
+export interface LinkChange {
+  /** Link changes announced (state, MTU, ...). */
+  changes: number;
+  /** One of them showed it down, or deleted. */
+  down: boolean;
+  /** IPv4 addresses removed from it. */
+  addressesRemoved: number;
+}
+
 /**
- * Changes to one link as the kernel announces them (netlink, RTMGRP_LINK), queued
- * between reads: a link set down and up again between two reads of its flags still
- * shows as down here. `read()` says whether it went down (or was deleted) since the
- * last read; an overflowed queue counts as down, since a change was lost.
+ * Changes to a few links (at most 4) as the kernel announces them (netlink,
+ * RTMGRP_LINK and RTMGRP_IPV4_IFADDR), queued between reads: a link set down and up
+ * again between two reads of its flags still shows as down here. An overflowed queue
+ * reads as every link down and changed, since a change was lost.
  */
 export class LinkChanges {
   private fd: number;
-  constructor(private readonly name: string) {
+  constructor(private readonly names: string[]) {
     this.fd = native().linkEventsOpen();
   }
-  read(): { changes: number; down: boolean } {
-    if (this.fd < 0) return { changes: 0, down: false };
-    const r = native().linkEventsRead(this.fd, this.name);
-    return { changes: r.changes, down: r.down || r.overflow };
+  read(): LinkChange[] {
+    if (this.fd < 0) return this.names.map(() => ({ changes: 0, down: false, addressesRemoved: 0 }));
+    const r = native().linkEventsRead(this.fd, this.names);
+    return r.overflow ? r.links.map((l) => ({ ...l, changes: l.changes + 1, down: true })) : r.links;
   }
   close(): void {
     if (this.fd >= 0) native().close(this.fd);

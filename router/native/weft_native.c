@@ -295,34 +295,58 @@ static napi_value link_get(napi_env env, napi_callback_info info) {
   return out;
 }
 
-// linkEventsOpen() -> fd: a netlink socket told of every link change in this thread's
-// network namespace (RTMGRP_LINK). The kernel queues the changes on it, so a link set
-// down and up again between two reads is still seen (reading the flags is not).
+// linkEventsOpen() -> fd: a netlink socket told of every link change and every IPv4
+// address change in this thread's network namespace (RTMGRP_LINK, RTMGRP_IPV4_IFADDR).
+// The kernel queues them on it, so a link set down and up again between two reads is
+// still seen (reading the flags is not).
 static napi_value link_events_open(napi_env env, napi_callback_info info) {
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
   if (fd < 0) return throw_errno(env, "socket(AF_NETLINK)", errno);
   struct sockaddr_nl sa;
   memset(&sa, 0, sizeof sa);
   sa.nl_family = AF_NETLINK;
-  sa.nl_groups = RTMGRP_LINK;
+  sa.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR;
   if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) return close_and_throw(env, fd, "bind(RTMGRP_LINK)");
   return ret_i32(env, fd);
 }
 
-// linkEventsRead(fd, name) -> {changes, down, overflow}: drains what is queued (at most
-// 256 reads a call) and sums it up for the link named name: how many changes, whether
-// one showed it down or deleted, and whether the queue overflowed meanwhile (ENOBUFS:
-// changes were lost, so the caller cannot know it was not down).
+#define LINK_EVENT_NAMES 4
+
+// The NUL-ended string attribute `type` of a netlink message's attributes, or NULL.
+static const char *rta_string(struct rtattr *a, int len, unsigned short type) {
+  for (; RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+    if (a->rta_type != type || RTA_PAYLOAD(a) == 0) continue;
+    const char *s = RTA_DATA(a);
+    return strnlen(s, RTA_PAYLOAD(a)) < RTA_PAYLOAD(a) ? s : NULL;
+  }
+  return NULL;
+}
+
+// linkEventsRead(fd, names) -> {overflow, links: [{changes, down, addressesRemoved}]}:
+// drains what is queued (at most 256 reads a call) and sums it up for each of the links
+// named (at most 4), in their order: how many link changes, whether one showed it down
+// or deleted, how many IPv4 addresses were removed from it; and whether the queue
+// overflowed meanwhile (ENOBUFS: changes were lost, so the caller cannot know).
 static napi_value link_events_read(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (!get_args(env, info, 2, argv)) return NULL;
   int fd = arg_i32(env, argv[0]);
-  struct ifreq ifr;
-  if (!arg_ifreq(env, argv[1], &ifr)) return NULL;
-  const char *name = ifr.ifr_name;
+  uint32_t count = 0;
+  bool is_array = false;
+  if (napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[1], &count) != napi_ok || count > LINK_EVENT_NAMES) {
+    napi_throw_type_error(env, NULL, "linkEventsRead: names must be an array of at most 4 interface names");
+    return NULL;
+  }
+  struct ifreq names[LINK_EVENT_NAMES];
+  int32_t changes[LINK_EVENT_NAMES] = {0}, removed[LINK_EVENT_NAMES] = {0};
+  bool down[LINK_EVENT_NAMES] = {false};
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value v;
+    CHECK(napi_get_element(env, argv[1], i, &v));
+    if (!arg_ifreq(env, v, &names[i])) return NULL;
+  }
   static __thread char buf[32768] __attribute__((aligned(NLMSG_ALIGNTO)));
-  int32_t changes = 0;
-  bool down = false, overflow = false;
+  bool overflow = false;
   for (int reads = 0; reads < 256; reads++) {
     ssize_t got = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
     if (got < 0) {
@@ -335,31 +359,47 @@ static napi_value link_events_read(napi_env env, napi_callback_info info) {
       return throw_errno(env, "recv(netlink)", errno);
     }
     for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)got); h = NLMSG_NEXT(h, got)) {
-      if (h->nlmsg_type != RTM_NEWLINK && h->nlmsg_type != RTM_DELLINK) continue;
-      if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifinfomsg))) continue;
-      struct ifinfomsg *ifi = NLMSG_DATA(h);
-      int len = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof *ifi));
-      const char *ifname = NULL;
-      for (struct rtattr *a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
-        if (a->rta_type == IFLA_IFNAME && RTA_PAYLOAD(a) > 0) {
-          ifname = RTA_DATA(a);
-          if (strnlen(ifname, RTA_PAYLOAD(a)) == RTA_PAYLOAD(a)) ifname = NULL;  // not NUL-ended
-          break;
+      const char *name = NULL;
+      bool link = h->nlmsg_type == RTM_NEWLINK || h->nlmsg_type == RTM_DELLINK, is_down = false;
+      if (link && h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct ifinfomsg))) {
+        struct ifinfomsg *ifi = NLMSG_DATA(h);
+        name = rta_string(IFLA_RTA(ifi), (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof *ifi)), IFLA_IFNAME);
+        is_down = h->nlmsg_type == RTM_DELLINK || !(ifi->ifi_flags & IFF_UP);
+      } else if (h->nlmsg_type == RTM_DELADDR && h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct ifaddrmsg))) {
+        struct ifaddrmsg *ifa = NLMSG_DATA(h);
+        // An IPv4 address's label is its device's name (or name:alias).
+        name = rta_string(IFA_RTA(ifa), (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof *ifa)), IFA_LABEL);
+      }
+      if (!name) continue;
+      for (uint32_t i = 0; i < count; i++) {
+        size_t n = strlen(names[i].ifr_name);
+        if (strncmp(name, names[i].ifr_name, n) != 0 || (name[n] != 0 && !(name[n] == ':' && !link))) continue;
+        if (link) {
+          changes[i]++;
+          if (is_down) down[i] = true;
+        } else {
+          removed[i]++;
         }
       }
-      if (!ifname || strcmp(ifname, name) != 0) continue;
-      changes++;
-      if (h->nlmsg_type == RTM_DELLINK || !(ifi->ifi_flags & IFF_UP)) down = true;
     }
   }
-  napi_value out, v;
+  napi_value out, links, v;
   CHECK(napi_create_object(env, &out));
-  CHECK(napi_create_int32(env, changes, &v));
-  CHECK(napi_set_named_property(env, out, "changes", v));
-  CHECK(napi_get_boolean(env, down, &v));
-  CHECK(napi_set_named_property(env, out, "down", v));
   CHECK(napi_get_boolean(env, overflow, &v));
   CHECK(napi_set_named_property(env, out, "overflow", v));
+  CHECK(napi_create_array_with_length(env, count, &links));
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value l;
+    CHECK(napi_create_object(env, &l));
+    CHECK(napi_create_int32(env, changes[i], &v));
+    CHECK(napi_set_named_property(env, l, "changes", v));
+    CHECK(napi_get_boolean(env, down[i], &v));
+    CHECK(napi_set_named_property(env, l, "down", v));
+    CHECK(napi_create_int32(env, removed[i], &v));
+    CHECK(napi_set_named_property(env, l, "addressesRemoved", v));
+    CHECK(napi_set_element(env, links, i, l));
+  }
+  CHECK(napi_set_named_property(env, out, "links", links));
   return out;
 }
 

@@ -30,7 +30,7 @@ import { nextTurn } from "../routing/owner.js";
 import { ConfigError } from "./config.js";
 import { detectNodeAddress, type HostView } from "./autodetect.js";
 import { defaultPool } from "./default-pool.js";
-import { fastRoutes, logServing, restoreTunnelIfDeleted, startDataplane, untilSignal, watchUplink } from "./run.js";
+import { fastRoutes, logServing, restoreTunnelIfDeleted, startDataplane, untilSignal, watchLinks } from "./run.js";
 
 /** A sync whose reads went fine but whose apply to the host failed (not the datastore's fault). */
 class HostApplyError extends Error {}
@@ -543,7 +543,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   };
   const periodic = setInterval(verifyNow, 30_000);
   const compaction = compactHistory(store, opts.compactionPeriodS ?? 600, () => (healthy ? revision : 0), log);
-  const uplinkWatch = watchUplink(uplink, log, verifyNow);
+  const linkWatch = watchLinks({ uplink, tunnel: tunnelDevice, tunnelMTU: () => base.owner.tunnelMTU }, log, verifyNow);
 
   log.info({ node: name, address: cidr, uplink, tunnel: tunnelDevice, tunnelAddress: tunnelAddr, vtepMAC: mac, datastore: store.description, ...base.dp.settings() }, "node running");
   const started = new Date().toISOString();
@@ -566,7 +566,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     // No NOTIFICATION: peers with graceful restart keep our routes while we are gone.
     void speaker?.stop(true);
     clearInterval(periodic);
-    uplinkWatch.stop();
+    linkWatch.stop();
     if (pending) clearTimeout(pending);
     if (probe) clearTimeout(probe);
     clearInterval(compaction);

@@ -135,33 +135,51 @@ export function restoreTunnelIfDeleted(base: NodeBase, tunnelDevice: string, log
 }
 
 /**
- * The kernel removes every route through a device set down, weft's among them; the 30 s
- * check would put them back up to 30 s after the uplink came up again (a direct or
- * CrossSubnet node's pods reached no pod on its subnet meanwhile; 26 s measured). The
- * kernel's link changes are queued on a netlink socket and read every second, with the
- * uplink's state, so a reset shorter than that (down and up at once, as a NIC reset
- * or `ip link set down; ip link set up` does) is seen too: reading the state alone
- * missed every such reset. onBack runs when the uplink is up again or was made anew.
+ * The kernel removes every route through a device set down, weft's among them: through
+ * the uplink (a direct or CrossSubnet node's routes to its subnet) and through weft0
+ * (every tunnel route). The 30 s check would put them back up to 30 s later (a pod
+ * reached no pod there meanwhile; 26 s measured). The kernel's changes to both links
+ * are queued on a netlink socket and read every second, so a reset shorter than that
+ * (down and up at once, as a NIC reset or `ip link set down; ip link set up` does) is
+ * seen too: reading the state alone missed every such reset. `repair` runs when the
+ * uplink is up again or was made anew, when someone else set weft0 down or changed its
+ * MTU, and when an address was removed from it (weft0 deleted is restoreTunnelIfDeleted's).
  */
-export function watchUplink(uplink: string, log: Logger, onBack: () => void): { stop(): void } {
+export function watchLinks(links: { uplink: string; tunnel: string; tunnelMTU: () => number }, log: Logger, repair: () => void): { stop(): void } {
+  const { uplink, tunnel } = links;
   let was = kernel.linkInfo(uplink);
   let changes: kernel.LinkChanges | undefined;
   try {
-    changes = new kernel.LinkChanges(uplink);
+    changes = new kernel.LinkChanges([uplink, tunnel]);
   } catch (err) {
-    log.warn({ uplink, err: (err as Error).message }, `cannot follow ${uplink}'s changes from the kernel: a reset shorter than a second goes unseen until the 30 s check`);
+    log.warn({ uplink, tunnel, err: (err as Error).message }, `cannot follow ${uplink}'s and ${tunnel}'s changes from the kernel: a reset shorter than a second goes unseen until the 30 s check`);
   }
-  let wentDown = false;
+  let uplinkWentDown = false;
+  let tunnelIndex = kernel.linkInfo(tunnel)?.ifindex;
   const timer = setInterval(() => {
-    const seen = changes?.read();
-    if (seen?.down) wentDown = true;
+    const [up, tun] = changes?.read() ?? [];
+    if (up?.down) uplinkWentDown = true;
     const now = kernel.linkInfo(uplink);
-    if (now?.up && (wentDown || !was?.up || was.ifindex !== now.ifindex)) {
+    let repairing = false;
+    if (now?.up && (uplinkWentDown || !was?.up || was.ifindex !== now.ifindex)) {
       log.info({ uplink }, `${uplink} is up again: putting back the routes the kernel removed with it`);
-      wentDown = false;
-      onBack();
+      uplinkWentDown = false;
+      repairing = true;
     }
     was = now;
+    const t = tun && (tun.changes || tun.addressesRemoved) ? kernel.linkInfo(tunnel) : undefined;
+    // A weft0 made anew is restoreTunnelIfDeleted's (it says so and restores it).
+    if (t && t.ifindex !== tunnelIndex) tunnelIndex = t.ifindex;
+    else if (t && tun) {
+      const mtu = links.tunnelMTU();
+      // weft never sets weft0 down, and sets its MTU and the MTU it reports together.
+      const what = [tun.down || !t.up ? "set down" : "", mtu && t.mtu !== mtu ? `given MTU ${t.mtu}` : ""].filter(Boolean);
+      if (what.length) log.warn({ tunnel, up: t.up, mtu: t.mtu }, `${tunnel} was ${what.join(" and ")} by someone else: putting back its state and the routes through it now`);
+      // weft removes an address itself when the tunnel address moves: the check says whether it was someone else.
+      else if (tun.addressesRemoved) log.info({ tunnel, addressesRemoved: tun.addressesRemoved }, `an address was removed from ${tunnel}: checking its address now`);
+      repairing ||= what.length > 0 || tun.addressesRemoved > 0;
+    }
+    if (repairing) repair();
   }, 1000);
   return {
     stop() {
@@ -232,7 +250,7 @@ export async function runStaticNode(cfg: StaticConfig, source: string, log: Logg
   // Every 30 s: put back what someone else removed (a route, weft0 set down).
   const check = () => base.owner.apply({ remote: pre.blocks, tunnelMTU: pre.tunnelMTU, verify: true }).catch((err: Error) => log.error({ err: err.message }, "periodic route check failed"));
   const periodic = setInterval(check, 30_000);
-  const uplinkWatch = watchUplink(pre.uplink, log, check);
+  const linkWatch = watchLinks({ uplink: pre.uplink, tunnel: cfg.tunnelDevice, tunnelMTU: () => base.owner.tunnelMTU }, log, check);
   log.info({ node: cfg.name, address: cfg.address, ...base.dp.settings(), uplink: pre.uplink, tunnel: cfg.tunnelDevice, tunnelMTU: pre.tunnelMTU, vtepMAC: base.mac, routes: pre.blocks.length, ...result }, "node running");
 
   const started = new Date().toISOString();
@@ -256,7 +274,7 @@ export async function runStaticNode(cfg: StaticConfig, source: string, log: Logg
   logServing(listeners, log);
   await untilSignal(base, log, () => {
     clearInterval(periodic);
-    uplinkWatch.stop();
+    linkWatch.stop();
     server.close();
   });
 }

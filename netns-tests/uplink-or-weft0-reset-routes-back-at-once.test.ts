@@ -6,12 +6,14 @@
 // A reset with no pause (down and up at once) fell between two reads of the link's
 // state and went unseen: the routes came back at the node's next sync, whatever made
 // one (on a quiet node the 30 s check; here, just started, often sooner). The kernel's
-// link changes are read now, and the log line counts each reset seen.
+// link changes are read now, and the log line counts each reset seen. The same for
+// weft0 (every tunnel route goes with it): set down and up, given another MTU or
+// stripped of its address by someone else, it was put back at the 30 s check; now at once.
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { useLab, waitFor } from "./helpers.js";
 
-describe("a node's uplink down and up again", () => {
+describe("a node's uplink or weft0 reset by someone else", () => {
   const lab = useLab("tflap", "crosssubnet", { datastore: "sqlite" });
 
   it("its direct routes are back within seconds, not at the 30 s check, after a reset at once or one of a second, and pods on its subnet reach each other again", async () => {
@@ -35,5 +37,31 @@ describe("a node's uplink down and up again", () => {
       expect(Number(await seen())).toBe(before + 1);
     }
     expect(await lab.ping("pod-1", lab.podAddress("pod-3"))).toBe(true);
+  });
+
+  it("weft0 set down and up at once, given another MTU, stripped of its address: each put back within seconds, not at the 30 s check, and pod-1 reaches pod-3 across the tunnel", async () => {
+    expect(await lab.waitConverged()).toBe(true);
+    const state = async () => {
+      const routes = (await lab.exec("worker-1", ["ip", "route", "show", "proto", "87", "dev", "weft0"])).trim();
+      const link = (await lab.exec("worker-1", ["ip", "-o", "link", "show", "weft0"])).match(/mtu \d+|state \S+|<[^>]*>/g)?.join(" ") ?? "";
+      const address = (await lab.exec("worker-1", ["ip", "-4", "-o", "addr", "show", "dev", "weft0"])).match(/inet \S+/)?.[0] ?? "none";
+      return `${link} ${address}\n${routes}`;
+    };
+    const before = await state();
+    expect(before).toMatch(/mtu 1480 .*inet 192\.168\.\S+\/32\n.*via 10\.30\.1\.13/s);
+    const log = path.join(lab.dir, "worker-1.log");
+    for (const [what, command, says] of [
+      ["set down and up at once", "ip link set weft0 down && ip link set weft0 up", /weft0 was set down by someone else: putting back its state and the routes through it now/],
+      ["given MTU 1300", "ip link set weft0 mtu 1300", /weft0 was given MTU 1300 by someone else/],
+      ["stripped of its address", "ip addr flush dev weft0", /weft0's address was changed by someone else: set it back/],
+    ] as const) {
+      const lines = Number((await lab.exec("worker-1", ["wc", "-l", log])).split(" ")[0]);
+      await lab.exec("worker-1", ["sh", "-c", command]);
+      const ms = await waitFor(`weft0 back after being ${what}`, async () => (await state()) === before, 10_000);
+      const reached = await lab.ping("pod-1", lab.podAddress("pod-3"));
+      console.log(`[tflap] worker-1's weft0 ${what}: its state and routes were back ${ms} ms after (at the 30 s check before); pod-1 reaches pod-3: ${reached}`);
+      expect(reached).toBe(true);
+      await waitFor(`the node saying what it put back after weft0 was ${what}`, async () => says.test(await lab.exec("worker-1", ["tail", "-n", `+${lines + 1}`, log])), 5_000);
+    }
   });
 });

@@ -147,17 +147,28 @@ export function restoreTunnelIfDeleted(base: NodeBase, tunnelDevice: string, log
  */
 export function watchLinks(links: { uplink: string; tunnel: string; tunnelMTU: () => number }, log: Logger, repair: () => void): { stop(): void } {
   const { uplink, tunnel } = links;
+  const unseen = "a reset shorter than a second goes unseen until the 30 s check";
   let was = kernel.linkInfo(uplink);
   let changes: kernel.LinkChanges | undefined;
   try {
     changes = new kernel.LinkChanges([uplink, tunnel]);
   } catch (err) {
-    log.warn({ uplink, tunnel, err: (err as Error).message }, `cannot follow ${uplink}'s and ${tunnel}'s changes from the kernel: a reset shorter than a second goes unseen until the 30 s check`);
+    log.warn({ uplink, tunnel, err: (err as Error).message }, `cannot follow ${uplink}'s and ${tunnel}'s changes from the kernel: ${unseen}`);
   }
   let uplinkWentDown = false;
   let tunnelIndex = kernel.linkInfo(tunnel)?.ifindex;
+  const read = (): kernel.LinkChange[] => {
+    try {
+      return changes?.read() ?? [];
+    } catch (err) {
+      log.warn({ uplink, tunnel, err: (err as Error).message }, `stopped following ${uplink}'s and ${tunnel}'s changes from the kernel: ${unseen}`);
+      changes?.close();
+      changes = undefined;
+      return [];
+    }
+  };
   const timer = setInterval(() => {
-    const [up, tun] = changes?.read() ?? [];
+    const [up, tun] = read();
     if (up?.down) uplinkWentDown = true;
     const now = kernel.linkInfo(uplink);
     let repairing = false;

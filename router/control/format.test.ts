@@ -25,6 +25,13 @@ No IPv6 peers found.
     expect(text).toMatch(/This host refused part of the routes or rules \(the rest is applied; retrying\): ip route replace 10\.77\.0\.0\/24/);
   });
 
+  it("says when the node's address left the host, first (nothing else works without it)", () => {
+    const gone = "its address 10.30.0.11 (given (IP)) is on no interface of this host: other nodes cannot reach it or its pods; put the address back, or restart the node with the one it has now";
+    const text = nodeStatusText({ enabled: false, peers: [] }, { datastore: { url: "sqlite:/x.db", reachable: true }, addressProblem: gone, applyError: "x" });
+    expect(text).toMatch(new RegExp(`^weft process is running\\.\\n\\nThis node cannot be reached: its address 10\\.30\\.0\\.11 \\(given \\(IP\\)\\) is on no interface`));
+    expect(nodeStatusText({ enabled: false, peers: [] }, { addressProblem: null })).not.toMatch(/cannot be reached/);
+  });
+
   it("names the datastore records it skips (and says nothing of them when there are none)", () => {
     const bgp = { enabled: false, peers: [] };
     expect(nodeStatusText(bgp, { datastore: { url: "sqlite:/x.db", reachable: true }, unreadableRecords: {} })).not.toMatch(/records/);

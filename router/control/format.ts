@@ -27,14 +27,15 @@ export function peerTable(peers: PeerRow[]): string {
   return `${out.join("\n")}\n`;
 }
 
-export function nodeStatusText(bgp: { enabled: boolean; peers: PeerRow[] }, status: { datastore?: { url: string; reachable: boolean; reason?: string; refused?: boolean }; applyError?: string | null; unreadableRecords?: Record<string, string>; peerProblems?: string[]; pathMTUs?: Record<string, number>; uplink?: { mtu: number }; podDrops?: Record<string, number> } = {}): string {
-  const { datastore, applyError, unreadableRecords, peerProblems, pathMTUs, podDrops } = status;
+export function nodeStatusText(bgp: { enabled: boolean; peers: PeerRow[] }, status: { datastore?: { url: string; reachable: boolean; reason?: string; refused?: boolean }; applyError?: string | null; addressProblem?: string | null; unreadableRecords?: Record<string, string>; peerProblems?: string[]; pathMTUs?: Record<string, number>; uplink?: { mtu: number }; podDrops?: Record<string, number> } = {}): string {
+  const { datastore, applyError, addressProblem, unreadableRecords, peerProblems, pathMTUs, podDrops } = status;
   const parts = ["weft process is running.", ""];
   // Only when it matters: routes then stay as they were at the last answer (BGP's follow BGP).
   if (datastore && !datastore.reachable) {
     const away = datastore.refused ? `refuses weft (${datastore.reason})` : `is not answering${datastore.reason ? ` (${datastore.reason})` : ""}`;
     parts.push(`Datastore ${datastore.url} ${away}: forwarding continues with the last state it gave${bgp.enabled ? "; what BGP brings is still applied" : ""}.`, "");
   }
+  if (addressProblem) parts.push(`This node cannot be reached: ${addressProblem}`, "");
   if (applyError) parts.push(`This host refused part of the routes or rules (the rest is applied; retrying): ${applyError}`, "");
   // Routers on the way that take less than the uplink: pods sending there are told so.
   const small = Object.entries(pathMTUs ?? {});

@@ -29,6 +29,7 @@ import { OVERHEAD, type RemoteBlock } from "../routing/desired.js";
 import { nextTurn } from "../routing/owner.js";
 import { ConfigError } from "./config.js";
 import { detectNodeAddress, type HostView } from "./autodetect.js";
+import { followNodeAddress } from "./address-gone.js";
 import { defaultPool } from "./default-pool.js";
 import { fastRoutes, logServing, restoreTunnelIfDeleted, startDataplane, untilSignal, watchLinks } from "./run.js";
 
@@ -541,15 +542,27 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     if (healthy) stale = true;
     schedule();
   };
-  const periodic = setInterval(verifyNow, 30_000);
+  const addressWatch = followNodeAddress({
+    address: { cidr, uplink, how },
+    hostAddresses: kernel.hostAddresses,
+    detect: () => detectNodeAddress({ ip: opts.ip, ipFrom: opts.ipFrom, interface: opts.interface, method: opts.autodetectionMethod, methodFrom: opts.methodFrom, tunnelDevice }, HOST),
+    log,
+    exit: (code) => process.exit(code),
+  });
+  // Also looks again for the node's address, when it was found gone.
+  const check = () => {
+    addressWatch.recheck();
+    verifyNow();
+  };
+  const periodic = setInterval(check, 30_000);
   const compaction = compactHistory(store, opts.compactionPeriodS ?? 600, () => (healthy ? revision : 0), log);
-  const linkWatch = watchLinks({ uplink, tunnel: tunnelDevice, tunnelMTU: () => base.owner.tunnelMTU }, log, verifyNow);
+  const linkWatch = watchLinks({ uplink, tunnel: tunnelDevice, tunnelMTU: () => base.owner.tunnelMTU, onUplinkAddressRemoved: addressWatch.removed }, log, check);
 
   log.info({ node: name, address: cidr, uplink, tunnel: tunnelDevice, tunnelAddress: tunnelAddr, vtepMAC: mac, datastore: store.description, ...base.dp.settings() }, "node running");
   const started = new Date().toISOString();
   const server = await startControlServer(control, {
     bgp: () => bgpStatus(speaker, startedAt),
-    status: () => ({ name, address: cidr, addressFrom: how, mode: "datastore", backend, datastore: { url: store.description, reachable: healthy, revision, ...(healthy ? {} : problem) }, applyError: applyFailure || null, unreadableRecords: Object.fromEntries(unreadableRecords), peerProblems, routes: base.owner.routeCounts, ipam: ipamUsage, tunnel: { device: tunnelDevice, mtu: base.owner.tunnelMTU, address: tunnelAddr, vtepMAC: mac }, ...base.dp.settings(), uplink: { device: uplink, mtu: link.mtu }, pathMTUs: base.dp.pathMtus(), started, counters: base.fp.counters() }),
+    status: () => ({ name, address: cidr, addressFrom: how, mode: "datastore", backend, datastore: { url: store.description, reachable: healthy, revision, ...(healthy ? {} : problem) }, applyError: applyFailure || null, addressProblem: addressWatch.problem(), unreadableRecords: Object.fromEntries(unreadableRecords), peerProblems, routes: base.owner.routeCounts, ipam: ipamUsage, tunnel: { device: tunnelDevice, mtu: base.owner.tunnelMTU, address: tunnelAddr, vtepMAC: mac }, ...base.dp.settings(), uplink: { device: uplink, mtu: link.mtu }, pathMTUs: base.dp.pathMtus(), started, counters: base.fp.counters() }),
     routes: () => ({
       fastPath: fastRoutes(base.fp, backend === "bgp" ? "bgp" : "datastore"),
       bgp: speaker?.rib.bestPaths().map((p) => ({ ...pathView(p), stale: p.stale ?? false })) ?? [],
@@ -567,6 +580,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     void speaker?.stop(true);
     clearInterval(periodic);
     linkWatch.stop();
+    addressWatch.stop();
     if (pending) clearTimeout(pending);
     if (probe) clearTimeout(probe);
     clearInterval(compaction);

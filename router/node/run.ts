@@ -144,8 +144,9 @@ export function restoreTunnelIfDeleted(base: NodeBase, tunnelDevice: string, log
  * seen too: reading the state alone missed every such reset. `repair` runs when the
  * uplink is up again or was made anew, when someone else set weft0 down or changed its
  * MTU, and when an address was removed from it (weft0 deleted is restoreTunnelIfDeleted's).
+ * An address removed from the uplink is onUplinkAddressRemoved's (the node's own may be gone).
  */
-export function watchLinks(links: { uplink: string; tunnel: string; tunnelMTU: () => number }, log: Logger, repair: () => void): { stop(): void } {
+export function watchLinks(links: { uplink: string; tunnel: string; tunnelMTU: () => number; onUplinkAddressRemoved?: () => void }, log: Logger, repair: () => void): { stop(): void } {
   const { uplink, tunnel } = links;
   const unseen = "a reset shorter than a second goes unseen until the 30 s check";
   let was = kernel.linkInfo(uplink);
@@ -170,6 +171,7 @@ export function watchLinks(links: { uplink: string; tunnel: string; tunnelMTU: (
   const timer = setInterval(() => {
     const [up, tun] = read();
     if (up?.down) uplinkWentDown = true;
+    if (up?.addressesRemoved) links.onUplinkAddressRemoved?.();
     const now = kernel.linkInfo(uplink);
     let repairing = false;
     if (now?.up && (uplinkWentDown || !was?.up || was.ifindex !== now.ifindex)) {

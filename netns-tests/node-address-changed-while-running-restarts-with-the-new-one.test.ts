@@ -12,13 +12,9 @@ import { useLab, waitFor } from "./helpers.js";
 
 describe("a node whose host's address changed while it ran", () => {
   const lab = useLab("taddr", "ipip", { datastore: "sqlite" });
-
-  it("exits 1 naming the new address after the grace period; started again, it registers that address and pods reach its pods again", async () => {
-    expect(await lab.waitConverged()).toBe(true);
-    const pid = Number(readFileSync(path.join(lab.dir, "worker-1.pid"), "utf8"));
-    const t0 = Date.now();
-    await lab.exec("worker-1", ["sh", "-c", "ip addr del 10.30.0.11/24 dev eth0 && ip addr add 10.30.0.21/24 dev eth0 && ip route replace default via 10.30.0.1 dev eth0"]);
-    const exited = await waitFor("worker-1's node exiting", () => {
+  const pidOf = (host: string) => Number(readFileSync(path.join(lab.dir, `${host}.pid`), "utf8"));
+  const exited = (pid: number) =>
+    waitFor(`node ${pid} exiting`, () => {
       try {
         process.kill(pid, 0);
         return false;
@@ -26,13 +22,21 @@ describe("a node whose host's address changed while it ran", () => {
         return true;
       }
     }, 30_000);
+
+  it("exits 1 naming the new address after the grace period; started again, it registers that address and pods reach its pods again", async () => {
+    expect(await lab.waitConverged()).toBe(true);
+    const pid = pidOf("worker-1");
+    const t0 = Date.now();
+    await lab.exec("worker-1", ["sh", "-c", "ip addr del 10.30.0.11/24 dev eth0 && ip addr add 10.30.0.21/24 dev eth0 && ip route replace default via 10.30.0.1 dev eth0"]);
+    const exitedMs = await exited(pid);
     const log = readFileSync(path.join(lab.dir, "worker-1.log"), "utf8");
     expect(log).toMatch(/this node's address 10\.30\.0\.11 is gone from eth0 and eth0 has 10\.30\.0\.21\/24 \(the default route's interface\): exiting for the service manager to start the node again with it/);
     await lab.restartNode("worker-1");
     const reached = await waitFor("pod-2 reaching pod-1 again", () => lab.ping("pod-2", lab.podAddress("pod-1"), { timeoutS: 1 }), 30_000);
-    console.log(`[taddr] worker-1's address 10.30.0.11 -> 10.30.0.21: its node exited ${exited} ms after; started again, pod-2 reached pod-1 ${reached} ms after (before: never, until someone restarted the node)`);
+    console.log(`[taddr] worker-1's address 10.30.0.11 -> 10.30.0.21: its node exited ${exitedMs} ms after; started again, pod-2 reached pod-1 ${reached} ms after (before: never, until someone restarted the node)`);
     expect(await lab.weft(["get", "node", "worker-1", "-o", "yaml"])).toMatch(/ipv4Address: 10\.30\.0\.21\/24/);
     expect(await lab.ping("pod-1", lab.podAddress("pod-3"))).toBe(true);
     expect(Date.now() - t0).toBeLessThan(60_000);
   });
+
 });

@@ -47,6 +47,8 @@ for (const [mode, prefix, rxThread, overhead] of [["ipip", "tpmtu", false, 20], 
       expect(r.received.sha256).toBe(r.sent.sha256);
       expect(s.pathMTUs["10.30.0.12"]).toBe(1400);
       expect(s.counters.icmp_frag_needed_sent).toBeGreaterThan(0);
+      // And the node said its uplink changed under it, and what a restart would change.
+      expect(readFileSync(path.join(lab.dir, "worker-3.log"), "utf8")).toMatch(/eth0's MTU changed from 1500 to 1400: weft0 and the data path keep the sizes they started with \(a smaller path is learned from the kernel's refusals\); restart the node/);
     });
 
     // Without DF a sender allows fragmentation: pod-1's kernel splits a 3000-byte UDP

@@ -103,3 +103,4 @@ describe("the node's address gone from the host while it runs", () => {
     expect(lines.map((l) => l.msg)).toEqual(["could not read this host's addresses; looking again at the next check"]);
   });
 });
+

@@ -179,6 +179,9 @@ export function watchLinks(links: { uplink: string; tunnel: string; tunnelMTU: (
       uplinkWentDown = false;
       repairing = true;
     }
+    // weft0's MTU, new pods' and the data path's buffers were sized from the uplink's at the
+    // start; a smaller one is learned per node from the kernel's refusals, a larger one waits.
+    if (now && was && now.mtu !== was.mtu) log.warn({ uplink, from: was.mtu, to: now.mtu }, `${uplink}'s MTU changed from ${was.mtu} to ${now.mtu}: weft0 and the data path keep the sizes they started with (a smaller path is learned from the kernel's refusals); restart the node to size them from the new MTU`);
     was = now;
     const t = tun && (tun.changes || tun.addressesRemoved) ? kernel.linkInfo(tunnel) : undefined;
     // A weft0 made anew is restoreTunnelIfDeleted's (it says so and restores it).

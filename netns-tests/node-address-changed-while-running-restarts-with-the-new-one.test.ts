@@ -12,23 +12,13 @@ import { useLab, waitFor } from "./helpers.js";
 
 describe("a node whose host's address changed while it ran", () => {
   const lab = useLab("taddr", "ipip", { datastore: "sqlite" });
-  const pidOf = (host: string) => Number(readFileSync(path.join(lab.dir, `${host}.pid`), "utf8"));
-  const exited = (pid: number) =>
-    waitFor(`node ${pid} exiting`, () => {
-      try {
-        process.kill(pid, 0);
-        return false;
-      } catch {
-        return true;
-      }
-    }, 30_000);
 
   it("exits 1 naming the new address after the grace period; started again, it registers that address and pods reach its pods again", async () => {
     expect(await lab.waitConverged()).toBe(true);
-    const pid = pidOf("worker-1");
+    expect(lab.nodeRunning("worker-1")).toBe(true);
     const t0 = Date.now();
     await lab.exec("worker-1", ["sh", "-c", "ip addr del 10.30.0.11/24 dev eth0 && ip addr add 10.30.0.21/24 dev eth0 && ip route replace default via 10.30.0.1 dev eth0"]);
-    const exitedMs = await exited(pid);
+    const exitedMs = await waitFor("worker-1's node exiting", () => !lab.nodeRunning("worker-1"), 30_000);
     const log = readFileSync(path.join(lab.dir, "worker-1.log"), "utf8");
     expect(log).toMatch(/this node's address 10\.30\.0\.11 is gone from eth0 and eth0 has 10\.30\.0\.21\/24 \(the default route's interface\): exiting for the service manager to start the node again with it/);
     await lab.restartNode("worker-1");
@@ -39,5 +29,4 @@ describe("a node whose host's address changed while it ran", () => {
     await waitFor("pod-1 reaching pod-3 across the gateway", () => lab.ping("pod-1", lab.podAddress("pod-3"), { timeoutS: 1 }), 20_000);
     expect(Date.now() - t0).toBeLessThan(60_000);
   });
-
 });

@@ -288,7 +288,7 @@ export class Lab {
       env: { ...process.env, ...settingsEnv(this.running) },
     });
     child.unref();
-    writeFileSync(path.join(this.dir, `${host}.pid`), String(child.pid));
+    writeFileSync(this.pidFile(host), String(child.pid));
   }
 
   async waitNode(host: string, timeoutMs = 15_000): Promise<void> {
@@ -313,9 +313,19 @@ export class Lab {
     return path.join(projectRoot(), "dist", "router", "cli", "main.js");
   }
 
+  private pidFile(host: string): string {
+    return path.join(this.dir, `${host}.pid`);
+  }
+
+  /** Whether one host's node process, as last started, still runs. */
+  nodeRunning(host: string): boolean {
+    const file = this.pidFile(host);
+    return existsSync(file) && alive(Number(readFileSync(file, "utf8")));
+  }
+
   /** Stops one host's node with SIGTERM and waits for it to exit. */
   async stopNode(host: string): Promise<void> {
-    const file = path.join(this.dir, `${host}.pid`);
+    const file = this.pidFile(host);
     if (!existsSync(file)) return;
     const pid = Number(readFileSync(file, "utf8"));
     try {

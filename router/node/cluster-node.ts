@@ -90,7 +90,9 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   const tunnelDevice = opts.tunnelDevice ?? "weft0";
   // The interfaces, read once: address detection and the first pool's choice both look at them.
   const interfaces = await HOST.interfaces();
-  const { cidr, uplink, how } = await detectNodeAddress({ ip: opts.ip, ipFrom: opts.ipFrom, interface: opts.interface, method: opts.autodetectionMethod, methodFrom: opts.methodFrom, tunnelDevice }, { ...HOST, interfaces: async () => interfaces });
+  // Asked again (the host as it is then) when the node's address leaves the host.
+  const addressRequest = { ip: opts.ip, ipFrom: opts.ipFrom, interface: opts.interface, method: opts.autodetectionMethod, methodFrom: opts.methodFrom, tunnelDevice };
+  const { cidr, uplink, how } = await detectNodeAddress(addressRequest, { ...HOST, interfaces: async () => interfaces });
   // Checked at every start, though used only when the datastore has no pool.
   const firstPool = defaultPool(opts.env ?? process.env, interfaces.filter((i) => i.name !== tunnelDevice).flatMap((i) => i.addresses));
   const link = kernel.linkInfo(uplink);
@@ -545,7 +547,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   const addressWatch = followNodeAddress({
     address: { cidr, uplink, how },
     hostAddresses: kernel.hostAddresses,
-    detect: () => detectNodeAddress({ ip: opts.ip, ipFrom: opts.ipFrom, interface: opts.interface, method: opts.autodetectionMethod, methodFrom: opts.methodFrom, tunnelDevice }, HOST),
+    detect: () => detectNodeAddress(addressRequest, HOST),
     log,
     exit: (code) => process.exit(code),
   });

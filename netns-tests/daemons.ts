@@ -11,13 +11,13 @@ function daemon(lab: Lab, ns: string, dir: string, cmd: string[]): void {
   spawn("ip", ["netns", "exec", lab.ns(ns), ...cmd], { stdio: ["ignore", log, log], detached: true }).unref();
 }
 
-export async function until<T>(what: string, f: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
+export async function until<T>(what: string, f: () => Promise<T | undefined | false>, ms = 30_000, everyMs = 300): Promise<T> {
   const t = Date.now() + ms;
   for (;;) {
     const v = await f().catch(() => undefined);
     if (v) return v;
     if (Date.now() > t) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(300);
+    await sleep(everyMs);
   }
 }
 

@@ -117,6 +117,7 @@ describe("a node repairs what others removed", () => {
     const log = await logTail();
     expect(log).toMatch(/weft0 was changed by someone else/);
     expect(log).toMatch(/weft0's address was changed by someone else/);
+    expect(log).toMatch(/1 of weft's routes were removed or changed outside weft/);
     expect(log).toMatch(/weft's nftables table \(natOutgoing, the mark on the nodes' tunnel traffic\) was removed by someone else/);
     expect(await lab.ping("pod-1", lab.podAddress("pod-2"))).toBe(true);
     expect(await lab.ping("pod-1", external, { count: 2 })).toBe(true);

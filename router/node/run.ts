@@ -146,7 +146,7 @@ export function restoreTunnelIfDeleted(base: NodeBase, tunnelDevice: string, log
  * MTU, and when an address was removed from it (weft0 deleted is restoreTunnelIfDeleted's).
  * An address removed from the uplink is onUplinkAddressRemoved's (the node's own may be gone).
  */
-export function watchLinks(links: { uplink: string; tunnel: string; tunnelMTU: () => number; onUplinkAddressRemoved?: () => void }, log: Logger, repair: () => void): { stop(): void } {
+export function watchLinks(links: { uplink: string; tunnel: string; tunnelMTU: () => number; onUplinkAddressRemoved?: () => void; routesGoneWith?: (dev: string) => void }, log: Logger, repair: () => void): { stop(): void } {
   const { uplink, tunnel } = links;
   const unseen = "a reset shorter than a second goes unseen until the 30 s check";
   let was = kernel.linkInfo(uplink);
@@ -171,11 +171,16 @@ export function watchLinks(links: { uplink: string; tunnel: string; tunnelMTU: (
   const timer = setInterval(() => {
     const [up, tun] = read();
     if (up?.down) uplinkWentDown = true;
-    if (up?.addressesRemoved) links.onUplinkAddressRemoved?.();
+    // The kernel removes the routes through a device with its last address: not someone else's doing.
+    if (up?.addressesRemoved) {
+      links.routesGoneWith?.(uplink);
+      links.onUplinkAddressRemoved?.();
+    }
     const now = kernel.linkInfo(uplink);
     let repairing = false;
     if (now?.up && (uplinkWentDown || !was?.up || was.ifindex !== now.ifindex)) {
       log.info({ uplink }, `${uplink} is up again: putting back the routes the kernel removed with it`);
+      links.routesGoneWith?.(uplink);
       uplinkWentDown = false;
       repairing = true;
     }
@@ -190,6 +195,7 @@ export function watchLinks(links: { uplink: string; tunnel: string; tunnelMTU: (
       const mtu = links.tunnelMTU();
       // weft never sets weft0 down, and sets its MTU and the MTU it reports together.
       const what = [tun.down || !t.up ? "set down" : "", mtu && t.mtu !== mtu ? `given MTU ${t.mtu}` : ""].filter(Boolean);
+      if (tun.down || !t.up || tun.addressesRemoved) links.routesGoneWith?.(tunnel);
       if (what.length) log.warn({ tunnel, up: t.up, mtu: t.mtu }, `${tunnel} was ${what.join(" and ")} by someone else: putting back its state and the routes through it now`);
       // weft removes an address itself when the tunnel address moves: the check says whether it was someone else.
       else if (tun.addressesRemoved) log.info({ tunnel, addressesRemoved: tun.addressesRemoved }, `an address was removed from ${tunnel}: checking its address now`);
@@ -266,7 +272,7 @@ export async function runStaticNode(cfg: StaticConfig, source: string, log: Logg
   // Every 30 s: put back what someone else removed (a route, weft0 set down).
   const check = () => base.owner.apply({ remote: pre.blocks, tunnelMTU: pre.tunnelMTU, verify: true }).catch((err: Error) => log.error({ err: err.message }, "periodic route check failed"));
   const periodic = setInterval(check, 30_000);
-  const linkWatch = watchLinks({ uplink: pre.uplink, tunnel: cfg.tunnelDevice, tunnelMTU: () => base.owner.tunnelMTU }, log, check);
+  const linkWatch = watchLinks({ uplink: pre.uplink, tunnel: cfg.tunnelDevice, tunnelMTU: () => base.owner.tunnelMTU, routesGoneWith: (dev) => base.owner.routesGoneWith(dev) }, log, check);
   log.info({ node: cfg.name, address: cfg.address, ...base.dp.settings(), uplink: pre.uplink, tunnel: cfg.tunnelDevice, tunnelMTU: pre.tunnelMTU, vtepMAC: base.mac, routes: pre.blocks.length, ...result }, "node running");
 
   const started = new Date().toISOString();

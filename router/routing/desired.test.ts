@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { desiredState, diffRoutes, EXTERNAL_ROUTE_METRIC } from "./desired.js";
+import type { KernelRoute } from "../native/iproute.js";
+import { desiredState, diffRoutes, EXTERNAL_ROUTE_METRIC, InstalledRoutes } from "./desired.js";
 
 const local = { tunnelDevice: "weft0", uplink: "eth0" };
 
@@ -87,5 +88,34 @@ describe("desired state", () => {
     expect(diffRoutes([peer], [node])).toEqual({ replace: [peer], remove: [node] });
     expect(diffRoutes([node], [peer])).toEqual({ replace: [node], remove: [peer] });
     expect(diffRoutes([peer], [peer])).toEqual({ replace: [], remove: [] });
+  });
+
+  it("the routes installed, remembered between syncs: each sync changes only what differs from the last one's result, a metric change included, without listing the kernel again", () => {
+    const a = { dst: "10.0.0.0/26", gateway: "1.1.1.1", dev: "weft0", onlink: true };
+    const b = { dst: "10.0.1.0/26", gateway: "1.1.1.2", dev: "weft0", onlink: true };
+    const ext = { dst: "10.77.0.0/24", gateway: "10.30.0.1", dev: "eth0", metric: EXTERNAL_ROUTE_METRIC };
+    const installed = new InstalledRoutes([a]);
+    const step = (want: KernelRoute[]) => {
+      const d = installed.diff(want);
+      installed.changed(d.replace, d.remove);
+      return d;
+    };
+    expect(step([a, b])).toEqual({ replace: [b], remove: [] });
+    expect(step([a, b])).toEqual({ replace: [], remove: [] });
+    expect(installed.size).toBe(2);
+    // b withdrawn, then the same prefix back from a peer at its metric: the old entry goes.
+    expect(step([a])).toEqual({ replace: [], remove: [b] });
+    expect(step([a, { ...ext, dst: b.dst }])).toEqual({ replace: [{ ...ext, dst: b.dst }], remove: [] });
+    expect(step([a, b])).toEqual({ replace: [b], remove: [{ ...ext, dst: b.dst }] });
+    expect(step([a, b])).toEqual({ replace: [], remove: [] });
+    expect(installed.size).toBe(2);
+    // What the kernel's listing lacks, or has otherwise: someone else's doing.
+    const listed = new InstalledRoutes([{ ...a, gateway: "1.1.1.7" }]);
+    expect(installed.missingFrom(listed)).toEqual([a, b]);
+    expect(installed.missingFrom(new InstalledRoutes([a, b]))).toEqual([]);
+    // Removals held back (graceful restart): still installed, offered again at the next diff.
+    const held = installed.diff([a]);
+    installed.changed(held.replace, []);
+    expect(installed.diff([a])).toEqual({ replace: [], remove: [b] });
   });
 });

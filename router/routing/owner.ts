@@ -12,7 +12,7 @@ import * as kernel from "../native/iproute.js";
 import { native } from "../native/index.js";
 import { addPodDrops, applyWeftTable, dropPolicyChainsOnHost, hexMark, noPodDrops, podDrops, weftTableInstalled, type PodDrops, type WeftTable } from "../native/nft.js";
 import { chainInstalled, forwardSpec, inputSpec, installChain, iptablesPresent, type ChainSpec } from "../native/iptables.js";
-import { desiredState, diffRoutes, type LocalNode, type RemoteBlock } from "./desired.js";
+import { desiredState, InstalledRoutes, type LocalNode, type RemoteBlock } from "./desired.js";
 
 export interface Desired {
   remote: RemoteBlock[];
@@ -39,8 +39,9 @@ export interface Desired {
   /** Add and change only (graceful restart: the RIB is not complete yet). */
   keepRemovals?: boolean;
   /**
-   * Also check what is cached as done (the natOutgoing table): the periodic resync
-   * repairs what someone else removed (an "nft flush ruleset").
+   * Also check what is cached as done (the kernel's routes, the natOutgoing table): the
+   * periodic resync repairs what someone else removed (a route deleted, an "nft flush
+   * ruleset"); other syncs compare with what this owner installed.
    */
   verify?: boolean;
 }
@@ -75,6 +76,8 @@ export class RouteOwner {
   private shadowedKey = "[]";
   private addressKey: string | undefined;
   private ifindex = 0;
+  /** weft's kernel routes as this owner last listed and changed them; undefined: list them. */
+  private installed: InstalledRoutes | undefined;
   /** The kernel routes of the last apply, by kind (for the weft_routes metric). */
   routeCounts: Record<"blackhole" | "tunnel" | "direct" | "external", number> = { blackhole: 0, tunnel: 0, direct: 0, external: 0 };
 
@@ -89,7 +92,12 @@ export class RouteOwner {
     return this.mtu;
   }
 
-  async apply(d: Desired): Promise<{ changed: number; removed: number; kept: number }> {
+  /** The kernel removed the routes through dev with it (set down, or deleted): not someone else's doing. */
+  routesGoneWith(dev: string): void {
+    this.installed?.forget(dev);
+  }
+
+  async apply(d: Desired): Promise<{ changed: number; removed: number; kept: number; fastChanged: number }> {
     const want = desiredState(this.local, d.remote, d.localBlocks);
     const refusedKey = JSON.stringify(want.refused);
     if (refusedKey !== this.refusedKey) {
@@ -112,14 +120,27 @@ export class RouteOwner {
     }
     const have = new Map(this.fp.list().map((r) => [formatCIDR(r.prefix), r]));
     const wantFast = new Map(want.fast.map((r) => [formatCIDR(r.prefix), r]));
-    for (const [cidr, r] of wantFast) if (!have.has(cidr) || fastKey(have.get(cidr)!) !== fastKey(r)) this.fp.upsert(r);
-    if (!d.keepRemovals) for (const [cidr] of have) if (!wantFast.has(cidr)) this.fp.remove(parseCIDR(cidr)!);
+    let fastChanged = 0;
+    for (const [cidr, r] of wantFast) {
+      if (have.has(cidr) && fastKey(have.get(cidr)!) === fastKey(r)) continue;
+      this.fp.upsert(r);
+      fastChanged++;
+    }
+    if (!d.keepRemovals) {
+      for (const [cidr] of have) {
+        if (wantFast.has(cidr)) continue;
+        this.fp.remove(parseCIDR(cidr)!);
+        fastChanged++;
+      }
+    }
     // Not before: packets read meanwhile would meet a fast path without this sync's routes
     // (at a node's start, an empty one that answers "unreachable").
     await nextTurn();
 
     // The device as it is (someone may have set it down, or its MTU, or made it anew).
     const link = kernel.linkInfo(this.local.tunnelDevice);
+    // The kernel removed every route through a weft0 found down or made anew.
+    if (!link || !link.up) this.routesGoneWith(this.local.tunnelDevice);
     if (!link || !link.up || link.mtu !== d.tunnelMTU) {
       native().linkSet(this.local.tunnelDevice, d.tunnelMTU, true);
       if (this.mtu && d.tunnelMTU !== this.mtu) this.log.info({ from: this.mtu, to: d.tunnelMTU }, "tunnel MTU changed");
@@ -130,13 +151,27 @@ export class RouteOwner {
     if (link && link.ifindex !== this.ifindex) {
       this.ifindex = link.ifindex;
       this.addressKey = undefined; // a device made anew has no address
+      this.routesGoneWith(this.local.tunnelDevice);
     }
     if (d.tunnelAddress !== undefined) await this.tunnelAddress(d.tunnelAddress, d.verify);
-    const installed = await kernel.listWeftRoutes();
-    await nextTurn();
-    const diff = diffRoutes(want.kernel, installed);
+    if (d.verify || !this.installed) {
+      const listed = new InstalledRoutes(await kernel.listWeftRoutes());
+      const gone = this.installed?.missingFrom(listed) ?? [];
+      if (gone.length) this.log.warn({ routes: gone.slice(0, LOGGED_ROUTES).map((r) => r.dst), count: gone.length }, `${gone.length} of weft's routes were removed or changed outside weft (an "ip route" command, another routing daemon, their device set down or its address removed?): putting them back`);
+      this.installed = listed;
+      await nextTurn();
+    }
+    const installed = this.installed;
+    const diff = installed.diff(want.kernel);
     if (d.keepRemovals) diff.remove = [];
-    await kernel.changeRoutes(diff.replace, diff.remove);
+    const kept = installed.size - diff.remove.length;
+    try {
+      await kernel.changeRoutes(diff.replace, diff.remove);
+    } catch (err) {
+      this.installed = undefined; // some went in, some did not: list them next time
+      throw err;
+    }
+    installed.changed(diff.replace, diff.remove);
     this.routeCounts = { blackhole: 0, tunnel: 0, direct: 0, external: 0 };
     for (const r of want.kernel) this.routeCounts[r.type === "blackhole" ? "blackhole" : r.metric ? "external" : r.dev === this.local.tunnelDevice ? "tunnel" : "direct"]++;
     if (diff.replace.length || diff.remove.length) {
@@ -149,7 +184,7 @@ export class RouteOwner {
     }
     if (d.nat) await this.weftTable({ ...d.nat, tunnel: d.hostFirewall && { nodes: want.nodes.map(formatIPv4), mark: d.hostFirewall.mark, vxlanPort: d.hostFirewall.vxlanPort, sourceCheck: this.sourceCheck } }, d.nat, d.verify);
     if (d.hostFirewall) await this.hostFirewall([forwardSpec(this.local.tunnelDevice), inputSpec(d.hostFirewall.mark)], d.hostFirewall.mark, d.verify);
-    return { changed: diff.replace.length, removed: diff.remove.length, kept: installed.length - diff.remove.length };
+    return { changed: diff.replace.length, removed: diff.remove.length, kept, fastChanged };
   }
 
   /** Installs weft's nftables table when it changed, or when verify finds it (or part of it) gone. */

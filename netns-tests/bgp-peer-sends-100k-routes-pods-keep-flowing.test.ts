@@ -102,7 +102,8 @@ protocol bgp w1 { local as 65001; neighbor 10.30.0.11 as 64512; direct; ipv4 { i
       took.push(Date.now() - t);
     }
     console.log(`[tfull] one route withdrawn or announced again beside ${ROUTES}: in worker-1's kernel after ${took.join(", ")} ms`);
-    expect(Math.max(...took)).toBeLessThan(2500);
+    // Most of them: one may meet the 30 s check's sync under way (2.2 s once in CI).
+    expect([...took].sort((a, b) => a - b)[3]).toBeLessThan(1500);
 
     const pid = (await lab.nodeStatus("worker-1")).pid as number;
     const ping = background(lab, "pod-1", ["ping", "-i", "0.01", "-c", "3000", "-W", "2", lab.podAddress("pod-2")]);

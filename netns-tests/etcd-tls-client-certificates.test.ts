@@ -3,25 +3,26 @@
 // and ETCD_KEY_FILE; without a client certificate, or with a file that is not there,
 // they say so in one line. With etcd's authentication on, the certificate names the user.
 import { execFileSync, spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { copyFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EtcdServer } from "../router/lab/etcd.js";
+import { openDatastore } from "../router/store/store.js";
 import { projectRoot } from "../router/native/index.js";
 import { tempDir } from "../router/temp-dir.test-helper.js";
 
 const dir = tempDir("etcd-tls");
 const f = (name: string) => path.join(dir, name);
 
-/** A CA, a server certificate for 127.0.0.1 and a client certificate, all from openssl. */
-function makeCertificates(): void {
+/** A CA, a server certificate for 127.0.0.1 and a client certificate, all from openssl (files named prefix + ca.crt, ...). */
+function makeCertificates(prefix = ""): void {
   const ssl = (args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  ssl(["req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=weft test CA"]);
+  ssl(["req", "-x509", ...ec, "-keyout", `${prefix}ca.key`, "-out", `${prefix}ca.crt`, "-days", "2", "-subj", `/CN=weft test CA ${prefix}`]);
   for (const [who, ext] of [["server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth"], ["client", "extendedKeyUsage=clientAuth"]]) {
     writeFileSync(f(`${who}.ext`), `${ext}\n`);
-    ssl(["req", ...ec, "-keyout", `${who}.key`, "-out", `${who}.csr`, "-subj", `/CN=weft-${who}`]);
-    ssl(["x509", "-req", "-in", `${who}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", `${who}.crt`, "-days", "2", "-extfile", `${who}.ext`]);
+    ssl(["req", ...ec, "-keyout", `${prefix}${who}.key`, "-out", `${who}.csr`, "-subj", `/CN=weft-${who}`]);
+    ssl(["x509", "-req", "-in", `${who}.csr`, "-CA", `${prefix}ca.crt`, "-CAkey", `${prefix}ca.key`, "-CAcreateserial", "-out", `${prefix}${who}.crt`, "-days", "2", "-extfile", `${who}.ext`]);
   }
 }
 
@@ -72,6 +73,47 @@ describe("etcd over TLS (etcds://) with client certificates", () => {
     expect(r.stderr.trim()).toBe(`weft: etcds: ETCD_CERT_FILE ${f("nope.crt")} cannot be read (ENOENT)`);
     expect(r.status).toBe(2);
   });
+
+  it("certificates renewed on disk under a running node's client (a new CA; etcd restarted with it): the next call connects with the new files, says so, and the watch starts again", async () => {
+    makeCertificates("old-");
+    makeCertificates("new-");
+    const live = { ca: f("live-ca.crt"), cert: f("live-client.crt"), key: f("live-client.key") };
+    const server = { ca: f("live-ca.crt"), cert: f("live-server.crt"), key: f("live-server.key") };
+    const install = (from: string) => {
+      for (const n of ["ca.crt", "client.crt", "client.key", "server.crt", "server.key"]) copyFileSync(f(`${from}${n}`), f(`live-${n}`));
+    };
+    install("old-");
+    const renewed = new EtcdServer({ dir: f("etcd-renewed"), host: "127.0.0.1", port: 23812, tls: server });
+    await renewed.start();
+    const store = await openDatastore(renewed.url, { tls: live });
+    const said: string[] = [];
+    store.notify = (message) => said.push(message);
+    try {
+      const rev = await store.txn([{ op: "create", key: "/weft/renewal/a", value: "1" }]);
+      const watchErrors: string[] = [];
+      const w = store.watch("/weft/renewal/", rev, () => undefined, (err) => watchErrors.push(err.message));
+      await renewed.stop();
+      install("new-");
+      await renewed.start();
+      const t = Date.now();
+      const items = (await store.list("/weft/renewal/")).items.map((kv) => kv.key);
+      console.log(`[etcd-tls] certificates renewed under a running client: the next call answered after ${Date.now() - t} ms; said: ${said.join("; ")}; watch: ${watchErrors.join("; ")}`);
+      expect(items).toEqual(["/weft/renewal/a"]);
+      expect(said).toEqual(["etcd's certificate files changed: connecting with the new ones"]);
+      expect(watchErrors.some((m) => /renewed certificates/.test(m))).toBe(true);
+      w.stop();
+      // A watch made again sees what is written after it.
+      const seen: string[] = [];
+      const again = store.watch("/weft/renewal/", rev, (events) => seen.push(...events.map((e) => e.key)), () => undefined);
+      await store.txn([{ op: "create", key: "/weft/renewal/b", value: "2" }]);
+      for (let i = 0; i < 50 && !seen.includes("/weft/renewal/b"); i++) await new Promise((r) => setTimeout(r, 100));
+      again.stop();
+      expect(seen).toContain("/weft/renewal/b");
+    } finally {
+      await store.close();
+      await renewed.stop();
+    }
+  }, 60_000);
 
   // Last: it turns etcd's authentication on.
   it("with etcd's authentication on, the certificate's common name is the etcd user (Calico's RBAC guide): no ETCD_USERNAME needed; a role without /weft/ is named", () => {

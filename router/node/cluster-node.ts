@@ -113,6 +113,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   } catch (err) {
     throw new ConfigError(`--datastore: ${(err as Error).message}`);
   }
+  store.notify = (message, fields) => log.info({ datastore: store.description, ...fields }, message);
   const res = new Resources(store);
   // A node may start before its datastore (boot order): wait for it, saying so, rather
   // than exit. Nothing on the host has been touched yet, so a signal just ends the wait.

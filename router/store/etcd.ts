@@ -2,7 +2,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { BrokenCircuitError, type IDefaultPolicyContext, type IPolicy } from "cockatiel";
 import { Etcd3, isRecoverableError, type IKeyValue, type Watcher } from "etcd3";
-import { CALL_DEADLINE_MS, ConflictError, NotFoundError, type Datastore, type KV, type Op, type Watch, type WatchEvent } from "./store.js";
+import { CALL_DEADLINE_MS, ConflictError, misconfigured, NotFoundError, unreachable, type Datastore, type EtcdTLS, type KV, type Op, type Watch, type WatchEvent } from "./store.js";
 
 // grpc-js gives TLS the server's IP address as its name when etcd is addressed by IP,
 // and Node warns about that on stderr on each connection (DEP0123): keep that one out
@@ -87,17 +87,56 @@ export class MemberBreaker {
 
 const toKV = (kv: IKeyValue): KV => ({ key: kv.key.toString(), value: kv.value.toString(), modRevision: Number(kv.mod_revision) });
 
+/** The certificate files are read again at most this often, when calls fail. */
+const TLS_RECHECK_MS = 1000;
+
 export class EtcdStore implements Datastore {
   private client: Etcd3;
   private signingIn: boolean;
+  notify?: (message: string, fields: Record<string, unknown>) => void;
+  private tlsCheckedAt = 0;
+  /** The watches under way, told to start again when the client is made anew. */
+  private readonly watches = new Set<(err: Error) => void>();
   private constructor(
-    // A client that signs in with the user (true) or not (false).
-    private readonly make: (signIn: boolean) => Etcd3,
+    // A client that signs in with the user (true) or not (false), with these TLS files' contents.
+    private readonly make: (signIn: boolean, tls: EtcdTLS | undefined) => Etcd3,
     private readonly hasUser: boolean,
     readonly description: string,
+    private tls?: { now: EtcdTLS; again: () => EtcdTLS; files: string[] },
   ) {
     this.signingIn = hasUser;
-    this.client = make(hasUser);
+    this.client = make(hasUser, tls?.now);
+  }
+
+  /**
+   * etcd's certificates are renewed on disk under a running node (cert-manager, a
+   * script before they expire); the connection made with the old ones lasts until it
+   * breaks, and then only the new ones are accepted. When a call fails for want of a
+   * connection, the files are read again (at most once a second), and if they changed
+   * the client is made anew with them (as etcd's own Go client, which Calico uses, reads
+   * its client certificate at each connection). A pair read halfway through its renewal
+   * (a certificate without its key yet) is tried again at the next failure.
+   */
+  private renewTLS(used: Etcd3, err: unknown): boolean {
+    if (!this.tls || this.client !== used || Date.now() - this.tlsCheckedAt < TLS_RECHECK_MS) return false;
+    if (!unreachable(err) && !misconfigured(err)?.startsWith("TLS")) return false;
+    this.tlsCheckedAt = Date.now();
+    let next: EtcdTLS;
+    let client: Etcd3;
+    try {
+      next = this.tls.again();
+      const same = (a?: Buffer, b?: Buffer) => (a && b ? a.equals(b) : a === b);
+      if ((["ca", "cert", "key"] as const).every((k) => same(next[k], this.tls!.now[k]))) return false;
+      client = this.make(this.signingIn, next);
+    } catch {
+      return false;
+    }
+    this.tls.now = next;
+    this.client = client;
+    used.close();
+    this.notify?.("etcd's certificate files changed: connecting with the new ones", { files: this.tls.files });
+    for (const restart of [...this.watches]) restart(new Error("etcd watch ended: the client connects anew with renewed certificates"));
+    return true;
   }
 
   /**
@@ -112,13 +151,14 @@ export class EtcdStore implements Datastore {
     try {
       return await f(used);
     } catch (err) {
+      if (this.renewTLS(used, err)) return f(this.client);
       const message = (err as Error).message ?? "";
       const follow = this.hasUser && (signingIn ? /authentication is not enabled/.test(message) : /user name is empty/.test(message));
       if (!follow) throw err;
       // Calls under way at once all fail so: the first switches, the others use its client.
       if (this.client === used) {
         this.signingIn = !signingIn;
-        this.client = this.make(this.signingIn);
+        this.client = this.make(this.signingIn, this.tls?.now);
         used.close();
       }
       return f(this.client);
@@ -130,17 +170,17 @@ export class EtcdStore implements Datastore {
    * user: an etcd user, for etcd with authentication on; the client asks for a token
    * with it and asks again when etcd says a token is no longer valid.
    */
-  static async open(hosts: string[], tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer }, user?: { username: string; password: string }): Promise<EtcdStore> {
+  static async open(hosts: string[], tls?: { first: EtcdTLS; again: () => EtcdTLS; files: string[] }, user?: { username: string; password: string }): Promise<EtcdStore> {
     // No CA file: the system's roots (an https:// host with no credentials gets them).
-    const credentials = tls && (tls.ca || tls.cert) ? ({ rootCertificate: tls.ca, certChain: tls.cert, privateKey: tls.key } as { rootCertificate: Buffer }) : undefined;
+    const credentials = (t: EtcdTLS | undefined) => (t && (t.ca || t.cert) ? ({ rootCertificate: t.ca, certChain: t.cert, privateKey: t.key } as { rootCertificate: Buffer }) : undefined);
     // The client signs in to the members in the order given (each call then picks one at
     // random): in a random order, a member cut off is not the first asked by every
     // process, and each is given less time than a call, so that a command or weft-cni,
     // which sign in each time they run, paid 5 to 10 s with the first member cut off.
     const order = [...hosts].sort(() => Math.random() - 0.5);
-    const make = (signIn: boolean) => new Etcd3({
+    const make = (signIn: boolean, t: EtcdTLS | undefined) => new Etcd3({
       hosts: order.map((h) => `${tls ? "https" : "http"}://${h}`),
-      credentials,
+      credentials: credentials(t),
       ...(user && signIn ? { auth: { ...user, callOptions: () => ({ deadline: Date.now() + SIGN_IN_DEADLINE_MS }) } } : {}),
       dialTimeout: 3000,
       // Every call but a watch has a deadline: a partitioned etcd (packets dropped, no
@@ -156,7 +196,7 @@ export class EtcdStore implements Datastore {
       // after three failures in a row, as the client's own default.
       faultHandling: { host: () => (hosts.length > 1 ? new MemberBreaker(1, 5000, 30_000) : new MemberBreaker(3, 5000, 5000)) as unknown as IPolicy<IDefaultPolicyContext> },
     });
-    return new EtcdStore(make, user !== undefined, `${tls ? "etcds" : "etcd"}://${hosts.join(",")}`);
+    return new EtcdStore(make, user !== undefined, `${tls ? "etcds" : "etcd"}://${hosts.join(",")}`, tls && { now: tls.first, again: tls.again, files: tls.files });
   }
 
   async get(key: string): Promise<KV | undefined> {
@@ -204,6 +244,13 @@ export class EtcdStore implements Datastore {
   watch(prefix: string, afterRevision: number, onEvents: (events: WatchEvent[]) => void, onError: (err: Error) => void): Watch {
     let watcher: Watcher | undefined;
     let stopped = false;
+    const restart = (err: Error) => {
+      this.watches.delete(restart);
+      stopped = true;
+      watcher?.cancel().catch(() => undefined);
+      onError(err);
+    };
+    this.watches.add(restart);
     this.client
       .watch()
       .prefix(prefix)
@@ -217,13 +264,14 @@ export class EtcdStore implements Datastore {
           if (events.length) onEvents(events);
         });
         // The client reconnects by itself; tell the caller so it can say so and resync.
-        w.on("disconnected", () => onError(new Error("etcd watch disconnected")));
+        w.on("disconnected", () => stopped || onError(new Error("etcd watch disconnected")));
         // etcd cancels a watch whose start revision it compacted away (with no reason given).
-        w.on("error", (err) => onError(/^Watcher canceled/.test((err as Error).message) ? new Error(`watch fell behind etcd's history (compacted): ${(err as Error).message}`) : (err as Error)));
+        w.on("error", (err) => stopped || onError(/^Watcher canceled/.test((err as Error).message) ? new Error(`watch fell behind etcd's history (compacted): ${(err as Error).message}`) : (err as Error)));
       })
       .catch((err) => onError(err as Error));
     return {
       stop: () => {
+        this.watches.delete(restart);
         stopped = true;
         watcher?.cancel().catch(() => undefined);
       },

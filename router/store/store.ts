@@ -76,6 +76,8 @@ export interface Datastore {
    * keeps a bounded log and has no such call). False: it was compacted past it already. */
   compact?(revision: number): Promise<boolean>;
   close(): Promise<void>;
+  /** Set by a long-running user (the node): told when the store connects anew in another way (etcd's certificate files renewed). */
+  notify?: (message: string, fields: Record<string, unknown>) => void;
 }
 
 /** A compare-and-swap lost: someone changed the key first (or it already exists). */
@@ -212,9 +214,16 @@ function checkUser(user: EtcdUser): { username: string; password: string } | und
 }
 
 /** Reads the certificate files, naming the one that cannot be read. */
-function readTLS(files: EtcdTLSFiles): { ca?: Buffer; cert?: Buffer; key?: Buffer } {
+/** The contents of etcd's TLS files. */
+export interface EtcdTLS {
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+}
+
+function readTLS(files: EtcdTLSFiles): EtcdTLS {
   if (!files.cert !== !files.key) throw new DatastoreURLError(`etcds: ${ETCD_TLS_ENV.cert} and ${ETCD_TLS_ENV.key} go together (a client certificate and its key)`);
-  const out: { ca?: Buffer; cert?: Buffer; key?: Buffer } = {};
+  const out: EtcdTLS = {};
   for (const k of ["ca", "cert", "key"] as const) {
     const file = files[k];
     if (!file) continue;
@@ -250,7 +259,10 @@ export async function openDatastore(url: string, opts: { create?: boolean; tls?:
     if (hosts.length === 0 || hosts.some((h) => !/^[A-Za-z0-9.-]+:\d+$/.test(h))) {
       throw new DatastoreURLError(`datastore "${url}": expected ${m[1]}://HOST:PORT[,HOST:PORT]`);
     }
-    const tls = m[1] === "etcds" ? readTLS(opts.tls ?? etcdTLSFromEnv()) : undefined;
+    const files = opts.tls ?? etcdTLSFromEnv();
+    // Read now (a file that cannot be read is said at once) and again when the connection
+    // fails: certificates are renewed on disk under a running node.
+    const tls = m[1] === "etcds" ? { first: readTLS(files), again: () => readTLS(files), files: Object.values(files).filter((x): x is string => !!x) } : undefined;
     const user = checkUser(opts.user ?? etcdUserFromEnv());
     const { EtcdStore } = await import("./etcd.js");
     return EtcdStore.open(hosts, tls, user);

@@ -61,6 +61,19 @@ protocol bgp w1 { local as 65001; neighbor 10.30.0.11 as 64512; direct; ipv4 { i
     await new Promise((r) => setTimeout(r, 5000));
     const busy = cpuSeconds(pid) - cpu0;
 
+    // `weft node routes` with the table in, into a pipe read a second late: all of it
+    // arrives (64 KB did), and the node writes it a slice at a time, serving pods between.
+    const ping2 = background(lab, "pod-1", ["ping", "-i", "0.01", "-c", "400", "-W", "2", lab.podAddress("pod-2")]);
+    await new Promise((r) => setTimeout(r, 300));
+    const tr = Date.now();
+    const listing = await lab.exec("worker-1", ["sh", "-c", `'${process.execPath}' '${lab.cli()}' node routes --control '${lab.controlSocket("worker-1")}' | (sleep 1; cat)`], { timeoutMs: 60_000 });
+    const listed = Date.now() - tr;
+    ping2.child.kill("SIGINT");
+    const during = pings(await ping2.done);
+    const bgpRoutes = (JSON.parse(listing) as { bgp: unknown[] }).bgp.length;
+    console.log(`[tfull] weft node routes with the table in: ${(listing.length / 1e6).toFixed(1)} MB, ${bgpRoutes} BGP routes, through a late pipe in ${listed} ms; pod-1 -> pod-2 pings meanwhile: ${during.answered} of ${during.sent} answered, slowest ${during.slowest.toFixed(0)} ms`);
+    expect(bgpRoutes).toBeGreaterThanOrEqual(ROUTES);
+
     const t1 = Date.now();
     await bird.birdc(["disable", "big"]);
     await until("the routes withdrawn from worker-1's kernel", async () => (await count()) === 0, 60_000);

@@ -16,8 +16,54 @@ export function controlSocketPath(node: string): string {
   return path.join(CONTROL_DIR, `${node}.sock`);
 }
 
+/**
+ * A list in a control answer written a slice at a time, each item as view(item), with a
+ * turn of the event loop between slices: a peer's 100,000 routes made 19 MB of JSON
+ * built in one go, which held the data path (on the same thread) for about 0.4 s.
+ */
+export class Listed<T = unknown> {
+  constructor(
+    readonly items: readonly T[],
+    readonly view: (item: T) => unknown = (x) => x,
+  ) {}
+}
+
+/** Items written per slice of a Listed. */
+const SLICE = 2000;
+
+/** Writes body as JSON: its lists (or body itself, when it is one) a slice at a time. */
+export async function writeJSON(res: http.ServerResponse, body: unknown): Promise<void> {
+  res.writeHead(200, { "content-type": "application/json" });
+  const write = async (text: string) => {
+    // A reader that is slower than we are: wait for it (or for it to go).
+    if (!res.write(text)) await new Promise<void>((resolve) => (res.once("drain", resolve), res.once("close", resolve)));
+  };
+  const value = async (x: unknown): Promise<void> => {
+    const v = Array.isArray(x) ? new Listed(x) : x;
+    if (!(v instanceof Listed)) return write(JSON.stringify(v) ?? "null");
+    await write("[");
+    for (let i = 0; i < v.items.length && !res.destroyed; i += SLICE) {
+      if (i) await new Promise((resolve) => setImmediate(resolve));
+      await write((i ? "," : "") + v.items.slice(i, i + SLICE).map((x) => JSON.stringify(v.view(x))).join(","));
+    }
+    await write("]");
+  };
+  if (body && typeof body === "object" && !(body instanceof Listed) && !Array.isArray(body)) {
+    let first = true;
+    await write("{");
+    for (const [k, v] of Object.entries(body)) {
+      await write(`${first ? "" : ","}${JSON.stringify(k)}:`);
+      await value(v);
+      first = false;
+    }
+    await write("}");
+  } else await value(body);
+  res.end();
+}
+
 export interface ControlSources {
   status(): unknown;
+  /** The routes, as weft node routes shows them (lists as Listed: written a slice at a time). */
   routes(): unknown;
   counters(): Counters;
   /** Pods' packets dropped in weft's nftables table, by why (cluster nodes). */
@@ -279,7 +325,7 @@ export async function startControlServer(socketPath: string, src: ControlSources
         case "/status":
           return json(res, { version: weftVersion(), pid: process.pid, ...(src.status() as object), ...(src.podDrops ? { podDrops: await src.podDrops() } : {}) });
         case "/routes":
-          return json(res, src.routes());
+          return await writeJSON(res, src.routes());
         case "/counters":
           return json(res, src.counters());
         case "/bgp":

@@ -11,7 +11,7 @@ import { vtepMAC as deriveMAC } from "../dataplane/vtep.js";
 import { VXLAN_PORT } from "../dataplane/dataplane.js";
 import * as kernel from "../native/iproute.js";
 import { DEFAULT_TUNNEL_MARK } from "../native/nft.js";
-import { controlSocketFree, controlSocketPath, startControlServer } from "../control/server.js";
+import { controlSocketFree, controlSocketPath, Listed, startControlServer } from "../control/server.js";
 import { HttpListeners, type HttpEndpoints } from "../control/http.js";
 import { datastoreReason, misconfigured, openDatastore, unreachable, unreadableRecords, WEFT_PREFIX, ConflictError, type Datastore, type Watch } from "../store/store.js";
 import { resourceKey, Resources, UnreadableRecordError } from "../resources/client.js";
@@ -574,11 +574,11 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     status: () => ({ name, address: cidr, addressFrom: how, mode: "datastore", backend, datastore: { url: store.description, reachable: healthy, revision, ...(healthy ? {} : problem) }, applyError: applyFailure || null, addressProblem: addressWatch.problem(), unreadableRecords: Object.fromEntries(unreadableRecords), peerProblems, routes: base.owner.routeCounts, ipam: ipamUsage, tunnel: { device: tunnelDevice, mtu: base.owner.tunnelMTU, address: tunnelAddr, vtepMAC: mac }, ...base.dp.settings(), uplink: { device: uplink, mtu: link.mtu }, pathMTUs: base.dp.pathMtus(), started, counters: base.fp.counters() }),
     routes: () => ({
       fastPath: fastRoutes(base.fp, backend === "bgp" ? "bgp" : "datastore"),
-      bgp: speaker?.rib.bestPaths().map((p) => ({ ...pathView(p), stale: p.stale ?? false })) ?? [],
+      bgp: new Listed(speaker?.rib.bestPaths() ?? [], (p) => ({ ...pathView(p), stale: p.stale ?? false })),
       // BIRD's "show route filtered": what a BGPPeer's import rules keep out, as received.
-      bgpFiltered: speaker?.rib.filteredPaths().map(pathView) ?? [],
+      bgpFiltered: new Listed(speaker?.rib.filteredPaths() ?? [], pathView),
       // BIRD's "show route export": what each peer has from this node, as sent.
-      bgpExported: speaker?.exported().map((e) => ({ cidr: e.prefix, peer: e.peer, ...attrsView(e.attrs) })) ?? [],
+      bgpExported: new Listed(speaker?.exported() ?? [], (e) => ({ cidr: e.prefix, peer: e.peer, ...attrsView(e.attrs) })),
     }),
     counters: () => base.fp.counters(),
     podDrops: () => base.owner.podDrops(),

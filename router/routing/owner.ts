@@ -155,7 +155,10 @@ export class RouteOwner {
     }
     if (d.tunnelAddress !== undefined) await this.tunnelAddress(d.tunnelAddress, d.verify);
     if (d.verify || !this.installed) {
-      const listed = new InstalledRoutes(await kernel.listWeftRoutes());
+      const routes = await kernel.listWeftRoutes();
+      await nextTurn(); // each of these steps takes ~0.05-0.1 s with a peer's 100,000 routes
+      const listed = new InstalledRoutes(routes);
+      await nextTurn();
       const gone = this.installed?.missingFrom(listed) ?? [];
       if (gone.length) this.log.warn({ routes: gone.slice(0, LOGGED_ROUTES).map((r) => r.dst), count: gone.length }, `${gone.length} of weft's routes were removed or changed outside weft (an "ip route" command, another routing daemon, their device set down or its address removed?): putting them back`);
       this.installed = listed;

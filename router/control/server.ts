@@ -1,4 +1,5 @@
 // The node's control socket: HTTP over a unix socket (/run/weft/<node>.sock).
+import { createHash } from "node:crypto";
 import http from "node:http";
 import net from "node:net";
 import { rmSync } from "node:fs";
@@ -7,13 +8,24 @@ import path from "node:path";
 import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
 import type { Counters } from "../dataplane/counters.js";
 import type { HttpListeners } from "./http.js";
+import { ConfigError } from "../node/config.js";
 import type { PeerStatus } from "../bgp/speaker.js";
 import { weftVersion } from "../version.js";
 
 export const CONTROL_DIR = "/run/weft";
 
+/** The longest path a unix socket may have (sun_path less its NUL); Node shortens a longer one without a word. */
+export const SOCKET_PATH_MAX = 107;
+
+/**
+ * /run/weft/<node>.sock; for a name too long for that (Kubernetes allows 253
+ * characters), its first 60 and a hash of it: the node and the commands that look for
+ * it (`--node`) compute the same path.
+ */
 export function controlSocketPath(node: string): string {
-  return path.join(CONTROL_DIR, `${node}.sock`);
+  const plain = path.join(CONTROL_DIR, `${node}.sock`);
+  if (Buffer.byteLength(plain) <= SOCKET_PATH_MAX) return plain;
+  return path.join(CONTROL_DIR, `${node.slice(0, 60)}-${createHash("sha1").update(node).digest("hex").slice(0, 8)}.sock`);
 }
 
 /**
@@ -291,6 +303,8 @@ export function metricsRegistry(src: ControlSources, process = false): Registry 
  * is replaced, one a running node answers on is not.
  */
 export async function controlSocketFree(socketPath: string): Promise<void> {
+  const bytes = Buffer.byteLength(socketPath);
+  if (bytes > SOCKET_PATH_MAX) throw new ConfigError(`control socket ${socketPath}: ${bytes} bytes, and a unix socket's path holds at most ${SOCKET_PATH_MAX}: give a shorter one with --control`);
   if (await answers(socketPath)) throw new Error(`control socket ${socketPath} belongs to a running weft node; stop it first, or give this node its own --control`);
   // Its directory too, before the node touches anything.
   try {

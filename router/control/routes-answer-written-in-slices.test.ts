@@ -40,6 +40,32 @@ describe("a control answer with long lists (weft node routes beside a peer's 100
     expect(JSON.parse((await served([])).text)).toEqual([]);
   });
 
+  it("waits for a reader slower than the node (a pipe into a pager), and the whole answer arrives, with no listener left behind", async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on("warning", onWarning);
+    const items = Array.from({ length: 50_000 }, (_, i) => ({ cidr: `20.${i >> 16}.${(i >> 8) & 255}.0/24`, peer: "10.30.0.1" }));
+    let left = -1;
+    const server = http.createServer((_req, res) => void writeJSON(res, { bgp: new Listed(items) }).then(() => (left = res.listenerCount("drain") + res.listenerCount("close"))));
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const text = await new Promise<string>((resolve) => {
+      http.get(`http://127.0.0.1:${(server.address() as AddressInfo).port}/routes`, (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.pause();
+        setTimeout(() => res.resume(), 300); // the node's socket buffer fills meanwhile
+        res.on("data", (d: string) => (body += d));
+        res.on("end", () => resolve(body));
+      });
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    process.off("warning", onWarning);
+    expect(JSON.parse(text).bgp).toHaveLength(50_000);
+    expect(warnings).toEqual([]);
+    expect(left).toBeLessThanOrEqual(1); // the server's own close listener, if any
+  });
+
   it("lets the event loop (the data path) run between slices of 2,000 items, not once for the whole answer", async () => {
     const items = Array.from({ length: 100_000 }, (_, i) => ({ cidr: `20.${i >> 16}.${(i >> 8) & 255}.0/24`, peer: "10.30.0.1", asPath: [65001], communities: [] }));
     const t = performance.now();

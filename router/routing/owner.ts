@@ -92,7 +92,7 @@ export class RouteOwner {
     return this.mtu;
   }
 
-  /** The kernel removed the routes through dev with it (set down, or deleted): not someone else's doing. */
+  /** The kernel removed the routes through dev with it (set down, deleted, or stripped of its last address): not someone else's doing. */
   routesGoneWith(dev: string): void {
     this.installed?.forget(dev);
   }

@@ -268,7 +268,7 @@ export class EtcdStore implements Datastore {
         // etcd cancels a watch whose start revision it compacted away (with no reason given).
         w.on("error", (err) => stopped || onError(/^Watcher canceled/.test((err as Error).message) ? new Error(`watch fell behind etcd's history (compacted): ${(err as Error).message}`) : (err as Error)));
       })
-      .catch((err) => onError(err as Error));
+      .catch((err) => stopped || onError(err as Error));
     return {
       stop: () => {
         this.watches.delete(restart);

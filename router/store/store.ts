@@ -213,7 +213,6 @@ function checkUser(user: EtcdUser): { username: string; password: string } | und
   return { username: user.username, password: user.password };
 }
 
-/** Reads the certificate files, naming the one that cannot be read. */
 /** The contents of etcd's TLS files. */
 export interface EtcdTLS {
   ca?: Buffer;
@@ -221,6 +220,7 @@ export interface EtcdTLS {
   key?: Buffer;
 }
 
+/** Reads the certificate files, naming the one that cannot be read. */
 function readTLS(files: EtcdTLSFiles): EtcdTLS {
   if (!files.cert !== !files.key) throw new DatastoreURLError(`etcds: ${ETCD_TLS_ENV.cert} and ${ETCD_TLS_ENV.key} go together (a client certificate and its key)`);
   const out: EtcdTLS = {};

@@ -1,5 +1,5 @@
 // Someone else changes what a running node installed: deletes weft0, its Node
-// resource (or strips its tunnel address), writes garbage into the datastore, sets weft0 down, removes its address, deletes a route, flushes nftables. The node puts it back
+// resource (or strips its tunnel address), writes garbage into the datastore, sets weft0 down, removes its address, deletes a route, flushes nftables, turns IPv4 forwarding off. The node puts it back
 // (weft0, its state and the Node at once, the rest at its periodic check, every 30 s) and says so
 // in its log.
 import path from "node:path";
@@ -99,7 +99,7 @@ describe("a node repairs what others removed", () => {
     expect((await lab.nodeStatus("worker-1")).datastore).toMatchObject({ reachable: true });
   });
 
-  it("weft0 set down and its address removed, a route deleted and nftables flushed: all back by the next periodic check (weft0 and its routes at once); pods reach each other and the outside", async () => {
+  it("weft0 set down and its address removed, a route deleted, nftables flushed and IPv4 forwarding turned off: all back by the next periodic check (weft0 and its routes at once); pods reach each other and the outside", async () => {
     expect(await lab.waitConverged()).toBe(true); // the case before may have left a session reconnecting
     const before = await routes();
     const address = () => lab.exec("worker-1", ["ip", "-4", "-o", "addr", "show", "dev", "weft0"]);
@@ -110,14 +110,17 @@ describe("a node repairs what others removed", () => {
     const block = before.split("\n").find((l) => l.startsWith("blackhole "))!;
     await lab.exec("worker-1", ["ip", "route", "del", ...block.replace(" proto 87", "").trim().split(/\s+/)]);
     await lab.exec("worker-1", ["nft", "flush", "ruleset"]);
+    await lab.exec("worker-1", ["sysctl", "-qw", "net.ipv4.ip_forward=0"]);
     expect(await routes()).not.toBe(before);
-    const ms = await waitFor("routes and nat table back", async () => (await routes()) === before && (await lab.exec("worker-1", ["nft", "list", "tables"])).includes("table ip weft"), 40_000);
-    console.log(`[trep] weft0 down, ${block.trim()} deleted, nft flushed: all back in ${ms} ms`);
+    const forwarding = async () => (await lab.exec("worker-1", ["cat", "/proc/sys/net/ipv4/ip_forward"])).trim() === "1";
+    const ms = await waitFor("routes, nat table and forwarding back", async () => (await routes()) === before && (await lab.exec("worker-1", ["nft", "list", "tables"])).includes("table ip weft") && (await forwarding()), 40_000);
+    console.log(`[trep] weft0 down, ${block.trim()} deleted, nft flushed, IPv4 forwarding off: all back in ${ms} ms`);
     expect(await address()).toBe(addressBefore);
     const log = await logTail();
     expect(log).toMatch(/weft0 was changed by someone else/);
     expect(log).toMatch(/weft0's address was changed by someone else/);
     expect(log).toMatch(/1 of weft's routes were removed or changed outside weft/);
+    expect(log).toMatch(/IPv4 forwarding was turned off by someone else/);
     expect(log).toMatch(/weft's nftables table \(natOutgoing, the mark on the nodes' tunnel traffic\) was removed by someone else/);
     expect(await lab.ping("pod-1", lab.podAddress("pod-2"))).toBe(true);
     expect(await lab.ping("pod-1", external, { count: 2 })).toBe(true);

@@ -238,6 +238,15 @@ export function setSysctl(key: string, value: string | number): void {
   writeFileSync(`/proc/sys/${key.replaceAll(".", "/")}`, String(value));
 }
 
+/** A sysctl's value as this network namespace sees it (trimmed); undefined if it cannot be read. */
+export function sysctl(key: string): string | undefined {
+  try {
+    return readFileSync(`/proc/sys/${key.replaceAll(".", "/")}`, "utf8").trim();
+  } catch {
+    return undefined;
+  }
+}
+
 export function setSysctlIfPresent(key: string, value: string | number): void {
   if (existsSync(`/proc/sys/${key.replaceAll(".", "/")}`)) setSysctl(key, value);
 }

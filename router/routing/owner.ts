@@ -154,6 +154,12 @@ export class RouteOwner {
       this.routesGoneWith(this.local.tunnelDevice);
     }
     if (d.tunnelAddress !== undefined) await this.tunnelAddress(d.tunnelAddress, d.verify);
+    // Set when the node started; a sysctl reload with a hardening file ("net.ipv4.ip_forward
+    // = 0") turns it off, and every interface's forwarding with it: no pod reached another host.
+    if (d.verify && kernel.sysctl("net.ipv4.ip_forward") === "0") {
+      kernel.setSysctl("net.ipv4.ip_forward", 1);
+      this.log.warn("IPv4 forwarding was turned off by someone else (a sysctl reload with net.ipv4.ip_forward = 0 in /etc/sysctl.d?): turned it on again; pods reached no other host meanwhile");
+    }
     if (d.verify || !this.installed) {
       const routes = await kernel.listWeftRoutes();
       await nextTurn(); // each of these steps takes ~0.05-0.1 s with a peer's 100,000 routes

@@ -1,9 +1,10 @@
 // weft node checksystem: what `weft node run` needs of this host, checked before it
 // runs, as calicoctl node checksystem does: root, the addon, a TUN with its offloads,
 // UDP GSO/GRO, a raw IPIP socket, the VXLAN and BGP ports (BGP's as the datastore's
-// BGPConfiguration sets it), the datastore, the commands weft runs and IP forwarding.
+// BGPConfiguration sets it), the datastore, the commands weft runs, IP forwarding and
+// whether NetworkManager leaves weft's devices alone.
 // It changes nothing but a throwaway TUN device, removed again.
-import { accessSync, constants, existsSync } from "node:fs";
+import { accessSync, constants, existsSync, readdirSync, readFileSync } from "node:fs";
 import os from "node:os";
 import { native } from "../native/index.js";
 import * as kernel from "../native/iproute.js";
@@ -89,6 +90,59 @@ async function datastoreCheck(url: string): Promise<{ check: Check; bgpPort: num
   }
 }
 
+/** A shell-style glob (* and ?) as a whole-name, any-case RegExp. */
+function globRegExp(glob: string): RegExp {
+  const escaped = glob.replace(/[.+^$(){}|[\]\\]/g, "\\$&");
+  return new RegExp(`^${escaped.replaceAll("*", ".*").replaceAll("?", ".")}$`, "i");
+}
+
+/** Where NetworkManager reads its configuration. */
+const NM_CONFIG = ["/etc/NetworkManager/NetworkManager.conf", "/etc/NetworkManager/conf.d", "/run/NetworkManager/conf.d", "/usr/lib/NetworkManager/conf.d"];
+
+/**
+ * NetworkManager takes up the interfaces of the root namespace unless told to leave them
+ * alone; Calico's documentation asks for a conf.d file naming its devices in
+ * `unmanaged-devices`. running: it runs here; configs: its configuration files' texts.
+ */
+export function networkManagerCheck(running: boolean, configs: string[], tunnelDevice: string): Check {
+  const what = "NetworkManager";
+  if (!running) return { what, result: "OK", detail: "not running" };
+  const specs = configs.flatMap((text) => [...text.matchAll(/^\s*unmanaged-devices\s*=(.*)$/gm)].flatMap((m) => m[1].split(/[;,]/).map((x) => x.trim())));
+  // interface-name:GLOB (=: exact, ~: any case); "*" alone is every device.
+  const globs = specs.filter((x) => x.startsWith("interface-name:")).map((x) => x.slice("interface-name:".length).replace(/^[=~]/, ""));
+  const covered = (name: string) => specs.includes("*") || globs.some((g) => globRegExp(g).test(name));
+  const left = [tunnelDevice, "cali*"].filter((n) => !covered(n === "cali*" ? "cali0123456789a" : n));
+  if (!left.length) return { what, result: "OK", detail: `running; it leaves ${tunnelDevice} and cali* alone (unmanaged-devices)` };
+  return { what, result: "WARN", detail: `running, and not told to leave ${left.join(" and ")} alone: add /etc/NetworkManager/conf.d/weft.conf with "[keyfile]" and "unmanaged-devices=interface-name:cali*;interface-name:${tunnelDevice}" (as Calico's documentation asks for its devices), then nmcli general reload` };
+}
+
+/** Whether a process named NetworkManager runs here, and its configuration files' texts. */
+function networkManager(): { running: boolean; configs: string[] } {
+  const running = readdirSync("/proc").some((pid) => {
+    if (!/^\d+$/.test(pid)) return false;
+    try {
+      return readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "NetworkManager";
+    } catch {
+      return false;
+    }
+  });
+  const files = NM_CONFIG.flatMap((p) => {
+    try {
+      return p.endsWith(".conf") ? [p] : readdirSync(p).filter((f) => f.endsWith(".conf")).map((f) => `${p}/${f}`);
+    } catch {
+      return [];
+    }
+  });
+  const configs = files.flatMap((f) => {
+    try {
+      return [readFileSync(f, "utf8")];
+    } catch {
+      return [];
+    }
+  });
+  return { running, configs };
+}
+
 /** The checks; datastore: the URL weft node run would use (its BGPConfiguration says which BGP port). */
 export async function checkSystem(tunnelDevice = "weft0", datastore = defaultDatastore()): Promise<Check[]> {
   const checks: Check[] = [{ what: "kernel", result: "OK", detail: `${os.type()} ${os.release()}` }];
@@ -158,10 +212,12 @@ export async function checkSystem(tunnelDevice = "weft0", datastore = defaultDat
   }
   try {
     accessSync("/proc/sys/net/ipv4/ip_forward", constants.W_OK);
-    checks.push({ what: "IPv4 forwarding", result: "OK", detail: "weft turns it on" });
+    checks.push({ what: "IPv4 forwarding", result: "OK", detail: "weft turns it on (and on again within 30 s if a sysctl reload turns it off)" });
   } catch {
     checks.push({ what: "IPv4 forwarding", result: "FAIL", detail: `/proc/sys/net/ipv4/ip_forward cannot be written (${root ? "a read-only /proc/sys in a container?" : "needs root"})` });
   }
+  const nm = networkManager();
+  checks.push(networkManagerCheck(nm.running, nm.configs, tunnelDevice));
   return checks;
 }
 

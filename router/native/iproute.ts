@@ -234,21 +234,24 @@ export async function learnGateways(addresses: Iterable<string>, known: Map<stri
   }
 }
 
+/** net.ipv4.ip_forward -> /proc/sys/net/ipv4/ip_forward (this network namespace's). */
+const sysctlPath = (key: string) => `/proc/sys/${key.replaceAll(".", "/")}`;
+
 export function setSysctl(key: string, value: string | number): void {
-  writeFileSync(`/proc/sys/${key.replaceAll(".", "/")}`, String(value));
+  writeFileSync(sysctlPath(key), String(value));
 }
 
 /** A sysctl's value as this network namespace sees it (trimmed); undefined if it cannot be read. */
 export function sysctl(key: string): string | undefined {
   try {
-    return readFileSync(`/proc/sys/${key.replaceAll(".", "/")}`, "utf8").trim();
+    return readFileSync(sysctlPath(key), "utf8").trim();
   } catch {
     return undefined;
   }
 }
 
 export function setSysctlIfPresent(key: string, value: string | number): void {
-  if (existsSync(`/proc/sys/${key.replaceAll(".", "/")}`)) setSysctl(key, value);
+  if (existsSync(sysctlPath(key))) setSysctl(key, value);
 }
 
 /** Kernel modules that are loaded (for the ipip check). */

@@ -111,7 +111,8 @@ export function networkManagerCheck(running: boolean, configs: string[], tunnelD
   // interface-name:GLOB (=: exact, ~: any case); "*" alone is every device.
   const globs = specs.filter((x) => x.startsWith("interface-name:")).map((x) => x.slice("interface-name:".length).replace(/^[=~]/, ""));
   const covered = (name: string) => specs.includes("*") || globs.some((g) => globRegExp(g).test(name));
-  const left = [tunnelDevice, "cali*"].filter((n) => !covered(n === "cali*" ? "cali0123456789a" : n));
+  // Each device as said, and a name of it to try the globs on (a pod's veth: cali + 11 hex).
+  const left = [[tunnelDevice, tunnelDevice], ["cali*", "cali0123456789a"]].filter(([, name]) => !covered(name)).map(([said]) => said);
   if (!left.length) return { what, result: "OK", detail: `running; it leaves ${tunnelDevice} and cali* alone (unmanaged-devices)` };
   return { what, result: "WARN", detail: `running, and not told to leave ${left.join(" and ")} alone: add /etc/NetworkManager/conf.d/weft.conf with "[keyfile]" and "unmanaged-devices=interface-name:cali*;interface-name:${tunnelDevice}" (as Calico's documentation asks for its devices), then nmcli general reload` };
 }

@@ -1,6 +1,9 @@
 import { describe, expect, it } from "vitest";
 import type { KernelRoute } from "../native/iproute.js";
-import { desiredState, diffRoutes, EXTERNAL_ROUTE_METRIC, InstalledRoutes } from "./desired.js";
+import { desiredState, EXTERNAL_ROUTE_METRIC, InstalledRoutes } from "./desired.js";
+
+/** What to change so that installed becomes desired (a fresh listing each time). */
+const diffRoutes = (desired: KernelRoute[], installed: KernelRoute[]) => new InstalledRoutes(installed).diff(desired);
 
 const local = { tunnelDevice: "weft0", uplink: "eth0" };
 

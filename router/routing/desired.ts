@@ -104,11 +104,6 @@ export function desiredState(local: LocalNode, blocks: RemoteBlock[], localBlock
 const same = (a: KernelRoute, b: KernelRoute) =>
   a.dst === b.dst && a.gateway === b.gateway && a.dev === b.dev && (a.type ?? "") === (b.type ?? "") && !!a.onlink === !!b.onlink && (a.metric ?? 0) === (b.metric ?? 0);
 
-/** What to change so that installed becomes desired: unchanged routes are left alone. */
-export function diffRoutes(desired: KernelRoute[], installed: KernelRoute[]): { replace: KernelRoute[]; remove: KernelRoute[] } {
-  return new InstalledRoutes(installed).diff(desired);
-}
-
 /**
  * weft's routes in the kernel, as listed or as last changed, keyed by metric and
  * destination (another metric is another route to the kernel). Kept between syncs by
@@ -139,6 +134,7 @@ export class InstalledRoutes {
     m.set(r.dst, { route: r, gen });
   }
 
+  /** What to change so that these become desired: unchanged routes are left alone. */
   diff(desired: KernelRoute[]): { replace: KernelRoute[]; remove: KernelRoute[] } {
     const gen = ++this.gen;
     const replace: KernelRoute[] = [];

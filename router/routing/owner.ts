@@ -2,9 +2,10 @@
 // fast path's table and node set, weft0's MTU and address, weft's nftables table
 // (natOutgoing, the mark on the nodes' tunnel traffic, the drops of pods' tunnel and
 // spoofed packets) and the iptables chains that let pod and tunnel traffic through
-// (WEFT-FORWARD, WEFT-INPUT). It takes the whole desired state each time, compares it
-// with what is there, and changes only the difference; it never touches a route it
-// does not own.
+// (WEFT-FORWARD, WEFT-INPUT); at its periodic check, IPv4 forwarding too (the node turns
+// it on when it starts). It takes the whole desired state each time, compares it with
+// what it installed (with what is there, at the check), and changes only the
+// difference; it never touches a route it does not own.
 import type { Logger } from "pino";
 import { formatCIDR, formatIPv4, parseCIDR } from "../dataplane/addr.js";
 import type { FastPath, FastRoute } from "../dataplane/fastpath.js";

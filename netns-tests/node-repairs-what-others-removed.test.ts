@@ -1,7 +1,7 @@
 // Someone else changes what a running node installed: deletes weft0, its Node
 // resource (or strips its tunnel address), writes garbage into the datastore, sets weft0 down, removes its address, deletes a route, flushes nftables, turns IPv4 forwarding off. The node puts it back
 // (weft0, its state and the Node at once, the rest at its periodic check, every 30 s) and says so
-// in its log.
+// in its log. SIGHUP makes it read the datastore and check at once.
 import path from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
@@ -124,5 +124,21 @@ describe("a node repairs what others removed", () => {
     expect(log).toMatch(/weft's nftables table \(natOutgoing, the mark on the nodes' tunnel traffic\) was removed by someone else/);
     expect(await lab.ping("pod-1", lab.podAddress("pod-2"))).toBe(true);
     expect(await lab.ping("pod-1", external, { count: 2 })).toBe(true);
+  });
+
+  it("a route deleted, then SIGHUP (systemctl reload weft-node): the node reads the datastore again and puts the route back at once, without waiting for the periodic check, and runs on", async () => {
+    expect(await lab.waitConverged()).toBe(true);
+    const before = await routes();
+    const tunnel = before.split("\n").find((l) => / dev weft0 /.test(l))!;
+    await lab.exec("worker-1", ["ip", "route", "del", tunnel.split(/\s+/)[0]]);
+    expect(await routes()).not.toBe(before);
+    lab.signalNode("worker-1", "SIGHUP");
+    const ms = await waitFor("the route back after SIGHUP", async () => (await routes()) === before, 10_000);
+    console.log(`[trep] ${tunnel.split(/\s+/)[0]} deleted, SIGHUP: back in ${ms} ms`);
+    expect(ms).toBeLessThan(5000);
+    expect(lab.nodeRunning("worker-1")).toBe(true);
+    const log = await logTail();
+    expect(log).toMatch(/SIGHUP: reading the datastore again and checking what is installed/);
+    expect(log).toMatch(/1 of weft's routes were removed or changed outside weft/);
   });
 });

@@ -35,8 +35,9 @@ describe("weft on a host", () => {
     expect(r.stderr).toBe("");
   });
 
-  it("the unit restarts on exit 1 and not on exit 2, which is what the node uses for a setting that cannot work", async () => {
+  it("the unit restarts on exit 1 and not on exit 2, which is what the node uses for a setting that cannot work; systemctl reload sends SIGHUP, which the node takes as a reload", async () => {
     const text = readFileSync(unit, "utf8");
+    expect(text).toMatch(/^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
     expect(text).toMatch(/^ExecStart=\/usr\/bin\/env weft node run$/m);
     expect(text).toMatch(/^Restart=on-failure$/m);
     expect(text).toMatch(/^RestartPreventExitStatus=2$/m);

@@ -70,7 +70,7 @@ node
   .addOption(new Option("--iptables-mark-mask <mask>", "packet mark bits weft may use (hex or decimal): the lowest marks IPIP and VXLAN from the cluster's nodes for WEFT-INPUT (default 0xffff0000, Calico's; the bit 0x10000)").env("FELIX_IPTABLESMARKMASK").argParser((t) => markMaskBit("--iptables-mark-mask (or FELIX_IPTABLESMARKMASK)", t)))
   .addOption(new Option("--as <number>", "this node's AS number, kept in its Node (default: the Node's, else the cluster's, 64512)").env("AS").argParser((t) => wholeNumber("--as (or AS)", t, 1, 4294967295)))
   .addOption(new Option("--backend <backend>", "bgp (or Calico's bird): share routes over BGP (the default); vxlan: BGP off, routes from the datastore").choices(["bgp", "bird", "vxlan"]).default("bgp").env("CALICO_NETWORKING_BACKEND"))
-  .option("--config <file>", "static routes instead of a datastore (YAML: name, address, encapsulation, routes)")
+  .option("--config <file>", "static routes instead of a datastore (YAML: name, address, encapsulation, routes); SIGHUP reads its routes, encapsulation and mtu again")
   .addOption(controlOption("control socket path (default /run/weft/<name>.sock)"))
   .option("--metrics-address <[host:]port>", "also serve Prometheus metrics over HTTP at http://ADDRESS/metrics (default: off; weft node metrics reads them from the control socket)")
   .option("--health-address <[host:]port>", "also serve /liveness and /readiness over HTTP (200, or 503 with the reason), for HTTP probes (default: off)")

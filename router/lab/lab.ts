@@ -323,6 +323,11 @@ export class Lab {
     return existsSync(file) && alive(Number(readFileSync(file, "utf8")));
   }
 
+  /** Sends one host's node a signal (SIGHUP: reload), as systemctl reload or kill does. */
+  signalNode(host: string, signal: NodeJS.Signals): void {
+    process.kill(Number(readFileSync(this.pidFile(host), "utf8")), signal);
+  }
+
   /** Stops one host's node with SIGTERM and waits for it to exit. */
   async stopNode(host: string): Promise<void> {
     const file = this.pidFile(host);

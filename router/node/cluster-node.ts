@@ -31,7 +31,7 @@ import { ConfigError } from "./config.js";
 import { detectNodeAddress, type HostView } from "./autodetect.js";
 import { followNodeAddress } from "./address-gone.js";
 import { defaultPool } from "./default-pool.js";
-import { fastRoutes, logServing, restoreTunnelIfDeleted, startDataplane, untilSignal, watchLinks } from "./run.js";
+import { fastRoutes, logServing, reloadOnHangup, restoreTunnelIfDeleted, startDataplane, untilSignal, watchLinks } from "./run.js";
 
 /** A sync whose reads went fine but whose apply to the host failed (not the datastore's fault). */
 class HostApplyError extends Error {}
@@ -564,6 +564,12 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
     verifyNow();
   };
   const periodic = setInterval(check, 30_000);
+  // SIGHUP (systemctl reload weft-node): this node's configuration is the datastore,
+  // followed as it changes; read it whole again and check what is installed, now.
+  const hangup = reloadOnHangup(log, async () => {
+    log.info({ datastore: store.description }, "SIGHUP: reading the datastore again and checking what is installed (options and environment variables take a restart)");
+    check();
+  });
   const compaction = compactHistory(store, opts.compactionPeriodS ?? 600, () => (healthy ? revision : 0), log);
   const linkWatch = watchLinks({ uplink, tunnel: tunnelDevice, tunnelMTU: () => base.owner.tunnelMTU, onUplinkAddressRemoved: addressWatch.removed, routesGoneWith: (dev) => base.owner.routesGoneWith(dev) }, log, check);
 
@@ -587,6 +593,7 @@ export async function runClusterNode(opts: ClusterNodeOptions, log: Logger): Pro
   await untilSignal(base, log, () => {
     // No NOTIFICATION: peers with graceful restart keep our routes while we are gone.
     void speaker?.stop(true);
+    hangup.stop();
     clearInterval(periodic);
     linkWatch.stop();
     addressWatch.stop();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { validateStaticConfig } from "./config.js";
+import { reloadedConfig, validateStaticConfig } from "./config.js";
 
 const good = {
   name: "worker-1",
@@ -39,4 +39,25 @@ describe("static node config", () => {
       expect(() => validateStaticConfig(doc)).toThrow(re);
     });
   }
+
+  describe("reloaded on SIGHUP", () => {
+    const running = validateStaticConfig(good, "worker-1.yaml");
+    it("takes the file's routes, encapsulation and mtu; nothing to restart for", () => {
+      const next = validateStaticConfig({ ...good, encapsulation: "VXLAN", mtu: 1400, routes: [good.routes[0]] }, "worker-1.yaml");
+      const r = reloadedConfig(running, next, "worker-1.yaml");
+      expect(r.needRestart).toEqual([]);
+      expect(r.config).toEqual({ ...running, encapsulation: "VXLAN", mtu: 1400, routes: [good.routes[0]] });
+    });
+    it("names what only a restart takes and keeps the running values of those", () => {
+      const next = validateStaticConfig({ ...good, name: "worker-9", vni: 5000, offloads: { tso: false }, routes: [good.routes[1]] }, "worker-1.yaml");
+      const r = reloadedConfig(running, next, "worker-1.yaml");
+      expect(r.needRestart).toEqual(["name", "vni", "offloads"]);
+      expect(r.config).toEqual({ ...running, routes: [good.routes[1]] });
+    });
+    it("checks the routes against the running address, not one the file moved to", () => {
+      // The file moves the node to 10.40.0.11 and routes 10.30.0.0/16, which holds the running address.
+      const next = validateStaticConfig({ ...good, address: "10.40.0.11/24", routes: [{ cidr: "10.30.0.0/16", node: "worker-2", address: "10.40.0.12" }] }, "worker-1.yaml");
+      expect(() => reloadedConfig(running, next, "worker-1.yaml")).toThrow(/worker-1\.yaml: routes\[0\]\.cidr: 10\.30\.0\.0\/16 contains this node's address 10\.30\.0\.11/);
+    });
+  });
 });

@@ -97,6 +97,21 @@ export function validateStaticConfig(doc: unknown, source = "config"): StaticCon
   return cfg;
 }
 
+/** The settings a running static node takes from its file again on SIGHUP; the rest are read at start. */
+export const RELOADABLE = ["routes", "encapsulation", "mtu"] as const;
+
+/**
+ * A reload of the routes file: the running settings with the file's routes,
+ * encapsulation and mtu (validated again against the running address), and the fields
+ * the file changed that only a restart takes.
+ */
+export function reloadedConfig(running: StaticConfig, next: StaticConfig, source: string): { config: StaticConfig; needRestart: string[] } {
+  const live = new Set<string>(RELOADABLE);
+  const needRestart = Object.keys(staticConfig.shape).filter((k) => !live.has(k) && JSON.stringify(running[k as keyof StaticConfig]) !== JSON.stringify(next[k as keyof StaticConfig]));
+  const config = validateStaticConfig({ ...running, routes: next.routes, encapsulation: next.encapsulation, mtu: next.mtu }, source);
+  return { config, needRestart };
+}
+
 export function loadStaticConfig(file: string): StaticConfig {
   let text: string;
   try {

@@ -15,7 +15,7 @@ import { OVERHEAD, type RemoteBlock } from "../routing/desired.js";
 import { RouteOwner } from "../routing/owner.js";
 import { removeWeftTable } from "../native/nft.js";
 import { removeChains } from "../native/iptables.js";
-import { ConfigError, type StaticConfig } from "./config.js";
+import { ConfigError, loadStaticConfig, reloadedConfig, type StaticConfig } from "./config.js";
 
 export interface Preflight {
   uplink: string;
@@ -253,9 +253,26 @@ export function untilSignal(base: Pick<NodeBase, "fp" | "dp">, log: Logger, onSt
   });
 }
 
-export async function runStaticNode(cfg: StaticConfig, source: string, log: Logger, opts: { control?: string; http?: HttpEndpoints } = {}): Promise<void> {
+/**
+ * SIGHUP, as BIRD, FRR and GoBGP take it: reload what can be reloaded, keep running.
+ * Without a handler Node.js exits on SIGHUP, which systemd counts as a clean stop and
+ * does not restart: a `kill -HUP` stopped the node for good, with no log line.
+ */
+export function reloadOnHangup(log: Logger, reload: () => Promise<void>): { stop(): void } {
+  let stopping = false;
+  // The handler stays through the stop, so a SIGHUP then cannot cut it short.
+  process.on("SIGHUP", () => {
+    if (stopping) return void log.info("SIGHUP while stopping: nothing to reload");
+    reload().catch((err: Error) => log.error({ err: err.message }, "SIGHUP: the reload failed; the node goes on as it was"));
+  });
+  return { stop: () => void (stopping = true) };
+}
+
+export async function runStaticNode(initial: StaticConfig, source: string, log: Logger, opts: { control?: string; http?: HttpEndpoints } = {}): Promise<void> {
+  let cfg = initial;
   const control = opts.control ?? cfg.controlSocket ?? controlSocketPath(cfg.name);
-  const pre = await preflight(cfg, source);
+  // Replaced whole by a reload of the file (SIGHUP): routes, their gateways, the MTU.
+  let pre = await preflight(cfg, source);
   for (const w of pre.warnings) log.warn(w);
   await controlSocketFree(control);
   const listeners = await HttpListeners.open(opts.http ?? {});
@@ -267,13 +284,45 @@ export async function runStaticNode(cfg: StaticConfig, source: string, log: Logg
     { name: cfg.name, localAddress: pre.localAddress, uplink: pre.uplink, underlayMTU: pre.underlayMTU, tunnelDevice: cfg.tunnelDevice, vtepMAC: cfg.vtepMAC, vni: cfg.vni, vxlanPort: cfg.vxlanPort, offloads: cfg.offloads, underlayGateway: (a) => pre.gateways.get(a) },
     log,
   );
-  const result = await base.owner.apply({ remote: pre.blocks, tunnelMTU: pre.tunnelMTU });
-  restoreTunnelIfDeleted(base, cfg.tunnelDevice, log, () => base.owner.apply({ remote: pre.blocks, tunnelMTU: pre.tunnelMTU }));
+  // One apply at a time: a reload never runs beside the 30 s check or a repair.
+  let queue: Promise<unknown> = Promise.resolve();
+  const serially = <T>(step: () => Promise<T>): Promise<T> => {
+    const done = queue.then(step, step);
+    queue = done.catch(() => {});
+    return done;
+  };
+  const applyFile = (verify = false) => serially(() => base.owner.apply({ remote: pre.blocks, tunnelMTU: pre.tunnelMTU, verify }));
+  const result = await applyFile();
+  restoreTunnelIfDeleted(base, cfg.tunnelDevice, log, () => applyFile());
   // Every 30 s: put back what someone else removed (a route, weft0 set down).
-  const check = () => base.owner.apply({ remote: pre.blocks, tunnelMTU: pre.tunnelMTU, verify: true }).catch((err: Error) => log.error({ err: err.message }, "periodic route check failed"));
+  const check = () => applyFile(true).catch((err: Error) => log.error({ err: err.message }, "periodic route check failed"));
   const periodic = setInterval(check, 30_000);
   const linkWatch = watchLinks({ uplink: pre.uplink, tunnel: cfg.tunnelDevice, tunnelMTU: () => base.owner.tunnelMTU, routesGoneWith: (dev) => base.owner.routesGoneWith(dev) }, log, check);
   log.info({ node: cfg.name, address: cfg.address, ...base.dp.settings(), uplink: pre.uplink, tunnel: cfg.tunnelDevice, tunnelMTU: pre.tunnelMTU, vtepMAC: base.mac, routes: pre.blocks.length, ...result }, "node running");
+  // SIGHUP (systemctl reload weft-node): the file's routes, encapsulation and mtu apply
+  // at once; a file that does not load changes nothing; other settings take a restart.
+  const hangup = reloadOnHangup(log, () =>
+    serially(async () => {
+      let next: StaticConfig;
+      let needRestart: string[];
+      let nextPre: Preflight;
+      try {
+        ({ config: next, needRestart } = reloadedConfig(cfg, loadStaticConfig(source), source));
+        nextPre = await preflight(next, source);
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        log.error({ file: source, err: err.message }, "SIGHUP: the file does not load; its routes stay as they were");
+        return;
+      }
+      for (const w of nextPre.warnings) log.warn(w);
+      if (needRestart.length) log.warn({ file: source, fields: needRestart }, `SIGHUP: ${needRestart.join(", ")} changed in the file: only a restart takes ${needRestart.length > 1 ? "them" : "it"} (systemctl restart weft-node); the node goes on with the old ${needRestart.length > 1 ? "values" : "value"}`);
+      const was = { routes: pre.blocks.length, tunnelMTU: pre.tunnelMTU };
+      cfg = next;
+      pre = nextPre;
+      const applied = await base.owner.apply({ remote: pre.blocks, tunnelMTU: pre.tunnelMTU });
+      log.info({ file: source, routes: pre.blocks.length, routesBefore: was.routes, tunnelMTU: pre.tunnelMTU, tunnelMTUBefore: was.tunnelMTU, ...applied }, "SIGHUP: reloaded the file's routes");
+    }),
+  );
 
   const started = new Date().toISOString();
   const server = await startControlServer(control, {
@@ -295,6 +344,7 @@ export async function runStaticNode(cfg: StaticConfig, source: string, log: Logg
   }, listeners);
   logServing(listeners, log);
   await untilSignal(base, log, () => {
+    hangup.stop();
     clearInterval(periodic);
     linkWatch.stop();
     server.close();

@@ -128,18 +128,18 @@ export interface LinkChange {
 /**
  * Changes to a few links (at most 4) as the kernel announces them (netlink,
  * RTMGRP_LINK and RTMGRP_IPV4_IFADDR), queued between reads: a link set down and up
- * again between two reads of its flags still shows as down here. An overflowed queue
- * reads as every link down and changed, since a change was lost.
+ * again between two reads of its flags still shows as down here. Every interface's
+ * changes pass through the queue (pods' veths too); when it overflowed, `overflow`
+ * says changes were lost, and what became of these links is not known.
  */
 export class LinkChanges {
   private fd: number;
   constructor(private readonly names: string[]) {
     this.fd = native().linkEventsOpen();
   }
-  read(): LinkChange[] {
-    if (this.fd < 0) return this.names.map(() => ({ changes: 0, down: false, addressesRemoved: 0 }));
-    const r = native().linkEventsRead(this.fd, this.names);
-    return r.overflow ? r.links.map((l) => ({ ...l, changes: l.changes + 1, down: true })) : r.links;
+  read(): { overflow: boolean; links: LinkChange[] } {
+    if (this.fd < 0) return { overflow: false, links: this.names.map(() => ({ changes: 0, down: false, addressesRemoved: 0 })) };
+    return native().linkEventsRead(this.fd, this.names);
   }
   close(): void {
     if (this.fd >= 0) native().close(this.fd);

@@ -307,6 +307,11 @@ static napi_value link_events_open(napi_env env, napi_callback_info info) {
   sa.nl_family = AF_NETLINK;
   sa.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR;
   if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) return close_and_throw(env, fd, "bind(RTMGRP_LINK)");
+  // Every interface's changes come here, pods' veths among them: dozens of pods started
+  // or stopped at once announce ~1 MB within a second, past the default queue (~200 KB).
+  // 8 MiB (root may go past rmem_max) holds hundreds; an overflow is still reported.
+  int size = 8 << 20;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
   return ret_i32(env, fd);
 }
 
@@ -323,7 +328,7 @@ static const char *rta_string(struct rtattr *a, int len, unsigned short type) {
 }
 
 // linkEventsRead(fd, names) -> {overflow, links: [{changes, down, addressesRemoved}]}:
-// drains what is queued (at most 256 reads a call) and sums it up for each of the links
+// drains what is queued (at most 4096 reads a call) and sums it up for each of the links
 // named (at most 4), in their order: how many link changes, whether one showed it down
 // or deleted, how many IPv4 addresses were removed from it; and whether the queue
 // overflowed meanwhile (ENOBUFS: changes were lost, so the caller cannot know).
@@ -347,7 +352,7 @@ static napi_value link_events_read(napi_env env, napi_callback_info info) {
   }
   static __thread char buf[32768] __attribute__((aligned(NLMSG_ALIGNTO)));
   bool overflow = false;
-  for (int reads = 0; reads < 256; reads++) {
+  for (int reads = 0; reads < 4096; reads++) {
     ssize_t got = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
     if (got < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;

@@ -158,18 +158,32 @@ export function watchLinks(links: { uplink: string; tunnel: string; tunnelMTU: (
   }
   let uplinkWentDown = false;
   let tunnelIndex = kernel.linkInfo(tunnel)?.ifindex;
-  const read = (): kernel.LinkChange[] => {
+  const read = (): { overflow: boolean; links: kernel.LinkChange[] } => {
     try {
-      return changes?.read() ?? [];
+      return changes?.read() ?? { overflow: false, links: [] };
     } catch (err) {
       log.warn({ uplink, tunnel, err: (err as Error).message }, `stopped following ${uplink}'s and ${tunnel}'s changes from the kernel: ${unseen}`);
       changes?.close();
       changes = undefined;
-      return [];
+      return { overflow: false, links: [] };
     }
   };
+  // Changes lost to an overflowed queue (hundreds of pods' veths at once) may have hidden
+  // a reset: the check lists what is installed and puts back what is missing. At most one
+  // such check every 5 s, said at most once a minute; nothing is blamed on anyone.
+  let overflowCheckAt = -Infinity;
+  let overflowSaidAt = -Infinity;
+  let overflowsUnsaid = 0;
+  let overflowPending = false;
   const timer = setInterval(() => {
-    const [up, tun] = read();
+    const {
+      overflow,
+      links: [up, tun],
+    } = read();
+    if (overflow) {
+      overflowPending = true;
+      overflowsUnsaid++;
+    }
     if (up?.down) uplinkWentDown = true;
     // The kernel removes the routes through a device with its last address: not someone else's doing.
     if (up?.addressesRemoved) {
@@ -200,6 +214,17 @@ export function watchLinks(links: { uplink: string; tunnel: string; tunnelMTU: (
       // weft removes an address itself when the tunnel address moves: the check says whether it was someone else.
       else if (tun.addressesRemoved) log.info({ tunnel, addressesRemoved: tun.addressesRemoved }, `an address was removed from ${tunnel}: checking its address now`);
       repairing ||= what.length > 0 || tun.addressesRemoved > 0;
+    }
+    const at = performance.now();
+    if (overflowPending && (repairing || at - overflowCheckAt >= 5000)) {
+      if (at - overflowSaidAt >= 60_000) {
+        log.info({ uplink, tunnel, overflows: overflowsUnsaid }, `the kernel announced interface changes faster than the node reads them (many interfaces changed at once, as when pods start or stop together): checking ${uplink}'s and ${tunnel}'s routes and state now`);
+        overflowSaidAt = at;
+        overflowsUnsaid = 0;
+      }
+      overflowPending = false;
+      overflowCheckAt = at;
+      repairing = true;
     }
     if (repairing) repair();
   }, 1000);

@@ -11,7 +11,9 @@
 // or a hand-written ruleset), which no iptables accept overrides: its node names that
 // chain, and the one rule it suggests (accept weft's mark) takes the tunnel traffic
 // there (its counter grows with pod traffic; conntrack's "established" would take it
-// after the first exchange, not before).
+// after the first exchange, not before). A DROP policy loaded through iptables-legacy
+// (an older Docker, a kube-proxy image) beside the nf_tables backend drops pod traffic
+// whatever nf_tables accepts: the nodes put their chains in legacy too, when it holds rules.
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -122,11 +124,28 @@ describe("pods behind FORWARD and INPUT DROP policies", () => {
     console.log(`[tfwd] jump deleted on worker-1: back, and pod-1 reaches pod-2 again, after ${ms} ms`);
   }, 60_000);
 
-  it("weft node reset removes the chains and the jumps", async () => {
+  it("a FORWARD DROP policy loaded through iptables-legacy under running nodes (an older Docker, a kube-proxy image): pods cut off until each node's check puts its chains there too (SIGHUP here: at once)", async () => {
+    for (const h of ["worker-1", "worker-3"]) await lab.exec(h, ["iptables-legacy", "-P", "FORWARD", "DROP"]);
+    // A packet passes both backends' hooks: the accept in nf_tables does not get it through legacy's policy.
+    expect(await lab.ping("pod-1", lab.podAddress("pod-3"), { timeoutS: 1 })).toBe(false);
+    for (const h of ["worker-1", "worker-3"]) lab.signalNode(h, "SIGHUP");
+    const ms = await waitFor("pod-1 reaching pod-3 through both backends' DROP policies", () => lab.ping("pod-1", lab.podAddress("pod-3"), { timeoutS: 1 }), 15_000);
+    const legacy = await lab.exec("worker-1", ["iptables-legacy", "-S"]);
+    console.log(`[tfwd] FORWARD DROP in iptables-legacy on worker-1 and worker-3: pod-1 reached pod-3 ${ms} ms after SIGHUP; worker-1's legacy rules:\n${legacy}`);
+    expect(legacy).toContain('-A FORWARD -m comment --comment "weft: pod traffic" -j WEFT-FORWARD');
+    expect(legacy).toContain("-A WEFT-FORWARD -i cali+ -j ACCEPT");
+    expect(await lab.exec("worker-1", ["cat", path.join(lab.dir, "worker-1.log")])).toContain("iptables-legacy holds filter rules on this host too");
+    // A host with no legacy rules gets none from weft (listing them would make its table).
+    expect(await lab.exec("worker-2", ["iptables-legacy-save"])).toBe("");
+  }, 30_000);
+
+  it("weft node reset removes the chains and the jumps, from both backends", async () => {
     await lab.stopNode("worker-3");
     await lab.exec("worker-3", [process.execPath, lab.cli(), "node", "reset"]);
     const left = await lab.exec("worker-3", ["iptables", "-S"]);
-    console.log(`[tfwd] worker-3 after reset:\n${left}`);
+    const legacy = await lab.exec("worker-3", ["iptables-legacy", "-S"]);
+    console.log(`[tfwd] worker-3 after reset:\n${left}legacy:\n${legacy}`);
     expect(left).not.toMatch(/WEFT-(FORWARD|INPUT)/);
+    expect(legacy).not.toMatch(/WEFT-(FORWARD|INPUT)/);
   }, 30_000);
 });

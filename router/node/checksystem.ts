@@ -11,6 +11,7 @@ import * as kernel from "../native/iproute.js";
 import { command } from "../native/command.js";
 import { TSO_OFFLOAD, VXLAN_PORT } from "../dataplane/dataplane.js";
 import { datastoreReason, defaultDatastore, openDatastore, type Datastore } from "../store/store.js";
+import { iptablesBackends } from "../native/iptables.js";
 import { Resources } from "../resources/client.js";
 import type { BGPConfiguration } from "../resources/kinds.js";
 import { bgpSettings, DEFAULT_BGP_PORT } from "../bgp/peers.js";
@@ -209,7 +210,10 @@ export async function checkSystem(tunnelDevice = "weft0", datastore = defaultDat
     ["iptables", ["-V"], "WARN", "no WEFT-FORWARD and WEFT-INPUT chains: fine unless a firewall drops by policy"],
   ] as const) {
     const r = await command(cmd, [...args]);
-    checks.push(r.missing ? { what: `${cmd} command`, result: need, detail: `not installed: ${without}` } : { what: `${cmd} command`, result: "OK", detail: (r.stdout.split("\n")[0] || r.stderr.split("\n")[0]).trim() });
+    let detail = (r.stdout.split("\n")[0] || r.stderr.split("\n")[0]).trim();
+    const other = cmd === "iptables" && !r.missing ? (await iptablesBackends()).find((b) => !b.primary) : undefined;
+    if (other) detail += `; ${other.iptables} holds filter rules too: weft's chains go in both (a DROP policy in either drops pod traffic)`;
+    checks.push(r.missing ? { what: `${cmd} command`, result: need, detail: `not installed: ${without}` } : { what: `${cmd} command`, result: "OK", detail });
   }
   try {
     accessSync("/proc/sys/net/ipv4/ip_forward", constants.W_OK);

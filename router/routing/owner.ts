@@ -12,7 +12,7 @@ import type { FastPath, FastRoute } from "../dataplane/fastpath.js";
 import * as kernel from "../native/iproute.js";
 import { native } from "../native/index.js";
 import { addPodDrops, applyWeftTable, dropPolicyChainsOnHost, hexMark, noPodDrops, podDrops, weftTableInstalled, type PodDrops, type WeftTable } from "../native/nft.js";
-import { chainInstalled, forwardSpec, inputSpec, installChain, iptablesPresent, type ChainSpec } from "../native/iptables.js";
+import { chainInstalled, forwardSpec, inputSpec, installChain, iptablesBackends, type Backend, type ChainSpec } from "../native/iptables.js";
 import { desiredState, InstalledRoutes, type LocalNode, type RemoteBlock } from "./desired.js";
 
 export interface Desired {
@@ -68,9 +68,9 @@ export class RouteOwner {
   private sourceCheck = true;
   /** Drops of pods' packets counted by tables this owner replaced (a new table counts from 0). */
   private readonly podDropsBefore = noPodDrops();
-  /** false: this host has no iptables command; undefined: not looked yet. */
-  private iptables: boolean | undefined;
-  /** Each weft chain's rules as last installed. */
+  /** The iptables backends weft's chains go in (none: no iptables command); undefined: not looked yet. */
+  private backends: Backend[] | undefined;
+  /** Each weft chain's rules as last installed, by backend and chain. */
   private readonly chains = new Map<string, string>();
   private nodesKey = "";
   private refusedKey = "[]";
@@ -234,26 +234,32 @@ export class RouteOwner {
   }
 
   private async hostFirewall(specs: ChainSpec[], mark: number, verify?: boolean): Promise<void> {
-    this.iptables ??= await iptablesPresent();
-    if (!this.iptables) return;
-    for (const spec of specs) {
-      const key = JSON.stringify(spec.rules);
-      const had = this.chains.get(spec.chain);
-      if (had === key && verify && !(await chainInstalled(spec))) {
-        this.log.warn({ chain: spec.chain }, `${spec.chain} (or the jump to it from ${spec.from}) was removed by someone else (an iptables flush, a firewall reload?): installing it again`);
-      } else if (had === key) continue;
-      await installChain(spec);
-      this.chains.set(spec.chain, key);
-      if (spec.chain === "WEFT-FORWARD") {
-        this.log.info({ chain: spec.chain, devices: ["cali+", this.local.tunnelDevice] }, "iptables FORWARD accepts pod traffic (a DROP policy, as Docker sets, would drop it)");
-        const dropping = had === undefined ? await dropPolicyChainsOnHost("forward") : [];
-        if (dropping.length) this.log.warn({ chains: dropping, accept: ["cali*", this.local.tunnelDevice] }, `nftables chain ${dropping.join(", ")} drops forwarded traffic by policy, which weft's iptables accept does not override: pod traffic through this host is dropped there unless it accepts iifname/oifname "cali*" and ${this.local.tunnelDevice}`);
-      } else {
-        this.log.info({ chain: spec.chain, rule: spec.rules[0].join(" ") }, "iptables INPUT accepts IPIP and VXLAN from the cluster's nodes (as marked in nftables table weft)");
-        const dropping = had === undefined ? await dropPolicyChainsOnHost("input") : [];
-        // weft's table marks them at the mangle priority, before any filter chain: one rule there is enough.
-        const accept = `meta mark & ${hexMark(mark)} == ${hexMark(mark)} accept`;
-        if (dropping.length) this.log.warn({ chains: dropping, accept }, `nftables chain ${dropping.join(", ")} drops input by policy, which weft's iptables accept does not override: IPIP and VXLAN from the nodes are dropped there unless it accepts them, e.g. with "${accept}"`);
+    // Which backends hold rules is looked at again by the 30 s check (Docker may start later).
+    if (verify || !this.backends) this.backends = await iptablesBackends();
+    for (const b of this.backends) {
+      for (const spec of specs) {
+        const id = `${b.name} ${spec.chain}`;
+        const key = JSON.stringify(spec.rules);
+        const had = this.chains.get(id);
+        const where = b.primary ? "" : ` (${b.iptables})`;
+        if (had === key && verify && !(await chainInstalled(spec, b))) {
+          this.log.warn({ chain: spec.chain, backend: b.name }, `${spec.chain}${where} (or the jump to it from ${spec.from}) was removed by someone else (an iptables flush, a firewall reload?): installing it again`);
+        } else if (had === key) continue;
+        await installChain(spec, b);
+        this.chains.set(id, key);
+        if (!b.primary) {
+          if (had === undefined) this.log.info({ chain: spec.chain, backend: b.name, command: b.iptables }, `${b.iptables} holds filter rules on this host too, and a packet passes both backends (a DROP policy in either drops it): ${spec.chain} and the jump from ${spec.from} are there as well`);
+        } else if (spec.chain === "WEFT-FORWARD") {
+          this.log.info({ chain: spec.chain, devices: ["cali+", this.local.tunnelDevice] }, "iptables FORWARD accepts pod traffic (a DROP policy, as Docker sets, would drop it)");
+          const dropping = had === undefined ? await dropPolicyChainsOnHost("forward") : [];
+          if (dropping.length) this.log.warn({ chains: dropping, accept: ["cali*", this.local.tunnelDevice] }, `nftables chain ${dropping.join(", ")} drops forwarded traffic by policy, which weft's iptables accept does not override: pod traffic through this host is dropped there unless it accepts iifname/oifname "cali*" and ${this.local.tunnelDevice}`);
+        } else {
+          this.log.info({ chain: spec.chain, rule: spec.rules[0].join(" ") }, "iptables INPUT accepts IPIP and VXLAN from the cluster's nodes (as marked in nftables table weft)");
+          const dropping = had === undefined ? await dropPolicyChainsOnHost("input") : [];
+          // weft's table marks them at the mangle priority, before any filter chain: one rule there is enough.
+          const accept = `meta mark & ${hexMark(mark)} == ${hexMark(mark)} accept`;
+          if (dropping.length) this.log.warn({ chains: dropping, accept }, `nftables chain ${dropping.join(", ")} drops input by policy, which weft's iptables accept does not override: IPIP and VXLAN from the nodes are dropped there unless it accepts them, e.g. with "${accept}"`);
+        }
       }
     }
   }

@@ -9,6 +9,7 @@ export const C_VXLAN_PORT: u32 = CONFIG + 16; // u32
 export const C_LOCAL_MAC: u32 = CONFIG + 20; // 6 bytes
 export const C_OFFLOAD: u32 = CONFIG + 28; // u32 bit set, OFFLOAD_*
 export const C_VXLAN_SOCKETS: u32 = CONFIG + 32; // u32, VXLAN source ports (sockets) in use, 1-8
+export const C_ICMP_SOURCE: u32 = CONFIG + 36; // u32, host order: ICMP errors' source (0: the local address)
 
 // The TUN carries a virtio_net_hdr in front of every packet (IFF_VNET_HDR).
 export const OFFLOAD_VNET: u32 = 1;
@@ -21,6 +22,13 @@ export const OFFLOAD_GRO: u32 = 2;
 
 export function localAddr(): u32 {
   return load<u32>(C_LOCAL_ADDR);
+}
+// The source of the ICMP errors written into the TUN: the tunnel device's own address
+// when it has one (a strict rp_filter drops one from the node's address, which the
+// kernel routes through the uplink, arriving on the tunnel), else the node's.
+export function icmpSource(): u32 {
+  const a = load<u32>(C_ICMP_SOURCE);
+  return a != 0 ? a : localAddr();
 }
 export function vni(): u32 {
   return load<u32>(C_VNI);

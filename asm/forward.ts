@@ -5,7 +5,7 @@
 // per-batch arena (segments of a TSO super-packet, coalesced TCP for the TUN).
 import * as L from "./layout";
 import * as C from "./counters";
-import { localAddr, nextIpId, offload, underlayMtu, vni, vxlanPort, vxlanSockets, C_LOCAL_MAC, OFFLOAD_GRO, OFFLOAD_VNET } from "./config";
+import { icmpSource, localAddr, nextIpId, offload, underlayMtu, vni, vxlanPort, vxlanSockets, C_LOCAL_MAC, OFFLOAD_GRO, OFFLOAD_VNET } from "./config";
 import { lpmLookup } from "./lpm";
 import { nodesHas } from "./nodes";
 import { routeAt, R_ENCAP, R_NEXT_HOP, R_PATH_MTU, R_VTEP_MAC } from "./routes";
@@ -88,7 +88,7 @@ function answerUnreachable(p: u32, ihl: u32, len: u32, code: u8, mtu: u32, dropR
     C.count(dropReason);
     return;
   }
-  const n = icmp.emitUnreachable(p, ihl, code, mtu, localAddr());
+  const n = icmp.emitUnreachable(p, ihl, code, mtu, icmpSource());
   emitToTun(p - icmp.HEADER_LEN - ipv4.HEADER_LEN, n);
   C.count(code == icmp.CODE_FRAG_NEEDED ? C.ICMP_FRAG_NEEDED_SENT : C.ICMP_UNREACHABLE_SENT);
 }

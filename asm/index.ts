@@ -1,6 +1,6 @@
 // The fast path's exports: batch entry points, table updates, layout for the host.
 import * as L from "./layout";
-import { C_LOCAL_ADDR, C_LOCAL_MAC, C_OFFLOAD, C_UNDERLAY_MTU, C_VNI, C_VXLAN_PORT, C_VXLAN_SOCKETS } from "./config";
+import { C_ICMP_SOURCE, C_LOCAL_ADDR, C_LOCAL_MAC, C_OFFLOAD, C_UNDERLAY_MTU, C_VNI, C_VXLAN_PORT, C_VXLAN_SOCKETS } from "./config";
 import { lpmLookup } from "./lpm";
 import { HEADROOM } from "./forward";
 import { sum16, sum16Copy } from "./wire/checksum";
@@ -23,6 +23,11 @@ export function configure(localAddr: u32, underlayMtu: u32, vni: u32, vxlanPort:
   store<u8>(C_LOCAL_MAC + 3, <u8>(macLo >> 16));
   store<u8>(C_LOCAL_MAC + 4, <u8>(macLo >> 8));
   store<u8>(C_LOCAL_MAC + 5, <u8>macLo);
+}
+
+// The address ICMP errors written into the TUN come from (0: the local address).
+export function setIcmpSource(addr: u32): void {
+  store<u32>(C_ICMP_SOURCE, addr);
 }
 
 // Offload bits (config.ts OFFLOAD_*): what the TUN and sockets were set up with.

@@ -1,5 +1,6 @@
 // ICMP answers from the fast path: fragmentation needed with the tunnel MTU for an
 // oversized DF packet, net unreachable for a destination weft has no route for.
+import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { useLab } from "./helpers.js";
 import { podVeth } from "../router/lab/lab.js";
@@ -31,5 +32,19 @@ describe("ICMP errors written back by weft", () => {
     expect(out).toBe("");
     expect(raw).toMatch(/From 10\.30\.0\.11 .*Destination Net Unreachable/);
     expect((await lab.counters("worker-1")).icmp_unreachable_sent).toBeGreaterThanOrEqual(1);
+  });
+
+  it("a static node on a host with reverse-path filtering (rp_filter 2, Ubuntu's default) says at start that the kernel drops these answers, and it does; with 0 they arrive (a node on a datastore sends them from its tunnel address: strict-rp-filter-hosts-pods-learn-path-mtu)", async () => {
+    await lab.exec("worker-1", ["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=2"]);
+    await lab.restartNode("worker-1");
+    const log = await lab.exec("worker-1", ["tail", "-n", "30", path.join(lab.dir, "worker-1.log")]);
+    expect(log).toMatch(/reverse-path filtering \(net\.ipv4\.conf\.all\.rp_filter = 2: loose, Ubuntu's default\) drops the ICMP errors weft writes into weft0 from this node's address.*Set it to 0/);
+    await lab.exec("worker-1", ["ip", "route", "replace", "192.168.250.0/24", "dev", "weft0"]);
+    const raw = await lab.exec("pod-1", ["sh", "-c", "ping -n -c 1 -W 2 192.168.250.1 2>&1 || true"]);
+    console.log(`[ticmp] with rp_filter 2 on worker-1, ping 192.168.250.1: ${raw.split("\n").filter(Boolean).slice(-2).join(" / ")}`);
+    expect(raw).not.toMatch(/Unreachable/);
+    expect((await lab.counters("worker-1")).icmp_unreachable_sent).toBeGreaterThanOrEqual(1);
+    await lab.exec("worker-1", ["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0"]);
+    expect(await lab.exec("pod-1", ["sh", "-c", "ping -n -c 1 -W 2 192.168.250.1 2>&1 || true"])).toMatch(/Destination Net Unreachable/);
   });
 });

@@ -120,6 +120,20 @@ describe("encapsulation of pod traffic read from the TUN", () => {
     expect(h.fp.counters().icmp_unreachable_sent).toBe(1);
   });
 
+  it("answers from the tunnel address once it is set (a reverse-path filter passes it), from the node's again when it is cleared; checksums hold", () => {
+    const source = () => {
+      const [o] = h.encap([buildEcho("192.168.226.65", "192.168.250.1", 16)]);
+      expect(ipv4Checksum(o.bytes, 0, 20)).toBe(0);
+      expect(ipv4Checksum(o.bytes, 20, o.bytes.length - 20)).toBe(0);
+      return formatIPv4(new DataView(o.bytes.buffer).getUint32(12));
+    };
+    h.fp.setIcmpSource(parseIPv4("192.168.226.64")!);
+    expect(source()).toBe("192.168.226.64");
+    expect(h.fp.config?.icmpSource).toBe(parseIPv4("192.168.226.64"));
+    h.fp.setIcmpSource(0);
+    expect(source()).toBe(W1);
+  });
+
   it("answers an oversized DF packet with fragmentation needed carrying the tunnel MTU", () => {
     const [ipip, vx] = h.encap([
       buildEcho("192.168.226.65", "192.168.133.194", 1500 - 28, true),

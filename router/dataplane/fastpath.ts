@@ -24,6 +24,7 @@ interface Exports {
   decapIpipBatch(count: number, slotCap: number): number;
   decapVxlanBatch(count: number, slotCap: number): number;
   setOffloads(bits: number): void;
+  setIcmpSource(addr: number): void;
   setVxlanSockets(n: number): void;
   layoutVxlanSocketsMax(): number;
   lpmInsert(prefix: number, len: number, route: number): number;
@@ -83,6 +84,8 @@ export interface FastPathConfig {
   vni?: number;
   vxlanPort?: number;
   vtepMAC?: string;
+  /** The source of the ICMP errors written into the TUN (default: localAddr). */
+  icmpSource?: number;
 }
 
 function macWords(mac: string | undefined): [number, number] {
@@ -222,6 +225,18 @@ export class FastPath {
     this.config = c;
     const [hi, lo] = macWords(c.vtepMAC);
     this.x.configure(c.localAddr >>> 0, c.underlayMTU, c.vni ?? 4096, c.vxlanPort ?? 4789, hi, lo);
+    this.x.setIcmpSource((c.icmpSource ?? 0) >>> 0);
+  }
+
+  /**
+   * Where the ICMP errors written into the TUN come from (0: the node's address). A
+   * strict rp_filter (net.ipv4.conf.all.rp_filter=1, as hardening guides set it) drops
+   * one from the node's address arriving on the tunnel, since the kernel routes that
+   * address through the uplink; the tunnel device's own address passes.
+   */
+  setIcmpSource(addr: number): void {
+    if (this.config) this.config.icmpSource = addr;
+    this.x.setIcmpSource(addr >>> 0);
   }
 
   /** Packets the last batch sent to an output channel (CH_TUN, CH_IPIP, CH_VXLAN + socket). */

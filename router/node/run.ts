@@ -318,6 +318,11 @@ export async function runStaticNode(initial: StaticConfig, source: string, log: 
   };
   const applyFile = (verify = false) => serially(() => base.owner.apply({ remote: pre.blocks, tunnelMTU: pre.tunnelMTU, verify }));
   const result = await applyFile();
+  // A node on a datastore answers from weft0's tunnel address (routed through weft0); a static node has none.
+  const rpFilter = kernel.sysctl("net.ipv4.conf.all.rp_filter");
+  if (rpFilter === "1" || rpFilter === "2") {
+    log.warn({ sysctl: "net.ipv4.conf.all.rp_filter", value: Number(rpFilter) }, `reverse-path filtering (net.ipv4.conf.all.rp_filter = ${rpFilter}: ${rpFilter === "1" ? "strict, as hardening guides set it" : "loose, Ubuntu's default"}) drops the ICMP errors weft writes into ${cfg.tunnelDevice} from this node's address, which the kernel routes through ${pre.uplink}: pods do not learn a smaller path MTU (connections through such a path stall) or that a destination is unreachable. Set it to 0 (each interface's own rp_filter then applies; ${cfg.tunnelDevice}'s is 0). A node on a datastore sends them from ${cfg.tunnelDevice}'s tunnel address, which passes`);
+  }
   restoreTunnelIfDeleted(base, cfg.tunnelDevice, log, () => applyFile());
   // Every 30 s: put back what someone else removed (a route, weft0 set down).
   const check = () => applyFile(true).catch((err: Error) => log.error({ err: err.message }, "periodic route check failed"));

@@ -7,7 +7,7 @@
 // what it installed (with what is there, at the check), and changes only the
 // difference; it never touches a route it does not own.
 import type { Logger } from "pino";
-import { formatCIDR, formatIPv4, parseCIDR } from "../dataplane/addr.js";
+import { formatCIDR, formatIPv4, parseCIDR, parseIPv4 } from "../dataplane/addr.js";
 import type { FastPath, FastRoute } from "../dataplane/fastpath.js";
 import * as kernel from "../native/iproute.js";
 import { native } from "../native/index.js";
@@ -265,6 +265,8 @@ export class RouteOwner {
   }
 
   private async tunnelAddress(address: string | null, verify?: boolean): Promise<void> {
+    // weft's ICMP errors come from it, which a strict rp_filter lets through (run.ts).
+    this.fp.setIcmpSource(address ? parseIPv4(address)! : 0);
     const want = address ? [`${address}/32`] : [];
     const key = want.join(",");
     if (key === this.addressKey && !verify) return;

@@ -98,7 +98,7 @@ export function validateStaticConfig(doc: unknown, source = "config"): StaticCon
 }
 
 /** The settings a running static node takes from its file again on SIGHUP; the rest are read at start. */
-export const RELOADABLE = ["routes", "encapsulation", "mtu"] as const;
+const RELOADABLE = ["routes", "encapsulation", "mtu"] as const;
 
 /**
  * A reload of the routes file: the running settings with the file's routes,

@@ -279,6 +279,18 @@ export function untilSignal(base: Pick<NodeBase, "fp" | "dp">, log: Logger, onSt
 }
 
 /**
+ * A static node's ICMP errors (fragmentation needed, unreachable) go into the tunnel from
+ * the node's address, which the kernel routes through the uplink: reverse-path filtering,
+ * loose or strict (the larger of `all` and the device's applies), drops them. A node on a
+ * datastore sends them from the tunnel's own address instead; a static node has none.
+ */
+export function reversePathFilterWarning(all: string | undefined, tunnel: string, uplink: string): string | undefined {
+  if (all !== "1" && all !== "2") return undefined;
+  const mode = all === "1" ? "strict, as hardening guides set it" : "loose, Ubuntu's default";
+  return `reverse-path filtering (net.ipv4.conf.all.rp_filter = ${all}: ${mode}) drops the ICMP errors weft writes into ${tunnel} from this node's address, which the kernel routes through ${uplink}: pods do not learn a smaller path MTU (connections through such a path stall) or that a destination is unreachable. Set it to 0 (each interface's own rp_filter then applies; ${tunnel}'s is 0). A node on a datastore sends them from ${tunnel}'s tunnel address, which passes`;
+}
+
+/**
  * SIGHUP, as BIRD, FRR and GoBGP take it: reload what can be reloaded, keep running.
  * Without a handler Node.js exits on SIGHUP, which systemd counts as a clean stop and
  * does not restart: a `kill -HUP` stopped the node for good, with no log line.
@@ -318,11 +330,8 @@ export async function runStaticNode(initial: StaticConfig, source: string, log: 
   };
   const applyFile = (verify = false) => serially(() => base.owner.apply({ remote: pre.blocks, tunnelMTU: pre.tunnelMTU, verify }));
   const result = await applyFile();
-  // A node on a datastore answers from weft0's tunnel address (routed through weft0); a static node has none.
-  const rpFilter = kernel.sysctl("net.ipv4.conf.all.rp_filter");
-  if (rpFilter === "1" || rpFilter === "2") {
-    log.warn({ sysctl: "net.ipv4.conf.all.rp_filter", value: Number(rpFilter) }, `reverse-path filtering (net.ipv4.conf.all.rp_filter = ${rpFilter}: ${rpFilter === "1" ? "strict, as hardening guides set it" : "loose, Ubuntu's default"}) drops the ICMP errors weft writes into ${cfg.tunnelDevice} from this node's address, which the kernel routes through ${pre.uplink}: pods do not learn a smaller path MTU (connections through such a path stall) or that a destination is unreachable. Set it to 0 (each interface's own rp_filter then applies; ${cfg.tunnelDevice}'s is 0). A node on a datastore sends them from ${cfg.tunnelDevice}'s tunnel address, which passes`);
-  }
+  const rpFilter = reversePathFilterWarning(kernel.sysctl("net.ipv4.conf.all.rp_filter"), cfg.tunnelDevice, pre.uplink);
+  if (rpFilter) log.warn({ sysctl: "net.ipv4.conf.all.rp_filter" }, rpFilter);
   restoreTunnelIfDeleted(base, cfg.tunnelDevice, log, () => applyFile());
   // Every 30 s: put back what someone else removed (a route, weft0 set down).
   const check = () => applyFile(true).catch((err: Error) => log.error({ err: err.message }, "periodic route check failed"));

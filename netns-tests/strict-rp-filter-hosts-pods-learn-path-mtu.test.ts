@@ -22,7 +22,8 @@ describe("hosts with loose or strict reverse-path filtering, a router with a sma
       for (const [host, dev] of [["gw", "v-w3"], ["gw", "brB"], ["worker-3", "eth0"]]) await l.exec(host, ["ip", "link", "set", dev, "mtu", "1400"]);
     },
   });
-  const rpDrops = async (host: string) => Number(/IPReversePathFilter\s+(\d+)/.exec(await lab.exec(host, ["nstat", "-az", "TcpExtIPReversePathFilter"]))?.[1] ?? 0);
+  // -s: no history file (nstat would leave one in /tmp).
+  const rpDrops = async (host: string) => Number(/IPReversePathFilter\s+(\d+)/.exec(await lab.exec(host, ["nstat", "-asz", "TcpExtIPReversePathFilter"]))?.[1] ?? 0);
 
   // pod-2 never heard from pod-3, so it offers pod-3 its full MSS.
   for (const [from, to, host, why] of [

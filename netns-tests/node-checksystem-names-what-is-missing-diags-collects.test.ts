@@ -55,7 +55,7 @@ describe("weft node checksystem", () => {
     const r = await checksystem();
     console.log(`[tck] clean host:\n${r.text}`);
     expect(r.code).toBe(0);
-    for (const what of ["running as root", "native addon", "TUN device", "UDP GSO and GRO", "raw IPIP socket", "UDP 4789 (VXLAN)", "TCP 179 (BGP)", "datastore", "ip command", "nft command", "iptables command", "IPv4 forwarding", "reverse-path filtering", "NetworkManager"]) {
+    for (const what of ["running as root", "native addon", "TUN device", "UDP GSO and GRO", "raw IPIP socket", "UDP 4789 (VXLAN)", "TCP 179 (BGP)", "datastore", "ip command", "nft command", "iptables command", "IPv4 forwarding", "reverse-path filtering", "NetworkManager", "systemd-networkd"]) {
       expect(r.checks[what], what).toMatchObject({ result: "OK" });
     }
     expect(r.checks.datastore.detail).toBe(`sqlite:${path.join(dir, "none.db")}: not made yet (weft node run makes it); BGP on TCP 179`);

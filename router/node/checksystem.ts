@@ -118,31 +118,78 @@ export function networkManagerCheck(running: boolean, configs: string[], tunnelD
   return { what, result: "WARN", detail: `running, and not told to leave ${left.join(" and ")} alone: add /etc/NetworkManager/conf.d/weft.conf with "[keyfile]" and "unmanaged-devices=interface-name:cali*;interface-name:${tunnelDevice}" (as Calico's documentation asks for its devices), then nmcli general reload` };
 }
 
-/** Whether a process named NetworkManager runs here, and its configuration files' texts. */
-function networkManager(): { running: boolean; configs: string[] } {
-  const running = readdirSync("/proc").some((pid) => {
+/** Whether a process of this name (its comm) runs here. */
+function running(comm: string): boolean {
+  return readdirSync("/proc").some((pid) => {
     if (!/^\d+$/.test(pid)) return false;
     try {
-      return readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "NetworkManager";
+      return readFileSync(`/proc/${pid}/comm`, "utf8").trim() === comm;
     } catch {
       return false;
     }
   });
-  const files = NM_CONFIG.flatMap((p) => {
-    try {
-      return p.endsWith(".conf") ? [p] : readdirSync(p).filter((f) => f.endsWith(".conf")).map((f) => `${p}/${f}`);
-    } catch {
-      return [];
-    }
-  });
-  const configs = files.flatMap((f) => {
+}
+
+/** The texts of the files that can be read, in the order given. */
+function texts(files: string[]): string[] {
+  return files.flatMap((f) => {
     try {
       return [readFileSync(f, "utf8")];
     } catch {
       return [];
     }
   });
-  return { running, configs };
+}
+
+const confFiles = (dir: string) => {
+  try {
+    return readdirSync(dir).filter((f) => f.endsWith(".conf"));
+  } catch {
+    return [];
+  }
+};
+
+/** Whether NetworkManager runs here, and its configuration files' texts. */
+function networkManager(): { running: boolean; configs: string[] } {
+  const files = NM_CONFIG.flatMap((p) => (p.endsWith(".conf") ? [p] : confFiles(p).map((f) => `${p}/${f}`)));
+  return { running: running("NetworkManager"), configs: texts(files) };
+}
+
+const NETWORKD_MAIN = ["/etc/systemd/networkd.conf", "/run/systemd/networkd.conf", "/usr/local/lib/systemd/networkd.conf", "/usr/lib/systemd/networkd.conf"];
+
+/**
+ * Whether systemd-networkd runs here, and its configuration in the order it reads it: the
+ * first main file found, then the drop-ins (networkd.conf.d/*.conf) by file name, one in
+ * /etc masking one of that name further down the list.
+ */
+function networkd(): { running: boolean; configs: string[] } {
+  const main = NETWORKD_MAIN.find((f) => existsSync(f));
+  const dropIns = new Map<string, string>();
+  for (const dir of NETWORKD_MAIN.map((f) => `${f}.d`)) for (const f of confFiles(dir)) if (!dropIns.has(f)) dropIns.set(f, `${dir}/${f}`);
+  const files = [...(main ? [main] : []), ...[...dropIns.keys()].sort().map((f) => dropIns.get(f)!)];
+  return { running: running("systemd-networkd"), configs: texts(files) };
+}
+
+/**
+ * systemd-networkd removes the routes it did not make from the links it manages when it
+ * starts (ManageForeignRoutes, on by default since systemd 246): weft's routes through
+ * the uplink would be gone until the node's 30 s check. configs: in the order read (the
+ * last [Network] ManageForeignRoutes= wins).
+ */
+export function networkdCheck(isRunning: boolean, configs: string[], uplink = "the uplink"): Check {
+  const what = "systemd-networkd";
+  if (!isRunning) return { what, result: "OK", detail: "not running" };
+  let manages = true;
+  for (const text of configs) {
+    let section = "";
+    for (const line of text.split("\n").map((l) => l.trim())) {
+      if (/^\[.*\]$/.test(line)) section = line;
+      const m = section === "[Network]" ? /^ManageForeignRoutes\s*=\s*(\S*)/.exec(line) : null;
+      if (m) manages = !/^(no|false|off|0)$/i.test(m[1]);
+    }
+  }
+  if (!manages) return { what, result: "OK", detail: "running; ManageForeignRoutes=no: it leaves weft's routes alone" };
+  return { what, result: "WARN", detail: `running, and when it starts it removes the routes it did not make from the links it manages (ManageForeignRoutes, on by default): weft's routes through ${uplink} (direct and CrossSubnet ones, those from external BGP peers) would be gone until the node's 30 s check (at once with systemctl reload weft-node); add /etc/systemd/networkd.conf.d/weft.conf with "[Network]" and "ManageForeignRoutes=no", then systemctl restart systemd-networkd` };
 }
 
 /** The checks; datastore: the URL weft node run would use (its BGPConfiguration says which BGP port). */
@@ -225,6 +272,8 @@ export async function checkSystem(tunnelDevice = "weft0", datastore = defaultDat
   checks.push({ what: "reverse-path filtering", result: "OK", detail: rp === "1" || rp === "2" ? `net.ipv4.conf.all.rp_filter = ${rp}: a node on a datastore answers pods from ${tunnelDevice}'s tunnel address, which passes it; a static node's (--config) ICMP errors are dropped by it (set 0 for one)` : `net.ipv4.conf.all.rp_filter = ${rp ?? "?"}` });
   const nm = networkManager();
   checks.push(networkManagerCheck(nm.running, nm.configs, tunnelDevice));
+  const nd = networkd();
+  checks.push(networkdCheck(nd.running, nd.configs, await kernel.defaultRouteDevice().catch(() => undefined)));
   return checks;
 }
 

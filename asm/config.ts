@@ -24,8 +24,9 @@ export function localAddr(): u32 {
   return load<u32>(C_LOCAL_ADDR);
 }
 // The source of the ICMP errors written into the TUN: the tunnel device's own address
-// when it has one (a strict rp_filter drops one from the node's address, which the
-// kernel routes through the uplink, arriving on the tunnel), else the node's.
+// when it has one (reverse-path filtering, loose or strict, drops one from the node's
+// address, which the kernel routes through the uplink, arriving on the tunnel), else
+// the node's.
 export function icmpSource(): u32 {
   const a = load<u32>(C_ICMP_SOURCE);
   return a != 0 ? a : localAddr();

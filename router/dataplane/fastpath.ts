@@ -229,10 +229,11 @@ export class FastPath {
   }
 
   /**
-   * Where the ICMP errors written into the TUN come from (0: the node's address). A
-   * strict rp_filter (net.ipv4.conf.all.rp_filter=1, as hardening guides set it) drops
-   * one from the node's address arriving on the tunnel, since the kernel routes that
-   * address through the uplink; the tunnel device's own address passes.
+   * Where the ICMP errors written into the TUN come from (0: the node's address).
+   * Reverse-path filtering, loose or strict (net.ipv4.conf.all.rp_filter 2, Ubuntu's
+   * default, or 1, as hardening guides set it), drops one from the node's address
+   * arriving on the tunnel, since the kernel routes that address through the uplink;
+   * the tunnel device's own address passes.
    */
   setIcmpSource(addr: number): void {
     if (this.config) this.config.icmpSource = addr;

@@ -12,6 +12,7 @@ import { command } from "../native/command.js";
 import { TSO_OFFLOAD, VXLAN_PORT } from "../dataplane/dataplane.js";
 import { datastoreReason, defaultDatastore, openDatastore, type Datastore } from "../store/store.js";
 import { iptablesBackends } from "../native/iptables.js";
+import { filtersReversePath } from "./run.js";
 import { Resources } from "../resources/client.js";
 import type { BGPConfiguration } from "../resources/kinds.js";
 import { bgpSettings, DEFAULT_BGP_PORT } from "../bgp/peers.js";
@@ -269,7 +270,7 @@ export async function checkSystem(tunnelDevice = "weft0", datastore = defaultDat
     checks.push({ what: "IPv4 forwarding", result: "FAIL", detail: `/proc/sys/net/ipv4/ip_forward cannot be written (${root ? "a read-only /proc/sys in a container?" : "needs root"})` });
   }
   const rp = kernel.sysctl("net.ipv4.conf.all.rp_filter");
-  checks.push({ what: "reverse-path filtering", result: "OK", detail: rp === "1" || rp === "2" ? `net.ipv4.conf.all.rp_filter = ${rp}: a node on a datastore answers pods from ${tunnelDevice}'s tunnel address, which passes it; a static node's (--config) ICMP errors are dropped by it (set 0 for one)` : `net.ipv4.conf.all.rp_filter = ${rp ?? "?"}` });
+  checks.push({ what: "reverse-path filtering", result: "OK", detail: filtersReversePath(rp) ? `net.ipv4.conf.all.rp_filter = ${rp}: a node on a datastore answers pods from ${tunnelDevice}'s tunnel address, which passes it; a static node's (--config) ICMP errors are dropped by it (set 0 for one)` : `net.ipv4.conf.all.rp_filter = ${rp ?? "?"}` });
   const nm = networkManager();
   checks.push(networkManagerCheck(nm.running, nm.configs, tunnelDevice));
   const nd = networkd();

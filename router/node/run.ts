@@ -284,8 +284,13 @@ export function untilSignal(base: Pick<NodeBase, "fp" | "dp">, log: Logger, onSt
  * loose or strict (the larger of `all` and the device's applies), drops them. A node on a
  * datastore sends them from the tunnel's own address instead; a static node has none.
  */
+export function filtersReversePath(all: string | undefined): boolean {
+  return all === "1" || all === "2";
+}
+
+/** What a static node says at start when filtersReversePath(net.ipv4.conf.all.rp_filter). */
 export function reversePathFilterWarning(all: string | undefined, tunnel: string, uplink: string): string | undefined {
-  if (all !== "1" && all !== "2") return undefined;
+  if (!filtersReversePath(all)) return undefined;
   const mode = all === "1" ? "strict, as hardening guides set it" : "loose, Ubuntu's default";
   return `reverse-path filtering (net.ipv4.conf.all.rp_filter = ${all}: ${mode}) drops the ICMP errors weft writes into ${tunnel} from this node's address, which the kernel routes through ${uplink}: pods do not learn a smaller path MTU (connections through such a path stall) or that a destination is unreachable. Set it to 0 (each interface's own rp_filter then applies; ${tunnel}'s is 0). A node on a datastore sends them from ${tunnel}'s tunnel address, which passes`;
 }

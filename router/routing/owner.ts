@@ -265,7 +265,7 @@ export class RouteOwner {
   }
 
   private async tunnelAddress(address: string | null, verify?: boolean): Promise<void> {
-    // weft's ICMP errors come from it, which a strict rp_filter lets through (run.ts).
+    // weft's ICMP errors come from it, which reverse-path filtering lets through (run.ts).
     this.fp.setIcmpSource(address ? parseIPv4(address)! : 0);
     const want = address ? [`${address}/32`] : [];
     const key = want.join(",");
